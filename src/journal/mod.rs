@@ -1,0 +1,1 @@
+//! The durable transaction journal (filled in by the journal work).

@@ -1,0 +1,1 @@
+//! The reference node (filled in by the node work).
