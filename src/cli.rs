@@ -1,38 +1,144 @@
 //! The command line: `dtc run | check | node | demo | inject | webhook`.
 
-use clap::{Parser, Subcommand};
+use crate::config;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// dtc, the replicating sidecar proxy.
+/// dtc, the replicating sidecar proxy: every write on all nodes or on none.
 #[derive(Debug, Parser)]
 #[command(name = "dtc", version, about)]
 pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "human", env = "DTC_LOG_FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the proxy.
+    Run(RunArgs),
+    /// Validate a config file and print the effective config (exit 64 when invalid).
+    Check(CheckArgs),
+    /// Run three reference nodes and the proxy in one process, on the default config.
+    Demo,
     /// Add the dtc sidecar to Kubernetes manifests (stdin or a file) and print them.
     Inject(crate::k8s::InjectArgs),
     /// Serve the mutating admission webhook that injects the sidecar.
     Webhook(crate::k8s::WebhookArgs),
 }
 
+/// `dtc run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Config file (watched: edits apply without a restart).
+    #[arg(long, short, default_value = "config/dtc.toml", env = "DTC_CONFIG")]
+    pub config: PathBuf,
+    /// Tokio worker threads (overrides listen.workers; 0 = one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+/// `dtc check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Config file to check.
+    #[arg(long, short, default_value = "config/dtc.toml")]
+    pub config: PathBuf,
+}
+
+/// Exit code for a bad config (EX_CONFIG... sysexits' EX_USAGE is 64, used for bad input).
+const EXIT_CONFIG: u8 = 64;
+/// Exit code when the service cannot start (EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: u8 = 69;
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
     match cli.command {
+        Command::Check(args) => check(&args),
+        Command::Run(args) => run(args),
+        Command::Demo => demo(),
         Command::Inject(args) => crate::k8s::inject_main(args),
-        Command::Webhook(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build();
-            match rt {
-                Ok(rt) => rt.block_on(crate::k8s::webhook_main(args)),
-                Err(e) => {
-                    eprintln!("dtc: cannot start the runtime: {e}");
-                    ExitCode::from(70)
-                }
-            }
+        Command::Webhook(args) => with_runtime(0, crate::k8s::webhook_main(args)),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Runs `fut` on a multi-thread runtime with `workers` threads (0: one per core).
+pub fn with_runtime(workers: usize, fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        b.worker_threads(workers);
+    }
+    match b.enable_all().build() {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => {
+            eprintln!("dtc: cannot start the runtime: {e}");
+            ExitCode::from(EXIT_UNAVAILABLE)
         }
     }
+}
+
+fn check(args: &CheckArgs) -> ExitCode {
+    match config::load_file(&args.config) {
+        Ok((settings, _)) => {
+            match toml::to_string_pretty(&settings.config) {
+                Ok(text) => print!("{text}"),
+                Err(e) => eprintln!("dtc check: cannot print the config: {e}"),
+            }
+            eprintln!("{}: ok ({} nodes, {} routes)", args.config.display(), settings.nodes.len(), settings.routes.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dtc check: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let (settings, _text) = match config::load_file(&args.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dtc: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let workers = args.workers.unwrap_or(settings.config.listen.workers);
+    with_runtime(workers, async move {
+        let app = crate::app::App::new(settings, Some(args.config));
+        let listener = match app.bind().await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(EXIT_UNAVAILABLE);
+            }
+        };
+        app.serve(listener, crate::app::shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+fn demo() -> ExitCode {
+    with_runtime(0, crate::demo::run())
 }

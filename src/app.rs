@@ -1,0 +1,74 @@
+//! Wiring: everything `dtc run` and `dtc demo` start, stopped together.
+
+use crate::config::Settings;
+use crate::proxy::{Proxy, server};
+use crate::runtime::Current;
+use crate::saga::Coordinator;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source} (is another dtc or the app itself using it? change listen.address)")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+}
+
+/// A running dtc: its runtime and proxy.
+#[derive(Clone)]
+pub struct App {
+    pub current: Arc<Current>,
+    pub proxy: Proxy,
+    /// The config file, when running from one (hot reload watches it).
+    pub config_path: Option<PathBuf>,
+}
+
+impl App {
+    /// Builds the app from validated settings. Must run inside a tokio runtime.
+    pub fn new(settings: Settings, config_path: Option<PathBuf>) -> App {
+        let current = Arc::new(Current::new(settings));
+        let proxy = Proxy::new(Coordinator::new(current.clone()));
+        App { current, proxy, config_path }
+    }
+
+    /// Binds the configured client listener.
+    pub async fn bind(&self) -> Result<TcpListener, StartError> {
+        let addr = self.current.load().settings.listen;
+        TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+    }
+
+    /// Serves on `listener` until `shutdown`, then drains.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        if let Ok(addr) = listener.local_addr() {
+            let rt = self.current.load();
+            let nodes: Vec<&str> = rt.nodes.all().iter().map(|n| n.name()).collect();
+            tracing::info!(%addr, generation = rt.generation, nodes = ?nodes, "dtc listening");
+        }
+        server::serve(listener, self.proxy, shutdown).await;
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

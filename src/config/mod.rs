@@ -1,0 +1,98 @@
+//! Configuration: the file's serde types ([`model`]), route templates ([`template`]), validation
+//! into [`Settings`] ([`validate`]) and the file watcher for hot reload ([`watch`]).
+//!
+//! The pipeline: file text → TOML parse (syntax errors carry line and column) → [`Config`] with
+//! documented defaults for every missing field → [`validate::validate`], which returns *every*
+//! problem with its field path and line → [`Settings`], the compiled form the proxy runs on.
+//! `dtc check` and hot reload run exactly this pipeline.
+
+pub mod duration;
+pub mod model;
+pub mod template;
+pub mod validate;
+
+pub use model::*;
+pub use validate::{NodeSpec, Route, Settings};
+
+use std::path::Path;
+
+/// The configuration shipped as `config/dtc.toml` and used by `dtc demo`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../config/dtc.toml");
+
+/// One problem found in a configuration file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// Field path, e.g. `nodes[1].url`.
+    pub field: String,
+    /// 1-based line in the file, when it could be located.
+    pub line: Option<usize>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: `{}`: {}", self.field, self.message),
+            None => write!(f, "`{}`: {}", self.field, self.message),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("{origin}: {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Reads, parses and validates a config file.
+pub fn load_file(path: &Path) -> Result<(Settings, String), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let settings = parse(&text, &path.display().to_string())?;
+    Ok((settings, text))
+}
+
+/// Parses and validates config text; `origin` names it in errors (a path, or "embedded default").
+pub fn parse(text: &str, origin: &str) -> Result<Settings, ConfigError> {
+    let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        origin: origin.to_string(),
+        message: syntax_message(&e, text),
+    })?;
+    validate::validate(config, text).map_err(|problems| ConfigError::Invalid {
+        origin: origin.to_string(),
+        problems,
+    })
+}
+
+fn syntax_message(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim_end().to_string();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {message}")
+        }
+        None => message,
+    }
+}

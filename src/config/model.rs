@@ -1,0 +1,388 @@
+//! The configuration file's shape: serde types with every default in one place.
+//!
+//! Every struct denies unknown fields, so a typo is an error that names the field rather than a
+//! setting that silently does nothing. Defaults are the `Default` impls below; `dtc check` prints
+//! the effective result.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Listener addresses and worker threads.
+    pub listen: Listen,
+    /// The replicas. Every write goes to all of them; reads go to one.
+    pub nodes: Vec<NodeConfig>,
+    /// Retry policy for node requests (writes, compensations, snapshots).
+    pub retry: RetryConfig,
+    /// Connect, per-attempt, header-read and shutdown timeouts.
+    pub timeouts: Timeouts,
+    /// Body size and connection limits.
+    pub limits: Limits,
+    /// Active and passive node health checking.
+    pub health: HealthConfig,
+    /// Which methods are writes and what to do with writes no route matches.
+    pub writes: Writes,
+    /// Read failover.
+    pub reads: Reads,
+    /// The durable transaction journal.
+    pub journal: JournalConfig,
+    /// Where alerts about failed transactions go.
+    pub alerts: Alerts,
+    /// Compensation rules, first match wins.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: Listen::default(),
+            nodes: Vec::new(),
+            retry: RetryConfig::default(),
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            health: HealthConfig::default(),
+            writes: Writes::default(),
+            reads: Reads::default(),
+            journal: JournalConfig::default(),
+            alerts: Alerts::default(),
+            routes: Vec::new(),
+        }
+    }
+}
+
+/// Listener settings. Changing any of them needs a restart.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// The proxy listener the client talks to. Default `127.0.0.1:8000`.
+    pub address: String,
+    /// The admin listener (health, metrics, transactions). Default `127.0.0.1:9901`; `""` disables it.
+    pub admin: String,
+    /// Bearer token the admin API requires, if set. Redacted in `GET /config`.
+    pub admin_token: Option<String>,
+    /// Tokio worker threads; 0 means one per core. Default 0.
+    pub workers: usize,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Listen {
+            address: "127.0.0.1:8000".into(),
+            admin: "127.0.0.1:9901".into(),
+            admin_token: None,
+            workers: 0,
+        }
+    }
+}
+
+/// One replica.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// A short name used in logs, metrics and error bodies. Unique.
+    pub name: String,
+    /// Base URL, `http://host:port` with an optional path prefix.
+    pub url: String,
+}
+
+/// Exponential backoff with jitter, under an overall deadline. One policy serves node writes,
+/// compensations, snapshots and the background re-drive.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts per node, the first included. Default 4.
+    pub attempts: u32,
+    /// Wait before the second attempt. Default `50ms`.
+    #[serde(with = "super::duration")]
+    pub initial_backoff: Duration,
+    /// Upper bound of one wait. Default `1s`.
+    #[serde(with = "super::duration")]
+    pub max_backoff: Duration,
+    /// Growth factor between waits. Default 2.0.
+    pub multiplier: f64,
+    /// Fraction of each wait that is randomized (0 to 1). Default 0.2.
+    pub jitter: f64,
+    /// Overall time budget for one node's attempts, waits included. Default `5s`.
+    #[serde(with = "super::duration")]
+    pub deadline: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            attempts: 4,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(1),
+            multiplier: 2.0,
+            jitter: 0.2,
+            deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Timeouts.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timeouts {
+    /// TCP connect to a node. Default `500ms`.
+    #[serde(with = "super::duration")]
+    pub connect: Duration,
+    /// One request to a node, until its whole response is read. Default `2s`.
+    #[serde(with = "super::duration")]
+    pub attempt: Duration,
+    /// How long a client may take to send its request headers. Default `10s`.
+    #[serde(with = "super::duration")]
+    pub header_read: Duration,
+    /// How long in-flight requests may take to finish on SIGTERM. Default `10s`.
+    #[serde(with = "super::duration")]
+    pub shutdown: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_millis(500),
+            attempt: Duration::from_secs(2),
+            header_read: Duration::from_secs(10),
+            shutdown: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Limits.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes (413 beyond). Node responses to writes are
+    /// bounded by the same number. Default 1 MiB.
+    pub max_body: usize,
+    /// Client connections served at once; more get 503 and are closed. Default 4096.
+    pub max_connections: usize,
+    /// Largest request head (request line + headers), in bytes (431 beyond). Default 64 KiB.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 1024 * 1024,
+            max_connections: 4096,
+            max_header_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Node health. Passive: `unhealthy_threshold` consecutive transient failures of real traffic
+/// mark a node down. Active: a GET of `path` every `interval`; any answer below 500 counts as up.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// Probe path. Default `/healthz`. An empty string disables active probing.
+    pub path: String,
+    /// Time between probes. Default `2s`.
+    #[serde(with = "super::duration")]
+    pub interval: Duration,
+    /// Probe timeout. Default `1s`.
+    #[serde(with = "super::duration")]
+    pub timeout: Duration,
+    /// Consecutive good probes that bring a down node up. Default 2.
+    pub healthy_threshold: u32,
+    /// Consecutive failures (probes or traffic) that take a node down. Default 3.
+    pub unhealthy_threshold: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            path: "/healthz".into(),
+            interval: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            healthy_threshold: 2,
+            unhealthy_threshold: 3,
+        }
+    }
+}
+
+/// What a write no route matches does.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// Replicate it anyway; if it ends partial nothing can undo it (state `failed`).
+    Replicate,
+    /// Refuse it with 501 before touching any node.
+    Refuse,
+}
+
+/// Writes.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Writes {
+    /// Methods that are replicated to every node. Default POST, PUT, PATCH, DELETE.
+    pub methods: Vec<String>,
+    /// Writes that match no route: `replicate` (default) or `refuse`.
+    pub unmatched: Unmatched,
+    /// Refuse a write with 503 `to_be_retried`, touching no node, while a node is known down.
+    /// Default true.
+    pub fail_fast: bool,
+    /// `Retry-After` sent with 503 answers. Default `1s`.
+    #[serde(with = "super::duration")]
+    pub retry_after: Duration,
+}
+
+impl Default for Writes {
+    fn default() -> Self {
+        Writes {
+            methods: ["POST", "PUT", "PATCH", "DELETE"].map(String::from).into(),
+            unmatched: Unmatched::Replicate,
+            fail_fast: true,
+            retry_after: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Reads (every method that is not a write).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Reads {
+    /// Node statuses after which a read is tried on another node. Default 502, 503, 504.
+    pub retry_statuses: Vec<u16>,
+    /// Nodes tried at most for one read. Default 3.
+    pub max_tries: u32,
+}
+
+impl Default for Reads {
+    fn default() -> Self {
+        Reads {
+            retry_statuses: vec![502, 503, 504],
+            max_tries: 3,
+        }
+    }
+}
+
+/// How durable a journal record is before the write proceeds.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilityMode {
+    /// fsync after every record.
+    Fsync,
+    /// One fsync shared by the records of concurrent transactions (default).
+    #[default]
+    Group,
+    /// No fsync: survives a crash of dtc, not of the machine.
+    None,
+}
+
+/// The journal.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// Directory of the journal. Default `./data`. Needs a restart to change.
+    pub dir: String,
+    /// `fsync`, `group` (default) or `none`.
+    pub durability: DurabilityMode,
+    /// Finished transactions kept for inspection. Default 1000.
+    pub keep_finished: usize,
+    /// First wait of the background re-drive of failed transactions. Default `1s`.
+    #[serde(with = "super::duration")]
+    pub redrive_initial: Duration,
+    /// Longest wait of the re-drive. Default `5m`.
+    #[serde(with = "super::duration")]
+    pub redrive_max: Duration,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            dir: "./data".into(),
+            durability: DurabilityMode::Group,
+            keep_finished: 1000,
+            redrive_initial: Duration::from_secs(1),
+            redrive_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Alerting.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerts {
+    /// `http://` URL that receives a JSON event when a transaction ends `failed` and when it later
+    /// converges. Unset: events are only logged.
+    pub webhook: Option<String>,
+}
+
+/// Where a compensation's body comes from.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum BodySource {
+    /// The client's original request body.
+    Original,
+    /// The representation the snapshot request read on that node before the write.
+    Snapshot,
+    /// No body.
+    None,
+}
+
+/// A compensation rule: how to undo a write that one node applied.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CompensationConfig {
+    /// Method of the undo request.
+    pub method: String,
+    /// Path template of the undo request.
+    pub path: String,
+    /// Body of the undo request: `original`, `snapshot` or `none`. Default `none`.
+    #[serde(default = "default_body_source")]
+    pub body: BodySource,
+    /// A body template instead (e.g. `{"groupId": "{body:/groupId}"}`); excludes `body`.
+    #[serde(default)]
+    pub body_template: Option<String>,
+    /// Statuses of the undo that mean "already undone" (e.g. 404 for a DELETE).
+    #[serde(default)]
+    pub already: Vec<u16>,
+}
+
+fn default_body_source() -> BodySource {
+    BodySource::None
+}
+
+/// A read of the resource on each node before the write, for snapshot compensation.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotConfig {
+    /// Method, default GET.
+    #[serde(default = "default_get")]
+    pub method: String,
+    /// Path template; default: the write's own path.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+fn default_get() -> String {
+    "GET".into()
+}
+
+/// A route: which writes it matches and how they are undone.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Method of the write.
+    pub method: String,
+    /// Path template: literal segments and `{name}` segments that capture one segment.
+    pub path: String,
+    /// Resource key template. Writes with the same key are serialized; default: the request path.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// Statuses of the write meaning "the node is already in the target state".
+    #[serde(default)]
+    pub already: Vec<u16>,
+    /// Optional pre-image read.
+    #[serde(default)]
+    pub snapshot: Option<SnapshotConfig>,
+    /// How to undo the write; none means a partial write cannot be undone.
+    #[serde(default)]
+    pub compensation: Option<CompensationConfig>,
+}

@@ -1,0 +1,397 @@
+//! Validation: [`Config`] → [`Settings`], or every problem at once with its field path.
+
+use super::template::{Pattern, Template};
+use super::{BodySource, Config, Problem};
+use http::{Method, Uri};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A validated, compiled configuration: what the proxy runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file as parsed, defaults filled in.
+    pub config: Config,
+    /// Proxy listener.
+    pub listen: SocketAddr,
+    /// Admin listener, if enabled.
+    pub admin: Option<SocketAddr>,
+    /// The replicas, in file order.
+    pub nodes: Vec<NodeSpec>,
+    /// Methods that are writes.
+    pub write_methods: Vec<Method>,
+    /// Compiled routes, first match wins.
+    pub routes: Vec<Arc<Route>>,
+}
+
+/// A node's identity: nodes with the same name and URL across reloads are the same node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSpec {
+    pub name: String,
+    /// `http` URL without a trailing slash.
+    pub url: Uri,
+    /// The `host:port` to connect to and to send as `Host`.
+    pub authority: String,
+    /// Path prefix prepended to request paths (`""` when none).
+    pub base_path: String,
+}
+
+/// A compiled route.
+#[derive(Debug)]
+pub struct Route {
+    /// `POST /v1/group/`, for logs.
+    pub name: String,
+    pub method: Method,
+    pub pattern: Pattern,
+    pub key: Option<Template>,
+    pub already: Vec<u16>,
+    pub snapshot: Option<SnapshotRule>,
+    pub compensation: Option<CompensationRule>,
+}
+
+/// A compiled snapshot rule.
+#[derive(Debug)]
+pub struct SnapshotRule {
+    pub method: Method,
+    /// `None`: the write's own path.
+    pub path: Option<Template>,
+}
+
+/// A compiled compensation rule.
+#[derive(Debug)]
+pub struct CompensationRule {
+    pub method: Method,
+    pub path: Template,
+    pub body: CompBody,
+    pub already: Vec<u16>,
+}
+
+/// A compensation's body.
+#[derive(Debug)]
+pub enum CompBody {
+    Original,
+    Snapshot,
+    None,
+    Template(Template),
+}
+
+struct Checker<'a> {
+    text: &'a str,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        let field = field.into();
+        let line = locate(self.text, &field);
+        self.problems.push(Problem { field, line, message: message.into() });
+    }
+}
+
+/// Validates a parsed config; `text` is the file, used to point problems at lines.
+pub fn validate(config: Config, text: &str) -> Result<Settings, Vec<Problem>> {
+    let mut c = Checker { text, problems: Vec::new() };
+    let listen = socket_addr(&mut c, "listen.address", &config.listen.address);
+    let admin = if config.listen.admin.is_empty() {
+        None
+    } else {
+        socket_addr(&mut c, "listen.admin", &config.listen.admin)
+    };
+    let nodes = check_nodes(&mut c, &config);
+    check_policy(&mut c, &config);
+    let write_methods = check_write_methods(&mut c, &config);
+    let routes = check_routes(&mut c, &config, &write_methods);
+    if let Some(url) = &config.alerts.webhook {
+        if let Err(e) = parse_http_url(url) {
+            c.problem("alerts.webhook", e);
+        }
+    }
+    if !c.problems.is_empty() {
+        return Err(c.problems);
+    }
+    Ok(Settings {
+        listen: listen.expect("checked"),
+        admin,
+        nodes,
+        write_methods,
+        routes,
+        config,
+    })
+}
+
+fn socket_addr(c: &mut Checker, field: &str, value: &str) -> Option<SocketAddr> {
+    match value.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            c.problem(field, format!("`{value}` is not an address: write it like `127.0.0.1:8000`"));
+            None
+        }
+    }
+}
+
+fn check_nodes(c: &mut Checker, config: &Config) -> Vec<NodeSpec> {
+    if config.nodes.is_empty() {
+        c.problem("nodes", "no nodes: add at least one `[[nodes]]` with `name` and `url`");
+    }
+    let mut out: Vec<NodeSpec> = Vec::new();
+    for (i, node) in config.nodes.iter().enumerate() {
+        if node.name.trim().is_empty() {
+            c.problem(format!("nodes[{i}].name"), "a node needs a non-empty name");
+        }
+        if out.iter().any(|n| n.name == node.name) {
+            c.problem(format!("nodes[{i}].name"), format!("node name `{}` is used twice", node.name));
+        }
+        match parse_http_url(&node.url) {
+            Ok(spec) => {
+                if out.iter().any(|n| n.url == spec.0) {
+                    c.problem(format!("nodes[{i}].url"), format!("`{}` is listed twice", node.url));
+                }
+                out.push(NodeSpec { name: node.name.clone(), url: spec.0, authority: spec.1, base_path: spec.2 });
+            }
+            Err(e) => c.problem(format!("nodes[{i}].url"), e),
+        }
+    }
+    out
+}
+
+/// Parses an `http://host:port[/prefix]` URL into (url, authority, base path).
+pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
+    if !url.contains("://") {
+        return Err(format!("url `{url}` has no scheme: write `http://{url}`"));
+    }
+    let uri: Uri = url.parse().map_err(|e| format!("url `{url}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!("url `{url}`: https to nodes is not supported; use http (dtc runs beside the client and nodes are reached over the pod network)"));
+        }
+        Some(other) => return Err(format!("url `{url}`: scheme `{other}` is not supported; use http")),
+        None => return Err(format!("url `{url}` has no scheme: write `http://{url}`")),
+    }
+    let Some(auth) = uri.authority() else {
+        return Err(format!("url `{url}` has no host"));
+    };
+    if auth.host().is_empty() {
+        return Err(format!("url `{url}` has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("url `{url}`: a node URL cannot have a query"));
+    }
+    let authority = match auth.port_u16() {
+        Some(_) => auth.as_str().to_string(),
+        None => format!("{}:80", auth.host()),
+    };
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Ok((uri, authority, base_path))
+}
+
+fn check_policy(c: &mut Checker, config: &Config) {
+    let r = &config.retry;
+    if r.attempts == 0 {
+        c.problem("retry.attempts", "must be at least 1 (the first attempt counts)");
+    }
+    if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
+        c.problem("retry.multiplier", "must be a number >= 1.0");
+    }
+    if !(0.0..=1.0).contains(&r.jitter) {
+        c.problem("retry.jitter", "must be between 0 and 1");
+    }
+    if r.initial_backoff > r.max_backoff {
+        c.problem("retry.initial_backoff", "is larger than retry.max_backoff");
+    }
+    if r.deadline.is_zero() {
+        c.problem("retry.deadline", "must be more than 0");
+    }
+    let t = &config.timeouts;
+    for (field, d) in [("timeouts.connect", t.connect), ("timeouts.attempt", t.attempt), ("timeouts.header_read", t.header_read)] {
+        if d.is_zero() {
+            c.problem(field, "must be more than 0");
+        }
+    }
+    let l = &config.limits;
+    if l.max_body == 0 {
+        c.problem("limits.max_body", "must be more than 0");
+    }
+    if l.max_connections == 0 {
+        c.problem("limits.max_connections", "must be more than 0");
+    }
+    if l.max_header_bytes < 8192 {
+        c.problem("limits.max_header_bytes", "must be at least 8192");
+    }
+    let h = &config.health;
+    if !h.path.is_empty() && !h.path.starts_with('/') {
+        c.problem("health.path", format!("`{}` must start with `/` (or be \"\" to disable probes)", h.path));
+    }
+    if h.interval.is_zero() || h.timeout.is_zero() {
+        c.problem("health.interval", "interval and timeout must be more than 0");
+    }
+    if h.healthy_threshold == 0 || h.unhealthy_threshold == 0 {
+        c.problem("health.unhealthy_threshold", "thresholds must be at least 1");
+    }
+    if config.reads.max_tries == 0 {
+        c.problem("reads.max_tries", "must be at least 1");
+    }
+    for s in &config.reads.retry_statuses {
+        if !(100..=599).contains(s) {
+            c.problem("reads.retry_statuses", format!("{s} is not an HTTP status"));
+        }
+    }
+    if config.journal.dir.trim().is_empty() {
+        c.problem("journal.dir", "must name a directory");
+    }
+}
+
+fn check_write_methods(c: &mut Checker, config: &Config) -> Vec<Method> {
+    let mut out = Vec::new();
+    for m in &config.writes.methods {
+        match parse_method(m) {
+            Ok(method) if method == Method::GET || method == Method::HEAD => {
+                c.problem("writes.methods", format!("{m} is a read and cannot be replicated as a write"));
+            }
+            Ok(method) => out.push(method),
+            Err(e) => c.problem("writes.methods", e),
+        }
+    }
+    out
+}
+
+fn parse_method(m: &str) -> Result<Method, String> {
+    if m.is_empty() || m.bytes().any(|b| !b.is_ascii_uppercase()) {
+        return Err(format!("`{m}` is not an HTTP method (write it in capitals, like `POST`)"));
+    }
+    Method::from_bytes(m.as_bytes()).map_err(|_| format!("`{m}` is not an HTTP method"))
+}
+
+fn check_statuses(c: &mut Checker, field: &str, statuses: &[u16]) {
+    for s in statuses {
+        if !(100..=599).contains(s) {
+            c.problem(field, format!("{s} is not an HTTP status"));
+        } else if (200..300).contains(s) {
+            c.problem(field, format!("{s} is a success already; list only non-2xx statuses here"));
+        }
+    }
+}
+
+fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) -> Vec<Arc<Route>> {
+    let mut out = Vec::new();
+    for (i, r) in config.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let method = parse_method(&r.method).map_err(|e| c.problem(format!("{at}.method"), e)).ok();
+        if let Some(m) = &method {
+            if !writes.contains(m) {
+                c.problem(format!("{at}.method"), format!("{m} is not in writes.methods, so this route would never match"));
+            }
+        }
+        let pattern = Pattern::compile(&r.path).map_err(|e| c.problem(format!("{at}.path"), e)).ok();
+        let params = pattern.as_ref().map(Pattern::params).unwrap_or_default();
+        let key = r.key.as_ref().and_then(|k| {
+            let t = Template::compile(k, &params).map_err(|e| c.problem(format!("{at}.key"), e)).ok()?;
+            if t.needs_response() {
+                c.problem(format!("{at}.key"), "a key is known before the write, so it cannot use {response:..} or {location}");
+            }
+            Some(t)
+        });
+        check_statuses(c, &format!("{at}.already"), &r.already);
+        let snapshot = r.snapshot.as_ref().and_then(|s| {
+            let method = parse_method(&s.method).map_err(|e| c.problem(format!("{at}.snapshot.method"), e)).ok()?;
+            let path = match &s.path {
+                Some(p) => Some(compile_request_template(c, &format!("{at}.snapshot.path"), p, &params)?),
+                None => None,
+            };
+            Some(SnapshotRule { method, path })
+        });
+        let compensation = r.compensation.as_ref().and_then(|comp| {
+            let field = format!("{at}.compensation");
+            let method = parse_method(&comp.method).map_err(|e| c.problem(format!("{field}.method"), e)).ok();
+            let path = Template::compile(&comp.path, &params).map_err(|e| c.problem(format!("{field}.path"), e)).ok();
+            if !comp.path.starts_with('/') && !comp.path.starts_with("{location}") {
+                c.problem(format!("{field}.path"), format!("`{}` must start with `/` or `{{location}}`", comp.path));
+            }
+            check_statuses(c, &format!("{field}.already"), &comp.already);
+            let body = match (&comp.body_template, comp.body) {
+                (Some(t), BodySource::None) => Template::compile(t, &params)
+                    .map_err(|e| c.problem(format!("{field}.body_template"), e))
+                    .ok()
+                    .map(CompBody::Template),
+                (Some(_), _) => {
+                    c.problem(format!("{field}.body_template"), "set either `body` or `body_template`, not both");
+                    None
+                }
+                (None, BodySource::Snapshot) if r.snapshot.is_none() => {
+                    c.problem(format!("{field}.body"), "`snapshot` needs a `snapshot` rule on the route (e.g. `snapshot = { method = \"GET\" }`)");
+                    None
+                }
+                (None, BodySource::Snapshot) => Some(CompBody::Snapshot),
+                (None, BodySource::Original) => Some(CompBody::Original),
+                (None, BodySource::None) => Some(CompBody::None),
+            };
+            Some(CompensationRule { method: method?, path: path?, body: body?, already: comp.already.clone() })
+        });
+        if let (Some(method), Some(pattern)) = (method, pattern) {
+            out.push(Arc::new(Route {
+                name: format!("{} {}", r.method, r.path),
+                method,
+                pattern,
+                key,
+                already: r.already.clone(),
+                snapshot,
+                compensation,
+            }));
+        }
+    }
+    out
+}
+
+fn compile_request_template(c: &mut Checker, field: &str, text: &str, params: &[String]) -> Option<Template> {
+    let t = Template::compile(text, params).map_err(|e| c.problem(field, e)).ok()?;
+    if t.needs_response() {
+        c.problem(field, "runs before the write, so it cannot use {response:..} or {location}");
+        return None;
+    }
+    Some(t)
+}
+
+/// Best-effort line of a field path like `nodes[1].url` or `retry.attempts` in TOML text.
+pub fn locate(text: &str, field: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut start = 0usize;
+    let mut end = lines.len();
+    let mut parts = field.split('.').peekable();
+    let mut header = String::new();
+    while let Some(part) = parts.next() {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let is_last = parts.peek().is_none();
+        if is_last && index.is_none() {
+            // A key inside the current table, or an inline-table key on some line.
+            let key = format!("{name} ");
+            let key_eq = format!("{name}=");
+            return (start..end)
+                .find(|&l| {
+                    let t = lines[l].trim_start();
+                    t.starts_with(&key) || t.starts_with(&key_eq)
+                })
+                .map(|l| l + 1)
+                .or(if start > 0 { Some(start) } else { None });
+        }
+        header = if header.is_empty() { name.to_string() } else { format!("{header}.{name}") };
+        let wanted = match index {
+            Some(_) => format!("[[{header}]]"),
+            None => format!("[{header}]"),
+        };
+        let nth = index.unwrap_or(0);
+        let found = (start..end).filter(|&l| lines[l].trim() == wanted).nth(nth);
+        let Some(l) = found else {
+            return if start > 0 { Some(start) } else { None };
+        };
+        start = l + 1;
+        end = (start..lines.len())
+            .find(|&k| lines[k].trim_start().starts_with('['))
+            .unwrap_or(lines.len());
+        if is_last {
+            return Some(l + 1);
+        }
+    }
+    None
+}

@@ -1,0 +1,55 @@
+//! `dtc demo`: three reference nodes and the proxy in one process, on the embedded default config.
+
+use crate::app::App;
+use crate::config;
+use crate::node::{NodeOptions, RefNode};
+use std::process::ExitCode;
+
+/// Runs the demo until Ctrl-C.
+pub async fn run() -> ExitCode {
+    let settings = match config::parse(config::DEFAULT_CONFIG, "embedded default config") {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dtc demo: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    let mut nodes = Vec::new();
+    for (i, spec) in settings.nodes.iter().enumerate() {
+        let opts = NodeOptions { name: spec.name.clone(), id_base: 1 + 1000 * i as u64, faults: Default::default() };
+        match RefNode::bind(&spec.authority, opts).await {
+            Ok(n) => nodes.push(n),
+            Err(e) => {
+                eprintln!("dtc demo: cannot start reference node {} on {}: {e} (is something else using the port?)", spec.name, spec.authority);
+                return ExitCode::from(69);
+            }
+        }
+    }
+    let app = App::new(settings, None);
+    let listener = match app.bind().await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("dtc demo: {e}");
+            return ExitCode::from(69);
+        }
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    println!("{}", banner(&addr, &nodes));
+    app.serve(listener, crate::app::shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+fn banner(addr: &str, nodes: &[RefNode]) -> String {
+    let list: Vec<String> = nodes.iter().map(|n| format!("{} {}", n.name(), n.url())).collect();
+    format!(
+        "dtc demo: proxy on http://{addr}, reference nodes: {}\n\
+         Try:\n  \
+         curl -i -X POST http://{addr}/v1/group/ -H 'content-type: application/json' -d '{{\"groupId\": \"g1\"}}'\n  \
+         curl -i http://{addr}/v1/group/g1/\n  \
+         curl -i -X POST http://{addr}/v1/group/ -H 'content-type: application/json' -d '{{\"groupId\": \"g1\"}}'   # 400: exists\n  \
+         curl -i -X DELETE http://{addr}/v1/group/ -H 'content-type: application/json' -d '{{\"groupId\": \"g1\"}}'\n  \
+         curl -i http://{addr}/v1/group/g1/                                                                   # 404\n\
+         Ctrl-C stops everything.",
+        list.join(", ")
+    )
+}

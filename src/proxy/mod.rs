@@ -1,0 +1,73 @@
+//! The proxy service: reads go to one healthy node ([`read`]), writes go to the saga
+//! ([`write`]); every error answer is a problem document ([`problem`]).
+
+pub mod body;
+pub mod problem;
+pub mod server;
+mod read;
+mod write;
+
+pub use body::ProxyBody;
+
+use crate::saga::Coordinator;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use std::time::Duration;
+
+/// The hyper service behind the client listener. Cheap to clone.
+#[derive(Clone)]
+pub struct Proxy {
+    pub coordinator: Coordinator,
+}
+
+impl Proxy {
+    /// A proxy running writes through `coordinator`.
+    pub fn new(coordinator: Coordinator) -> Proxy {
+        Proxy { coordinator }
+    }
+
+    /// Answers one client request.
+    pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let rt = self.coordinator.current().load();
+        if rt.settings.write_methods.contains(req.method()) {
+            write::handle(self, &rt, req).await
+        } else if req.method() == http::Method::CONNECT {
+            problem::plain(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "CONNECT is not proxied")
+        } else {
+            read::handle(&rt, req).await
+        }
+    }
+}
+
+/// Reads a request body into memory, bounded in size and time.
+pub(crate) async fn buffer_body(body: Incoming, headers: &http::HeaderMap, max: usize, timeout: Duration) -> Result<Bytes, Response<ProxyBody>> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        tracing::warn!(declared = declared.unwrap_or(0), max, "request body too large");
+        return Err(too_large(max));
+    }
+    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            tracing::warn!(max, "request body too large");
+            Err(too_large(max))
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not read the request body");
+            Err(problem::plain(StatusCode::BAD_REQUEST, "bad-body", format!("could not read the request body: {e}")))
+        }
+        Err(_) => {
+            tracing::warn!(timeout = ?timeout, "client too slow sending the request body");
+            Err(problem::plain(StatusCode::REQUEST_TIMEOUT, "body-timeout", format!("the request body did not arrive within {}", humantime::format_duration(timeout))))
+        }
+    }
+}
+
+fn too_large(max: usize) -> Response<ProxyBody> {
+    problem::plain(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("the request body is larger than the limit of {max} bytes (limits.max_body)"))
+}

@@ -1,0 +1,69 @@
+//! Reads: one healthy node, chosen by power of two choices on in-flight requests; the answer is
+//! streamed. Connect errors, broken connections before the response head, timeouts and the
+//! configured statuses move on to the next node, a bounded number of times.
+
+use super::body::ProxyBody;
+use super::{buffer_body, problem};
+use crate::headers;
+use crate::runtime::Runtime;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<ProxyBody> {
+    let cfg = &rt.settings.config;
+    let (parts, body) = req.into_parts();
+    let body = match buffer_body(body, &parts.headers, cfg.limits.max_body, cfg.timeouts.header_read).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let node_headers = headers::for_node(parts.headers);
+    let mut tried = Vec::with_capacity(3);
+    let mut last: Option<Response<ProxyBody>> = None;
+    let mut last_error = String::new();
+    let nodes = rt.nodes.all();
+    while tried.len() < cfg.reads.max_tries as usize {
+        let Some(i) = rt.nodes.pick(&tried) else { break };
+        tried.push(i);
+        let node = &nodes[i];
+        let mut out = Request::new(Full::new(body.clone()));
+        *out.method_mut() = parts.method.clone();
+        *out.uri_mut() = node.uri(path);
+        *out.headers_mut() = node_headers.clone();
+        let guard = node.track();
+        match tokio::time::timeout(cfg.timeouts.attempt, node.send(out)).await {
+            Ok(Ok(resp)) => {
+                let status = resp.status();
+                node.observe(status.is_server_error());
+                let (mut head, body) = resp.into_parts();
+                headers::strip_hop_by_hop(&mut head.headers);
+                let resp = Response::from_parts(head, ProxyBody::Stream(body, Some(guard)));
+                if cfg.reads.retry_statuses.contains(&status.as_u16()) {
+                    tracing::debug!(node = %node.name(), %status, "read retried on another node");
+                    last = Some(resp);
+                    continue;
+                }
+                return resp;
+            }
+            Ok(Err(e)) => {
+                node.observe(true);
+                tracing::debug!(node = %node.name(), error = %e, "read failed, trying another node");
+                last_error = format!("{}: {e}", node.name());
+            }
+            Err(_) => {
+                node.observe(true);
+                last_error = format!("{}: no answer within {:?}", node.name(), cfg.timeouts.attempt);
+            }
+        }
+    }
+    if let Some(resp) = last {
+        return resp;
+    }
+    if tried.is_empty() {
+        tracing::warn!(path, "no healthy node for a read");
+        return problem::plain(StatusCode::SERVICE_UNAVAILABLE, "no-healthy-node", "no node is healthy; retry later");
+    }
+    tracing::warn!(path, tried = tried.len(), error = %last_error, "read failed on every node tried");
+    problem::plain(StatusCode::BAD_GATEWAY, "read-failed", format!("no node answered (last: {last_error})"))
+}

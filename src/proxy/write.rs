@@ -1,0 +1,52 @@
+//! Writes: buffer the body, run the transaction on its own task (so a client that disconnects
+//! cannot cancel a half-done write), and turn the outcome into the client's answer.
+
+use super::body::ProxyBody;
+use super::{Proxy, buffer_body, problem};
+use crate::headers;
+use crate::runtime::Runtime;
+use crate::saga::{Outcome, TxnState, WriteRequest};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+
+pub(super) async fn handle(proxy: &Proxy, rt: &Runtime, req: Request<Incoming>) -> Response<ProxyBody> {
+    let cfg = &rt.settings.config;
+    let (parts, body) = req.into_parts();
+    let body = match buffer_body(body, &parts.headers, cfg.limits.max_body, cfg.timeouts.header_read).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let write = WriteRequest {
+        method: parts.method,
+        path_and_query: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string(),
+        headers: parts.headers,
+        body,
+    };
+    let coordinator = proxy.coordinator.clone();
+    let outcome = match tokio::spawn(async move { coordinator.execute(write).await }).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "write task failed");
+            return problem::plain(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the write task failed; see the dtc log");
+        }
+    };
+    respond(&outcome, cfg.writes.retry_after)
+}
+
+/// The client's answer: the node's own answer when every node converged (or all refused alike),
+/// a problem document otherwise; always with the transaction's id and state.
+pub fn respond(o: &Outcome, retry_after: std::time::Duration) -> Response<ProxyBody> {
+    let mut resp = match (&o.response, o.state) {
+        (Some(r), TxnState::Succeeded | TxnState::Rejected) => {
+            let mut resp = Response::new(ProxyBody::full(r.body.clone()));
+            *resp.status_mut() = r.status;
+            *resp.headers_mut() = r.headers.clone();
+            headers::strip_hop_by_hop(resp.headers_mut());
+            resp
+        }
+        _ => problem::for_outcome(o, retry_after),
+    };
+    resp.headers_mut().insert(headers::TXN_ID, headers::value(&o.txn));
+    resp.headers_mut().insert(headers::TXN_STATE, headers::value(o.state.as_str()));
+    resp
+}

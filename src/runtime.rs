@@ -1,0 +1,46 @@
+//! The running configuration: one immutable snapshot per config generation, swapped atomically.
+//!
+//! A transaction loads the snapshot once and runs to its end on it (retries and compensations
+//! included); new transactions see a new snapshot from the moment it is stored.
+
+use crate::config::Settings;
+use crate::upstream::NodeSet;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+
+/// One config generation.
+pub struct Runtime {
+    /// Increases by one with every successful reload; the first config is generation 1.
+    pub generation: u64,
+    pub settings: Arc<Settings>,
+    pub nodes: NodeSet,
+}
+
+/// The current runtime, readable without locks.
+pub struct Current {
+    inner: ArcSwap<Runtime>,
+}
+
+impl Current {
+    /// Starts at generation 1. Must be called inside a tokio runtime (nodes start probing).
+    pub fn new(settings: Settings) -> Current {
+        let nodes = NodeSet::build(&settings, None);
+        Current {
+            inner: ArcSwap::from_pointee(Runtime { generation: 1, settings: Arc::new(settings), nodes }),
+        }
+    }
+
+    /// The snapshot in effect now.
+    pub fn load(&self) -> Arc<Runtime> {
+        self.inner.load_full()
+    }
+
+    /// Swaps in new settings, keeping unchanged nodes; returns the new snapshot.
+    pub fn swap(&self, settings: Settings) -> Arc<Runtime> {
+        let old = self.inner.load_full();
+        let nodes = NodeSet::build(&settings, Some(&old.nodes));
+        let next = Arc::new(Runtime { generation: old.generation + 1, settings: Arc::new(settings), nodes });
+        self.inner.store(next.clone());
+        next
+    }
+}

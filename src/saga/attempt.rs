@@ -1,0 +1,111 @@
+//! One request to one node, retried under the policy: the building block of writes, undos and
+//! snapshots.
+
+use super::outcome::{Class, NodeResponse, classify};
+use super::policy::Backoff;
+use crate::upstream::{Node, SendError};
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A request to send to one node.
+pub struct Call<'a> {
+    pub node: &'a Arc<Node>,
+    pub method: Method,
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Statuses that mean "already in the target state".
+    pub already: &'a [u16],
+}
+
+/// What the retries of one call came to.
+#[derive(Debug)]
+pub struct CallResult {
+    pub class: Class,
+    pub answer: Result<NodeResponse, SendError>,
+    pub attempts: u32,
+    /// Some attempt may have been applied without saying so (a 5xx, or no answer).
+    pub ambiguous: bool,
+}
+
+impl CallResult {
+    /// Last status, if an answer came.
+    pub fn status(&self) -> Option<u16> {
+        self.answer.as_ref().ok().map(|r| r.status.as_u16())
+    }
+
+    /// Last error, if no answer came.
+    pub fn error(&self) -> Option<String> {
+        self.answer.as_ref().err().map(|e| e.to_string())
+    }
+}
+
+/// Limits of one call.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    pub attempt_timeout: Duration,
+    pub max_body: usize,
+}
+
+/// Sends `call`, retrying transient failures with backoff until an answer that is not transient,
+/// the attempts run out, or the policy's deadline would pass.
+pub async fn call_with_retries(call: &Call<'_>, policy: &Backoff, limits: CallLimits) -> CallResult {
+    let deadline = Instant::now() + policy.deadline;
+    let mut attempts = 0;
+    let mut ambiguous = false;
+    loop {
+        attempts += 1;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let timeout = limits.attempt_timeout.min(remaining.max(Duration::from_millis(1)));
+        let answer = send_once(call, timeout, limits.max_body).await;
+        let class = match &answer {
+            Ok(r) => classify(r.status.as_u16(), call.already),
+            Err(_) => Class::Transient,
+        };
+        call.node.observe(match &answer {
+            Ok(r) => r.status.is_server_error(),
+            Err(_) => true,
+        });
+        if class != Class::Transient {
+            return CallResult { class, answer, attempts, ambiguous };
+        }
+        ambiguous |= match &answer {
+            Ok(r) => r.status.is_server_error(),
+            Err(e) => e.maybe_applied(),
+        };
+        let wait = policy.delay(attempts);
+        if attempts >= policy.attempts || Instant::now() + wait >= deadline {
+            return CallResult { class, answer, attempts, ambiguous };
+        }
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// One attempt: the whole response, body included, within `timeout`.
+pub async fn send_once(call: &Call<'_>, timeout: Duration, max_body: usize) -> Result<NodeResponse, SendError> {
+    let mut req = Request::new(Full::new(call.body.clone()));
+    *req.method_mut() = call.method.clone();
+    *req.uri_mut() = call.node.uri(&call.path_and_query);
+    *req.headers_mut() = call.headers.clone();
+    let _in_flight = call.node.track();
+    let exchange = async {
+        let resp = call.node.send(req).await?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, max_body).collect().await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                SendError::TooLarge(max_body)
+            } else {
+                SendError::Broken(e.to_string())
+            }
+        })?;
+        Ok(NodeResponse { status: parts.status, headers: parts.headers, body: body.to_bytes() })
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(SendError::Timeout(timeout)),
+    }
+}

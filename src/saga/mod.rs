@@ -1,0 +1,54 @@
+//! The saga: one write, replicated to every node, retried, and undone where it applied when it
+//! cannot be applied everywhere.
+//!
+//! [`Coordinator::execute`] runs one transaction through these steps:
+//! 1. match a route, resolve the resource key, and wait for earlier writes to that key;
+//! 2. fail fast (touching nothing) when a node is known down;
+//! 3. read each node's pre-image when the route takes snapshots;
+//! 4. send the write to every node at once; retry transient failures per node ([`attempt`]);
+//! 5. decide ([`decide`]): every node converged → `succeeded`; nothing applied → `rejected` or
+//!    `to_be_retried`; partial → undo on every node that applied or may have ([`undo`]) →
+//!    `rolled_back`, or `failed` when an undo does not converge.
+
+pub mod attempt;
+pub mod locks;
+pub mod outcome;
+pub mod policy;
+pub mod undo;
+mod run;
+
+pub use outcome::{Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState};
+pub use run::{WriteRequest, decide, Decision};
+
+use crate::runtime::Current;
+use locks::KeyLocks;
+use std::sync::Arc;
+
+/// Runs write transactions. Cheap to clone.
+#[derive(Clone)]
+pub struct Coordinator {
+    pub(crate) current: Arc<Current>,
+    pub(crate) locks: Arc<KeyLocks>,
+}
+
+impl Coordinator {
+    /// A coordinator over the given runtime.
+    pub fn new(current: Arc<Current>) -> Coordinator {
+        Coordinator { current, locks: Arc::new(KeyLocks::default()) }
+    }
+
+    /// The runtime it reads its config from.
+    pub fn current(&self) -> &Arc<Current> {
+        &self.current
+    }
+}
+
+/// A new transaction id: milliseconds since the epoch and 32 random bits, in hex, so ids sort by
+/// start time.
+pub fn new_txn_id() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    format!("{ms:012x}{:08x}", fastrand::u32(..))
+}

@@ -1,0 +1,234 @@
+//! What a transaction ended as: its state, the reason, and what each node did.
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A transaction's state. The last five are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxnState {
+    /// Started, not finished: after a crash, recovery undoes it.
+    InDoubt,
+    /// Every node holds the write.
+    Succeeded,
+    /// Nodes refused the write deterministically; nothing changed.
+    Rejected,
+    /// Nothing was applied and some node failed transiently: the client may retry.
+    ToBeRetried,
+    /// Some nodes applied it, and it was undone on all of them: nothing changed; retry later.
+    RolledBack,
+    /// An undo did not converge, or nothing could undo it: the nodes may differ. Re-driven in
+    /// the background and listed for a person.
+    Failed,
+}
+
+impl TxnState {
+    /// The name used in headers, logs and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TxnState::InDoubt => "in_doubt",
+            TxnState::Succeeded => "succeeded",
+            TxnState::Rejected => "rejected",
+            TxnState::ToBeRetried => "to_be_retried",
+            TxnState::RolledBack => "rolled_back",
+            TxnState::Failed => "failed",
+        }
+    }
+
+    /// All states, for metrics.
+    pub const ALL: [TxnState; 6] = [
+        TxnState::InDoubt,
+        TxnState::Succeeded,
+        TxnState::Rejected,
+        TxnState::ToBeRetried,
+        TxnState::RolledBack,
+        TxnState::Failed,
+    ];
+}
+
+impl std::fmt::Display for TxnState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How one node's answer to a write (or to its undo) counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// 2xx: the node applied it.
+    Applied,
+    /// A status the route declares as "already in the target state": converged.
+    Already,
+    /// Another 4xx (not 408/429): deterministic, not retried.
+    Rejected,
+    /// 5xx, 408, 429, or no answer: retried.
+    Transient,
+    /// Not sent (the transaction stopped before this node).
+    NotSent,
+}
+
+/// Classifies a status under a route's "already" list.
+pub fn classify(status: u16, already: &[u16]) -> Class {
+    match status {
+        200..=299 => Class::Applied,
+        s if already.contains(&s) => Class::Already,
+        408 | 429 | 500..=599 => Class::Transient,
+        _ => Class::Rejected,
+    }
+}
+
+/// What one node did in a transaction.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeReport {
+    pub node: String,
+    /// Final class of the write on this node.
+    pub outcome: Class,
+    /// Last status, if an answer came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Last error, if no answer came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub attempts: u32,
+    /// Whether the write may have been applied here (an answer never came, or a 5xx).
+    pub maybe_applied: bool,
+    /// The undo on this node, if one was needed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compensation: Option<CompReport>,
+}
+
+/// The undo on one node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CompReport {
+    /// `undone` or `failed`.
+    pub outcome: CompOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub attempts: u32,
+}
+
+/// Result of one node's undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CompOutcome {
+    Undone,
+    Failed,
+}
+
+/// Why a transaction ended as it did, when it did not simply succeed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "detail")]
+pub enum Reason {
+    /// A node was known down, so no node was touched.
+    NodeDown(String),
+    /// The pre-image could not be read on a node, so no node was touched.
+    SnapshotFailed(String),
+    /// No route matched and unmatched writes are refused.
+    NoRoute,
+    /// Some nodes did not converge and nothing was applied.
+    NotApplied,
+    /// Nodes refused the write with different statuses.
+    NodesDisagree,
+    /// Partial, and the route has no compensation rule (or no route matched).
+    NoCompensationRule,
+    /// Partial, and undone everywhere it was applied.
+    Compensated,
+    /// Partial, and an undo did not converge.
+    CompensationFailed,
+    /// Another transaction on the same resource is unresolved.
+    Fenced(String),
+}
+
+impl Reason {
+    /// A sentence for people.
+    pub fn describe(&self) -> String {
+        match self {
+            Reason::NodeDown(n) => format!("node {n} is down; no node was touched, retry later"),
+            Reason::SnapshotFailed(e) => format!("could not read the resource before the write ({e}); no node was touched"),
+            Reason::NoRoute => "no route matches this write and unmatched writes are refused; no node was touched".into(),
+            Reason::NotApplied => "no node applied the write and some failed transiently; nothing changed, retry later".into(),
+            Reason::NodesDisagree => "the nodes refused the write with different statuses; nothing changed".into(),
+            Reason::NoCompensationRule => "the write applied on some nodes only and no compensation rule can undo it: the nodes may differ".into(),
+            Reason::Compensated => "the write applied on some nodes only and was undone on them; nothing changed, retry later".into(),
+            Reason::CompensationFailed => "the write applied on some nodes only and undoing it failed: the nodes may differ; it is retried in the background".into(),
+            Reason::Fenced(t) => format!("transaction {t} on the same resource is unresolved; writes to it are refused until it is"),
+        }
+    }
+}
+
+/// A node's full answer, kept for writes (they are small and bounded by `limits.max_body`).
+#[derive(Debug, Clone)]
+pub struct NodeResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// The result of [`super::Coordinator::execute`].
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub txn: String,
+    pub state: TxnState,
+    pub reason: Option<Reason>,
+    /// The config generation the transaction ran on.
+    pub generation: u64,
+    /// `POST /v1/group/`, or `None` when no route matched.
+    pub route: Option<String>,
+    /// The resource key the write was serialized on.
+    pub key: String,
+    pub nodes: Vec<NodeReport>,
+    /// The node answer passed to the client for `succeeded` (and `rejected` when all agree).
+    pub response: Option<NodeResponse>,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Whether any node refused the write deterministically.
+    pub fn any_rejected(&self) -> bool {
+        self.nodes.iter().any(|n| n.outcome == Class::Rejected)
+    }
+
+    /// One-line per-node summary for logs: `node-1=201 node-2=500x4 node-3=error`.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        for n in &self.nodes {
+            if !s.is_empty() {
+                s.push(' ');
+            }
+            let what = match (n.status, &n.error) {
+                (Some(st), _) => st.to_string(),
+                (None, Some(_)) => "error".into(),
+                (None, None) => "-".into(),
+            };
+            s.push_str(&format!("{}={}x{}", n.node, what, n.attempts));
+            if let Some(c) = &n.compensation {
+                s.push_str(match c.outcome {
+                    CompOutcome::Undone => "(undone)",
+                    CompOutcome::Failed => "(undo-failed)",
+                });
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classification_follows_the_table() {
+        assert_eq!(classify(201, &[400]), Class::Applied);
+        assert_eq!(classify(400, &[400]), Class::Already);
+        assert_eq!(classify(400, &[]), Class::Rejected);
+        assert_eq!(classify(422, &[404]), Class::Rejected);
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert_eq!(classify(s, &[404]), Class::Transient, "{s}");
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! One transaction, start to end: the steps listed in the module docs of [`super`].
+
+use super::attempt::{Call, CallLimits, CallResult, call_with_retries};
+use super::outcome::{Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState};
+use super::policy::Backoff;
+use super::undo::{self, Snapshot, UndoInputs, UndoPlan};
+use super::{Coordinator, new_txn_id};
+use crate::config::template::{Context, Escape};
+use crate::config::validate::Route;
+use crate::headers;
+use crate::runtime::Runtime;
+use crate::upstream::Node;
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::{HeaderMap, Method};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// A write as the client sent it, body buffered.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub method: Method,
+    /// Path and query, e.g. `/v1/group/?x=1`.
+    pub path_and_query: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl WriteRequest {
+    /// A JSON write with no other headers (library use and tests).
+    pub fn json(method: Method, path: &str, body: &str) -> WriteRequest {
+        let mut headers = HeaderMap::new();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        WriteRequest { method, path_and_query: path.to_string(), headers, body: Bytes::from(body.to_string()) }
+    }
+
+    fn path(&self) -> &str {
+        self.path_and_query.split('?').next().unwrap_or("/")
+    }
+}
+
+/// What the write phase decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Every node converged; the index of the node whose answer goes to the client.
+    Succeeded(usize),
+    /// Nothing applied, some node refused; `Some(i)` when all refused alike (pass node i's answer).
+    Rejected(Option<usize>),
+    /// Nothing applied, some node failed transiently.
+    ToBeRetried,
+    /// Some node applied it (or may have) and some did not converge: undo.
+    Compensate,
+}
+
+/// Whether a node's write may need undoing: it applied, or an attempt may have.
+fn touched(r: &CallResult) -> bool {
+    r.class == Class::Applied || r.ambiguous
+}
+
+/// The decision table over the nodes' final results.
+pub fn decide(results: &[CallResult]) -> Decision {
+    let converged = |r: &CallResult| matches!(r.class, Class::Applied | Class::Already);
+    if results.iter().all(converged) {
+        let pick = results.iter().position(|r| r.class == Class::Applied).unwrap_or(0);
+        return Decision::Succeeded(pick);
+    }
+    if results.iter().any(touched) {
+        return Decision::Compensate;
+    }
+    if results.iter().any(|r| r.class == Class::Transient) {
+        return Decision::ToBeRetried;
+    }
+    let first = results.iter().position(|r| r.class == Class::Rejected);
+    let all_same = first.is_some_and(|f| results.iter().all(|r| r.class == Class::Rejected && r.status() == results[f].status()));
+    Decision::Rejected(if all_same { first } else { None })
+}
+
+/// Everything a transaction carries from step to step.
+struct Txn<'a> {
+    id: String,
+    rt: &'a Runtime,
+    req: &'a WriteRequest,
+    route: Option<&'a Arc<Route>>,
+    params: Vec<(String, String)>,
+    json: Option<Value>,
+    key: String,
+    node_headers: HeaderMap,
+    started: Instant,
+}
+
+impl Coordinator {
+    /// Runs one write transaction to its end on the config in effect when it starts. The future
+    /// should be driven to completion (the proxy spawns it, so a client that goes away does not
+    /// cancel a half-done write).
+    pub async fn execute(&self, req: WriteRequest) -> Outcome {
+        let rt = self.current.load();
+        let id = new_txn_id();
+        let path = req.path().to_string();
+        let matched = rt.settings.routes.iter().find_map(|r| {
+            (r.method == req.method).then(|| r.pattern.matches(&path)).flatten().map(|p| (r, p))
+        });
+        let (route, params) = match matched {
+            Some((r, p)) => (Some(r), p),
+            None => (None, Vec::new()),
+        };
+        let json = serde_json::from_slice::<Value>(&req.body).ok();
+        let key = route
+            .and_then(|r| r.key.as_ref())
+            .and_then(|k| {
+                let ctx = Context { params: &params, body: json.as_ref(), ..Context::default() };
+                k.render(&ctx, Escape::Raw).ok()
+            })
+            .unwrap_or_else(|| path.clone());
+        let mut node_headers = headers::for_node(req.headers.clone());
+        if !node_headers.contains_key(headers::IDEMPOTENCY_KEY) {
+            node_headers.insert(headers::IDEMPOTENCY_KEY, headers::value(&id));
+        }
+        node_headers.insert(headers::TXN_ID, headers::value(&id));
+        let txn = Txn { id, rt: &rt, req: &req, route, params, json, key, node_headers, started: Instant::now() };
+        let outcome = self.run(&txn).await;
+        log_outcome(&outcome);
+        outcome
+    }
+
+    async fn run(&self, t: &Txn<'_>) -> Outcome {
+        let settings = &t.rt.settings;
+        if t.route.is_none() && settings.config.writes.unmatched == crate::config::Unmatched::Refuse {
+            return finish(t, TxnState::Rejected, Some(Reason::NoRoute), Vec::new(), None);
+        }
+        let _guard = self.locks.lock(&t.key).await;
+        if settings.config.writes.fail_fast {
+            if let Some(down) = t.rt.nodes.first_down() {
+                let reports = not_sent(t.rt.nodes.all());
+                return finish(t, TxnState::ToBeRetried, Some(Reason::NodeDown(down.name().to_string())), reports, None);
+            }
+        }
+        let snapshots = match self.snapshots(t).await {
+            Ok(s) => s,
+            Err(e) => return finish(t, TxnState::ToBeRetried, Some(Reason::SnapshotFailed(e)), not_sent(t.rt.nodes.all()), None),
+        };
+        let policy = Backoff::from(&settings.config.retry);
+        let limits = limits(t.rt);
+        let already = t.route.map(|r| r.already.as_slice()).unwrap_or(&[]);
+        let calls: Vec<Call> = t
+            .rt
+            .nodes
+            .all()
+            .iter()
+            .map(|node| Call {
+                node,
+                method: t.req.method.clone(),
+                path_and_query: t.req.path_and_query.clone(),
+                headers: t.node_headers.clone(),
+                body: t.req.body.clone(),
+                already,
+            })
+            .collect();
+        let results = join_all(calls.iter().map(|c| call_with_retries(c, &policy, limits))).await;
+        let mut reports: Vec<NodeReport> = results.iter().zip(t.rt.nodes.all()).map(|(r, n)| report(n, r)).collect();
+        match decide(&results) {
+            Decision::Succeeded(i) => {
+                let resp = results[i].answer.as_ref().ok().cloned();
+                finish(t, TxnState::Succeeded, None, reports, resp)
+            }
+            Decision::Rejected(Some(i)) => {
+                let resp = results[i].answer.as_ref().ok().cloned();
+                finish(t, TxnState::Rejected, None, reports, resp)
+            }
+            Decision::Rejected(None) => finish(t, TxnState::Rejected, Some(Reason::NodesDisagree), reports, None),
+            Decision::ToBeRetried => finish(t, TxnState::ToBeRetried, Some(Reason::NotApplied), reports, None),
+            Decision::Compensate => {
+                let (state, reason) = self.compensate(t, &results, &snapshots, &mut reports).await;
+                finish(t, state, Some(reason), reports, None)
+            }
+        }
+    }
+
+    /// Reads each node's pre-image, when the route asks for it.
+    async fn snapshots(&self, t: &Txn<'_>) -> Result<Option<(String, Vec<Snapshot>)>, String> {
+        let Some(rule) = t.route.and_then(|r| r.snapshot.as_ref()) else { return Ok(None) };
+        let path = match &rule.path {
+            Some(tpl) => {
+                let ctx = Context { params: &t.params, body: t.json.as_ref(), ..Context::default() };
+                tpl.render(&ctx, Escape::Path).map_err(|e| e.to_string())?
+            }
+            None => t.req.path().to_string(),
+        };
+        let policy = Backoff::from(&t.rt.settings.config.retry);
+        let limits = limits(t.rt);
+        let mut headers = t.node_headers.clone();
+        headers.remove(http::header::CONTENT_TYPE);
+        headers.remove(headers::IDEMPOTENCY_KEY);
+        let calls: Vec<Call> = t
+            .rt
+            .nodes
+            .all()
+            .iter()
+            .map(|node| Call { node, method: rule.method.clone(), path_and_query: path.clone(), headers: headers.clone(), body: Bytes::new(), already: &[404, 410] })
+            .collect();
+        let results = join_all(calls.iter().map(|c| call_with_retries(c, &policy, limits))).await;
+        let mut out = Vec::with_capacity(results.len());
+        for (r, node) in results.into_iter().zip(t.rt.nodes.all()) {
+            out.push(match (r.class, r.answer) {
+                (Class::Applied, Ok(resp)) => {
+                    let ct = resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
+                    Snapshot::Present(resp.body, ct)
+                }
+                (Class::Already, _) => Snapshot::Absent,
+                (_, Ok(resp)) => return Err(format!("node {} answered {} to {} {path}", node.name(), resp.status, rule.method)),
+                (_, Err(e)) => return Err(format!("node {}: {e}", node.name())),
+            });
+        }
+        Ok(Some((path, out)))
+    }
+
+    /// Undoes the write on every node that applied it or may have.
+    async fn compensate(
+        &self,
+        t: &Txn<'_>,
+        results: &[CallResult],
+        snapshots: &Option<(String, Vec<Snapshot>)>,
+        reports: &mut [NodeReport],
+    ) -> (TxnState, Reason) {
+        let Some(rule) = t.route.and_then(|r| r.compensation.as_ref()) else {
+            for (rep, r) in reports.iter_mut().zip(results) {
+                if touched(r) {
+                    rep.compensation = Some(CompReport { outcome: CompOutcome::Failed, status: None, error: Some("no compensation rule".into()), attempts: 0 });
+                }
+            }
+            return (TxnState::Failed, Reason::NoCompensationRule);
+        };
+        let content_type = t.req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let plans: Vec<Option<Result<UndoPlan, String>>> = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                touched(r).then(|| {
+                    let inputs = UndoInputs {
+                        params: &t.params,
+                        request_json: t.json.as_ref(),
+                        request_body: &t.req.body,
+                        request_content_type: content_type,
+                        response: r.answer.as_ref().ok(),
+                        snapshot: snapshots.as_ref().map(|(_, s)| &s[i]),
+                        snapshot_path: snapshots.as_ref().map(|(p, _)| p.as_str()),
+                    };
+                    undo::plan(rule, &inputs)
+                })
+            })
+            .collect();
+        let runs = plans.iter().zip(t.rt.nodes.all()).map(|(plan, node)| async move {
+            match plan {
+                None => None,
+                Some(Err(e)) => Some(CompReport { outcome: CompOutcome::Failed, status: None, error: Some(format!("cannot build the undo: {e}")), attempts: 0 }),
+                Some(Ok(plan)) => Some(run_undo(t.rt, node, plan, &t.id, &t.req.headers).await),
+            }
+        });
+        let comps = join_all(runs).await;
+        let mut all_undone = true;
+        for (rep, comp) in reports.iter_mut().zip(comps) {
+            if let Some(c) = comp {
+                all_undone &= c.outcome == CompOutcome::Undone;
+                rep.compensation = Some(c);
+            }
+        }
+        if all_undone { (TxnState::RolledBack, Reason::Compensated) } else { (TxnState::Failed, Reason::CompensationFailed) }
+    }
+}
+
+/// Runs one node's undo with retries; the client's end-to-end headers (auth, say) go along.
+pub(crate) async fn run_undo(rt: &Runtime, node: &Arc<Node>, plan: &UndoPlan, txn: &str, client_headers: &HeaderMap) -> CompReport {
+    let mut headers = headers::for_node(client_headers.clone());
+    headers.remove(http::header::CONTENT_TYPE);
+    headers.remove(http::header::CONTENT_LENGTH);
+    if let Some((k, v)) = plan.content_type_header() {
+        headers.insert(k, v);
+    }
+    headers.insert(headers::IDEMPOTENCY_KEY, headers::value(&format!("{txn}-undo")));
+    headers.insert(headers::TXN_ID, headers::value(txn));
+    let Ok(method) = Method::from_bytes(plan.method.as_bytes()) else {
+        return CompReport { outcome: CompOutcome::Failed, status: None, error: Some(format!("bad method {}", plan.method)), attempts: 0 };
+    };
+    let call = Call { node, method, path_and_query: plan.path.clone(), headers, body: plan.body.clone(), already: &plan.already };
+    let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits(rt)).await;
+    let outcome = match r.class {
+        Class::Applied | Class::Already => CompOutcome::Undone,
+        _ => CompOutcome::Failed,
+    };
+    CompReport { outcome, status: r.status(), error: r.error(), attempts: r.attempts }
+}
+
+fn limits(rt: &Runtime) -> CallLimits {
+    CallLimits { attempt_timeout: rt.settings.config.timeouts.attempt, max_body: rt.settings.config.limits.max_body }
+}
+
+fn report(node: &Node, r: &CallResult) -> NodeReport {
+    NodeReport {
+        node: node.name().to_string(),
+        outcome: r.class,
+        status: r.status(),
+        error: r.error(),
+        attempts: r.attempts,
+        maybe_applied: touched(r) && r.class != Class::Applied,
+        compensation: None,
+    }
+}
+
+fn not_sent(nodes: &[Arc<Node>]) -> Vec<NodeReport> {
+    nodes
+        .iter()
+        .map(|n| NodeReport { node: n.name().to_string(), outcome: Class::NotSent, status: None, error: None, attempts: 0, maybe_applied: false, compensation: None })
+        .collect()
+}
+
+fn finish(t: &Txn<'_>, state: TxnState, reason: Option<Reason>, nodes: Vec<NodeReport>, response: Option<NodeResponse>) -> Outcome {
+    Outcome {
+        txn: t.id.clone(),
+        state,
+        reason,
+        generation: t.rt.generation,
+        route: t.route.map(|r| r.name.clone()),
+        key: t.key.clone(),
+        nodes,
+        response,
+        elapsed: t.started.elapsed(),
+    }
+}
+
+fn log_outcome(o: &Outcome) {
+    let ms = o.elapsed.as_secs_f64() * 1000.0;
+    let route = o.route.as_deref().unwrap_or("-");
+    let nodes = o.summary();
+    match o.state {
+        TxnState::Succeeded | TxnState::Rejected => {
+            tracing::info!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, "write finished")
+        }
+        TxnState::ToBeRetried | TxnState::RolledBack => {
+            let reason = o.reason.as_ref().map(Reason::describe).unwrap_or_default();
+            tracing::warn!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, reason, "write finished")
+        }
+        TxnState::Failed | TxnState::InDoubt => {
+            let reason = o.reason.as_ref().map(Reason::describe).unwrap_or_default();
+            tracing::error!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, reason, "write finished")
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Undo plans: the compensating request for one node, resolved from the route's rule and what
+//! that node answered. A plan is plain data, so the journal can keep it and recovery can run it.
+
+use super::outcome::NodeResponse;
+use crate::config::template::{Context, Escape};
+use crate::config::validate::{CompBody, CompensationRule};
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The compensating request for one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UndoPlan {
+    pub method: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, with = "body_text")]
+    pub body: Bytes,
+    /// Statuses meaning "already undone".
+    pub already: Vec<u16>,
+}
+
+/// What a node held before the write (snapshot compensation).
+#[derive(Debug, Clone)]
+pub enum Snapshot {
+    /// The representation and its content type.
+    Present(Bytes, Option<String>),
+    /// The resource did not exist there (404 or 410).
+    Absent,
+}
+
+/// The inputs of a plan for one node.
+pub struct UndoInputs<'a> {
+    pub params: &'a [(String, String)],
+    pub request_json: Option<&'a Value>,
+    pub request_body: &'a Bytes,
+    pub request_content_type: Option<&'a str>,
+    /// The node's answer to the write, if one came.
+    pub response: Option<&'a NodeResponse>,
+    /// The node's pre-image, when the route takes snapshots.
+    pub snapshot: Option<&'a Snapshot>,
+    /// The path the snapshot read (to delete a resource that did not exist before).
+    pub snapshot_path: Option<&'a str>,
+}
+
+/// Resolves the undo of one node; an error says why it cannot be built (e.g. the template needs
+/// the node's response, which never came).
+pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan, String> {
+    let response_json = inputs
+        .response
+        .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok());
+    let location = inputs
+        .response
+        .and_then(|r| r.headers.get(http::header::LOCATION))
+        .and_then(|v| v.to_str().ok())
+        .map(location_path);
+    let ctx = Context {
+        params: inputs.params,
+        body: inputs.request_json,
+        response: response_json.as_ref(),
+        location: location.as_deref(),
+    };
+    let path = rule.path.render(&ctx, Escape::Path).map_err(|e| e.to_string())?;
+    let (content_type, body) = match &rule.body {
+        CompBody::None => (None, Bytes::new()),
+        CompBody::Original => (inputs.request_content_type.map(String::from), inputs.request_body.clone()),
+        CompBody::Template(t) => (
+            Some("application/json".to_string()),
+            Bytes::from(t.render(&ctx, Escape::Json).map_err(|e| e.to_string())?),
+        ),
+        CompBody::Snapshot => match inputs.snapshot {
+            Some(Snapshot::Present(body, ct)) => (ct.clone(), body.clone()),
+            // Nothing was there before: the undo is to make it absent again.
+            Some(Snapshot::Absent) => {
+                let path = inputs.snapshot_path.unwrap_or(&path).to_string();
+                return Ok(UndoPlan { method: "DELETE".into(), path, content_type: None, body: Bytes::new(), already: vec![404, 410] });
+            }
+            None => return Err("the pre-image of this node was not read".into()),
+        },
+    };
+    Ok(UndoPlan { method: rule.method.to_string(), path, content_type, body, already: rule.already.clone() })
+}
+
+/// `http://host/items/5?x` → `/items/5?x`; a path stays as it is.
+fn location_path(loc: &str) -> String {
+    match loc.split_once("://") {
+        Some((_, rest)) => rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_else(|| "/".into()),
+        None => loc.to_string(),
+    }
+}
+
+impl UndoPlan {
+    /// The content type header value, if any.
+    pub fn content_type_header(&self) -> Option<(http::HeaderName, http::HeaderValue)> {
+        let ct = self.content_type.as_deref()?;
+        Some((CONTENT_TYPE, http::HeaderValue::from_str(ct).ok()?))
+    }
+}
+
+/// Bodies in the journal: UTF-8 text as a string, anything else as an array of bytes.
+mod body_text {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Raw(Vec<u8>),
+    }
+
+    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(b) {
+            Ok(t) => Repr::Text(t.to_string()).serialize(s),
+            Err(_) => Repr::Raw(b.to_vec()).serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        Ok(match Repr::deserialize(d)? {
+            Repr::Text(t) => Bytes::from(t),
+            Repr::Raw(v) => Bytes::from(v),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::location_path;
+
+    #[test]
+    fn location_reduces_to_path() {
+        assert_eq!(location_path("http://n1:5000/items/5"), "/items/5");
+        assert_eq!(location_path("/items/5"), "/items/5");
+    }
+}

@@ -1,0 +1,76 @@
+//! Upstream: the nodes, their pooled clients, health, and load-aware selection for reads.
+
+pub mod health;
+pub mod node;
+
+pub use node::{InFlight, Node, SendError};
+
+use crate::config::Settings;
+use std::sync::Arc;
+
+/// The nodes of one config generation, in file order.
+#[derive(Clone)]
+pub struct NodeSet {
+    nodes: Arc<[Arc<Node>]>,
+}
+
+impl NodeSet {
+    /// Builds the node set for `settings`, reusing nodes of `previous` whose name, URL and
+    /// connect timeout are unchanged (they keep their pool and health). New nodes start probing.
+    pub fn build(settings: &Settings, previous: Option<&NodeSet>) -> NodeSet {
+        let connect = settings.config.timeouts.connect;
+        let health = &settings.config.health;
+        let nodes: Vec<Arc<Node>> = settings
+            .nodes
+            .iter()
+            .map(|spec| {
+                let reused = previous.and_then(|p| {
+                    p.nodes.iter().find(|n| n.spec == *spec && n.connect_timeout == connect).cloned()
+                });
+                match reused {
+                    Some(n) => {
+                        n.health_config.store(Arc::new(health.clone()));
+                        n
+                    }
+                    None => {
+                        let n = Node::new(spec.clone(), connect, health.clone());
+                        tokio::spawn(health::probe_loop(Arc::downgrade(&n)));
+                        n
+                    }
+                }
+            })
+            .collect();
+        NodeSet { nodes: nodes.into() }
+    }
+
+    /// All nodes.
+    pub fn all(&self) -> &[Arc<Node>] {
+        &self.nodes
+    }
+
+    /// The first node that is down, if any.
+    pub fn first_down(&self) -> Option<&Arc<Node>> {
+        self.nodes.iter().find(|n| !n.health.is_up())
+    }
+
+    /// Picks a healthy node not in `tried` (indexes), by power of two choices on in-flight
+    /// requests. `None` when no such node is left.
+    pub fn pick(&self, tried: &[usize]) -> Option<usize> {
+        let candidates: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| !tried.contains(i) && self.nodes[*i].health.is_up())
+            .collect();
+        match candidates.len() {
+            0 => None,
+            1 => Some(candidates[0]),
+            n => {
+                let a = fastrand::usize(..n);
+                let mut b = fastrand::usize(..n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let (a, b) = (candidates[a], candidates[b]);
+                Some(if self.nodes[b].in_flight() < self.nodes[a].in_flight() { b } else { a })
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! One node: its pooled HTTP/1.1 client, health and in-flight count.
+
+use super::health::Health;
+use crate::config::{HealthConfig, NodeSpec};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// A replica as the proxy sees it. Shared (`Arc`) between config generations while its name,
+/// URL and connect timeout stay the same, so it keeps its pool and health across reloads.
+pub struct Node {
+    pub spec: NodeSpec,
+    pub(crate) connect_timeout: Duration,
+    client: Client<HttpConnector, Full<Bytes>>,
+    pub health: Health,
+    pub(crate) health_config: ArcSwap<HealthConfig>,
+    in_flight: AtomicUsize,
+}
+
+/// How a request to a node failed before a response came.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The TCP connection could not be made: the node certainly did not see the request.
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// No complete answer within the attempt timeout: the node may have applied the request.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection broke after the request was (maybe) sent: the node may have applied it.
+    #[error("connection failed mid-request: {0}")]
+    Broken(String),
+    /// The node's response body was larger than the limit.
+    #[error("response body over {0} bytes")]
+    TooLarge(usize),
+}
+
+impl SendError {
+    /// Whether the node may have applied the request anyway.
+    pub fn maybe_applied(&self) -> bool {
+        !matches!(self, SendError::Connect(_))
+    }
+}
+
+impl Node {
+    /// Creates a node and its client. Health starts `up`, so traffic flows before the first probe.
+    pub fn new(spec: NodeSpec, connect_timeout: Duration, health: HealthConfig) -> Arc<Node> {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(connect_timeout));
+        connector.set_nodelay(true);
+        connector.enforce_http(true);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Arc::new(Node {
+            spec,
+            connect_timeout,
+            client,
+            health: Health::default(),
+            health_config: ArcSwap::from_pointee(health),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The URI of `path_and_query` on this node (base path prepended).
+    pub fn uri(&self, path_and_query: &str) -> Uri {
+        let mut s = String::with_capacity(7 + self.spec.authority.len() + self.spec.base_path.len() + path_and_query.len());
+        s.push_str("http://");
+        s.push_str(&self.spec.authority);
+        s.push_str(&self.spec.base_path);
+        s.push_str(path_and_query);
+        s.parse().unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    /// Sends one request and waits for the response head. The in-flight count covers the call;
+    /// streamed bodies hold an [`InFlight`] guard for the rest.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, SendError> {
+        self.client.request(req).await.map_err(classify_client_error)
+    }
+
+    /// Requests currently in flight to this node.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request as in flight until the guard drops.
+    pub fn track(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+/// Keeps a request counted in its node's in-flight number.
+pub struct InFlight(Arc<Node>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
+    if e.is_connect() {
+        return SendError::Connect(source_text(&e));
+    }
+    SendError::Broken(source_text(&e))
+}
+
+/// The innermost useful message of an error chain.
+pub fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        text = format!("{text}: {s}");
+        cur = s.source();
+    }
+    text
+}
