@@ -1,0 +1,3 @@
+//! Configuration: the file format, its validation, and hot reload.
+
+pub mod watch;
