@@ -67,44 +67,29 @@ pub struct Change {
     pub trigger: Trigger,
 }
 
-/// Why watching could not start.
+/// Why watching could not start. `path` is always the config file as given.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
-    /// The file's parent directory is missing, so there is nothing to watch.
+    /// The file's parent directory `dir` is missing, so there is nothing to watch.
     #[error("cannot watch {}: its directory {} does not exist", path.display(), dir.display())]
-    DirMissing {
-        /// The config file.
-        path: PathBuf,
-        /// Its parent directory.
-        dir: PathBuf,
-    },
-    /// The OS file watcher refused (e.g. inotify watch limit reached).
+    DirMissing { path: PathBuf, dir: PathBuf },
+    /// The OS file watcher refused (e.g. the inotify watch limit is reached).
     #[error("cannot watch {}: {source}", path.display())]
     Notify {
-        /// The config file.
         path: PathBuf,
-        /// What notify reported.
         source: notify::Error,
     },
     /// The SIGHUP handler could not be installed.
     #[error("cannot reload {} on SIGHUP: {source}", path.display())]
-    Signal {
-        /// The config file.
-        path: PathBuf,
-        /// What the signal registration reported.
-        source: io::Error,
-    },
+    Signal { path: PathBuf, source: io::Error },
     /// `start` was called outside a Tokio runtime.
     #[error("cannot watch {}: ConfigWatcher::start must be called inside a Tokio runtime", path.display())]
-    NoRuntime {
-        /// The config file.
-        path: PathBuf,
-    },
+    NoRuntime { path: PathBuf },
 }
 
 /// A running watcher. Dropping it stops the debounce task and the OS watch; the receiver then ends.
 pub struct ConfigWatcher {
-    _watcher: RecommendedWatcher,
+    _notify: RecommendedWatcher,
     task: JoinHandle<()>,
 }
 
@@ -129,45 +114,8 @@ impl ConfigWatcher {
         if !dir.is_dir() {
             return Err(WatchError::DirMissing { path, dir });
         }
-        let hup = if opts.sighup {
-            let _guard = runtime.enter();
-            let signal = tokio::signal::unix::signal(SignalKind::hangup()).map_err(|source| {
-                WatchError::Signal {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-            Some(signal)
-        } else {
-            None
-        };
-        // Capacity 1: the debounce loop only needs to know "something happened"; a full channel
-        // already says so, which also coalesces bursts before they reach the task.
-        let (poke_tx, poke_rx) = mpsc::channel::<()>(1);
-        let mut watcher =
-            notify::recommended_watcher(move |res: notify::Result<Event>| match res {
-                Ok(event) if is_own_read(&event) => {
-                    trace!(kind = ?event.kind, "config dir event ignored")
-                }
-                Ok(event) => {
-                    debug!(kind = ?event.kind, paths = ?event.paths, "config dir event");
-                    let _ = poke_tx.try_send(());
-                }
-                Err(error) => {
-                    warn!(%error, "config watch error; re-reading to be safe");
-                    let _ = poke_tx.try_send(());
-                }
-            })
-            .map_err(|source| WatchError::Notify {
-                path: path.clone(),
-                source,
-            })?;
-        watcher
-            .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|source| WatchError::Notify {
-                path: path.clone(),
-                source,
-            })?;
+        let hup = opts.sighup.then(|| hangup(&path)).transpose()?;
+        let (_notify, pokes) = watch_dir(&path, &dir)?;
         let (tx, rx) = mpsc::channel(16);
         let debounce = DebounceLoop {
             path,
@@ -175,16 +123,47 @@ impl ConfigWatcher {
             last: initial,
             tx,
         };
-        let task = runtime.spawn(debounce.run(poke_rx, hup));
+        let task = runtime.spawn(debounce.run(pokes, hup));
         debug!(path = %opts.path.display(), dir = %dir.display(), "watching config file");
-        Ok((
-            ConfigWatcher {
-                _watcher: watcher,
-                task,
-            },
-            rx,
-        ))
+        Ok((ConfigWatcher { _notify, task }, rx))
     }
+}
+
+/// Installs the SIGHUP handler (process-wide; it stays installed after the watcher is dropped).
+fn hangup(path: &Path) -> Result<Signal, WatchError> {
+    let path = path.to_path_buf();
+    tokio::signal::unix::signal(SignalKind::hangup())
+        .map_err(|source| WatchError::Signal { path, source })
+}
+
+/// Watches `dir` on notify's thread and forwards "something happened" into tokio.
+fn watch_dir(
+    path: &Path,
+    dir: &Path,
+) -> Result<(RecommendedWatcher, mpsc::Receiver<()>), WatchError> {
+    let notify_error = |source| WatchError::Notify {
+        path: path.to_path_buf(),
+        source,
+    };
+    // Capacity 1: the debounce loop only needs to know "something happened"; a full channel
+    // already says so, which also coalesces bursts before they reach the task.
+    let (poke_tx, poke_rx) = mpsc::channel::<()>(1);
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<Event>| match res {
+        Ok(event) if is_own_read(&event) => trace!(kind = ?event.kind, "config dir event ignored"),
+        Ok(event) => {
+            debug!(kind = ?event.kind, paths = ?event.paths, "config dir event");
+            let _ = poke_tx.try_send(());
+        }
+        Err(error) => {
+            warn!(%error, "config watch error; re-reading to be safe");
+            let _ = poke_tx.try_send(());
+        }
+    })
+    .map_err(notify_error)?;
+    watcher
+        .watch(dir, RecursiveMode::NonRecursive)
+        .map_err(notify_error)?;
+    Ok((watcher, poke_rx))
 }
 
 /// The directory to watch; a bare file name lives in the current directory.
@@ -223,10 +202,8 @@ impl DebounceLoop {
                 }
                 () = self.tx.closed() => return,
             };
-            if trigger == Trigger::FileEvent && !self.quiet(&mut pokes).await {
-                return;
-            }
-            if !self.reload(trigger).await {
+            let settled = trigger == Trigger::Signal || self.quiet(&mut pokes).await;
+            if !settled || !self.reload(trigger).await {
                 return;
             }
         }
@@ -345,11 +322,8 @@ mod tests {
         write_in_place(&dir.path().join("dtc.toml"), "a = 2\n");
         let change = next(&mut rx).await;
         assert_eq!(
-            change,
-            Change {
-                content: "a = 2\n".into(),
-                trigger: Trigger::FileEvent
-            }
+            (change.content.as_str(), change.trigger),
+            ("a = 2\n", Trigger::FileEvent)
         );
     }
 
@@ -380,12 +354,8 @@ mod tests {
         let path = dir.path().join("dtc.toml");
         let (_watcher, mut rx) = start_on(&dir, "a = 1\n");
         write_in_place(&path, "a = 1\n");
-        fs::File::options()
-            .append(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(std::time::SystemTime::now())
-            .unwrap();
+        let file = fs::File::options().append(true).open(&path).unwrap();
+        file.set_modified(std::time::SystemTime::now()).unwrap();
         let quiet = timeout(Duration::from_millis(500), rx.recv()).await;
         assert!(quiet.is_err(), "unchanged content was delivered: {quiet:?}");
         write_in_place(&path, "a = 2\n");
@@ -400,16 +370,8 @@ mod tests {
         for n in 0..50 {
             write_in_place(&path, &format!("n = {n}\n"));
         }
-        let give_up = Instant::now() + DEADLINE;
-        loop {
-            let change = timeout_at(give_up, rx.recv())
-                .await
-                .expect("final content in 10s")
-                .unwrap();
-            if change.content == "n = 49\n" {
-                break;
-            }
-        }
+        // Intermediate contents may be delivered too; the final one must be the last word.
+        while next(&mut rx).await.content != "n = 49\n" {}
     }
 
     #[tokio::test]
@@ -427,11 +389,8 @@ mod tests {
         assert!(status.success());
         let change = next(&mut rx).await;
         assert_eq!(
-            change,
-            Change {
-                content: "a = 2\n".into(),
-                trigger: Trigger::Signal
-            }
+            (change.content.as_str(), change.trigger),
+            ("a = 2\n", Trigger::Signal)
         );
     }
 
@@ -440,10 +399,8 @@ mod tests {
         let dir = file_with("a = 1\n");
         let (watcher, mut rx) = start_on(&dir, "a = 1\n");
         drop(watcher);
-        assert_eq!(
-            timeout(DEADLINE, rx.recv()).await.expect("ends in 10s"),
-            None
-        );
+        let ended = timeout(DEADLINE, rx.recv()).await.expect("ends in 10s");
+        assert!(ended.is_none(), "receiver still open after drop");
     }
 
     #[tokio::test]
