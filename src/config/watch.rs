@@ -289,6 +289,12 @@ mod tests {
             .expect("watcher alive")
     }
 
+    /// The one bounded wait that is itself the assertion: nothing is delivered for 500ms.
+    async fn assert_quiet(rx: &mut mpsc::Receiver<Change>, what: &str) {
+        let got = timeout(Duration::from_millis(500), rx.recv()).await;
+        assert!(got.is_err(), "{what} was delivered: {got:?}");
+    }
+
     /// Writes `content` in place: truncate, then write, same inode.
     fn write_in_place(path: &Path, content: &str) {
         fs::write(path, content).expect("write config");
@@ -356,8 +362,20 @@ mod tests {
         write_in_place(&path, "a = 1\n");
         let file = fs::File::options().append(true).open(&path).unwrap();
         file.set_modified(std::time::SystemTime::now()).unwrap();
-        let quiet = timeout(Duration::from_millis(500), rx.recv()).await;
-        assert!(quiet.is_err(), "unchanged content was delivered: {quiet:?}");
+        assert_quiet(&mut rx, "unchanged content").await;
+        write_in_place(&path, "a = 2\n");
+        assert_eq!(next(&mut rx).await.content, "a = 2\n");
+    }
+
+    #[tokio::test]
+    async fn missing_or_empty_file_is_skipped_until_real_content_is_back() {
+        let dir = file_with("a = 1\n");
+        let path = dir.path().join("dtc.toml");
+        let (_watcher, mut rx) = start_on(&dir, "a = 1\n");
+        write_in_place(&path, "");
+        assert_quiet(&mut rx, "an empty file").await;
+        fs::remove_file(&path).unwrap();
+        assert_quiet(&mut rx, "a missing file").await;
         write_in_place(&path, "a = 2\n");
         assert_eq!(next(&mut rx).await.content, "a = 2\n");
     }
