@@ -10,6 +10,7 @@ pub mod duration;
 pub mod model;
 pub mod template;
 pub mod validate;
+pub mod watch;
 
 pub use model::*;
 pub use validate::{NodeSpec, Route, Settings};
