@@ -1,0 +1,93 @@
+//! Errors of the journal. Each one names the file or directory involved and, where an
+//! operator can act, says what to do.
+
+use std::{io, path::PathBuf, sync::Arc};
+
+/// Everything that can go wrong in the journal.
+///
+/// Cloneable (I/O sources sit behind an `Arc`) because one writer failure is reported to
+/// every append waiting on it and to every append after it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    /// The journal directory could not be created or is not a directory.
+    #[error(
+        "cannot create journal directory `{}`: {source}; point the journal at a writable directory (not a file)",
+        path.display()
+    )]
+    CreateDir {
+        path: PathBuf,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The journal file could not be opened, read, or (after a cut) made durable at open.
+    #[error(
+        "cannot {op} journal file `{}`: {source}; check its permissions and that the volume is mounted read-write",
+        path.display()
+    )]
+    Open {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the journal writer thread: {source}")]
+    Spawn {
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// A write or sync failed. The log refuses every later record, because what reached the
+    /// disk is no longer known; records acknowledged before this are safe.
+    #[error(
+        "journal {op} on `{}` failed: {source}; the journal accepts no more records: free disk space or repair the volume, then restart",
+        path.display()
+    )]
+    Write {
+        path: PathBuf,
+        op: &'static str,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// Compaction failed before the new file replaced the old one: the old log is kept and
+    /// appends go on into it.
+    #[error(
+        "cannot rewrite journal file `{}` (compaction): {source}; the previous log is kept and appends continue",
+        path.display()
+    )]
+    Rewrite {
+        path: PathBuf,
+        #[source]
+        source: Arc<io::Error>,
+    },
+    /// The writer thread is gone, so nothing more can be written.
+    #[error("the journal writer for `{}` has stopped; the record was not written: restart the process", path.display())]
+    WriterGone { path: PathBuf },
+    /// A record over the frame limit; the reader would take it for corruption.
+    #[error(
+        "journal record of {len} bytes is over the {max}-byte limit; split or shrink the record"
+    )]
+    RecordTooLarge { len: usize, max: usize },
+    /// An empty record; refused because an empty frame cannot be told from zeroed disk blocks.
+    #[error("journal records must not be empty")]
+    EmptyRecord,
+}
+
+impl JournalError {
+    /// Wraps an I/O error for the `Write` variant.
+    pub(crate) fn write(path: PathBuf, op: &'static str, source: io::Error) -> Self {
+        JournalError::Write {
+            path,
+            op,
+            source: Arc::new(source),
+        }
+    }
+
+    /// Wraps an I/O error for the `Open` variant.
+    pub(crate) fn open(path: PathBuf, op: &'static str, source: io::Error) -> Self {
+        JournalError::Open {
+            path,
+            op,
+            source: Arc::new(source),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Behaviour of the log as a caller sees it: what comes back after reopening, what is cut
+//! and reported, and which errors surface.
+
+use std::{fs, io::Write, path::Path};
+
+use super::*;
+
+fn opts(dir: &Path, durability: Durability) -> LogOptions {
+    LogOptions {
+        dir: dir.to_owned(),
+        durability,
+    }
+}
+
+fn records(prefix: &str, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| format!("{prefix}-{i}").into_bytes())
+        .collect()
+}
+
+async fn append_all(log: &Log, records: &[Vec<u8>]) {
+    for r in records {
+        log.append(r.clone()).await.expect("append");
+    }
+}
+
+fn reopen(dir: &Path) -> (Log, Vec<Vec<u8>>, TailReport) {
+    Log::open(opts(dir, Durability::GroupCommit)).expect("reopen")
+}
+
+fn file_of(dir: &Path) -> std::path::PathBuf {
+    dir.join(FILE_NAME)
+}
+
+/// Writes `n` records in a fresh log and returns the directory.
+async fn log_with(n: usize) -> (tempfile::TempDir, Vec<Vec<u8>>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, found, _) = reopen(dir.path());
+    assert!(found.is_empty());
+    let written = records("rec", n);
+    append_all(&log, &written).await;
+    (dir, written)
+}
+
+#[tokio::test]
+async fn round_trip_in_every_mode() {
+    for mode in [Durability::Fsync, Durability::GroupCommit, Durability::None] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, found, tail) = Log::open(opts(dir.path(), mode)).expect("open");
+        assert!(found.is_empty());
+        assert_eq!(tail, TailReport::default());
+        let written = records("x", 5);
+        append_all(&log, &written).await;
+        log.flush().await.expect("flush");
+        assert_eq!(
+            log.size_bytes(),
+            fs::metadata(file_of(dir.path())).unwrap().len()
+        );
+        drop(log);
+        let (_, found, tail) = reopen(dir.path());
+        assert_eq!(found, written, "mode {mode:?}");
+        assert_eq!(tail.cut_bytes, 0);
+    }
+}
+
+#[tokio::test]
+async fn reopen_continues_after_existing_records() {
+    let (dir, mut written) = log_with(3).await;
+    let (log, found, _) = reopen(dir.path());
+    assert_eq!(found, written);
+    let more = records("more", 2);
+    append_all(&log, &more).await;
+    written.extend(more);
+    assert_eq!(reopen(dir.path()).1, written);
+}
+
+#[tokio::test]
+async fn torn_last_record_is_cut_and_reported() {
+    let (dir, written) = log_with(3).await;
+    let path = file_of(dir.path());
+    let len = fs::metadata(&path).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 2)
+        .unwrap();
+
+    let (_, found, tail) = reopen(dir.path());
+    assert_eq!(found, written[..2]);
+    assert!(tail.cut_bytes > 0);
+    assert!(
+        tail.reason.as_deref().unwrap().contains("torn record"),
+        "{tail:?}"
+    );
+    assert_eq!(fs::metadata(&path).unwrap().len(), len - 2 - tail.cut_bytes);
+    assert_eq!(
+        reopen(dir.path()).2,
+        TailReport::default(),
+        "the cut is durable"
+    );
+}
+
+#[tokio::test]
+async fn garbage_after_the_records_is_cut_and_reported() {
+    let (dir, written) = log_with(3).await;
+    let garbage = b"\x07\x00\x00\x00not a frame at all";
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(file_of(dir.path()))
+        .unwrap();
+    file.write_all(garbage).unwrap();
+
+    let (log, found, tail) = reopen(dir.path());
+    assert_eq!(found, written);
+    assert_eq!(tail.cut_bytes, garbage.len() as u64);
+    assert!(tail.reason.is_some());
+    // Appends after the cut land right after the intact records.
+    log.append(b"after".to_vec()).await.unwrap();
+    let mut expected = written;
+    expected.push(b"after".to_vec());
+    assert_eq!(reopen(dir.path()).1, expected);
+}
+
+#[tokio::test]
+async fn flipped_byte_in_the_middle_cuts_from_that_record() {
+    let (dir, written) = log_with(3).await;
+    let path = file_of(dir.path());
+    let mut bytes = fs::read(&path).unwrap();
+    let second_payload = 2 * frame::HEADER_LEN + written[0].len() + 1;
+    bytes[second_payload] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+
+    let (_, found, tail) = reopen(dir.path());
+    assert_eq!(found, written[..1]);
+    let first_frame = (frame::HEADER_LEN + written[0].len()) as u64;
+    assert_eq!(tail.cut_bytes, bytes.len() as u64 - first_frame);
+    let reason = tail.reason.unwrap();
+    assert!(
+        reason.contains("checksum mismatch") && reason.contains(&format!("offset {first_frame}")),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn rewrite_then_appends_survive_reopen_exactly() {
+    let (dir, _) = log_with(10).await;
+    let (log, _, _) = reopen(dir.path());
+    let kept = records("kept", 2);
+    let before = log.size_bytes();
+    log.rewrite(kept.clone()).await.expect("rewrite");
+    assert!(log.size_bytes() < before);
+    let new = records("new", 3);
+    append_all(&log, &new).await;
+    drop(log);
+
+    let (_, found, tail) = reopen(dir.path());
+    assert_eq!(found, [kept, new].concat());
+    assert_eq!(tail.cut_bytes, 0);
+    assert!(!writer::tmp_path(&file_of(dir.path())).exists());
+}
+
+#[tokio::test]
+async fn appends_enqueued_before_a_rewrite_are_replaced_and_later_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _, _) = reopen(dir.path());
+    // Enqueued back to back without awaiting: the file must follow the enqueue order.
+    let a = log.append(b"old".to_vec());
+    let r = log.rewrite(vec![b"kept".to_vec()]);
+    let b = log.append(b"new".to_vec());
+    let (a, r, b) = tokio::join!(a, r, b);
+    for result in [a, r, b] {
+        result.expect("every command succeeds");
+    }
+    assert_eq!(
+        reopen(dir.path()).1,
+        vec![b"kept".to_vec(), b"new".to_vec()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_group_commit_appends_all_land() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _, _) = reopen(dir.path());
+    let tasks: Vec<_> = (0..32)
+        .map(|t| {
+            let log = log.clone();
+            tokio::spawn(async move { append_all(&log, &records(&format!("t{t}"), 50)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    drop(log);
+
+    let (_, mut found, tail) = reopen(dir.path());
+    let mut expected: Vec<_> = (0..32)
+        .flat_map(|t| records(&format!("t{t}"), 50))
+        .collect();
+    found.sort();
+    expected.sort();
+    assert_eq!(found, expected);
+    assert_eq!(tail.cut_bytes, 0);
+}
+
+#[tokio::test]
+async fn dir_that_is_a_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("journal");
+    fs::write(&not_a_dir, b"").unwrap();
+    let err = Log::open(opts(&not_a_dir, Durability::GroupCommit)).unwrap_err();
+    assert!(matches!(err, JournalError::CreateDir { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&not_a_dir.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("writable directory"), "{message}");
+}
+
+#[tokio::test]
+async fn failed_rewrite_keeps_the_old_log_in_service() {
+    let (dir, written) = log_with(2).await;
+    let (log, _, _) = reopen(dir.path());
+    // A directory where the rewrite's temporary file must go makes the rewrite fail.
+    fs::create_dir(writer::tmp_path(&file_of(dir.path()))).unwrap();
+    let err = log.rewrite(records("kept", 1)).await.unwrap_err();
+    assert!(matches!(err, JournalError::Rewrite { .. }), "{err:?}");
+    assert!(err.to_string().contains("previous log is kept"), "{err}");
+    log.append(b"still".to_vec())
+        .await
+        .expect("append after a failed rewrite");
+    drop(log);
+    fs::remove_dir(writer::tmp_path(&file_of(dir.path()))).unwrap();
+    assert_eq!(
+        reopen(dir.path()).1,
+        [written, vec![b"still".to_vec()]].concat()
+    );
+}
+
+#[tokio::test]
+async fn bad_records_are_refused_before_reaching_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _, _) = reopen(dir.path());
+    assert!(matches!(
+        log.append(Vec::new()).await,
+        Err(JournalError::EmptyRecord)
+    ));
+    let huge = vec![0u8; frame::MAX_RECORD + 1];
+    let err = log.rewrite(vec![huge]).await.unwrap_err();
+    assert!(
+        matches!(err, JournalError::RecordTooLarge { .. }),
+        "{err:?}"
+    );
+    assert_eq!(log.size_bytes(), 0);
+}
+
+#[tokio::test]
+async fn writer_gone_is_an_error_not_a_hang() {
+    let (tx, rx) = mpsc::channel();
+    drop(rx);
+    let log = Log {
+        inner: Arc::new(Inner {
+            tx,
+            path: "gone/journal.log".into(),
+            size: Arc::default(),
+        }),
+    };
+    let err = log.append(b"x".to_vec()).await.unwrap_err();
+    assert!(matches!(err, JournalError::WriterGone { .. }), "{err:?}");
+    assert!(err.to_string().contains("gone/journal.log"));
+}
+
+#[test]
+fn durability_reads_its_config_names() {
+    let parse = |s: &str| serde_json::from_str::<Durability>(&format!("\"{s}\"")).unwrap();
+    assert_eq!(parse("fsync"), Durability::Fsync);
+    assert_eq!(parse("group"), Durability::GroupCommit);
+    assert_eq!(parse("none"), Durability::None);
+    assert!(serde_json::from_str::<Durability>("\"groupcommit\"").is_err());
+    assert_eq!(Durability::default(), Durability::GroupCommit);
+}

@@ -1,0 +1,201 @@
+//! The writer thread: the only code that writes the journal file once it is open. It takes
+//! commands off its queue in batches, so group commit costs one fdatasync per batch however
+//! many appends arrived while the previous sync ran.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, BufWriter, Write},
+    path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc::Receiver,
+    },
+};
+
+use tokio::sync::oneshot;
+use tracing::{debug, error, info};
+
+use super::{Durability, frame};
+use crate::journal::JournalError;
+
+/// Where the writer reports that a command is done (or failed).
+pub(super) type Done = oneshot::Sender<Result<(), JournalError>>;
+
+/// Most commands taken in one batch, so waiters early in a flood are not held back forever.
+const MAX_BATCH: usize = 4096;
+
+/// One unit of work, in the order callers enqueued it.
+pub(super) enum Command {
+    /// Write this already-encoded frame.
+    Append { frame: Vec<u8>, done: Done },
+    /// Replace the whole file with these payloads.
+    Rewrite { records: Vec<Vec<u8>>, done: Done },
+    /// Make everything before this durable, whatever the mode.
+    Flush { done: Done },
+}
+
+/// The state owned by the writer thread.
+pub(super) struct Writer {
+    pub file: BufWriter<File>,
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub durability: Durability,
+    /// File length as written to the OS; shared with `Log::size_bytes`.
+    pub size: Arc<AtomicU64>,
+    pub len: u64,
+    /// Set at the first write or sync failure; every later command gets this error.
+    pub failed: Option<JournalError>,
+}
+
+impl Writer {
+    /// Runs until every `Log` clone is gone (the queue disconnects), after finishing what
+    /// was already queued.
+    pub fn run(mut self, rx: Receiver<Command>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            batch.extend(rx.try_iter().take(MAX_BATCH - 1));
+            self.run_batch(batch);
+        }
+        debug!(path = %self.path.display(), "journal writer stopped");
+    }
+
+    fn run_batch(&mut self, batch: Vec<Command>) {
+        let mut waiters = Vec::new();
+        let mut flush_asked = false;
+        for command in batch {
+            match command {
+                Command::Append { frame, done } => {
+                    self.write(&frame);
+                    waiters.push(done);
+                    if self.durability == Durability::Fsync {
+                        self.commit(&mut waiters, true);
+                    }
+                }
+                Command::Flush { done } => {
+                    waiters.push(done);
+                    flush_asked = true;
+                }
+                Command::Rewrite { records, done } => {
+                    // What came before the rewrite is settled first, so its waiters hear the
+                    // truth even if the rewrite then fails.
+                    self.commit(&mut waiters, flush_asked || self.syncs_batches());
+                    flush_asked = false;
+                    let _ = done.send(self.rewrite(&records));
+                }
+            }
+        }
+        self.commit(&mut waiters, flush_asked || self.syncs_batches());
+    }
+
+    fn syncs_batches(&self) -> bool {
+        self.durability == Durability::GroupCommit
+    }
+
+    fn write(&mut self, frame: &[u8]) {
+        if self.failed.is_some() {
+            return;
+        }
+        match self.file.write_all(frame) {
+            Ok(()) => self.len += frame.len() as u64,
+            Err(e) => {
+                self.fail("write", e);
+            }
+        }
+    }
+
+    /// Pushes buffered frames to the OS, syncs if asked, and answers every waiter.
+    fn commit(&mut self, waiters: &mut Vec<Done>, sync: bool) {
+        if waiters.is_empty() {
+            return;
+        }
+        if self.failed.is_none() {
+            if let Err(e) = self.file.flush() {
+                self.fail("write", e);
+            } else if sync && let Err(e) = self.file.get_ref().sync_data() {
+                self.fail("fdatasync", e);
+            }
+        }
+        if self.failed.is_none() {
+            self.size.store(self.len, Ordering::Release);
+        }
+        let result = self.failed.clone().map_or(Ok(()), Err);
+        for done in waiters.drain(..) {
+            // A caller that stopped waiting is no error of ours.
+            let _ = done.send(result.clone());
+        }
+    }
+
+    /// Makes the writer refuse everything from now on, and returns the error to report.
+    fn fail(&mut self, op: &'static str, e: io::Error) -> JournalError {
+        error!(path = %self.path.display(), op, error = %e, "journal writer failed; refusing further records");
+        let failure = JournalError::write(self.path.clone(), op, e);
+        self.failed = Some(failure.clone());
+        failure
+    }
+
+    /// Write a new file beside the log, sync it, rename it over the log, sync the directory.
+    fn rewrite(&mut self, records: &[Vec<u8>]) -> Result<(), JournalError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let tmp = tmp_path(&self.path);
+        let written = write_file(&tmp, records).and_then(|(file, len)| {
+            fs::rename(&tmp, &self.path)?;
+            Ok((file, len))
+        });
+        let (file, len) = match written {
+            Ok(done) => done,
+            Err(e) => {
+                // Before the rename the old log is untouched, so it stays in service.
+                let _ = fs::remove_file(&tmp);
+                return Err(JournalError::Rewrite {
+                    path: self.path.clone(),
+                    source: Arc::new(e),
+                });
+            }
+        };
+        self.file = BufWriter::new(file);
+        self.len = len;
+        self.size.store(len, Ordering::Release);
+        if let Err(e) = sync_dir(&self.dir) {
+            // The rename may not survive a crash: which file is the log is no longer known.
+            return Err(self.fail("directory fsync after rename", e));
+        }
+        info!(path = %self.path.display(), records = records.len(), bytes = len, "journal rewritten");
+        Ok(())
+    }
+}
+
+/// Where a rewrite builds its new file; a leftover one is a crashed rewrite's, and is removed at open.
+pub(super) fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Makes a create, truncate or rename inside `dir` durable.
+pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes `records` as a fresh, synced file; returns it positioned at its end.
+fn write_file(path: &Path, records: &[Vec<u8>]) -> io::Result<(File, u64)> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let mut out = BufWriter::new(file);
+    let mut frame = Vec::new();
+    let mut len = 0u64;
+    for record in records {
+        frame.clear();
+        frame::encode_into(record, &mut frame);
+        out.write_all(&frame)?;
+        len += frame.len() as u64;
+    }
+    let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+    file.sync_data()?;
+    Ok((file, len))
+}
