@@ -35,6 +35,8 @@ pub enum Command {
     Inject(crate::k8s::InjectArgs),
     /// Serve the mutating admission webhook that injects the sidecar.
     Webhook(crate::k8s::WebhookArgs),
+    /// Run one reference node (the in-memory service dtc replicates to), with fault knobs.
+    Node(crate::node::NodeArgs),
 }
 
 /// `dtc run`.
@@ -71,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Demo => demo(),
         Command::Inject(args) => crate::k8s::inject_main(args),
         Command::Webhook(args) => with_runtime(0, crate::k8s::webhook_main(args)),
+        Command::Node(args) => with_runtime(0, crate::node::node_main(args)),
     }
 }
 

@@ -1,0 +1,137 @@
+//! `dtc node`: run one reference node until Ctrl-C or SIGTERM.
+
+use super::{Faults, NodeOptions, RefNode};
+use clap::Args;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Arguments of `dtc node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub listen: String,
+    /// Name of the node in logs.
+    #[arg(long, default_value = "node")]
+    pub name: String,
+    /// First id assigned by `POST /items` (give each node its own).
+    #[arg(long, default_value_t = 1)]
+    pub id_base: u64,
+    /// Probability (0 to 1) that a write answers 500 without being applied.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub error_rate: f64,
+    /// Latency added before each request, e.g. `20ms`.
+    #[arg(long, default_value = "0s", value_parser = humantime::parse_duration)]
+    pub delay: Duration,
+    /// Probability (0 to 1) that a write is applied and then answers 500.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub apply_then_fail_rate: f64,
+    /// Start down: the port is taken but nothing answers.
+    #[arg(long)]
+    pub down: bool,
+    /// Seed of the random faults, for reproducible runs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl NodeArgs {
+    /// The options these arguments describe.
+    pub fn options(&self) -> NodeOptions {
+        NodeOptions {
+            name: self.name.clone(),
+            id_base: self.id_base,
+            faults: Faults {
+                error_rate: self.error_rate,
+                delay: self.delay,
+                apply_then_fail_rate: self.apply_then_fail_rate,
+                down: self.down,
+                seed: self.seed,
+            },
+        }
+    }
+}
+
+/// A probability between 0 and 1.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!(
+            "`{text}` is not a rate: write a number from 0 to 1, e.g. 0.1"
+        )),
+    }
+}
+
+/// Runs `dtc node`: serves until Ctrl-C or SIGTERM; returns the exit code
+/// (69 when the address cannot be bound).
+pub async fn node_main(args: NodeArgs) -> ExitCode {
+    let node = match RefNode::bind(&args.listen, args.options()).await {
+        Ok(node) => node,
+        Err(e) => {
+            eprintln!("dtc node: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(69);
+        }
+    };
+    println!("{} listening on {}", node.name(), node.url());
+    if let Err(e) = stop_signal().await {
+        eprintln!("dtc node: cannot wait for signals: {e}");
+        node.shutdown().await;
+        return ExitCode::from(71);
+    }
+    node.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on Ctrl-C or, on Unix, SIGTERM.
+async fn stop_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            ctrl_c = tokio::signal::ctrl_c() => ctrl_c,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: NodeArgs,
+    }
+
+    #[test]
+    fn defaults_and_flags_parse() {
+        let cli = Cli::parse_from(["node"]);
+        assert_eq!(cli.node.listen, "127.0.0.1:5000");
+        assert_eq!(cli.node.id_base, 1);
+        let cli = Cli::parse_from([
+            "node",
+            "--delay",
+            "20ms",
+            "--error-rate",
+            "0.5",
+            "--id-base",
+            "1000",
+            "--down",
+        ]);
+        let opts = cli.node.options();
+        assert_eq!(opts.faults.delay, Duration::from_millis(20));
+        assert_eq!(opts.faults.error_rate, 0.5);
+        assert_eq!(opts.id_base, 1000);
+        assert!(opts.faults.down);
+    }
+
+    #[test]
+    fn rates_outside_zero_to_one_are_refused() {
+        assert!(Cli::try_parse_from(["node", "--error-rate", "1.5"]).is_err());
+        assert!(Cli::try_parse_from(["node", "--apply-then-fail-rate", "x"]).is_err());
+        assert!(Cli::try_parse_from(["node", "--delay", "soon"]).is_err());
+    }
+}
