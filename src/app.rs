@@ -12,8 +12,13 @@ use tokio::net::TcpListener;
 /// Why the proxy could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot listen on {addr}: {source} (is another dtc or the app itself using it? change listen.address)")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(
+        "cannot listen on {addr}: {source} (is another dtc or the app itself using it? change listen.address)"
+    )]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running dtc: its runtime and proxy.
@@ -30,13 +35,19 @@ impl App {
     pub fn new(settings: Settings, config_path: Option<PathBuf>) -> App {
         let current = Arc::new(Current::new(settings));
         let proxy = Proxy::new(Coordinator::new(current.clone()));
-        App { current, proxy, config_path }
+        App {
+            current,
+            proxy,
+            config_path,
+        }
     }
 
     /// Binds the configured client listener.
     pub async fn bind(&self) -> Result<TcpListener, StartError> {
         let addr = self.current.load().settings.listen;
-        TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
     }
 
     /// Serves on `listener` until `shutdown`, then drains.
@@ -55,13 +66,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => tracing::info!("SIGINT: shutting down"),
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),

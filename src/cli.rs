@@ -10,7 +10,13 @@ use std::process::ExitCode;
 #[command(name = "dtc", version, about)]
 pub struct Cli {
     /// Log format.
-    #[arg(long, global = true, value_enum, default_value = "human", env = "DTC_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "human",
+        env = "DTC_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -80,7 +86,9 @@ pub fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -109,7 +117,12 @@ fn check(args: &CheckArgs) -> ExitCode {
                 Ok(text) => print!("{text}"),
                 Err(e) => eprintln!("dtc check: cannot print the config: {e}"),
             }
-            eprintln!("{}: ok ({} nodes, {} routes)", args.config.display(), settings.nodes.len(), settings.routes.len());
+            eprintln!(
+                "{}: ok ({} nodes, {} routes)",
+                args.config.display(),
+                settings.nodes.len(),
+                settings.routes.len()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -16,11 +16,18 @@ pub async fn run() -> ExitCode {
     };
     let mut nodes = Vec::new();
     for (i, spec) in settings.nodes.iter().enumerate() {
-        let opts = NodeOptions { name: spec.name.clone(), id_base: 1 + 1000 * i as u64, faults: Default::default() };
+        let opts = NodeOptions {
+            name: spec.name.clone(),
+            id_base: 1 + 1000 * i as u64,
+            faults: Default::default(),
+        };
         match RefNode::bind(&spec.authority, opts).await {
             Ok(n) => nodes.push(n),
             Err(e) => {
-                eprintln!("dtc demo: cannot start reference node {} on {}: {e} (is something else using the port?)", spec.name, spec.authority);
+                eprintln!(
+                    "dtc demo: cannot start reference node {} on {}: {e} (is something else using the port?)",
+                    spec.name, spec.authority
+                );
                 return ExitCode::from(69);
             }
         }
@@ -33,14 +40,20 @@ pub async fn run() -> ExitCode {
             return ExitCode::from(69);
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     println!("{}", banner(&addr, &nodes));
     app.serve(listener, crate::app::shutdown_signal()).await;
     ExitCode::SUCCESS
 }
 
 fn banner(addr: &str, nodes: &[RefNode]) -> String {
-    let list: Vec<String> = nodes.iter().map(|n| format!("{} {}", n.name(), n.url())).collect();
+    let list: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("{} {}", n.name(), n.url()))
+        .collect();
     format!(
         "dtc demo: proxy on http://{addr}, reference nodes: {}\n\
          Try:\n  \

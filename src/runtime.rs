@@ -26,7 +26,11 @@ impl Current {
     pub fn new(settings: Settings) -> Current {
         let nodes = NodeSet::build(&settings, None);
         Current {
-            inner: ArcSwap::from_pointee(Runtime { generation: 1, settings: Arc::new(settings), nodes }),
+            inner: ArcSwap::from_pointee(Runtime {
+                generation: 1,
+                settings: Arc::new(settings),
+                nodes,
+            }),
         }
     }
 
@@ -39,7 +43,11 @@ impl Current {
     pub fn swap(&self, settings: Settings) -> Arc<Runtime> {
         let old = self.inner.load_full();
         let nodes = NodeSet::build(&settings, Some(&old.nodes));
-        let next = Arc::new(Runtime { generation: old.generation + 1, settings: Arc::new(settings), nodes });
+        let next = Arc::new(Runtime {
+            generation: old.generation + 1,
+            settings: Arc::new(settings),
+            nodes,
+        });
         self.inner.store(next.clone());
         next
     }

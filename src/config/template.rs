@@ -75,8 +75,9 @@ impl Template {
                 return Err(format!("unclosed `{{` in template `{text}`"));
             };
             let inner = &after[..close];
-            let is_placeholder =
-                !inner.is_empty() && !inner.starts_with(['"', ' ', '{', '\n']) && !inner.contains('"');
+            let is_placeholder = !inner.is_empty()
+                && !inner.starts_with(['"', ' ', '{', '\n'])
+                && !inner.contains('"');
             if !is_placeholder {
                 parts.push(Part::Lit(rest[..open + 1].to_string()));
                 rest = after;
@@ -91,7 +92,9 @@ impl Template {
         if !rest.is_empty() {
             parts.push(Part::Lit(rest.to_string()));
         }
-        Ok(Template { parts: merge_literals(parts) })
+        Ok(Template {
+            parts: merge_literals(parts),
+        })
     }
 
     /// Whether rendering needs the node's own response.
@@ -117,7 +120,8 @@ impl Template {
                     push_escaped(&mut out, v, escape);
                 }
                 Part::Body(ptr) => {
-                    let v = lookup(ctx.body, ptr).ok_or_else(|| RenderError::MissingBody(ptr.clone()))?;
+                    let v = lookup(ctx.body, ptr)
+                        .ok_or_else(|| RenderError::MissingBody(ptr.clone()))?;
                     push_escaped(&mut out, &v, escape);
                 }
                 Part::Response(ptr) => {
@@ -151,7 +155,11 @@ fn parse_placeholder(inner: &str, params: &[String], text: &str) -> Result<Part,
     Err(format!(
         "`{{{inner}}}` in `{text}` is neither a path parameter of the route ({}) nor \
          `{{body:/pointer}}`, `{{response:/pointer}}` or `{{location}}`",
-        if params.is_empty() { "it has none".to_string() } else { params.join(", ") }
+        if params.is_empty() {
+            "it has none".to_string()
+        } else {
+            params.join(", ")
+        }
     ))
 }
 
@@ -159,7 +167,9 @@ fn check_pointer(ptr: &str, text: &str) -> Result<(), String> {
     if ptr.is_empty() || ptr.starts_with('/') {
         Ok(())
     } else {
-        Err(format!("`{ptr}` in `{text}` is not a JSON pointer: write it like `/groupId`"))
+        Err(format!(
+            "`{ptr}` in `{text}` is not a JSON pointer: write it like `/groupId`"
+        ))
     }
 }
 
@@ -223,7 +233,9 @@ impl Pattern {
         for seg in text[1..].split('/') {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 if name.is_empty() || name.contains(['{', '}', ':']) {
-                    return Err(format!("`{seg}` in path `{text}` is not a valid `{{name}}` segment"));
+                    return Err(format!(
+                        "`{seg}` in path `{text}` is not a valid `{{name}}` segment"
+                    ));
                 }
                 segments.push(Segment::Capture(name.to_string()));
             } else if seg.contains(['{', '}']) {
@@ -296,13 +308,19 @@ mod tests {
     #[test]
     fn pattern_captures_segments_and_respects_trailing_slash() {
         let p = Pattern::compile("/items/{id}").unwrap();
-        assert_eq!(p.matches("/items/42"), Some(vec![("id".into(), "42".into())]));
+        assert_eq!(
+            p.matches("/items/42"),
+            Some(vec![("id".into(), "42".into())])
+        );
         assert_eq!(p.matches("/items/"), None);
         assert_eq!(p.matches("/items/42/x"), None);
         let g = Pattern::compile("/v1/group/").unwrap();
         assert_eq!(g.matches("/v1/group/"), Some(vec![]));
         assert_eq!(g.matches("/v1/group"), None);
-        assert_eq!(p.matches("/items/a%20b"), Some(vec![("id".into(), "a b".into())]));
+        assert_eq!(
+            p.matches("/items/a%20b"),
+            Some(vec![("id".into(), "a b".into())])
+        );
     }
 
     #[test]
@@ -310,12 +328,28 @@ mod tests {
         let params = vec![("id".to_string(), "7".to_string())];
         let body = json!({"groupId": "g/1", "n": 3});
         let resp = json!({"id": 99});
-        let ctx = Context { params: &params, body: Some(&body), response: Some(&resp), location: Some("/items/99") };
-        let t = Template::compile("/x/{id}/{body:/groupId}/{response:/id}", &["id".into()]).unwrap();
+        let ctx = Context {
+            params: &params,
+            body: Some(&body),
+            response: Some(&resp),
+            location: Some("/items/99"),
+        };
+        let t =
+            Template::compile("/x/{id}/{body:/groupId}/{response:/id}", &["id".into()]).unwrap();
         assert_eq!(t.render(&ctx, Escape::Path).unwrap(), "/x/7/g%2F1/99");
-        assert_eq!(Template::compile("{location}", &[]).unwrap().render(&ctx, Escape::Path).unwrap(), "/items/99");
-        let j = Template::compile(r#"{"groupId": "{body:/groupId}", "n": {body:/n}}"#, &[]).unwrap();
-        assert_eq!(j.render(&ctx, Escape::Json).unwrap(), r#"{"groupId": "g/1", "n": 3}"#);
+        assert_eq!(
+            Template::compile("{location}", &[])
+                .unwrap()
+                .render(&ctx, Escape::Path)
+                .unwrap(),
+            "/items/99"
+        );
+        let j =
+            Template::compile(r#"{"groupId": "{body:/groupId}", "n": {body:/n}}"#, &[]).unwrap();
+        assert_eq!(
+            j.render(&ctx, Escape::Json).unwrap(),
+            r#"{"groupId": "g/1", "n": 3}"#
+        );
         assert!(t.needs_response());
     }
 

@@ -83,13 +83,20 @@ impl Checker<'_> {
     fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
         let line = locate(self.text, &field);
-        self.problems.push(Problem { field, line, message: message.into() });
+        self.problems.push(Problem {
+            field,
+            line,
+            message: message.into(),
+        });
     }
 }
 
 /// Validates a parsed config; `text` is the file, used to point problems at lines.
 pub fn validate(config: Config, text: &str) -> Result<Settings, Vec<Problem>> {
-    let mut c = Checker { text, problems: Vec::new() };
+    let mut c = Checker {
+        text,
+        problems: Vec::new(),
+    };
     let listen = socket_addr(&mut c, "listen.address", &config.listen.address);
     let admin = if config.listen.admin.is_empty() {
         None
@@ -122,7 +129,10 @@ fn socket_addr(c: &mut Checker, field: &str, value: &str) -> Option<SocketAddr> 
     match value.parse() {
         Ok(a) => Some(a),
         Err(_) => {
-            c.problem(field, format!("`{value}` is not an address: write it like `127.0.0.1:8000`"));
+            c.problem(
+                field,
+                format!("`{value}` is not an address: write it like `127.0.0.1:8000`"),
+            );
             None
         }
     }
@@ -130,7 +140,10 @@ fn socket_addr(c: &mut Checker, field: &str, value: &str) -> Option<SocketAddr> 
 
 fn check_nodes(c: &mut Checker, config: &Config) -> Vec<NodeSpec> {
     if config.nodes.is_empty() {
-        c.problem("nodes", "no nodes: add at least one `[[nodes]]` with `name` and `url`");
+        c.problem(
+            "nodes",
+            "no nodes: add at least one `[[nodes]]` with `name` and `url`",
+        );
     }
     let mut out: Vec<NodeSpec> = Vec::new();
     for (i, node) in config.nodes.iter().enumerate() {
@@ -138,14 +151,25 @@ fn check_nodes(c: &mut Checker, config: &Config) -> Vec<NodeSpec> {
             c.problem(format!("nodes[{i}].name"), "a node needs a non-empty name");
         }
         if out.iter().any(|n| n.name == node.name) {
-            c.problem(format!("nodes[{i}].name"), format!("node name `{}` is used twice", node.name));
+            c.problem(
+                format!("nodes[{i}].name"),
+                format!("node name `{}` is used twice", node.name),
+            );
         }
         match parse_http_url(&node.url) {
             Ok(spec) => {
                 if out.iter().any(|n| n.url == spec.0) {
-                    c.problem(format!("nodes[{i}].url"), format!("`{}` is listed twice", node.url));
+                    c.problem(
+                        format!("nodes[{i}].url"),
+                        format!("`{}` is listed twice", node.url),
+                    );
                 }
-                out.push(NodeSpec { name: node.name.clone(), url: spec.0, authority: spec.1, base_path: spec.2 });
+                out.push(NodeSpec {
+                    name: node.name.clone(),
+                    url: spec.0,
+                    authority: spec.1,
+                    base_path: spec.2,
+                });
             }
             Err(e) => c.problem(format!("nodes[{i}].url"), e),
         }
@@ -158,13 +182,21 @@ pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
     if !url.contains("://") {
         return Err(format!("url `{url}` has no scheme: write `http://{url}`"));
     }
-    let uri: Uri = url.parse().map_err(|e| format!("url `{url}` is not a URL: {e}"))?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("url `{url}` is not a URL: {e}"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
-            return Err(format!("url `{url}`: https to nodes is not supported; use http (dtc runs beside the client and nodes are reached over the pod network)"));
+            return Err(format!(
+                "url `{url}`: https to nodes is not supported; use http (dtc runs beside the client and nodes are reached over the pod network)"
+            ));
         }
-        Some(other) => return Err(format!("url `{url}`: scheme `{other}` is not supported; use http")),
+        Some(other) => {
+            return Err(format!(
+                "url `{url}`: scheme `{other}` is not supported; use http"
+            ));
+        }
         None => return Err(format!("url `{url}` has no scheme: write `http://{url}`")),
     }
     let Some(auth) = uri.authority() else {
@@ -187,7 +219,10 @@ pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
 fn check_policy(c: &mut Checker, config: &Config) {
     let r = &config.retry;
     if r.attempts == 0 {
-        c.problem("retry.attempts", "must be at least 1 (the first attempt counts)");
+        c.problem(
+            "retry.attempts",
+            "must be at least 1 (the first attempt counts)",
+        );
     }
     if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
         c.problem("retry.multiplier", "must be a number >= 1.0");
@@ -202,7 +237,11 @@ fn check_policy(c: &mut Checker, config: &Config) {
         c.problem("retry.deadline", "must be more than 0");
     }
     let t = &config.timeouts;
-    for (field, d) in [("timeouts.connect", t.connect), ("timeouts.attempt", t.attempt), ("timeouts.header_read", t.header_read)] {
+    for (field, d) in [
+        ("timeouts.connect", t.connect),
+        ("timeouts.attempt", t.attempt),
+        ("timeouts.header_read", t.header_read),
+    ] {
         if d.is_zero() {
             c.problem(field, "must be more than 0");
         }
@@ -219,13 +258,25 @@ fn check_policy(c: &mut Checker, config: &Config) {
     }
     let h = &config.health;
     if !h.path.is_empty() && !h.path.starts_with('/') {
-        c.problem("health.path", format!("`{}` must start with `/` (or be \"\" to disable probes)", h.path));
+        c.problem(
+            "health.path",
+            format!(
+                "`{}` must start with `/` (or be \"\" to disable probes)",
+                h.path
+            ),
+        );
     }
     if h.interval.is_zero() || h.timeout.is_zero() {
-        c.problem("health.interval", "interval and timeout must be more than 0");
+        c.problem(
+            "health.interval",
+            "interval and timeout must be more than 0",
+        );
     }
     if h.healthy_threshold == 0 || h.unhealthy_threshold == 0 {
-        c.problem("health.unhealthy_threshold", "thresholds must be at least 1");
+        c.problem(
+            "health.unhealthy_threshold",
+            "thresholds must be at least 1",
+        );
     }
     if config.reads.max_tries == 0 {
         c.problem("reads.max_tries", "must be at least 1");
@@ -245,7 +296,10 @@ fn check_write_methods(c: &mut Checker, config: &Config) -> Vec<Method> {
     for m in &config.writes.methods {
         match parse_method(m) {
             Ok(method) if method == Method::GET || method == Method::HEAD => {
-                c.problem("writes.methods", format!("{m} is a read and cannot be replicated as a write"));
+                c.problem(
+                    "writes.methods",
+                    format!("{m} is a read and cannot be replicated as a write"),
+                );
             }
             Ok(method) => out.push(method),
             Err(e) => c.problem("writes.methods", e),
@@ -256,7 +310,9 @@ fn check_write_methods(c: &mut Checker, config: &Config) -> Vec<Method> {
 
 fn parse_method(m: &str) -> Result<Method, String> {
     if m.is_empty() || m.bytes().any(|b| !b.is_ascii_uppercase()) {
-        return Err(format!("`{m}` is not an HTTP method (write it in capitals, like `POST`)"));
+        return Err(format!(
+            "`{m}` is not an HTTP method (write it in capitals, like `POST`)"
+        ));
     }
     Method::from_bytes(m.as_bytes()).map_err(|_| format!("`{m}` is not an HTTP method"))
 }
@@ -266,7 +322,10 @@ fn check_statuses(c: &mut Checker, field: &str, statuses: &[u16]) {
         if !(100..=599).contains(s) {
             c.problem(field, format!("{s} is not an HTTP status"));
         } else if (200..300).contains(s) {
-            c.problem(field, format!("{s} is a success already; list only non-2xx statuses here"));
+            c.problem(
+                field,
+                format!("{s} is a success already; list only non-2xx statuses here"),
+            );
         }
     }
 }
@@ -275,26 +334,45 @@ fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) -> Vec<Arc<
     let mut out = Vec::new();
     for (i, r) in config.routes.iter().enumerate() {
         let at = format!("routes[{i}]");
-        let method = parse_method(&r.method).map_err(|e| c.problem(format!("{at}.method"), e)).ok();
+        let method = parse_method(&r.method)
+            .map_err(|e| c.problem(format!("{at}.method"), e))
+            .ok();
         if let Some(m) = &method {
             if !writes.contains(m) {
-                c.problem(format!("{at}.method"), format!("{m} is not in writes.methods, so this route would never match"));
+                c.problem(
+                    format!("{at}.method"),
+                    format!("{m} is not in writes.methods, so this route would never match"),
+                );
             }
         }
-        let pattern = Pattern::compile(&r.path).map_err(|e| c.problem(format!("{at}.path"), e)).ok();
+        let pattern = Pattern::compile(&r.path)
+            .map_err(|e| c.problem(format!("{at}.path"), e))
+            .ok();
         let params = pattern.as_ref().map(Pattern::params).unwrap_or_default();
         let key = r.key.as_ref().and_then(|k| {
-            let t = Template::compile(k, &params).map_err(|e| c.problem(format!("{at}.key"), e)).ok()?;
+            let t = Template::compile(k, &params)
+                .map_err(|e| c.problem(format!("{at}.key"), e))
+                .ok()?;
             if t.needs_response() {
-                c.problem(format!("{at}.key"), "a key is known before the write, so it cannot use {response:..} or {location}");
+                c.problem(
+                    format!("{at}.key"),
+                    "a key is known before the write, so it cannot use {response:..} or {location}",
+                );
             }
             Some(t)
         });
         check_statuses(c, &format!("{at}.already"), &r.already);
         let snapshot = r.snapshot.as_ref().and_then(|s| {
-            let method = parse_method(&s.method).map_err(|e| c.problem(format!("{at}.snapshot.method"), e)).ok()?;
+            let method = parse_method(&s.method)
+                .map_err(|e| c.problem(format!("{at}.snapshot.method"), e))
+                .ok()?;
             let path = match &s.path {
-                Some(p) => Some(compile_request_template(c, &format!("{at}.snapshot.path"), p, &params)?),
+                Some(p) => Some(compile_request_template(
+                    c,
+                    &format!("{at}.snapshot.path"),
+                    p,
+                    &params,
+                )?),
                 None => None,
             };
             Some(SnapshotRule { method, path })
@@ -341,10 +419,20 @@ fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) -> Vec<Arc<
     out
 }
 
-fn compile_request_template(c: &mut Checker, field: &str, text: &str, params: &[String]) -> Option<Template> {
-    let t = Template::compile(text, params).map_err(|e| c.problem(field, e)).ok()?;
+fn compile_request_template(
+    c: &mut Checker,
+    field: &str,
+    text: &str,
+    params: &[String],
+) -> Option<Template> {
+    let t = Template::compile(text, params)
+        .map_err(|e| c.problem(field, e))
+        .ok()?;
     if t.needs_response() {
-        c.problem(field, "runs before the write, so it cannot use {response:..} or {location}");
+        c.problem(
+            field,
+            "runs before the write, so it cannot use {response:..} or {location}",
+        );
         return None;
     }
     Some(t)
@@ -375,7 +463,11 @@ pub fn locate(text: &str, field: &str) -> Option<usize> {
                 .map(|l| l + 1)
                 .or(if start > 0 { Some(start) } else { None });
         }
-        header = if header.is_empty() { name.to_string() } else { format!("{header}.{name}") };
+        header = if header.is_empty() {
+            name.to_string()
+        } else {
+            format!("{header}.{name}")
+        };
         let wanted = match index {
             Some(_) => format!("[[{header}]]"),
             None => format!("[{header}]"),

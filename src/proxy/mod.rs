@@ -3,8 +3,8 @@
 
 pub mod body;
 pub mod problem;
-pub mod server;
 mod read;
+pub mod server;
 mod write;
 
 pub use body::ProxyBody;
@@ -34,7 +34,11 @@ impl Proxy {
         if rt.settings.write_methods.contains(req.method()) {
             write::handle(self, &rt, req).await
         } else if req.method() == http::Method::CONNECT {
-            problem::plain(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "CONNECT is not proxied")
+            problem::plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "CONNECT is not proxied",
+            )
         } else {
             read::handle(&rt, req).await
         }
@@ -42,13 +46,22 @@ impl Proxy {
 }
 
 /// Reads a request body into memory, bounded in size and time.
-pub(crate) async fn buffer_body(body: Incoming, headers: &http::HeaderMap, max: usize, timeout: Duration) -> Result<Bytes, Response<ProxyBody>> {
+pub(crate) async fn buffer_body(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, Response<ProxyBody>> {
     let declared = headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        tracing::warn!(declared = declared.unwrap_or(0), max, "request body too large");
+        tracing::warn!(
+            declared = declared.unwrap_or(0),
+            max,
+            "request body too large"
+        );
         return Err(too_large(max));
     }
     match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
@@ -59,15 +72,30 @@ pub(crate) async fn buffer_body(body: Incoming, headers: &http::HeaderMap, max: 
         }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "could not read the request body");
-            Err(problem::plain(StatusCode::BAD_REQUEST, "bad-body", format!("could not read the request body: {e}")))
+            Err(problem::plain(
+                StatusCode::BAD_REQUEST,
+                "bad-body",
+                format!("could not read the request body: {e}"),
+            ))
         }
         Err(_) => {
             tracing::warn!(timeout = ?timeout, "client too slow sending the request body");
-            Err(problem::plain(StatusCode::REQUEST_TIMEOUT, "body-timeout", format!("the request body did not arrive within {}", humantime::format_duration(timeout))))
+            Err(problem::plain(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                format!(
+                    "the request body did not arrive within {}",
+                    humantime::format_duration(timeout)
+                ),
+            ))
         }
     }
 }
 
 fn too_large(max: usize) -> Response<ProxyBody> {
-    problem::plain(StatusCode::PAYLOAD_TOO_LARGE, "body-too-large", format!("the request body is larger than the limit of {max} bytes (limits.max_body)"))
+    problem::plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body-too-large",
+        format!("the request body is larger than the limit of {max} bytes (limits.max_body)"),
+    )
 }

@@ -48,13 +48,37 @@ pub fn plain(status: StatusCode, kind: &str, detail: impl Into<String>) -> Respo
 /// The client's answer for a write that did not simply pass through a node's answer.
 pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
     let (status, title, retryable) = match o.state {
-        TxnState::Rejected if o.reason == Some(Reason::NoRoute) => (StatusCode::NOT_IMPLEMENTED, "no route for this write", false),
-        TxnState::Rejected if matches!(o.reason, Some(Reason::Fenced(_))) => (StatusCode::CONFLICT, "resource fenced by an unresolved transaction", false),
+        TxnState::Rejected if o.reason == Some(Reason::NoRoute) => (
+            StatusCode::NOT_IMPLEMENTED,
+            "no route for this write",
+            false,
+        ),
+        TxnState::Rejected if matches!(o.reason, Some(Reason::Fenced(_))) => (
+            StatusCode::CONFLICT,
+            "resource fenced by an unresolved transaction",
+            false,
+        ),
         TxnState::Rejected => (StatusCode::CONFLICT, "write rejected", false),
-        TxnState::ToBeRetried => (StatusCode::SERVICE_UNAVAILABLE, "write not applied, retry", true),
-        TxnState::RolledBack if o.any_rejected() => (StatusCode::CONFLICT, "write rolled back: a node rejected it", false),
-        TxnState::RolledBack => (StatusCode::SERVICE_UNAVAILABLE, "write rolled back, retry", true),
-        TxnState::Failed | TxnState::InDoubt => (StatusCode::BAD_GATEWAY, "write failed: nodes may be inconsistent", false),
+        TxnState::ToBeRetried => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "write not applied, retry",
+            true,
+        ),
+        TxnState::RolledBack if o.any_rejected() => (
+            StatusCode::CONFLICT,
+            "write rolled back: a node rejected it",
+            false,
+        ),
+        TxnState::RolledBack => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "write rolled back, retry",
+            true,
+        ),
+        TxnState::Failed | TxnState::InDoubt => (
+            StatusCode::BAD_GATEWAY,
+            "write failed: nodes may be inconsistent",
+            false,
+        ),
         TxnState::Succeeded => (StatusCode::OK, "succeeded", false),
     };
     let blocking = match &o.reason {
@@ -75,7 +99,8 @@ pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
     let mut resp = respond(status, &p);
     if status == StatusCode::SERVICE_UNAVAILABLE {
         let secs = retry_after.as_secs().max(1);
-        resp.headers_mut().insert(RETRY_AFTER, headers::value(&secs.to_string()));
+        resp.headers_mut()
+            .insert(RETRY_AFTER, headers::value(&secs.to_string()));
     }
     resp
 }
@@ -84,6 +109,9 @@ fn respond(status: StatusCode, p: &Problem<'_>) -> Response<ProxyBody> {
     let body = serde_json::to_vec(p).unwrap_or_default();
     let mut resp = Response::new(ProxyBody::full(body));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
     resp
 }

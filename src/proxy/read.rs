@@ -13,18 +13,31 @@ use hyper::body::Incoming;
 pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<ProxyBody> {
     let cfg = &rt.settings.config;
     let (parts, body) = req.into_parts();
-    let body = match buffer_body(body, &parts.headers, cfg.limits.max_body, cfg.timeouts.header_read).await {
+    let body = match buffer_body(
+        body,
+        &parts.headers,
+        cfg.limits.max_body,
+        cfg.timeouts.header_read,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
     let node_headers = headers::for_node(parts.headers);
     let mut tried = Vec::with_capacity(3);
     let mut last: Option<Response<ProxyBody>> = None;
     let mut last_error = String::new();
     let nodes = rt.nodes.all();
     while tried.len() < cfg.reads.max_tries as usize {
-        let Some(i) = rt.nodes.pick(&tried) else { break };
+        let Some(i) = rt.nodes.pick(&tried) else {
+            break;
+        };
         tried.push(i);
         let node = &nodes[i];
         let mut out = Request::new(Full::new(body.clone()));
@@ -53,7 +66,11 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
             }
             Err(_) => {
                 node.observe(true);
-                last_error = format!("{}: no answer within {:?}", node.name(), cfg.timeouts.attempt);
+                last_error = format!(
+                    "{}: no answer within {:?}",
+                    node.name(),
+                    cfg.timeouts.attempt
+                );
             }
         }
     }
@@ -62,8 +79,16 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
     }
     if tried.is_empty() {
         tracing::warn!(path, "no healthy node for a read");
-        return problem::plain(StatusCode::SERVICE_UNAVAILABLE, "no-healthy-node", "no node is healthy; retry later");
+        return problem::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-healthy-node",
+            "no node is healthy; retry later",
+        );
     }
     tracing::warn!(path, tried = tried.len(), error = %last_error, "read failed on every node tried");
-    problem::plain(StatusCode::BAD_GATEWAY, "read-failed", format!("no node answered (last: {last_error})"))
+    problem::plain(
+        StatusCode::BAD_GATEWAY,
+        "read-failed",
+        format!("no node answered (last: {last_error})"),
+    )
 }

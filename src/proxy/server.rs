@@ -66,8 +66,14 @@ pub async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Ou
     drop(listener);
     let deadline = current.load().settings.config.timeouts.shutdown;
     tracing::info!(?deadline, "draining open connections");
-    if tokio::time::timeout(deadline, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?deadline, "connections still open at the shutdown deadline; closing them");
+    if tokio::time::timeout(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?deadline,
+            "connections still open at the shutdown deadline; closing them"
+        );
     }
 }
 
@@ -98,8 +104,14 @@ async fn refuse(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-fn on_connection_error(e: &(dyn std::error::Error + 'static), peer: std::net::SocketAddr, spare: Option<std::net::TcpStream>) {
-    let timed_out = e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_timeout);
+fn on_connection_error(
+    e: &(dyn std::error::Error + 'static),
+    peer: std::net::SocketAddr,
+    spare: Option<std::net::TcpStream>,
+) {
+    let timed_out = e
+        .downcast_ref::<hyper::Error>()
+        .is_some_and(hyper::Error::is_timeout);
     if timed_out {
         tracing::warn!(%peer, "client did not send its request headers in time (timeouts.header_read): answered 408");
         if let Some(mut s) = spare {

@@ -9,16 +9,32 @@ use crate::saga::{Outcome, TxnState, WriteRequest};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-pub(super) async fn handle(proxy: &Proxy, rt: &Runtime, req: Request<Incoming>) -> Response<ProxyBody> {
+pub(super) async fn handle(
+    proxy: &Proxy,
+    rt: &Runtime,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let cfg = &rt.settings.config;
     let (parts, body) = req.into_parts();
-    let body = match buffer_body(body, &parts.headers, cfg.limits.max_body, cfg.timeouts.header_read).await {
+    let body = match buffer_body(
+        body,
+        &parts.headers,
+        cfg.limits.max_body,
+        cfg.timeouts.header_read,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(resp) => return resp,
     };
     let write = WriteRequest {
         method: parts.method,
-        path_and_query: parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string(),
         headers: parts.headers,
         body,
     };
@@ -27,7 +43,11 @@ pub(super) async fn handle(proxy: &Proxy, rt: &Runtime, req: Request<Incoming>) 
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "write task failed");
-            return problem::plain(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the write task failed; see the dtc log");
+            return problem::plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the write task failed; see the dtc log",
+            );
         }
     };
     respond(&outcome, cfg.writes.retry_after)
@@ -46,7 +66,9 @@ pub fn respond(o: &Outcome, retry_after: std::time::Duration) -> Response<ProxyB
         }
         _ => problem::for_outcome(o, retry_after),
     };
-    resp.headers_mut().insert(headers::TXN_ID, headers::value(&o.txn));
-    resp.headers_mut().insert(headers::TXN_STATE, headers::value(o.state.as_str()));
+    resp.headers_mut()
+        .insert(headers::TXN_ID, headers::value(&o.txn));
+    resp.headers_mut()
+        .insert(headers::TXN_STATE, headers::value(o.state.as_str()));
     resp
 }

@@ -53,14 +53,20 @@ pub struct CallLimits {
 
 /// Sends `call`, retrying transient failures with backoff until an answer that is not transient,
 /// the attempts run out, or the policy's deadline would pass.
-pub async fn call_with_retries(call: &Call<'_>, policy: &Backoff, limits: CallLimits) -> CallResult {
+pub async fn call_with_retries(
+    call: &Call<'_>,
+    policy: &Backoff,
+    limits: CallLimits,
+) -> CallResult {
     let deadline = Instant::now() + policy.deadline;
     let mut attempts = 0;
     let mut ambiguous = false;
     loop {
         attempts += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let timeout = limits.attempt_timeout.min(remaining.max(Duration::from_millis(1)));
+        let timeout = limits
+            .attempt_timeout
+            .min(remaining.max(Duration::from_millis(1)));
         let answer = send_once(call, timeout, limits.max_body).await;
         let class = match &answer {
             Ok(r) => classify(r.status.as_u16(), call.already),
@@ -71,7 +77,12 @@ pub async fn call_with_retries(call: &Call<'_>, policy: &Backoff, limits: CallLi
             Err(_) => true,
         });
         if class != Class::Transient {
-            return CallResult { class, answer, attempts, ambiguous };
+            return CallResult {
+                class,
+                answer,
+                attempts,
+                ambiguous,
+            };
         }
         ambiguous |= match &answer {
             Ok(r) => r.status.is_server_error(),
@@ -79,14 +90,23 @@ pub async fn call_with_retries(call: &Call<'_>, policy: &Backoff, limits: CallLi
         };
         let wait = policy.delay(attempts);
         if attempts >= policy.attempts || Instant::now() + wait >= deadline {
-            return CallResult { class, answer, attempts, ambiguous };
+            return CallResult {
+                class,
+                answer,
+                attempts,
+                ambiguous,
+            };
         }
         tokio::time::sleep(wait).await;
     }
 }
 
 /// One attempt: the whole response, body included, within `timeout`.
-pub async fn send_once(call: &Call<'_>, timeout: Duration, max_body: usize) -> Result<NodeResponse, SendError> {
+pub async fn send_once(
+    call: &Call<'_>,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<NodeResponse, SendError> {
     let mut req = Request::new(Full::new(call.body.clone()));
     *req.method_mut() = call.method.clone();
     *req.uri_mut() = call.node.uri(&call.path_and_query);
@@ -102,7 +122,11 @@ pub async fn send_once(call: &Call<'_>, timeout: Duration, max_body: usize) -> R
                 SendError::Broken(e.to_string())
             }
         })?;
-        Ok(NodeResponse { status: parts.status, headers: parts.headers, body: body.to_bytes() })
+        Ok(NodeResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body: body.to_bytes(),
+        })
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(r) => r,

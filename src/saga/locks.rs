@@ -25,7 +25,11 @@ impl KeyLocks {
             let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(key.to_string()).or_default().clone()
         };
-        KeyGuard { guard: Some(mutex.lock_owned().await), key: key.to_string(), locks: self.clone() }
+        KeyGuard {
+            guard: Some(mutex.lock_owned().await),
+            key: key.to_string(),
+            locks: self.clone(),
+        }
     }
 
     /// Keys currently held or waited for.
@@ -44,7 +48,10 @@ impl Drop for KeyGuard {
         drop(self.guard.take());
         let mut map = self.locks.map.lock().unwrap_or_else(|p| p.into_inner());
         // Only the map holds it: nobody waits, so the entry can go.
-        if map.get(&self.key).is_some_and(|m| Arc::strong_count(m) == 1) {
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
             map.remove(&self.key);
         }
     }

@@ -14,11 +14,13 @@ pub mod attempt;
 pub mod locks;
 pub mod outcome;
 pub mod policy;
-pub mod undo;
 mod run;
+pub mod undo;
 
-pub use outcome::{Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState};
-pub use run::{WriteRequest, decide, Decision};
+pub use outcome::{
+    Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState,
+};
+pub use run::{Decision, WriteRequest, decide};
 
 use crate::runtime::Current;
 use locks::KeyLocks;
@@ -34,7 +36,10 @@ pub struct Coordinator {
 impl Coordinator {
     /// A coordinator over the given runtime.
     pub fn new(current: Arc<Current>) -> Coordinator {
-        Coordinator { current, locks: Arc::new(KeyLocks::default()) }
+        Coordinator {
+            current,
+            locks: Arc::new(KeyLocks::default()),
+        }
     }
 
     /// The runtime it reads its config from.

@@ -31,7 +31,9 @@ impl From<&RetryConfig> for Backoff {
 impl Backoff {
     /// Wait after attempt number `attempt` (1-based) failed, before the next one.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self.multiplier.powi(attempt.saturating_sub(1).min(64) as i32);
+        let exp = self
+            .multiplier
+            .powi(attempt.saturating_sub(1).min(64) as i32);
         let base = (self.initial.as_secs_f64() * exp).min(self.max.as_secs_f64());
         // Jitter spreads retries of many clients apart: the wait is base * (1 - j .. 1).
         let factor = 1.0 - self.jitter * fastrand::f64();

@@ -1,7 +1,9 @@
 //! One transaction, start to end: the steps listed in the module docs of [`super`].
 
 use super::attempt::{Call, CallLimits, CallResult, call_with_retries};
-use super::outcome::{Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState};
+use super::outcome::{
+    Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState,
+};
 use super::policy::Backoff;
 use super::undo::{self, Snapshot, UndoInputs, UndoPlan};
 use super::{Coordinator, new_txn_id};
@@ -31,8 +33,16 @@ impl WriteRequest {
     /// A JSON write with no other headers (library use and tests).
     pub fn json(method: Method, path: &str, body: &str) -> WriteRequest {
         let mut headers = HeaderMap::new();
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-        WriteRequest { method, path_and_query: path.to_string(), headers, body: Bytes::from(body.to_string()) }
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        WriteRequest {
+            method,
+            path_and_query: path.to_string(),
+            headers,
+            body: Bytes::from(body.to_string()),
+        }
     }
 
     fn path(&self) -> &str {
@@ -62,7 +72,10 @@ fn touched(r: &CallResult) -> bool {
 pub fn decide(results: &[CallResult]) -> Decision {
     let converged = |r: &CallResult| matches!(r.class, Class::Applied | Class::Already);
     if results.iter().all(converged) {
-        let pick = results.iter().position(|r| r.class == Class::Applied).unwrap_or(0);
+        let pick = results
+            .iter()
+            .position(|r| r.class == Class::Applied)
+            .unwrap_or(0);
         return Decision::Succeeded(pick);
     }
     if results.iter().any(touched) {
@@ -72,7 +85,11 @@ pub fn decide(results: &[CallResult]) -> Decision {
         return Decision::ToBeRetried;
     }
     let first = results.iter().position(|r| r.class == Class::Rejected);
-    let all_same = first.is_some_and(|f| results.iter().all(|r| r.class == Class::Rejected && r.status() == results[f].status()));
+    let all_same = first.is_some_and(|f| {
+        results
+            .iter()
+            .all(|r| r.class == Class::Rejected && r.status() == results[f].status())
+    });
     Decision::Rejected(if all_same { first } else { None })
 }
 
@@ -98,7 +115,10 @@ impl Coordinator {
         let id = new_txn_id();
         let path = req.path().to_string();
         let matched = rt.settings.routes.iter().find_map(|r| {
-            (r.method == req.method).then(|| r.pattern.matches(&path)).flatten().map(|p| (r, p))
+            (r.method == req.method)
+                .then(|| r.pattern.matches(&path))
+                .flatten()
+                .map(|p| (r, p))
         });
         let (route, params) = match matched {
             Some((r, p)) => (Some(r), p),
@@ -108,7 +128,11 @@ impl Coordinator {
         let key = route
             .and_then(|r| r.key.as_ref())
             .and_then(|k| {
-                let ctx = Context { params: &params, body: json.as_ref(), ..Context::default() };
+                let ctx = Context {
+                    params: &params,
+                    body: json.as_ref(),
+                    ..Context::default()
+                };
                 k.render(&ctx, Escape::Raw).ok()
             })
             .unwrap_or_else(|| path.clone());
@@ -117,7 +141,17 @@ impl Coordinator {
             node_headers.insert(headers::IDEMPOTENCY_KEY, headers::value(&id));
         }
         node_headers.insert(headers::TXN_ID, headers::value(&id));
-        let txn = Txn { id, rt: &rt, req: &req, route, params, json, key, node_headers, started: Instant::now() };
+        let txn = Txn {
+            id,
+            rt: &rt,
+            req: &req,
+            route,
+            params,
+            json,
+            key,
+            node_headers,
+            started: Instant::now(),
+        };
         let outcome = self.run(&txn).await;
         log_outcome(&outcome);
         outcome
@@ -125,39 +159,63 @@ impl Coordinator {
 
     async fn run(&self, t: &Txn<'_>) -> Outcome {
         let settings = &t.rt.settings;
-        if t.route.is_none() && settings.config.writes.unmatched == crate::config::Unmatched::Refuse {
-            return finish(t, TxnState::Rejected, Some(Reason::NoRoute), Vec::new(), None);
+        if t.route.is_none() && settings.config.writes.unmatched == crate::config::Unmatched::Refuse
+        {
+            return finish(
+                t,
+                TxnState::Rejected,
+                Some(Reason::NoRoute),
+                Vec::new(),
+                None,
+            );
         }
         let _guard = self.locks.lock(&t.key).await;
         if settings.config.writes.fail_fast {
             if let Some(down) = t.rt.nodes.first_down() {
                 let reports = not_sent(t.rt.nodes.all());
-                return finish(t, TxnState::ToBeRetried, Some(Reason::NodeDown(down.name().to_string())), reports, None);
+                return finish(
+                    t,
+                    TxnState::ToBeRetried,
+                    Some(Reason::NodeDown(down.name().to_string())),
+                    reports,
+                    None,
+                );
             }
         }
         let snapshots = match self.snapshots(t).await {
             Ok(s) => s,
-            Err(e) => return finish(t, TxnState::ToBeRetried, Some(Reason::SnapshotFailed(e)), not_sent(t.rt.nodes.all()), None),
+            Err(e) => {
+                return finish(
+                    t,
+                    TxnState::ToBeRetried,
+                    Some(Reason::SnapshotFailed(e)),
+                    not_sent(t.rt.nodes.all()),
+                    None,
+                );
+            }
         };
         let policy = Backoff::from(&settings.config.retry);
         let limits = limits(t.rt);
         let already = t.route.map(|r| r.already.as_slice()).unwrap_or(&[]);
-        let calls: Vec<Call> = t
-            .rt
-            .nodes
-            .all()
-            .iter()
-            .map(|node| Call {
-                node,
-                method: t.req.method.clone(),
-                path_and_query: t.req.path_and_query.clone(),
-                headers: t.node_headers.clone(),
-                body: t.req.body.clone(),
-                already,
-            })
-            .collect();
+        let calls: Vec<Call> =
+            t.rt.nodes
+                .all()
+                .iter()
+                .map(|node| Call {
+                    node,
+                    method: t.req.method.clone(),
+                    path_and_query: t.req.path_and_query.clone(),
+                    headers: t.node_headers.clone(),
+                    body: t.req.body.clone(),
+                    already,
+                })
+                .collect();
         let results = join_all(calls.iter().map(|c| call_with_retries(c, &policy, limits))).await;
-        let mut reports: Vec<NodeReport> = results.iter().zip(t.rt.nodes.all()).map(|(r, n)| report(n, r)).collect();
+        let mut reports: Vec<NodeReport> = results
+            .iter()
+            .zip(t.rt.nodes.all())
+            .map(|(r, n)| report(n, r))
+            .collect();
         match decide(&results) {
             Decision::Succeeded(i) => {
                 let resp = results[i].answer.as_ref().ok().cloned();
@@ -167,8 +225,20 @@ impl Coordinator {
                 let resp = results[i].answer.as_ref().ok().cloned();
                 finish(t, TxnState::Rejected, None, reports, resp)
             }
-            Decision::Rejected(None) => finish(t, TxnState::Rejected, Some(Reason::NodesDisagree), reports, None),
-            Decision::ToBeRetried => finish(t, TxnState::ToBeRetried, Some(Reason::NotApplied), reports, None),
+            Decision::Rejected(None) => finish(
+                t,
+                TxnState::Rejected,
+                Some(Reason::NodesDisagree),
+                reports,
+                None,
+            ),
+            Decision::ToBeRetried => finish(
+                t,
+                TxnState::ToBeRetried,
+                Some(Reason::NotApplied),
+                reports,
+                None,
+            ),
             Decision::Compensate => {
                 let (state, reason) = self.compensate(t, &results, &snapshots, &mut reports).await;
                 finish(t, state, Some(reason), reports, None)
@@ -178,10 +248,16 @@ impl Coordinator {
 
     /// Reads each node's pre-image, when the route asks for it.
     async fn snapshots(&self, t: &Txn<'_>) -> Result<Option<(String, Vec<Snapshot>)>, String> {
-        let Some(rule) = t.route.and_then(|r| r.snapshot.as_ref()) else { return Ok(None) };
+        let Some(rule) = t.route.and_then(|r| r.snapshot.as_ref()) else {
+            return Ok(None);
+        };
         let path = match &rule.path {
             Some(tpl) => {
-                let ctx = Context { params: &t.params, body: t.json.as_ref(), ..Context::default() };
+                let ctx = Context {
+                    params: &t.params,
+                    body: t.json.as_ref(),
+                    ..Context::default()
+                };
                 tpl.render(&ctx, Escape::Path).map_err(|e| e.to_string())?
             }
             None => t.req.path().to_string(),
@@ -191,23 +267,40 @@ impl Coordinator {
         let mut headers = t.node_headers.clone();
         headers.remove(http::header::CONTENT_TYPE);
         headers.remove(headers::IDEMPOTENCY_KEY);
-        let calls: Vec<Call> = t
-            .rt
-            .nodes
-            .all()
-            .iter()
-            .map(|node| Call { node, method: rule.method.clone(), path_and_query: path.clone(), headers: headers.clone(), body: Bytes::new(), already: &[404, 410] })
-            .collect();
+        let calls: Vec<Call> =
+            t.rt.nodes
+                .all()
+                .iter()
+                .map(|node| Call {
+                    node,
+                    method: rule.method.clone(),
+                    path_and_query: path.clone(),
+                    headers: headers.clone(),
+                    body: Bytes::new(),
+                    already: &[404, 410],
+                })
+                .collect();
         let results = join_all(calls.iter().map(|c| call_with_retries(c, &policy, limits))).await;
         let mut out = Vec::with_capacity(results.len());
         for (r, node) in results.into_iter().zip(t.rt.nodes.all()) {
             out.push(match (r.class, r.answer) {
                 (Class::Applied, Ok(resp)) => {
-                    let ct = resp.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
+                    let ct = resp
+                        .headers
+                        .get(http::header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
                     Snapshot::Present(resp.body, ct)
                 }
                 (Class::Already, _) => Snapshot::Absent,
-                (_, Ok(resp)) => return Err(format!("node {} answered {} to {} {path}", node.name(), resp.status, rule.method)),
+                (_, Ok(resp)) => {
+                    return Err(format!(
+                        "node {} answered {} to {} {path}",
+                        node.name(),
+                        resp.status,
+                        rule.method
+                    ));
+                }
                 (_, Err(e)) => return Err(format!("node {}: {e}", node.name())),
             });
         }
@@ -225,12 +318,21 @@ impl Coordinator {
         let Some(rule) = t.route.and_then(|r| r.compensation.as_ref()) else {
             for (rep, r) in reports.iter_mut().zip(results) {
                 if touched(r) {
-                    rep.compensation = Some(CompReport { outcome: CompOutcome::Failed, status: None, error: Some("no compensation rule".into()), attempts: 0 });
+                    rep.compensation = Some(CompReport {
+                        outcome: CompOutcome::Failed,
+                        status: None,
+                        error: Some("no compensation rule".into()),
+                        attempts: 0,
+                    });
                 }
             }
             return (TxnState::Failed, Reason::NoCompensationRule);
         };
-        let content_type = t.req.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = t
+            .req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let plans: Vec<Option<Result<UndoPlan, String>>> = results
             .iter()
             .enumerate()
@@ -249,13 +351,21 @@ impl Coordinator {
                 })
             })
             .collect();
-        let runs = plans.iter().zip(t.rt.nodes.all()).map(|(plan, node)| async move {
-            match plan {
-                None => None,
-                Some(Err(e)) => Some(CompReport { outcome: CompOutcome::Failed, status: None, error: Some(format!("cannot build the undo: {e}")), attempts: 0 }),
-                Some(Ok(plan)) => Some(run_undo(t.rt, node, plan, &t.id, &t.req.headers).await),
-            }
-        });
+        let runs = plans
+            .iter()
+            .zip(t.rt.nodes.all())
+            .map(|(plan, node)| async move {
+                match plan {
+                    None => None,
+                    Some(Err(e)) => Some(CompReport {
+                        outcome: CompOutcome::Failed,
+                        status: None,
+                        error: Some(format!("cannot build the undo: {e}")),
+                        attempts: 0,
+                    }),
+                    Some(Ok(plan)) => Some(run_undo(t.rt, node, plan, &t.id, &t.req.headers).await),
+                }
+            });
         let comps = join_all(runs).await;
         let mut all_undone = true;
         for (rep, comp) in reports.iter_mut().zip(comps) {
@@ -264,34 +374,67 @@ impl Coordinator {
                 rep.compensation = Some(c);
             }
         }
-        if all_undone { (TxnState::RolledBack, Reason::Compensated) } else { (TxnState::Failed, Reason::CompensationFailed) }
+        if all_undone {
+            (TxnState::RolledBack, Reason::Compensated)
+        } else {
+            (TxnState::Failed, Reason::CompensationFailed)
+        }
     }
 }
 
 /// Runs one node's undo with retries; the client's end-to-end headers (auth, say) go along.
-pub(crate) async fn run_undo(rt: &Runtime, node: &Arc<Node>, plan: &UndoPlan, txn: &str, client_headers: &HeaderMap) -> CompReport {
+pub(crate) async fn run_undo(
+    rt: &Runtime,
+    node: &Arc<Node>,
+    plan: &UndoPlan,
+    txn: &str,
+    client_headers: &HeaderMap,
+) -> CompReport {
     let mut headers = headers::for_node(client_headers.clone());
     headers.remove(http::header::CONTENT_TYPE);
     headers.remove(http::header::CONTENT_LENGTH);
     if let Some((k, v)) = plan.content_type_header() {
         headers.insert(k, v);
     }
-    headers.insert(headers::IDEMPOTENCY_KEY, headers::value(&format!("{txn}-undo")));
+    headers.insert(
+        headers::IDEMPOTENCY_KEY,
+        headers::value(&format!("{txn}-undo")),
+    );
     headers.insert(headers::TXN_ID, headers::value(txn));
     let Ok(method) = Method::from_bytes(plan.method.as_bytes()) else {
-        return CompReport { outcome: CompOutcome::Failed, status: None, error: Some(format!("bad method {}", plan.method)), attempts: 0 };
+        return CompReport {
+            outcome: CompOutcome::Failed,
+            status: None,
+            error: Some(format!("bad method {}", plan.method)),
+            attempts: 0,
+        };
     };
-    let call = Call { node, method, path_and_query: plan.path.clone(), headers, body: plan.body.clone(), already: &plan.already };
+    let call = Call {
+        node,
+        method,
+        path_and_query: plan.path.clone(),
+        headers,
+        body: plan.body.clone(),
+        already: &plan.already,
+    };
     let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits(rt)).await;
     let outcome = match r.class {
         Class::Applied | Class::Already => CompOutcome::Undone,
         _ => CompOutcome::Failed,
     };
-    CompReport { outcome, status: r.status(), error: r.error(), attempts: r.attempts }
+    CompReport {
+        outcome,
+        status: r.status(),
+        error: r.error(),
+        attempts: r.attempts,
+    }
 }
 
 fn limits(rt: &Runtime) -> CallLimits {
-    CallLimits { attempt_timeout: rt.settings.config.timeouts.attempt, max_body: rt.settings.config.limits.max_body }
+    CallLimits {
+        attempt_timeout: rt.settings.config.timeouts.attempt,
+        max_body: rt.settings.config.limits.max_body,
+    }
 }
 
 fn report(node: &Node, r: &CallResult) -> NodeReport {
@@ -309,11 +452,25 @@ fn report(node: &Node, r: &CallResult) -> NodeReport {
 fn not_sent(nodes: &[Arc<Node>]) -> Vec<NodeReport> {
     nodes
         .iter()
-        .map(|n| NodeReport { node: n.name().to_string(), outcome: Class::NotSent, status: None, error: None, attempts: 0, maybe_applied: false, compensation: None })
+        .map(|n| NodeReport {
+            node: n.name().to_string(),
+            outcome: Class::NotSent,
+            status: None,
+            error: None,
+            attempts: 0,
+            maybe_applied: false,
+            compensation: None,
+        })
         .collect()
 }
 
-fn finish(t: &Txn<'_>, state: TxnState, reason: Option<Reason>, nodes: Vec<NodeReport>, response: Option<NodeResponse>) -> Outcome {
+fn finish(
+    t: &Txn<'_>,
+    state: TxnState,
+    reason: Option<Reason>,
+    nodes: Vec<NodeReport>,
+    response: Option<NodeResponse>,
+) -> Outcome {
     Outcome {
         txn: t.id.clone(),
         state,

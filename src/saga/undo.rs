@@ -62,10 +62,16 @@ pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan
         response: response_json.as_ref(),
         location: location.as_deref(),
     };
-    let path = rule.path.render(&ctx, Escape::Path).map_err(|e| e.to_string())?;
+    let path = rule
+        .path
+        .render(&ctx, Escape::Path)
+        .map_err(|e| e.to_string())?;
     let (content_type, body) = match &rule.body {
         CompBody::None => (None, Bytes::new()),
-        CompBody::Original => (inputs.request_content_type.map(String::from), inputs.request_body.clone()),
+        CompBody::Original => (
+            inputs.request_content_type.map(String::from),
+            inputs.request_body.clone(),
+        ),
         CompBody::Template(t) => (
             Some("application/json".to_string()),
             Bytes::from(t.render(&ctx, Escape::Json).map_err(|e| e.to_string())?),
@@ -75,18 +81,33 @@ pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan
             // Nothing was there before: the undo is to make it absent again.
             Some(Snapshot::Absent) => {
                 let path = inputs.snapshot_path.unwrap_or(&path).to_string();
-                return Ok(UndoPlan { method: "DELETE".into(), path, content_type: None, body: Bytes::new(), already: vec![404, 410] });
+                return Ok(UndoPlan {
+                    method: "DELETE".into(),
+                    path,
+                    content_type: None,
+                    body: Bytes::new(),
+                    already: vec![404, 410],
+                });
             }
             None => return Err("the pre-image of this node was not read".into()),
         },
     };
-    Ok(UndoPlan { method: rule.method.to_string(), path, content_type, body, already: rule.already.clone() })
+    Ok(UndoPlan {
+        method: rule.method.to_string(),
+        path,
+        content_type,
+        body,
+        already: rule.already.clone(),
+    })
 }
 
 /// `http://host/items/5?x` → `/items/5?x`; a path stays as it is.
 fn location_path(loc: &str) -> String {
     match loc.split_once("://") {
-        Some((_, rest)) => rest.find('/').map(|i| rest[i..].to_string()).unwrap_or_else(|| "/".into()),
+        Some((_, rest)) => rest
+            .find('/')
+            .map(|i| rest[i..].to_string())
+            .unwrap_or_else(|| "/".into()),
         None => loc.to_string(),
     }
 }

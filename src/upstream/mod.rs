@@ -25,7 +25,10 @@ impl NodeSet {
             .iter()
             .map(|spec| {
                 let reused = previous.and_then(|p| {
-                    p.nodes.iter().find(|n| n.spec == *spec && n.connect_timeout == connect).cloned()
+                    p.nodes
+                        .iter()
+                        .find(|n| n.spec == *spec && n.connect_timeout == connect)
+                        .cloned()
                 });
                 match reused {
                     Some(n) => {
@@ -40,7 +43,9 @@ impl NodeSet {
                 }
             })
             .collect();
-        NodeSet { nodes: nodes.into() }
+        NodeSet {
+            nodes: nodes.into(),
+        }
     }
 
     /// All nodes.
@@ -69,7 +74,11 @@ impl NodeSet {
                     b += 1;
                 }
                 let (a, b) = (candidates[a], candidates[b]);
-                Some(if self.nodes[b].in_flight() < self.nodes[a].in_flight() { b } else { a })
+                Some(if self.nodes[b].in_flight() < self.nodes[a].in_flight() {
+                    b
+                } else {
+                    a
+                })
             }
         }
     }

@@ -78,7 +78,9 @@ impl Node {
 
     /// The URI of `path_and_query` on this node (base path prepended).
     pub fn uri(&self, path_and_query: &str) -> Uri {
-        let mut s = String::with_capacity(7 + self.spec.authority.len() + self.spec.base_path.len() + path_and_query.len());
+        let mut s = String::with_capacity(
+            7 + self.spec.authority.len() + self.spec.base_path.len() + path_and_query.len(),
+        );
         s.push_str("http://");
         s.push_str(&self.spec.authority);
         s.push_str(&self.spec.base_path);
@@ -89,7 +91,10 @@ impl Node {
     /// Sends one request and waits for the response head. The in-flight count covers the call;
     /// streamed bodies hold an [`InFlight`] guard for the rest.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, SendError> {
-        self.client.request(req).await.map_err(classify_client_error)
+        self.client
+            .request(req)
+            .await
+            .map_err(classify_client_error)
     }
 
     /// Requests currently in flight to this node.
