@@ -26,7 +26,7 @@ pub struct NodeArgs {
     /// Probability (0 to 1) that a write is applied and then answers 500.
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pub apply_then_fail_rate: f64,
-    /// Start down: the port is taken but nothing answers.
+    /// Start down: connects are refused until the node is brought up (from tests).
     #[arg(long)]
     pub down: bool,
     /// Seed of the random faults, for reproducible runs.

@@ -20,7 +20,7 @@ pub struct Faults {
     pub delay: Duration,
     /// Probability (0.0 to 1.0) that a write is applied and then answered 500.
     pub apply_then_fail_rate: f64,
-    /// Start down: the port is reserved but nothing listens until `set_down(false)`.
+    /// Start down: nothing listens on the node's address until `set_down(false)`.
     pub down: bool,
     /// Seed of the random generator behind the rates, for reproducible runs.
     pub seed: u64,

@@ -99,7 +99,7 @@ pub(super) async fn set_down(shared: &Arc<Shared>, down: bool) {
         // After the connections are gone, so that any h2 stream still
         // running sees either the cut or `down`.
         shared.cut.send_modify(|generation| *generation += 1);
-        info!(node = %shared.name, "fault: node down");
+        info!(node = %shared.name, "node down");
         return;
     }
     if serving.is_some() {
@@ -109,7 +109,7 @@ pub(super) async fn set_down(shared: &Arc<Shared>, down: bool) {
         Ok(listener) => {
             shared.down.store(false, Ordering::SeqCst);
             *serving = Some(Serving::spawn(shared.clone(), listener));
-            info!(node = %shared.name, addr = %shared.addr, "fault: node up");
+            info!(node = %shared.name, addr = %shared.addr, "node up");
         }
         Err(e) => {
             error!(node = %shared.name, addr = %shared.addr, error = %e, "cannot listen again; node stays down")
