@@ -44,6 +44,8 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 pub fn for_node(mut headers: HeaderMap) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
+    // dtc has read the whole body already; the node need not be asked to wait for it.
+    headers.remove(header::EXPECT);
     headers
 }
 

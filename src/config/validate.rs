@@ -147,10 +147,11 @@ fn check_nodes(c: &mut Checker, config: &Config) -> Vec<NodeSpec> {
     }
     let mut out: Vec<NodeSpec> = Vec::new();
     for (i, node) in config.nodes.iter().enumerate() {
+        let earlier = &config.nodes[..i];
         if node.name.trim().is_empty() {
             c.problem(format!("nodes[{i}].name"), "a node needs a non-empty name");
         }
-        if out.iter().any(|n| n.name == node.name) {
+        if earlier.iter().any(|n| n.name == node.name) {
             c.problem(
                 format!("nodes[{i}].name"),
                 format!("node name `{}` is used twice", node.name),

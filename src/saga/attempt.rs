@@ -85,7 +85,10 @@ pub async fn call_with_retries(
             };
         }
         ambiguous |= match &answer {
-            Ok(r) => r.status.is_server_error(),
+            // 503 says "not processed"; any other 5xx may come after the node applied it.
+            Ok(r) => {
+                r.status.is_server_error() && r.status != http::StatusCode::SERVICE_UNAVAILABLE
+            }
             Err(e) => e.maybe_applied(),
         };
         let wait = policy.delay(attempts);

@@ -266,6 +266,7 @@ impl Coordinator {
         let limits = limits(t.rt);
         let mut headers = t.node_headers.clone();
         headers.remove(http::header::CONTENT_TYPE);
+        headers.remove(http::header::CONTENT_LENGTH);
         headers.remove(headers::IDEMPOTENCY_KEY);
         let calls: Vec<Call> =
             t.rt.nodes

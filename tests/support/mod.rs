@@ -121,3 +121,188 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+// ---- the proxy under test ----
+
+use dtc::app::App;
+use dtc::config::{Config, NodeConfig, Settings};
+
+/// The routes the tests run with: the shipped reference-API rules plus the items example.
+pub const TEST_ROUTES: &str = r#"
+[[routes]]
+method = "POST"
+path = "/v1/group/"
+key = "group/{body:/groupId}"
+already = [400]
+compensation = { method = "DELETE", path = "/v1/group/", body = "original", already = [404] }
+
+[[routes]]
+method = "DELETE"
+path = "/v1/group/"
+key = "group/{body:/groupId}"
+already = [404]
+compensation = { method = "POST", path = "/v1/group/", body = "original", already = [400] }
+
+[[routes]]
+method = "POST"
+path = "/items"
+compensation = { method = "DELETE", path = "/items/{response:/id}", already = [404] }
+
+[[routes]]
+method = "PUT"
+path = "/items/{id}"
+key = "item/{id}"
+snapshot = { method = "GET" }
+compensation = { method = "PUT", path = "/items/{id}", body = "snapshot" }
+
+[[routes]]
+method = "DELETE"
+path = "/items/{id}"
+key = "item/{id}"
+already = [404]
+snapshot = { method = "GET" }
+compensation = { method = "PUT", path = "/items/{id}", body = "snapshot" }
+"#;
+
+/// A config for `nodes` with quick retries and probes, so fault tests finish fast.
+pub fn test_config(nodes: &[RefNode]) -> Config {
+    let mut cfg: Config = toml::from_str(TEST_ROUTES).expect("test routes parse");
+    cfg.listen.address = "127.0.0.1:0".into();
+    cfg.listen.admin = String::new();
+    cfg.nodes = nodes
+        .iter()
+        .map(|n| NodeConfig {
+            name: n.name().to_string(),
+            url: n.url(),
+        })
+        .collect();
+    cfg.retry.attempts = 4;
+    cfg.retry.initial_backoff = Duration::from_millis(5);
+    cfg.retry.max_backoff = Duration::from_millis(20);
+    cfg.retry.deadline = Duration::from_secs(3);
+    cfg.timeouts.attempt = Duration::from_millis(1500);
+    cfg.health.interval = Duration::from_millis(50);
+    cfg.health.timeout = Duration::from_millis(200);
+    cfg
+}
+
+/// Validates a config built in a test.
+pub fn settings(cfg: Config) -> Settings {
+    dtc::config::validate::validate(cfg, "")
+        .unwrap_or_else(|p| panic!("test config invalid: {p:?}"))
+}
+
+/// A running proxy; stops when dropped.
+pub struct Dtc {
+    pub url: String,
+    pub addr: std::net::SocketAddr,
+    pub app: App,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Dtc {
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Whether the proxy currently sees node `i` as up.
+    pub fn node_up(&self, i: usize) -> bool {
+        self.app.current.load().nodes.all()[i].health.is_up()
+    }
+}
+
+/// Starts the proxy in-process on a free port.
+pub async fn start_proxy(cfg: Config) -> Dtc {
+    let app = App::new(settings(cfg), None);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind proxy");
+    let addr = listener.local_addr().expect("proxy addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = app.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Dtc {
+        url: format!("http://{addr}"),
+        addr,
+        app,
+        _stop: tx,
+    }
+}
+
+/// Three reference nodes `a`, `b`, `c` (item ids from 1, 101, 201) and a proxy in front.
+pub async fn cluster() -> (Vec<RefNode>, Dtc) {
+    cluster_with(|_| {}).await
+}
+
+/// Like [`cluster`], with the config adjusted by `tweak` first.
+pub async fn cluster_with(tweak: impl FnOnce(&mut Config)) -> (Vec<RefNode>, Dtc) {
+    let nodes = vec![
+        start_node("a", 1).await,
+        start_node("b", 101).await,
+        start_node("c", 201).await,
+    ];
+    let mut cfg = test_config(&nodes);
+    tweak(&mut cfg);
+    let dtc = start_proxy(cfg).await;
+    (nodes, dtc)
+}
+
+/// `{"groupId": "<id>"}`.
+pub fn group(id: &str) -> String {
+    format!(r#"{{"groupId": "{id}"}}"#)
+}
+
+/// The value of a header as text.
+pub fn header<'a>(a: &'a Answer, name: &str) -> &'a str {
+    a.1.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// Write requests a node received with `method`.
+pub fn writes(node: &RefNode, method: Method) -> Vec<dtc::node::RecordedRequest> {
+    node.requests()
+        .into_iter()
+        .filter(|r| r.method == method)
+        .collect()
+}
+
+/// A node stand-in that answers every request with `status` and counts them.
+pub async fn stub_node(status: u16) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use hyper::service::service_fn;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind stub");
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req| {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let mut resp =
+                            http::Response::new(Full::new(Bytes::from_static(b"{\"stub\":true}")));
+                        *resp.status_mut() = StatusCode::from_u16(status).unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    (url, count)
+}

@@ -1,0 +1,292 @@
+//! Partial writes undone: rolled back on the nodes that applied them, per-node server-assigned
+//! ids, snapshot compensation, compensation that cannot converge, writes nothing can undo.
+
+mod support;
+
+use dtc::config::Unmatched;
+use http::Method;
+use serde_json::json;
+use support::*;
+
+#[tokio::test]
+async fn a_partial_write_is_rolled_back_where_it_applied() {
+    // Not failing fast, so the write reaches nodes while c refuses connections.
+    let (nodes, dtc) = cluster_with(|c| c.writes.fail_fast = false).await;
+    nodes[2].set_down(true).await;
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    assert_eq!(a.0, 503);
+    assert_eq!(header(&a, "x-dtc-state"), "rolled_back");
+    assert_eq!(header(&a, "retry-after"), "1");
+    let p = json(&a.2);
+    assert_eq!(p["state"], "rolled_back");
+    assert_eq!(p["retryable"], true);
+    let per_node = p["nodes"].as_array().unwrap();
+    assert_eq!(per_node.len(), 3);
+    for (i, n) in per_node.iter().enumerate().take(2) {
+        assert_eq!(n["outcome"], "applied", "node {i}: {n}");
+        assert_eq!(n["compensation"]["outcome"], "undone", "node {i}: {n}");
+    }
+    assert_eq!(per_node[2]["outcome"], "transient");
+    assert!(
+        per_node[2]["error"].as_str().unwrap().contains("connect"),
+        "{}",
+        per_node[2]
+    );
+    assert_eq!(per_node[2]["attempts"], 4);
+    // A refused connection never reached the node: nothing to undo there.
+    assert_eq!(per_node[2]["maybe_applied"], false);
+    assert!(per_node[2].get("compensation").is_none());
+    assert!(
+        nodes.iter().all(|n| n.groups().is_empty()),
+        "nothing left anywhere"
+    );
+    for n in &nodes[..2] {
+        let undo = writes(n, Method::DELETE);
+        assert_eq!(undo.len(), 1);
+        assert_eq!(json(&undo[0].body), json!({"groupId": "g1"}));
+    }
+}
+
+#[tokio::test]
+async fn a_node_answering_500_may_have_applied_so_it_is_undone_too() {
+    let (nodes, dtc) = cluster().await;
+    nodes[2].apply_then_fail_next(1);
+    nodes[2].fail_next(3);
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    // c applied the write but answered 500 four times: only an undo there makes it consistent.
+    assert_eq!(
+        (a.0.as_u16(), header(&a, "x-dtc-state")),
+        (503, "rolled_back")
+    );
+    let p = json(&a.2);
+    assert_eq!(p["nodes"][2]["maybe_applied"], true);
+    assert_eq!(p["nodes"][2]["compensation"]["outcome"], "undone");
+    assert!(
+        nodes.iter().all(|n| n.groups().is_empty()),
+        "c's silent apply was undone"
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_keeps_answering_500_leaves_the_write_failed() {
+    let (nodes, dtc) = cluster().await;
+    nodes[2].fail_next(100);
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    // A 500 may follow an apply; c's undo cannot be confirmed while c keeps failing.
+    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (502, "failed"));
+    let p = json(&a.2);
+    assert_eq!(p["nodes"][2]["maybe_applied"], true);
+    assert_eq!(p["nodes"][2]["compensation"]["outcome"], "failed");
+    assert_eq!(p["nodes"][2]["compensation"]["status"], 500);
+    assert!(
+        nodes[0].groups().is_empty() && nodes[1].groups().is_empty(),
+        "a and b were undone"
+    );
+}
+
+#[tokio::test]
+async fn a_rejection_on_one_node_rolls_back_with_409() {
+    let (nodes, dtc) = cluster().await;
+    nodes[1].reject_next(1, 422);
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    assert_eq!(
+        (a.0.as_u16(), header(&a, "x-dtc-state")),
+        (409, "rolled_back")
+    );
+    let p = json(&a.2);
+    assert_eq!(p["retryable"], false);
+    assert_eq!(p["nodes"][1]["outcome"], "rejected");
+    assert!(
+        p["nodes"][1].get("compensation").is_none(),
+        "a rejecting node changed nothing"
+    );
+    assert!(nodes.iter().all(|n| n.groups().is_empty()));
+}
+
+#[tokio::test]
+async fn a_compensation_that_cannot_reach_its_node_ends_failed() {
+    let (nodes, dtc) = cluster().await;
+    nodes[2].hold_next(1);
+    let url = dtc.at("/v1/group/");
+    let client =
+        tokio::spawn(async move { send(Method::POST, &url, Some(&group("g1")), &[]).await });
+    wait_until("a and b applied, c holds the write", || {
+        nodes[2].held_count() == 1
+            && nodes[0].groups().contains("g1")
+            && nodes[1].groups().contains("g1")
+    })
+    .await;
+    // Node a goes away before it can be undone; c drops the write it holds.
+    nodes[0].set_down(true).await;
+    nodes[2].set_down(true).await;
+    let a = client.await.unwrap();
+    assert_eq!(a.0, 502);
+    assert_eq!(header(&a, "x-dtc-state"), "failed");
+    let p = json(&a.2);
+    assert_eq!(p["state"], "failed");
+    assert!(p["detail"].as_str().unwrap().contains("may differ"), "{p}");
+    assert_eq!(p["nodes"][0]["outcome"], "applied");
+    assert_eq!(p["nodes"][0]["compensation"]["outcome"], "failed");
+    assert!(
+        p["nodes"][0]["compensation"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("connect"),
+        "{p}"
+    );
+    assert_eq!(p["nodes"][1]["compensation"]["outcome"], "undone");
+    assert_eq!(
+        p["nodes"][2]["maybe_applied"], true,
+        "the held write's outcome is unknown"
+    );
+    assert!(nodes[1].groups().is_empty());
+    assert!(
+        nodes[0].groups().contains("g1"),
+        "a still holds it: that is why the state is failed"
+    );
+}
+
+#[tokio::test]
+async fn a_partial_write_without_a_compensation_rule_ends_failed() {
+    let (nodes, dtc) = cluster_with(|c| c.routes.clear()).await;
+    nodes[2].fail_next(100);
+    let a = send(
+        Method::POST,
+        &dtc.at("/items"),
+        Some(r#"{"name": "x"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (502, "failed"));
+    let p = json(&a.2);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no compensation rule"),
+        "{p}"
+    );
+    assert_eq!(
+        p["nodes"][0]["compensation"]["error"],
+        "no compensation rule"
+    );
+}
+
+#[tokio::test]
+async fn unmatched_writes_can_be_refused_before_touching_any_node() {
+    let (nodes, dtc) = cluster_with(|c| c.writes.unmatched = Unmatched::Refuse).await;
+    let a = send(Method::POST, &dtc.at("/unknown/"), Some("{}"), &[]).await;
+    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (501, "rejected"));
+    assert!(json(&a.2)["detail"].as_str().unwrap().contains("no route"));
+    assert!(nodes.iter().all(|n| n.write_count() == 0));
+}
+
+#[tokio::test]
+async fn server_assigned_ids_are_undone_per_node() {
+    let (nodes, dtc) = cluster().await;
+    nodes[2].reject_next(1, 422);
+    let a = send(
+        Method::POST,
+        &dtc.at("/items"),
+        Some(r#"{"name": "x"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (a.0.as_u16(), header(&a, "x-dtc-state")),
+        (409, "rolled_back")
+    );
+    // a assigned id 1, b id 101: each is undone with its own id.
+    assert_eq!(writes(&nodes[0], Method::DELETE)[0].path, "/items/1");
+    assert_eq!(writes(&nodes[1], Method::DELETE)[0].path, "/items/101");
+    assert!(nodes.iter().all(|n| n.items().is_empty()));
+}
+
+#[tokio::test]
+async fn a_rolled_back_delete_recreates_the_identical_representation() {
+    let (nodes, dtc) = cluster().await;
+    let put = send(
+        Method::PUT,
+        &dtc.at("/items/5"),
+        Some(r#"{"name": "x", "tags": [1, 2]}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (put.0.as_u16(), header(&put, "x-dtc-state")),
+        (201, "succeeded")
+    );
+    let before: Vec<_> = nodes.iter().map(|n| n.items()).collect();
+    nodes[2].reject_next(1, 409);
+    let a = send(Method::DELETE, &dtc.at("/items/5"), None, &[]).await;
+    assert_eq!(
+        (a.0.as_u16(), header(&a, "x-dtc-state")),
+        (409, "rolled_back")
+    );
+    let after: Vec<_> = nodes.iter().map(|n| n.items()).collect();
+    assert_eq!(
+        before, after,
+        "every node holds exactly what it held before"
+    );
+    let undo = writes(&nodes[0], Method::PUT);
+    assert_eq!(undo.len(), 2, "the create, then the undo");
+    assert_eq!(undo[1].path, "/items/5");
+}
+
+#[tokio::test]
+async fn a_rolled_back_create_by_put_deletes_what_was_not_there_before() {
+    let (nodes, dtc) = cluster().await;
+    nodes[1].reject_next(1, 422);
+    let a = send(
+        Method::PUT,
+        &dtc.at("/items/9"),
+        Some(r#"{"name": "new"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (a.0.as_u16(), header(&a, "x-dtc-state")),
+        (409, "rolled_back")
+    );
+    assert!(
+        nodes.iter().all(|n| n.items().is_empty()),
+        "absent before, absent after"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_writes_to_one_key_leave_all_nodes_identical() {
+    let (nodes, dtc) = cluster().await;
+    for (i, n) in nodes.iter().enumerate() {
+        n.set_delay(std::time::Duration::from_millis(i as u64));
+    }
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let url = dtc.at("/v1/group/");
+        let method = if i % 2 == 0 {
+            Method::POST
+        } else {
+            Method::DELETE
+        };
+        tasks.push(tokio::spawn(async move {
+            send(method, &url, Some(&group("same")), &[]).await.0
+        }));
+    }
+    for t in tasks {
+        let status = t.await.unwrap();
+        assert!([200, 201, 400, 404].contains(&status.as_u16()), "{status}");
+    }
+    let first = nodes[0].groups();
+    assert!(nodes.iter().all(|n| n.groups() == first), "nodes diverged");
+    // Same order everywhere: each node saw the same sequence of writes.
+    let seq = |n: &dtc::node::RefNode| {
+        n.requests()
+            .iter()
+            .map(|r| r.method.clone())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        nodes.iter().all(|n| seq(n) == seq(&nodes[0])),
+        "nodes saw writes in different orders"
+    );
+}

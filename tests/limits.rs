@@ -1,0 +1,106 @@
+//! Bad clients get clear answers and never reach the nodes: oversized bodies (413), slow headers
+//! and bodies (408), oversized headers (431), too many connections (503).
+
+mod support;
+
+use http::Method;
+use std::time::Duration;
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Reads what the server sends until it closes the connection or `limit` passes.
+async fn read_all(stream: &mut TcpStream, limit: Duration) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_413_before_any_node_is_touched() {
+    let (nodes, dtc) = cluster_with(|c| c.limits.max_body = 1024).await;
+    let big = format!(r#"{{"groupId": "{}"}}"#, "x".repeat(2000));
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&big), &[]).await;
+    assert_eq!(a.0, 413);
+    assert_eq!(header(&a, "content-type"), "application/problem+json");
+    assert!(
+        json(&a.2)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1024 bytes")
+    );
+    // Without a content-length (chunked), the limit holds while reading.
+    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
+    let head = "POST /v1/group/ HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\n\r\n";
+    s.write_all(head.as_bytes()).await.unwrap();
+    for _ in 0..3 {
+        s.write_all(format!("{:x}\r\n{}\r\n", 1000, "y".repeat(1000)).as_bytes())
+            .await
+            .unwrap();
+    }
+    s.write_all(b"0\r\n\r\n").await.unwrap();
+    let answer = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(nodes.iter().all(|n| n.write_count() == 0));
+}
+
+#[tokio::test]
+async fn a_client_that_is_slow_with_its_headers_gets_408() {
+    let (nodes, dtc) = cluster_with(|c| c.timeouts.header_read = Duration::from_millis(200)).await;
+    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
+    s.write_all(b"POST /v1/group/ HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let answer = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(answer.contains("header-timeout"));
+    assert!(nodes.iter().all(|n| n.write_count() == 0));
+    // The proxy still serves others.
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    assert_eq!(a.0, 201);
+}
+
+#[tokio::test]
+async fn a_client_that_is_slow_with_its_body_gets_408() {
+    let (nodes, dtc) = cluster_with(|c| c.timeouts.header_read = Duration::from_millis(200)).await;
+    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
+    s.write_all(b"POST /v1/group/ HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"gro")
+        .await
+        .unwrap();
+    let answer = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(nodes.iter().all(|n| n.write_count() == 0));
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let (nodes, dtc) = cluster_with(|c| c.limits.max_header_bytes = 8192).await;
+    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
+    let req = format!(
+        "GET /v1/group/g1/ HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+        "z".repeat(20_000)
+    );
+    let _ = s.write_all(req.as_bytes()).await;
+    let answer = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
+    assert!(nodes.iter().all(|n| n.requests().is_empty()));
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_get_503_and_are_closed() {
+    let (_nodes, dtc) = cluster_with(|c| c.limits.max_connections = 1).await;
+    // The first connection holds the only slot (keep-alive, idle).
+    let mut first = TcpStream::connect(dtc.addr).await.unwrap();
+    first
+        .write_all(b"GET /v1/group/g1/ HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    first.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 404");
+    let mut second = TcpStream::connect(dtc.addr).await.unwrap();
+    let answer = read_all(&mut second, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+    assert!(answer.contains("max_connections"));
+    drop(first);
+}

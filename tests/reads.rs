@@ -1,0 +1,123 @@
+//! Reads: one healthy node, load-aware; failover on connection errors and configured statuses;
+//! a clear 503 when no node is healthy.
+
+mod support;
+
+use dtc::config::NodeConfig;
+use http::Method;
+use std::sync::atomic::Ordering;
+use support::*;
+
+fn gets(n: &dtc::node::RefNode) -> usize {
+    n.requests()
+        .iter()
+        .filter(|r| r.method == Method::GET)
+        .count()
+}
+
+#[tokio::test]
+async fn a_read_goes_to_exactly_one_node() {
+    let (nodes, dtc) = cluster().await;
+    for n in &nodes {
+        n.insert_group("g1");
+    }
+    for _ in 0..30 {
+        let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
+        assert_eq!(r.0, 200);
+        assert!(
+            r.1.get("x-dtc-state").is_none(),
+            "reads are not transactions"
+        );
+    }
+    let per_node: Vec<usize> = nodes.iter().map(gets).collect();
+    assert_eq!(per_node.iter().sum::<usize>(), 30, "{per_node:?}");
+    assert!(
+        per_node.iter().all(|&n| n > 0),
+        "load spread over all nodes: {per_node:?}"
+    );
+    let head = send(Method::HEAD, &dtc.at("/v1/group/g1/"), None, &[]).await;
+    assert_eq!(head.0, 200);
+    assert!(head.2.is_empty());
+}
+
+#[tokio::test]
+async fn a_read_fails_over_when_a_node_refuses_connections() {
+    let (nodes, dtc) = cluster_with(|c| c.health.path = String::new()).await;
+    for n in &nodes {
+        n.insert_group("g1");
+    }
+    nodes[0].set_down(true).await;
+    for _ in 0..20 {
+        let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
+        assert_eq!(r.0, 200, "every read is answered by a live node");
+    }
+}
+
+#[tokio::test]
+async fn a_configured_status_moves_the_read_to_another_node() {
+    let (nodes, _) = cluster().await;
+    let (stub, hits) = stub_node(503).await;
+    let mut cfg = test_config(&nodes[..1]);
+    cfg.nodes.insert(
+        0,
+        NodeConfig {
+            name: "stub".into(),
+            url: stub,
+        },
+    );
+    cfg.health.path = String::new();
+    nodes[0].insert_group("g1");
+    let dtc = start_proxy(cfg).await;
+    for _ in 0..10 {
+        let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
+        assert_eq!(r.0, 200);
+    }
+    assert!(hits.load(Ordering::SeqCst) > 0, "the stub was tried");
+}
+
+#[tokio::test]
+async fn the_last_answer_is_passed_when_every_node_says_retry() {
+    let (stub, _) = stub_node(503).await;
+    let (stub2, _) = stub_node(503).await;
+    let mut cfg = test_config(&[]);
+    cfg.nodes = vec![
+        NodeConfig {
+            name: "s1".into(),
+            url: stub,
+        },
+        NodeConfig {
+            name: "s2".into(),
+            url: stub2,
+        },
+    ];
+    cfg.health.path = String::new();
+    let dtc = start_proxy(cfg).await;
+    let r = send(Method::GET, &dtc.at("/anything"), None, &[]).await;
+    assert_eq!(r.0, 503);
+    assert_eq!(
+        json(&r.2),
+        serde_json::json!({"stub": true}),
+        "a node's own answer, not dtc's"
+    );
+}
+
+#[tokio::test]
+async fn no_healthy_node_is_a_503_problem() {
+    let (nodes, dtc) = cluster().await;
+    for n in &nodes {
+        n.set_down(true).await;
+    }
+    wait_until("every node is seen down", || {
+        (0..3).all(|i| !dtc.node_up(i))
+    })
+    .await;
+    let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
+    assert_eq!(r.0, 503);
+    assert_eq!(header(&r, "content-type"), "application/problem+json");
+    assert!(
+        json(&r.2)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no node is healthy")
+    );
+}
