@@ -181,12 +181,15 @@ fn leading_comments(body: &str) -> &str {
 
 /// Parses one document; `None` when it is empty (only comments, or `~`).
 fn parse(body: &str, at: Place) -> Result<Option<Value>, InjectError> {
+    // Padding with the lines before the document makes the parser's own
+    // "at line N" messages count lines of the whole input.
+    let padded = "\n".repeat(at.line - 1) + body;
     let yaml_error = |e: serde_norway::Error| InjectError::Yaml {
         doc: at.doc,
-        line: at.line + e.location().map_or(0, |l| l.line().saturating_sub(1)),
+        line: e.location().map_or(at.line, |l| l.line()),
         message: e.to_string(),
     };
-    let mut docs = serde_norway::Deserializer::from_str(body);
+    let mut docs = serde_norway::Deserializer::from_str(&padded);
     let Some(doc) = docs.next() else {
         return Ok(None);
     };
