@@ -25,7 +25,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Inject(args) => crate::k8s::inject_main(args),
         Command::Webhook(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build();
             match rt {
                 Ok(rt) => rt.block_on(crate::k8s::webhook_main(args)),
                 Err(e) => {

@@ -17,7 +17,9 @@ fn fixtures() -> PathBuf {
 }
 
 fn inject(input: &str) -> String {
-    inject_yaml(input, &SidecarOptions::default()).expect("injects").yaml
+    inject_yaml(input, &SidecarOptions::default())
+        .expect("injects")
+        .yaml
 }
 
 fn inject_err(input: &str) -> String {
@@ -33,8 +35,12 @@ fn assert_golden(name: &str, actual: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, actual).unwrap();
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with DTC_BLESS=1 to create it)", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with DTC_BLESS=1 to create it)",
+            path.display()
+        )
+    });
     assert_eq!(actual, expected, "output differs from {}", path.display());
 }
 
@@ -97,7 +103,10 @@ fn untouched_documents_are_copied_byte_for_byte() {
     for untouched in [docs[0], docs[2], docs[3]] {
         assert!(out.contains(untouched), "not copied verbatim:\n{untouched}");
     }
-    assert!(!out.contains(docs[1]), "the web Deployment should have changed");
+    assert!(
+        !out.contains(docs[1]),
+        "the web Deployment should have changed"
+    );
 }
 
 #[test]
@@ -147,12 +156,17 @@ fn a_mistyped_kind_gets_a_suggestion() {
     assert!(message.contains("unknown kind `Deploymnet`"), "{message}");
     assert!(message.contains("did you mean `Deployment`?"), "{message}");
     let message = inject_err("apiVersion: v1\nkind: Deployment\nmetadata: {name: x}\n");
-    assert!(message.contains("belongs to apiVersion `apps/v1`"), "{message}");
+    assert!(
+        message.contains("belongs to apiVersion `apps/v1`"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_workload_without_a_pod_spec_is_refused() {
-    let message = inject_err("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n");
+    let message = inject_err(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n",
+    );
     assert!(message.contains("Deployment `web`"), "{message}");
     assert!(message.contains("spec.template.spec"), "{message}");
 }
@@ -161,7 +175,10 @@ fn a_workload_without_a_pod_spec_is_refused() {
 fn a_volume_named_like_dtcs_is_refused() {
     let input = fixture("job.yaml").replace("name: scratch", "name: dtc-journal");
     let message = inject_err(&input);
-    assert!(message.contains("already has a volume named `dtc-journal`"), "{message}");
+    assert!(
+        message.contains("already has a volume named `dtc-journal`"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -183,7 +200,11 @@ fn dtc(args: &[&str], stdin: &str) -> (i32, String, String) {
     std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
-    (out.status.code().unwrap(), text(out.stdout), text(out.stderr))
+    (
+        out.status.code().unwrap(),
+        text(out.stdout),
+        text(out.stderr),
+    )
 }
 
 #[test]
@@ -205,22 +226,40 @@ fn the_command_reads_a_file() {
 #[test]
 fn bad_flags_exit_64_with_every_problem_named() {
     let (code, out, err) = dtc(
-        &["inject", "--memory-limit", "128MB", "--config-map", "My_Config"],
+        &[
+            "inject",
+            "--memory-limit",
+            "128MB",
+            "--config-map",
+            "My_Config",
+        ],
         "",
     );
     assert_eq!(code, 64);
     assert!(out.is_empty());
-    assert!(err.contains("--memory-limit `128MB` is not a Kubernetes quantity"), "{err}");
-    assert!(err.contains("--config-map `My_Config` is not a valid Kubernetes name"), "{err}");
+    assert!(
+        err.contains("--memory-limit `128MB` is not a Kubernetes quantity"),
+        "{err}"
+    );
+    assert!(
+        err.contains("--config-map `My_Config` is not a valid Kubernetes name"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_file_exits_66_and_bad_input_65() {
     let (code, _, err) = dtc(&["inject", "-f", "/nonexistent/deploy.yaml"], "");
     assert_eq!(code, 66);
-    assert!(err.contains("cannot read `/nonexistent/deploy.yaml`"), "{err}");
+    assert!(
+        err.contains("cannot read `/nonexistent/deploy.yaml`"),
+        "{err}"
+    );
     let (code, out, err) = dtc(&["inject"], "kind: Deploymnet\napiVersion: apps/v1\n");
     assert_eq!(code, 65);
-    assert!(out.is_empty(), "nothing is written when a document is refused");
+    assert!(
+        out.is_empty(),
+        "nothing is written when a document is refused"
+    );
     assert!(err.contains("did you mean `Deployment`?"), "{err}");
 }

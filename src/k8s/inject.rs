@@ -102,7 +102,8 @@ pub fn inject_yaml(input: &str, opts: &SidecarOptions) -> Result<Injected, Injec
         };
         if injector.object(&mut value)? {
             out.yaml.push_str(leading_comments(chunk.body));
-            out.yaml.push_str(&serde_norway::to_string(&value).expect("JSON values serialize"));
+            out.yaml
+                .push_str(&serde_norway::to_string(&value).expect("JSON values serialize"));
         } else {
             out.yaml.push_str(chunk.body);
         }
@@ -198,7 +199,9 @@ fn parse(body: &str, at: Place) -> Result<Option<Value>, InjectError> {
         return Err(InjectError::Yaml {
             doc: at.doc,
             line: at.line,
-            message: "two documents without a `---` line between them: put `---` on a line of its own".into(),
+            message:
+                "two documents without a `---` line between them: put `---` on a line of its own"
+                    .into(),
         });
     }
     Ok((!value.is_null()).then_some(value))

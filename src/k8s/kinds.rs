@@ -44,7 +44,9 @@ impl KindError {
             KindError::Missing(field) => InjectError::NotAnObject {
                 doc,
                 line,
-                why: format!("it has no `{field}` (Kubernetes objects need `apiVersion` and `kind`)"),
+                why: format!(
+                    "it has no `{field}` (Kubernetes objects need `apiVersion` and `kind`)"
+                ),
             },
             KindError::Unknown {
                 kind,
@@ -65,12 +67,23 @@ const POD: &[&str] = &[];
 const TEMPLATE: &[&str] = &["spec", "template"];
 const CRON: &[&str] = &["spec", "jobTemplate", "spec", "template"];
 
+/// Where a kind keeps its pod template, and that spec's path for messages.
+type Template = Option<(&'static [&'static str], &'static str)>;
+
 /// Every kind of the groups checked strictly, with its pod template path.
-const BUILT_IN: &[(&str, &str, Option<(&[&str], &str)>)] = &[
+const BUILT_IN: &[(&str, &str, Template)] = &[
     ("", "Pod", Some((POD, "spec"))),
-    ("", "ReplicationController", Some((TEMPLATE, "spec.template.spec"))),
+    (
+        "",
+        "ReplicationController",
+        Some((TEMPLATE, "spec.template.spec")),
+    ),
     ("apps", "Deployment", Some((TEMPLATE, "spec.template.spec"))),
-    ("apps", "StatefulSet", Some((TEMPLATE, "spec.template.spec"))),
+    (
+        "apps",
+        "StatefulSet",
+        Some((TEMPLATE, "spec.template.spec")),
+    ),
     ("apps", "DaemonSet", Some((TEMPLATE, "spec.template.spec"))),
     ("apps", "ReplicaSet", Some((TEMPLATE, "spec.template.spec"))),
     ("batch", "Job", Some((TEMPLATE, "spec.template.spec"))),
@@ -128,8 +141,6 @@ pub fn classify(object: &Map<String, Value>) -> Result<Kind, KindError> {
     }
 }
 
-type Template = Option<(&'static [&'static str], &'static str)>;
-
 fn known(group: &str, kind: &str) -> Option<Template> {
     BUILT_IN
         .iter()
@@ -140,7 +151,11 @@ fn known(group: &str, kind: &str) -> Option<Template> {
 /// Says where a misplaced kind lives, or which known kind a typo is close to.
 fn hint(kind: &str) -> String {
     if let Some((group, _, _)) = BUILT_IN.iter().find(|(_, k, _)| *k == kind) {
-        let api_version = if group.is_empty() { "v1".to_string() } else { format!("{group}/v1") };
+        let api_version = if group.is_empty() {
+            "v1".to_string()
+        } else {
+            format!("{group}/v1")
+        };
         return format!(": `{kind}` belongs to apiVersion `{api_version}`");
     }
     let lower = kind.to_lowercase();

@@ -81,10 +81,7 @@ pub fn inject_pod(
 
 /// The value of one annotation of `pod`, if it is a string.
 pub fn annotation<'a>(pod: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    pod.get("metadata")?
-        .get("annotations")?
-        .get(key)?
-        .as_str()
+    pod.get("metadata")?.get("annotations")?.get(key)?.as_str()
 }
 
 fn has_sidecar(spec: &Map<String, Value>) -> bool {

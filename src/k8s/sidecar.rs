@@ -9,8 +9,8 @@ use super::K8sError;
 use clap::Args;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    HTTPGetAction, PersistentVolumeClaimVolumeSource, Probe, ResourceRequirements,
-    SeccompProfile, SecurityContext, Volume, VolumeMount,
+    HTTPGetAction, PersistentVolumeClaimVolumeSource, Probe, ResourceRequirements, SeccompProfile,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -91,7 +91,10 @@ impl SidecarOptions {
     pub fn validate(&self) -> Result<(), K8sError> {
         let mut problems = Vec::new();
         if self.image.trim().is_empty() || self.image.contains(char::is_whitespace) {
-            problems.push(format!("--image `{}` is not an image reference", self.image));
+            problems.push(format!(
+                "--image `{}` is not an image reference",
+                self.image
+            ));
         }
         if !["Always", "IfNotPresent", "Never"].contains(&self.image_pull_policy.as_str()) {
             problems.push(format!(

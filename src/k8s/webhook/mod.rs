@@ -68,7 +68,10 @@ pub async fn serve(
         }
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("webhook connections still open after the drain timeout");
     }
 }
@@ -89,7 +92,8 @@ async fn handle(
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
         Err(error) => {
-            let message = format!("cannot read the request body (at most {MAX_BODY} bytes): {error}\n");
+            let message =
+                format!("cannot read the request body (at most {MAX_BODY} bytes): {error}\n");
             return Ok(text(StatusCode::PAYLOAD_TOO_LARGE, message));
         }
     };
@@ -97,9 +101,10 @@ async fn handle(
         Ok(answer) => {
             let json = serde_json::to_vec(&answer).expect("JSON values serialize");
             let mut response = Response::new(Full::new(Bytes::from(json)));
-            response
-                .headers_mut()
-                .insert(header::CONTENT_TYPE, "application/json".parse().expect("valid"));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                "application/json".parse().expect("valid"),
+            );
             response
         }
         Err(error) => {
@@ -112,8 +117,9 @@ async fn handle(
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, "text/plain; charset=utf-8".parse().expect("valid"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "text/plain; charset=utf-8".parse().expect("valid"),
+    );
     response
 }
