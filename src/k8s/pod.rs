@@ -1,0 +1,174 @@
+//! Adding the sidecar to one pod (or pod template), as JSON.
+//!
+//! [`inject_pod`] is the single mutation behind both `dtc inject` and the
+//! webhook: the webhook diffs its result against the original pod to build the
+//! JSONPatch, so both paths produce the same pod by construction.
+//!
+//! Native sidecars are *prepended* to `initContainers`: the kubelet starts init
+//! containers in order and waits for a sidecar's startup probe before the next
+//! one, so every later init container and every app container can already reach
+//! `127.0.0.1:8000`. At shutdown sidecars stop after the app containers.
+//! A legacy sidecar is appended to `containers`, so the app stays the default
+//! container of `kubectl logs` and `kubectl exec`.
+
+use super::sidecar::{
+    CONFIG_VOLUME, CONTAINER_NAME, JOURNAL_VOLUME, SidecarOptions, sidecar_container,
+    sidecar_volumes,
+};
+use serde_json::{Map, Value};
+
+/// Pod annotation that asks for (`enabled`) or refuses (`disabled`) injection.
+pub const INJECT_ANNOTATION: &str = "dtc.io/inject";
+/// Pod annotation written by injection; makes injecting again a no-op.
+pub const INJECTED_ANNOTATION: &str = "dtc.io/injected";
+
+/// What [`inject_pod`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The sidecar, its volumes and the marker annotation were added.
+    Injected,
+    /// The pod already had the sidecar (marker annotation or a `dtc` container).
+    AlreadyInjected,
+    /// The pod carries `dtc.io/inject: disabled`.
+    OptedOut,
+}
+
+/// Why a pod could not be injected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PodError {
+    /// The object has no pod spec with a `containers` list where one belongs.
+    #[error("`{0}` is missing or has no `containers` list")]
+    NoPodSpec(&'static str),
+    /// A field has the wrong JSON type.
+    #[error("`{0}` must be {1}")]
+    WrongType(String, &'static str),
+    /// The pod already uses one of the sidecar's volume names.
+    #[error(
+        "the pod already has a volume named `{0}`, which dtc needs: rename that volume and try again"
+    )]
+    VolumeTaken(String),
+}
+
+/// Adds the dtc sidecar to `pod`, an object with `metadata` and `spec` (a Pod
+/// or a workload's pod template). `spec_path` names `spec` in error messages.
+pub fn inject_pod(
+    pod: &mut Map<String, Value>,
+    spec_path: &'static str,
+    opts: &SidecarOptions,
+) -> Result<Outcome, PodError> {
+    let spec = pod
+        .get("spec")
+        .and_then(Value::as_object)
+        .filter(|s| s.get("containers").is_some_and(Value::is_array))
+        .ok_or(PodError::NoPodSpec(spec_path))?;
+    if annotation(pod, INJECTED_ANNOTATION) == Some("true") || has_sidecar(spec) {
+        return Ok(Outcome::AlreadyInjected);
+    }
+    if annotation(pod, INJECT_ANNOTATION) == Some("disabled") {
+        return Ok(Outcome::OptedOut);
+    }
+    check_volume_names(spec)?;
+    let spec = pod
+        .get_mut("spec")
+        .and_then(Value::as_object_mut)
+        .ok_or(PodError::NoPodSpec(spec_path))?;
+    add_container(spec, opts)?;
+    add_volumes(spec, opts)?;
+    raise_grace_period(spec, opts.termination_grace);
+    set_annotation(pod, INJECTED_ANNOTATION, "true")?;
+    Ok(Outcome::Injected)
+}
+
+/// The value of one annotation of `pod`, if it is a string.
+pub fn annotation<'a>(pod: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    pod.get("metadata")?.get("annotations")?.get(key)?.as_str()
+}
+
+fn has_sidecar(spec: &Map<String, Value>) -> bool {
+    ["containers", "initContainers"].iter().any(|list| {
+        spec.get(*list)
+            .and_then(Value::as_array)
+            .is_some_and(|cs| cs.iter().any(|c| c["name"] == CONTAINER_NAME))
+    })
+}
+
+fn check_volume_names(spec: &Map<String, Value>) -> Result<(), PodError> {
+    let Some(volumes) = spec.get("volumes").and_then(Value::as_array) else {
+        return Ok(());
+    };
+    for taken in [CONFIG_VOLUME, JOURNAL_VOLUME] {
+        if volumes.iter().any(|v| v["name"] == taken) {
+            return Err(PodError::VolumeTaken(taken.into()));
+        }
+    }
+    Ok(())
+}
+
+fn add_container(spec: &mut Map<String, Value>, opts: &SidecarOptions) -> Result<(), PodError> {
+    let container = to_json(sidecar_container(opts));
+    if opts.legacy_sidecar {
+        list(spec, "containers")?.push(container);
+    } else {
+        list(spec, "initContainers")?.insert(0, container);
+    }
+    Ok(())
+}
+
+fn add_volumes(spec: &mut Map<String, Value>, opts: &SidecarOptions) -> Result<(), PodError> {
+    let volumes = list(spec, "volumes")?;
+    volumes.extend(sidecar_volumes(opts).into_iter().map(to_json));
+    Ok(())
+}
+
+/// dtc drains in-flight writes on SIGTERM; the pod must give it the time.
+fn raise_grace_period(spec: &mut Map<String, Value>, at_least: i64) {
+    const KEY: &str = "terminationGracePeriodSeconds";
+    let current = spec.get(KEY).and_then(Value::as_i64).unwrap_or(30);
+    if current < at_least || !spec.contains_key(KEY) {
+        spec.insert(KEY.into(), current.max(at_least).into());
+    }
+}
+
+fn set_annotation(pod: &mut Map<String, Value>, key: &str, value: &str) -> Result<(), PodError> {
+    let metadata = object(pod, "metadata")?;
+    let annotations = object(metadata, "annotations")?;
+    annotations.insert(key.into(), value.into());
+    Ok(())
+}
+
+/// The array at `key`, created empty when absent (or `null`).
+fn list<'a>(map: &'a mut Map<String, Value>, key: &str) -> Result<&'a mut Vec<Value>, PodError> {
+    let slot = map.entry(key).or_insert_with(|| Value::Array(Vec::new()));
+    if slot.is_null() {
+        *slot = Value::Array(Vec::new());
+    }
+    slot.as_array_mut()
+        .ok_or_else(|| PodError::WrongType(key.into(), "a list"))
+}
+
+/// The object at `key`, created empty when absent (or `null`).
+fn object<'a>(
+    map: &'a mut Map<String, Value>,
+    key: &str,
+) -> Result<&'a mut Map<String, Value>, PodError> {
+    let slot = map.entry(key).or_insert_with(|| Value::Object(Map::new()));
+    if slot.is_null() {
+        *slot = Value::Object(Map::new());
+    }
+    slot.as_object_mut()
+        .ok_or_else(|| PodError::WrongType(key.into(), "a mapping"))
+}
+
+/// Serializes a k8s-openapi object, `name` first as people write it.
+fn to_json<T: serde::Serialize>(value: T) -> Value {
+    let value = serde_json::to_value(value).expect("k8s-openapi types always serialize to JSON");
+    let Value::Object(mut fields) = value else {
+        return value;
+    };
+    let mut ordered = Map::new();
+    if let Some(name) = fields.shift_remove("name") {
+        ordered.insert("name".into(), name);
+    }
+    ordered.extend(fields);
+    Value::Object(ordered)
+}

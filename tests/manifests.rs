@@ -1,0 +1,191 @@
+//! Every file in `manifests/` is the Kubernetes objects it claims to be, with
+//! no field a typed client would drop; the example Deployment is what
+//! `dtc inject` makes of the app; and the pieces agree with each other
+//! (ConfigMap ↔ sidecar paths, webhook routes, Dockerfile ↔ securityContext).
+
+use dtc::k8s::SidecarOptions;
+use dtc::k8s::inject::inject_yaml;
+use dtc::k8s::sidecar::{ADMIN_PORT, CONFIG_DIR, JOURNAL_DIR, PROXY_PORT, RUN_AS_USER};
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: impl AsRef<Path>) -> String {
+    let path = root().join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every document of a YAML file, as JSON values.
+fn documents(text: &str) -> Vec<Value> {
+    serde_norway::Deserializer::from_str(text)
+        .map(|doc| Value::deserialize(doc).unwrap())
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// Parses `doc` as `T` and checks that serializing it back loses nothing.
+fn round_trip<T: DeserializeOwned + serde::Serialize>(file: &str, doc: &Value) {
+    let typed: T = serde_json::from_value(doc.clone()).unwrap_or_else(|e| {
+        panic!(
+            "{file}: {} is not a valid {}: {e}",
+            doc["metadata"]["name"], doc["kind"]
+        )
+    });
+    let back = serde_json::to_value(&typed).unwrap();
+    assert_eq!(&back, doc, "{file}: a field of {} was ignored", doc["kind"]);
+}
+
+fn check_typed(file: &str, doc: &Value) {
+    match doc["kind"].as_str().unwrap_or_default() {
+        "ConfigMap" => round_trip::<ConfigMap>(file, doc),
+        "Deployment" => round_trip::<Deployment>(file, doc),
+        "Service" => round_trip::<Service>(file, doc),
+        "Namespace" => round_trip::<Namespace>(file, doc),
+        "ServiceAccount" => round_trip::<ServiceAccount>(file, doc),
+        "MutatingWebhookConfiguration" => round_trip::<MutatingWebhookConfiguration>(file, doc),
+        other => panic!("{file}: no typed check for kind `{other}`: add one here"),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Kustomization {
+    api_version: String,
+    kind: String,
+    resources: Vec<String>,
+}
+
+fn kustomization() -> Kustomization {
+    serde_norway::from_str(&read("manifests/kustomization.yaml")).unwrap()
+}
+
+#[test]
+fn every_manifest_parses_as_typed_objects_with_no_ignored_field() {
+    let k = kustomization();
+    assert_eq!(k.api_version, "kustomize.config.k8s.io/v1beta1");
+    assert_eq!(k.kind, "Kustomization");
+    for file in &k.resources {
+        let docs = documents(&read(format!("manifests/{file}")));
+        assert!(!docs.is_empty(), "{file} holds no object");
+        docs.iter().for_each(|doc| check_typed(file, doc));
+    }
+}
+
+#[test]
+fn the_kustomization_lists_every_manifest() {
+    let mut on_disk: Vec<String> = std::fs::read_dir(root().join("manifests"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".yaml") && name != "kustomization.yaml")
+        .collect();
+    on_disk.sort();
+    let mut listed = kustomization().resources;
+    listed.sort();
+    assert_eq!(listed, on_disk);
+}
+
+#[test]
+fn the_example_deployment_is_the_app_after_dtc_inject() {
+    let app = read("tests/fixtures/k8s/app-deployment.yaml");
+    let injected = inject_yaml(&app, &SidecarOptions::default()).unwrap().yaml;
+    assert_eq!(
+        documents(&read("manifests/deployment.yaml")),
+        documents(&injected),
+        "regenerate manifests/deployment.yaml with `dtc inject -f tests/fixtures/k8s/app-deployment.yaml`"
+    );
+}
+
+#[test]
+fn the_configmap_carries_a_config_in_the_place_the_sidecar_reads() {
+    let config_map = &documents(&read("manifests/configmap.yaml"))[0];
+    assert_eq!(
+        config_map["metadata"]["name"],
+        SidecarOptions::default().config_map
+    );
+    let text = config_map["data"]["dtc.toml"]
+        .as_str()
+        .expect("a dtc.toml key");
+    let config: toml::Table = toml::from_str(text).expect("dtc.toml is TOML");
+    assert_eq!(
+        config["listen"]["address"].as_str(),
+        Some(&*format!("127.0.0.1:{PROXY_PORT}"))
+    );
+    assert_eq!(
+        config["listen"]["admin"].as_str(),
+        Some(&*format!("0.0.0.0:{ADMIN_PORT}"))
+    );
+    assert_eq!(config["journal"]["dir"].as_str(), Some(JOURNAL_DIR));
+    assert_eq!(config["nodes"].as_array().map(Vec::len), Some(3));
+    let args = dtc::k8s::sidecar::sidecar_container(&SidecarOptions::default())
+        .args
+        .unwrap();
+    assert_eq!(args[2], format!("{CONFIG_DIR}/dtc.toml"));
+}
+
+#[test]
+fn the_webhook_configuration_calls_the_routes_the_server_has() {
+    let docs = documents(&read("manifests/webhook.yaml"));
+    let config = docs
+        .iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .unwrap();
+    let mut paths = Vec::new();
+    for hook in config["webhooks"].as_array().unwrap() {
+        assert_eq!(hook["admissionReviewVersions"], serde_json::json!(["v1"]));
+        assert_eq!(hook["sideEffects"], "None");
+        assert!(hook["failurePolicy"].is_string());
+        assert!(hook["namespaceSelector"].is_object() && hook["objectSelector"].is_object());
+        assert_eq!(hook["clientConfig"]["service"]["name"], "dtc-webhook");
+        paths.push(
+            hook["clientConfig"]["service"]["path"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    paths.sort();
+    assert_eq!(paths, ["/mutate", "/mutate-namespace"]);
+}
+
+#[test]
+fn the_image_runs_as_the_user_and_exposes_the_ports_of_the_sidecar() {
+    let dockerfile = read("Dockerfile");
+    assert!(dockerfile.contains(&format!("\nUSER {RUN_AS_USER}:{RUN_AS_USER}\n")));
+    assert!(dockerfile.contains(&format!("\nEXPOSE {PROXY_PORT} {ADMIN_PORT}\n")));
+    assert!(dockerfile.contains("\nENTRYPOINT [\"/dtc\"]\n"));
+    assert!(dockerfile.contains(&format!("{CONFIG_DIR}/dtc.toml")));
+}
+
+#[test]
+fn the_offline_check_builds_the_same_final_stage_as_the_dockerfile() {
+    let final_stage = |file: &str| {
+        let text = read(file);
+        let at = text
+            .find("# ---- final stage")
+            .unwrap_or_else(|| panic!("{file}: no final stage marker"));
+        text[at..].to_string()
+    };
+    assert_eq!(
+        final_stage("Dockerfile"),
+        final_stage("docker/Dockerfile.prebuilt")
+    );
+}
+
+#[test]
+fn the_image_default_config_matches_the_configmap_except_the_addresses() {
+    let image: toml::Table = toml::from_str(&read("docker/etc/dtc/dtc.toml")).unwrap();
+    let config_map = &documents(&read("manifests/configmap.yaml"))[0];
+    let k8s: toml::Table =
+        toml::from_str(config_map["data"]["dtc.toml"].as_str().unwrap()).unwrap();
+    for section in ["retry", "journal", "routes"] {
+        assert_eq!(image[section], k8s[section], "[{section}] differs");
+    }
+}
