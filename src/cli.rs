@@ -142,7 +142,13 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let workers = args.workers.unwrap_or(settings.config.listen.workers);
     with_runtime(workers, async move {
-        let app = crate::app::App::new(settings, Some(args.config));
+        let app = match crate::app::App::start(settings, Some(args.config)).await {
+            Ok(app) => app,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(EXIT_UNAVAILABLE);
+            }
+        };
         let listener = match app.bind().await {
             Ok(l) => l,
             Err(e) => {

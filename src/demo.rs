@@ -32,7 +32,13 @@ pub async fn run() -> ExitCode {
             }
         }
     }
-    let app = App::new(settings, None);
+    let app = match App::start(settings, None).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("dtc demo: {e}");
+            return ExitCode::from(69);
+        }
+    };
     let listener = match app.bind().await {
         Ok(l) => l,
         Err(e) => {

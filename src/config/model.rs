@@ -291,6 +291,10 @@ pub struct JournalConfig {
     /// Longest wait of the re-drive. Default `5m`.
     #[serde(with = "super::duration")]
     pub redrive_max: Duration,
+    /// How long after a rollback that involved a node with an unknown outcome (its request may
+    /// still land) the rollback is checked again on that node. Default `10s`.
+    #[serde(with = "super::duration")]
+    pub verify_after: Duration,
 }
 
 impl Default for JournalConfig {
@@ -301,6 +305,7 @@ impl Default for JournalConfig {
             keep_finished: 1000,
             redrive_initial: Duration::from_secs(1),
             redrive_max: Duration::from_secs(300),
+            verify_after: Duration::from_secs(10),
         }
     }
 }

@@ -14,7 +14,7 @@ pub mod attempt;
 pub mod locks;
 pub mod outcome;
 pub mod policy;
-mod run;
+pub mod run;
 pub mod undo;
 
 pub use outcome::{
@@ -22,6 +22,7 @@ pub use outcome::{
 };
 pub use run::{Decision, WriteRequest, decide};
 
+use crate::journal::Journal;
 use crate::runtime::Current;
 use locks::KeyLocks;
 use std::sync::Arc;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 pub struct Coordinator {
     pub(crate) current: Arc<Current>,
     pub(crate) locks: Arc<KeyLocks>,
+    pub(crate) journal: Option<Arc<Journal>>,
 }
 
 impl Coordinator {
@@ -39,7 +41,19 @@ impl Coordinator {
         Coordinator {
             current,
             locks: Arc::new(KeyLocks::default()),
+            journal: None,
         }
+    }
+
+    /// Records every transaction in `journal` and honours its fences.
+    pub fn with_journal(mut self, journal: Arc<Journal>) -> Coordinator {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The journal, if any.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.as_ref()
     }
 
     /// The runtime it reads its config from.

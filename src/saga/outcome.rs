@@ -142,6 +142,8 @@ pub enum Reason {
     CompensationFailed,
     /// Another transaction on the same resource is unresolved.
     Fenced(String),
+    /// The journal could not record the transaction durably.
+    JournalUnavailable(String),
 }
 
 impl Reason {
@@ -156,7 +158,8 @@ impl Reason {
             Reason::NoCompensationRule => "the write applied on some nodes only and no compensation rule can undo it: the nodes may differ".into(),
             Reason::Compensated => "the write applied on some nodes only and was undone on them; nothing changed, retry later".into(),
             Reason::CompensationFailed => "the write applied on some nodes only and undoing it failed: the nodes may differ; it is retried in the background".into(),
-            Reason::Fenced(t) => format!("transaction {t} on the same resource is unresolved; writes to it are refused until it is"),
+            Reason::Fenced(t) => format!("transaction {t} on the same resource is unresolved; writes to it are refused until it is re-driven or resolved"),
+            Reason::JournalUnavailable(e) => format!("the journal cannot record the write ({e})"),
         }
     }
 }

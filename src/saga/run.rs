@@ -10,6 +10,7 @@ use super::{Coordinator, new_txn_id};
 use crate::config::template::{Context, Escape};
 use crate::config::validate::Route;
 use crate::headers;
+use crate::journal::record::{Begin, now_ms};
 use crate::runtime::Runtime;
 use crate::upstream::Node;
 use bytes::Bytes;
@@ -161,89 +162,164 @@ impl Coordinator {
         let settings = &t.rt.settings;
         if t.route.is_none() && settings.config.writes.unmatched == crate::config::Unmatched::Refuse
         {
-            return finish(
-                t,
-                TxnState::Rejected,
-                Some(Reason::NoRoute),
-                Vec::new(),
-                None,
-            );
+            return self.untouched(t, TxnState::Rejected, Reason::NoRoute, Vec::new());
         }
         let _guard = self.locks.lock(&t.key).await;
+        if let Some(blocking) = self.journal.as_ref().and_then(|j| j.fence_of(&t.key)) {
+            return self.untouched(
+                t,
+                TxnState::Rejected,
+                Reason::Fenced(blocking),
+                not_sent(t.rt.nodes.all()),
+            );
+        }
         if settings.config.writes.fail_fast {
             if let Some(down) = t.rt.nodes.first_down() {
-                let reports = not_sent(t.rt.nodes.all());
-                return finish(
+                let reason = Reason::NodeDown(down.name().to_string());
+                return self.untouched(
                     t,
                     TxnState::ToBeRetried,
-                    Some(Reason::NodeDown(down.name().to_string())),
-                    reports,
-                    None,
+                    reason,
+                    not_sent(t.rt.nodes.all()),
                 );
             }
         }
         let snapshots = match self.snapshots(t).await {
             Ok(s) => s,
             Err(e) => {
+                return self.untouched(
+                    t,
+                    TxnState::ToBeRetried,
+                    Reason::SnapshotFailed(e),
+                    not_sent(t.rt.nodes.all()),
+                );
+            }
+        };
+        let planner = Planner {
+            t,
+            snapshots: &snapshots,
+        };
+        if let Some(j) = &self.journal {
+            let pre: Vec<Option<UndoPlan>> = (0..t.rt.nodes.all().len())
+                .map(|i| planner.plan(i, None).and_then(Result::ok))
+                .collect();
+            if let Err(e) = j.begin(begin_record(t, pre)).await {
+                tracing::error!(txn = %t.id, error = %e, "journal unavailable: write refused before touching any node");
                 return finish(
                     t,
                     TxnState::ToBeRetried,
-                    Some(Reason::SnapshotFailed(e)),
+                    Some(Reason::JournalUnavailable(e.to_string())),
                     not_sent(t.rt.nodes.all()),
                     None,
                 );
             }
+        }
+        let (results, plans) = self.write_all(t, &planner).await;
+        let mut reports: Vec<NodeReport> = results
+            .iter()
+            .zip(t.rt.nodes.all())
+            .map(|(r, n)| report(n, r))
+            .collect();
+        let (state, reason, resp) = match decide(&results) {
+            Decision::Succeeded(i) => (
+                TxnState::Succeeded,
+                None,
+                results[i].answer.as_ref().ok().cloned(),
+            ),
+            Decision::Rejected(Some(i)) => (
+                TxnState::Rejected,
+                None,
+                results[i].answer.as_ref().ok().cloned(),
+            ),
+            Decision::Rejected(None) => (TxnState::Rejected, Some(Reason::NodesDisagree), None),
+            Decision::ToBeRetried => (TxnState::ToBeRetried, Some(Reason::NotApplied), None),
+            Decision::Compensate => {
+                let (state, reason) = self.compensate(t, &plans, &mut reports).await;
+                (state, Some(reason), None)
+            }
         };
-        let policy = Backoff::from(&settings.config.retry);
+        self.end(t, state, reason, reports, resp).await
+    }
+
+    /// Sends the write to every node at once; journals each node's answer and undo as it comes.
+    async fn write_all(
+        &self,
+        t: &Txn<'_>,
+        planner: &Planner<'_>,
+    ) -> (Vec<CallResult>, Vec<Option<Result<UndoPlan, String>>>) {
+        let policy = Backoff::from(&t.rt.settings.config.retry);
         let limits = limits(t.rt);
         let already = t.route.map(|r| r.already.as_slice()).unwrap_or(&[]);
-        let calls: Vec<Call> =
-            t.rt.nodes
-                .all()
-                .iter()
-                .map(|node| Call {
+        let per_node = t.rt.nodes.all().iter().enumerate().map(|(i, node)| {
+            let policy = &policy;
+            async move {
+                let call = Call {
                     node,
                     method: t.req.method.clone(),
                     path_and_query: t.req.path_and_query.clone(),
                     headers: t.node_headers.clone(),
                     body: t.req.body.clone(),
                     already,
-                })
-                .collect();
-        let results = join_all(calls.iter().map(|c| call_with_retries(c, &policy, limits))).await;
-        let mut reports: Vec<NodeReport> = results
-            .iter()
-            .zip(t.rt.nodes.all())
-            .map(|(r, n)| report(n, r))
-            .collect();
-        match decide(&results) {
-            Decision::Succeeded(i) => {
-                let resp = results[i].answer.as_ref().ok().cloned();
-                finish(t, TxnState::Succeeded, None, reports, resp)
+                };
+                let r = call_with_retries(&call, policy, limits).await;
+                let plan = if touched(&r) {
+                    planner.plan(i, r.answer.as_ref().ok())
+                } else {
+                    None
+                };
+                if let Some(j) = &self.journal {
+                    let undo = plan.as_ref().and_then(|p| p.as_ref().ok()).cloned();
+                    if let Err(e) = j.node(&t.id, i, report(node, &r), undo).await {
+                        tracing::error!(txn = %t.id, error = %e, "cannot journal a node's answer");
+                    }
+                }
+                (r, plan)
             }
-            Decision::Rejected(Some(i)) => {
-                let resp = results[i].answer.as_ref().ok().cloned();
-                finish(t, TxnState::Rejected, None, reports, resp)
-            }
-            Decision::Rejected(None) => finish(
-                t,
-                TxnState::Rejected,
-                Some(Reason::NodesDisagree),
-                reports,
-                None,
-            ),
-            Decision::ToBeRetried => finish(
-                t,
-                TxnState::ToBeRetried,
-                Some(Reason::NotApplied),
-                reports,
-                None,
-            ),
-            Decision::Compensate => {
-                let (state, reason) = self.compensate(t, &results, &snapshots, &mut reports).await;
-                finish(t, state, Some(reason), reports, None)
+        });
+        join_all(per_node).await.into_iter().unzip()
+    }
+
+    /// Ends a transaction that touched no node: journaled for inspection, without waiting.
+    fn untouched(
+        &self,
+        t: &Txn<'_>,
+        state: TxnState,
+        reason: Reason,
+        nodes: Vec<NodeReport>,
+    ) -> Outcome {
+        if let Some(j) = &self.journal {
+            j.note(
+                begin_record(t, Vec::new()),
+                state,
+                Some(reason.clone()),
+                nodes.clone(),
+            );
+        }
+        finish(t, state, Some(reason), nodes, None)
+    }
+
+    /// Makes the end state durable before the client hears of it.
+    async fn end(
+        &self,
+        t: &Txn<'_>,
+        mut state: TxnState,
+        mut reason: Option<Reason>,
+        reports: Vec<NodeReport>,
+        mut resp: Option<NodeResponse>,
+    ) -> Outcome {
+        if let Some(j) = &self.journal {
+            if let Err(e) = j.end(&t.id, state, reason.clone(), reports.clone()).await {
+                // Without a durable end the transaction is in doubt: the next start undoes it,
+                // so the client must not be told it succeeded.
+                tracing::error!(txn = %t.id, error = %e, "cannot journal the end of a transaction");
+                if state == TxnState::Succeeded {
+                    state = TxnState::Failed;
+                    reason = Some(Reason::JournalUnavailable(e.to_string()));
+                    resp = None;
+                }
             }
         }
+        finish(t, state, reason, reports, resp)
     }
 
     /// Reads each node's pre-image, when the route asks for it.
@@ -312,46 +388,10 @@ impl Coordinator {
     async fn compensate(
         &self,
         t: &Txn<'_>,
-        results: &[CallResult],
-        snapshots: &Option<(String, Vec<Snapshot>)>,
+        plans: &[Option<Result<UndoPlan, String>>],
         reports: &mut [NodeReport],
     ) -> (TxnState, Reason) {
-        let Some(rule) = t.route.and_then(|r| r.compensation.as_ref()) else {
-            for (rep, r) in reports.iter_mut().zip(results) {
-                if touched(r) {
-                    rep.compensation = Some(CompReport {
-                        outcome: CompOutcome::Failed,
-                        status: None,
-                        error: Some("no compensation rule".into()),
-                        attempts: 0,
-                    });
-                }
-            }
-            return (TxnState::Failed, Reason::NoCompensationRule);
-        };
-        let content_type = t
-            .req
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let plans: Vec<Option<Result<UndoPlan, String>>> = results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                touched(r).then(|| {
-                    let inputs = UndoInputs {
-                        params: &t.params,
-                        request_json: t.json.as_ref(),
-                        request_body: &t.req.body,
-                        request_content_type: content_type,
-                        response: r.answer.as_ref().ok(),
-                        snapshot: snapshots.as_ref().map(|(_, s)| &s[i]),
-                        snapshot_path: snapshots.as_ref().map(|(p, _)| p.as_str()),
-                    };
-                    undo::plan(rule, &inputs)
-                })
-            })
-            .collect();
+        let no_rule = t.route.and_then(|r| r.compensation.as_ref()).is_none();
         let runs = plans
             .iter()
             .zip(t.rt.nodes.all())
@@ -361,7 +401,7 @@ impl Coordinator {
                     Some(Err(e)) => Some(CompReport {
                         outcome: CompOutcome::Failed,
                         status: None,
-                        error: Some(format!("cannot build the undo: {e}")),
+                        error: Some(e.clone()),
                         attempts: 0,
                     }),
                     Some(Ok(plan)) => Some(run_undo(t.rt, node, plan, &t.id, &t.req.headers).await),
@@ -375,12 +415,83 @@ impl Coordinator {
                 rep.compensation = Some(c);
             }
         }
-        if all_undone {
-            (TxnState::RolledBack, Reason::Compensated)
-        } else {
-            (TxnState::Failed, Reason::CompensationFailed)
+        match (all_undone, no_rule) {
+            (true, _) => (TxnState::RolledBack, Reason::Compensated),
+            (false, true) => (TxnState::Failed, Reason::NoCompensationRule),
+            (false, false) => (TxnState::Failed, Reason::CompensationFailed),
         }
     }
+}
+
+/// Resolves per-node undo plans from the route's rule.
+struct Planner<'a> {
+    t: &'a Txn<'a>,
+    snapshots: &'a Option<(String, Vec<Snapshot>)>,
+}
+
+impl Planner<'_> {
+    /// The undo of node `i` given its answer (`None` before it answered). `None` when the route
+    /// has no rule; `Some(Err)` when the rule cannot be resolved for this node.
+    fn plan(&self, i: usize, response: Option<&NodeResponse>) -> Option<Result<UndoPlan, String>> {
+        let t = self.t;
+        let Some(rule) = t.route.and_then(|r| r.compensation.as_ref()) else {
+            return Some(Err("no compensation rule".into()));
+        };
+        let inputs = UndoInputs {
+            params: &t.params,
+            request_json: t.json.as_ref(),
+            request_body: &t.req.body,
+            request_content_type: t
+                .req
+                .headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            response,
+            snapshot: self.snapshots.as_ref().map(|(_, s)| &s[i]),
+            snapshot_path: self.snapshots.as_ref().map(|(p, _)| p.as_str()),
+        };
+        Some(undo::plan(rule, &inputs).map_err(|e| format!("cannot build the undo: {e}")))
+    }
+}
+
+/// The journal's intent record of a transaction.
+fn begin_record(t: &Txn<'_>, undo: Vec<Option<UndoPlan>>) -> Begin {
+    let headers = undo_headers(&t.req.headers)
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    Begin {
+        txn: t.id.clone(),
+        at_ms: now_ms(),
+        generation: t.rt.generation,
+        method: t.req.method.to_string(),
+        path: t.req.path_and_query.clone(),
+        key: t.key.clone(),
+        route: t.route.map(|r| r.name.clone()),
+        nodes: t
+            .rt
+            .nodes
+            .all()
+            .iter()
+            .map(|n| (n.name().to_string(), n.spec.url.to_string()))
+            .collect(),
+        headers,
+        undo,
+    }
+}
+
+/// The client's end-to-end headers an undo carries (authorization and the like).
+fn undo_headers(client: &HeaderMap) -> HeaderMap {
+    let mut headers = headers::for_node(client.clone());
+    for h in [
+        http::header::CONTENT_TYPE,
+        http::header::CONTENT_LENGTH,
+        headers::IDEMPOTENCY_KEY,
+        headers::TXN_ID,
+    ] {
+        headers.remove(h);
+    }
+    headers
 }
 
 /// Runs one node's undo with retries; the client's end-to-end headers (auth, say) go along.
@@ -391,9 +502,7 @@ pub(crate) async fn run_undo(
     txn: &str,
     client_headers: &HeaderMap,
 ) -> CompReport {
-    let mut headers = headers::for_node(client_headers.clone());
-    headers.remove(http::header::CONTENT_TYPE);
-    headers.remove(http::header::CONTENT_LENGTH);
+    let mut headers = undo_headers(client_headers);
     if let Some((k, v)) = plan.content_type_header() {
         headers.insert(k, v);
     }

@@ -197,6 +197,8 @@ pub struct Dtc {
     pub url: String,
     pub addr: std::net::SocketAddr,
     pub app: App,
+    /// The journal's directory, when the test did not choose one.
+    pub dir: Option<tempfile::TempDir>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -212,9 +214,15 @@ impl Dtc {
     }
 }
 
-/// Starts the proxy in-process on a free port.
-pub async fn start_proxy(cfg: Config) -> Dtc {
-    let app = App::new(settings(cfg), None);
+/// Starts the proxy in-process on a free port, with its journal (in a fresh temporary directory
+/// unless the config names one).
+pub async fn start_proxy(mut cfg: Config) -> Dtc {
+    let dir = (cfg.journal.dir == Config::default().journal.dir)
+        .then(|| tempfile::tempdir().expect("journal dir"));
+    if let Some(d) = &dir {
+        cfg.journal.dir = d.path().display().to_string();
+    }
+    let app = App::start(settings(cfg), None).await.expect("dtc starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind proxy");
@@ -232,6 +240,7 @@ pub async fn start_proxy(cfg: Config) -> Dtc {
         url: format!("http://{addr}"),
         addr,
         app,
+        dir,
         _stop: tx,
     }
 }

@@ -1,0 +1,272 @@
+//! What the journal writes: one record per step of a transaction, and the in-memory entry the
+//! records fold into.
+//!
+//! A transaction's records, in order: `Begin` (before the first write byte reaches any node),
+//! one `Node` per node as it answers, then `End`. A transaction without `End` is in doubt.
+//! Later steps (`Redrive`, `Verified`, `Resolved`) follow a `failed` or to-be-verified one.
+//! Compaction replaces a transaction's records with one `Entry`.
+
+use crate::saga::undo::UndoPlan;
+use crate::saga::{CompOutcome, NodeReport, Reason, TxnState};
+use serde::{Deserialize, Serialize};
+
+/// One journal record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Record {
+    Begin(Begin),
+    Node {
+        txn: String,
+        node: usize,
+        report: NodeReport,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        undo: Option<UndoPlan>,
+    },
+    End {
+        txn: String,
+        at_ms: u64,
+        state: TxnState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Reason>,
+        nodes: Vec<NodeReport>,
+    },
+    /// A re-drive (or recovery) attempt: the nodes' undo results and the resulting state.
+    Redrive {
+        txn: String,
+        at_ms: u64,
+        state: TxnState,
+        nodes: Vec<NodeReport>,
+    },
+    /// The late-write check of a rollback found the rollback holding on every node.
+    Verified {
+        txn: String,
+        at_ms: u64,
+    },
+    /// A person marked it resolved.
+    Resolved {
+        txn: String,
+        at_ms: u64,
+        reason: String,
+    },
+    /// A whole transaction, written by compaction.
+    Entry(Entry),
+}
+
+/// The intent of a transaction, recorded before any node is written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Begin {
+    pub txn: String,
+    pub at_ms: u64,
+    pub generation: u64,
+    pub method: String,
+    pub path: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    /// `(name, url)` of every node written to.
+    pub nodes: Vec<(String, String)>,
+    /// End-to-end headers the undo sends along (authorization and the like).
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    /// Per node, the undo as far as it is known before the node answers (`None` when the undo
+    /// needs the node's own response, or the route has no compensation).
+    pub undo: Vec<Option<UndoPlan>>,
+}
+
+/// Everything known about one transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    pub begin: Begin,
+    pub state: TxnState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    pub nodes: Vec<EntryNode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_ms: Option<u64>,
+    #[serde(default)]
+    pub redrives: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// A rollback whose nodes included an unknown outcome waits for a read-back check.
+    #[serde(default)]
+    pub verify_pending: bool,
+}
+
+/// One node's part of a transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntryNode {
+    /// The last report of this node (`None`: no answer recorded: the outcome is unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<NodeReport>,
+    /// The undo for this node, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoPlan>,
+}
+
+impl Entry {
+    /// A new in-doubt entry.
+    pub fn new(begin: Begin) -> Entry {
+        let nodes = begin
+            .undo
+            .iter()
+            .map(|u| EntryNode {
+                report: None,
+                undo: u.clone(),
+            })
+            .collect();
+        Entry {
+            begin,
+            state: TxnState::InDoubt,
+            reason: None,
+            nodes,
+            finished_ms: None,
+            redrives: 0,
+            resolution: None,
+            verify_pending: false,
+        }
+    }
+
+    /// Unfinished business: in doubt, failed and not resolved, or waiting for its check.
+    pub fn is_open(&self) -> bool {
+        self.resolution.is_none()
+            && (matches!(self.state, TxnState::InDoubt | TxnState::Failed) || self.verify_pending)
+    }
+
+    /// Whether new writes to this resource must wait for a person or the re-drive: a failed,
+    /// unresolved transaction, or a rollback whose late-write check is pending.
+    pub fn fences(&self) -> bool {
+        self.resolution.is_none() && (self.state == TxnState::Failed || self.verify_pending)
+    }
+
+    /// Nodes that may hold the write and are not known to be undone.
+    pub fn nodes_to_undo(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| self.needs_undo(i))
+            .collect()
+    }
+
+    fn needs_undo(&self, i: usize) -> bool {
+        match &self.nodes[i].report {
+            // No answer recorded: it may have applied.
+            None => true,
+            Some(r) => {
+                let touched = r.outcome == crate::saga::Class::Applied || r.maybe_applied;
+                let undone = r
+                    .compensation
+                    .as_ref()
+                    .is_some_and(|c| c.outcome == CompOutcome::Undone);
+                touched && !undone
+            }
+        }
+    }
+
+    /// Nodes whose outcome was never known (an answer never came): a late write may land there.
+    pub fn unknown_outcome_nodes(&self) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&i| match &self.nodes[i].report {
+                None => true,
+                Some(r) => r.maybe_applied && r.status.is_none(),
+            })
+            .collect()
+    }
+
+    /// Folds one record into the entry.
+    pub fn apply(&mut self, rec: &Record) {
+        match rec {
+            Record::Node {
+                node, report, undo, ..
+            } => {
+                if let Some(n) = self.nodes.get_mut(*node) {
+                    n.report = Some(report.clone());
+                    if undo.is_some() {
+                        n.undo = undo.clone();
+                    }
+                }
+            }
+            Record::End {
+                at_ms,
+                state,
+                reason,
+                nodes,
+                ..
+            } => {
+                self.state = *state;
+                self.reason = reason.clone();
+                self.finished_ms = Some(*at_ms);
+                self.merge_reports(nodes);
+                self.verify_pending =
+                    *state == TxnState::RolledBack && !self.unknown_outcome_nodes().is_empty();
+            }
+            Record::Redrive {
+                at_ms,
+                state,
+                nodes,
+                ..
+            } => {
+                self.redrives += 1;
+                self.state = *state;
+                self.finished_ms = Some(*at_ms);
+                self.merge_reports(nodes);
+                if *state == TxnState::RolledBack {
+                    self.reason = Some(Reason::Compensated);
+                    self.verify_pending = !self.unknown_outcome_nodes().is_empty();
+                }
+            }
+            Record::Verified { .. } => self.verify_pending = false,
+            Record::Resolved { reason, .. } => self.resolution = Some(reason.clone()),
+            Record::Begin(_) | Record::Entry(_) => {}
+        }
+    }
+
+    fn merge_reports(&mut self, nodes: &[NodeReport]) {
+        for (n, r) in self.nodes.iter_mut().zip(nodes) {
+            if r.outcome != crate::saga::Class::NotSent || n.report.is_none() {
+                n.report = Some(r.clone());
+            }
+        }
+    }
+
+    /// The per-node reports as a list (unknown nodes shown as not answered).
+    pub fn reports(&self) -> Vec<NodeReport> {
+        self.nodes
+            .iter()
+            .zip(&self.begin.nodes)
+            .map(|(n, (name, _))| {
+                n.report.clone().unwrap_or(NodeReport {
+                    node: name.clone(),
+                    outcome: crate::saga::Class::Transient,
+                    status: None,
+                    error: Some(
+                        "no answer recorded (dtc stopped while the write was in flight)".into(),
+                    ),
+                    attempts: 0,
+                    maybe_applied: true,
+                    compensation: None,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Record {
+    /// The transaction a record belongs to.
+    pub fn txn(&self) -> &str {
+        match self {
+            Record::Begin(b) => &b.txn,
+            Record::Entry(e) => &e.begin.txn,
+            Record::Node { txn, .. }
+            | Record::End { txn, .. }
+            | Record::Redrive { txn, .. }
+            | Record::Verified { txn, .. }
+            | Record::Resolved { txn, .. } => txn,
+        }
+    }
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,353 @@
+//! The transaction journal: records on disk ([`super::log`]), entries in memory, fences on
+//! resources with unfinished business, and compaction.
+//!
+//! Every append is enqueued under the state mutex, so the file's order is the order in which the
+//! in-memory entries changed; compaction, enqueued the same way, can never drop a record.
+
+use super::JournalError;
+use super::log::{Durability, Log, LogOptions, TailReport};
+use super::record::{Begin, Entry, Record, now_ms};
+use crate::config::{DurabilityMode, JournalConfig};
+use crate::saga::undo::UndoPlan;
+use crate::saga::{NodeReport, Reason, TxnState};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Records appended between two compactions.
+const COMPACT_EVERY: usize = 8192;
+
+/// The journal. Shared as `Arc<Journal>`.
+pub struct Journal {
+    log: Log,
+    keep_finished: usize,
+    state: Mutex<State>,
+    /// Woken when a transaction needs the background worker (failed, or to verify).
+    pub(crate) wake: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    finished: VecDeque<String>,
+    /// Resource key → the open transaction that fences it.
+    fences: HashMap<String, String>,
+    since_compact: usize,
+}
+
+impl Journal {
+    /// Opens the journal in `cfg.dir`, reading back every transaction it holds. A torn or
+    /// corrupt tail is cut and reported, never fatal.
+    pub fn open(cfg: &JournalConfig) -> Result<(Arc<Journal>, TailReport), JournalError> {
+        let durability = match cfg.durability {
+            DurabilityMode::Fsync => Durability::Fsync,
+            DurabilityMode::Group => Durability::GroupCommit,
+            DurabilityMode::None => Durability::None,
+        };
+        let (log, records, tail) = Log::open(LogOptions {
+            dir: PathBuf::from(&cfg.dir),
+            durability,
+        })?;
+        let journal = Journal {
+            log,
+            keep_finished: cfg.keep_finished,
+            state: Mutex::new(State::default()),
+            wake: tokio::sync::Notify::new(),
+        };
+        let mut skipped = 0;
+        {
+            let mut st = journal.lock();
+            for bytes in &records {
+                match serde_json::from_slice::<Record>(bytes) {
+                    Ok(rec) => journal.fold(&mut st, &rec),
+                    Err(_) => skipped += 1,
+                }
+            }
+            let open: Vec<String> = st
+                .entries
+                .values()
+                .filter(|e| e.is_open())
+                .map(|e| e.begin.txn.clone())
+                .collect();
+            for txn in open {
+                refence(&mut st, &txn);
+            }
+        }
+        if skipped > 0 {
+            tracing::warn!(skipped, "journal records of an unknown shape were skipped");
+        }
+        if tail.cut_bytes > 0 {
+            tracing::warn!(
+                cut_bytes = tail.cut_bytes,
+                reason = tail.reason.as_deref().unwrap_or(""),
+                "journal tail was damaged and cut; what was intact is recovered"
+            );
+        }
+        Ok((Arc::new(journal), tail))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fold(&self, st: &mut State, rec: &Record) {
+        match rec {
+            Record::Begin(b) => {
+                st.entries.insert(b.txn.clone(), Entry::new(b.clone()));
+            }
+            Record::Entry(e) => {
+                let finished = !e.is_open() && e.state != TxnState::InDoubt;
+                st.entries.insert(e.begin.txn.clone(), e.clone());
+                if finished {
+                    st.finished.push_back(e.begin.txn.clone());
+                }
+            }
+            other => {
+                let txn = other.txn().to_string();
+                let Some(entry) = st.entries.get_mut(&txn) else {
+                    return;
+                };
+                entry.apply(other);
+                let closed_now = matches!(other, Record::End { .. }) && !entry.is_open();
+                if closed_now {
+                    st.finished.push_back(txn);
+                }
+            }
+        }
+    }
+
+    /// Appends `rec`, folding it into memory first; resolves when it is durable.
+    fn append(
+        &self,
+        rec: Record,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+        let mut st = self.lock();
+        self.fold(&mut st, &rec);
+        let txn = rec.txn().to_string();
+        refence(&mut st, &txn);
+        self.trim(&mut st);
+        let done = self.log.append(bytes);
+        st.since_compact += 1;
+        if st.since_compact >= COMPACT_EVERY {
+            self.compact(&mut st);
+        }
+        done
+    }
+
+    /// Drops the oldest finished transactions beyond the inspection window.
+    fn trim(&self, st: &mut State) {
+        while st.finished.len() > self.keep_finished {
+            let Some(old) = st.finished.pop_front() else {
+                break;
+            };
+            if st.entries.get(&old).is_some_and(|e| !e.is_open()) {
+                st.entries.remove(&old);
+            }
+        }
+    }
+
+    fn compact(&self, st: &mut State) {
+        let records: Vec<Vec<u8>> = st
+            .entries
+            .values()
+            .map(|e| serde_json::to_vec(&Record::Entry(e.clone())).unwrap_or_default())
+            .collect();
+        st.since_compact = 0;
+        let kept = records.len();
+        let done = self.log.rewrite(records);
+        tokio::spawn(async move {
+            match done.await {
+                Ok(()) => tracing::info!(kept, "journal compacted"),
+                Err(e) => {
+                    tracing::error!(error = %e, "journal compaction failed; the old log stays in use")
+                }
+            }
+        });
+    }
+
+    /// The open transaction fencing `key`, if any.
+    pub fn fence_of(&self, key: &str) -> Option<String> {
+        self.lock().fences.get(key).cloned()
+    }
+
+    /// Records the intent of a transaction; resolves once durable.
+    pub fn begin(
+        &self,
+        b: Begin,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.append(Record::Begin(b))
+    }
+
+    /// Records one node's answer and the undo it would need.
+    pub fn node(
+        &self,
+        txn: &str,
+        node: usize,
+        report: NodeReport,
+        undo: Option<UndoPlan>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.append(Record::Node {
+            txn: txn.to_string(),
+            node,
+            report,
+            undo,
+        })
+    }
+
+    /// Records the end state; resolves once durable (before the client is answered).
+    pub fn end(
+        &self,
+        txn: &str,
+        state: TxnState,
+        reason: Option<Reason>,
+        nodes: Vec<NodeReport>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        let done = self.append(Record::End {
+            txn: txn.to_string(),
+            at_ms: now_ms(),
+            state,
+            reason,
+            nodes,
+        });
+        if state == TxnState::Failed || self.get(txn).is_some_and(|e| e.verify_pending) {
+            self.wake.notify_one();
+        }
+        done
+    }
+
+    /// Records a transaction that touched no node, in one record, for inspection only.
+    pub fn note(
+        &self,
+        begin: Begin,
+        state: TxnState,
+        reason: Option<Reason>,
+        nodes: Vec<NodeReport>,
+    ) {
+        let mut e = Entry::new(begin);
+        e.state = state;
+        e.reason = reason;
+        e.finished_ms = Some(now_ms());
+        for (n, r) in e.nodes.iter_mut().zip(nodes) {
+            n.report = Some(r);
+        }
+        let done = self.append(Record::Entry(e));
+        tokio::spawn(async move {
+            if let Err(e) = done.await {
+                tracing::error!(error = %e, "journal write failed");
+            }
+        });
+    }
+
+    /// Records the result of a re-drive or recovery attempt.
+    pub fn redrive(
+        &self,
+        txn: &str,
+        state: TxnState,
+        nodes: Vec<NodeReport>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.append(Record::Redrive {
+            txn: txn.to_string(),
+            at_ms: now_ms(),
+            state,
+            nodes,
+        })
+    }
+
+    /// Records that a rollback's late-write check passed.
+    pub fn verified(
+        &self,
+        txn: &str,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.append(Record::Verified {
+            txn: txn.to_string(),
+            at_ms: now_ms(),
+        })
+    }
+
+    /// Records a person's resolution; the resource is unfenced.
+    pub fn resolve(
+        &self,
+        txn: &str,
+        reason: String,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.append(Record::Resolved {
+            txn: txn.to_string(),
+            at_ms: now_ms(),
+            reason,
+        })
+    }
+
+    /// One transaction.
+    pub fn get(&self, txn: &str) -> Option<Entry> {
+        self.lock().entries.get(txn).cloned()
+    }
+
+    /// Transactions, newest first, optionally of one state.
+    pub fn list(&self, state: Option<TxnState>, limit: usize) -> Vec<Entry> {
+        let st = self.lock();
+        let mut out: Vec<Entry> = st
+            .entries
+            .values()
+            .filter(|e| state.is_none_or(|s| e.state == s))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            b.begin
+                .at_ms
+                .cmp(&a.begin.at_ms)
+                .then_with(|| b.begin.txn.cmp(&a.begin.txn))
+        });
+        out.truncate(limit);
+        out
+    }
+
+    /// Transactions with unfinished business (in doubt, failed and unresolved, to verify).
+    pub fn open_entries(&self) -> Vec<Entry> {
+        self.lock()
+            .entries
+            .values()
+            .filter(|e| e.is_open())
+            .cloned()
+            .collect()
+    }
+
+    /// (in doubt, failed and unresolved) counts.
+    pub fn counts(&self) -> (usize, usize) {
+        let st = self.lock();
+        let in_doubt = st
+            .entries
+            .values()
+            .filter(|e| e.state == TxnState::InDoubt)
+            .count();
+        let failed = st
+            .entries
+            .values()
+            .filter(|e| e.state == TxnState::Failed && e.resolution.is_none())
+            .count();
+        (in_doubt, failed)
+    }
+
+    /// Waits until everything appended so far is durable.
+    pub fn flush(&self) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.log.flush()
+    }
+
+    /// Size of the log file in bytes.
+    pub fn size_bytes(&self) -> u64 {
+        self.log.size_bytes()
+    }
+}
+
+/// Sets or clears the fence of one transaction's key after a change. In-flight transactions
+/// hold their key's lock instead; in-doubt ones are recovered before dtc serves.
+fn refence(st: &mut State, txn: &str) {
+    let Some(e) = st.entries.get(txn) else { return };
+    let key = e.begin.key.clone();
+    if e.fences() {
+        st.fences.insert(key, txn.to_string());
+    } else if st.fences.get(&key).is_some_and(|t| t == txn) {
+        st.fences.remove(&key);
+    }
+}
