@@ -14,7 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -107,6 +107,20 @@ impl ScrapeView {
     }
 }
 
+/// Registers a new metric of type `M` under `name` and returns a handle on it.
+fn add<M: Metric + Clone + Default>(r: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    r.register(name, help, metric.clone());
+    metric
+}
+
+/// Registers a latency histogram.
+fn add_histogram(r: &mut Registry, name: &str, help: &str) -> Histogram {
+    let histogram = Histogram::new(latency_buckets());
+    r.register(name, help, histogram.clone());
+    histogram
+}
+
 /// Latency buckets: 1 ms to about 16 s, doubling.
 fn latency_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(0.001, 2.0, 15)
@@ -123,63 +137,42 @@ fn result_pair(
 impl Metrics {
     /// Registers every metric, with a zero series for each state and result.
     pub fn new() -> Arc<Metrics> {
-        let mut registry = Registry::default();
-        let txns = Family::<StateLabel, Counter>::default();
-        registry.register(
+        let mut r = Registry::default();
+        let txns: Family<StateLabel, Counter> = add(
+            &mut r,
             "dtc_transactions",
             "Write transactions finished, by final state",
-            txns.clone(),
         );
-        let write_seconds = Histogram::new(latency_buckets());
-        registry.register(
+        let write_seconds = add_histogram(
+            &mut r,
             "dtc_write_duration_seconds",
             "Duration of write transactions, compensation included",
-            write_seconds.clone(),
         );
-        let reads = Family::<ResultLabel, Counter>::default();
-        registry.register(
+        let reads = add(
+            &mut r,
             "dtc_reads",
             "Reads finished, by result (ok: a node answered)",
-            reads.clone(),
         );
-        let read_seconds = Histogram::new(latency_buckets());
-        registry.register(
+        let read_seconds = add_histogram(
+            &mut r,
             "dtc_read_duration_seconds",
             "Duration of reads until the response head",
-            read_seconds.clone(),
         );
-        let node_requests = Family::<NodeOutcomeLabel, Counter>::default();
-        registry.register(
+        let node_requests = add(
+            &mut r,
             "dtc_node_requests",
-            "Write requests to nodes, by node and final outcome",
-            node_requests.clone(),
+            "Write requests to nodes, by outcome",
         );
-        let retries = Family::<NodeLabel, Counter>::default();
-        registry.register(
-            "dtc_retries",
-            "Retried write requests, by node",
-            retries.clone(),
-        );
-        let compensations = Family::<NodeResultLabel, Counter>::default();
-        registry.register(
-            "dtc_compensations",
-            "Compensations (undos), by node and result",
-            compensations.clone(),
-        );
-        let reloads = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "dtc_config_reloads",
-            "Config reloads, by result",
-            reloads.clone(),
-        );
-        let redrives = Family::<ResultLabel, Counter>::default();
-        registry.register(
+        let retries = add(&mut r, "dtc_retries", "Retried write requests, by node");
+        let compensations = add(&mut r, "dtc_compensations", "Undos, by node and result");
+        let reloads = add(&mut r, "dtc_config_reloads", "Config reloads, by result");
+        let redrives = add(
+            &mut r,
             "dtc_redrives",
-            "Background re-drives of failed transactions, by result",
-            redrives.clone(),
+            "Re-drives of failed transactions, by result",
         );
         Arc::new(Metrics {
-            registry,
+            registry: r,
             txns: TxnState::ALL
                 .map(|s| txns.get_or_create_owned(&StateLabel { state: s.as_str() })),
             write_seconds,

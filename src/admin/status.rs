@@ -66,7 +66,8 @@ pub(super) fn nodes(state: &AdminState) -> Response<ProxyBody> {
         .iter()
         .map(|n| NodeView {
             name: n.name(),
-            url: n.spec.url.to_string(),
+            // As configured: `Uri`'s Display would add a `/` to a URL without a path.
+            url: format!("http://{}{}", n.spec.authority, n.spec.base_path),
             up: n.health.is_up(),
             in_flight: n.in_flight(),
         })
