@@ -323,3 +323,25 @@ async fn dtc_refuses_bad_requests_without_touching_a_node() {
     }
     assert!(admin.nodes.iter().all(|n| n.write_count() == 0));
 }
+
+#[tokio::test]
+async fn dtc_answers_the_proxys_status_when_a_write_cannot_run() {
+    let admin = start_admin(None).await;
+    admin.nodes[2].set_down(true).await;
+    let node_3_down = || !admin.app.current.load().nodes.all()[2].health.is_up();
+    wait_until("the probes mark node-3 down", node_3_down).await;
+    let body = r#"{"groupId": "g1", "action": "create"}"#;
+    let (status, headers, body) = send(Method::POST, &admin.url("/dtc/"), Some(body), &[]).await;
+    let answer = json(&body);
+    assert_eq!(
+        (status, answer["State"].clone()),
+        (StatusCode::SERVICE_UNAVAILABLE, json!("to_be_retried")),
+        "{answer}"
+    );
+    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert!(
+        answer["detail"].as_str().unwrap().contains("node-3"),
+        "{answer}"
+    );
+    assert!(admin.nodes.iter().all(|n| n.groups().is_empty()));
+}

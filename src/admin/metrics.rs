@@ -74,7 +74,7 @@ pub struct Metrics {
     node_requests: Family<NodeOutcomeLabel, Counter>,
     retries: Family<NodeLabel, Counter>,
     compensations: Family<NodeResultLabel, Counter>,
-    nodes: RwLock<HashMap<Box<str>, Arc<NodeCounters>>>,
+    nodes: RwLock<HashMap<Box<str>, NodeCounters>>,
 }
 
 /// What the scrape-time gauges are computed from.
@@ -203,18 +203,23 @@ impl Metrics {
             Class::Transient => 3,
             Class::NotSent => return,
         };
-        self.node(node).requests[i].inc();
+        self.with_node(node, |n| {
+            n.requests[i].inc();
+        });
     }
 
     /// A write to `node` is sent again.
     pub fn retry(&self, node: &str) {
-        self.node(node).retries.inc();
+        self.with_node(node, |n| {
+            n.retries.inc();
+        });
     }
 
     /// A compensation on `node` ended: undone, or failed.
     pub fn compensation(&self, node: &str, undone: bool) {
-        let n = self.node(node);
-        if undone { &n.undone } else { &n.undo_failed }.inc();
+        self.with_node(node, |n| {
+            if undone { &n.undone } else { &n.undo_failed }.inc();
+        });
     }
 
     /// A read ended after `seconds`; `ok` when a node answered.
@@ -233,18 +238,19 @@ impl Metrics {
         self.redrives[usize::from(!converged)].inc();
     }
 
-    /// The counter handles of `node`, registered on first sight.
-    fn node(&self, node: &str) -> Arc<NodeCounters> {
+    /// Runs `f` on the counters of `node`, registered on first sight. The common case is a
+    /// read lock and a lookup by `&str`: no allocation, no reference count traffic.
+    fn with_node(&self, node: &str, f: impl FnOnce(&NodeCounters)) {
         let read = self.nodes.read().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = read.get(node) {
-            return c.clone();
+            f(c);
+            return;
         }
         drop(read);
         let mut write = self.nodes.write().unwrap_or_else(|p| p.into_inner());
-        write
+        f(write
             .entry(node.into())
-            .or_insert_with(|| Arc::new(self.register_node(node)))
-            .clone()
+            .or_insert_with(|| self.register_node(node)))
     }
 
     fn register_node(&self, node: &str) -> NodeCounters {
