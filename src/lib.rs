@@ -1,6 +1,7 @@
 //! dtc: a replicating sidecar proxy.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;

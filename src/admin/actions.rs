@@ -1,0 +1,216 @@
+//! The transactions API (list, inspect, retry, resolve) and the original project's `POST /dtc/`.
+//!
+//! `POST /dtc/` answers `{"State": ..., "transaction": ...}` with the status the proxy gives the
+//! same write (200 succeeded, 409 rejected, 503 to_be_retried or rolled_back with `Retry-After`,
+//! 502 failed), so a client can act on the status alone and the body stays the original shape.
+
+use super::AdminState;
+use super::routes::json;
+use super::txns::{TxnActionError, TxnView};
+use crate::headers;
+use crate::proxy::{ProxyBody, buffer_body, problem};
+use crate::saga::{NodeReport, Outcome, TxnState, WriteRequest};
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+/// Largest admin request body: these are small JSON documents.
+const MAX_BODY: usize = 64 * 1024;
+/// Transactions listed when `limit` is not given, and the most ever listed.
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+/// `GET /transactions?state=failed&limit=N`: newest first.
+pub(super) fn list(state: &AdminState, query: &str) -> Response<ProxyBody> {
+    let mut filter = None;
+    let mut limit = DEFAULT_LIMIT;
+    for (name, value) in query.split('&').filter_map(|p| p.split_once('=')) {
+        match name {
+            "state" => match TxnState::ALL.into_iter().find(|s| s.as_str() == value) {
+                Some(s) => filter = Some(s),
+                None => {
+                    return bad_query(format!("unknown state `{value}`; use one of {}", states()));
+                }
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(n) => limit = n.clamp(1, MAX_LIMIT),
+                Err(_) => return bad_query(format!("limit `{value}` is not a whole number")),
+            },
+            _ => {}
+        }
+    }
+    let txns = state.txns.list(filter, limit);
+    json(StatusCode::OK, &serde_json::json!({"transactions": txns}))
+}
+
+fn states() -> String {
+    TxnState::ALL.map(TxnState::as_str).join(", ")
+}
+
+fn bad_query(detail: String) -> Response<ProxyBody> {
+    problem::plain(StatusCode::BAD_REQUEST, "bad-query", detail)
+}
+
+/// `GET /transactions/{id}`.
+pub(super) fn get(state: &AdminState, id: &str) -> Response<ProxyBody> {
+    match state.txns.get(id) {
+        Some(view) => json(StatusCode::OK, &view),
+        None => action_error(TxnActionError::NotFound(id.to_string())),
+    }
+}
+
+/// `POST /transactions/{id}/retry`: re-drive now.
+pub(super) async fn retry(state: &AdminState, id: &str) -> Response<ProxyBody> {
+    tracing::info!(txn = %id, "re-drive requested through the admin API");
+    answer(state.txns.retry(id).await)
+}
+
+#[derive(Deserialize)]
+struct ResolveBody {
+    reason: Option<String>,
+}
+
+/// `POST /transactions/{id}/resolve` with `{"reason": "..."}`: a person took care of it.
+pub(super) async fn resolve(
+    state: &AdminState,
+    id: &str,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let body = match read_body(state, req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match serde_json::from_slice::<ResolveBody>(&body) {
+            Ok(b) => b.reason.filter(|r| !r.trim().is_empty()),
+            Err(e) => return bad_json(&e),
+        }
+    };
+    let Some(reason) = reason else {
+        return problem::plain(
+            StatusCode::BAD_REQUEST,
+            "reason-required",
+            r#"say why the transaction is resolved: send {"reason": "..."} (it is recorded)"#,
+        );
+    };
+    tracing::info!(txn = %id, reason = %reason, "resolve requested through the admin API");
+    answer(state.txns.resolve(id, reason).await)
+}
+
+fn answer(result: Result<TxnView, TxnActionError>) -> Response<ProxyBody> {
+    match result {
+        Ok(view) => json(StatusCode::OK, &view),
+        Err(e) => action_error(e),
+    }
+}
+
+fn action_error(e: TxnActionError) -> Response<ProxyBody> {
+    let (status, kind) = match &e {
+        TxnActionError::NotFound(_) => (StatusCode::NOT_FOUND, "unknown-transaction"),
+        TxnActionError::NotActionable { .. } => (StatusCode::CONFLICT, "not-actionable"),
+        TxnActionError::Journal(_) => (StatusCode::SERVICE_UNAVAILABLE, "journal-unavailable"),
+    };
+    problem::plain(status, kind, e.to_string())
+}
+
+/// The original project's request.
+#[derive(Deserialize)]
+struct DtcBody {
+    #[serde(rename = "groupId")]
+    group_id: String,
+    action: String,
+}
+
+/// The original project's answer, plus the transaction's detail.
+#[derive(Serialize)]
+struct DtcAnswer<'a> {
+    #[serde(rename = "State")]
+    state: TxnState,
+    transaction: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    nodes: &'a [NodeReport],
+}
+
+/// `POST /dtc/`: create or delete a group on every node, as one transaction.
+pub(super) async fn dtc(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
+    let body = match read_body(state, req).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let parsed: DtcBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return bad_json(&e),
+    };
+    let method = match parsed.action.as_str() {
+        "create" => Method::POST,
+        "delete" => Method::DELETE,
+        other => {
+            return problem::plain(
+                StatusCode::BAD_REQUEST,
+                "bad-action",
+                format!("action `{other}` is unknown; use \"create\" or \"delete\""),
+            );
+        }
+    };
+    if parsed.group_id.is_empty() {
+        return problem::plain(StatusCode::BAD_REQUEST, "bad-group", "groupId is empty");
+    }
+    let group = serde_json::json!({"groupId": parsed.group_id}).to_string();
+    let write = WriteRequest::json(method, "/v1/group/", &group);
+    let coordinator = state.coordinator.clone();
+    // Its own task, so an admin client that hangs up cannot cancel a half-done write.
+    match tokio::spawn(async move { coordinator.execute(write).await }).await {
+        Ok(outcome) => dtc_answer(state, &outcome),
+        Err(e) => {
+            tracing::error!(error = %e, "dtc write task failed");
+            problem::plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the write task failed; see the dtc log",
+            )
+        }
+    }
+}
+
+fn dtc_answer(state: &AdminState, o: &Outcome) -> Response<ProxyBody> {
+    let retry_after = state.current.load().settings.config.writes.retry_after;
+    // The proxy's own mapping of a state to a status, so both listeners agree.
+    let like_proxy = problem::for_outcome(o, retry_after);
+    let answer = DtcAnswer {
+        state: o.state,
+        transaction: &o.txn,
+        detail: o.reason.as_ref().map(|r| r.describe()),
+        nodes: &o.nodes,
+    };
+    let mut resp = json(like_proxy.status(), &answer);
+    if let Some(v) = like_proxy.headers().get(http::header::RETRY_AFTER) {
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, v.clone());
+    }
+    resp.headers_mut()
+        .insert(headers::TXN_ID, headers::value(&o.txn));
+    resp.headers_mut()
+        .insert(headers::TXN_STATE, headers::value(o.state.as_str()));
+    resp
+}
+
+async fn read_body(
+    state: &AdminState,
+    req: Request<Incoming>,
+) -> Result<Bytes, Response<ProxyBody>> {
+    let timeout = state.current.load().settings.config.timeouts.header_read;
+    let (parts, body) = req.into_parts();
+    buffer_body(body, &parts.headers, MAX_BODY, timeout).await
+}
+
+fn bad_json(e: &serde_json::Error) -> Response<ProxyBody> {
+    problem::plain(
+        StatusCode::BAD_REQUEST,
+        "bad-json",
+        format!("the request body is not the expected JSON: {e}"),
+    )
+}

@@ -1,0 +1,139 @@
+//! The admin listener: health, readiness, metrics, nodes, the effective config, the transactions
+//! API, the original project's `POST /dtc/`, and the alert webhook sender.
+//!
+//! - [`metrics`]: the Prometheus metrics the data path bumps;
+//! - [`txns`]: [`TxnStore`], what the admin API needs from the journal;
+//! - [`alerts`]: [`Alerter`], failed/converged events to a webhook, never blocking the caller;
+//! - `routes`, `status`, `actions`: the HTTP endpoints (listed in [`serve`]).
+//!
+//! [`serve`] takes an already-bound listener and a shutdown future, like the proxy listener, so
+//! tests run it in-process on port 0.
+
+mod actions;
+pub mod alerts;
+pub mod metrics;
+mod routes;
+mod status;
+pub mod txns;
+
+pub use alerts::{AlertEvent, AlertKind, AlertOptions, Alerter};
+pub use metrics::{Metrics, ScrapeView};
+pub use txns::{NoJournal, TxnActionError, TxnStore, TxnView};
+
+use crate::proxy::ProxyBody;
+use crate::runtime::Current;
+use crate::saga::Coordinator;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde::Serialize;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Config reload status, as `GET /config` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReloadView {
+    /// The generation in effect.
+    pub generation: u64,
+    /// Reloads applied since start.
+    pub reloads_ok: u64,
+    /// Reloads refused (the file was invalid; the last good config stayed).
+    pub reloads_failed: u64,
+    /// Why the last refused reload was refused, if the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+/// Everything the admin endpoints read or act on. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminState {
+    pub current: Arc<Current>,
+    /// Runs `POST /dtc/` transactions.
+    pub coordinator: Coordinator,
+    pub metrics: Arc<Metrics>,
+    /// The journal's view of transactions.
+    pub txns: Arc<dyn TxnStore>,
+    /// Reload status, read at each `GET /config`.
+    pub reload: Arc<dyn Fn() -> ReloadView + Send + Sync>,
+}
+
+impl AdminState {
+    /// A state with fresh metrics, no journal, and reload status that only knows the generation.
+    pub fn new(coordinator: Coordinator) -> AdminState {
+        let current = coordinator.current().clone();
+        let for_reload = current.clone();
+        AdminState {
+            current,
+            coordinator,
+            metrics: Metrics::new(),
+            txns: Arc::new(NoJournal),
+            reload: Arc::new(move || ReloadView {
+                generation: for_reload.load().generation,
+                ..ReloadView::default()
+            }),
+        }
+    }
+}
+
+/// Serves the admin API on `listener` until `shutdown` resolves, then lets open requests finish
+/// for up to `timeouts.shutdown`.
+///
+/// Endpoints: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /nodes`, `GET /config`,
+/// `GET /transactions?state=&limit=`, `GET /transactions/{id}`, `POST /transactions/{id}/retry`,
+/// `POST /transactions/{id}/resolve` (`{"reason": "..."}`), and `POST /dtc/`
+/// (`{"groupId": "...", "action": "create"|"delete"}`). With `listen.admin_token` set, all but
+/// `/healthz` and `/readyz` need `Authorization: Bearer <token>`.
+pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()>) {
+    let cfg = state.current.load().settings.config.clone();
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(cfg.timeouts.header_read);
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, token = cfg.listen.admin_token.is_some(), "admin listening");
+    }
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let state = state.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let state = state.clone();
+            async move { Ok::<Response<ProxyBody>, Infallible>(routes::handle(&state, req).await) }
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let deadline = state.current.load().settings.config.timeouts.shutdown;
+    if tokio::time::timeout(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?deadline,
+            "admin connections still open at the shutdown deadline"
+        );
+    }
+}

@@ -1,0 +1,192 @@
+//! Routing of admin requests: which endpoint a path names, which methods it takes, the bearer
+//! token, and the shared answer shapes (JSON, and problem+json for every error).
+
+use super::{AdminState, actions, status};
+use crate::proxy::{ProxyBody, problem};
+use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+
+/// An admin endpoint, with the transaction id for those that take one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Endpoint {
+    Healthz,
+    Readyz,
+    Metrics,
+    Nodes,
+    Config,
+    TxnList,
+    Txn(String),
+    TxnRetry(String),
+    TxnResolve(String),
+    Dtc,
+}
+
+impl Endpoint {
+    /// The endpoint `path` names, trailing slash or not.
+    pub(super) fn of(path: &str) -> Option<Endpoint> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+        Some(match segments.as_slice() {
+            ["healthz"] => Endpoint::Healthz,
+            ["readyz"] => Endpoint::Readyz,
+            ["metrics"] => Endpoint::Metrics,
+            ["nodes"] => Endpoint::Nodes,
+            ["config"] => Endpoint::Config,
+            ["transactions"] => Endpoint::TxnList,
+            ["transactions", id] if !id.is_empty() => Endpoint::Txn(id.to_string()),
+            ["transactions", id, "retry"] if !id.is_empty() => Endpoint::TxnRetry(id.to_string()),
+            ["transactions", id, "resolve"] if !id.is_empty() => {
+                Endpoint::TxnResolve(id.to_string())
+            }
+            ["dtc"] => Endpoint::Dtc,
+            _ => return None,
+        })
+    }
+
+    /// Whether it answers without the bearer token (probes must not need a secret).
+    fn is_open(&self) -> bool {
+        matches!(self, Endpoint::Healthz | Endpoint::Readyz)
+    }
+
+    /// Whether it changes something (POST), or only reads (GET and HEAD).
+    fn is_action(&self) -> bool {
+        matches!(
+            self,
+            Endpoint::TxnRetry(_) | Endpoint::TxnResolve(_) | Endpoint::Dtc
+        )
+    }
+}
+
+/// Answers one admin request. Never panics on input: every failure is a problem answer.
+pub(super) async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
+    let endpoint = Endpoint::of(req.uri().path());
+    if !endpoint.as_ref().is_some_and(Endpoint::is_open)
+        && let Some(denied) = check_token(state, &req)
+    {
+        return denied;
+    }
+    let Some(endpoint) = endpoint else {
+        return problem::plain(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!(
+                "no admin endpoint at {}; see GET /healthz, /readyz, /metrics, /nodes, /config, /transactions",
+                req.uri().path()
+            ),
+        );
+    };
+    if let Some(refused) = check_method(&endpoint, req.method()) {
+        return refused;
+    }
+    match endpoint {
+        Endpoint::Healthz => json(StatusCode::OK, &serde_json::json!({"status": "alive"})),
+        Endpoint::Readyz => status::readyz(state),
+        Endpoint::Metrics => status::metrics(state),
+        Endpoint::Nodes => status::nodes(state),
+        Endpoint::Config => status::config(state),
+        Endpoint::TxnList => actions::list(state, req.uri().query().unwrap_or("")),
+        Endpoint::Txn(id) => actions::get(state, &id),
+        Endpoint::TxnRetry(id) => actions::retry(state, &id).await,
+        Endpoint::TxnResolve(id) => actions::resolve(state, &id, req).await,
+        Endpoint::Dtc => actions::dtc(state, req).await,
+    }
+}
+
+fn check_method(endpoint: &Endpoint, method: &Method) -> Option<Response<ProxyBody>> {
+    let (ok, allow) = if endpoint.is_action() {
+        (method == Method::POST, "POST")
+    } else {
+        (method == Method::GET || method == Method::HEAD, "GET, HEAD")
+    };
+    if ok {
+        return None;
+    }
+    let mut resp = problem::plain(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        format!("{method} is not allowed here; use {allow}"),
+    );
+    resp.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    Some(resp)
+}
+
+/// `None` when no token is configured or the request carries it; a 401 otherwise.
+fn check_token(state: &AdminState, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+    let rt = state.current.load();
+    let expected = rt.settings.config.listen.admin_token.as_deref()?;
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+    if given.is_some_and(|g| same_secret(g, expected.as_bytes())) {
+        return None;
+    }
+    let detail = if given.is_some() {
+        "the bearer token is wrong"
+    } else {
+        "this endpoint needs `Authorization: Bearer <listen.admin_token>`"
+    };
+    let mut resp = problem::plain(StatusCode::UNAUTHORIZED, "unauthorized", detail);
+    resp.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"dtc-admin\""),
+    );
+    Some(resp)
+}
+
+/// Compares two secrets in time that depends only on their lengths, not on where they differ.
+fn same_secret(given: &[u8], expected: &[u8]) -> bool {
+    let mut diff = u8::from(given.len() != expected.len());
+    for (i, e) in expected.iter().enumerate() {
+        diff |= e ^ given.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// A JSON answer.
+pub(super) fn json(status: StatusCode, value: &impl Serialize) -> Response<ProxyBody> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(body) => {
+            let mut resp = Response::new(ProxyBody::full(body));
+            *resp.status_mut() = status;
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => problem::plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("could not encode the answer: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_name_endpoints() {
+        assert_eq!(Endpoint::of("/healthz"), Some(Endpoint::Healthz));
+        assert_eq!(Endpoint::of("/dtc/"), Some(Endpoint::Dtc));
+        assert_eq!(Endpoint::of("/transactions/"), Some(Endpoint::TxnList));
+        assert_eq!(
+            Endpoint::of("/transactions/abc/retry"),
+            Some(Endpoint::TxnRetry("abc".into()))
+        );
+        assert_eq!(Endpoint::of("/transactions//retry"), None);
+        assert_eq!(Endpoint::of("/"), None);
+        assert_eq!(Endpoint::of("/transactions/a/b"), None);
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret(b"s3cret", b"s3cret"));
+        assert!(!same_secret(b"s3cre", b"s3cret"));
+        assert!(!same_secret(b"s3cret!", b"s3cret"));
+        assert!(!same_secret(b"s3creT", b"s3cret"));
+        assert!(!same_secret(b"", b"s3cret"));
+    }
+}

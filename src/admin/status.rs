@@ -1,0 +1,128 @@
+//! Read-only admin endpoints: readiness, metrics, nodes and the effective config.
+
+use super::AdminState;
+use super::metrics::{CONTENT_TYPE, ScrapeView};
+use super::routes::json;
+use crate::proxy::ProxyBody;
+use http::{HeaderValue, Response, StatusCode};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// The placeholder shown instead of a secret.
+const REDACTED: &str = "***";
+
+/// `GET /readyz`: ready when the config is loaded (always, once serving), the journal is open,
+/// and at least one node is up; otherwise 503 listing what is missing.
+pub(super) fn readyz(state: &AdminState) -> Response<ProxyBody> {
+    let rt = state.current.load();
+    let mut missing = Vec::new();
+    if !state.txns.journal_open() {
+        missing.push("the transaction journal is not open".to_string());
+    }
+    let nodes = rt.nodes.all();
+    if !nodes.iter().any(|n| n.health.is_up()) {
+        let names: Vec<&str> = nodes.iter().map(|n| n.name()).collect();
+        missing.push(format!("no node is up (down: {})", names.join(", ")));
+    }
+    let status = if missing.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "ready": missing.is_empty(),
+        "generation": rt.generation,
+        "missing": missing,
+    });
+    json(status, &body)
+}
+
+/// `GET /metrics`: the Prometheus text format.
+pub(super) fn metrics(state: &AdminState) -> Response<ProxyBody> {
+    let view = ScrapeView::of(&state.current.load(), state.txns.counts());
+    let mut resp = Response::new(ProxyBody::full(state.metrics.encode(&view)));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(CONTENT_TYPE),
+    );
+    resp
+}
+
+/// One node in `GET /nodes`.
+#[derive(Serialize)]
+struct NodeView<'a> {
+    name: &'a str,
+    url: String,
+    up: bool,
+    in_flight: usize,
+}
+
+/// `GET /nodes`: each node of the current generation, its health and load.
+pub(super) fn nodes(state: &AdminState) -> Response<ProxyBody> {
+    let rt = state.current.load();
+    let nodes: Vec<NodeView<'_>> = rt
+        .nodes
+        .all()
+        .iter()
+        .map(|n| NodeView {
+            name: n.name(),
+            // As configured: `Uri`'s Display would add a `/` to a URL without a path.
+            url: format!("http://{}{}", n.spec.authority, n.spec.base_path),
+            up: n.health.is_up(),
+            in_flight: n.in_flight(),
+        })
+        .collect();
+    json(
+        StatusCode::OK,
+        &json!({"generation": rt.generation, "nodes": nodes}),
+    )
+}
+
+/// `GET /config`: the effective config (defaults filled in, secrets redacted), its generation,
+/// and the reload status.
+pub(super) fn config(state: &AdminState) -> Response<ProxyBody> {
+    let rt = state.current.load();
+    let mut config = match serde_json::to_value(&rt.settings.config) {
+        Ok(v) => v,
+        Err(e) => {
+            return crate::proxy::problem::plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("could not encode the config: {e}"),
+            );
+        }
+    };
+    redact(&mut config);
+    let reload = (state.reload)();
+    let body = json!({
+        "generation": rt.generation,
+        "last_reload_error": reload.last_error,
+        "reloads": reload,
+        "config": config,
+    });
+    json(StatusCode::OK, &body)
+}
+
+/// Replaces every secret in a config's JSON form with [`REDACTED`].
+fn redact(config: &mut Value) {
+    if let Some(token) = config.pointer_mut("/listen/admin_token")
+        && !token.is_null()
+    {
+        *token = Value::String(REDACTED.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_redacted_and_absent_tokens_stay_null() {
+        let mut set = json!({"listen": {"admin_token": "s3cret", "admin": "x"}});
+        redact(&mut set);
+        assert_eq!(set, json!({"listen": {"admin_token": "***", "admin": "x"}}));
+        let mut unset = json!({"listen": {"admin_token": null}});
+        redact(&mut unset);
+        assert_eq!(unset, json!({"listen": {"admin_token": null}}));
+    }
+}

@@ -1,0 +1,111 @@
+//! What the admin API asks of the transaction journal: list, inspect, retry and resolve
+//! transactions. The journal implements [`TxnStore`]; [`NoJournal`] stands in when there is none
+//! (tests, or a dtc started without a journal), so the admin API never depends on the journal
+//! being built.
+
+use crate::saga::{NodeReport, TxnState};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+/// One transaction as the admin API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TxnView {
+    /// The transaction id (also sent to the client as `x-dtc-transaction-id`).
+    pub txn: String,
+    pub state: TxnState,
+    /// The client's method, e.g. `POST`.
+    pub method: String,
+    /// The client's path and query.
+    pub path: String,
+    /// The matched route, e.g. `POST /v1/group/`; `None` when no route matched.
+    pub route: Option<String>,
+    /// The resource key the write was serialized (and is fenced) on.
+    pub key: String,
+    /// The config generation the transaction ran on.
+    pub generation: u64,
+    /// Start, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
+    /// End, in milliseconds since the Unix epoch; `None` while it is not final.
+    pub finished_ms: Option<u64>,
+    /// Why it ended as it did, for people.
+    pub reason: Option<String>,
+    /// What each node did.
+    pub nodes: Vec<NodeReport>,
+    /// Background re-drives run so far.
+    pub redrives: u32,
+    /// When the next re-drive is due, in milliseconds since the Unix epoch.
+    pub next_redrive_ms: Option<u64>,
+    /// The reason a person gave when resolving it by hand.
+    pub resolution: Option<String>,
+}
+
+/// Why a retry or resolve could not be done.
+#[derive(Debug, thiserror::Error)]
+pub enum TxnActionError {
+    /// No transaction with this id is in the journal (it may have been compacted away).
+    #[error("no transaction {0} in the journal (finished transactions are compacted away)")]
+    NotFound(String),
+    /// The transaction is in a state the action does not apply to (e.g. retrying a success).
+    #[error("transaction {txn} is {state}: only failed transactions can be retried or resolved")]
+    NotActionable { txn: String, state: TxnState },
+    /// The journal could not record the action.
+    #[error("the journal could not record the action: {0}")]
+    Journal(String),
+}
+
+/// The journal as the admin API sees it. Implemented by the journal; every method is cheap
+/// except `retry` and `resolve`, which return futures that do the work.
+pub trait TxnStore: Send + Sync + 'static {
+    /// Whether the journal is open and accepting records (a readiness condition).
+    fn journal_open(&self) -> bool;
+    /// Transactions, newest first, optionally only those in `state`, at most `limit`.
+    fn list(&self, state: Option<TxnState>, limit: usize) -> Vec<TxnView>;
+    /// One transaction with its per-node detail.
+    fn get(&self, txn: &str) -> Option<TxnView>;
+    /// How many transactions are `(in_doubt, failed)` now.
+    fn counts(&self) -> (usize, usize);
+    /// Re-drives a failed transaction now; resolves to its view afterwards.
+    fn retry(&self, txn: &str) -> BoxFuture<'static, Result<TxnView, TxnActionError>>;
+    /// Marks a failed transaction as handled by a person, with their reason (recorded).
+    fn resolve(
+        &self,
+        txn: &str,
+        reason: String,
+    ) -> BoxFuture<'static, Result<TxnView, TxnActionError>>;
+}
+
+/// The store of a dtc without a journal: closed, empty, every action `NotFound`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoJournal;
+
+impl TxnStore for NoJournal {
+    fn journal_open(&self) -> bool {
+        false
+    }
+
+    fn list(&self, _state: Option<TxnState>, _limit: usize) -> Vec<TxnView> {
+        Vec::new()
+    }
+
+    fn get(&self, _txn: &str) -> Option<TxnView> {
+        None
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        (0, 0)
+    }
+
+    fn retry(&self, txn: &str) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
+        let err = TxnActionError::NotFound(txn.to_string());
+        Box::pin(std::future::ready(Err(err)))
+    }
+
+    fn resolve(
+        &self,
+        txn: &str,
+        _reason: String,
+    ) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
+        let err = TxnActionError::NotFound(txn.to_string());
+        Box::pin(std::future::ready(Err(err)))
+    }
+}
