@@ -1,11 +1,19 @@
 //! Wiring: everything `dtc run` and `dtc demo` start, stopped together.
+//!
+//! [`App::start`] opens the journal, recovers what a crash left in doubt, and starts the
+//! background re-drive; [`App::serve`] runs the client listener and the admin listener until the
+//! shutdown future resolves, drains, and flushes the journal.
 
+use crate::admin::{self, AdminState, AlertEvent, AlertKind, Alerter, Metrics};
 use crate::config::Settings;
-use crate::journal::{Journal, redrive};
+use crate::journal::Journal;
+use crate::journal::redrive::{self, OnChange};
+use crate::journal::view::{JournalTxns, view};
 use crate::proxy::{Proxy, server};
 use crate::runtime::Current;
-use crate::saga::Coordinator;
+use crate::saga::{Coordinator, TxnState};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -16,31 +24,37 @@ pub enum StartError {
     #[error("cannot open the journal: {0}")]
     Journal(#[from] crate::journal::JournalError),
     #[error(
-        "cannot listen on {addr}: {source} (is another dtc or the app itself using it? change listen.address)"
+        "cannot listen on {addr}: {source} (is another dtc or the app itself using it? change listen.address or listen.admin)"
     )]
     Bind {
-        addr: std::net::SocketAddr,
+        addr: SocketAddr,
         source: std::io::Error,
     },
 }
 
-/// A running dtc: its runtime and proxy.
+/// A running dtc: its runtime, proxy, journal and admin state.
 #[derive(Clone)]
 pub struct App {
     pub current: Arc<Current>,
     pub proxy: Proxy,
+    pub admin: AdminState,
     /// The config file, when running from one (hot reload watches it).
     pub config_path: Option<PathBuf>,
 }
 
 impl App {
-    /// Builds the app from validated settings. Must run inside a tokio runtime.
+    /// Builds the app without a journal (library use; tests of the data path alone).
     pub fn new(settings: Settings, config_path: Option<PathBuf>) -> App {
         let current = Arc::new(Current::new(settings));
-        let proxy = Proxy::new(Coordinator::new(current.clone()));
+        let coordinator = Coordinator::new(current.clone());
+        let admin = AdminState {
+            metrics: coordinator.metrics().clone(),
+            ..AdminState::new(coordinator.clone())
+        };
         App {
             current,
-            proxy,
+            proxy: Proxy::new(coordinator),
+            admin,
             config_path,
         }
     }
@@ -53,19 +67,41 @@ impl App {
         config_path: Option<PathBuf>,
     ) -> Result<App, StartError> {
         let current = Arc::new(Current::new(settings));
-        let jcfg = current.load().settings.config.journal.clone();
-        let (journal, _tail) = Journal::open(&jcfg)?;
-        let (in_doubt, failed) = journal.counts();
+        let cfg = current.load().settings.config.clone();
+        let metrics = Metrics::new();
+        let alerter = Alerter::new(cfg.alerts.webhook.clone());
+        let (journal, _tail) = Journal::open(&cfg.journal)?;
+        let (in_doubt, _) = journal.counts();
         if in_doubt > 0 {
-            tracing::warn!(in_doubt, dir = %jcfg.dir, "in-doubt transactions found: undoing them before serving");
+            tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: undoing them before serving");
         }
-        let recovered = redrive::recover(&journal, &current, None).await;
-        tracing::info!(dir = %jcfg.dir, durability = ?jcfg.durability, rolled_back = recovered.rolled_back, failed = recovered.failed + failed, "journal open");
-        tokio::spawn(redrive::run_worker(journal.clone(), current.clone(), None));
-        let proxy = Proxy::new(Coordinator::new(current.clone()).with_journal(journal));
+        let on_change = on_change(metrics.clone(), alerter.clone());
+        let recovered = redrive::recover(&journal, &current, Some(&on_change)).await;
+        let (_, failed) = journal.counts();
+        tracing::info!(dir = %cfg.journal.dir, durability = ?cfg.journal.durability, recovered_rolled_back = recovered.rolled_back, failed, "journal open");
+        tokio::spawn(redrive::run_worker(
+            journal.clone(),
+            current.clone(),
+            Some(on_change.clone()),
+        ));
+        let coordinator = Coordinator::new(current.clone())
+            .with_journal(journal.clone())
+            .with_metrics(metrics.clone())
+            .with_alerter(alerter);
+        let txns = Arc::new(JournalTxns {
+            journal,
+            current: current.clone(),
+            on_change: Some(on_change),
+        });
+        let admin = AdminState {
+            metrics,
+            txns,
+            ..AdminState::new(coordinator.clone())
+        };
         Ok(App {
             current,
-            proxy,
+            proxy: Proxy::new(coordinator),
+            admin,
             config_path,
         })
     }
@@ -77,19 +113,42 @@ impl App {
 
     /// Binds the configured client listener.
     pub async fn bind(&self) -> Result<TcpListener, StartError> {
-        let addr = self.current.load().settings.listen;
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| StartError::Bind { addr, source })
+        bind(self.current.load().settings.listen).await
     }
 
-    /// Serves on `listener` until `shutdown`, then drains.
+    /// Binds the configured admin listener, if enabled.
+    pub async fn bind_admin(&self) -> Result<Option<TcpListener>, StartError> {
+        match self.current.load().settings.admin {
+            Some(addr) => bind(addr).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Serves clients on `listener` until `shutdown`, then drains.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.serve_all(listener, None, shutdown).await
+    }
+
+    /// Serves clients and, if given, the admin API until `shutdown`; then drains the client
+    /// listener, flushes the journal and stops the admin listener last (probes see dtc until
+    /// it is done).
+    pub async fn serve_all(
+        self,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         if let Ok(addr) = listener.local_addr() {
             let rt = self.current.load();
             let nodes: Vec<&str> = rt.nodes.all().iter().map(|n| n.name()).collect();
             tracing::info!(%addr, generation = rt.generation, nodes = ?nodes, "dtc listening");
         }
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = admin.map(|l| {
+            tokio::spawn(admin::serve(l, self.admin.clone(), async {
+                let _ = admin_stopped.await;
+            }))
+        });
         let journal = self.journal().cloned();
         server::serve(listener, self.proxy, shutdown).await;
         if let Some(j) = journal {
@@ -98,7 +157,33 @@ impl App {
                 Err(e) => tracing::error!(error = %e, "journal flush failed at shutdown"),
             }
         }
+        let _ = stop_admin.send(());
+        if let Some(t) = admin_task {
+            let _ = t.await;
+        }
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// Metrics and alerts for what recovery and the re-drive do.
+fn on_change(metrics: Arc<Metrics>, alerter: Arc<Alerter>) -> OnChange {
+    Arc::new(move |before: TxnState, e| {
+        let converged = e.state == TxnState::RolledBack;
+        if before == TxnState::Failed {
+            metrics.redrive(converged);
+        }
+        let kind = match (before, e.state) {
+            (TxnState::Failed, TxnState::RolledBack) => AlertKind::TransactionConverged,
+            (TxnState::InDoubt, TxnState::Failed) => AlertKind::TransactionFailed,
+            _ => return,
+        };
+        alerter.send(AlertEvent::from_view(kind, &view(e)));
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

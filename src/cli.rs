@@ -156,7 +156,15 @@ fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::from(EXIT_UNAVAILABLE);
             }
         };
-        app.serve(listener, crate::app::shutdown_signal()).await;
+        let admin = match app.bind_admin().await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!("{e}");
+                return ExitCode::from(69);
+            }
+        };
+        app.serve_all(listener, admin, crate::app::shutdown_signal())
+            .await;
         ExitCode::SUCCESS
     })
 }

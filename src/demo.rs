@@ -51,7 +51,15 @@ pub async fn run() -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_default();
     println!("{}", banner(&addr, &nodes));
-    app.serve(listener, crate::app::shutdown_signal()).await;
+    let admin = match app.bind_admin().await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(69);
+        }
+    };
+    app.serve_all(listener, admin, crate::app::shutdown_signal())
+        .await;
     ExitCode::SUCCESS
 }
 
@@ -68,6 +76,10 @@ fn banner(addr: &str, nodes: &[RefNode]) -> String {
          curl -i -X POST http://{addr}/v1/group/ -H 'content-type: application/json' -d '{{\"groupId\": \"g1\"}}'   # 400: exists\n  \
          curl -i -X DELETE http://{addr}/v1/group/ -H 'content-type: application/json' -d '{{\"groupId\": \"g1\"}}'\n  \
          curl -i http://{addr}/v1/group/g1/                                                                   # 404\n\
+         Admin (transactions, metrics, node health):\n  \
+         curl -s http://127.0.0.1:9901/transactions\n  \
+         curl -s http://127.0.0.1:9901/nodes\n  \
+         curl -s http://127.0.0.1:9901/metrics | grep dtc_transactions_total\n\
          Ctrl-C stops everything.",
         list.join(", ")
     )

@@ -38,7 +38,10 @@ fn spawn_dtc(cfg: &Config, dir: &std::path::Path) -> Process {
     };
     // Keep draining the log so dtc never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Process { child, url: format!("http://{addr}") }
+    Process {
+        child,
+        url: format!("http://{addr}"),
+    }
 }
 
 fn journal_config(nodes: &[dtc::node::RefNode], dir: &std::path::Path) -> Config {
@@ -49,24 +52,38 @@ fn journal_config(nodes: &[dtc::node::RefNode], dir: &std::path::Path) -> Config
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_write_is_undone_at_the_next_start() {
-    let nodes = vec![start_node("a", 1).await, start_node("b", 101).await, start_node("c", 201).await];
+    let nodes = vec![
+        start_node("a", 1).await,
+        start_node("b", 101).await,
+        start_node("c", 201).await,
+    ];
     let dir = tempfile::tempdir().unwrap();
     let cfg = journal_config(&nodes, dir.path());
     let mut first = spawn_dtc(&cfg, dir.path());
     nodes[2].hold_next(1);
     let url = format!("{}/v1/group/", first.url);
-    let client = tokio::spawn(async move { try_send(Method::POST, &url, Some(&group("g1")), &[]).await });
+    let client =
+        tokio::spawn(async move { try_send(Method::POST, &url, Some(&group("g1")), &[]).await });
     wait_until("a and b applied, c holds the write", || {
-        nodes[2].held_count() == 1 && nodes[0].groups().contains("g1") && nodes[1].groups().contains("g1")
+        nodes[2].held_count() == 1
+            && nodes[0].groups().contains("g1")
+            && nodes[1].groups().contains("g1")
     })
     .await;
     first.child.kill().unwrap(); // SIGKILL: no chance to clean up
     first.child.wait().unwrap();
-    assert!(client.await.unwrap().is_err(), "the client never got an answer");
+    assert!(
+        client.await.unwrap().is_err(),
+        "the client never got an answer"
+    );
     nodes[2].release_held();
     let second = spawn_dtc(&cfg, dir.path());
     // Recovery runs before the listener opens: by now the nodes have converged.
-    assert!(nodes.iter().all(|n| !n.groups().contains("g1")), "undone everywhere: {:?}", nodes.iter().map(|n| n.groups()).collect::<Vec<_>>());
+    assert!(
+        nodes.iter().all(|n| !n.groups().contains("g1")),
+        "undone everywhere: {:?}",
+        nodes.iter().map(|n| n.groups()).collect::<Vec<_>>()
+    );
     let mut second = second;
     second.child.kill().unwrap();
     second.child.wait().unwrap();
@@ -88,9 +105,12 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
     .await;
     nodes[2].hold_next(1);
     let url = dtc.at("/v1/group/");
-    let client = tokio::spawn(async move { send(Method::POST, &url, Some(&group("g1")), &[]).await });
+    let client =
+        tokio::spawn(async move { send(Method::POST, &url, Some(&group("g1")), &[]).await });
     wait_until("a and b applied, c holds the write", || {
-        nodes[2].held_count() == 1 && nodes[0].groups().contains("g1") && nodes[1].groups().contains("g1")
+        nodes[2].held_count() == 1
+            && nodes[0].groups().contains("g1")
+            && nodes[1].groups().contains("g1")
     })
     .await;
     nodes[0].set_down(true).await;
@@ -101,17 +121,31 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
     let journal = dtc.app.journal().unwrap().clone();
     assert_eq!(journal.get(&txn).unwrap().state, TxnState::Failed);
     // While it is unresolved, the resource is fenced.
-    let fenced = send(Method::DELETE, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let fenced = send(
+        Method::DELETE,
+        &dtc.at("/v1/group/"),
+        Some(&group("g1")),
+        &[],
+    )
+    .await;
     assert_eq!(fenced.0, 409);
     assert_eq!(json(&fenced.2)["blocking_transaction"], txn.as_str());
     // The nodes come back; no client does anything; the re-drive converges.
     nodes[0].set_down(false).await;
     nodes[2].set_down(false).await;
-    wait_until("the re-drive rolled it back", || journal.get(&txn).is_some_and(|e| e.state == TxnState::RolledBack)).await;
+    wait_until("the re-drive rolled it back", || {
+        journal
+            .get(&txn)
+            .is_some_and(|e| e.state == TxnState::RolledBack)
+    })
+    .await;
     assert!(nodes.iter().all(|n| !n.groups().contains("g1")));
     assert!(journal.get(&txn).unwrap().redrives >= 1);
     // c's write was cut mid-flight (unknown outcome): the rollback is checked once more there.
-    wait_until("the rollback is verified", || journal.fence_of("group/g1").is_none()).await;
+    wait_until("the rollback is verified", || {
+        journal.fence_of("group/g1").is_none()
+    })
+    .await;
     let after = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
     assert_eq!(after.0, 201, "unfenced once converged");
 }
@@ -136,8 +170,14 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
     // Until the check, the resource is fenced: writes to it wait for the check.
     let fenced = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
     assert_eq!(fenced.0, 409);
-    wait_until("the check undid the late write", || !nodes[2].groups().contains("g1")).await;
-    wait_until("the rollback is verified", || journal.get(&txn).is_some_and(|e| !e.verify_pending)).await;
+    wait_until("the check undid the late write", || {
+        !nodes[2].groups().contains("g1")
+    })
+    .await;
+    wait_until("the rollback is verified", || {
+        journal.get(&txn).is_some_and(|e| !e.verify_pending)
+    })
+    .await;
     let again = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
     assert_eq!(again.0, 201, "unfenced once verified");
 }
@@ -145,23 +185,42 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
 #[tokio::test]
 async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
     for damage in ["torn", "garbage"] {
-        let nodes = vec![start_node("a", 1).await, start_node("b", 101).await, start_node("c", 201).await];
+        let nodes = vec![
+            start_node("a", 1).await,
+            start_node("b", 101).await,
+            start_node("c", 201).await,
+        ];
         let dir = tempfile::tempdir().unwrap();
         let cfg = journal_config(&nodes, dir.path());
         {
             let dtc = start_proxy(cfg.clone()).await;
             for g in ["g1", "g2", "g3"] {
-                assert_eq!(send(Method::POST, &dtc.at("/v1/group/"), Some(&group(g)), &[]).await.0, 201);
+                assert_eq!(
+                    send(Method::POST, &dtc.at("/v1/group/"), Some(&group(g)), &[])
+                        .await
+                        .0,
+                    201
+                );
             }
             dtc.app.journal().unwrap().flush().await.unwrap();
         }
         let file = std::path::Path::new(&cfg.journal.dir).join("journal.log");
         let len = std::fs::metadata(&file).unwrap().len();
         match damage {
-            "torn" => std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_len(len - 5).unwrap(),
+            "torn" => std::fs::OpenOptions::new()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_len(len - 5)
+                .unwrap(),
             _ => {
                 use std::io::Write;
-                std::fs::OpenOptions::new().append(true).open(&file).unwrap().write_all(b"\x07\x00\x00\x00garbage!!").unwrap();
+                std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&file)
+                    .unwrap()
+                    .write_all(b"\x07\x00\x00\x00garbage!!")
+                    .unwrap();
             }
         }
         let (journal, tail) = dtc::journal::Journal::open(&cfg.journal).unwrap();
@@ -172,13 +231,22 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
         drop(journal);
         // The proxy starts on it and serves.
         let dtc = start_proxy(cfg.clone()).await;
-        assert_eq!(send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await.0, 200);
+        assert_eq!(
+            send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
+                .await
+                .0,
+            200
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_writes_finish_and_exits_0() {
-    let nodes = vec![start_node("a", 1).await, start_node("b", 101).await, start_node("c", 201).await];
+    let nodes = vec![
+        start_node("a", 1).await,
+        start_node("b", 101).await,
+        start_node("c", 201).await,
+    ];
     for n in &nodes {
         n.set_delay(Duration::from_millis(300));
     }
@@ -188,14 +256,28 @@ async fn sigterm_lets_in_flight_writes_finish_and_exits_0() {
     let mut clients = Vec::new();
     for i in 0..8 {
         let url = format!("{}/v1/group/", p.url);
-        clients.push(tokio::spawn(async move { send(Method::POST, &url, Some(&group(&format!("t{i}"))), &[]).await }));
+        clients.push(tokio::spawn(async move {
+            send(Method::POST, &url, Some(&group(&format!("t{i}"))), &[]).await
+        }));
     }
-    wait_until("the writes reached the nodes", || nodes[0].write_count() == 8).await;
+    wait_until("the writes reached the nodes", || {
+        nodes[0].write_count() == 8
+    })
+    .await;
     let pid = p.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     for c in clients {
         let a = c.await.unwrap();
-        assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (201, "succeeded"));
+        assert_eq!(
+            (a.0.as_u16(), header(&a, "x-dtc-state")),
+            (201, "succeeded")
+        );
     }
     let status = p.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));

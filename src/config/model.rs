@@ -10,6 +10,7 @@ use std::time::Duration;
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Config {
     /// Listener addresses and worker threads.
     pub listen: Listen,
@@ -33,24 +34,6 @@ pub struct Config {
     pub alerts: Alerts,
     /// Compensation rules, first match wins.
     pub routes: Vec<RouteConfig>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            listen: Listen::default(),
-            nodes: Vec::new(),
-            retry: RetryConfig::default(),
-            timeouts: Timeouts::default(),
-            limits: Limits::default(),
-            health: HealthConfig::default(),
-            writes: Writes::default(),
-            reads: Reads::default(),
-            journal: JournalConfig::default(),
-            alerts: Alerts::default(),
-            routes: Vec::new(),
-        }
-    }
 }
 
 /// Listener settings. Changing any of them needs a restart.

@@ -107,10 +107,10 @@ pub fn validate(config: Config, text: &str) -> Result<Settings, Vec<Problem>> {
     check_policy(&mut c, &config);
     let write_methods = check_write_methods(&mut c, &config);
     let routes = check_routes(&mut c, &config, &write_methods);
-    if let Some(url) = &config.alerts.webhook {
-        if let Err(e) = parse_http_url(url) {
-            c.problem("alerts.webhook", e);
-        }
+    if let Some(url) = &config.alerts.webhook
+        && let Err(e) = parse_http_url(url)
+    {
+        c.problem("alerts.webhook", e);
     }
     if !c.problems.is_empty() {
         return Err(c.problems);
@@ -338,13 +338,13 @@ fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) -> Vec<Arc<
         let method = parse_method(&r.method)
             .map_err(|e| c.problem(format!("{at}.method"), e))
             .ok();
-        if let Some(m) = &method {
-            if !writes.contains(m) {
-                c.problem(
-                    format!("{at}.method"),
-                    format!("{m} is not in writes.methods, so this route would never match"),
-                );
-            }
+        if let Some(m) = &method
+            && !writes.contains(m)
+        {
+            c.problem(
+                format!("{at}.method"),
+                format!("{m} is not in writes.methods, so this route would never match"),
+            );
         }
         let pattern = Pattern::compile(&r.path)
             .map_err(|e| c.problem(format!("{at}.path"), e))

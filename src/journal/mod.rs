@@ -5,6 +5,7 @@
 //! - [`record`]: what a transaction writes (intent, node answers, end) and the entry it folds into.
 //! - [`store`]: [`Journal`]: appends records, keeps entries, fences resources, compacts.
 //! - [`redrive`]: recovery at startup, background re-drive, late-write checks.
+//! - [`view`]: the journal as the admin API's `TxnStore` (list, inspect, retry, resolve).
 //! - [`error`]: [`JournalError`], shared by every layer of the journal.
 
 pub mod error;
@@ -12,6 +13,7 @@ pub mod log;
 pub mod record;
 pub mod redrive;
 pub mod store;
+pub mod view;
 
 pub use error::JournalError;
 pub use log::{Durability, Log, LogOptions, TailReport};

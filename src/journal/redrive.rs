@@ -17,8 +17,9 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Called when a transaction ends `failed` or later converges (alerts hook in here).
-pub type OnChange = Arc<dyn Fn(&Entry) + Send + Sync>;
+/// Called after recovery or a re-drive changed a transaction, with its state before (alerts and
+/// metrics hook in here).
+pub type OnChange = Arc<dyn Fn(TxnState, &Entry) + Send + Sync>;
 
 /// What recovery did at startup.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub async fn recover(
             _ => out.failed += 1,
         }
         if let (Some(cb), Some(e)) = (on_change, journal.get(&entry.begin.txn)) {
-            cb(&e);
+            cb(TxnState::InDoubt, &e);
         }
     }
     out
@@ -144,11 +145,11 @@ pub async fn redrive_one(
     if let Err(e) = journal.redrive(txn, state, nodes).await {
         tracing::error!(txn, error = %e, "cannot journal the re-drive");
     }
+    if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
+        cb(TxnState::Failed, &e);
+    }
     if state == TxnState::RolledBack {
         tracing::info!(txn, key = %entry.begin.key, redrives = entry.redrives + 1, "failed transaction converged: rolled back on every node");
-        if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
-            cb(&e);
-        }
     } else {
         tracing::warn!(txn, key = %entry.begin.key, redrives = entry.redrives + 1, "re-drive did not converge yet");
     }
@@ -229,6 +230,8 @@ pub async fn run_worker(journal: Arc<Journal>, current: Arc<Current>, on_change:
                 }
             } else {
                 redrive_one(&journal, &current, &e.begin.txn, on_change.as_ref()).await;
+                // Its next attempt is due after a new backoff: look again at once.
+                next_in = Duration::ZERO;
             }
         }
         tokio::select! {

@@ -40,7 +40,13 @@ impl Proxy {
                 "CONNECT is not proxied",
             )
         } else {
-            read::handle(&rt, req).await
+            let started = std::time::Instant::now();
+            let resp = read::handle(&rt, req).await;
+            let ok = !resp.status().is_server_error();
+            self.coordinator
+                .metrics()
+                .read_finished(started.elapsed().as_secs_f64(), ok);
+            resp
         }
     }
 }

@@ -22,6 +22,7 @@ pub use outcome::{
 };
 pub use run::{Decision, WriteRequest, decide};
 
+use crate::admin::{Alerter, Metrics};
 use crate::journal::Journal;
 use crate::runtime::Current;
 use locks::KeyLocks;
@@ -33,6 +34,8 @@ pub struct Coordinator {
     pub(crate) current: Arc<Current>,
     pub(crate) locks: Arc<KeyLocks>,
     pub(crate) journal: Option<Arc<Journal>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) alerter: Option<Arc<Alerter>>,
 }
 
 impl Coordinator {
@@ -42,7 +45,26 @@ impl Coordinator {
             current,
             locks: Arc::new(KeyLocks::default()),
             journal: None,
+            metrics: Metrics::new(),
+            alerter: None,
         }
+    }
+
+    /// Counts transactions and node requests in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Coordinator {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Sends an alert when a transaction ends `failed`.
+    pub fn with_alerter(mut self, alerter: Arc<Alerter>) -> Coordinator {
+        self.alerter = Some(alerter);
+        self
+    }
+
+    /// The metrics it counts into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Records every transaction in `journal` and honours its fences.

@@ -7,6 +7,7 @@ use super::outcome::{
 use super::policy::Backoff;
 use super::undo::{self, Snapshot, UndoInputs, UndoPlan};
 use super::{Coordinator, new_txn_id};
+use crate::admin::{AlertEvent, AlertKind};
 use crate::config::template::{Context, Escape};
 use crate::config::validate::Route;
 use crate::headers;
@@ -155,6 +156,7 @@ impl Coordinator {
         };
         let outcome = self.run(&txn).await;
         log_outcome(&outcome);
+        self.count(&outcome);
         outcome
     }
 
@@ -173,16 +175,11 @@ impl Coordinator {
                 not_sent(t.rt.nodes.all()),
             );
         }
-        if settings.config.writes.fail_fast {
-            if let Some(down) = t.rt.nodes.first_down() {
-                let reason = Reason::NodeDown(down.name().to_string());
-                return self.untouched(
-                    t,
-                    TxnState::ToBeRetried,
-                    reason,
-                    not_sent(t.rt.nodes.all()),
-                );
-            }
+        if settings.config.writes.fail_fast
+            && let Some(down) = t.rt.nodes.first_down()
+        {
+            let reason = Reason::NodeDown(down.name().to_string());
+            return self.untouched(t, TxnState::ToBeRetried, reason, not_sent(t.rt.nodes.all()));
         }
         let snapshots = match self.snapshots(t).await {
             Ok(s) => s,
@@ -239,6 +236,33 @@ impl Coordinator {
             }
         };
         self.end(t, state, reason, reports, resp).await
+    }
+
+    /// Metrics, and the alert of a failed transaction.
+    fn count(&self, o: &Outcome) {
+        let m = &self.metrics;
+        m.txn_finished(o.state, o.elapsed.as_secs_f64());
+        for n in &o.nodes {
+            m.node_request(&n.node, n.outcome);
+            for _ in 1..n.attempts {
+                m.retry(&n.node);
+            }
+            if let Some(c) = &n.compensation {
+                m.compensation(&n.node, c.outcome == CompOutcome::Undone);
+            }
+        }
+        if let (TxnState::Failed, Some(alerter)) = (o.state, &self.alerter) {
+            alerter.send(AlertEvent {
+                kind: AlertKind::TransactionFailed,
+                txn: o.txn.clone(),
+                state: o.state,
+                key: o.key.clone(),
+                route: o.route.clone(),
+                reason: o.reason.as_ref().map(Reason::describe),
+                nodes: o.nodes.clone(),
+                at_ms: now_ms(),
+            });
+        }
     }
 
     /// Sends the write to every node at once; journals each node's answer and undo as it comes.
@@ -307,16 +331,16 @@ impl Coordinator {
         reports: Vec<NodeReport>,
         mut resp: Option<NodeResponse>,
     ) -> Outcome {
-        if let Some(j) = &self.journal {
-            if let Err(e) = j.end(&t.id, state, reason.clone(), reports.clone()).await {
-                // Without a durable end the transaction is in doubt: the next start undoes it,
-                // so the client must not be told it succeeded.
-                tracing::error!(txn = %t.id, error = %e, "cannot journal the end of a transaction");
-                if state == TxnState::Succeeded {
-                    state = TxnState::Failed;
-                    reason = Some(Reason::JournalUnavailable(e.to_string()));
-                    resp = None;
-                }
+        if let Some(j) = &self.journal
+            && let Err(e) = j.end(&t.id, state, reason.clone(), reports.clone()).await
+        {
+            // Without a durable end the transaction is in doubt: the next start undoes it,
+            // so the client must not be told it succeeded.
+            tracing::error!(txn = %t.id, error = %e, "cannot journal the end of a transaction");
+            if state == TxnState::Succeeded {
+                state = TxnState::Failed;
+                reason = Some(Reason::JournalUnavailable(e.to_string()));
+                resp = None;
             }
         }
         finish(t, state, reason, reports, resp)

@@ -1,0 +1,112 @@
+//! The journal as the admin API sees it: [`TxnStore`] over [`Journal`], with retry and resolve.
+
+use super::record::Entry;
+use super::redrive::{OnChange, redrive_one};
+use super::store::Journal;
+use crate::admin::{TxnActionError, TxnStore, TxnView};
+use crate::runtime::Current;
+use crate::saga::{Reason, TxnState};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+
+/// The journal's transactions, for the admin API.
+pub struct JournalTxns {
+    pub journal: Arc<Journal>,
+    pub current: Arc<Current>,
+    pub on_change: Option<OnChange>,
+}
+
+/// An entry as the admin API shows it.
+pub fn view(e: &Entry) -> TxnView {
+    TxnView {
+        txn: e.begin.txn.clone(),
+        state: e.state,
+        method: e.begin.method.clone(),
+        path: e.begin.path.clone(),
+        route: e.begin.route.clone(),
+        key: e.begin.key.clone(),
+        generation: e.begin.generation,
+        started_ms: e.begin.at_ms,
+        finished_ms: e.finished_ms,
+        reason: e.reason.as_ref().map(Reason::describe),
+        nodes: e.reports(),
+        redrives: e.redrives,
+        next_redrive_ms: None,
+        resolution: e.resolution.clone(),
+    }
+}
+
+impl JournalTxns {
+    fn actionable(&self, txn: &str) -> Result<Entry, TxnActionError> {
+        let e = self
+            .journal
+            .get(txn)
+            .ok_or_else(|| TxnActionError::NotFound(txn.to_string()))?;
+        if !e.fences() {
+            return Err(TxnActionError::NotActionable {
+                txn: txn.to_string(),
+                state: e.state,
+            });
+        }
+        Ok(e)
+    }
+}
+
+impl TxnStore for JournalTxns {
+    fn journal_open(&self) -> bool {
+        true
+    }
+
+    fn list(&self, state: Option<TxnState>, limit: usize) -> Vec<TxnView> {
+        self.journal.list(state, limit).iter().map(view).collect()
+    }
+
+    fn get(&self, txn: &str) -> Option<TxnView> {
+        self.journal.get(txn).as_ref().map(view)
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        self.journal.counts()
+    }
+
+    fn retry(&self, txn: &str) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
+        let checked = self.actionable(txn);
+        let (journal, current, cb, txn) = (
+            self.journal.clone(),
+            self.current.clone(),
+            self.on_change.clone(),
+            txn.to_string(),
+        );
+        async move {
+            let e = checked?;
+            if e.state == TxnState::Failed {
+                redrive_one(&journal, &current, &txn, cb.as_ref()).await;
+            } else {
+                super::redrive::verify_one(&journal, &current, &txn).await;
+            }
+            journal
+                .get(&txn)
+                .as_ref()
+                .map(view)
+                .ok_or(TxnActionError::NotFound(txn))
+        }
+        .boxed()
+    }
+
+    fn resolve(
+        &self,
+        txn: &str,
+        reason: String,
+    ) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
+        let checked = self.actionable(txn);
+        let (journal, txn) = (self.journal.clone(), txn.to_string());
+        async move {
+            checked?;
+            journal.resolve(&txn, reason.clone()).await.map_err(|e| TxnActionError::Journal(e.to_string()))?;
+            tracing::warn!(txn = %txn, reason = %reason, "transaction resolved by a person; its resource is unfenced");
+            journal.get(&txn).as_ref().map(view).ok_or(TxnActionError::NotFound(txn))
+        }
+        .boxed()
+    }
+}
