@@ -133,7 +133,7 @@ fn check(args: &CheckArgs) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let (settings, _text) = match config::load_file(&args.config) {
+    let (settings, text) = match config::load_file(&args.config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("dtc: {e}");
@@ -142,7 +142,7 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let workers = args.workers.unwrap_or(settings.config.listen.workers);
     with_runtime(workers, async move {
-        let app = crate::app::App::new(settings, Some(args.config));
+        let app = crate::app::App::from_file(settings, args.config, text);
         let listener = match app.bind().await {
             Ok(l) => l,
             Err(e) => {
@@ -150,7 +150,7 @@ fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::from(EXIT_UNAVAILABLE);
             }
         };
-        app.serve(listener, crate::app::shutdown_signal()).await;
+        app.run(listener, crate::app::shutdown_signal()).await;
         ExitCode::SUCCESS
     })
 }
