@@ -5,6 +5,8 @@
 //! every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod reload;
+
 use bytes::Bytes;
 use dtc::node::{NodeOptions, RefNode};
 use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
