@@ -8,8 +8,7 @@ mod support;
 use dtc::node::RefNode;
 use http::StatusCode;
 use support::reload::{
-    ReloadingProxy, config_of, config_text, config_with_attempts, kubelet_publish, rename_over,
-    write_in_place,
+    ReloadingProxy, config_of, config_with, kubelet_publish, rename_over, write_in_place,
 };
 use support::{json, start_node, wait_until};
 use tempfile::TempDir;
@@ -93,22 +92,22 @@ async fn invalid_files_keep_the_running_config_until_a_valid_one() {
     let [a, b, c, d] = &all;
     let abc = config_of(&[a, b, c]);
     let proxy = ReloadingProxy::start(&abc).await;
-    let bad_url = [
-        (a.name(), a.url()),
-        (b.name(), b.url()),
-        ("d", d.addr().to_string()),
-    ];
+    let no_scheme = d.addr().to_string();
+    let bad_url = config_with(&[a, b, d], |cfg| cfg.nodes[2].url.clone_from(&no_scheme));
+    let bad_line = 1 + bad_url
+        .lines()
+        .position(|l| l.contains(&format!("\"{no_scheme}\"")))
+        .unwrap();
+    let bad_url_problem =
+        format!("line {bad_line}: `nodes[2].url`: url `{no_scheme}` has no scheme");
     let invalid = [
         ("[[nodes]\nname = \"a\"\n".to_owned(), "line 1"),
         (
             format!("retries = 3\n{abc}"),
             "line 1: unknown field `retries`",
         ),
-        (
-            config_text(&bad_url, 1, "127.0.0.1:0"),
-            "line 38: `nodes[2].url`",
-        ),
-        (config_text(&[], 1, "127.0.0.1:0"), "`nodes`: no nodes"),
+        (bad_url, bad_url_problem.as_str()),
+        (config_with(&[], |_| {}), "`nodes`: no nodes"),
     ];
     for (n, (text, expected)) in invalid.iter().enumerate() {
         rename_over(&proxy.path, text);
@@ -154,8 +153,13 @@ async fn restart_only_settings_and_comment_edits_swap_nothing() {
     .await;
     assert_eq!(proxy.generation(), 1);
 
-    let list: Vec<(&str, String)> = [a, b, c].iter().map(|n| (n.name(), n.url())).collect();
-    write_in_place(&proxy.path, &config_text(&list, 3, "127.0.0.1:1"));
+    write_in_place(
+        &proxy.path,
+        &config_with(&[a, b, c], |cfg| {
+            cfg.listen.address = "127.0.0.1:1".into();
+            cfg.retry.attempts = 3;
+        }),
+    );
     proxy.wait_generation(2).await;
     let settings = proxy.app.current.load().settings.clone();
     assert_eq!(
@@ -180,7 +184,14 @@ fn attempts_on_a(body: &bytes::Bytes) -> (u64, u64) {
 #[tokio::test]
 async fn retry_policy_change_applies_to_the_next_transaction_not_the_one_in_flight() {
     let [a, b, c, _] = four_nodes().await;
-    let proxy = ReloadingProxy::start(&config_with_attempts(&[&a, &b, &c], 1)).await;
+    // Without probes, a node that is down still gets every attempt the policy allows.
+    let attempts = |n: u32| {
+        config_with(&[&a, &b, &c], |cfg| {
+            cfg.retry.attempts = n;
+            cfg.health.path = String::new();
+        })
+    };
+    let proxy = ReloadingProxy::start(&attempts(1)).await;
     a.hold_next(1);
     let url = proxy.groups_url();
     let in_flight = tokio::spawn(async move {
@@ -188,7 +199,7 @@ async fn retry_policy_change_applies_to_the_next_transaction_not_the_one_in_flig
     });
     wait_until("node a holds the write", || a.held_count() == 1).await;
 
-    rename_over(&proxy.path, &config_with_attempts(&[&a, &b, &c], 5));
+    rename_over(&proxy.path, &attempts(5));
     proxy.wait_generation(2).await;
     // Cut the held write; a stays down, so every attempt the policy allows fails.
     a.set_down(true).await;

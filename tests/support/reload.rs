@@ -4,6 +4,7 @@
 
 use super::{Answer, DEADLINE, send};
 use dtc::app::App;
+use dtc::config::Config;
 use dtc::config::reload::ReloadHandle;
 use dtc::node::RefNode;
 use http::Method;
@@ -13,55 +14,17 @@ use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
-/// The group routes of the reference API (create/delete by JSON body, each undoing the other),
-/// then the given settings, then the nodes.
-pub fn config_text(nodes: &[(&str, String)], attempts: u32, listen: &str) -> String {
-    let mut text = format!(
-        r#"[listen]
-address = "{listen}"
-admin = ""
-
-[retry]
-attempts = {attempts}
-initial_backoff = "1ms"
-max_backoff = "2ms"
-jitter = 0.0
-
-[health]
-path = ""
-
-[[routes]]
-method = "POST"
-path = "/v1/group/"
-key = "group/{{body:/groupId}}"
-already = [400]
-compensation = {{ method = "DELETE", path = "/v1/group/", body = "original", already = [404] }}
-
-[[routes]]
-method = "DELETE"
-path = "/v1/group/"
-key = "group/{{body:/groupId}}"
-already = [404]
-compensation = {{ method = "POST", path = "/v1/group/", body = "original", already = [400] }}
-"#
-    );
-    for (name, url) in nodes {
-        text.push_str(&format!(
-            "\n[[nodes]]\nname = \"{name}\"\nurl = \"{url}\"\n"
-        ));
-    }
-    text
+/// The file text of [`test_config`](super::test_config) for `nodes`, after `tweak`.
+pub fn config_with(nodes: &[&RefNode], tweak: impl FnOnce(&mut Config)) -> String {
+    let nodes: Vec<RefNode> = nodes.iter().map(|&n| n.clone()).collect();
+    let mut cfg = super::test_config(&nodes);
+    tweak(&mut cfg);
+    toml::to_string(&cfg).expect("a config serializes")
 }
 
-/// A config of `nodes`, one attempt per node write, listening on a free port.
+/// The file text of [`test_config`](super::test_config) for `nodes`.
 pub fn config_of(nodes: &[&RefNode]) -> String {
-    config_with_attempts(nodes, 1)
-}
-
-/// A config of `nodes` with `attempts` per node write, listening on a free port.
-pub fn config_with_attempts(nodes: &[&RefNode], attempts: u32) -> String {
-    let list: Vec<(&str, String)> = nodes.iter().map(|n| (n.name(), n.url())).collect();
-    config_text(&list, attempts, "127.0.0.1:0")
+    config_with(nodes, |_| {})
 }
 
 /// A proxy running from a config file, with hot reload on. Stops when dropped.
