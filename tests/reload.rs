@@ -289,6 +289,10 @@ mod traffic {
         by_txn
     }
 
+    /// The node list swaps between `a,b,c` and `a,b,d` (a node replaced). A write runs on the
+    /// snapshot it started with, so none fails: `a` and `b`, in every set, always apply it, and
+    /// a DELETE that finds the group missing on the new node counts as converged (404 is its
+    /// "already"). "Failed" is therefore any answer other than 2xx with state `succeeded`.
     #[tokio::test]
     async fn twenty_node_list_swaps_under_traffic_fail_and_diverge_nothing() {
         let all = four_nodes().await;
