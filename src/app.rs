@@ -4,8 +4,11 @@
 //! background re-drive; [`App::serve`] runs the client listener and the admin listener until the
 //! shutdown future resolves, drains, and flushes the journal.
 
+use crate::admin::ReloadView;
 use crate::admin::{self, AdminState, AlertEvent, AlertKind, Alerter, Metrics};
 use crate::config::Settings;
+use crate::config::reload::{ReloadHandle, ReloadStatus, Reloader};
+use crate::config::watch::WatchError;
 use crate::journal::Journal;
 use crate::journal::redrive::{self, OnChange};
 use crate::journal::view::{JournalTxns, view};
@@ -40,6 +43,10 @@ pub struct App {
     pub admin: AdminState,
     /// The config file, when running from one (hot reload watches it).
     pub config_path: Option<PathBuf>,
+    /// Hot reload: generation, counts, last error (for the admin API).
+    pub reload: Arc<ReloadStatus>,
+    /// The file content the running config was parsed from, so only real edits reload.
+    config_text: Option<String>,
 }
 
 impl App {
@@ -47,8 +54,10 @@ impl App {
     pub fn new(settings: Settings, config_path: Option<PathBuf>) -> App {
         let current = Arc::new(Current::new(settings));
         let coordinator = Coordinator::new(current.clone());
+        let reload = reload_status(&current, coordinator.metrics());
         let admin = AdminState {
             metrics: coordinator.metrics().clone(),
+            reload: reload_view(&reload),
             ..AdminState::new(coordinator.clone())
         };
         App {
@@ -56,7 +65,56 @@ impl App {
             proxy: Proxy::new(coordinator),
             admin,
             config_path,
+            reload,
+            config_text: None,
         }
+    }
+
+    /// Builds the app (without a journal) from a config file's validated settings and its
+    /// `text` (as [`crate::config::load_file`] returns them), ready to hot-reload that file.
+    pub fn from_file(settings: Settings, path: PathBuf, text: String) -> App {
+        App::new(settings, Some(path)).with_config_text(text)
+    }
+
+    /// The text the running config was parsed from (hot reload compares edits with it).
+    pub fn with_config_text(mut self, text: String) -> App {
+        self.config_text = Some(text);
+        self
+    }
+
+    /// Starts hot reload of the config file (`None` without one). The watch is in place when
+    /// this returns, so edits made afterwards are seen. Dropping the handle stops it.
+    pub fn start_reload(&self) -> Result<Option<ReloadHandle>, WatchError> {
+        let Some(path) = &self.config_path else {
+            return Ok(None);
+        };
+        // Without the text it was parsed from, the file as it is now stands in for it.
+        let initial = match &self.config_text {
+            Some(text) => text.clone(),
+            None => std::fs::read_to_string(path).unwrap_or_default(),
+        };
+        let reloader = Reloader::new(path.clone(), self.current.clone(), self.reload.clone());
+        reloader.start(initial).map(Some)
+    }
+
+    /// Hot-reloads the config file (if any) and serves on `listener` until `shutdown`.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        self.run_all(listener, None, shutdown).await
+    }
+
+    /// Hot-reloads the config file (if any) and serves clients and the admin API until
+    /// `shutdown`. A watch that cannot start is logged and dtc serves on without reload.
+    pub async fn run_all(
+        self,
+        listener: TcpListener,
+        admin: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        let _reload = self.start_reload().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "hot reload is off; restart dtc to apply config edits");
+            None
+        });
+        self.serve_all(listener, admin, shutdown).await;
     }
 
     /// Builds the app with its durable journal: opens it, undoes in-doubt transactions left by
@@ -93,9 +151,11 @@ impl App {
             current: current.clone(),
             on_change: Some(on_change),
         });
+        let reload = reload_status(&current, &metrics);
         let admin = AdminState {
             metrics,
             txns,
+            reload: reload_view(&reload),
             ..AdminState::new(coordinator.clone())
         };
         Ok(App {
@@ -103,6 +163,8 @@ impl App {
             proxy: Proxy::new(coordinator),
             admin,
             config_path,
+            reload,
+            config_text: None,
         })
     }
 
@@ -168,6 +230,23 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })
+}
+
+fn reload_status(current: &Current, metrics: &Arc<Metrics>) -> Arc<ReloadStatus> {
+    Arc::new(ReloadStatus::new(current.load().generation).with_metrics(metrics.clone()))
+}
+
+fn reload_view(status: &Arc<ReloadStatus>) -> Arc<dyn Fn() -> ReloadView + Send + Sync> {
+    let status = status.clone();
+    Arc::new(move || {
+        let s = status.get();
+        ReloadView {
+            generation: s.generation,
+            reloads_ok: s.reloads_ok,
+            reloads_failed: s.reloads_failed,
+            last_error: s.last_error,
+        }
+    })
 }
 
 /// Metrics and alerts for what recovery and the re-drive do.

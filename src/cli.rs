@@ -133,7 +133,7 @@ fn check(args: &CheckArgs) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let (settings, _text) = match config::load_file(&args.config) {
+    let (settings, text) = match config::load_file(&args.config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("dtc: {e}");
@@ -143,7 +143,7 @@ fn run(args: RunArgs) -> ExitCode {
     let workers = args.workers.unwrap_or(settings.config.listen.workers);
     with_runtime(workers, async move {
         let app = match crate::app::App::start(settings, Some(args.config)).await {
-            Ok(app) => app,
+            Ok(app) => app.with_config_text(text),
             Err(e) => {
                 tracing::error!("{e}");
                 return ExitCode::from(EXIT_UNAVAILABLE);
@@ -163,7 +163,7 @@ fn run(args: RunArgs) -> ExitCode {
                 return ExitCode::from(69);
             }
         };
-        app.serve_all(listener, admin, crate::app::shutdown_signal())
+        app.run_all(listener, admin, crate::app::shutdown_signal())
             .await;
         ExitCode::SUCCESS
     })

@@ -7,6 +7,7 @@ use crate::config::Settings;
 use crate::upstream::NodeSet;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
+use tokio::sync::watch;
 
 /// One config generation.
 pub struct Runtime {
@@ -19,6 +20,8 @@ pub struct Runtime {
 /// The current runtime, readable without locks.
 pub struct Current {
     inner: ArcSwap<Runtime>,
+    /// The generation in effect, published after every swap (for waiting on a reload).
+    generation: watch::Sender<u64>,
 }
 
 impl Current {
@@ -31,6 +34,7 @@ impl Current {
                 settings: Arc::new(settings),
                 nodes,
             }),
+            generation: watch::Sender::new(1),
         }
     }
 
@@ -49,6 +53,13 @@ impl Current {
             nodes,
         });
         self.inner.store(next.clone());
+        self.generation.send_replace(next.generation);
         next
+    }
+
+    /// A receiver of the generation in effect: changes right after each swap, so
+    /// `rx.wait_for(|g| *g >= n)` waits until generation `n` serves new transactions.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 }

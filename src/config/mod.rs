@@ -1,13 +1,16 @@
 //! Configuration: the file's serde types ([`model`]), route templates ([`template`]), validation
-//! into [`Settings`] ([`validate`]) and the file watcher for hot reload ([`watch`]).
+//! into [`Settings`] ([`validate`]), and hot reload: the file watcher ([`watch`]), the diff of
+//! two configs ([`diff`]) and the reload loop ([`reload`]).
 //!
 //! The pipeline: file text → TOML parse (syntax errors carry line and column) → [`Config`] with
 //! documented defaults for every missing field → [`validate::validate`], which returns *every*
 //! problem with its field path and line → [`Settings`], the compiled form the proxy runs on.
 //! `dtc check` and hot reload run exactly this pipeline.
 
+pub mod diff;
 pub mod duration;
 pub mod model;
+pub mod reload;
 pub mod template;
 pub mod validate;
 pub mod watch;

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod reload;
 
 use bytes::Bytes;
 use dtc::node::{NodeOptions, RefNode};
