@@ -1,4 +1,27 @@
-//! dtc: a replicating sidecar proxy.
+//! dtc: a replicating sidecar proxy — every write on all nodes or on none, reads from one
+//! healthy node.
+//!
+//! # The map
+//!
+//! The path of one client request through the modules:
+//!
+//! 1. [`proxy::server`] accepts the connection (HTTP/1.1 or HTTP/2 prior knowledge), enforcing
+//!    the header timeout, header size and connection limits.
+//! 2. [`proxy::Proxy::handle`] loads the [`runtime`] snapshot (the config generation in effect)
+//!    and sorts the request:
+//!    - a **read** goes to one healthy node picked by [`upstream::NodeSet::pick`], streamed back;
+//!    - a **write** is buffered and handed to [`saga::Coordinator::execute`] on its own task.
+//! 3. The saga ([`saga`]) matches a route ([`config::validate::Route`]), resolves the resource
+//!    key, waits for earlier writes to that key ([`saga::locks`]), checks the [`journal`]'s fences,
+//!    journals its intent, sends the write to every node with retries ([`saga::attempt`]),
+//!    decides, and undoes partial writes ([`saga::undo`]); the end state is journaled before the
+//!    answer ([`proxy::problem`] shapes error answers).
+//! 4. In the background, [`journal::redrive`] re-drives failed transactions and checks
+//!    rollbacks; [`upstream::health`] probes nodes; [`config::reload`] swaps in edited configs.
+//!
+//! Around it: [`admin`] (health, readiness, metrics, transactions API, alerts), [`k8s`]
+//! (`dtc inject`, the admission webhook), [`node`] (the reference node the demo and tests run),
+//! [`app`] (wiring), [`cli`] (the command line), [`demo`].
 #![forbid(unsafe_code)]
 
 pub mod admin;

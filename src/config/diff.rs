@@ -12,11 +12,16 @@ use super::Settings;
 /// The listeners are bound once (a rebind would have to hand over established client
 /// connections), the worker count sizes the Tokio runtime, and the journal directory holds
 /// the open journal. Changing them needs a restart; everything else reloads live.
-pub const RESTART_ONLY: [&str; 4] = [
+pub const RESTART_ONLY: [&str; 9] = [
     "listen.address",
     "listen.admin",
     "listen.workers",
     "journal.dir",
+    "journal.durability",
+    "journal.keep_finished",
+    "limits.max_connections",
+    "limits.max_header_bytes",
+    "timeouts.header_read",
 ];
 
 /// How the next settings differ from the running ones.
@@ -106,6 +111,27 @@ pub fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'stati
         kept.push(RESTART_ONLY[3]);
         new.journal.dir.clone_from(&old.journal.dir);
     }
+    // The journal opens its log, and the listener builds its connection settings, once.
+    if new.journal.durability != old.journal.durability {
+        kept.push(RESTART_ONLY[4]);
+        new.journal.durability = old.journal.durability;
+    }
+    if new.journal.keep_finished != old.journal.keep_finished {
+        kept.push(RESTART_ONLY[5]);
+        new.journal.keep_finished = old.journal.keep_finished;
+    }
+    if new.limits.max_connections != old.limits.max_connections {
+        kept.push(RESTART_ONLY[6]);
+        new.limits.max_connections = old.limits.max_connections;
+    }
+    if new.limits.max_header_bytes != old.limits.max_header_bytes {
+        kept.push(RESTART_ONLY[7]);
+        new.limits.max_header_bytes = old.limits.max_header_bytes;
+    }
+    if new.timeouts.header_read != old.timeouts.header_read {
+        kept.push(RESTART_ONLY[8]);
+        new.timeouts.header_read = old.timeouts.header_read;
+    }
     next.listen = running.listen;
     next.admin = running.admin;
     kept
@@ -163,12 +189,16 @@ mod tests {
         let running = settings(&base);
         let mut next = settings(&format!(
             "[listen]\naddress = \"127.0.0.1:7\"\nadmin = \"\"\nworkers = 3\n\
-             [journal]\ndir = \"/elsewhere\"\n[retry]\nattempts = 9\n{base}"
+             [journal]\ndir = \"/elsewhere\"\ndurability = \"fsync\"\nkeep_finished = 5\n\
+             [limits]\nmax_connections = 2\nmax_header_bytes = 9000\n\
+             [timeouts]\nheader_read = \"1s\"\n[retry]\nattempts = 9\n{base}"
         ));
         let kept = keep_restart_only(&running, &mut next);
         assert_eq!(kept, RESTART_ONLY);
         assert_eq!(next.config.listen, running.config.listen);
-        assert_eq!(next.config.journal.dir, running.config.journal.dir);
+        assert_eq!(next.config.journal, running.config.journal);
+        assert_eq!(next.config.limits, running.config.limits);
+        assert_eq!(next.config.timeouts, running.config.timeouts);
         assert_eq!((next.listen, next.admin), (running.listen, running.admin));
         assert_eq!(next.config.retry.attempts, 9);
         assert_eq!(ConfigDiff::between(&running, &next).sections, ["retry"]);

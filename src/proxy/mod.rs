@@ -1,5 +1,5 @@
-//! The proxy service: reads go to one healthy node ([`read`]), writes go to the saga
-//! ([`write`]); every error answer is a problem document ([`problem`]).
+//! The proxy service: reads go to one healthy node (`read`), writes go to the saga
+//! (`write`); every error answer is a problem document ([`problem`]).
 
 pub mod body;
 pub mod problem;
