@@ -66,7 +66,9 @@ async fn undo_entry(rt: &Runtime, entry: &Entry) -> (TxnState, Vec<NodeReport>) 
     for i in entry.nodes_to_undo() {
         let (name, url) = &entry.begin.nodes[i];
         let report = match (&entry.nodes[i].undo, node_for(rt, name, url)) {
-            (Some(plan), Some(node)) => run_undo(rt, &node, plan, &entry.begin.txn, &headers).await,
+            (Some(plan), Some(node)) => {
+                run_undo(rt, &node, plan, &entry.begin.txn, &headers, "undo").await
+            }
             (None, _) => failed_comp(
                 "no undo is known for this node (no compensation rule, or it needs an answer that never came)",
             ),
@@ -173,7 +175,15 @@ pub async fn verify_one(journal: &Arc<Journal>, current: &Current, txn: &str) ->
         let (Some(plan), Some(node)) = (&entry.nodes[i].undo, node_for(&rt, name, url)) else {
             continue;
         };
-        let r = run_undo(&rt, &node, plan, txn, &headers).await;
+        let r = run_undo(
+            &rt,
+            &node,
+            plan,
+            txn,
+            &headers,
+            &format!("verify-{}", now_ms()),
+        )
+        .await;
         if r.outcome != CompOutcome::Undone {
             return false;
         }

@@ -24,10 +24,17 @@ pub(crate) struct Store {
     pub(crate) groups: BTreeSet<String>,
     pub(crate) items: BTreeMap<u64, Value>,
     next_id: u64,
+    /// Answers by `Idempotency-Key`, oldest first out: a write seen again is answered, not
+    /// applied again (as a real node honouring the header would).
+    replies: std::collections::HashMap<String, Reply>,
+    reply_order: std::collections::VecDeque<String>,
 }
 
+/// Idempotency keys remembered per node.
+const REMEMBERED_KEYS: usize = 10_000;
+
 /// A handler's answer, before it becomes an HTTP response.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) body: ReplyBody,
@@ -38,7 +45,7 @@ pub(crate) struct Reply {
 }
 
 /// The body of a [`Reply`].
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ReplyBody {
     /// `application/json`.
     Json(Value),
@@ -130,7 +137,37 @@ impl Store {
             groups: BTreeSet::new(),
             items: BTreeMap::new(),
             next_id: id_base,
+            replies: Default::default(),
+            reply_order: Default::default(),
         }
+    }
+
+    /// Handles a write carrying `key`: a key seen before gets the answer it got then. Server
+    /// errors are not remembered, so a retry after one is applied for real.
+    pub(crate) fn handle_once(
+        &mut self,
+        key: Option<&str>,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+    ) -> Reply {
+        let Some(key) = key else {
+            return self.handle(method, path, body);
+        };
+        if let Some(seen) = self.replies.get(key) {
+            return seen.clone();
+        }
+        let reply = self.handle(method, path, body);
+        if !reply.status.is_server_error() {
+            if self.reply_order.len() >= REMEMBERED_KEYS {
+                if let Some(old) = self.reply_order.pop_front() {
+                    self.replies.remove(&old);
+                }
+            }
+            self.reply_order.push_back(key.to_string());
+            self.replies.insert(key.to_string(), reply.clone());
+        }
+        reply
     }
 
     /// Handles one request and applies its effect, if any.

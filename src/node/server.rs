@@ -200,7 +200,15 @@ async fn handle_write(
             shared.faults().random_write()
         }
     };
-    let apply = || shared.store().handle(&parts.method, parts.uri.path(), body);
+    let key = parts
+        .headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok());
+    let apply = || {
+        shared
+            .store()
+            .handle_once(key, &parts.method, parts.uri.path(), body)
+    };
     let reply = match fault {
         WriteFault::None => apply(),
         WriteFault::Fail => Reply::error(

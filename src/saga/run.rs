@@ -428,7 +428,9 @@ impl Coordinator {
                         error: Some(e.clone()),
                         attempts: 0,
                     }),
-                    Some(Ok(plan)) => Some(run_undo(t.rt, node, plan, &t.id, &t.req.headers).await),
+                    Some(Ok(plan)) => {
+                        Some(run_undo(t.rt, node, plan, &t.id, &t.req.headers, "undo").await)
+                    }
                 }
             });
         let comps = join_all(runs).await;
@@ -519,12 +521,15 @@ fn undo_headers(client: &HeaderMap) -> HeaderMap {
 }
 
 /// Runs one node's undo with retries; the client's end-to-end headers (auth, say) go along.
+/// Its idempotency key is `<txn>-<purpose>`: the same undo retried is one operation, while a
+/// later check (`purpose` unique to it) must really run again.
 pub(crate) async fn run_undo(
     rt: &Runtime,
     node: &Arc<Node>,
     plan: &UndoPlan,
     txn: &str,
     client_headers: &HeaderMap,
+    purpose: &str,
 ) -> CompReport {
     let mut headers = undo_headers(client_headers);
     if let Some((k, v)) = plan.content_type_header() {
@@ -532,7 +537,7 @@ pub(crate) async fn run_undo(
     }
     headers.insert(
         headers::IDEMPOTENCY_KEY,
-        headers::value(&format!("{txn}-undo")),
+        headers::value(&format!("{txn}-{purpose}")),
     );
     headers.insert(headers::TXN_ID, headers::value(txn));
     let Ok(method) = Method::from_bytes(plan.method.as_bytes()) else {
