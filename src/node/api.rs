@@ -159,10 +159,10 @@ impl Store {
         }
         let reply = self.handle(method, path, body);
         if !reply.status.is_server_error() {
-            if self.reply_order.len() >= REMEMBERED_KEYS {
-                if let Some(old) = self.reply_order.pop_front() {
-                    self.replies.remove(&old);
-                }
+            if self.reply_order.len() >= REMEMBERED_KEYS
+                && let Some(old) = self.reply_order.pop_front()
+            {
+                self.replies.remove(&old);
             }
             self.reply_order.push_back(key.to_string());
             self.replies.insert(key.to_string(), reply.clone());

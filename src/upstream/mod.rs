@@ -1,7 +1,9 @@
-//! Upstream: the nodes, their pooled clients, health, and load-aware selection for reads.
+//! Upstream: the nodes, their pooled clients, how their host names resolve, health, and
+//! load-aware selection for reads.
 
 pub mod health;
 pub mod node;
+pub mod resolve;
 
 pub use node::{InFlight, Node, SendError};
 

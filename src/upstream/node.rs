@@ -1,6 +1,7 @@
 //! One node: its pooled HTTP/1.1 client, health and in-flight count.
 
 use super::health::Health;
+use super::resolve::Resolver;
 use crate::config::{HealthConfig, NodeSpec};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -18,7 +19,7 @@ use std::time::Duration;
 pub struct Node {
     pub spec: NodeSpec,
     pub(crate) connect_timeout: Duration,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector<Resolver>, Full<Bytes>>,
     pub health: Health,
     pub(crate) health_config: ArcSwap<HealthConfig>,
     in_flight: AtomicUsize,
@@ -51,7 +52,9 @@ impl SendError {
 impl Node {
     /// Creates a node and its client. Health starts `up`, so traffic flows before the first probe.
     pub fn new(spec: NodeSpec, connect_timeout: Duration, health: HealthConfig) -> Arc<Node> {
-        let mut connector = HttpConnector::new();
+        // Not libc's getaddrinfo: it cannot resolve anything in the scratch image.
+        let resolver = Resolver::shared().with_timeout(connect_timeout);
+        let mut connector = HttpConnector::new_with_resolver(resolver);
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
         connector.enforce_http(true);
