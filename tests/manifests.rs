@@ -189,3 +189,17 @@ fn the_image_default_config_matches_the_configmap_except_the_addresses() {
         assert_eq!(image[section], k8s[section], "[{section}] differs");
     }
 }
+
+#[test]
+fn the_shipped_container_configs_are_valid_dtc_configs() {
+    let config_map = &documents(&read("manifests/configmap.yaml"))[0];
+    let text = config_map["data"]["dtc.toml"]
+        .as_str()
+        .expect("a dtc.toml key");
+    let settings =
+        dtc::config::parse(text, "manifests/configmap.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(settings.nodes.len(), 3);
+    assert_eq!(settings.routes.len(), 2);
+    let image = read("docker/etc/dtc/dtc.toml");
+    dtc::config::parse(&image, "docker/etc/dtc/dtc.toml").unwrap_or_else(|e| panic!("{e}"));
+}

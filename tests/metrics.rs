@@ -174,3 +174,106 @@ fn every_metric_is_typed_and_documented() {
         );
     }
 }
+
+/// Real transactions through the proxy, then `GET /metrics` on the admin listener.
+#[tokio::test]
+async fn counters_match_the_transactions_the_proxy_ran() {
+    let (nodes, dtc) = support::cluster_with(|c| c.writes.fail_fast = false).await;
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_url = format!("http://{}", admin.local_addr().unwrap());
+    tokio::spawn(dtc::admin::serve(
+        admin,
+        dtc.app.admin.clone(),
+        std::future::pending(),
+    ));
+    let body = |g: &str| support::group(g);
+    for g in ["m1", "m2", "m3"] {
+        assert_eq!(
+            send(Method::POST, &dtc.at("/v1/group/"), Some(&body(g)), &[])
+                .await
+                .0,
+            201
+        );
+    }
+    for n in &nodes {
+        n.reject_next(1, 422);
+    }
+    assert_eq!(
+        send(Method::POST, &dtc.at("/v1/group/"), Some(&body("m4")), &[])
+            .await
+            .0,
+        422
+    );
+    nodes[2].set_down(true).await;
+    let rb = send(Method::POST, &dtc.at("/v1/group/"), Some(&body("m5")), &[]).await;
+    assert_eq!(support::header(&rb, "x-dtc-state"), "rolled_back");
+    for _ in 0..5 {
+        assert_eq!(
+            send(Method::GET, &dtc.at("/v1/group/m1/"), None, &[])
+                .await
+                .0,
+            200
+        );
+    }
+    let (status, _, text) = send(Method::GET, &format!("{admin_url}/metrics"), None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    let s = parse(std::str::from_utf8(&text).unwrap());
+    let count = |metric: &str, labels: &[(&str, &str)]| value(&s, metric, labels);
+    assert_eq!(
+        count("dtc_transactions_total", &[("state", "succeeded")]),
+        3.0
+    );
+    assert_eq!(
+        count("dtc_transactions_total", &[("state", "rejected")]),
+        1.0
+    );
+    assert_eq!(
+        count("dtc_transactions_total", &[("state", "rolled_back")]),
+        1.0
+    );
+    assert_eq!(count("dtc_transactions_total", &[("state", "failed")]), 0.0);
+    assert_eq!(count("dtc_write_duration_seconds", &[]), 5.0);
+    assert_eq!(
+        count(
+            "dtc_node_requests_total",
+            &[("node", "a"), ("outcome", "applied")]
+        ),
+        4.0
+    );
+    assert_eq!(
+        count(
+            "dtc_node_requests_total",
+            &[("node", "a"), ("outcome", "rejected")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(
+            "dtc_node_requests_total",
+            &[("node", "c"), ("outcome", "transient")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        count("dtc_retries_total", &[("node", "c")]),
+        3.0,
+        "4 attempts on c: 3 retries"
+    );
+    assert_eq!(
+        count(
+            "dtc_compensations_total",
+            &[("node", "a"), ("result", "undone")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        count(
+            "dtc_compensations_total",
+            &[("node", "b"), ("result", "undone")]
+        ),
+        1.0
+    );
+    assert_eq!(count("dtc_reads_total", &[("result", "ok")]), 5.0);
+    assert_eq!(count("dtc_transactions_failed", &[]), 0.0);
+    assert_eq!(count("dtc_transactions_in_doubt", &[]), 0.0);
+}
