@@ -120,6 +120,23 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
     let txn = header(&a, "x-dtc-transaction-id").to_string();
     let journal = dtc.app.journal().unwrap().clone();
     assert_eq!(journal.get(&txn).unwrap().state, TxnState::Failed);
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let txn_url = format!("http://{}/transactions/{txn}", admin.local_addr().unwrap());
+    tokio::spawn(dtc::admin::serve(
+        admin,
+        dtc.app.admin.clone(),
+        std::future::pending(),
+    ));
+    let shown = send(Method::GET, &txn_url, None, &[]).await;
+    assert_eq!(json(&shown.2)["state"], "failed", "the admin API lists it");
+    let listed = send(
+        Method::GET,
+        &txn_url.replace(&format!("/{txn}"), "?state=failed"),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(json(&listed.2)["transactions"][0]["txn"], txn.as_str());
     // While it is unresolved, the resource is fenced.
     let fenced = send(
         Method::DELETE,
@@ -141,6 +158,12 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
     .await;
     assert!(nodes.iter().all(|n| !n.groups().contains("g1")));
     assert!(journal.get(&txn).unwrap().redrives >= 1);
+    let shown = send(Method::GET, &txn_url, None, &[]).await;
+    assert_eq!(
+        json(&shown.2)["state"],
+        "rolled_back",
+        "the admin API shows the change"
+    );
     // c's write was cut mid-flight (unknown outcome): the rollback is checked once more there.
     wait_until("the rollback is verified", || {
         journal.fence_of("group/g1").is_none()
@@ -285,4 +308,66 @@ async fn sigterm_lets_in_flight_writes_finish_and_exits_0() {
     let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
     assert_eq!(journal.counts(), (0, 0), "no in-doubt or failed entries");
     assert_eq!(journal.list(Some(TxnState::Succeeded), 100).len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_transactions_are_compacted_away_keeping_a_window() {
+    use dtc::journal::record::{Begin, now_ms};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = dtc::config::JournalConfig {
+        dir: dir.path().display().to_string(),
+        keep_finished: 10,
+        ..Default::default()
+    };
+    cfg.durability = dtc::config::DurabilityMode::None;
+    let (journal, _) = dtc::journal::Journal::open(&cfg).unwrap();
+    let begin = |i: usize| Begin {
+        txn: format!("t{i:05}"),
+        at_ms: now_ms(),
+        generation: 1,
+        method: "POST".into(),
+        path: "/v1/group/".into(),
+        key: format!("group/{i}"),
+        route: None,
+        nodes: vec![("a".into(), "http://127.0.0.1:1".into())],
+        headers: vec![],
+        undo: vec![None],
+    };
+    // One failed transaction stays open across compactions.
+    journal.begin(begin(0)).await.unwrap();
+    journal
+        .end("t00000", TxnState::Failed, None, vec![])
+        .await
+        .unwrap();
+    for i in 1..=5000 {
+        journal.begin(begin(i)).await.unwrap();
+        journal
+            .end(&format!("t{i:05}"), TxnState::Succeeded, None, vec![])
+            .await
+            .unwrap();
+    }
+    journal.flush().await.unwrap();
+    let bytes_now = journal.size_bytes();
+    drop(journal);
+    let (journal, tail) = dtc::journal::Journal::open(&cfg).unwrap();
+    assert_eq!(tail.cut_bytes, 0);
+    assert_eq!(
+        journal.get("t00000").unwrap().state,
+        TxnState::Failed,
+        "open business is never compacted away"
+    );
+    assert!(
+        journal.get("t05000").is_some(),
+        "the newest finished ones are kept"
+    );
+    assert!(
+        journal.get("t00001").is_none(),
+        "old finished ones are gone"
+    );
+    let kept = journal.list(None, 100_000).len();
+    assert_eq!(kept, 1 + 10, "the open one and the window of 10");
+    assert!(
+        bytes_now < 1_500_000,
+        "the log was rewritten, not grown without bound: {bytes_now} bytes"
+    );
 }

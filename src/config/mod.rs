@@ -9,6 +9,7 @@
 
 pub mod diff;
 pub mod duration;
+pub mod locate;
 pub mod model;
 pub mod reload;
 pub mod template;

@@ -73,6 +73,7 @@ impl Journal {
             for txn in open {
                 refence(&mut st, &txn);
             }
+            journal.trim(&mut st);
         }
         if skipped > 0 {
             tracing::warn!(skipped, "journal records of an unknown shape were skipped");

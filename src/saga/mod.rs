@@ -11,16 +11,19 @@
 //!    `rolled_back`, or `failed` when an undo does not converge.
 
 pub mod attempt;
+pub mod compensate;
+pub mod decide;
 pub mod locks;
 pub mod outcome;
 pub mod policy;
 pub mod run;
 pub mod undo;
 
+pub use decide::{Decision, decide};
 pub use outcome::{
     Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState,
 };
-pub use run::{Decision, WriteRequest, decide};
+pub use run::WriteRequest;
 
 use crate::admin::{Alerter, Metrics};
 use crate::journal::Journal;
