@@ -9,6 +9,7 @@ use dtc::saga::TxnState;
 use futures_util::future::BoxFuture;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -37,40 +38,21 @@ impl AdminHarness {
     }
 }
 
-/// The config for three nodes: probes every 20ms, two failures take a node down.
-pub fn config_text(nodes: &[RefNode], token: Option<&str>) -> String {
-    let token = token
-        .map(|t| format!("admin_token = \"{t}\"\n"))
-        .unwrap_or_default();
-    let mut text = format!(
-        "[listen]\naddress = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n{token}\n\
-         [health]\ninterval = \"20ms\"\ntimeout = \"200ms\"\nhealthy_threshold = 1\nunhealthy_threshold = 2\n\n\
-         [retry]\nattempts = 2\ninitial_backoff = \"10ms\"\n\n"
-    );
-    for (i, n) in nodes.iter().enumerate() {
-        text.push_str(&format!(
-            "[[nodes]]\nname = \"node-{}\"\nurl = \"{}\"\n\n",
-            i + 1,
-            n.url()
-        ));
+/// The config for three nodes named `node-1` to `node-3`: probes every 20ms, two failures take
+/// a node down.
+pub fn config(nodes: &[RefNode], token: Option<&str>) -> dtc::config::Config {
+    let mut cfg = super::test_config(nodes);
+    for (i, n) in cfg.nodes.iter_mut().enumerate() {
+        n.name = format!("node-{}", i + 1);
     }
-    text.push_str(
-        r#"[[routes]]
-method = "POST"
-path = "/v1/group/"
-key = "group/{body:/groupId}"
-already = [400]
-compensation = { method = "DELETE", path = "/v1/group/", body = "original", already = [404] }
-
-[[routes]]
-method = "DELETE"
-path = "/v1/group/"
-key = "group/{body:/groupId}"
-already = [404]
-compensation = { method = "POST", path = "/v1/group/", body = "original", already = [400] }
-"#,
-    );
-    text
+    cfg.listen.admin_token = token.map(String::from);
+    cfg.health.interval = Duration::from_millis(20);
+    cfg.health.timeout = Duration::from_millis(200);
+    cfg.health.healthy_threshold = 1;
+    cfg.health.unhealthy_threshold = 2;
+    cfg.retry.attempts = 2;
+    cfg.retry.initial_backoff = Duration::from_millis(10);
+    cfg
 }
 
 /// Starts three nodes, the app on them, and its admin listener with an open [`FakeStore`].
@@ -79,7 +61,7 @@ pub async fn start_admin(token: Option<&str>) -> AdminHarness {
     for (name, base) in [("a", 1), ("b", 1000), ("c", 2000)] {
         nodes.push(start_node(name, base).await);
     }
-    let settings = dtc::config::parse(&config_text(&nodes, token), "test").expect("valid config");
+    let settings = super::settings(config(&nodes, token));
     let app = App::new(settings, None);
     let store = Arc::new(FakeStore::default());
     store.set_open(true);
