@@ -121,3 +121,38 @@ async fn no_healthy_node_is_a_503_problem() {
             .contains("no node is healthy")
     );
 }
+
+#[tokio::test]
+async fn pooled_connections_a_node_closed_are_not_a_failure() {
+    let (nodes, dtc) = cluster_with(|c| c.health.path = String::new()).await;
+    for n in &nodes {
+        n.insert_group("g1");
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
+                .await
+                .0,
+            200
+        );
+    }
+    // Every node drops its connections (the proxy's pooled ones included) and comes back.
+    for n in &nodes {
+        n.set_down(true).await;
+        n.set_down(false).await;
+    }
+    for _ in 0..10 {
+        assert_eq!(
+            send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
+                .await
+                .0,
+            200
+        );
+    }
+    let w = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
+    assert_eq!(
+        header(&w, "x-dtc-state"),
+        "succeeded",
+        "writes reconnect too"
+    );
+}
