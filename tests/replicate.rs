@@ -151,6 +151,13 @@ async fn a_known_down_node_fails_the_write_fast_touching_no_node() {
         nodes.iter().all(|n| n.write_count() == 0),
         "no node touched"
     );
+    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    let journal = dtc.app.journal().unwrap().clone();
+    wait_until("the refusal is journaled", || journal.get(&txn).is_some()).await;
+    let entry = journal.get(&txn).unwrap();
+    assert_eq!(entry.state, dtc::saga::TxnState::ToBeRetried);
+    let outcomes: Vec<_> = entry.reports().iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, vec![dtc::saga::Class::NotSent; 3]);
     // The node comes back: probes bring it up and writes flow again.
     nodes[2].set_down(false).await;
     wait_until("the proxy sees node c up", || dtc.node_up(2)).await;

@@ -106,12 +106,11 @@ pub struct EntryNode {
 impl Entry {
     /// A new in-doubt entry.
     pub fn new(begin: Begin) -> Entry {
-        let nodes = begin
-            .undo
-            .iter()
-            .map(|u| EntryNode {
+        // Transactions that touched no node carry no undo plans, but still name their nodes.
+        let nodes = (0..begin.nodes.len())
+            .map(|i| EntryNode {
                 report: None,
-                undo: u.clone(),
+                undo: begin.undo.get(i).cloned().flatten(),
             })
             .collect();
         Entry {
