@@ -113,3 +113,24 @@ fn a_missing_file_is_a_clear_error() {
             .contains("cannot read config file /nonexistent/dtc.toml")
     );
 }
+
+#[test]
+fn a_verify_rule_must_be_renderable_before_the_write_and_name_its_statuses() {
+    let text = format!(
+        "{NODES}[[routes]]\nmethod = \"POST\"\npath = \"/items\"\nverify = {{ path = \"/items/{{response:/id}}\", expect = [] }}\n"
+    );
+    let (code, _, err) = check(&text);
+    assert_eq!(code, 64);
+    assert!(
+        err.contains("`routes[0].verify.path`: runs before the write"),
+        "{err}"
+    );
+    let text = format!(
+        "{NODES}[[routes]]\nmethod = \"POST\"\npath = \"/x\"\nverify = {{ path = \"/x\", expect = [] }}\n"
+    );
+    let (_, _, err) = check(&text);
+    assert!(
+        err.contains("`routes[0].verify.expect`: list the statuses"),
+        "{err}"
+    );
+}

@@ -201,6 +201,11 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
         journal.get(&txn).is_some_and(|e| !e.verify_pending)
     })
     .await;
+    let read_back = nodes[2]
+        .requests()
+        .iter()
+        .any(|r| r.method == Method::GET && r.path == "/v1/group/g1/");
+    assert!(read_back, "the check read the group back on c");
     let again = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
     assert_eq!(again.0, 201, "unfenced once verified");
 }
@@ -332,6 +337,7 @@ async fn finished_transactions_are_compacted_away_keeping_a_window() {
         nodes: vec![("a".into(), "http://127.0.0.1:1".into())],
         headers: vec![],
         undo: vec![None],
+        verify: None,
     };
     // One failed transaction stays open across compactions.
     journal.begin(begin(0)).await.unwrap();

@@ -373,4 +373,21 @@ pub struct RouteConfig {
     /// How to undo the write; none means a partial write cannot be undone.
     #[serde(default)]
     pub compensation: Option<CompensationConfig>,
+    /// How to read back, on a node whose answer never came, that a rollback holds (a late
+    /// write may land after the undo). Without it the check re-applies the undo.
+    #[serde(default)]
+    pub verify: Option<VerifyConfig>,
+}
+
+/// A read-back of the resource that tells whether a rollback holds on a node.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    /// Method, default GET.
+    #[serde(default = "default_get")]
+    pub method: String,
+    /// Path template (request values only: it is rendered before the write).
+    pub path: String,
+    /// Statuses that mean the rollback holds (e.g. 404 after a create was undone).
+    pub expect: Vec<u16>,
 }

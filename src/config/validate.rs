@@ -47,6 +47,15 @@ pub struct Route {
     pub already: Vec<u16>,
     pub snapshot: Option<SnapshotRule>,
     pub compensation: Option<CompensationRule>,
+    pub verify: Option<VerifyRule>,
+}
+
+/// A compiled read-back check.
+#[derive(Debug)]
+pub struct VerifyRule {
+    pub method: Method,
+    pub path: Template,
+    pub expect: Vec<u16>,
 }
 
 /// A compiled snapshot rule.
@@ -379,6 +388,24 @@ fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) -> Vec<Arc<
             };
             Some(SnapshotRule { method, path })
         });
+        let verify = r.verify.as_ref().and_then(|v| {
+            let field = format!("{at}.verify");
+            let method = parse_method(&v.method)
+                .map_err(|e| c.problem(format!("{field}.method"), e))
+                .ok()?;
+            let path = compile_request_template(c, &format!("{field}.path"), &v.path, &params)?;
+            if v.expect.is_empty() {
+                c.problem(
+                    format!("{field}.expect"),
+                    "list the statuses that mean the rollback holds, e.g. [404]",
+                );
+            }
+            Some(VerifyRule {
+                method,
+                path,
+                expect: v.expect.clone(),
+            })
+        });
         let compensation = r.compensation.as_ref().and_then(|comp| {
             let field = format!("{at}.compensation");
             let method = parse_method(&comp.method).map_err(|e| c.problem(format!("{field}.method"), e)).ok();
@@ -415,6 +442,7 @@ fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) -> Vec<Arc<
                 already: r.already.clone(),
                 snapshot,
                 compensation,
+                verify,
             }));
         }
     }

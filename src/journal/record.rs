@@ -71,6 +71,18 @@ pub struct Begin {
     /// Per node, the undo as far as it is known before the node answers (`None` when the undo
     /// needs the node's own response, or the route has no compensation).
     pub undo: Vec<Option<UndoPlan>>,
+    /// The read-back that tells whether a rollback holds on a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyPlan>,
+}
+
+/// A rendered read-back check.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VerifyPlan {
+    pub method: String,
+    pub path: String,
+    /// Statuses meaning the rollback holds.
+    pub expect: Vec<u16>,
 }
 
 /// Everything known about one transaction.

@@ -4,11 +4,12 @@
 //! All three run a transaction's journaled undo plans (idempotent: each undo's "already"
 //! statuses mean done) on the nodes that may still hold the write.
 
-use super::record::{Entry, now_ms};
+use super::record::{Entry, VerifyPlan, now_ms};
 use super::store::Journal;
 use crate::config::NodeSpec;
 use crate::config::validate::parse_http_url;
 use crate::runtime::{Current, Runtime};
+use crate::saga::attempt::{Call, CallLimits, call_with_retries};
 use crate::saga::compensate::run_undo;
 use crate::saga::policy::Backoff;
 use crate::saga::{CompOutcome, CompReport, NodeReport, TxnState};
@@ -158,9 +159,9 @@ pub async fn redrive_one(
     Some(state)
 }
 
-/// The late-write check: re-applies the undo on nodes whose outcome was unknown. An undo that
-/// answers "already" shows the rollback holds; one that applies means a late write had landed,
-/// and it is now undone. Returns true when verified.
+/// The late-write check on nodes whose outcome was unknown: reads the resource back with the
+/// route's `verify` rule and undoes again if a late write shows; without a rule, re-applies the
+/// undo (idempotent: an "already" answer shows the rollback holds). Returns true when verified.
 pub async fn verify_one(journal: &Arc<Journal>, current: &Current, txn: &str) -> bool {
     let Some(entry) = journal.get(txn) else {
         return true;
@@ -175,6 +176,15 @@ pub async fn verify_one(journal: &Arc<Journal>, current: &Current, txn: &str) ->
         let (Some(plan), Some(node)) = (&entry.nodes[i].undo, node_for(&rt, name, url)) else {
             continue;
         };
+        if let Some(check) = &entry.begin.verify {
+            match read_back(&rt, &node, check, &headers).await {
+                Some(true) => continue,
+                Some(false) => {
+                    tracing::warn!(txn, node = %name, "a late write landed after the rollback; undoing it again")
+                }
+                None => return false,
+            }
+        }
         let r = run_undo(
             &rt,
             &node,
@@ -187,7 +197,7 @@ pub async fn verify_one(journal: &Arc<Journal>, current: &Current, txn: &str) ->
         if r.outcome != CompOutcome::Undone {
             return false;
         }
-        if r.status.is_some_and(|s| (200..300).contains(&s)) {
+        if entry.begin.verify.is_none() && r.status.is_some_and(|s| (200..300).contains(&s)) {
             tracing::warn!(txn, node = %name, "a late write had landed after the rollback; undone again");
         }
     }
@@ -201,6 +211,37 @@ pub async fn verify_one(journal: &Arc<Journal>, current: &Current, txn: &str) ->
             false
         }
     }
+}
+
+/// Reads the resource back on `node`: `Some(true)` when the rollback holds, `Some(false)` when a
+/// late write shows, `None` when the node could not say.
+async fn read_back(
+    rt: &Runtime,
+    node: &Arc<Node>,
+    check: &VerifyPlan,
+    headers: &HeaderMap,
+) -> Option<bool> {
+    let method = http::Method::from_bytes(check.method.as_bytes()).ok()?;
+    let mut headers = headers.clone();
+    headers.remove(http::header::CONTENT_TYPE);
+    let call = Call {
+        node,
+        method,
+        path_and_query: check.path.clone(),
+        headers,
+        body: Default::default(),
+        already: &[],
+    };
+    let limits = CallLimits {
+        attempt_timeout: rt.settings.config.timeouts.attempt,
+        max_body: rt.settings.config.limits.max_body,
+    };
+    let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits).await;
+    let status = r.status()?;
+    if check.expect.contains(&status) {
+        return Some(true);
+    }
+    (status < 500 && !matches!(status, 408 | 429)).then_some(false)
 }
 
 /// The background worker: re-drives failed transactions with capped exponential backoff and

@@ -9,7 +9,7 @@ use super::run::{Txn, limits};
 use super::undo::{self, Snapshot, UndoInputs, UndoPlan};
 use crate::config::template::{Context, Escape};
 use crate::headers;
-use crate::journal::record::{Begin, now_ms};
+use crate::journal::record::{Begin, VerifyPlan, now_ms};
 use crate::runtime::Runtime;
 use crate::upstream::Node;
 use bytes::Bytes;
@@ -182,7 +182,24 @@ pub(super) fn begin_record(t: &Txn<'_>, undo: Vec<Option<UndoPlan>>) -> Begin {
             .collect(),
         headers,
         undo,
+        verify: verify_plan(t),
     }
+}
+
+/// The route's read-back check, rendered from the request.
+fn verify_plan(t: &Txn<'_>) -> Option<VerifyPlan> {
+    let rule = t.route?.verify.as_ref()?;
+    let ctx = Context {
+        params: &t.params,
+        body: t.json.as_ref(),
+        ..Context::default()
+    };
+    let path = rule.path.render(&ctx, Escape::Path).ok()?;
+    Some(VerifyPlan {
+        method: rule.method.to_string(),
+        path,
+        expect: rule.expect.clone(),
+    })
 }
 
 /// The client's end-to-end headers an undo carries (authorization and the like).

@@ -138,6 +138,7 @@ path = "/v1/group/"
 key = "group/{body:/groupId}"
 already = [400]
 compensation = { method = "DELETE", path = "/v1/group/", body = "original", already = [404] }
+verify = { path = "/v1/group/{body:/groupId}/", expect = [404] }
 
 [[routes]]
 method = "DELETE"
@@ -145,6 +146,7 @@ path = "/v1/group/"
 key = "group/{body:/groupId}"
 already = [404]
 compensation = { method = "POST", path = "/v1/group/", body = "original", already = [400] }
+verify = { path = "/v1/group/{body:/groupId}/", expect = [200] }
 
 [[routes]]
 method = "POST"
