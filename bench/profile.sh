@@ -12,7 +12,7 @@ METHOD=${1:-get} CONNS=${2:-32} SECS=${SECS:-5}
 OUT=${OUT:-/tmp/dtc-perf-$METHOD-c$CONNS.data}
 WORK=$(mktemp -d /tmp/dtc-prof.XXXXXX)
 DTC_PID=
-trap '[[ -n "$DTC_PID" ]] && kill "$DTC_PID" 2>/dev/null; wait 2>/dev/null; stop_backends; rm -rf "$WORK"' EXIT
+trap '[[ -n "$DTC_PID" ]] && kill "$DTC_PID" 2>/dev/null; stop_backends; [[ -n "$DTC_PID" ]] && wait "$DTC_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 start_backends
 write_config "$WORK/dtc.toml" "$WORK/journal" "${DURABILITY:-group}"
 "$DTC" run --config "$WORK/dtc.toml" --workers "${WORKERS:-1}" 2>"$WORK/dtc.log" &
