@@ -212,7 +212,7 @@ impl Journal {
             reason,
             nodes,
         });
-        if state == TxnState::Failed || self.get(txn).is_some_and(|e| e.verify_pending) {
+        if state == TxnState::Failed || self.verify_pending(txn) {
             self.wake.notify_one();
         }
         done
@@ -278,6 +278,13 @@ impl Journal {
             at_ms: now_ms(),
             reason,
         })
+    }
+
+    fn verify_pending(&self, txn: &str) -> bool {
+        self.lock()
+            .entries
+            .get(txn)
+            .is_some_and(|e| e.verify_pending)
     }
 
     /// One transaction.

@@ -63,24 +63,31 @@ impl NodeSet {
     /// Picks a healthy node not in `tried` (indexes), by power of two choices on in-flight
     /// requests. `None` when no such node is left.
     pub fn pick(&self, tried: &[usize]) -> Option<usize> {
-        let candidates: Vec<usize> = (0..self.nodes.len())
-            .filter(|i| !tried.contains(i) && self.nodes[*i].health.is_up())
-            .collect();
-        match candidates.len() {
+        // Counted and walked instead of collected: no allocation per read.
+        let candidates = || {
+            (0..self.nodes.len()).filter(|i| !tried.contains(i) && self.nodes[*i].health.is_up())
+        };
+        match candidates().count() {
             0 => None,
-            1 => Some(candidates[0]),
+            1 => candidates().next(),
             n => {
                 let a = fastrand::usize(..n);
                 let mut b = fastrand::usize(..n - 1);
                 if b >= a {
                     b += 1;
                 }
-                let (a, b) = (candidates[a], candidates[b]);
-                Some(if self.nodes[b].in_flight() < self.nodes[a].in_flight() {
-                    b
-                } else {
-                    a
-                })
+                // A node may go down between the count and the walk: take what is left.
+                match (candidates().nth(a), candidates().nth(b)) {
+                    (Some(a), Some(b)) => {
+                        Some(if self.nodes[b].in_flight() < self.nodes[a].in_flight() {
+                            b
+                        } else {
+                            a
+                        })
+                    }
+                    (Some(x), None) | (None, Some(x)) => Some(x),
+                    (None, None) => candidates().next(),
+                }
             }
         }
     }

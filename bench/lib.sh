@@ -1,0 +1,74 @@
+# Shared helpers of the bench scripts (sourced, not run).
+# The benchmark kit lives beside the repository, in ../shared/bench (not part of the repo).
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$BENCH_DIR/.." && pwd)
+KIT=${KIT:-$(cd "$REPO/../shared/bench" 2>/dev/null && pwd || true)}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+DTC=${DTC:-$CARGO_TARGET_DIR/release/dtc}
+
+need_kit() {
+    [[ -n "$KIT" && -x "$KIT/run.sh" ]] || {
+        echo "benchmark kit not found: expected ../shared/bench/run.sh beside the repository (or set KIT=)" >&2
+        exit 1
+    }
+}
+
+build_dtc() {
+    if [[ "${NO_BUILD:-0}" != 1 ]]; then
+        (cd "$REPO" && cargo build --release --bin dtc) >&2
+    fi
+    [[ -x "$DTC" ]] || { echo "no dtc binary at $DTC" >&2; exit 1; }
+}
+
+# write_config FILE JOURNAL_DIR DURABILITY [LISTEN] [NODE PORTS...]
+# A dtc config for the kit's backends: nodes 127.0.0.1:18001-18003 unless ports are given,
+# admin off, health probing on (the kit's nginx answers GET /healthz with 200).
+write_config() {
+    local file=$1 dir=$2 durability=$3 listen=${4:-127.0.0.1:18100}
+    shift 4 2>/dev/null || shift $#
+    local ports=("$@")
+    [[ ${#ports[@]} -gt 0 ]] || ports=(18001 18002 18003)
+    {
+        echo "[listen]"
+        echo "address = \"$listen\""
+        echo "admin = \"\""
+        echo
+        local p
+        for p in "${ports[@]}"; do
+            echo "[[nodes]]"
+            echo "name = \"node-$p\""
+            echo "url = \"http://127.0.0.1:$p\""
+            echo
+        done
+        echo "[limits]"
+        echo "max_connections = 8192"
+        echo
+        echo "[writes]"
+        echo "unmatched = \"replicate\""
+        echo
+        echo "[journal]"
+        echo "dir = \"$dir\""
+        echo "durability = \"$durability\""
+    } > "$file.tmp"
+    mv "$file.tmp" "$file"
+}
+
+# start_backends: the kit's three nginx nodes on 18001-18003 (for scripts that do not run the kit).
+BACKENDS_PID=
+start_backends() {
+    need_kit
+    rm -rf /tmp/bench-nginx-tmp/backends; mkdir -p /tmp/bench-nginx-tmp/backends
+    setsid nginx -c "$KIT/conf/backends.nginx.conf" -e /tmp/bench-backends.error.log \
+        -g "daemon off; worker_processes 1; pid /tmp/bench-backends-own.pid;" \
+        >/tmp/bench-backends.out 2>&1 &
+    BACKENDS_PID=$!
+    local p
+    for p in 18001 18002 18003; do
+        for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$p/kv/bench-key" && break; sleep 0.05; done
+    done
+}
+stop_backends() {
+    [[ -n "$BACKENDS_PID" ]] && kill -TERM -- "-$BACKENDS_PID" 2>/dev/null || true
+    BACKENDS_PID=
+}
