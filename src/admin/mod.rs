@@ -21,6 +21,7 @@ pub use metrics::{Metrics, ScrapeView};
 pub use txns::{NoJournal, TxnActionError, TxnStore, TxnView};
 
 use crate::proxy::ProxyBody;
+use crate::proxy::server::{accept_loop, drain};
 use crate::runtime::Current;
 use crate::saga::Coordinator;
 use http::{Request, Response};
@@ -33,7 +34,6 @@ use serde::Serialize;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Config reload status, as `GET /config` shows it.
@@ -99,19 +99,7 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, token = cfg.listen.admin_token.is_some(), "admin listening");
     }
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    accept_loop(&listener, shutdown, "admin", |stream, peer| {
         let state = state.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let state = state.clone();
@@ -124,16 +112,13 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
                 tracing::debug!(%peer, error = %e, "admin connection ended with an error");
             }
         });
-    }
+    })
+    .await;
     drop(listener);
-    let deadline = state.current.load().settings.config.timeouts.shutdown;
-    if tokio::time::timeout(deadline, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?deadline,
-            "admin connections still open at the shutdown deadline"
-        );
-    }
+    drain(
+        graceful,
+        state.current.load().settings.config.timeouts.shutdown,
+        "admin",
+    )
+    .await;
 }

@@ -14,6 +14,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -27,24 +28,11 @@ pub async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Ou
     let slots = Arc::new(Semaphore::new(cfg.limits.max_connections));
     let graceful = GracefulShutdown::new();
     let builder = server_builder(&cfg);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    accept_loop(&listener, shutdown, "client", |stream, peer| {
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max = cfg.limits.max_connections, "connection refused: limits.max_connections reached");
             tokio::spawn(refuse(stream));
-            continue;
+            return;
         };
         let _ = stream.set_nodelay(true);
         // A second handle on the socket lets us answer 408 after hyper gives up on slow headers.
@@ -62,15 +50,49 @@ pub async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Ou
             }
             drop(permit);
         });
-    }
+    })
+    .await;
     drop(listener);
-    let deadline = current.load().settings.config.timeouts.shutdown;
-    tracing::info!(?deadline, "draining open connections");
+    drain(
+        graceful,
+        current.load().settings.config.timeouts.shutdown,
+        "client",
+    )
+    .await;
+}
+
+/// Accepts connections until `shutdown` resolves, handing each to `on_accept`. Accept errors
+/// (out of file descriptors and the like) back off briefly instead of spinning.
+pub(crate) async fn accept_loop(
+    listener: &TcpListener,
+    shutdown: impl Future<Output = ()>,
+    what: &str,
+    mut on_accept: impl FnMut(TcpStream, SocketAddr),
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => on_accept(stream, peer),
+                Err(e) => {
+                    tracing::warn!(listener = what, error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut shutdown => return,
+        }
+    }
+}
+
+/// Lets open connections finish their requests for up to `deadline`, then gives up on them.
+pub(crate) async fn drain(graceful: GracefulShutdown, deadline: Duration, what: &str) {
+    tracing::info!(listener = what, ?deadline, "draining open connections");
     if tokio::time::timeout(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!(
+            listener = what,
             ?deadline,
             "connections still open at the shutdown deadline; closing them"
         );
