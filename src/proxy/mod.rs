@@ -52,6 +52,23 @@ impl Proxy {
     }
 }
 
+/// Splits a request into its head and its whole body, read within `limits.max_body` and
+/// `timeouts.header_read`; the error is the answer to give the client.
+pub(crate) async fn buffered(
+    req: Request<Incoming>,
+    cfg: &crate::config::Config,
+) -> Result<(http::request::Parts, Bytes), Response<ProxyBody>> {
+    let (parts, body) = req.into_parts();
+    let body = buffer_body(
+        body,
+        &parts.headers,
+        cfg.limits.max_body,
+        cfg.timeouts.header_read,
+    )
+    .await?;
+    Ok((parts, body))
+}
+
 /// Reads a request body into memory, bounded in size and time.
 pub(crate) async fn buffer_body(
     body: Incoming,

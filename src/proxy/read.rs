@@ -3,7 +3,7 @@
 //! configured statuses move on to the next node, a bounded number of times.
 
 use super::body::ProxyBody;
-use super::{buffer_body, problem};
+use super::{buffered, problem};
 use crate::headers;
 use crate::runtime::Runtime;
 use http::{Request, Response, StatusCode};
@@ -12,16 +12,8 @@ use hyper::body::Incoming;
 
 pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<ProxyBody> {
     let cfg = &rt.settings.config;
-    let (parts, body) = req.into_parts();
-    let body = match buffer_body(
-        body,
-        &parts.headers,
-        cfg.limits.max_body,
-        cfg.timeouts.header_read,
-    )
-    .await
-    {
-        Ok(b) => b,
+    let (parts, body) = match buffered(req, cfg).await {
+        Ok(pb) => pb,
         Err(resp) => return resp,
     };
     let path = parts

@@ -2,7 +2,7 @@
 //! cannot cancel a half-done write), and turn the outcome into the client's answer.
 
 use super::body::ProxyBody;
-use super::{Proxy, buffer_body, problem};
+use super::{Proxy, buffered, problem};
 use crate::headers;
 use crate::runtime::Runtime;
 use crate::saga::{Outcome, TxnState, WriteRequest};
@@ -15,16 +15,8 @@ pub(super) async fn handle(
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
     let cfg = &rt.settings.config;
-    let (parts, body) = req.into_parts();
-    let body = match buffer_body(
-        body,
-        &parts.headers,
-        cfg.limits.max_body,
-        cfg.timeouts.header_read,
-    )
-    .await
-    {
-        Ok(b) => b,
+    let (parts, body) = match buffered(req, cfg).await {
+        Ok(pb) => pb,
         Err(resp) => return resp,
     };
     let write = WriteRequest {
