@@ -104,3 +104,68 @@ async fn connections_over_the_limit_get_503_and_are_closed() {
     assert!(answer.contains("max_connections"));
     drop(first);
 }
+
+/// A "node" that answers every connection with bytes that are not HTTP.
+async fn lying_node() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(b"SMTP READY\r\n\x00\x01garbage\r\n\r\n").await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn garbage_from_a_client_gets_400_and_dtc_keeps_serving() {
+    let (_nodes, dtc) = cluster().await;
+    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
+    s.write_all(b"\x16\x03\x01 not http at all\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    assert_eq!(a.0, 201);
+}
+
+#[tokio::test]
+async fn a_node_that_answers_garbage_is_a_failing_node_not_a_crash() {
+    let nodes = vec![start_node("a", 1).await, start_node("b", 101).await];
+    let mut cfg = test_config(&nodes);
+    cfg.nodes.push(dtc::config::NodeConfig {
+        name: "liar".into(),
+        url: lying_node().await,
+    });
+    cfg.health.path = String::new();
+    let dtc = start_proxy(cfg).await;
+    for n in &nodes {
+        n.insert_group("g1");
+    }
+    for _ in 0..10 {
+        let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
+        assert_eq!(r.0, 200, "reads fail over from the liar");
+    }
+    let w = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
+    // The liar's answer proves nothing about whether it applied the write: undoing there cannot
+    // be confirmed either, so the write is reported as needing attention, with the reason.
+    assert_eq!((w.0.as_u16(), header(&w, "x-dtc-state")), (502, "failed"));
+    let p = json(&w.2);
+    assert_eq!(p["nodes"][2]["outcome"], "transient");
+    assert!(
+        p["nodes"][2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection failed mid-request"),
+        "{p}"
+    );
+    assert!(
+        nodes.iter().all(|n| !n.groups().contains("g2")),
+        "undone on the honest nodes"
+    );
+}
