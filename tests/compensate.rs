@@ -106,20 +106,11 @@ async fn a_rejection_on_one_node_rolls_back_with_409() {
 #[tokio::test]
 async fn a_compensation_that_cannot_reach_its_node_ends_failed() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].hold_next(1);
-    let url = dtc.at("/v1/group/");
-    let client =
-        tokio::spawn(async move { send(Method::POST, &url, Some(&group("g1")), &[]).await });
-    wait_until("a and b applied, c holds the write", || {
-        nodes[2].held_count() == 1
-            && nodes[0].groups().contains("g1")
-            && nodes[1].groups().contains("g1")
-    })
-    .await;
+    let client = half_done_create(&nodes, &dtc.url, "g1").await;
     // Node a goes away before it can be undone; c drops the write it holds.
     nodes[0].set_down(true).await;
     nodes[2].set_down(true).await;
-    let a = client.await.unwrap();
+    let a = client.await.unwrap().expect("an answer");
     assert_eq!(a.0, 502);
     assert_eq!(header(&a, "x-dtc-state"), "failed");
     let p = json(&a.2);

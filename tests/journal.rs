@@ -60,16 +60,7 @@ async fn a_crash_mid_write_is_undone_at_the_next_start() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = journal_config(&nodes, dir.path());
     let mut first = spawn_dtc(&cfg, dir.path());
-    nodes[2].hold_next(1);
-    let url = format!("{}/v1/group/", first.url);
-    let client =
-        tokio::spawn(async move { try_send(Method::POST, &url, Some(&group("g1")), &[]).await });
-    wait_until("a and b applied, c holds the write", || {
-        nodes[2].held_count() == 1
-            && nodes[0].groups().contains("g1")
-            && nodes[1].groups().contains("g1")
-    })
-    .await;
+    let client = half_done_create(&nodes, first.url.as_str(), "g1").await;
     first.child.kill().unwrap(); // SIGKILL: no chance to clean up
     first.child.wait().unwrap();
     assert!(
@@ -103,19 +94,10 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
         c.writes.fail_fast = false;
     })
     .await;
-    nodes[2].hold_next(1);
-    let url = dtc.at("/v1/group/");
-    let client =
-        tokio::spawn(async move { send(Method::POST, &url, Some(&group("g1")), &[]).await });
-    wait_until("a and b applied, c holds the write", || {
-        nodes[2].held_count() == 1
-            && nodes[0].groups().contains("g1")
-            && nodes[1].groups().contains("g1")
-    })
-    .await;
+    let client = half_done_create(&nodes, &dtc.url, "g1").await;
     nodes[0].set_down(true).await;
     nodes[2].set_down(true).await;
-    let a = client.await.unwrap();
+    let a = client.await.unwrap().expect("an answer");
     assert_eq!(header(&a, "x-dtc-state"), "failed");
     let txn = header(&a, "x-dtc-transaction-id").to_string();
     let journal = dtc.app.journal().unwrap().clone();

@@ -320,3 +320,23 @@ pub async fn stub_node(status: u16) -> (String, std::sync::Arc<std::sync::atomic
     });
     (url, count)
 }
+
+/// Starts `POST {base}/v1/group/` for `id` while node c holds its copy open, and returns once
+/// a and b applied it and c holds it: a write caught half-done. The task yields the client's
+/// answer (`Err` when dtc went away).
+pub async fn half_done_create(
+    nodes: &[RefNode],
+    base: &str,
+    id: &str,
+) -> tokio::task::JoinHandle<Result<Answer, hyper_util::client::legacy::Error>> {
+    nodes[2].hold_next(1);
+    let (url, body) = (format!("{base}/v1/group/"), group(id));
+    let client = tokio::spawn(async move { try_send(Method::POST, &url, Some(&body), &[]).await });
+    wait_until("a and b applied, c holds the write", || {
+        nodes[2].held_count() == 1
+            && nodes[0].groups().contains(id)
+            && nodes[1].groups().contains(id)
+    })
+    .await;
+    client
+}
