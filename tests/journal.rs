@@ -52,11 +52,7 @@ fn journal_config(nodes: &[dtc::node::RefNode], dir: &std::path::Path) -> Config
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_mid_write_is_undone_at_the_next_start() {
-    let nodes = vec![
-        start_node("a", 1).await,
-        start_node("b", 101).await,
-        start_node("c", 201).await,
-    ];
+    let nodes = three_nodes().await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = journal_config(&nodes, dir.path());
     let mut first = spawn_dtc(&cfg, dir.path());
@@ -195,11 +191,7 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
 #[tokio::test]
 async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
     for damage in ["torn", "garbage"] {
-        let nodes = vec![
-            start_node("a", 1).await,
-            start_node("b", 101).await,
-            start_node("c", 201).await,
-        ];
+        let nodes = three_nodes().await;
         let dir = tempfile::tempdir().unwrap();
         let cfg = journal_config(&nodes, dir.path());
         {
@@ -252,11 +244,7 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_writes_finish_and_exits_0() {
-    let nodes = vec![
-        start_node("a", 1).await,
-        start_node("b", 101).await,
-        start_node("c", 201).await,
-    ];
+    let nodes = three_nodes().await;
     for n in &nodes {
         n.set_delay(Duration::from_millis(300));
     }

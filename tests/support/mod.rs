@@ -250,6 +250,15 @@ pub async fn start_proxy(mut cfg: Config) -> Dtc {
     }
 }
 
+/// Reference nodes `a`, `b`, `c`, assigning item ids from 1, 101 and 201.
+pub async fn three_nodes() -> Vec<RefNode> {
+    vec![
+        start_node("a", 1).await,
+        start_node("b", 101).await,
+        start_node("c", 201).await,
+    ]
+}
+
 /// Three reference nodes `a`, `b`, `c` (item ids from 1, 101, 201) and a proxy in front.
 pub async fn cluster() -> (Vec<RefNode>, Dtc) {
     cluster_with(|_| {}).await
@@ -257,11 +266,7 @@ pub async fn cluster() -> (Vec<RefNode>, Dtc) {
 
 /// Like [`cluster`], with the config adjusted by `tweak` first.
 pub async fn cluster_with(tweak: impl FnOnce(&mut Config)) -> (Vec<RefNode>, Dtc) {
-    let nodes = vec![
-        start_node("a", 1).await,
-        start_node("b", 101).await,
-        start_node("c", 201).await,
-    ];
+    let nodes = three_nodes().await;
     let mut cfg = test_config(&nodes);
     tweak(&mut cfg);
     let dtc = start_proxy(cfg).await;
