@@ -36,6 +36,8 @@ struct Seen {
     expected: BTreeMap<String, bool>,
     tainted: BTreeSet<String>,
     states: BTreeMap<String, usize>,
+    /// Per key, what each write came to (for the failure message).
+    history: BTreeMap<String, Vec<String>>,
 }
 
 async fn worker(w: u64, url: String) -> Seen {
@@ -45,6 +47,7 @@ async fn worker(w: u64, url: String) -> Seen {
         expected: keys.iter().map(|k| (k.clone(), false)).collect(),
         tainted: BTreeSet::new(),
         states: BTreeMap::new(),
+        history: BTreeMap::new(),
     };
     for _ in 0..OPS_PER_WORKER {
         let key = &keys[rng.usize(..keys.len())];
@@ -63,6 +66,18 @@ async fn worker(w: u64, url: String) -> Seen {
             }
             other => panic!("unexpected state {other:?}: {} {:?}", a.0, a.2),
         }
+        let line = format!(
+            "{} {} -> {} {} {}",
+            if create { "POST" } else { "DELETE" },
+            header(&a, "x-dtc-transaction-id"),
+            a.0,
+            state,
+            String::from_utf8_lossy(&a.2)
+                .chars()
+                .take(600)
+                .collect::<String>()
+        );
+        seen.history.entry(key.clone()).or_default().push(line);
         *seen.states.entry(state).or_default() += 1;
     }
     seen
@@ -107,8 +122,12 @@ async fn random_faults_never_leave_acknowledged_writes_missing_or_nodes_divergen
                 assert_eq!(
                     n.groups().contains(key),
                     *present,
-                    "node {} disagrees on {key} (states so far {states:?})",
-                    n.name()
+                    "node {} disagrees on {key} (states so far {states:?}); its writes:\n{}",
+                    n.name(),
+                    seen.history
+                        .get(key)
+                        .map(|h| h.join("\n"))
+                        .unwrap_or_default()
                 );
             }
             checked += 1;

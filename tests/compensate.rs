@@ -282,3 +282,35 @@ async fn concurrent_writes_to_one_key_leave_all_nodes_identical() {
         "nodes saw writes in different orders"
     );
 }
+
+/// Found by the seeded chaos run: a create of a group every node already held, while node a
+/// kept answering 500 and c answered 500 once before "already". Undoing on a and c (they "may
+/// have applied" it) deleted the group they held before; the others show it was there all along.
+#[tokio::test]
+async fn a_write_that_changed_nothing_is_not_undone_where_a_500_made_it_ambiguous() {
+    let (nodes, dtc) = cluster().await;
+    for n in &nodes {
+        n.insert_group("g1");
+    }
+    nodes[0].fail_next(100);
+    nodes[2].fail_next(1);
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    assert_eq!(
+        (a.0.as_u16(), header(&a, "x-dtc-state")),
+        (503, "to_be_retried")
+    );
+    let p = json(&a.2);
+    assert_eq!(p["nodes"][2]["outcome"], "already");
+    assert!(
+        p["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n.get("compensation").is_none()),
+        "{p}"
+    );
+    assert!(
+        nodes.iter().all(|n| n.groups().contains("g1")),
+        "what was there before stays"
+    );
+}

@@ -16,9 +16,29 @@ pub enum Decision {
     Compensate,
 }
 
-/// Whether a node's write may need undoing: it applied, or an attempt may have.
+/// Whether a node's answer leaves open that it applied the write: it did, or an attempt may have.
 pub(crate) fn touched(r: &CallResult) -> bool {
     r.class == Class::Applied || r.ambiguous
+}
+
+/// Which nodes the write may have changed, judged across all nodes: the nodes that need undoing
+/// if the transaction rolls back.
+///
+/// A node that may have applied the write (a 5xx, no answer) and then says "already" could be
+/// in the target state because of this write, or since before it. dtc keeps the nodes alike, so
+/// the other nodes tell which: when some node said "already" at its first answer and none
+/// applied the write, every node was already in the target state and the write changed none of
+/// them — undoing would destroy what was there before. Otherwise every node that may have
+/// applied it is undone (the undo's own "already" status makes that safe).
+pub fn changed_nodes(results: &[CallResult]) -> Vec<bool> {
+    let was_already_there = results
+        .iter()
+        .any(|r| r.class == Class::Already && !r.ambiguous)
+        && !results.iter().any(|r| r.class == Class::Applied);
+    results
+        .iter()
+        .map(|r| touched(r) && !was_already_there)
+        .collect()
 }
 
 /// The decision table over the nodes' final results.
@@ -31,7 +51,7 @@ pub fn decide(results: &[CallResult]) -> Decision {
             .unwrap_or(0);
         return Decision::Succeeded(pick);
     }
-    if results.iter().any(touched) {
+    if changed_nodes(results).into_iter().any(|c| c) {
         return Decision::Compensate;
     }
     if results.iter().any(|r| r.class == Class::Transient) {
@@ -111,10 +131,26 @@ mod tests {
             decide(&[applied(), answered(Rejected, 422, false)]),
             Decision::Compensate
         );
-        // A 500 may follow an apply: the node counts as touched.
+        // A 500 may follow an apply: with another node applying, it is undone too.
+        assert_eq!(
+            decide(&[applied(), answered(Transient, 500, true)]),
+            Decision::Compensate
+        );
+        // But a node that said "already" at once shows the resource was there before: a 500
+        // elsewhere changed nothing, and nothing is undone.
         assert_eq!(
             decide(&[already(), answered(Transient, 500, true)]),
-            Decision::Compensate
+            Decision::ToBeRetried
+        );
+        let late_already = answered(Already, 400, true);
+        let stuck = answered(Transient, 500, true);
+        assert_eq!(
+            changed_nodes(&[already(), late_already, stuck]),
+            vec![false; 3]
+        );
+        assert_eq!(
+            changed_nodes(&[applied(), answered(Already, 400, true)]),
+            vec![true, true]
         );
     }
 }

@@ -2,7 +2,7 @@
 
 use super::attempt::{Call, CallLimits, CallResult, call_with_retries};
 use super::compensate::{Planner, begin_record};
-use super::decide::{Decision, decide, touched};
+use super::decide::{Decision, changed_nodes, decide, touched};
 use super::locks::KeyGuard;
 use super::outcome::{Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState};
 use super::policy::Backoff;
@@ -185,12 +185,23 @@ impl Coordinator {
                 );
             }
         }
-        let WriteAll(results, plans, journaled) = self.write_all(t, &planner).await;
+        let WriteAll(results, mut plans, journaled) = self.write_all(t, &planner).await;
+        // Judged across all nodes: only a node the write may have changed is undone.
+        let changed = changed_nodes(&results);
         let mut reports: Vec<NodeReport> = results
             .iter()
             .zip(t.rt.nodes.all())
-            .map(|(r, n)| report(n, r))
+            .zip(&changed)
+            .map(|((r, n), &c)| NodeReport {
+                maybe_applied: c && r.class != Class::Applied,
+                ..report(n, r)
+            })
             .collect();
+        for (plan, &c) in plans.iter_mut().zip(&changed) {
+            if !c {
+                *plan = None;
+            }
+        }
         let (state, reason, resp) = match decide(&results) {
             Decision::Succeeded(i) => (
                 TxnState::Succeeded,
