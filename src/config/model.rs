@@ -46,7 +46,7 @@ pub struct Listen {
     pub admin: String,
     /// Bearer token the admin API requires, if set. Redacted in `GET /config`.
     pub admin_token: Option<String>,
-    /// Tokio worker threads; 0 means one per core. Default 0.
+    /// Worker threads; 0 means one per core, 1 a single-threaded runtime. Default 0.
     pub workers: usize,
 }
 
