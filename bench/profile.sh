@@ -18,10 +18,11 @@ write_config "$WORK/dtc.toml" "$WORK/journal" "${DURABILITY:-group}"
 "$DTC" run --config "$WORK/dtc.toml" --workers "${WORKERS:-1}" 2>"$WORK/dtc.log" &
 DTC_PID=$!
 for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18100/kv/bench-key && break; sleep 0.05; done
-wrk -t1 -c"$CONNS" -d2s -s "$KIT/$METHOD.lua" http://127.0.0.1:18100/kv/bench-key >/dev/null
+SCRIPT=${SCRIPT:-$KIT/$METHOD.lua}
+wrk -t1 -c"$CONNS" -d2s -s "$SCRIPT" http://127.0.0.1:18100/kv/bench-key >/dev/null
 graph=(); [[ "${CALLGRAPH:-0}" == 1 ]] && graph=(--call-graph dwarf,16384)
 perf record -q -e cpu-clock -F 4000 "${graph[@]}" -p "$DTC_PID" -o "$OUT" -- sleep "$SECS" &
 PERF=$!
-wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$KIT/$METHOD.lua" http://127.0.0.1:18100/kv/bench-key | grep -E "Requests/sec|BENCHJSON"
+wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$SCRIPT" http://127.0.0.1:18100/kv/bench-key | grep -E "Requests/sec|BENCHJSON"
 wait "$PERF" || true
 perf report -i "$OUT" --no-children --sort dso,symbol --percent-limit 0.7 --stdio 2>/dev/null | grep -v "^#" | grep -v "^$" | head -${TOP:-45}

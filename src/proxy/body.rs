@@ -4,18 +4,17 @@
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::upstream::InFlight;
+use crate::upstream::{InFlight, NodeBody};
 
 /// A response body.
 pub enum ProxyBody {
     /// Fully in memory.
     Full(Full<Bytes>),
     /// Streamed from a node; the guard keeps the node's in-flight count until the body ends.
-    Stream(Incoming, Option<InFlight>),
+    Stream(NodeBody, Option<InFlight>),
 }
 
 impl ProxyBody {

@@ -3,9 +3,11 @@
 
 pub mod health;
 pub mod node;
+pub mod pool;
 pub mod resolve;
 
 pub use node::{InFlight, Node, SendError};
+pub use pool::NodeBody;
 
 use crate::config::Settings;
 use std::sync::Arc;

@@ -1,25 +1,27 @@
-//! One node: its pooled HTTP/1.1 client, health and in-flight count.
+//! One node: its connection pool ([`super::pool`]), health and in-flight count.
 
 use super::health::Health;
-use super::resolve::Resolver;
+use super::pool::{NodeBody, Pool};
 use crate::config::{HealthConfig, NodeSpec};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+/// Idle connections kept per node.
+const MAX_IDLE_CONNECTIONS: usize = 256;
+/// How long a connection may sit idle in the pool.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A replica as the proxy sees it. Shared (`Arc`) between config generations while its name,
 /// URL and connect timeout stay the same, so it keeps its pool and health across reloads.
 pub struct Node {
     pub spec: NodeSpec,
     pub(crate) connect_timeout: Duration,
-    client: Client<HttpConnector<Resolver>, Full<Bytes>>,
+    pool: Arc<Pool>,
     pub health: Health,
     pub(crate) health_config: ArcSwap<HealthConfig>,
     in_flight: AtomicUsize,
@@ -52,22 +54,16 @@ impl SendError {
 impl Node {
     /// Creates a node and its client. Health starts `up`, so traffic flows before the first probe.
     pub fn new(spec: NodeSpec, connect_timeout: Duration, health: HealthConfig) -> Arc<Node> {
-        // Not libc's getaddrinfo: it cannot resolve anything in the scratch image.
-        let resolver = Resolver::shared().with_timeout(connect_timeout);
-        let mut connector = HttpConnector::new_with_resolver(resolver);
-        connector.set_connect_timeout(Some(connect_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        let pool = Pool::new(
+            &spec.authority,
+            connect_timeout,
+            MAX_IDLE_CONNECTIONS,
+            IDLE_TIMEOUT,
+        );
         Arc::new(Node {
             spec,
             connect_timeout,
-            client,
+            pool,
             health: Health::default(),
             health_config: ArcSwap::from_pointee(health),
             in_flight: AtomicUsize::new(0),
@@ -79,25 +75,24 @@ impl Node {
         &self.spec.name
     }
 
-    /// The URI of `path_and_query` on this node (base path prepended).
+    /// The origin-form URI of `path_and_query` on this node (base path prepended); the pool
+    /// adds the `Host` header.
     pub fn uri(&self, path_and_query: &str) -> Uri {
-        let mut s = String::with_capacity(
-            7 + self.spec.authority.len() + self.spec.base_path.len() + path_and_query.len(),
-        );
-        s.push_str("http://");
-        s.push_str(&self.spec.authority);
+        if self.spec.base_path.is_empty() {
+            return path_and_query
+                .parse()
+                .unwrap_or_else(|_| Uri::from_static("/"));
+        }
+        let mut s = String::with_capacity(self.spec.base_path.len() + path_and_query.len());
         s.push_str(&self.spec.base_path);
         s.push_str(path_and_query);
         s.parse().unwrap_or_else(|_| Uri::from_static("/"))
     }
 
-    /// Sends one request and waits for the response head. The in-flight count covers the call;
-    /// streamed bodies hold an [`InFlight`] guard for the rest.
-    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>, SendError> {
-        self.client
-            .request(req)
-            .await
-            .map_err(classify_client_error)
+    /// Sends one request (origin-form URI, from [`Node::uri`]) and waits for the response head.
+    /// Its connection returns to the node's pool once the body has been read to the end.
+    pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<NodeBody>, SendError> {
+        self.pool.send(req).await
     }
 
     /// Requests currently in flight to this node.
@@ -119,13 +114,6 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-fn classify_client_error(e: hyper_util::client::legacy::Error) -> SendError {
-    if e.is_connect() {
-        return SendError::Connect(source_text(&e));
-    }
-    SendError::Broken(source_text(&e))
 }
 
 /// The innermost useful message of an error chain.
