@@ -347,3 +347,49 @@ async fn finished_transactions_are_compacted_away_keeping_a_window() {
         "the log was rewritten, not grown without bound: {bytes_now} bytes"
     );
 }
+
+/// The kinds of record (`begin`, `node`, `end`, ...) the journal in `dir` holds for `txn`, and
+/// for each `node` record the node's index, in file order.
+fn records_of(dir: &std::path::Path, txn: &str) -> Vec<String> {
+    let opts = dtc::journal::log::LogOptions {
+        dir: dir.to_owned(),
+        durability: dtc::journal::log::Durability::None,
+    };
+    let (_log, records, _) = dtc::journal::log::Log::open(opts).unwrap();
+    records
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(r).unwrap())
+        .filter(|v| v["txn"] == txn || v["begin"]["txn"] == txn)
+        .map(|v| match v["t"].as_str().unwrap() {
+            "node" => format!("node {}", v["node"]),
+            t => t.to_string(),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_records_are_written_only_when_they_tell_recovery_something_new() {
+    let nodes = three_nodes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dtc = start_proxy(journal_config(&nodes, dir.path())).await;
+
+    // Every node applies at once: the intent's undo is all recovery would need; the end record
+    // carries the answers.
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    assert_eq!(a.0, 201);
+    let clean = header(&a, "x-dtc-transaction-id").to_string();
+
+    // Node c fails once and succeeds on the retry: its answer is journaled, the others are not.
+    nodes[2].fail_next(1);
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
+    assert_eq!(a.0, 201);
+    let retried = header(&a, "x-dtc-transaction-id").to_string();
+
+    dtc.app.journal().expect("journal").flush().await.unwrap();
+    let journal_dir = dir.path().join("journal");
+    assert_eq!(records_of(&journal_dir, &clean), ["begin", "end"]);
+    assert_eq!(
+        records_of(&journal_dir, &retried),
+        ["begin", "node 2", "end"]
+    );
+}

@@ -170,22 +170,25 @@ impl Coordinator {
             t,
             snapshots: &snapshots,
         };
-        if let Some(j) = &self.journal {
-            let pre: Vec<Option<UndoPlan>> = (0..t.rt.nodes.all().len())
+        let pre: Vec<Option<UndoPlan>> = match &self.journal {
+            Some(_) => (0..t.rt.nodes.all().len())
                 .map(|i| planner.plan(i, None).and_then(Result::ok))
-                .collect();
-            if let Err(e) = j.begin(begin_record(t, pre)).await {
-                tracing::error!(txn = %t.id, error = %e, "journal unavailable: write refused before touching any node");
-                return finish(
-                    t,
-                    TxnState::ToBeRetried,
-                    Some(Reason::JournalUnavailable(e.to_string())),
-                    not_sent(t.rt.nodes.all()),
-                    None,
-                );
-            }
+                .collect(),
+            None => Vec::new(),
+        };
+        if let Some(j) = &self.journal
+            && let Err(e) = j.begin(begin_record(t, pre.clone())).await
+        {
+            tracing::error!(txn = %t.id, error = %e, "journal unavailable: write refused before touching any node");
+            return finish(
+                t,
+                TxnState::ToBeRetried,
+                Some(Reason::JournalUnavailable(e.to_string())),
+                not_sent(t.rt.nodes.all()),
+                None,
+            );
         }
-        let WriteAll(results, mut plans, journaled) = self.write_all(t, &planner).await;
+        let WriteAll(results, mut plans, journaled) = self.write_all(t, &planner, &pre).await;
         // Judged across all nodes: only a node the write may have changed is undone.
         let changed = changed_nodes(&results);
         let mut reports: Vec<NodeReport> = results
@@ -256,13 +259,25 @@ impl Coordinator {
         }
     }
 
-    /// Sends the write to every node at once; journals each node's answer and undo as it comes.
+    /// Sends the write to every node at once; journals each node's answer and undo as it comes,
+    /// when it tells recovery something the intent did not.
     ///
     /// The node records are enqueued, not awaited: the end record comes after them in the log,
     /// so its durability covers theirs. Only a compensation, which may need their undo plans
     /// after a crash, waits for them (the returned futures) before it starts. Without the extra
     /// waits a transaction costs one sync fewer per node answer.
-    async fn write_all(&self, t: &Txn<'_>, planner: &Planner<'_>) -> WriteAll {
+    ///
+    /// A node that applied the write at its first attempt, with the undo the intent already
+    /// holds (`pre`), gets no record of its own: recovery treats a node without an answer as
+    /// "may have applied" and undoes it with the intent's plan, which is exactly what it would
+    /// do with the record, and the end record carries the answer. That saves three of the five
+    /// records of a write that every node applies at once.
+    async fn write_all(
+        &self,
+        t: &Txn<'_>,
+        planner: &Planner<'_>,
+        pre: &[Option<UndoPlan>],
+    ) -> WriteAll {
         let policy = Backoff::from(&t.rt.settings.config.retry);
         let limits = limits(t.rt);
         let already = t.route.map(|r| r.already.as_slice()).unwrap_or(&[]);
@@ -283,9 +298,13 @@ impl Coordinator {
                 } else {
                     None
                 };
-                let journaled = self.journal.as_ref().map(|j| {
-                    let undo = plan.as_ref().and_then(|p| p.as_ref().ok()).cloned();
-                    Box::pin(j.node(&t.id, i, report(node, &r), undo)) as JournalWait
+                let undo = plan.as_ref().and_then(|p| p.as_ref().ok());
+                let news = r.class != Class::Applied
+                    || r.attempts != 1
+                    || r.ambiguous
+                    || undo != pre.get(i).and_then(Option::as_ref);
+                let journaled = self.journal.as_ref().filter(|_| news).map(|j| {
+                    Box::pin(j.node(&t.id, i, report(node, &r), undo.cloned())) as JournalWait
                 });
                 (r, plan, OptionFuture::from(journaled))
             }
