@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The journal's cost: replicated POST through dtc with journal.durability none, group (the
+# The journal's cost: replicated POST through dtc with journal.durability off, none, group (the
 # default) and fsync, each as one kit run next to `direct` (so each mode also has a ratio to
 # the same round's direct POST). Summary table at the end.
 #
@@ -13,7 +13,7 @@ export PEERS=${PEERS:-direct} WORKLOADS=${WORKLOADS:-"post:32 post:1"}
 STAMP=$(date +%Y-%m-%d-%H%M)
 SUMMARY=${SUMMARY:-/tmp/bench-journal-$STAMP.tsv}
 printf 'durability\tworkload\treq/s\tp50_us\tp99_us\tx_direct_rps\n' > "$SUMMARY"
-for mode in ${MODES:-none group fsync}; do
+for mode in ${MODES:-off none group fsync}; do
     out=/tmp/bench-results-dtc-journal-$STAMP-$mode
     OUTDIR=$out DURABILITY=$mode "$BENCH_DIR/run.sh" >/dev/null
     python3 - "$out/results.tsv" "$mode" >> "$SUMMARY" <<'PY'

@@ -3,7 +3,7 @@
 # dtc alone against the kit's backends, per durability mode: how much of the write cost is
 # per-key ordering (writes to one key wait for each other) rather than the fan-out itself.
 #
-#   bench/keys.sh                   # modes none group fsync, 32 connections, 5 s each
+#   bench/keys.sh                   # modes off none group fsync, 32 connections, 5 s each
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_kit
@@ -14,7 +14,7 @@ DTC_PID=
 trap '[[ -n "$DTC_PID" ]] && kill "$DTC_PID" 2>/dev/null; stop_backends; rm -rf "$WORK"' EXIT
 start_backends
 printf 'durability\tscript\treq/s\tp50_us\tp99_us\n'
-for mode in ${MODES:-none group fsync}; do
+for mode in ${MODES:-off none group fsync}; do
     rm -rf "$WORK/journal"
     write_config "$WORK/dtc.toml" "$WORK/journal" "$mode"
     "$DTC" run --config "$WORK/dtc.toml" --workers "${WORKERS:-1}" 2>"$WORK/dtc.log" &

@@ -4,7 +4,7 @@
 #
 #   bench/run.sh                       # WORKERS=1, GET/POST/DELETE at 32 and 1 connections
 #   WORKERS=2 bench/run.sh
-#   DURABILITY=fsync bench/run.sh      # journal.durability: none | group (default) | fsync
+#   DURABILITY=fsync bench/run.sh      # journal.durability: off | none | group (default) | fsync
 #   SAVE=1 bench/run.sh                # also copy table + tsv to bench/results/<date>-w<N>-<durability>.*
 #
 # Every other knob of the kit (ROUNDS, DURATION, PEERS, WORKLOADS, PIN, ...) passes through.

@@ -393,3 +393,49 @@ async fn node_records_are_written_only_when_they_tell_recovery_something_new() {
         ["begin", "node 2", "end"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durability_off_writes_nothing_but_still_fences_and_re_drives() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal_dir = dir.path().join("journal");
+    let (nodes, dtc) = cluster_with(|c| {
+        c.journal.dir = journal_dir.display().to_string();
+        c.journal.durability = dtc::config::DurabilityMode::Off;
+        c.journal.redrive_initial = Duration::from_millis(50);
+        c.journal.redrive_max = Duration::from_millis(100);
+        c.journal.verify_after = Duration::from_millis(100);
+        c.writes.fail_fast = false;
+    })
+    .await;
+    let ok = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g0")), &[]).await;
+    assert_eq!(ok.0, 201);
+    let client = half_done_create(&nodes, &dtc.url, "g1").await;
+    nodes[0].set_down(true).await;
+    nodes[2].set_down(true).await;
+    let a = client.await.unwrap().expect("an answer");
+    assert_eq!(header(&a, "x-dtc-state"), "failed");
+    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    let fenced = send(
+        Method::DELETE,
+        &dtc.at("/v1/group/"),
+        Some(&group("g1")),
+        &[],
+    )
+    .await;
+    assert_eq!(fenced.0, 409, "the fence is kept in memory");
+    nodes[0].set_down(false).await;
+    nodes[2].set_down(false).await;
+    let journal = dtc.app.journal().unwrap().clone();
+    wait_until("the re-drive rolled it back", || {
+        journal
+            .get(&txn)
+            .is_some_and(|e| e.state == TxnState::RolledBack)
+    })
+    .await;
+    assert!(nodes.iter().all(|n| !n.groups().contains("g1")));
+    assert_eq!(journal.size_bytes(), 0);
+    assert!(
+        !journal_dir.exists(),
+        "durability = \"off\" never touches the disk"
+    );
+}

@@ -256,6 +256,9 @@ pub enum DurabilityMode {
     Group,
     /// No fsync: survives a crash of dtc, not of the machine.
     None,
+    /// No journal file: transactions are kept in memory only (fences, re-drive and the admin
+    /// list still work); a crash of dtc forgets those in flight and those that failed.
+    Off,
 }
 
 /// The journal.

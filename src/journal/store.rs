@@ -10,6 +10,7 @@ use super::record::{Begin, Entry, Record, now_ms};
 use crate::config::{DurabilityMode, JournalConfig};
 use crate::saga::undo::UndoPlan;
 use crate::saga::{NodeReport, Reason, TxnState};
+use futures_util::future::Either;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
@@ -20,7 +21,8 @@ const COMPACT_EVERY: usize = 8192;
 
 /// The journal. Shared as `Arc<Journal>`.
 pub struct Journal {
-    log: Log,
+    /// `None` with `durability = "off"`: the store works in memory and nothing is written.
+    log: Option<Log>,
     keep_finished: usize,
     state: Mutex<State>,
     /// Woken when a transaction needs the background worker (failed, or to verify).
@@ -44,11 +46,24 @@ impl Journal {
             DurabilityMode::Fsync => Durability::Fsync,
             DurabilityMode::Group => Durability::GroupCommit,
             DurabilityMode::None => Durability::None,
+            DurabilityMode::Off => {
+                tracing::warn!(
+                    "journal.durability = \"off\": transactions are kept in memory only; a crash forgets those in flight and those that failed"
+                );
+                let journal = Journal {
+                    log: None,
+                    keep_finished: cfg.keep_finished,
+                    state: Mutex::new(State::default()),
+                    wake: tokio::sync::Notify::new(),
+                };
+                return Ok((Arc::new(journal), TailReport::default()));
+            }
         };
         let (log, records, tail) = Log::open(LogOptions {
             dir: PathBuf::from(&cfg.dir),
             durability,
         })?;
+        let log = Some(log);
         let journal = Journal {
             log,
             keep_finished: cfg.keep_finished,
@@ -123,18 +138,24 @@ impl Journal {
         &self,
         rec: Record,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+        let bytes = self
+            .log
+            .as_ref()
+            .map(|_| serde_json::to_vec(&rec).unwrap_or_default());
         let mut st = self.lock();
         self.fold(&mut st, &rec);
         let txn = rec.txn().to_string();
         refence(&mut st, &txn);
         self.trim(&mut st);
-        let done = self.log.append(bytes);
+        let (Some(log), Some(bytes)) = (&self.log, bytes) else {
+            return Either::Left(std::future::ready(Ok(())));
+        };
+        let done = log.append(bytes);
         st.since_compact += 1;
         if st.since_compact >= COMPACT_EVERY {
-            self.compact(&mut st);
+            self.compact(log, &mut st);
         }
-        done
+        Either::Right(done)
     }
 
     /// Drops the oldest finished transactions beyond the inspection window.
@@ -149,7 +170,7 @@ impl Journal {
         }
     }
 
-    fn compact(&self, st: &mut State) {
+    fn compact(&self, log: &Log, st: &mut State) {
         let records: Vec<Vec<u8>> = st
             .entries
             .values()
@@ -157,7 +178,7 @@ impl Journal {
             .collect();
         st.since_compact = 0;
         let kept = records.len();
-        let done = self.log.rewrite(records);
+        let done = log.rewrite(records);
         tokio::spawn(async move {
             match done.await {
                 Ok(()) => tracing::info!(kept, "journal compacted"),
@@ -339,12 +360,15 @@ impl Journal {
 
     /// Waits until everything appended so far is durable.
     pub fn flush(&self) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        self.log.flush()
+        match &self.log {
+            Some(log) => Either::Right(log.flush()),
+            None => Either::Left(std::future::ready(Ok(()))),
+        }
     }
 
     /// Size of the log file in bytes.
     pub fn size_bytes(&self) -> u64 {
-        self.log.size_bytes()
+        self.log.as_ref().map_or(0, Log::size_bytes)
     }
 }
 
