@@ -194,7 +194,7 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
         let nodes = three_nodes().await;
         let dir = tempfile::tempdir().unwrap();
         let cfg = journal_config(&nodes, dir.path());
-        {
+        let len = {
             let dtc = start_proxy(cfg.clone()).await;
             for g in ["g1", "g2", "g3"] {
                 assert_eq!(
@@ -205,9 +205,10 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
                 );
             }
             dtc.app.journal().unwrap().flush().await.unwrap();
-        }
+            // Where the records end; the file goes on with the zeros it was grown by.
+            dtc.app.journal().unwrap().size_bytes()
+        };
         let file = std::path::Path::new(&cfg.journal.dir).join("journal.log");
-        let len = std::fs::metadata(&file).unwrap().len();
         match damage {
             "torn" => std::fs::OpenOptions::new()
                 .write(true)
@@ -216,12 +217,12 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
                 .set_len(len - 5)
                 .unwrap(),
             _ => {
-                use std::io::Write;
+                use std::os::unix::fs::FileExt;
                 std::fs::OpenOptions::new()
-                    .append(true)
+                    .write(true)
                     .open(&file)
                     .unwrap()
-                    .write_all(b"\x07\x00\x00\x00garbage!!")
+                    .write_all_at(b"\x07\x00\x00\x00garbage!!", len)
                     .unwrap();
             }
         }

@@ -27,7 +27,7 @@ mod writer;
 use std::{
     fs::{self, File, OpenOptions},
     future::Future,
-    io::{BufWriter, Read},
+    io::Read,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -105,25 +105,44 @@ impl Log {
         let _ = fs::remove_file(writer::tmp_path(&path));
         let mut file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create(true)
+            .truncate(false)
             .open(&path)
             .map_err(|e| JournalError::open(path.clone(), "open", e))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| JournalError::open(path.clone(), "read", e))?;
         let scan = frame::scan(&bytes);
-        let tail = cut_tail(&file, &path, bytes.len() as u64, scan.good_len, scan.reason)?;
+        // The file is grown ahead of its records with zeros (see `writer`): zeros after the
+        // last record are room, not damage. Anything else there is cut, zeros after it too.
+        let after = &bytes[usize::try_from(scan.good_len).unwrap_or(bytes.len())..];
+        let damaged = after.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        let (tail, allocated) = if damaged == 0 {
+            (TailReport::default(), bytes.len() as u64)
+        } else {
+            let end = scan.good_len + damaged as u64;
+            let tail = cut_tail(&file, &path, end, scan.good_len, scan.reason)?;
+            (tail, scan.good_len)
+        };
         // Makes the directory entry of a newly created file durable.
         writer::sync_dir(&opts.dir).map_err(|e| JournalError::open(path.clone(), "sync", e))?;
-        let log = Log::start(file, path, opts, scan.good_len)?;
+        let log = Log::start(file, path, opts, scan.good_len, allocated)?;
         Ok((log, scan.records, tail))
     }
 
-    fn start(file: File, path: PathBuf, opts: LogOptions, len: u64) -> Result<Log, JournalError> {
+    fn start(
+        file: File,
+        path: PathBuf,
+        opts: LogOptions,
+        len: u64,
+        alloc: u64,
+    ) -> Result<Log, JournalError> {
         let size = Arc::new(AtomicU64::new(len));
         let writer = Writer {
-            file: BufWriter::new(file),
+            file,
+            buf: Vec::new(),
+            allocated: alloc,
             path: path.clone(),
             dir: opts.dir,
             durability: opts.durability,

@@ -1,7 +1,7 @@
 //! Behaviour of the log as a caller sees it: what comes back after reopening, what is cut
 //! and reported, and which errors surface.
 
-use std::{fs, io::Write, path::Path};
+use std::{fs, os::unix::fs::FileExt, path::Path};
 
 use super::*;
 
@@ -32,6 +32,14 @@ fn file_of(dir: &Path) -> std::path::PathBuf {
     dir.join(FILE_NAME)
 }
 
+/// Bytes the frames of `records` take: where the records end in the file.
+fn frames_len(records: &[Vec<u8>]) -> u64 {
+    records
+        .iter()
+        .map(|r| (frame::HEADER_LEN + r.len()) as u64)
+        .sum()
+}
+
 /// Writes `n` records in a fresh log and returns the directory.
 async fn log_with(n: usize) -> (tempfile::TempDir, Vec<Vec<u8>>) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -52,9 +60,12 @@ async fn round_trip_in_every_mode() {
         let written = records("x", 5);
         append_all(&log, &written).await;
         log.flush().await.expect("flush");
-        assert_eq!(
-            log.size_bytes(),
-            fs::metadata(file_of(dir.path())).unwrap().len()
+        assert_eq!(log.size_bytes(), frames_len(&written));
+        let on_disk = fs::read(file_of(dir.path())).unwrap();
+        assert!(on_disk.len() as u64 >= log.size_bytes());
+        assert!(
+            on_disk[log.size_bytes() as usize..].iter().all(|&b| b == 0),
+            "only zeros after the records"
         );
         drop(log);
         let (_, found, tail) = reopen(dir.path());
@@ -78,7 +89,7 @@ async fn reopen_continues_after_existing_records() {
 async fn torn_last_record_is_cut_and_reported() {
     let (dir, written) = log_with(3).await;
     let path = file_of(dir.path());
-    let len = fs::metadata(&path).unwrap().len();
+    let len = frames_len(&written);
     fs::OpenOptions::new()
         .write(true)
         .open(&path)
@@ -102,14 +113,38 @@ async fn torn_last_record_is_cut_and_reported() {
 }
 
 #[tokio::test]
+async fn zeros_the_file_was_grown_by_are_room_not_damage() {
+    let (dir, written) = log_with(3).await;
+    let path = file_of(dir.path());
+    assert!(
+        fs::metadata(&path).unwrap().len() >= writer::PREALLOCATE,
+        "the file is grown ahead of its records"
+    );
+    let (log, found, tail) = reopen(dir.path());
+    assert_eq!(found, written);
+    assert_eq!(tail, TailReport::default(), "nothing reported, nothing cut");
+    log.append(b"next".to_vec()).await.unwrap();
+    drop(log);
+    let mut expected = written;
+    expected.push(b"next".to_vec());
+    let (_, found, tail) = reopen(dir.path());
+    assert_eq!(
+        found, expected,
+        "the next record follows the last one, not the zeros"
+    );
+    assert_eq!(tail, TailReport::default());
+}
+
+#[tokio::test]
 async fn garbage_after_the_records_is_cut_and_reported() {
     let (dir, written) = log_with(3).await;
     let garbage = b"\x07\x00\x00\x00not a frame at all";
-    let mut file = fs::OpenOptions::new()
-        .append(true)
+    let file = fs::OpenOptions::new()
+        .write(true)
         .open(file_of(dir.path()))
         .unwrap();
-    file.write_all(garbage).unwrap();
+    // Right after the records, in the zeros the file was grown by.
+    file.write_all_at(garbage, frames_len(&written)).unwrap();
 
     let (log, found, tail) = reopen(dir.path());
     assert_eq!(found, written);
@@ -134,7 +169,7 @@ async fn flipped_byte_in_the_middle_cuts_from_that_record() {
     let (_, found, tail) = reopen(dir.path());
     assert_eq!(found, written[..1]);
     let first_frame = (frame::HEADER_LEN + written[0].len()) as u64;
-    assert_eq!(tail.cut_bytes, bytes.len() as u64 - first_frame);
+    assert_eq!(tail.cut_bytes, frames_len(&written) - first_frame);
     let reason = tail.reason.unwrap();
     assert!(
         reason.contains("checksum mismatch") && reason.contains(&format!("offset {first_frame}")),

@@ -1,10 +1,16 @@
 //! The writer thread: the only code that writes the journal file once it is open. It takes
 //! commands off its queue in batches, so group commit costs one fdatasync per batch however
 //! many appends arrived while the previous sync ran.
+//!
+//! The file is grown ahead of the records in zero-filled chunks ([`PREALLOCATE`]): a record
+//! then overwrites bytes the file already has, and its fdatasync need not also commit a new
+//! file size — on ext4 here that is 91 µs instead of 131 µs per sync (docs/performance.md).
+//! A batch's frames go out in one positioned write at the logical end of the log.
 
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, BufWriter, Write},
+    os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -25,6 +31,9 @@ pub(super) type Done = oneshot::Sender<Result<(), JournalError>>;
 /// Most commands taken in one batch, so waiters early in a flood are not held back forever.
 const MAX_BATCH: usize = 4096;
 
+/// How far ahead of the records the file is grown, zero-filled.
+pub(super) const PREALLOCATE: u64 = 1 << 20;
+
 /// One unit of work, in the order callers enqueued it.
 pub(super) enum Command {
     /// Write this already-encoded frame.
@@ -37,12 +46,17 @@ pub(super) enum Command {
 
 /// The state owned by the writer thread.
 pub(super) struct Writer {
-    pub file: BufWriter<File>,
+    pub file: File,
+    /// Frames of the current batch, not yet written.
+    pub buf: Vec<u8>,
+    /// Bytes the file has on disk: records, then zeros up to here.
+    pub allocated: u64,
     pub path: PathBuf,
     pub dir: PathBuf,
     pub durability: Durability,
-    /// File length as written to the OS; shared with `Log::size_bytes`.
+    /// Length of the records as written to the OS; shared with `Log::size_bytes`.
     pub size: Arc<AtomicU64>,
+    /// Where the next frame goes: the end of the records (not of the file).
     pub len: u64,
     /// Set at the first write or sync failure; every later command gets this error.
     pub failed: Option<JournalError>,
@@ -93,15 +107,27 @@ impl Writer {
     }
 
     fn write(&mut self, frame: &[u8]) {
-        if self.failed.is_some() {
-            return;
+        if self.failed.is_none() {
+            self.buf.extend_from_slice(frame);
         }
-        match self.file.write_all(frame) {
-            Ok(()) => self.len += frame.len() as u64,
-            Err(e) => {
-                self.fail("write", e);
-            }
+    }
+
+    /// Writes the batch's frames at the end of the records, growing the file first if needed.
+    fn write_out(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
         }
+        let end = self.len + self.buf.len() as u64;
+        if end > self.allocated {
+            let grown = end + PREALLOCATE;
+            let zeros = vec![0u8; usize::try_from(grown - self.allocated).unwrap_or(0)];
+            self.file.write_all_at(&zeros, self.allocated)?;
+            self.allocated = grown;
+        }
+        self.file.write_all_at(&self.buf, self.len)?;
+        self.len = end;
+        self.buf.clear();
+        Ok(())
     }
 
     /// Pushes buffered frames to the OS, syncs if asked, and answers every waiter.
@@ -110,9 +136,10 @@ impl Writer {
             return;
         }
         if self.failed.is_none() {
-            if let Err(e) = self.file.flush() {
+            if let Err(e) = self.write_out() {
+                self.buf.clear();
                 self.fail("write", e);
-            } else if sync && let Err(e) = self.file.get_ref().sync_data() {
+            } else if sync && let Err(e) = self.file.sync_data() {
                 self.fail("fdatasync", e);
             }
         }
@@ -155,8 +182,9 @@ impl Writer {
                 });
             }
         };
-        self.file = BufWriter::new(file);
+        self.file = file;
         self.len = len;
+        self.allocated = len;
         self.size.store(len, Ordering::Release);
         if let Err(e) = sync_dir(&self.dir) {
             // The rename may not survive a crash: which file is the log is no longer known.
