@@ -73,7 +73,8 @@ const EXIT_UNAVAILABLE: u8 = 69;
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // Flushes the log lines still queued when dtc exits.
+    let _log_writer = init_logging(cli.log_format);
     match cli.command {
         Command::Check(args) => check(&args),
         Command::Run(args) => run(args),
@@ -84,16 +85,27 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs go to stderr through a writer thread: a request that logs (every finished write does)
+/// only formats its line and queues it; the thread writes whatever has queued up in one go.
+/// Nothing is dropped: when the queue is full, loggers wait, as they did on stderr itself.
+fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("dtc-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 << 10,
+            std::io::stderr(),
+        ));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    guard
 }
 
 /// Runs `fut` on a tokio runtime with `workers` threads (0: one per core). One worker is a
