@@ -69,6 +69,8 @@ pub struct CheckArgs {
 const EXIT_CONFIG: u8 = 64;
 /// Exit code when the service cannot start (EX_UNAVAILABLE).
 const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code when dtc itself failed (EX_SOFTWARE).
+const EXIT_SOFTWARE: u8 = 70;
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -112,8 +114,14 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
 /// current-thread runtime: every task on the thread that accepts, no cross-thread wake-ups,
 /// about 13 % more GETs per second than a one-worker multi-thread runtime on loopback
 /// (docs/performance.md). The journal writer and the config watcher keep their own threads.
-pub fn with_runtime(workers: usize, fut: impl std::future::Future<Output = ExitCode>) -> ExitCode {
-    let mut b = if workers == 1 {
+/// With several workers `fut` itself runs as a task, so the accept loop is on a worker too,
+/// not on an extra thread beside them.
+pub fn with_runtime(
+    workers: usize,
+    fut: impl std::future::Future<Output = ExitCode> + Send + 'static,
+) -> ExitCode {
+    let single = workers == 1;
+    let mut b = if single {
         tokio::runtime::Builder::new_current_thread()
     } else {
         tokio::runtime::Builder::new_multi_thread()
@@ -122,7 +130,13 @@ pub fn with_runtime(workers: usize, fut: impl std::future::Future<Output = ExitC
         b.worker_threads(workers);
     }
     match b.enable_all().build() {
-        Ok(rt) => rt.block_on(fut),
+        Ok(rt) if single => rt.block_on(fut),
+        Ok(rt) => rt.block_on(async {
+            tokio::spawn(fut).await.unwrap_or_else(|e| {
+                eprintln!("dtc: the main task failed: {e}");
+                ExitCode::from(EXIT_SOFTWARE)
+            })
+        }),
         Err(e) => {
             eprintln!("dtc: cannot start the runtime: {e}");
             ExitCode::from(EXIT_UNAVAILABLE)
