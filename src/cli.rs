@@ -87,13 +87,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Log lines that may wait for the log thread before loggers wait too.
+const LOG_QUEUE_LINES: usize = 4096;
+
 /// Logs go to stderr through a writer thread: a request that logs (every finished write does)
 /// only formats its line and queues it; the thread writes whatever has queued up in one go.
-/// Nothing is dropped: when the queue is full, loggers wait, as they did on stderr itself.
+/// Nothing is dropped: when the queue ([`LOG_QUEUE_LINES`]) is full, loggers wait, as they did on
+/// stderr itself.
 fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use tracing_subscriber::EnvFilter;
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        // The queue is allocated up front (the default of 128k lines is ~4 MiB of RSS).
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         .thread_name("dtc-log")
         .finish(std::io::BufWriter::with_capacity(
             64 << 10,

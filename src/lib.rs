@@ -10,6 +10,8 @@
 //! 2. [`proxy::Proxy::handle`] loads the [`runtime`] snapshot (the config generation in effect)
 //!    and sorts the request:
 //!    - a **read** goes to one healthy node picked by [`upstream::NodeSet::pick`], streamed back;
+//!      every node request, read or write, goes out on a connection from that node's
+//!      [`upstream::pool`];
 //!    - a **write** is buffered and handed to [`saga::Coordinator::execute`] on its own task.
 //! 3. The saga ([`saga`]) matches a route ([`config::validate::Route`]), resolves the resource
 //!    key, waits for earlier writes to that key ([`saga::locks`]), checks the [`journal`]'s fences,

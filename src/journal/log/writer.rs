@@ -120,8 +120,14 @@ impl Writer {
         let end = self.len + self.buf.len() as u64;
         if end > self.allocated {
             let grown = end + PREALLOCATE;
-            let zeros = vec![0u8; usize::try_from(grown - self.allocated).unwrap_or(0)];
-            self.file.write_all_at(&zeros, self.allocated)?;
+            // From a static block of zeros: growing the file allocates nothing.
+            static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+            let mut at = self.allocated;
+            while at < grown {
+                let n = (grown - at).min(ZEROS.len() as u64);
+                self.file.write_all_at(&ZEROS[..n as usize], at)?;
+                at += n;
+            }
             self.allocated = grown;
         }
         self.file.write_all_at(&self.buf, self.len)?;
