@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Record {
     Begin(Begin),
+    /// One node's answer and the undo it needs; written only when it adds to the intent (see
+    /// `saga::run`'s `write_all`): a node without one is taken to have maybe applied the write.
     Node {
         txn: String,
         node: usize,

@@ -246,6 +246,20 @@ mod tests {
     async fn counting_node(
         close_after_first: bool,
     ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let head: &'static [u8] = if close_after_first {
+            b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
+        } else {
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+        };
+        canned_node(head, close_after_first).await
+    }
+
+    /// A node that answers every request with `answer` (closing the connection after it when
+    /// `close`) and counts its connections.
+    async fn canned_node(
+        answer: &'static [u8],
+        close: bool,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let conns = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -265,13 +279,8 @@ mod tests {
                         seen.extend_from_slice(&buf[..n]);
                         while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
                             seen.drain(..end + 4);
-                            let head: &[u8] = if close_after_first {
-                                b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
-                            } else {
-                                b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
-                            };
-                            let _ = s.write_all(head).await;
-                            if close_after_first {
+                            let _ = s.write_all(answer).await;
+                            if close {
                                 let _ = s.shutdown().await;
                                 return;
                             }
@@ -298,6 +307,59 @@ mod tests {
         }
         assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(pool.idle_count(), 1);
+    }
+
+    async fn body_of(pool: &Arc<Pool>, method: http::Method) -> Bytes {
+        let mut req = get("/x");
+        *req.method_mut() = method;
+        let resp = pool.send(req).await.expect("an answer");
+        resp.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn chunked_and_empty_bodies_return_their_connection() {
+        for (answer, expected) in [
+            (
+                &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"[..],
+                &b"ok"[..],
+            ),
+            (&b"HTTP/1.1 204 No Content\r\n\r\n"[..], &b""[..]),
+        ] {
+            let (addr, conns) = canned_node(answer, false).await;
+            let pool = Pool::new(&addr, Duration::from_secs(1), 8, Duration::from_secs(30));
+            for _ in 0..3 {
+                assert_eq!(&body_of(&pool, http::Method::GET).await[..], expected);
+            }
+            assert_eq!(
+                conns.load(std::sync::atomic::Ordering::SeqCst),
+                1,
+                "{answer:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_read_until_the_node_closes_is_whole_and_its_connection_not_reused() {
+        // No length: the body ends when the node closes the connection.
+        let (addr, conns) = canned_node(b"HTTP/1.1 200 OK\r\n\r\nuntil close", true).await;
+        let pool = Pool::new(&addr, Duration::from_secs(1), 8, Duration::from_secs(30));
+        for _ in 0..3 {
+            assert_eq!(&body_of(&pool, http::Method::GET).await[..], b"until close");
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn at_most_max_idle_connections_are_kept() {
+        let (addr, conns) = counting_node(false).await;
+        let pool = Pool::new(&addr, Duration::from_secs(1), 2, Duration::from_secs(30));
+        // Five at once need five connections; only two stay idle afterwards.
+        let answers = futures_util::future::join_all((0..5).map(|_| pool.send(get("/x")))).await;
+        for resp in answers {
+            let _ = resp.unwrap().into_body().collect().await.unwrap();
+        }
+        assert_eq!(conns.load(std::sync::atomic::Ordering::SeqCst), 5);
+        assert_eq!(pool.idle_count(), 2);
     }
 
     #[tokio::test]

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Quick A/B of dtc builds against each other and the nginx peer, on the kit's backends:
+# every binary serves at once (ports 18110, 18111, ...), each round runs every workload on the
+# nginx peer and then on each build, back to back. Ratios between builds of one run are what
+# this is for; absolute figures move with the machine's load (use run.sh for tables).
+#
+#   bench/ab.sh /tmp/dtc-before target/release/dtc
+#   W="get:32 postkeys:32 post:1" ROUNDS=3 DURABILITY=off bench/ab.sh A B
+#
+# Workloads (W): get, post, delete (the kit's scripts) and postkeys (a new key per write) at
+# :<connections>. GET is compared with nginx-rr, writes with nginx-mirror-ka. Knobs: ROUNDS (2),
+# D (4s per measurement), DURABILITY (group), WORKERS (1, also the nginx peers' workers),
+# RUST_LOG (warn for dtc).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_kit
+[[ $# -ge 1 ]] || { sed -n '2,13p' "$0" >&2; exit 2; }
+BINS=("$@")
+W=${W:-"get:32 get:1"} ROUNDS=${ROUNDS:-2} D=${D:-4s} DURABILITY=${DURABILITY:-group}
+WORKERS=${WORKERS:-1}
+WORK=$(mktemp -d /tmp/dtc-ab.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+    stop_backends
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+start_backends
+start_peer() {  # start_peer NAME CONF
+    mkdir -p "/tmp/bench-nginx-tmp/$1"/{body,proxy,fastcgi,uwsgi,scgi}
+    setsid nginx -c "$KIT/conf/$2" -e "/tmp/bench-ab-$1.error.log" \
+        -g "daemon off; worker_processes $WORKERS; pid /tmp/bench-ab-$1.pid;" >/dev/null 2>&1 &
+    PIDS+=($!)
+}
+start_peer rr nginx-rr.nginx.conf
+start_peer mirror-ka nginx-mirror-ka.nginx.conf
+port=18110
+for b in "${BINS[@]}"; do
+    write_config "$WORK/c$port.toml" "$WORK/j$port" "$DURABILITY" "127.0.0.1:$port"
+    RUST_LOG=${RUST_LOG:-warn} setsid "$b" run --config "$WORK/c$port.toml" --workers "$WORKERS" \
+        >"$WORK/log$port" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/kv/bench-key" 2>/dev/null && break; sleep 0.05; done
+    port=$((port + 1))
+done
+for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18104/kv/bench-key 2>/dev/null && break; sleep 0.05; done
+printf 'round\tworkload\tpeer\treq/s\tp50_us\tp99_us\terrors\n'
+for r in $(seq "$ROUNDS"); do
+    for w in $W; do
+        method=${w%%:*} conns=${w##*:}
+        script=$KIT/$method.lua
+        [[ $method == postkeys ]] && script=$BENCH_DIR/post-keys.lua
+        if [[ $method == get ]]; then targets=("nginx-rr:18101"); else targets=("nginx-mirror-ka:18104"); fi
+        port=18110
+        for b in "${BINS[@]}"; do targets+=("$b:$port"); port=$((port + 1)); done
+        for t in "${targets[@]}"; do
+            wrk -t1 -c"$conns" -d"$D" --latency -s "$script" "http://127.0.0.1:${t##*:}/kv/bench-key" 2>&1 |
+                python3 -c 'import sys,json
+for l in sys.stdin:
+    if l.startswith("BENCHJSON "):
+        j=json.loads(l[10:]); e=j["err_connect"]+j["err_read"]+j["err_write"]+j["err_status"]+j["err_timeout"]
+        print("\t".join(sys.argv[1:]) + "\t%.0f\t%d\t%d\t%d" % (j["rps"], j["p50_us"], j["p99_us"], e))' "$r" "$w" "${t%:*}"
+        done
+    done
+done
