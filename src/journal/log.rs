@@ -3,7 +3,8 @@
 //! One file, `dir/journal.log`, of frames `[len: u32 LE][crc32 of payload: u32 LE][payload]`.
 //! A single writer thread owns the file; callers enqueue work synchronously (so the order
 //! they enqueue in, e.g. under their own mutex, is the order in the file) and await a future
-//! that resolves once the work is as durable as the [`Durability`] mode promises.
+//! that resolves once the work is as durable as the [`Durability`] mode promises. In `none`
+//! mode, which never syncs, there is no thread: the caller writes to the OS itself.
 //!
 //! At open, every intact record is read back; a torn or corrupt tail (a crash mid-write, a
 //! flipped bit, garbage) is cut off and reported in a [`TailReport`], never a panic.
@@ -14,7 +15,7 @@
 //! | --- | --- | --- | --- | --- |
 //! | [`Durability::Fsync`] | `"fsync"` | yes | yes | one fdatasync of its own |
 //! | [`Durability::GroupCommit`] (default) | `"group"` | yes | yes | one fdatasync shared by every append queued meanwhile |
-//! | [`Durability::None`] | `"none"` | yes (written to the OS) | no | no sync |
+//! | [`Durability::None`] | `"none"` | yes (written to the OS) | no | no sync, no thread hand-off |
 //!
 //! fdatasync also persists the file length, so a synced record is readable after power loss.
 //! When benchmarking, compare `group` with `fsync` under concurrency: with one caller they
@@ -30,7 +31,7 @@ use std::{
     io::Read,
     path::{Path, PathBuf},
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
         mpsc,
     },
@@ -86,9 +87,21 @@ pub struct Log {
 
 #[derive(Debug)]
 struct Inner {
-    tx: mpsc::Sender<Command>,
+    engine: Engine,
     path: PathBuf,
     size: Arc<AtomicU64>,
+}
+
+/// Who runs the commands.
+#[derive(Debug)]
+enum Engine {
+    /// The writer thread, fed through its queue (`group` and `fsync`: syncs never block the
+    /// caller's thread).
+    Thread(mpsc::Sender<Command>),
+    /// The caller's thread, under this lock (`none`: a write to the OS costs less than waking
+    /// another thread and waiting to be woken back; a compaction's rewrite, every few thousand
+    /// records, then also runs on the caller's thread).
+    Inline(Mutex<Writer>),
 }
 
 impl Log {
@@ -150,14 +163,19 @@ impl Log {
             len,
             failed: None,
         };
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("dtc-journal".to_owned())
-            .spawn(move || writer.run(rx))
-            .map_err(|e| JournalError::Spawn {
-                source: Arc::new(e),
-            })?;
-        let inner = Inner { tx, path, size };
+        let engine = if opts.durability == Durability::None {
+            Engine::Inline(Mutex::new(writer))
+        } else {
+            let (tx, rx) = mpsc::channel();
+            std::thread::Builder::new()
+                .name("dtc-journal".to_owned())
+                .spawn(move || writer.run(rx))
+                .map_err(|e| JournalError::Spawn {
+                    source: Arc::new(e),
+                })?;
+            Engine::Thread(tx)
+        };
+        let inner = Inner { engine, path, size };
         Ok(Log {
             inner: Arc::new(inner),
         })
@@ -218,7 +236,15 @@ impl Log {
         let (done, answer) = oneshot::channel();
         // If the writer is gone the command, and `done` with it, is dropped: the await below
         // then reports it instead of hanging.
-        let _ = self.inner.tx.send(command(done));
+        match &self.inner.engine {
+            Engine::Thread(tx) => {
+                let _ = tx.send(command(done));
+            }
+            Engine::Inline(writer) => writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .run_batch(vec![command(done)]),
+        }
         let path = self.inner.path.clone();
         async move {
             answer

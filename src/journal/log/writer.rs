@@ -44,7 +44,8 @@ pub(super) enum Command {
     Flush { done: Done },
 }
 
-/// The state owned by the writer thread.
+/// What writes the file: owned by the writer thread, or (in `none` mode) locked by the caller.
+#[derive(Debug)]
 pub(super) struct Writer {
     pub file: File,
     /// Frames of the current batch, not yet written.
@@ -74,7 +75,7 @@ impl Writer {
         debug!(path = %self.path.display(), "journal writer stopped");
     }
 
-    fn run_batch(&mut self, batch: Vec<Command>) {
+    pub(super) fn run_batch(&mut self, batch: Vec<Command>) {
         let mut waiters = Vec::new();
         let mut flush_asked = false;
         for command in batch {
