@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# CPU time per proxied request: dtc builds and the nginx-rr peer, each alone against the kit's
+# backends, in alternating rounds. The serving process's user+system time (from /proc/<pid>/stat)
+# over one wrk run, divided by the requests wrk completed. On a shared machine this moves far
+# less than req/s does, because it does not depend on how much CPU the others left over.
+#
+#   bench/cpu.sh target/release/dtc                 # GET at 32 connections, 3 rounds
+#   SCRIPT=bench/post-keys.lua bench/cpu.sh /tmp/dtc-before target/release/dtc
+#
+# Knobs: SCRIPT (the kit's get.lua), CONNS (32), D (5s), ROUNDS (3), DURABILITY (group),
+# NGINX=0 to leave nginx-rr out (for write scripts it proxies to one node only).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_kit
+[[ $# -ge 1 ]] || { sed -n '2,12p' "$0" >&2; exit 2; }
+SCRIPT=${SCRIPT:-$KIT/get.lua} CONNS=${CONNS:-32} D=${D:-5s} ROUNDS=${ROUNDS:-3}
+WORK=$(mktemp -d /tmp/dtc-cpu.XXXXXX)
+PID=
+cleanup() { [[ -n "$PID" ]] && kill -TERM -- "-$PID" 2>/dev/null; stop_backends; rm -rf "$WORK"; }
+trap cleanup EXIT
+start_backends
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+measure() {  # measure NAME PID PORT
+    local t0 t1 n
+    t0=$(ticks "$2")
+    n=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" "http://127.0.0.1:$3/kv/bench-key" |
+        python3 -c 'import sys,json
+for l in sys.stdin:
+    if l.startswith("BENCHJSON "): print(json.loads(l[10:])["requests"])')
+    t1=$(ticks "$2")
+    python3 -c "import os,sys; n=int(sys.argv[3]); print('%s\t%s\t%d\t%.2f' % (sys.argv[1], sys.argv[2], n, (int(sys.argv[5])-int(sys.argv[4]))*1e6/os.sysconf('SC_CLK_TCK')/n))" \
+        "$r" "$1" "$n" "$t0" "$t1"
+}
+printf 'round\tserver\trequests\tcpu_us_per_request\n'
+for r in $(seq "$ROUNDS"); do
+    if [[ "${NGINX:-1}" == 1 ]]; then
+        mkdir -p /tmp/bench-nginx-tmp/rr/{body,proxy,fastcgi,uwsgi,scgi}
+        setsid nginx -c "$KIT/conf/nginx-rr.nginx.conf" -e /tmp/bench-cpu-rr.error.log \
+            -g "daemon off; worker_processes 1; pid /tmp/bench-cpu-rr.pid;" >/dev/null 2>&1 &
+        PID=$!
+        for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18101/kv/bench-key 2>/dev/null && break; sleep 0.05; done
+        measure nginx-rr "$(pgrep -P "$PID" | head -1)" 18101
+        kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
+    fi
+    for b in "$@"; do
+        rm -rf "$WORK/journal"
+        write_config "$WORK/dtc.toml" "$WORK/journal" "${DURABILITY:-group}" 127.0.0.1:18130
+        RUST_LOG=${RUST_LOG:-warn} setsid "$b" run --config "$WORK/dtc.toml" --workers 1 >/dev/null 2>&1 &
+        PID=$!
+        for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18130/kv/bench-key 2>/dev/null && break; sleep 0.05; done
+        measure "$b" "$PID" 18130
+        kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
+    done
+done
