@@ -106,8 +106,11 @@ fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuar
             std::io::stderr(),
         ));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal, not in files or a collector's pipe.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer);
     let _ = match format {
         LogFormat::Human => builder.try_init(),
