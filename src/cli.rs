@@ -75,8 +75,11 @@ const EXIT_SOFTWARE: u8 = 70;
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Flushes the log lines still queued when dtc exits.
-    let _log_writer = init_logging(cli.log_format);
+    // Writes out the log lines still buffered when dtc exits.
+    let _log = crate::logging::init(match cli.log_format {
+        LogFormat::Human => crate::logging::Format::Human,
+        LogFormat::Json => crate::logging::Format::Json,
+    });
     match cli.command {
         Command::Check(args) => check(&args),
         Command::Run(args) => run(args),
@@ -85,38 +88,6 @@ pub fn main() -> ExitCode {
         Command::Webhook(args) => with_runtime(0, crate::k8s::webhook_main(args)),
         Command::Node(args) => with_runtime(0, crate::node::node_main(args)),
     }
-}
-
-/// Log lines that may wait for the log thread before loggers wait too.
-const LOG_QUEUE_LINES: usize = 4096;
-
-/// Logs go to stderr through a writer thread: a request that logs (every finished write does)
-/// only formats its line and queues it; the thread writes whatever has queued up in one go.
-/// Nothing is dropped: when the queue ([`LOG_QUEUE_LINES`]) is full, loggers wait, as they did on
-/// stderr itself.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    use tracing_subscriber::EnvFilter;
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        // The queue is allocated up front (the default of 128k lines is ~4 MiB of RSS).
-        .buffered_lines_limit(LOG_QUEUE_LINES)
-        .thread_name("dtc-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 << 10,
-            std::io::stderr(),
-        ));
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only for a person at a terminal, not in files or a collector's pipe.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer);
-    let _ = match format {
-        LogFormat::Human => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    guard
 }
 
 /// Runs `fut` on a tokio runtime with `workers` threads (0: one per core). One worker is a

@@ -23,7 +23,8 @@
 //!
 //! Around it: [`admin`] (health, readiness, metrics, transactions API, alerts), [`k8s`]
 //! (`dtc inject`, the admission webhook), [`node`] (the reference node the demo and tests run),
-//! [`app`] (wiring), [`cli`] (the command line), [`demo`].
+//! [`app`] (wiring), [`cli`] (the command line), [`logging`] (stderr through a batching
+//! writer thread), [`demo`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -34,6 +35,7 @@ pub mod demo;
 pub mod headers;
 pub mod journal;
 pub mod k8s;
+pub mod logging;
 pub mod node;
 pub mod proxy;
 pub mod runtime;
