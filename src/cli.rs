@@ -1,7 +1,7 @@
 //! The command line: `dtc run | check | node | demo | inject | webhook`.
 
 use crate::config;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -17,16 +17,9 @@ pub struct Cli {
         default_value = "human",
         env = "DTC_LOG_FORMAT"
     )]
-    pub log_format: LogFormat,
+    pub log_format: crate::logging::Format,
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Log output format.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,10 +69,7 @@ const EXIT_SOFTWARE: u8 = 70;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Writes out the log lines still buffered when dtc exits.
-    let _log = crate::logging::init(match cli.log_format {
-        LogFormat::Human => crate::logging::Format::Human,
-        LogFormat::Json => crate::logging::Format::Json,
-    });
+    let _log = crate::logging::init(cli.log_format);
     match cli.command {
         Command::Check(args) => check(&args),
         Command::Run(args) => run(args),

@@ -24,8 +24,8 @@ pub const HIGH_WATER: usize = 64 << 10;
 /// Buffered bytes past which loggers wait for the thread.
 pub const MAX_BUFFER: usize = 1 << 20;
 
-/// How log lines are formatted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How log lines are formatted (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     /// Human-readable lines (coloured only when stderr is a terminal).
     Human,

@@ -243,7 +243,7 @@ impl Log {
             Engine::Inline(writer) => writer
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .run_batch(vec![command(done)]),
+                .run_batch(std::iter::once(command(done))),
         }
         let path = self.inner.path.clone();
         async move {

@@ -43,27 +43,26 @@ impl Journal {
     /// corrupt tail is cut and reported, never fatal.
     pub fn open(cfg: &JournalConfig) -> Result<(Arc<Journal>, TailReport), JournalError> {
         let durability = match cfg.durability {
-            DurabilityMode::Fsync => Durability::Fsync,
-            DurabilityMode::Group => Durability::GroupCommit,
-            DurabilityMode::None => Durability::None,
-            DurabilityMode::Off => {
+            DurabilityMode::Fsync => Some(Durability::Fsync),
+            DurabilityMode::Group => Some(Durability::GroupCommit),
+            DurabilityMode::None => Some(Durability::None),
+            DurabilityMode::Off => None,
+        };
+        let (log, records, tail) = match durability {
+            Some(durability) => {
+                let (log, records, tail) = Log::open(LogOptions {
+                    dir: PathBuf::from(&cfg.dir),
+                    durability,
+                })?;
+                (Some(log), records, tail)
+            }
+            None => {
                 tracing::warn!(
                     "journal.durability = \"off\": transactions are kept in memory only; a crash forgets those in flight and those that failed"
                 );
-                let journal = Journal {
-                    log: None,
-                    keep_finished: cfg.keep_finished,
-                    state: Mutex::new(State::default()),
-                    wake: tokio::sync::Notify::new(),
-                };
-                return Ok((Arc::new(journal), TailReport::default()));
+                (None, Vec::new(), TailReport::default())
             }
         };
-        let (log, records, tail) = Log::open(LogOptions {
-            dir: PathBuf::from(&cfg.dir),
-            durability,
-        })?;
-        let log = Some(log);
         let journal = Journal {
             log,
             keep_finished: cfg.keep_finished,
@@ -138,16 +137,17 @@ impl Journal {
         &self,
         rec: Record,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        let bytes = self
+        // Serialised before the lock is taken; with `off` there is nothing to write.
+        let to_write = self
             .log
             .as_ref()
-            .map(|_| serde_json::to_vec(&rec).unwrap_or_default());
+            .map(|log| (log, serde_json::to_vec(&rec).unwrap_or_default()));
         let mut st = self.lock();
         self.fold(&mut st, &rec);
         let txn = rec.txn().to_string();
         refence(&mut st, &txn);
         self.trim(&mut st);
-        let (Some(log), Some(bytes)) = (&self.log, bytes) else {
+        let Some((log, bytes)) = to_write else {
             return Either::Left(std::future::ready(Ok(())));
         };
         let done = log.append(bytes);

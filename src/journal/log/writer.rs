@@ -75,7 +75,7 @@ impl Writer {
         debug!(path = %self.path.display(), "journal writer stopped");
     }
 
-    pub(super) fn run_batch(&mut self, batch: Vec<Command>) {
+    pub(super) fn run_batch(&mut self, batch: impl IntoIterator<Item = Command>) {
         let mut waiters = Vec::new();
         let mut flush_asked = false;
         for command in batch {
