@@ -44,6 +44,39 @@ fn spawn_dtc(cfg: &Config, dir: &std::path::Path) -> Process {
     }
 }
 
+/// Re-drive and read-back checks that run within a test's patience; writes are not refused
+/// while a node is down, so a compensation can fail.
+fn quick_redrive(c: &mut Config) {
+    c.journal.redrive_initial = Duration::from_millis(50);
+    c.journal.redrive_max = Duration::from_millis(100);
+    c.journal.verify_after = Duration::from_millis(100);
+    c.writes.fail_fast = false;
+}
+
+/// A create of `id` that a and b apply while c holds it; a and c then go down, so the rollback
+/// cannot reach a and the transaction ends `failed`. Returns its transaction id.
+async fn failed_create(nodes: &[dtc::node::RefNode], dtc: &Dtc, id: &str) -> String {
+    let client = half_done_create(nodes, &dtc.url, id).await;
+    nodes[0].set_down(true).await;
+    nodes[2].set_down(true).await;
+    let a = client.await.unwrap().expect("an answer");
+    assert_eq!(header(&a, "x-dtc-state"), "failed");
+    header(&a, "x-dtc-transaction-id").to_string()
+}
+
+/// Brings a and c back and waits for the background re-drive to roll `txn` back.
+async fn nodes_back_and_rolled_back(nodes: &[dtc::node::RefNode], dtc: &Dtc, txn: &str) {
+    nodes[0].set_down(false).await;
+    nodes[2].set_down(false).await;
+    let journal = dtc.app.journal().unwrap().clone();
+    wait_until("the re-drive rolled it back", || {
+        journal
+            .get(txn)
+            .is_some_and(|e| e.state == TxnState::RolledBack)
+    })
+    .await;
+}
+
 fn journal_config(nodes: &[dtc::node::RefNode], dir: &std::path::Path) -> Config {
     let mut cfg = test_config(nodes);
     cfg.journal.dir = dir.join("journal").display().to_string();
@@ -83,28 +116,11 @@ async fn a_crash_mid_write_is_undone_at_the_next_start() {
 
 #[tokio::test]
 async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_its_resource() {
-    let (nodes, dtc) = cluster_with(|c| {
-        c.journal.redrive_initial = Duration::from_millis(50);
-        c.journal.redrive_max = Duration::from_millis(100);
-        c.journal.verify_after = Duration::from_millis(100);
-        c.writes.fail_fast = false;
-    })
-    .await;
-    let client = half_done_create(&nodes, &dtc.url, "g1").await;
-    nodes[0].set_down(true).await;
-    nodes[2].set_down(true).await;
-    let a = client.await.unwrap().expect("an answer");
-    assert_eq!(header(&a, "x-dtc-state"), "failed");
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    let (nodes, dtc) = cluster_with(quick_redrive).await;
+    let txn = failed_create(&nodes, &dtc, "g1").await;
     let journal = dtc.app.journal().unwrap().clone();
     assert_eq!(journal.get(&txn).unwrap().state, TxnState::Failed);
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let txn_url = format!("http://{}/transactions/{txn}", admin.local_addr().unwrap());
-    tokio::spawn(dtc::admin::serve(
-        admin,
-        dtc.app.admin.clone(),
-        std::future::pending(),
-    ));
+    let txn_url = format!("{}/transactions/{txn}", dtc.serve_admin().await);
     let shown = send(Method::GET, &txn_url, None, &[]).await;
     assert_eq!(json(&shown.2)["state"], "failed", "the admin API lists it");
     let listed = send(
@@ -126,14 +142,7 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
     assert_eq!(fenced.0, 409);
     assert_eq!(json(&fenced.2)["blocking_transaction"], txn.as_str());
     // The nodes come back; no client does anything; the re-drive converges.
-    nodes[0].set_down(false).await;
-    nodes[2].set_down(false).await;
-    wait_until("the re-drive rolled it back", || {
-        journal
-            .get(&txn)
-            .is_some_and(|e| e.state == TxnState::RolledBack)
-    })
-    .await;
+    nodes_back_and_rolled_back(&nodes, &dtc, &txn).await;
     assert!(nodes.iter().all(|n| !n.groups().contains("g1")));
     assert!(journal.get(&txn).unwrap().redrives >= 1);
     let shown = send(Method::GET, &txn_url, None, &[]).await;
@@ -400,22 +409,14 @@ async fn durability_off_writes_nothing_but_still_fences_and_re_drives() {
     let dir = tempfile::tempdir().unwrap();
     let journal_dir = dir.path().join("journal");
     let (nodes, dtc) = cluster_with(|c| {
+        quick_redrive(c);
         c.journal.dir = journal_dir.display().to_string();
         c.journal.durability = dtc::config::DurabilityMode::Off;
-        c.journal.redrive_initial = Duration::from_millis(50);
-        c.journal.redrive_max = Duration::from_millis(100);
-        c.journal.verify_after = Duration::from_millis(100);
-        c.writes.fail_fast = false;
     })
     .await;
     let ok = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g0")), &[]).await;
     assert_eq!(ok.0, 201);
-    let client = half_done_create(&nodes, &dtc.url, "g1").await;
-    nodes[0].set_down(true).await;
-    nodes[2].set_down(true).await;
-    let a = client.await.unwrap().expect("an answer");
-    assert_eq!(header(&a, "x-dtc-state"), "failed");
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    let txn = failed_create(&nodes, &dtc, "g1").await;
     let fenced = send(
         Method::DELETE,
         &dtc.at("/v1/group/"),
@@ -424,15 +425,8 @@ async fn durability_off_writes_nothing_but_still_fences_and_re_drives() {
     )
     .await;
     assert_eq!(fenced.0, 409, "the fence is kept in memory");
-    nodes[0].set_down(false).await;
-    nodes[2].set_down(false).await;
+    nodes_back_and_rolled_back(&nodes, &dtc, &txn).await;
     let journal = dtc.app.journal().unwrap().clone();
-    wait_until("the re-drive rolled it back", || {
-        journal
-            .get(&txn)
-            .is_some_and(|e| e.state == TxnState::RolledBack)
-    })
-    .await;
     assert!(nodes.iter().all(|n| !n.groups().contains("g1")));
     assert_eq!(journal.size_bytes(), 0);
     assert!(

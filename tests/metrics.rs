@@ -179,13 +179,7 @@ fn every_metric_is_typed_and_documented() {
 #[tokio::test]
 async fn counters_match_the_transactions_the_proxy_ran() {
     let (nodes, dtc) = support::cluster_with(|c| c.writes.fail_fast = false).await;
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin_url = format!("http://{}", admin.local_addr().unwrap());
-    tokio::spawn(dtc::admin::serve(
-        admin,
-        dtc.app.admin.clone(),
-        std::future::pending(),
-    ));
+    let admin_url = dtc.serve_admin().await;
     let body = |g: &str| support::group(g);
     for g in ["m1", "m2", "m3"] {
         assert_eq!(

@@ -213,6 +213,20 @@ impl Dtc {
         format!("{}{path}", self.url)
     }
 
+    /// Starts this proxy's admin listener on a free port; its base URL, `http://127.0.0.1:PORT`.
+    pub async fn serve_admin(&self) -> String {
+        let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind admin");
+        let url = format!("http://{}", admin.local_addr().expect("admin addr"));
+        tokio::spawn(dtc::admin::serve(
+            admin,
+            self.app.admin.clone(),
+            std::future::pending(),
+        ));
+        url
+    }
+
     /// Whether the proxy currently sees node `i` as up.
     pub fn node_up(&self, i: usize) -> bool {
         self.app.current.load().nodes.all()[i].health.is_up()
