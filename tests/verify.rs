@@ -314,4 +314,9 @@ async fn bad_flags_and_a_missing_config_say_what_is_wrong_and_exit_64() {
         assert_eq!(code, 64, "{args:?}: {err}");
         assert!(err.contains(says), "{args:?}: {err}");
     }
+    let mut bad = Config::default();
+    bad.verify.limit = 0;
+    let (code, _, err) = verify(&write_config(&bad, dir.path()), &[]).await;
+    assert_eq!(code, 64);
+    assert!(err.contains("`verify.limit`: must be at least 1"), "{err}");
 }

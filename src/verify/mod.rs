@@ -27,11 +27,12 @@ use crate::admin::{AlertEvent, AlertKind, Alerter, Metrics};
 use crate::journal::Journal;
 use crate::journal::record::now_ms;
 use crate::runtime::{Current, Runtime};
-use crate::saga::Coordinator;
 use crate::saga::locks::KeyLocks;
+use crate::saga::{Coordinator, TxnState};
 use read::{Held, Judgment, ReadPlan};
 use report::{NodeHeld, RepairBrief, TxnBrief};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What to check.
@@ -54,6 +55,8 @@ pub struct Verifier {
     keys: Arc<dyn RecentKeys>,
     metrics: Arc<Metrics>,
     alerter: Option<Arc<Alerter>>,
+    /// Keys found differing by the last run: alerted once, not at every run.
+    alerted: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Verifier {
@@ -68,6 +71,7 @@ impl Verifier {
             journal,
             metrics: coordinator.metrics().clone(),
             alerter: coordinator.alerter.clone(),
+            alerted: Arc::default(),
         })
     }
 
@@ -91,6 +95,13 @@ impl Verifier {
             progress(i + 1, keys.len());
         }
         self.metrics.set_divergent_keys(report.divergent_left());
+        let differing: HashSet<String> = report
+            .findings
+            .iter()
+            .filter(|k| k.finding.differs() && !k.repaired())
+            .map(|k| k.key.clone())
+            .collect();
+        *self.alerted.lock().unwrap_or_else(|p| p.into_inner()) = differing;
         report
     }
 
@@ -103,11 +114,20 @@ impl Verifier {
         let _key = self.locks.lock(&history.key).await;
         // Re-read under the lock: a write may have finished while this one waited.
         let history = self.keys.history(&history.key);
-        if let Some(txn) = self.journal.fence_of(&history.key) {
-            let mut k = key_report(&history, &plan, Finding::Fenced, &[], &rt);
-            k.note = Some(format!(
+        let in_doubt = history.txns.iter().find(|e| e.state == TxnState::InDoubt);
+        let owner = match (self.journal.fence_of(&history.key), in_doubt) {
+            (Some(txn), _) => Some(format!(
                 "failed transaction {txn} fences the key: re-drive or resolve it first"
-            ));
+            )),
+            (None, Some(e)) => Some(format!(
+                "transaction {} is in doubt: the recovery of the next dtc start undoes it",
+                e.begin.txn
+            )),
+            (None, None) => None,
+        };
+        if let Some(note) = owner {
+            let mut k = key_report(&history, &plan, Finding::Fenced, &[], &rt);
+            k.note = Some(note);
             report.findings.push(k);
             return;
         }
@@ -195,13 +215,19 @@ impl Verifier {
         }
     }
 
+    /// Alerts about a key found differing, unless the previous run already did.
     fn alert(&self, history: &KeyHistory, k: &KeyReport) {
         let Some(alerter) = &self.alerter else { return };
+        let known = self.alerted.lock().unwrap_or_else(|p| p.into_inner());
+        if known.contains(&history.key) {
+            return;
+        }
+        drop(known);
         let last = history.txns.first();
         alerter.send(AlertEvent {
             kind: AlertKind::DivergenceFound,
             txn: last.map(|e| e.begin.txn.clone()).unwrap_or_default(),
-            state: last.map_or(crate::saga::TxnState::Succeeded, |e| e.state),
+            state: last.map_or(TxnState::Succeeded, |e| e.state),
             key: history.key.clone(),
             route: last.and_then(|e| e.begin.route.clone()),
             reason: Some(k.line()),

@@ -198,3 +198,53 @@ impl Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(finding: Finding, repaired: bool) -> KeyReport {
+        KeyReport {
+            key: "k".into(),
+            finding,
+            read: "GET /k".into(),
+            nodes: Vec::new(),
+            odd: Vec::new(),
+            target: None,
+            note: None,
+            txns: Vec::new(),
+            repair: repaired.then(|| RepairBrief {
+                txn: Some("t".into()),
+                state: "succeeded".into(),
+                detail: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn exit_codes_follow_what_is_left() {
+        let report = |findings| Report {
+            findings,
+            ..Report::default()
+        };
+        assert_eq!(report(vec![]).exit_code(), EXIT_OK);
+        assert_eq!(
+            report(vec![finding(Finding::Divergent, true)]).exit_code(),
+            EXIT_OK
+        );
+        assert_eq!(
+            report(vec![finding(Finding::Fenced, false)]).exit_code(),
+            EXIT_INCOMPLETE
+        );
+        let mixed = report(vec![
+            finding(Finding::Unreadable, false),
+            finding(Finding::NoMajority, false),
+        ]);
+        assert_eq!(mixed.exit_code(), EXIT_DIVERGENT);
+        assert!(
+            mixed
+                .summary()
+                .contains("1 differ (0 repaired, 1 left), 1 unreadable")
+        );
+    }
+}
