@@ -47,8 +47,9 @@ async fn delete_behind_dtc(node: &dtc::node::RefNode, id: &str) {
 async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_running_sidecar() {
     let (nodes, dtc) = cluster().await;
     let admin = dtc.serve_admin().await;
+    let auth = [("authorization", "Bearer client-secret")];
     for g in ["g1", "g2"] {
-        let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group(g)), &[]).await;
+        let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group(g)), &auth).await;
         assert_eq!(a.0, 201);
     }
     let mut cfg = test_config(&nodes);
@@ -116,6 +117,19 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
         "sent to b only"
     );
     assert_eq!(repair["nodes"][0]["node"], "b");
+    let sent = writes(&nodes[1], Method::POST).pop().unwrap();
+    let h = |name| sent.headers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(h("x-dtc-transaction-id"), repair["txn"].as_str());
+    assert_eq!(
+        h("authorization"),
+        Some("Bearer client-secret"),
+        "the client's auth goes along"
+    );
+    assert_eq!(
+        sent.body,
+        group("g1").replace(' ', ""),
+        "the majority's representation"
+    );
     assert_eq!(verify(&path, &[]).await.0, 0);
 }
 

@@ -200,7 +200,7 @@ impl Verifier {
         match result {
             Ok(r) => {
                 tracing::info!(txn = %r.txn, key = %history.key, state = %r.state, "verify repair finished");
-                self.metrics.txn_finished(r.state, 0.0);
+                self.metrics.txn_finished(r.state, r.elapsed.as_secs_f64());
                 RepairBrief {
                     txn: Some(r.txn),
                     state: r.state.to_string(),

@@ -4,6 +4,7 @@
 
 use super::keys::KeyHistory;
 use crate::config::template::{Context, Escape};
+use crate::journal::redrive::header_map;
 use crate::runtime::Runtime;
 use crate::saga::TxnState;
 use crate::saga::attempt::{Call, CallLimits, call_with_retries};
@@ -18,6 +19,9 @@ use std::sync::Arc;
 pub struct ReadPlan {
     pub method: Method,
     pub path: String,
+    /// The end-to-end headers (authorization and the like) journaled with the transaction the
+    /// read comes from; repairs carry them too.
+    pub headers: HeaderMap,
 }
 
 /// What one node holds for the key.
@@ -195,6 +199,7 @@ pub fn plan(rt: &Runtime, history: &KeyHistory) -> Option<ReadPlan> {
         Some(ReadPlan {
             method: Method::from_bytes(v.method.as_bytes()).ok()?,
             path: v.path.clone(),
+            headers: header_map(&e.begin.headers),
         })
     });
     from_verify.or_else(|| {
@@ -220,6 +225,7 @@ pub fn plan(rt: &Runtime, history: &KeyHistory) -> Option<ReadPlan> {
             Some(ReadPlan {
                 method: rule.method.clone(),
                 path,
+                headers: header_map(&e.begin.headers),
             })
         })
     })
@@ -231,7 +237,7 @@ pub async fn read(rt: &Runtime, node: &Arc<Node>, plan: &ReadPlan) -> Held {
         node,
         method: plan.method.clone(),
         path_and_query: plan.path.clone(),
-        headers: HeaderMap::new(),
+        headers: plan.headers.clone(),
         body: Bytes::new(),
         already: &[404, 410],
     };

@@ -24,7 +24,7 @@ use crate::saga::policy::Backoff;
 use crate::saga::{Class, NodeReport, Reason, TxnState, new_txn_id};
 use crate::upstream::Node;
 use bytes::Bytes;
-use http::{HeaderMap, Method};
+use http::Method;
 use std::sync::Arc;
 
 /// The route name repair transactions carry.
@@ -48,6 +48,7 @@ pub struct Repaired {
     pub state: TxnState,
     /// Per odd node: the repair's answer.
     pub nodes: Vec<NodeReport>,
+    pub elapsed: std::time::Duration,
 }
 
 /// The write that brings a node holding `held` to `target`, or why there is none.
@@ -166,6 +167,7 @@ pub async fn run(
     read_plan: &ReadPlan,
     target: &Target,
 ) -> Result<Repaired, String> {
+    let started = std::time::Instant::now();
     let txn = new_txn_id();
     let first = &writes.first().ok_or("nothing to repair")?.1;
     let begin = Begin {
@@ -193,7 +195,7 @@ pub async fn run(
     let sends = writes.iter().map(|(node, w)| {
         let (txn, policy) = (&txn, &policy);
         async move {
-            let mut h = HeaderMap::new();
+            let mut h = read_plan.headers.clone();
             if let Some(ct) = w.content_type.as_deref().and_then(|c| c.parse().ok()) {
                 h.insert(http::header::CONTENT_TYPE, ct);
             }
@@ -243,5 +245,10 @@ pub async fn run(
         .end(&txn, state, reason, nodes.clone())
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Repaired { txn, state, nodes })
+    Ok(Repaired {
+        txn,
+        state,
+        nodes,
+        elapsed: started.elapsed(),
+    })
 }
