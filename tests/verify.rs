@@ -134,7 +134,7 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_majority_is_reported_and_left_alone_while_a_majority_is_restored() {
+async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are_restored() {
     let (nodes, dtc) = cluster().await;
     for id in [7, 8] {
         let a = send(
@@ -146,6 +146,19 @@ async fn no_majority_is_reported_and_left_alone_while_a_majority_is_restored() {
         .await;
         assert!(a.0.is_success(), "{a:?}");
     }
+    // g3: created and deleted through dtc, then planted on a; g4: created, then deleted
+    // behind dtc's back on a and b (the majority contradicts the journal).
+    for (method, g) in [
+        (Method::POST, "g3"),
+        (Method::DELETE, "g3"),
+        (Method::POST, "g4"),
+    ] {
+        let a = send(method, &dtc.at("/v1/group/"), Some(&group(g)), &[]).await;
+        assert!(a.0.is_success(), "{a:?}");
+    }
+    nodes[0].insert_group("g3");
+    delete_behind_dtc(&nodes[0], "g4").await;
+    delete_behind_dtc(&nodes[1], "g4").await;
     // Item 7: three different bodies; item 8: c alone differs.
     for (node, id, body) in [
         (0, 7, r#"{"v":1}"#),
@@ -177,6 +190,22 @@ async fn no_majority_is_reported_and_left_alone_while_a_majority_is_restored() {
         (Finding::Divergent, &vec!["c".to_string()])
     );
     assert!(eight.repaired(), "{}", eight.line());
+    let g3 = find("group/g3");
+    assert_eq!(
+        (g3.finding, &g3.odd),
+        (Finding::Divergent, &vec!["a".to_string()])
+    );
+    assert!(g3.repaired(), "{}", g3.line());
+    assert!(
+        nodes.iter().all(|n| !n.groups().contains("g3")),
+        "deleted again on a"
+    );
+    let g4 = find("group/g4");
+    assert_eq!(g4.finding, Finding::Contradicted, "{}", g4.line());
+    assert!(
+        g4.repair.is_none() && nodes[2].groups().contains("g4"),
+        "left alone"
+    );
     let bodies = |id| {
         nodes
             .iter()
@@ -193,18 +222,19 @@ async fn no_majority_is_reported_and_left_alone_while_a_majority_is_restored() {
         [0, 0, 0].map(|v| serde_json::json!({"v": v})),
         "restored"
     );
-    assert_eq!(report.exit_code(), 1, "item 7 still differs");
+    assert_eq!(report.exit_code(), 1, "item 7 and g4 still differ");
     let journal = dtc.app.journal().unwrap();
-    let repairs: Vec<_> = journal
+    let mut repairs: Vec<_> = journal
         .list(None, 100)
         .into_iter()
         .filter(|e| e.begin.route.as_deref() == Some(REPAIR_ROUTE))
         .map(|e| e.begin.key)
         .collect();
-    assert_eq!(repairs, ["item/8"]);
+    repairs.sort();
+    assert_eq!(repairs, ["group/g3", "item/8"]);
     let metrics = dtc.app.admin.metrics.encode(&Default::default());
     assert!(
-        metrics.lines().any(|l| l == "dtc_divergent_keys 1"),
+        metrics.lines().any(|l| l == "dtc_divergent_keys 2"),
         "{metrics}"
     );
 }
