@@ -174,6 +174,8 @@ mod tests {
     fn paths_name_endpoints() {
         assert_eq!(Endpoint::of("/healthz"), Some(Endpoint::Healthz));
         assert_eq!(Endpoint::of("/dtc/"), Some(Endpoint::Dtc));
+        assert_eq!(Endpoint::of("/verify"), Some(Endpoint::Verify));
+        assert!(Endpoint::Verify.is_action(), "POST only: it may repair");
         assert_eq!(Endpoint::of("/transactions/"), Some(Endpoint::TxnList));
         assert_eq!(
             Endpoint::of("/transactions/abc/retry"),
