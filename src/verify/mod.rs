@@ -107,13 +107,17 @@ impl Verifier {
 
     async fn check(&self, history: &KeyHistory, repair: bool, report: &mut Report) {
         let rt = self.current.load();
-        let Some(plan) = read::plan(&rt, history) else {
+        if read::plan(&rt, history).is_none() {
             report.skipped += 1;
             return;
-        };
+        }
         let _key = self.locks.lock(&history.key).await;
         // Re-read under the lock: a write may have finished while this one waited.
         let history = self.keys.history(&history.key);
+        let Some(plan) = read::plan(&rt, &history) else {
+            report.skipped += 1;
+            return;
+        };
         let in_doubt = history.txns.iter().find(|e| e.state == TxnState::InDoubt);
         let owner = match (self.journal.fence_of(&history.key), in_doubt) {
             (Some(txn), _) => Some(format!(
