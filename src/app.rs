@@ -1,7 +1,7 @@
 //! Wiring: everything `dtc run` and `dtc demo` start, stopped together.
 //!
 //! [`App::start`] opens the journal, recovers what a crash left in doubt, and starts the
-//! background re-drive; [`App::serve`] runs the client listener and the admin listener until the
+//! background re-drive and the background verify ([`crate::verify::task`], off by default); [`App::serve`] runs the client listener and the admin listener until the
 //! shutdown future resolves, drains, and flushes the journal.
 
 use crate::admin::ReloadView;
@@ -152,10 +152,15 @@ impl App {
             on_change: Some(on_change),
         });
         let reload = reload_status(&current, &metrics);
+        let verifier = crate::verify::Verifier::new(&coordinator);
+        if let Some(v) = &verifier {
+            tokio::spawn(crate::verify::task::run(v.clone()));
+        }
         let admin = AdminState {
             metrics,
             txns,
             reload: reload_view(&reload),
+            verifier,
             ..AdminState::new(coordinator.clone())
         };
         Ok(App {

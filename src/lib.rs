@@ -19,7 +19,9 @@
 //!    decides, and undoes partial writes ([`saga::undo`]); the end state is journaled before the
 //!    answer ([`proxy::problem`] shapes error answers).
 //! 4. In the background, [`journal::redrive`] re-drives failed transactions and checks
-//!    rollbacks; [`upstream::health`] probes nodes; [`config::reload`] swaps in edited configs.
+//!    rollbacks; [`upstream::health`] probes nodes; [`config::reload`] swaps in edited configs;
+//!    [`verify::task`] (when `[verify] interval` is set) reads recently written keys on every
+//!    node and reports keys on which they differ — the same check `dtc verify` runs ([`verify`]).
 //!
 //! Around it: [`admin`] (health, readiness, metrics, transactions API, alerts), [`k8s`]
 //! (`dtc inject`, the admission webhook), [`node`] (the reference node the demo and tests run),
@@ -41,3 +43,4 @@ pub mod proxy;
 pub mod runtime;
 pub mod saga;
 pub mod upstream;
+pub mod verify;

@@ -198,7 +198,7 @@ fn dtc_answer(state: &AdminState, o: &Outcome) -> Response<ProxyBody> {
     resp
 }
 
-async fn read_body(
+pub(super) async fn read_body(
     state: &AdminState,
     req: Request<Incoming>,
 ) -> Result<Bytes, Response<ProxyBody>> {
@@ -207,7 +207,7 @@ async fn read_body(
     buffer_body(body, &parts.headers, MAX_BODY, timeout).await
 }
 
-fn bad_json(e: &serde_json::Error) -> Response<ProxyBody> {
+pub(super) fn bad_json(e: &serde_json::Error) -> Response<ProxyBody> {
     problem::plain(
         StatusCode::BAD_REQUEST,
         "bad-json",

@@ -1,4 +1,5 @@
-//! Alerts: a JSON event to a webhook when a transaction ends `failed` and when it later converges.
+//! Alerts: a JSON event to a webhook when a transaction ends `failed`, when it later converges,
+//! and when `dtc verify` finds nodes that differ on a key.
 //!
 //! [`Alerter::send`] never blocks its caller (the data path, the re-drive): it logs the event
 //! and hands it to a bounded channel; when the channel is full the event is dropped, counted and
@@ -27,6 +28,9 @@ pub enum AlertKind {
     TransactionFailed,
     /// A failed transaction converged (the re-drive undid it everywhere).
     TransactionConverged,
+    /// `dtc verify` found the nodes holding different things for a key (`txn` is the last
+    /// transaction on it, `reason` the evidence).
+    DivergenceFound,
 }
 
 /// The webhook's JSON body.
@@ -148,6 +152,9 @@ fn log_event(e: &AlertEvent) {
         }
         AlertKind::TransactionConverged => {
             tracing::info!(txn = %e.txn, state = %e.state, key = %e.key, route, "transaction converged")
+        }
+        AlertKind::DivergenceFound => {
+            tracing::error!(txn = %e.txn, key = %e.key, route, evidence = reason, "ALERT the nodes differ on a key")
         }
     }
 }

@@ -74,6 +74,7 @@ pub struct Metrics {
     node_requests: Family<NodeOutcomeLabel, Counter>,
     retries: Family<NodeLabel, Counter>,
     compensations: Family<NodeResultLabel, Counter>,
+    divergent_keys: Gauge,
     nodes: RwLock<HashMap<Box<str>, NodeCounters>>,
 }
 
@@ -171,6 +172,11 @@ impl Metrics {
             "dtc_redrives",
             "Re-drives of failed transactions, by result",
         );
+        let divergent_keys = add(
+            &mut r,
+            "dtc_divergent_keys",
+            "Keys the last verify found differing between nodes and left unrepaired",
+        );
         Arc::new(Metrics {
             registry: r,
             txns: TxnState::ALL
@@ -183,6 +189,7 @@ impl Metrics {
             node_requests,
             retries,
             compensations,
+            divergent_keys,
             nodes: RwLock::new(HashMap::new()),
         })
     }
@@ -236,6 +243,12 @@ impl Metrics {
     /// A background re-drive ran; `converged` when the nodes agree again.
     pub fn redrive(&self, converged: bool) {
         self.redrives[usize::from(!converged)].inc();
+    }
+
+    /// The last verify left `n` keys differing between nodes.
+    pub fn set_divergent_keys(&self, n: usize) {
+        self.divergent_keys
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Runs `f` on the counters of `node`, registered on first sight. The common case is a
@@ -333,6 +346,7 @@ mod tests {
         m.node_request("a", Class::Applied);
         m.node_request("a", Class::NotSent);
         m.compensation("a", false);
+        m.set_divergent_keys(2);
         let text = m.encode(&ScrapeView {
             generation: 3,
             in_doubt: 1,
@@ -347,6 +361,7 @@ mod tests {
             "dtc_compensations_total{node=\"a\",result=\"failed\"} 1",
             "dtc_write_duration_seconds_count 1",
             "dtc_transactions_failed 2",
+            "dtc_divergent_keys 2",
             "dtc_config_generation 3",
             "dtc_node_up{node=\"b\"} 0",
         ] {

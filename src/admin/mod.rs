@@ -4,7 +4,7 @@
 //! - [`metrics`]: the Prometheus metrics the data path bumps;
 //! - [`txns`]: [`TxnStore`], what the admin API needs from the journal;
 //! - [`alerts`]: [`Alerter`], failed/converged events to a webhook, never blocking the caller;
-//! - `routes`, `status`, `actions`: the HTTP endpoints (listed in [`serve`]).
+//! - `routes`, `status`, `actions`, `verify`: the HTTP endpoints (listed in [`serve`]).
 //!
 //! [`serve`] takes an already-bound listener and a shutdown future, like the proxy listener, so
 //! tests run it in-process on port 0.
@@ -15,6 +15,7 @@ pub mod metrics;
 mod routes;
 mod status;
 pub mod txns;
+mod verify;
 
 pub use alerts::{AlertEvent, AlertKind, AlertOptions, Alerter};
 pub use metrics::{Metrics, ScrapeView};
@@ -60,6 +61,8 @@ pub struct AdminState {
     pub txns: Arc<dyn TxnStore>,
     /// Reload status, read at each `GET /config`.
     pub reload: Arc<dyn Fn() -> ReloadView + Send + Sync>,
+    /// Runs `POST /verify`; `None` without a journal.
+    pub verifier: Option<crate::verify::Verifier>,
 }
 
 impl AdminState {
@@ -76,6 +79,7 @@ impl AdminState {
                 generation: for_reload.load().generation,
                 ..ReloadView::default()
             }),
+            verifier: None,
         }
     }
 }
@@ -85,7 +89,8 @@ impl AdminState {
 ///
 /// Endpoints: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /nodes`, `GET /config`,
 /// `GET /transactions?state=&limit=`, `GET /transactions/{id}`, `POST /transactions/{id}/retry`,
-/// `POST /transactions/{id}/resolve` (`{"reason": "..."}`), and `POST /dtc/`
+/// `POST /transactions/{id}/resolve` (`{"reason": "..."}`), `POST /verify`
+/// (`{"since": "1h", "limit": 1000, "repair": false}`, the check of `dtc verify`), and `POST /dtc/`
 /// (`{"groupId": "...", "action": "create"|"delete"}`). With `listen.admin_token` set, all but
 /// `/healthz` and `/readyz` need `Authorization: Bearer <token>`.
 pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()>) {

@@ -1,7 +1,7 @@
 //! Routing of admin requests: which endpoint a path names, which methods it takes, the bearer
 //! token, and the shared answer shapes (JSON, and problem+json for every error).
 
-use super::{AdminState, actions, status};
+use super::{AdminState, actions, status, verify};
 use crate::proxy::{ProxyBody, problem};
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -20,6 +20,7 @@ pub(super) enum Endpoint {
     Txn(String),
     TxnRetry(String),
     TxnResolve(String),
+    Verify,
     Dtc,
 }
 
@@ -39,6 +40,7 @@ impl Endpoint {
             ["transactions", id, "resolve"] if !id.is_empty() => {
                 Endpoint::TxnResolve(id.to_string())
             }
+            ["verify"] => Endpoint::Verify,
             ["dtc"] => Endpoint::Dtc,
             _ => return None,
         })
@@ -53,7 +55,7 @@ impl Endpoint {
     fn is_action(&self) -> bool {
         matches!(
             self,
-            Endpoint::TxnRetry(_) | Endpoint::TxnResolve(_) | Endpoint::Dtc
+            Endpoint::TxnRetry(_) | Endpoint::TxnResolve(_) | Endpoint::Verify | Endpoint::Dtc
         )
     }
 }
@@ -71,7 +73,7 @@ pub(super) async fn handle(state: &AdminState, req: Request<Incoming>) -> Respon
             StatusCode::NOT_FOUND,
             "not-found",
             format!(
-                "no admin endpoint at {}; see GET /healthz, /readyz, /metrics, /nodes, /config, /transactions",
+                "no admin endpoint at {}; see GET /healthz, /readyz, /metrics, /nodes, /config, /transactions, POST /verify",
                 req.uri().path()
             ),
         );
@@ -89,6 +91,7 @@ pub(super) async fn handle(state: &AdminState, req: Request<Incoming>) -> Respon
         Endpoint::Txn(id) => actions::get(state, &id),
         Endpoint::TxnRetry(id) => actions::retry(state, &id).await,
         Endpoint::TxnResolve(id) => actions::resolve(state, &id, req).await,
+        Endpoint::Verify => verify::verify(state, req).await,
         Endpoint::Dtc => actions::dtc(state, req).await,
     }
 }
@@ -171,6 +174,8 @@ mod tests {
     fn paths_name_endpoints() {
         assert_eq!(Endpoint::of("/healthz"), Some(Endpoint::Healthz));
         assert_eq!(Endpoint::of("/dtc/"), Some(Endpoint::Dtc));
+        assert_eq!(Endpoint::of("/verify"), Some(Endpoint::Verify));
+        assert!(Endpoint::Verify.is_action(), "POST only: it may repair");
         assert_eq!(Endpoint::of("/transactions/"), Some(Endpoint::TxnList));
         assert_eq!(
             Endpoint::of("/transactions/abc/retry"),

@@ -34,7 +34,7 @@ pub struct ConfigDiff {
     /// Node names in both whose URL differs (a new node behind the same name).
     pub nodes_changed: Vec<String>,
     /// Top-level sections whose values differ: `retry`, `timeouts`, `limits`, `health`,
-    /// `routes`, `writes`, `reads`, `alerts`, `journal`, `listen`, and `nodes` when only the
+    /// `routes`, `writes`, `reads`, `alerts`, `journal`, `verify`, `listen`, and `nodes` when only the
     /// node order changed.
     pub sections: Vec<&'static str>,
 }
@@ -68,6 +68,7 @@ impl ConfigDiff {
             ("reads", o.reads != n.reads),
             ("alerts", o.alerts != n.alerts),
             ("journal", o.journal != n.journal),
+            ("verify", o.verify != n.verify),
             ("listen", o.listen != n.listen),
         ]
         .into_iter()

@@ -14,10 +14,12 @@ pub mod model;
 pub mod reload;
 pub mod template;
 pub mod validate;
+pub mod verify_task;
 pub mod watch;
 
 pub use model::*;
 pub use validate::{NodeSpec, Route, Settings};
+pub use verify_task::VerifyTask;
 
 use std::path::Path;
 

@@ -32,6 +32,8 @@ pub struct Config {
     pub journal: JournalConfig,
     /// Where alerts about failed transactions go.
     pub alerts: Alerts,
+    /// The optional background check that nodes agree on recently written keys.
+    pub verify: super::VerifyTask,
     /// Compensation rules, first match wins.
     pub routes: Vec<RouteConfig>,
 }

@@ -297,6 +297,12 @@ fn check_policy(c: &mut Checker, config: &Config) {
             c.problem("reads.retry_statuses", format!("{s} is not an HTTP status"));
         }
     }
+    if config.verify.limit == 0 {
+        c.problem("verify.limit", "must be at least 1");
+    }
+    if config.verify.since.is_zero() {
+        c.problem("verify.since", "must be more than 0 (e.g. \"1h\")");
+    }
     if config.journal.dir.trim().is_empty() {
         c.problem("journal.dir", "must name a directory");
     }

@@ -67,6 +67,13 @@ pub enum JournalError {
         "journal record of {len} bytes is over the {max}-byte limit; split or shrink the record"
     )]
     RecordTooLarge { len: usize, max: usize },
+    /// Another process (a running `dtc run`, or a `dtc verify`) holds the journal directory.
+    #[error(
+        "another dtc (pid {}) holds the journal directory `{}`: one process at a time may use a journal; stop it, or point this one at its own `journal.dir`",
+        holder.map_or_else(|| "unknown".to_string(), |p| p.to_string()),
+        dir.display()
+    )]
+    Locked { dir: PathBuf, holder: Option<u32> },
     /// An empty record; refused because an empty frame cannot be told from zeroed disk blocks.
     #[error("journal records must not be empty")]
     EmptyRecord,

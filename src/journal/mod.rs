@@ -6,9 +6,11 @@
 //! - [`store`]: [`Journal`]: appends records, keeps entries, fences resources, compacts.
 //! - [`redrive`]: recovery at startup, background re-drive, late-write checks.
 //! - [`view`]: the journal as the admin API's `TxnStore` (list, inspect, retry, resolve).
+//! - [`lock`]: [`DirLock`], one process per journal directory.
 //! - [`error`]: [`JournalError`], shared by every layer of the journal.
 
 pub mod error;
+pub mod lock;
 pub mod log;
 pub mod record;
 pub mod redrive;
@@ -16,5 +18,6 @@ pub mod store;
 pub mod view;
 
 pub use error::JournalError;
+pub use lock::DirLock;
 pub use log::{Durability, Log, LogOptions, TailReport};
 pub use store::Journal;

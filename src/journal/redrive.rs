@@ -119,7 +119,8 @@ fn node_for(rt: &Runtime, name: &str, url: &str) -> Option<Arc<Node>> {
     ))
 }
 
-fn header_map(pairs: &[(String, String)]) -> HeaderMap {
+/// The journaled end-to-end headers of a transaction as a header map (invalid ones dropped).
+pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
         if let (Ok(k), Ok(v)) = (

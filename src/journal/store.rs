@@ -332,6 +332,24 @@ impl Journal {
         out
     }
 
+    /// The transactions on resource `key`, newest first.
+    pub fn of_key(&self, key: &str) -> Vec<Entry> {
+        let st = self.lock();
+        let mut out: Vec<Entry> = st
+            .entries
+            .values()
+            .filter(|e| e.begin.key == key)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            b.begin
+                .at_ms
+                .cmp(&a.begin.at_ms)
+                .then_with(|| b.begin.txn.cmp(&a.begin.txn))
+        });
+        out
+    }
+
     /// Transactions with unfinished business (in doubt, failed and unresolved, to verify).
     pub fn open_entries(&self) -> Vec<Entry> {
         self.lock()

@@ -144,6 +144,8 @@ pub enum Reason {
     Fenced(String),
     /// The journal could not record the transaction durably.
     JournalUnavailable(String),
+    /// A `dtc verify --repair` write did not bring every node it was sent to in line.
+    RepairIncomplete(String),
 }
 
 impl Reason {
@@ -160,6 +162,7 @@ impl Reason {
             Reason::CompensationFailed => "the write applied on some nodes only and undoing it failed: the nodes may differ; it is retried in the background".into(),
             Reason::Fenced(t) => format!("transaction {t} on the same resource is unresolved; writes to it are refused until it is re-driven or resolved"),
             Reason::JournalUnavailable(e) => format!("the journal cannot record the write ({e})"),
+            Reason::RepairIncomplete(e) => format!("the verify repair did not converge ({e}); the next verify finds the key again"),
         }
     }
 }
