@@ -73,6 +73,7 @@ pub fn status(admin: &str, r: &StatusReport, problems: &[String]) -> String {
     let finished: Vec<String> = r
         .finished
         .iter()
+        .filter(|c| c.state != crate::saga::TxnState::InDoubt)
         .map(|c| format!("{} {}", c.state, c.count))
         .collect();
     let _ = writeln!(

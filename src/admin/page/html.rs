@@ -29,9 +29,11 @@ pub fn escape(text: &str) -> String {
 pub(super) fn document(report: &StatusReport, current: usize, pages: usize, nonce: &str) -> String {
     let mut main = String::with_capacity(16 * 1024);
     summary(&mut main, report);
+    main.push_str("<div class=\"cards\">");
     nodes(&mut main, &report.nodes);
     config(&mut main, report);
     counts(&mut main, report);
+    main.push_str("</div>");
     transactions(&mut main, report, current, pages);
     shell(&main, false, nonce)
 }
@@ -144,13 +146,13 @@ fn counts(out: &mut String, r: &StatusReport) {
         "<section id=\"counts\"><h2>Transactions</h2>\
          <p><span class=\"{}\">{} failed</span> (not converged or resolved), \
          <span class=\"{}\">{} in doubt</span> now.</p>\
-         <table><thead><tr><th>finished since start</th><th>count</th></tr></thead><tbody>",
+         <table><caption>finished since start</caption><tbody>",
         if r.failed > 0 { "bad" } else { "ok" },
         r.failed,
         if r.in_doubt > 0 { "warn" } else { "ok" },
         r.in_doubt,
     );
-    for c in &r.finished {
+    for c in r.finished.iter().filter(|c| c.state != TxnState::InDoubt) {
         let _ = write!(
             out,
             "<tr><td>{}</td><td class=\"num\">{}</td></tr>",
