@@ -56,7 +56,9 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
             webdriver::CHROMIUM,
             webdriver::CHROMEDRIVER
         );
-        eprintln!("skipped: no Chromium/chromedriver here (apt-get install chromium chromium-driver)");
+        eprintln!(
+            "skipped: no Chromium/chromedriver here (apt-get install chromium chromium-driver)"
+        );
         return;
     }
     let (nodes, dtc) = cluster_with(|c| {
@@ -83,7 +85,10 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
         .eval("return [document.body.hasAttribute('data-locked'), document.getElementById('main').textContent];")
         .await;
     assert_eq!(locked[0], true, "{locked}");
-    assert!(locked[1].as_str().unwrap().contains("admin_token"), "{locked}");
+    assert!(
+        locked[1].as_str().unwrap().contains("admin_token"),
+        "{locked}"
+    );
     browser.type_into("#token input[name=token]", TOKEN).await;
     browser.click("#token button").await;
     let row = format!("tr[data-txn=\"{txn}\"]");
@@ -99,14 +104,23 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
     assert_eq!(shown[0], true, "the hostile key ran as script");
     assert_eq!(shown[1], 0, "the hostile key became elements");
     let text = shown[2].as_str().unwrap();
-    assert!(text.contains(&format!("group/{HOSTILE}")), "key shown as text: {text}");
+    assert!(
+        text.contains(&format!("group/{HOSTILE}")),
+        "key shown as text: {text}"
+    );
     assert!(text.contains("c: transient 500"), "per-node detail: {text}");
     assert!(text.contains("undo failed 500"), "per-node detail: {text}");
     let health = browser
         .eval("return [...document.querySelectorAll('#nodes tbody tr')].map(r => r.textContent);")
         .await;
-    assert!(health[1].as_str().unwrap().contains("down"), "b is down: {health}");
-    assert!(health[0].as_str().unwrap().contains("up"), "a is up: {health}");
+    assert!(
+        health[1].as_str().unwrap().contains("down"),
+        "b is down: {health}"
+    );
+    assert!(
+        health[0].as_str().unwrap().contains("up"),
+        "a is up: {health}"
+    );
     let before = browser.screenshot().await;
     assert!(before.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
     std::fs::write(tmp.path().join("status-failed.png"), &before).unwrap();

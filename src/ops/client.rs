@@ -34,9 +34,9 @@ fn parse_base(url: &str) -> Result<(String, String), OpsError> {
         url: url.to_string(),
         why: why.to_string(),
     };
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| bad("write it as http://HOST:PORT (the admin listener speaks plain HTTP)"))?;
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        bad("write it as http://HOST:PORT (the admin listener speaks plain HTTP)")
+    })?;
     let (authority, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if authority.is_empty() || authority.contains('@') {
         return Err(bad("it names no host: write http://HOST:PORT"));
@@ -145,7 +145,9 @@ impl AdminClient {
             .map_err(unreachable)?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|_| OpsError::Protocol {
             url: url.clone(),
-            why: format!("answered {status} with a body that is not JSON: is this dtc's admin listener?"),
+            why: format!(
+                "answered {status} with a body that is not JSON: is this dtc's admin listener?"
+            ),
         })?;
         if status.is_success() {
             return Ok(value);
@@ -156,7 +158,11 @@ impl AdminClient {
                 url: self.base.clone(),
                 wrong: self.token.is_some(),
             },
-            StatusCode::NOT_FOUND if value["type"].as_str().is_some_and(|t| t.ends_with("unknown-transaction")) => {
+            StatusCode::NOT_FOUND
+                if value["type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("unknown-transaction")) =>
+            {
                 OpsError::UnknownTxn { detail }
             }
             _ => OpsError::Refused {
@@ -174,11 +180,18 @@ mod tests {
     #[test]
     fn admin_urls_parse_to_an_authority_and_a_prefix() {
         let p = |u| parse_base(u).map_err(|e| e.to_string());
-        assert_eq!(p("http://127.0.0.1:9901"), Ok(("127.0.0.1:9901".into(), String::new())));
+        assert_eq!(
+            p("http://127.0.0.1:9901"),
+            Ok(("127.0.0.1:9901".into(), String::new()))
+        );
         assert_eq!(p("http://h:1/admin/"), Ok(("h:1".into(), "/admin".into())));
         assert_eq!(p("http://h"), Ok(("h:80".into(), String::new())));
         assert!(p("https://h:1").unwrap_err().contains("plain HTTP"));
-        assert!(p("127.0.0.1:9901").unwrap_err().contains("http://HOST:PORT"));
+        assert!(
+            p("127.0.0.1:9901")
+                .unwrap_err()
+                .contains("http://HOST:PORT")
+        );
         assert!(p("http:///x").unwrap_err().contains("no host"));
     }
 

@@ -93,7 +93,9 @@ pub enum TxnCommand {
 pub enum OpsError {
     #[error("`{url}` is not an admin URL: {why}")]
     BadUrl { url: String, why: String },
-    #[error("the admin listener at {url} is unreachable ({why}); is dtc running, and is --admin its listen.admin?")]
+    #[error(
+        "the admin listener at {url} is unreachable ({why}); is dtc running, and is --admin its listen.admin?"
+    )]
     Unreachable { url: String, why: String },
     #[error("{}", token_message(url, *wrong))]
     Token { url: String, wrong: bool },
@@ -109,7 +111,9 @@ fn token_message(url: &str, wrong: bool) -> String {
     if wrong {
         format!("the admin listener at {url} refused the token in DTC_ADMIN_TOKEN: it is wrong")
     } else {
-        format!("the admin listener at {url} needs a token: set DTC_ADMIN_TOKEN to its listen.admin_token")
+        format!(
+            "the admin listener at {url} needs a token: set DTC_ADMIN_TOKEN to its listen.admin_token"
+        )
     }
 }
 

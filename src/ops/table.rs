@@ -1,7 +1,7 @@
 //! Plain-text tables for people: the status summary, transaction lists, one transaction.
 
-use crate::admin::report::{StatusReport, format_ms};
 use crate::admin::TxnView;
+use crate::admin::report::{StatusReport, format_ms};
 use crate::saga::{CompOutcome, NodeReport};
 use std::fmt::Write as _;
 
@@ -163,7 +163,10 @@ pub fn txn(t: &TxnView) -> String {
         .map(|ms| format!(", next {}", format_ms(ms)))
         .unwrap_or_default();
     field("re-drives", format!("{}{next}", t.redrives));
-    field("resolution", t.resolution.clone().unwrap_or_else(|| "-".into()));
+    field(
+        "resolution",
+        t.resolution.clone().unwrap_or_else(|| "-".into()),
+    );
     out.push('\n');
     let rows: Vec<Vec<String>> = t
         .nodes
@@ -175,7 +178,10 @@ pub fn txn(t: &TxnView) -> String {
                     CompOutcome::Failed => "FAILED",
                 };
                 let status = c.status.map_or(String::new(), |s| format!(" {s}"));
-                let error = c.error.as_ref().map_or(String::new(), |e| format!(" ({e})"));
+                let error = c
+                    .error
+                    .as_ref()
+                    .map_or(String::new(), |e| format!(" ({e})"));
                 format!("{word}{status} x{}{error}", c.attempts)
             });
             vec![
@@ -193,7 +199,15 @@ pub fn txn(t: &TxnView) -> String {
         })
         .collect();
     out.push_str(&grid(
-        &["NODE", "OUTCOME", "STATUS", "ATTEMPTS", "MAYBE APPLIED", "UNDO", "ERROR"],
+        &[
+            "NODE",
+            "OUTCOME",
+            "STATUS",
+            "ATTEMPTS",
+            "MAYBE APPLIED",
+            "UNDO",
+            "ERROR",
+        ],
         &rows,
     ));
     out

@@ -73,7 +73,10 @@ impl Browser {
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
         }}});
         let session = browser.call(Method::POST, "/session", Some(caps)).await;
-        let id = session["sessionId"].as_str().expect("a session id").to_string();
+        let id = session["sessionId"]
+            .as_str()
+            .expect("a session id")
+            .to_string();
         browser.base = format!("{}/session/{id}", browser.base);
         browser
     }
@@ -82,13 +85,11 @@ impl Browser {
         let text = body.map(|b| b.to_string());
         let url = format!("{}{path}", self.base);
         let req = request(method.clone(), &url, text.as_deref(), &[]);
-        let (status, _, bytes): Answer = tokio::time::timeout(
-            Duration::from_secs(60),
-            send_with(&client(false), req),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("webdriver {method} {path}: no answer within 60s"))
-        .unwrap_or_else(|e| panic!("webdriver {method} {path}: {e:?}"));
+        let (status, _, bytes): Answer =
+            tokio::time::timeout(Duration::from_secs(60), send_with(&client(false), req))
+                .await
+                .unwrap_or_else(|_| panic!("webdriver {method} {path}: no answer within 60s"))
+                .unwrap_or_else(|e| panic!("webdriver {method} {path}: {e:?}"));
         let value: Value = serde_json::from_slice(&bytes).expect("webdriver answers JSON");
         assert!(
             status.is_success(),
@@ -122,7 +123,10 @@ impl Browser {
             if found == json!(true) {
                 let body = json!({"using": "css selector", "value": css});
                 let el = self.call(Method::POST, "/element", Some(body)).await;
-                return el[ELEMENT].as_str().unwrap_or_else(|| panic!("no element id in {el}")).to_string();
+                return el[ELEMENT]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no element id in {el}"))
+                    .to_string();
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
@@ -143,8 +147,12 @@ impl Browser {
     /// Clicks the element `css` selects.
     pub async fn click(&self, css: &str) {
         let el = self.find(css).await;
-        self.call(Method::POST, &format!("/element/{el}/click"), Some(json!({})))
-            .await;
+        self.call(
+            Method::POST,
+            &format!("/element/{el}/click"),
+            Some(json!({})),
+        )
+        .await;
     }
 
     /// A PNG of the window.

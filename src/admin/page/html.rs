@@ -136,7 +136,11 @@ fn config(out: &mut String, r: &StatusReport) {
         rl.generation,
         rl.reloads_ok,
         rl.reloads_failed,
-        if r.journal_open { "open" } else { "<span class=\"bad\">not open</span>" },
+        if r.journal_open {
+            "open"
+        } else {
+            "<span class=\"bad\">not open</span>"
+        },
     );
 }
 
@@ -198,17 +202,29 @@ fn pager(out: &mut String, current: usize, pages: usize, total: usize) {
         "<nav class=\"pager\">{first}–{last} of {total}, page {current} of {pages}: "
     );
     if current > 1 {
-        let _ = write!(out, "<a href=\"?page={}\" rel=\"prev\">newer</a> ", current - 1);
+        let _ = write!(
+            out,
+            "<a href=\"?page={}\" rel=\"prev\">newer</a> ",
+            current - 1
+        );
     }
     if current < pages {
-        let _ = write!(out, "<a href=\"?page={}\" rel=\"next\">older</a>", current + 1);
+        let _ = write!(
+            out,
+            "<a href=\"?page={}\" rel=\"next\">older</a>",
+            current + 1
+        );
     }
     out.push_str("</nav>");
 }
 
 fn txn_row(out: &mut String, t: &TxnView) {
     let id = escape(&t.txn);
-    let class = if t.state == TxnState::Failed { "bad" } else { "warn" };
+    let class = if t.state == TxnState::Failed {
+        "bad"
+    } else {
+        "warn"
+    };
     let route = t
         .route
         .as_deref()

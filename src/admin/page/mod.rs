@@ -14,7 +14,6 @@ use crate::proxy::ProxyBody;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 
-
 /// Transactions per page of the list.
 pub const PAGE_SIZE: usize = 50;
 /// Seconds between refreshes (`<meta http-equiv=refresh>` without JS, `fetch` with it).
