@@ -164,9 +164,15 @@ fn finish(what: &str, result: Result<u8, OpsError>) -> ExitCode {
     }
 }
 
+/// Writes `text` to stdout; a closed pipe (`dtc status | head`) is not an error worth a panic.
+fn out(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn print_json(value: &impl serde::Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => out(&format!("{text}\n")),
         Err(e) => eprintln!("cannot print the answer: {e}"),
     }
 }
@@ -181,7 +187,7 @@ async fn status(args: &AdminArgs) -> Result<u8, OpsError> {
             value["problems"] = json!(problems);
             print_json(&value);
         }
-        Output::Table => print!("{}", table::status(&args.admin, &report, &problems)),
+        Output::Table => out(&table::status(&args.admin, &report, &problems)),
     }
     Ok(u8::from(!problems.is_empty()))
 }
@@ -203,7 +209,7 @@ async fn txn(args: &TxnArgs) -> Result<u8, OpsError> {
             let list: TxnList = client.get(&path).await?;
             match a.output {
                 Output::Json => print_json(&list),
-                Output::Table => print!("{}", table::txns(&list.transactions)),
+                Output::Table => out(&table::txns(&list.transactions)),
             }
             return Ok(0);
         }
@@ -223,7 +229,7 @@ async fn txn(args: &TxnArgs) -> Result<u8, OpsError> {
     };
     match a.output {
         Output::Json => print_json(&view),
-        Output::Table => print!("{}", table::txn(&view)),
+        Output::Table => out(&table::txn(&view)),
     }
     Ok(0)
 }
