@@ -35,10 +35,15 @@ use std::process::ExitCode;
 #[derive(Debug, Clone, Args)]
 pub struct AdminArgs {
     /// The admin listener's URL (`listen.admin` of the dtc to ask).
-    #[arg(long, default_value = "http://127.0.0.1:9901", env = "DTC_ADMIN")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:9901",
+        env = "DTC_ADMIN"
+    )]
     pub admin: String,
     /// Output format: a table for people, or the admin API's JSON for scripts.
-    #[arg(long, short, value_enum, default_value = "table")]
+    #[arg(long, short, global = true, value_enum, default_value = "table")]
     pub output: Output,
     /// The bearer token (`listen.admin_token`); read from the environment only, so it never
     /// shows in a process list.
