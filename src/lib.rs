@@ -21,7 +21,7 @@
 //! 4. In the background, [`journal::redrive`] re-drives failed transactions and checks
 //!    rollbacks; [`upstream::health`] probes nodes; [`config::reload`] swaps in edited configs.
 //!
-//! Around it: [`admin`] (health, readiness, metrics, transactions API, alerts), [`k8s`]
+//! Around it: [`admin`] (health, readiness, metrics, transactions API, the status page, alerts), [`k8s`]
 //! (`dtc inject`, the admission webhook), [`node`] (the reference node the demo and tests run),
 //! [`app`] (wiring), [`cli`] (the command line), [`ops`] (`dtc status` and `dtc txn`, clients of
 //! the admin API), [`logging`] (stderr through a batching

@@ -1,7 +1,8 @@
 //! The status page in a real browser: headless Chromium loads it from a dtc with a token and a
 //! failed transaction whose key is hostile markup, the token goes into the page's field, the
 //! markup shows as text and never runs, a stopped node shows down, and the `resolve` button resolves the transaction (seen
-//! through the API). Screenshots go to the test's temporary directory.
+//! through the API). Its screenshots, before and after, stay in a temporary directory it names
+//! (`dtc-browser-test-*`).
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian: `chromium`,
 //! `chromium-driver`). Without them the test says so and passes, unless
@@ -77,8 +78,15 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
     nodes[1].set_down(true).await;
     wait_until("dtc sees b down", || !dtc.node_up(1)).await;
 
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let browser = Browser::start(&tmp.path().join("profile")).await;
+    let profile = tempfile::tempdir().expect("profile dir");
+    // The screenshots stay for a person to look at; the browser profile does not.
+    let shots = tempfile::Builder::new()
+        .prefix("dtc-browser-test-")
+        .tempdir()
+        .expect("screenshot dir")
+        .keep();
+    eprintln!("screenshots in {}", shots.display());
+    let browser = Browser::start(profile.path()).await;
     browser.goto(&format!("{admin}/")).await;
     // Without the token the page shows only the token field.
     let locked = browser
@@ -123,7 +131,7 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
     );
     let before = browser.screenshot().await;
     assert!(before.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-    std::fs::write(tmp.path().join("status-failed.png"), &before).unwrap();
+    std::fs::write(shots.join("status-failed.png"), &before).unwrap();
     if let Some(dir) = std::env::var_os("DTC_SCREENSHOT_DIR") {
         std::fs::write(std::path::Path::new(&dir).join("status-page.png"), &before).unwrap();
     }
@@ -153,6 +161,6 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
     .await;
     let after = browser.screenshot().await;
     assert!(after.starts_with(b"\x89PNG"), "a PNG");
-    std::fs::write(tmp.path().join("status-resolved.png"), &after).unwrap();
+    std::fs::write(shots.join("status-resolved.png"), &after).unwrap();
     browser.quit().await;
 }
