@@ -250,6 +250,10 @@ fn reload_view(status: &Arc<ReloadStatus>) -> Arc<dyn Fn() -> ReloadView + Send 
             reloads_ok: s.reloads_ok,
             reloads_failed: s.reloads_failed,
             last_error: s.last_error,
+            last_reload_ms: s.last_reload_at.and_then(|t| {
+                let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;
+                u64::try_from(since.as_millis()).ok()
+            }),
         }
     })
 }

@@ -1,4 +1,4 @@
-//! The command line: `dtc run | check | verify | node | demo | inject | webhook`.
+//! The command line: `dtc run | check | verify | node | demo | inject | webhook | status | txn`.
 
 use crate::config;
 use clap::{Parser, Subcommand};
@@ -39,6 +39,11 @@ pub enum Command {
     Webhook(crate::k8s::WebhookArgs),
     /// Run one reference node (the in-memory service dtc replicates to), with fault knobs.
     Node(crate::node::NodeArgs),
+    /// Summarize a running dtc (nodes, generation, counts, failed transactions); exit 1 when
+    /// something needs attention.
+    Status(crate::ops::AdminArgs),
+    /// List, show, retry or resolve a running dtc's transactions.
+    Txn(crate::ops::TxnArgs),
 }
 
 /// `dtc run`.
@@ -84,6 +89,8 @@ pub fn main() -> ExitCode {
         Command::Inject(args) => crate::k8s::inject_main(args),
         Command::Webhook(args) => with_runtime(0, crate::k8s::webhook_main(args)),
         Command::Node(args) => with_runtime(0, crate::node::node_main(args)),
+        Command::Status(args) => crate::ops::status_main(args),
+        Command::Txn(args) => crate::ops::txn_main(args),
     }
 }
 

@@ -77,6 +77,7 @@ fn banner(addr: &str, nodes: &[RefNode]) -> String {
          curl -i -X DELETE http://{addr}/v1/group/ -H 'content-type: application/json' -d '{{\"groupId\": \"g1\"}}'\n  \
          curl -i http://{addr}/v1/group/g1/                                                                   # 404\n\
          Admin (transactions, metrics, node health):\n  \
+         open http://127.0.0.1:9901/ in a browser (the status page), or run: dtc status\n  \
          curl -s http://127.0.0.1:9901/transactions\n  \
          curl -s http://127.0.0.1:9901/nodes\n  \
          curl -s http://127.0.0.1:9901/metrics | grep dtc_transactions_total\n\

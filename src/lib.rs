@@ -23,9 +23,10 @@
 //!    [`verify::task`] (when `[verify] interval` is set) reads recently written keys on every
 //!    node and reports keys on which they differ — the same check `dtc verify` runs ([`verify`]).
 //!
-//! Around it: [`admin`] (health, readiness, metrics, transactions API, alerts), [`k8s`]
+//! Around it: [`admin`] (health, readiness, metrics, transactions API, the status page, alerts), [`k8s`]
 //! (`dtc inject`, the admission webhook), [`node`] (the reference node the demo and tests run),
-//! [`app`] (wiring), [`cli`] (the command line), [`logging`] (stderr through a batching
+//! [`app`] (wiring), [`cli`] (the command line), [`ops`] (`dtc status` and `dtc txn`, clients of
+//! the admin API), [`logging`] (stderr through a batching
 //! writer thread), [`demo`].
 #![forbid(unsafe_code)]
 
@@ -39,6 +40,7 @@ pub mod journal;
 pub mod k8s;
 pub mod logging;
 pub mod node;
+pub mod ops;
 pub mod proxy;
 pub mod runtime;
 pub mod saga;

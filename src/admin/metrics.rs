@@ -201,6 +201,11 @@ impl Metrics {
         self.write_seconds.observe(seconds);
     }
 
+    /// Write transactions finished since start, by final state, in [`TxnState::ALL`] order.
+    pub fn finished_by_state(&self) -> [(TxnState, u64); 6] {
+        std::array::from_fn(|i| (TxnState::ALL[i], self.txns[i].get()))
+    }
+
     /// A node's final answer to a write. `NotSent` is not a request and is not counted.
     pub fn node_request(&self, node: &str, outcome: Class) {
         let i = match outcome {

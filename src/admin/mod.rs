@@ -4,6 +4,8 @@
 //! - [`metrics`]: the Prometheus metrics the data path bumps;
 //! - [`txns`]: [`TxnStore`], what the admin API needs from the journal;
 //! - [`alerts`]: [`Alerter`], failed/converged events to a webhook, never blocking the caller;
+//! - [`report`]: [`StatusReport`], the operator's summary that the page and `dtc status` show;
+//! - `page`: the HTML status page at `GET /`;
 //! - `routes`, `status`, `actions`, `verify`: the HTTP endpoints (listed in [`serve`]).
 //!
 //! [`serve`] takes an already-bound listener and a shutdown future, like the proxy listener, so
@@ -12,6 +14,8 @@
 mod actions;
 pub mod alerts;
 pub mod metrics;
+mod page;
+pub mod report;
 mod routes;
 mod status;
 pub mod txns;
@@ -19,6 +23,7 @@ mod verify;
 
 pub use alerts::{AlertEvent, AlertKind, AlertOptions, Alerter};
 pub use metrics::{Metrics, ScrapeView};
+pub use report::{NodeStatus, StateCount, StatusReport};
 pub use txns::{NoJournal, TxnActionError, TxnStore, TxnView};
 
 use crate::proxy::ProxyBody;
@@ -31,14 +36,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
 /// Config reload status, as `GET /config` shows it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReloadView {
     /// The generation in effect.
     pub generation: u64,
@@ -48,6 +53,9 @@ pub struct ReloadView {
     pub reloads_failed: u64,
     /// Why the last refused reload was refused, if the last attempt failed.
     pub last_error: Option<String>,
+    /// When the latest file, valid or not, was processed, in milliseconds since the Unix epoch;
+    /// `None` before the first reload.
+    pub last_reload_ms: Option<u64>,
 }
 
 /// Everything the admin endpoints read or act on. Cheap to clone.
@@ -87,7 +95,7 @@ impl AdminState {
 /// Serves the admin API on `listener` until `shutdown` resolves, then lets open requests finish
 /// for up to `timeouts.shutdown`.
 ///
-/// Endpoints: `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /nodes`, `GET /config`,
+/// Endpoints: `GET /` (the status page, HTML), `GET /status` (its facts as JSON), `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /nodes`, `GET /config`,
 /// `GET /transactions?state=&limit=`, `GET /transactions/{id}`, `POST /transactions/{id}/retry`,
 /// `POST /transactions/{id}/resolve` (`{"reason": "..."}`), `POST /verify`
 /// (`{"since": "1h", "limit": 1000, "repair": false}`, the check of `dtc verify`), and `POST /dtc/`

@@ -1,7 +1,7 @@
 //! Routing of admin requests: which endpoint a path names, which methods it takes, the bearer
 //! token, and the shared answer shapes (JSON, and problem+json for every error).
 
-use super::{AdminState, actions, status, verify};
+use super::{AdminState, actions, page, status, verify};
 use crate::proxy::{ProxyBody, problem};
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -11,6 +11,8 @@ use serde::Serialize;
 /// An admin endpoint, with the transaction id for those that take one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Endpoint {
+    Page,
+    Status,
     Healthz,
     Readyz,
     Metrics,
@@ -29,6 +31,8 @@ impl Endpoint {
     pub(super) fn of(path: &str) -> Option<Endpoint> {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         Some(match segments.as_slice() {
+            [""] => Endpoint::Page,
+            ["status"] => Endpoint::Status,
             ["healthz"] => Endpoint::Healthz,
             ["readyz"] => Endpoint::Readyz,
             ["metrics"] => Endpoint::Metrics,
@@ -63,17 +67,20 @@ impl Endpoint {
 /// Answers one admin request. Never panics on input: every failure is a problem answer.
 pub(super) async fn handle(state: &AdminState, req: Request<Incoming>) -> Response<ProxyBody> {
     let endpoint = Endpoint::of(req.uri().path());
-    if !endpoint.as_ref().is_some_and(Endpoint::is_open)
-        && let Some(denied) = check_token(state, &req)
-    {
-        return denied;
+    if !endpoint.as_ref().is_some_and(Endpoint::is_open) {
+        match check_token(state, &req) {
+            Token::Good => {}
+            // A browser gets a page with the token field, not a JSON problem.
+            bad if endpoint == Some(Endpoint::Page) => return page::locked(bad == Token::Wrong),
+            bad => return denied(bad),
+        }
     }
     let Some(endpoint) = endpoint else {
         return problem::plain(
             StatusCode::NOT_FOUND,
             "not-found",
             format!(
-                "no admin endpoint at {}; see GET /healthz, /readyz, /metrics, /nodes, /config, /transactions, POST /verify",
+                "no admin endpoint at {}; see GET / (the status page), /status, /healthz, /readyz, /metrics, /nodes, /config, /transactions, POST /verify",
                 req.uri().path()
             ),
         );
@@ -82,6 +89,8 @@ pub(super) async fn handle(state: &AdminState, req: Request<Incoming>) -> Respon
         return refused;
     }
     match endpoint {
+        Endpoint::Page => page::page(state, req.uri().query().unwrap_or("")),
+        Endpoint::Status => json(StatusCode::OK, &super::StatusReport::of(state)),
         Endpoint::Healthz => json(StatusCode::OK, &serde_json::json!({"status": "alive"})),
         Endpoint::Readyz => status::readyz(state),
         Endpoint::Metrics => status::metrics(state),
@@ -115,18 +124,34 @@ fn check_method(endpoint: &Endpoint, method: &Method) -> Option<Response<ProxyBo
     Some(resp)
 }
 
-/// `None` when no token is configured or the request carries it; a 401 otherwise.
-fn check_token(state: &AdminState, req: &Request<Incoming>) -> Option<Response<ProxyBody>> {
+/// What a request carries of the bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Token {
+    /// No token is configured, or the request carries it.
+    Good,
+    Missing,
+    Wrong,
+}
+
+fn check_token(state: &AdminState, req: &Request<Incoming>) -> Token {
     let rt = state.current.load();
-    let expected = rt.settings.config.listen.admin_token.as_deref()?;
+    let Some(expected) = rt.settings.config.listen.admin_token.as_deref() else {
+        return Token::Good;
+    };
     let given = req
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
-    if given.is_some_and(|g| same_secret(g, expected.as_bytes())) {
-        return None;
+    match given {
+        Some(g) if same_secret(g, expected.as_bytes()) => Token::Good,
+        Some(_) => Token::Wrong,
+        None => Token::Missing,
     }
-    let detail = if given.is_some() {
+}
+
+/// The 401 for a request without the right token.
+fn denied(token: Token) -> Response<ProxyBody> {
+    let detail = if token == Token::Wrong {
         "the bearer token is wrong"
     } else {
         "this endpoint needs `Authorization: Bearer <listen.admin_token>`"
@@ -136,7 +161,7 @@ fn check_token(state: &AdminState, req: &Request<Incoming>) -> Option<Response<P
         WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"dtc-admin\""),
     );
-    Some(resp)
+    resp
 }
 
 /// Compares two secrets in time that depends only on their lengths, not on where they differ.
@@ -182,7 +207,9 @@ mod tests {
             Some(Endpoint::TxnRetry("abc".into()))
         );
         assert_eq!(Endpoint::of("/transactions//retry"), None);
-        assert_eq!(Endpoint::of("/"), None);
+        assert_eq!(Endpoint::of("/"), Some(Endpoint::Page));
+        assert_eq!(Endpoint::of("/status"), Some(Endpoint::Status));
+        assert_eq!(Endpoint::of("/nope"), None);
         assert_eq!(Endpoint::of("/transactions/a/b"), None);
     }
 

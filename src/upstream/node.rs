@@ -8,8 +8,8 @@ use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Idle connections kept per node.
 const MAX_IDLE_CONNECTIONS: usize = 256;
@@ -25,6 +25,8 @@ pub struct Node {
     pub health: Health,
     pub(crate) health_config: ArcSwap<HealthConfig>,
     in_flight: AtomicUsize,
+    /// Recent time to a response head, in microseconds: a moving average (0: none yet).
+    latency_us: AtomicU64,
 }
 
 /// How a request to a node failed before a response came.
@@ -67,6 +69,7 @@ impl Node {
             health: Health::default(),
             health_config: ArcSwap::from_pointee(health),
             in_flight: AtomicUsize::new(0),
+            latency_us: AtomicU64::new(0),
         })
     }
 
@@ -92,7 +95,34 @@ impl Node {
     /// Sends one request (origin-form URI, from [`Node::uri`]) and waits for the response head.
     /// Its connection returns to the node's pool once the body has been read to the end.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<NodeBody>, SendError> {
-        self.pool.send(req).await
+        let start = Instant::now();
+        let resp = self.pool.send(req).await;
+        if resp.is_ok() {
+            self.observe_latency(start.elapsed());
+        }
+        resp
+    }
+
+    /// Recent time from sending a request to its response head (writes, reads and probes), as
+    /// the status page shows it; `None` before the first answer.
+    pub fn recent_latency(&self) -> Option<Duration> {
+        match self.latency_us.load(Ordering::Relaxed) {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
+    }
+
+    /// Folds one answer's latency into the moving average (weight 1/8, like TCP's SRTT).
+    /// Concurrent updates may lose one sample; this is a display figure, not a metric.
+    fn observe_latency(&self, took: Duration) {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        let old = self.latency_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            (old * 7 + sample) / 8
+        };
+        self.latency_us.store(new.max(1), Ordering::Relaxed);
     }
 
     /// Requests currently in flight to this node.

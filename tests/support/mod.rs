@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod reload;
+pub mod webdriver;
 
 use bytes::Bytes;
 use dtc::node::{NodeOptions, RefNode};

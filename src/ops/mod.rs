@@ -1,0 +1,247 @@
+//! The operator's commands: `dtc status` and `dtc txn list|show|retry|resolve`, clients of a
+//! running dtc's admin API (`--admin URL`, token from `DTC_ADMIN_TOKEN`).
+//!
+//! - `client`: the admin API over dtc's own hyper connection pool;
+//! - `table`: what a person reads (`--output table`, the default);
+//! - `--output json` prints the admin API's answers for scripts.
+//!
+//! Exit codes, one clear line on stderr for each failure:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | done; for `dtc status`: nothing needs attention |
+//! | 1 | `dtc status`: something needs attention (a node down, a failed transaction, ...) |
+//! | 2 | the command line is wrong (clap) |
+//! | 64 | the `--admin` URL is not `http://HOST:PORT` |
+//! | 65 | the admin API refused the action (e.g. the transaction is not failed) |
+//! | 66 | no transaction with that id |
+//! | 69 | the admin listener is unreachable |
+//! | 76 | the answer was not dtc's admin API |
+//! | 77 | the token is missing or wrong |
+
+mod client;
+mod table;
+
+pub use client::AdminClient;
+
+use crate::admin::{StatusReport, TxnView};
+use crate::saga::TxnState;
+use clap::{Args, Subcommand, ValueEnum};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+
+/// Where the admin API is and how to talk to it; shared by `dtc status` and `dtc txn`.
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// The admin listener's URL (`listen.admin` of the dtc to ask).
+    #[arg(
+        long,
+        global = true,
+        default_value = "http://127.0.0.1:9901",
+        env = "DTC_ADMIN"
+    )]
+    pub admin: String,
+    /// Output format: a table for people, or the admin API's JSON for scripts.
+    #[arg(long, short, global = true, value_enum, default_value = "table")]
+    pub output: Output,
+    /// The bearer token (`listen.admin_token`); read from the environment only, so it never
+    /// shows in a process list.
+    #[arg(skip = std::env::var("DTC_ADMIN_TOKEN").ok())]
+    pub token: Option<String>,
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// `dtc txn`.
+#[derive(Debug, Args)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(subcommand)]
+    pub command: TxnCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TxnCommand {
+    /// List transactions, newest first.
+    List {
+        /// Only transactions in this state.
+        #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(
+            TxnState::ALL.map(TxnState::as_str)
+        ))]
+        state: Option<String>,
+        /// At most this many (the admin API lists at most 1,000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one transaction with what each node did.
+    Show { id: String },
+    /// Re-drive a failed transaction now (after fixing its node).
+    Retry { id: String },
+    /// Mark a failed transaction as handled by a person; the reason is recorded.
+    Resolve {
+        id: String,
+        /// Why it is resolved, e.g. "fixed by hand on node-2".
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Why an operator command failed; each maps to an exit code ([`OpsError::exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("`{url}` is not an admin URL: {why}")]
+    BadUrl { url: String, why: String },
+    #[error(
+        "the admin listener at {url} is unreachable ({why}); is dtc running, and is --admin its listen.admin?"
+    )]
+    Unreachable { url: String, why: String },
+    #[error("{}", token_message(url, *wrong))]
+    Token { url: String, wrong: bool },
+    #[error("{detail}")]
+    UnknownTxn { detail: String },
+    #[error("the admin API refused ({status}): {detail}")]
+    Refused { status: u16, detail: String },
+    #[error("{url}: {why}")]
+    Protocol { url: String, why: String },
+}
+
+fn token_message(url: &str, wrong: bool) -> String {
+    if wrong {
+        format!("the admin listener at {url} refused the token in DTC_ADMIN_TOKEN: it is wrong")
+    } else {
+        format!(
+            "the admin listener at {url} needs a token: set DTC_ADMIN_TOKEN to its listen.admin_token"
+        )
+    }
+}
+
+impl OpsError {
+    /// The documented exit code (module docs).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            OpsError::BadUrl { .. } => 64,
+            OpsError::Refused { .. } => 65,
+            OpsError::UnknownTxn { .. } => 66,
+            OpsError::Unreachable { .. } => 69,
+            OpsError::Protocol { .. } => 76,
+            OpsError::Token { .. } => 77,
+        }
+    }
+}
+
+/// Runs `dtc status`.
+pub fn status_main(args: AdminArgs) -> ExitCode {
+    finish("dtc status", run(async move { status(&args).await }))
+}
+
+/// Runs `dtc txn ...`.
+pub fn txn_main(args: TxnArgs) -> ExitCode {
+    finish("dtc txn", run(async move { txn(&args).await }))
+}
+
+fn run(fut: impl Future<Output = Result<u8, OpsError>>) -> Result<u8, OpsError> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(fut),
+        Err(e) => Err(OpsError::Unreachable {
+            url: "-".into(),
+            why: format!("cannot start the runtime: {e}"),
+        }),
+    }
+}
+
+fn finish(what: &str, result: Result<u8, OpsError>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("{what}: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Writes `text` to stdout; a closed pipe (`dtc status | head`) is not an error worth a panic.
+fn out(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => out(&format!("{text}\n")),
+        Err(e) => eprintln!("cannot print the answer: {e}"),
+    }
+}
+
+async fn status(args: &AdminArgs) -> Result<u8, OpsError> {
+    let client = AdminClient::new(&args.admin, args.token.clone())?;
+    let report: StatusReport = client.get("/status").await?;
+    let problems = report.problems();
+    match args.output {
+        Output::Json => {
+            let mut value = serde_json::to_value(&report).unwrap_or(Value::Null);
+            value["problems"] = json!(problems);
+            print_json(&value);
+        }
+        Output::Table => out(&table::status(&args.admin, &report, &problems)),
+    }
+    Ok(u8::from(!problems.is_empty()))
+}
+
+#[derive(Deserialize, serde::Serialize)]
+struct TxnList {
+    transactions: Vec<TxnView>,
+}
+
+async fn txn(args: &TxnArgs) -> Result<u8, OpsError> {
+    let a = &args.admin;
+    let client = AdminClient::new(&a.admin, a.token.clone())?;
+    let view: TxnView = match &args.command {
+        TxnCommand::List { state, limit } => {
+            let mut path = format!("/transactions?limit={limit}");
+            if let Some(s) = state {
+                path.push_str(&format!("&state={s}"));
+            }
+            let list: TxnList = client.get(&path).await?;
+            match a.output {
+                Output::Json => print_json(&list),
+                Output::Table => out(&table::txns(&list.transactions)),
+            }
+            return Ok(0);
+        }
+        TxnCommand::Show { id } => {
+            client
+                .get(&format!("/transactions/{}", client::segment(id)))
+                .await?
+        }
+        TxnCommand::Retry { id } => {
+            let path = format!("/transactions/{}/retry", client::segment(id));
+            parse(&client.post(&path, None).await?)?
+        }
+        TxnCommand::Resolve { id, reason } => {
+            let path = format!("/transactions/{}/resolve", client::segment(id));
+            parse(&client.post(&path, Some(json!({"reason": reason}))).await?)?
+        }
+    };
+    match a.output {
+        Output::Json => print_json(&view),
+        Output::Table => out(&table::txn(&view)),
+    }
+    Ok(0)
+}
+
+fn parse(value: &Value) -> Result<TxnView, OpsError> {
+    serde_json::from_value(value.clone()).map_err(|e| OpsError::Protocol {
+        url: "-".into(),
+        why: format!("the answer is not a transaction: {e}"),
+    })
+}

@@ -1,0 +1,245 @@
+//! `dtc status` and `dtc txn`, run as the real binary against a dtc serving its admin API: the
+//! tables, `--output json`, the exit codes, and one clear line for each mistake.
+
+mod support;
+
+use http::Method;
+use serde_json::{Value, json};
+use support::*;
+
+/// What a run of the binary left: exit code, stdout, stderr.
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+async fn dtc_cli(args: &[&str], token: Option<&str>) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dtc"));
+    cmd.args(args)
+        .env_remove("DTC_ADMIN")
+        .env_remove("DTC_ADMIN_TOKEN");
+    if let Some(t) = token {
+        cmd.env("DTC_ADMIN_TOKEN", t);
+    }
+    let o = cmd.output().await.expect("run dtc");
+    Run {
+        code: o.status.code().expect("an exit code"),
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A cluster whose node c answers 500 to everything (its undo too), so a create ends failed.
+async fn failing_cluster(token: Option<&str>) -> (Vec<dtc::node::RefNode>, Dtc, String) {
+    let (nodes, dtc) = cluster_with(|c| {
+        c.listen.admin_token = token.map(String::from);
+        c.writes.fail_fast = false;
+    })
+    .await;
+    let admin = dtc.serve_admin().await;
+    (nodes, dtc, admin)
+}
+
+async fn failed_write(nodes: &[dtc::node::RefNode], dtc: &Dtc) -> String {
+    nodes[2].fail_next(1_000_000);
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    assert_eq!(header(&a, "x-dtc-state"), "failed");
+    header(&a, "x-dtc-transaction-id").to_string()
+}
+
+#[tokio::test]
+async fn status_is_a_healthy_table_and_exit_0_then_names_a_stopped_node_and_a_failed_write() {
+    let (nodes, dtc, admin) = failing_cluster(None).await;
+    let ok = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g0")), &[]).await;
+    assert_eq!(ok.0, 201);
+    let healthy = dtc_cli(&["status", "--admin", &admin], None).await;
+    assert_eq!(healthy.code, 0, "{}{}", healthy.out, healthy.err);
+    assert!(
+        healthy.out.contains("config generation 1"),
+        "{}",
+        healthy.out
+    );
+    assert!(healthy.out.contains("NODE  URL"), "{}", healthy.out);
+    for n in ["a", "b", "c"] {
+        assert!(healthy.out.lines().any(|l| l.starts_with(&format!("{n}     http://127.0.0.1:")) && l.contains(" up ")), "{}", healthy.out);
+    }
+    assert!(healthy.out.contains("succeeded 1"), "{}", healthy.out);
+    assert!(
+        healthy
+            .out
+            .ends_with("OK: every node is up, nothing needs attention\n")
+    );
+
+    let txn = failed_write(&nodes, &dtc).await;
+    nodes[1].set_down(true).await;
+    wait_until("dtc sees b down", || !dtc.node_up(1)).await;
+    let bad = dtc_cli(&["status", "--admin", &admin], None).await;
+    assert_eq!(bad.code, 1, "{}{}", bad.out, bad.err);
+    assert!(bad.out.contains("NEEDS ATTENTION:"), "{}", bad.out);
+    assert!(
+        bad.out
+            .contains(&format!("  - node b ({}) is down", nodes[1].url())),
+        "{}",
+        bad.out
+    );
+    assert!(
+        bad.out
+            .contains("  - 1 failed transaction: the nodes may differ"),
+        "{}",
+        bad.out
+    );
+    let row = bad
+        .out
+        .lines()
+        .find(|l| l.starts_with(&txn))
+        .expect("the failed transaction's row");
+    assert!(
+        row.contains("failed") && row.contains("group/g1") && row.contains("c=500x"),
+        "{row}"
+    );
+
+    let as_json = dtc_cli(&["status", "--admin", &admin, "--output", "json"], None).await;
+    assert_eq!(as_json.code, 1);
+    let v: Value = serde_json::from_str(&as_json.out).expect("JSON output");
+    assert_eq!(v["failed"], 1);
+    assert_eq!(v["attention"][0]["txn"], json!(txn));
+    assert_eq!(v["problems"].as_array().unwrap().len(), 2, "{v}");
+}
+
+#[tokio::test]
+async fn txn_lists_shows_and_resolves_and_says_what_is_wrong() {
+    let (nodes, dtc, admin) = failing_cluster(None).await;
+    let txn = failed_write(&nodes, &dtc).await;
+    let list = dtc_cli(
+        &["txn", "--admin", &admin, "list", "--state", "failed"],
+        None,
+    )
+    .await;
+    assert_eq!(list.code, 0, "{}", list.err);
+    assert!(list.out.starts_with("TRANSACTION"), "{}", list.out);
+    assert!(list.out.contains(&txn));
+    let show = dtc_cli(&["txn", "--admin", &admin, "show", &txn], None).await;
+    assert_eq!(show.code, 0, "{}", show.err);
+    assert!(show.out.contains("state        failed"), "{}", show.out);
+    let c = show
+        .out
+        .lines()
+        .find(|l| l.starts_with("c "))
+        .expect("node c's row");
+    assert!(
+        c.contains("transient") && c.contains("500") && c.contains("FAILED"),
+        "{c}"
+    );
+
+    // c still fails: the re-drive runs and the transaction stays failed.
+    let retried = dtc_cli(&["txn", "--admin", &admin, "retry", &txn], None).await;
+    assert_eq!(retried.code, 0, "{}", retried.err);
+    assert!(
+        retried
+            .out
+            .starts_with(&format!("transaction  {txn}\nstate        failed\n")),
+        "{}",
+        retried.out
+    );
+
+    let unknown = dtc_cli(&["txn", "--admin", &admin, "show", "no-such-txn"], None).await;
+    assert_eq!(unknown.code, 66);
+    assert_eq!(unknown.err.lines().count(), 1, "{}", unknown.err);
+    assert!(
+        unknown.err.contains("no transaction no-such-txn"),
+        "{}",
+        unknown.err
+    );
+
+    let resolve = [
+        "txn",
+        "--admin",
+        &admin,
+        "--output",
+        "json",
+        "resolve",
+        &txn,
+        "--reason",
+        "fixed on c",
+    ];
+    let done = dtc_cli(&resolve, None).await;
+    assert_eq!(done.code, 0, "{}", done.err);
+    let v: Value = serde_json::from_str(&done.out).unwrap();
+    assert_eq!(v["resolution"], "fixed on c");
+    let again = dtc_cli(&["txn", "--admin", &admin, "retry", "no-such-txn"], None).await;
+    assert_eq!(again.code, 66, "{}", again.err);
+    // Resolved, it no longer fences its resource: there is nothing to re-drive.
+    let refused = dtc_cli(&["txn", "--admin", &admin, "retry", &txn], None).await;
+    assert_eq!(
+        (refused.code, refused.err.lines().count()),
+        (65, 1),
+        "{}",
+        refused.err
+    );
+    assert!(
+        refused.err.contains("the admin API refused (409)"),
+        "{}",
+        refused.err
+    );
+    let bad_state = dtc_cli(
+        &["txn", "--admin", &admin, "list", "--state", "broken"],
+        None,
+    )
+    .await;
+    assert_eq!(bad_state.code, 2, "a usage error: {}", bad_state.err);
+}
+
+#[tokio::test]
+async fn a_missing_or_wrong_token_and_an_unreachable_admin_are_one_line_each() {
+    let (_nodes, _dtc, admin) = failing_cluster(Some("s3cret")).await;
+    let missing = dtc_cli(&["status", "--admin", &admin], None).await;
+    assert_eq!(
+        (missing.code, missing.err.lines().count()),
+        (77, 1),
+        "{}",
+        missing.err
+    );
+    assert!(
+        missing.err.contains("needs a token: set DTC_ADMIN_TOKEN"),
+        "{}",
+        missing.err
+    );
+    let wrong = dtc_cli(&["txn", "--admin", &admin, "list"], Some("nope")).await;
+    assert_eq!(
+        (wrong.code, wrong.err.lines().count()),
+        (77, 1),
+        "{}",
+        wrong.err
+    );
+    assert!(
+        wrong
+            .err
+            .contains("refused the token in DTC_ADMIN_TOKEN: it is wrong")
+    );
+    let right = dtc_cli(&["status", "--admin", &admin], Some("s3cret")).await;
+    assert_eq!(right.code, 0, "{}{}", right.out, right.err);
+
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let unreachable = dtc_cli(&["status", "--admin", &gone], None).await;
+    assert_eq!(
+        (unreachable.code, unreachable.err.lines().count()),
+        (69, 1),
+        "{}",
+        unreachable.err
+    );
+    assert!(
+        unreachable
+            .err
+            .contains(&format!("the admin listener at {gone} is unreachable"))
+    );
+    let bad_url = dtc_cli(&["status", "--admin", "localhost:9901"], None).await;
+    assert_eq!(bad_url.code, 64, "{}", bad_url.err);
+    assert!(
+        bad_url.err.contains("write it as http://HOST:PORT"),
+        "{}",
+        bad_url.err
+    );
+}
