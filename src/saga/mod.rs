@@ -13,6 +13,7 @@
 pub mod attempt;
 pub mod compensate;
 pub mod decide;
+pub mod evidence;
 pub mod locks;
 pub mod outcome;
 pub mod policy;
