@@ -110,7 +110,13 @@ async fn a_crash_mid_write_is_undone_at_the_next_start() {
     let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
     let txns = journal.list(None, 10);
     assert_eq!(txns.len(), 1, "none lost");
-    assert_eq!(txns[0].state, TxnState::RolledBack);
+    assert_eq!(
+        txns[0].state,
+        TxnState::RolledBack,
+        "{:?} {:?}",
+        txns[0].reason,
+        txns[0].nodes
+    );
     assert_eq!(journal.counts(), (0, 0));
 }
 
@@ -170,7 +176,7 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
     .await;
     nodes[2].hold_next(1);
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    // c never answered: its outcome is unknown, so it was undone too (its DELETE said 404).
+    // c never answered: its outcome is unknown; the read-back found it in the prior state (404).
     assert_eq!(header(&a, "x-dtc-state"), "rolled_back");
     assert_eq!(json(&a.2)["nodes"][2]["maybe_applied"], true);
     let txn = header(&a, "x-dtc-transaction-id").to_string();
@@ -318,6 +324,8 @@ async fn finished_transactions_are_compacted_away_keeping_a_window() {
         headers: vec![],
         undo: vec![None],
         verify: None,
+        pre: vec![],
+        pre_restores: false,
     };
     // One failed transaction stays open across compactions.
     journal.begin(begin(0)).await.unwrap();

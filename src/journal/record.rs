@@ -6,6 +6,7 @@
 //! Later steps (`Redrive`, `Verified`, `Resolved`) follow a `failed` or to-be-verified one.
 //! Compaction replaces a transaction's records with one `Entry`.
 
+use crate::saga::evidence::State;
 use crate::saga::undo::UndoPlan;
 use crate::saga::{CompOutcome, NodeReport, Reason, TxnState};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,8 @@ pub enum Record {
         txn: String,
         at_ms: u64,
         state: TxnState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Reason>,
         nodes: Vec<NodeReport>,
     },
     /// The late-write check of a rollback found the rollback holding on every node.
@@ -73,18 +76,42 @@ pub struct Begin {
     /// Per node, the undo as far as it is known before the node answers (`None` when the undo
     /// needs the node's own response, or the route has no compensation).
     pub undo: Vec<Option<UndoPlan>>,
-    /// The read-back that tells whether a rollback holds on a node.
+    /// The read-back that tells a node's state (target or prior).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyPlan>,
+    /// Per node, the status of the pre-image read before the write (when the route takes one):
+    /// with the undo plan built from it, recovery knows that node's prior state exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<Option<u16>>,
+    /// Whether the undo plans put back those pre-images (snapshot compensation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pre_restores: bool,
 }
 
-/// A rendered read-back check.
+/// A rendered read-back: the request, and which statuses mean which state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VerifyPlan {
     pub method: String,
     pub path: String,
-    /// Statuses meaning the rollback holds.
-    pub expect: Vec<u16>,
+    /// Statuses meaning the node is in the state before the write (`expect` in older journals).
+    #[serde(alias = "expect")]
+    pub prior: Vec<u16>,
+    /// Statuses meaning the node is in the write's target state.
+    #[serde(default)]
+    pub target: Vec<u16>,
+}
+
+impl VerifyPlan {
+    /// The state a read-back status shows, if it is one of the two.
+    pub fn state_of(&self, status: u16) -> Option<State> {
+        if self.prior.contains(&status) {
+            Some(State::Prior)
+        } else if self.target.contains(&status) {
+            Some(State::Target)
+        } else {
+            None
+        }
+    }
 }
 
 /// Everything known about one transaction.
@@ -213,6 +240,7 @@ impl Entry {
             Record::Redrive {
                 at_ms,
                 state,
+                reason,
                 nodes,
                 ..
             } => {
@@ -220,10 +248,13 @@ impl Entry {
                 self.state = *state;
                 self.finished_ms = Some(*at_ms);
                 self.merge_reports(nodes);
-                if *state == TxnState::RolledBack {
+                if let Some(r) = reason {
+                    self.reason = Some(r.clone());
+                } else if *state == TxnState::RolledBack {
                     self.reason = Some(Reason::Compensated);
-                    self.verify_pending = !self.unknown_outcome_nodes().is_empty();
                 }
+                self.verify_pending =
+                    *state == TxnState::RolledBack && !self.unknown_outcome_nodes().is_empty();
             }
             Record::Verified { .. } => self.verify_pending = false,
             Record::Resolved { reason, .. } => self.resolution = Some(reason.clone()),
@@ -255,6 +286,7 @@ impl Entry {
                     attempts: 0,
                     maybe_applied: true,
                     compensation: None,
+                    read_back: None,
                 })
             })
             .collect()

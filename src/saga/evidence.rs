@@ -40,9 +40,11 @@ pub enum Answer {
 pub enum PreImage {
     /// None was read.
     None,
-    /// Read: the undo restores exactly this representation (or its absence), so it is safe
-    /// whatever the write did. `Some(state)` when the route's read-back classifies it.
-    Exact(Option<State>),
+    /// Read, and the route's read-back classifies it: the node's prior state, exactly.
+    Known(State),
+    /// Read, and the undo puts back exactly this representation (or its absence), so it is
+    /// safe whatever the write did. `Some(state)` when the route's read-back classifies it.
+    Restores(Option<State>),
 }
 
 /// A read of the resource on the node, taken after the write's answers.
@@ -85,11 +87,14 @@ impl NodeEvidence {
         match (self.read_back, self.undone, self.answer) {
             (ReadBack::Is(s), _, _) => Some(s),
             (_, true, _) => Some(State::Prior),
-            (_, _, Answer::Answered { class, .. })
-                if matches!(class, Class::Applied | Class::Already) =>
-            {
-                Some(State::Target)
-            }
+            (
+                _,
+                _,
+                Answer::Answered {
+                    class: Class::Applied | Class::Already,
+                    ..
+                },
+            ) => Some(State::Target),
             _ => None,
         }
     }
@@ -107,7 +112,7 @@ impl NodeEvidence {
 
     /// The node's state before the write, from its own evidence only.
     fn own_prior(&self) -> Option<State> {
-        if let PreImage::Exact(Some(s)) = self.pre_image {
+        if let PreImage::Known(s) | PreImage::Restores(Some(s)) = self.pre_image {
             return Some(s);
         }
         match self.answer {
@@ -178,9 +183,10 @@ pub struct Judgement {
 }
 
 impl Judgement {
-    /// Nodes observed in a state other than the one the decision chose for them.
+    /// Nodes left alone yet observed in a state other than the one the decision chose for them.
     pub fn divergent(&self) -> Vec<usize> {
         (0..self.nodes.len())
+            .filter(|&i| self.nodes[i] == Verdict::Leave)
             .filter(|&i| matches!((self.now[i], self.expect[i]), (Some(n), Some(e)) if n != e))
             .collect()
     }
@@ -249,7 +255,7 @@ pub fn judge(ev: &[NodeEvidence]) -> Judgement {
 }
 
 fn verdict(e: &NodeEvidence, prior: Option<State>, now: Option<State>) -> Verdict {
-    let exact = matches!(e.pre_image, PreImage::Exact(_));
+    let exact = matches!(e.pre_image, PreImage::Restores(_));
     match (now, prior) {
         (Some(State::Prior), _) => Verdict::Leave,
         // It held the target state before: the write changed nothing there.

@@ -14,9 +14,12 @@ pub mod attempt;
 pub mod compensate;
 pub mod decide;
 pub mod evidence;
+pub mod live;
 pub mod locks;
 pub mod outcome;
 pub mod policy;
+pub mod readback;
+pub mod recover;
 pub mod run;
 pub mod undo;
 

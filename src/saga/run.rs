@@ -2,7 +2,9 @@
 
 use super::attempt::{Call, CallLimits, CallResult, call_with_retries};
 use super::compensate::{Planner, begin_record};
-use super::decide::{Decision, changed_nodes, decide, touched};
+use super::decide::{Decision, decide, touched};
+use super::evidence::Verdict;
+use super::live::pre_status;
 use super::locks::KeyGuard;
 use super::outcome::{Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState};
 use super::policy::Backoff;
@@ -177,7 +179,9 @@ impl Coordinator {
             None => Vec::new(),
         };
         if let Some(j) = &self.journal
-            && let Err(e) = j.begin(begin_record(t, pre.clone())).await
+            && let Err(e) = j
+                .begin(begin_record(t, pre.clone(), pre_statuses(&snapshots)))
+                .await
         {
             tracing::error!(txn = %t.id, error = %e, "journal unavailable: write refused before touching any node");
             return finish(
@@ -189,28 +193,34 @@ impl Coordinator {
             );
         }
         let WriteAll(results, mut plans, journaled) = self.write_all(t, &planner, &pre).await;
-        // Judged across all nodes: only a node the write may have changed is undone.
-        let changed = changed_nodes(&results);
+        let judged = self.judge_live(t, &results, &plans, &snapshots).await;
+        let verdicts = &judged.judgement.nodes;
         let mut reports: Vec<NodeReport> = results
             .iter()
             .zip(t.rt.nodes.all())
-            .zip(&changed)
-            .map(|((r, n), &c)| NodeReport {
-                maybe_applied: c && r.class != Class::Applied,
+            .zip(judged.read_backs)
+            .map(|((r, n), read_back)| NodeReport {
+                read_back,
                 ..report(n, r)
             })
             .collect();
-        for (plan, &c) in plans.iter_mut().zip(&changed) {
-            if !c {
+        // Only a node the evidence shows the write changed (its prior state known) is undone.
+        // A node left unknown because its undo cannot be built keeps the reason in its report.
+        for (plan, v) in plans.iter_mut().zip(verdicts) {
+            let unbuildable = *v == Verdict::Unknown && matches!(plan, Some(Err(_)));
+            if *v != Verdict::Undo && !unbuildable {
                 *plan = None;
             }
         }
-        let (state, reason, resp) = match decide(&results) {
+        let (state, reason, resp) = match decide(&results, &judged.judgement) {
             Decision::Succeeded(i) => (
                 TxnState::Succeeded,
                 None,
                 results[i].answer.as_ref().ok().cloned(),
             ),
+            Decision::TargetStateHolds => {
+                (TxnState::Rejected, Some(Reason::TargetStateHolds), None)
+            }
             Decision::Rejected(Some(i)) => (
                 TxnState::Rejected,
                 None,
@@ -218,7 +228,7 @@ impl Coordinator {
             ),
             Decision::Rejected(None) => (TxnState::Rejected, Some(Reason::NodesDisagree), None),
             Decision::ToBeRetried => (TxnState::ToBeRetried, Some(Reason::NotApplied), None),
-            Decision::Compensate => {
+            d @ (Decision::Compensate | Decision::Unresolved) => {
                 // An undo may need the plans the nodes' answers gave: durable before it starts.
                 for (done, node) in join_all(journaled).await.into_iter().zip(t.rt.nodes.all()) {
                     if let Some(Err(e)) = done {
@@ -226,6 +236,18 @@ impl Coordinator {
                     }
                 }
                 let (state, reason) = self.compensate(t, &plans, &mut reports).await;
+                let no_rule = t.route.and_then(|r| r.compensation.as_ref()).is_none();
+                let reason = match (d, no_rule) {
+                    (_, true) => Reason::NoCompensationRule,
+                    (Decision::Unresolved, false) => {
+                        Reason::OutcomeUnknown(unknown_nodes(t.rt.nodes.all(), verdicts))
+                    }
+                    _ => reason,
+                };
+                let state = match d {
+                    Decision::Unresolved => TxnState::Failed,
+                    _ => state,
+                };
                 (state, Some(reason), None)
             }
         };
@@ -328,7 +350,7 @@ impl Coordinator {
     ) -> Outcome {
         if let Some(j) = &self.journal {
             j.note(
-                begin_record(t, Vec::new()),
+                begin_record(t, Vec::new(), Vec::new()),
                 state,
                 Some(reason.clone()),
                 nodes.clone(),
@@ -372,6 +394,25 @@ impl Coordinator {
     }
 }
 
+/// Each node's pre-image status, when the route read them.
+fn pre_statuses(snapshots: &Option<(String, Vec<super::undo::Snapshot>)>) -> Vec<Option<u16>> {
+    snapshots
+        .as_ref()
+        .map(|(_, s)| s.iter().map(|s| Some(pre_status(s))).collect())
+        .unwrap_or_default()
+}
+
+/// `node b, node c`: the nodes the judgement could not decide.
+pub(crate) fn unknown_nodes(nodes: &[Arc<Node>], verdicts: &[Verdict]) -> String {
+    let names: Vec<String> = nodes
+        .iter()
+        .zip(verdicts)
+        .filter(|(_, v)| **v == Verdict::Unknown)
+        .map(|(n, _)| format!("node {}", n.name()))
+        .collect();
+    names.join(", ")
+}
+
 pub(super) fn limits(rt: &Runtime) -> CallLimits {
     CallLimits {
         attempt_timeout: rt.settings.config.timeouts.attempt,
@@ -388,6 +429,7 @@ pub(super) fn report(node: &Node, r: &CallResult) -> NodeReport {
         attempts: r.attempts,
         maybe_applied: touched(r) && r.class != Class::Applied,
         compensation: None,
+        read_back: None,
     }
 }
 
@@ -402,6 +444,7 @@ pub(super) fn not_sent(nodes: &[Arc<Node>]) -> Vec<NodeReport> {
             attempts: 0,
             maybe_applied: false,
             compensation: None,
+            read_back: None,
         })
         .collect()
 }

@@ -133,15 +133,15 @@ fn an_undo_needs_a_plan() {
 #[test]
 fn an_exact_pre_image_makes_the_undo_safe() {
     let mut c = unrecorded();
-    c.pre_image = PreImage::Exact(None);
+    c.pre_image = PreImage::Restores(None);
     let mut a = unrecorded();
-    a.pre_image = PreImage::Exact(None);
+    a.pre_image = PreImage::Restores(None);
     let j = judge(&[a, c]);
     assert_eq!(j.nodes, vec![Undo, Undo]);
     assert_eq!(j.end, End::RollBack);
     // A pre-image that shows the target state: the write changed nothing there.
     let mut b = unrecorded();
-    b.pre_image = PreImage::Exact(Some(State::Target));
+    b.pre_image = PreImage::Known(State::Target);
     assert_eq!(judge(&[b]).nodes, vec![Leave]);
 }
 
