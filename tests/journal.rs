@@ -7,42 +7,10 @@ mod support;
 use dtc::config::Config;
 use dtc::saga::TxnState;
 use http::Method;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+use support::process::spawn_dtc;
 use support::*;
-
-/// The `dtc` binary running `config`; its proxy address is read from its log.
-struct Process {
-    child: Child,
-    url: String,
-}
-
-fn spawn_dtc(cfg: &Config, dir: &std::path::Path) -> Process {
-    let path = dir.join("dtc.toml");
-    std::fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dtc"))
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("dtc exited before listening").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "dtc listening" {
-            break v["fields"]["addr"].as_str().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so dtc never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Process {
-        child,
-        url: format!("http://{addr}"),
-    }
-}
 
 /// Re-drive and read-back checks that run within a test's patience; writes are not refused
 /// while a node is down, so a compensation can fail.
