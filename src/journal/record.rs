@@ -128,7 +128,8 @@ pub struct Entry {
     pub redrives: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
-    /// A rollback whose nodes included an unknown outcome waits for a read-back check.
+    /// A rollback (or a write that applied nowhere) whose nodes included an unknown outcome
+    /// waits for a read-back check.
     #[serde(default)]
     pub verify_pending: bool,
 }
@@ -210,6 +211,14 @@ impl Entry {
             .collect()
     }
 
+    /// Whether the nodes are read again later: the transaction left them in the prior state
+    /// (rolled back, or nothing applied) while some node's outcome was unknown, so a late write
+    /// may still land there.
+    fn checked_later(&self) -> bool {
+        matches!(self.state, TxnState::RolledBack | TxnState::ToBeRetried)
+            && !self.unknown_outcome_nodes().is_empty()
+    }
+
     /// Folds one record into the entry.
     pub fn apply(&mut self, rec: &Record) {
         match rec {
@@ -234,8 +243,7 @@ impl Entry {
                 self.reason = reason.clone();
                 self.finished_ms = Some(*at_ms);
                 self.merge_reports(nodes);
-                self.verify_pending =
-                    *state == TxnState::RolledBack && !self.unknown_outcome_nodes().is_empty();
+                self.verify_pending = self.checked_later();
             }
             Record::Redrive {
                 at_ms,
@@ -253,8 +261,7 @@ impl Entry {
                 } else if *state == TxnState::RolledBack {
                     self.reason = Some(Reason::Compensated);
                 }
-                self.verify_pending =
-                    *state == TxnState::RolledBack && !self.unknown_outcome_nodes().is_empty();
+                self.verify_pending = self.checked_later();
             }
             Record::Verified { .. } => self.verify_pending = false,
             Record::Resolved { reason, .. } => self.resolution = Some(reason.clone()),

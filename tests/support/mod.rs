@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod model;
 pub mod process;
 pub mod reload;
 pub mod webdriver;
