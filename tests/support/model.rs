@@ -15,33 +15,41 @@ pub enum Seen<'a> {
     Answered(&'a Answer),
 }
 
-/// One key's possible states (`true`: present) and its history, for failure messages.
-#[derive(Default)]
-pub struct Key {
-    pub possible: BTreeSet<bool>,
+/// One key's possible states (for groups `true`: present; for items the value held, `None`:
+/// absent) and its history, for failure messages.
+pub struct Key<S = bool> {
+    pub possible: BTreeSet<S>,
     pub history: Vec<String>,
     /// Writes sent while the key was known to be in their target state already.
     pub redundant: usize,
 }
 
-impl Key {
-    /// A key known to be absent.
-    pub fn absent() -> Key {
+impl Key<bool> {
+    /// A group known to be absent.
+    pub fn absent() -> Key<bool> {
+        Key::known(false)
+    }
+}
+
+impl<S: Ord + Clone + std::fmt::Debug> Key<S> {
+    /// A key known to be in `state`.
+    pub fn known(state: S) -> Key<S> {
         Key {
-            possible: [false].into(),
-            ..Key::default()
+            possible: [state].into(),
+            history: Vec::new(),
+            redundant: 0,
         }
     }
 
-    /// Folds one write (`create`: its target is present) into the model; returns the state name.
-    pub fn write(&mut self, create: bool, seen: Seen<'_>) -> String {
-        if self.possible == BTreeSet::from([create]) {
+    /// Folds one write whose target state is `target` into the model; returns the state name.
+    pub fn write(&mut self, target: S, seen: Seen<'_>) -> String {
+        if self.possible == BTreeSet::from([target.clone()]) {
             self.redundant += 1;
         }
         let state = match seen {
             Seen::NotSent => "not_sent".to_string(),
             Seen::NoAnswer => {
-                self.possible.insert(create);
+                self.possible.insert(target.clone());
                 "no_answer".to_string()
             }
             Seen::Answered(a) => {
@@ -49,15 +57,15 @@ impl Key {
                 let body = String::from_utf8_lossy(&a.2).to_string();
                 match state.as_str() {
                     // 2xx, or the "already" status passed through: the target holds everywhere.
-                    "succeeded" => self.possible = [create].into(),
+                    "succeeded" => self.possible = [target.clone()].into(),
                     // Not confirmed by any node, yet read back in the target state everywhere.
                     "rejected" if body.contains("every node already holds its target state") => {
-                        self.possible = [create].into()
+                        self.possible = [target.clone()].into()
                     }
                     "rejected" | "to_be_retried" | "rolled_back" => {}
                     // The nodes may differ until the re-drive decides it: either state.
                     "failed" => {
-                        self.possible.insert(create);
+                        self.possible.insert(target.clone());
                     }
                     other => panic!("unexpected state {other:?}: {} {body}", a.0),
                 }
@@ -65,8 +73,7 @@ impl Key {
             }
         };
         self.history.push(format!(
-            "{} -> {state} (possible now {:?})",
-            if create { "POST" } else { "DELETE" },
+            "to {target:?} -> {state} (possible now {:?})",
             self.possible
         ));
         state
