@@ -296,7 +296,18 @@ async fn crash_run(seed: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_restarts_leave_every_key_alike_and_in_a_state_its_history_explains() {
-    for seed in CRASH_SEEDS {
+    for seed in seeds(&CRASH_SEEDS) {
         eprintln!("chaos with crashes: {}", crash_run(seed).await);
+    }
+}
+
+/// The seeds to run: `DTC_CHAOS_SEEDS=1,2,3` overrides the fixed ones (for longer runs by hand).
+fn seeds(fixed: &[u64]) -> Vec<u64> {
+    match std::env::var("DTC_CHAOS_SEEDS") {
+        Ok(list) => list
+            .split(',')
+            .map(|s| s.trim().parse().expect("a seed"))
+            .collect(),
+        Err(_) => fixed.to_vec(),
     }
 }

@@ -186,7 +186,18 @@ async fn run(seed: u64) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_restarts_on_items_routes_leave_every_item_alike_and_explained() {
-    for seed in SEEDS {
+    for seed in seeds(&SEEDS) {
         eprintln!("items chaos with crashes: {}", run(seed).await);
+    }
+}
+
+/// The seeds to run: `DTC_CHAOS_SEEDS=1,2,3` overrides the fixed ones (for longer runs by hand).
+fn seeds(fixed: &[u64]) -> Vec<u64> {
+    match std::env::var("DTC_CHAOS_SEEDS") {
+        Ok(list) => list
+            .split(',')
+            .map(|s| s.trim().parse().expect("a seed"))
+            .collect(),
+        Err(_) => fixed.to_vec(),
     }
 }
