@@ -26,6 +26,7 @@ pub mod attempt;
 pub mod compensate;
 pub mod decide;
 pub mod evidence;
+pub mod finish;
 pub mod live;
 pub mod locks;
 pub mod outcome;
