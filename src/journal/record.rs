@@ -8,7 +8,7 @@
 
 use crate::saga::evidence::State;
 use crate::saga::undo::UndoPlan;
-use crate::saga::{CompOutcome, NodeReport, Reason, TxnState};
+use crate::saga::{NodeReport, Reason, TxnState};
 use serde::{Deserialize, Serialize};
 
 /// One journal record.
@@ -17,7 +17,8 @@ use serde::{Deserialize, Serialize};
 pub enum Record {
     Begin(Begin),
     /// One node's answer and the undo it needs; written only when it adds to the intent (see
-    /// `saga::run`'s `write_all`): a node without one is taken to have maybe applied the write.
+    /// `saga::run`'s `write_all`): a node without one has no recorded answer, which is no
+    /// evidence either way; recovery reads the node instead.
     Node {
         txn: String,
         node: usize,
@@ -177,28 +178,6 @@ impl Entry {
     /// unresolved transaction, or a rollback whose late-write check is pending.
     pub fn fences(&self) -> bool {
         self.resolution.is_none() && (self.state == TxnState::Failed || self.verify_pending)
-    }
-
-    /// Nodes that may hold the write and are not known to be undone.
-    pub fn nodes_to_undo(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&i| self.needs_undo(i))
-            .collect()
-    }
-
-    fn needs_undo(&self, i: usize) -> bool {
-        match &self.nodes[i].report {
-            // No answer recorded: it may have applied.
-            None => true,
-            Some(r) => {
-                let touched = r.outcome == crate::saga::Class::Applied || r.maybe_applied;
-                let undone = r
-                    .compensation
-                    .as_ref()
-                    .is_some_and(|c| c.outcome == CompOutcome::Undone);
-                touched && !undone
-            }
-        }
     }
 
     /// Nodes whose outcome was never known (an answer never came): a late write may land there.

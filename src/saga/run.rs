@@ -289,10 +289,11 @@ impl Coordinator {
     /// waits a transaction costs one sync fewer per node answer.
     ///
     /// A node that applied the write at its first attempt, with the undo the intent already
-    /// holds (`pre`), gets no record of its own: recovery treats a node without an answer as
-    /// "may have applied" and undoes it with the intent's plan, which is exactly what it would
-    /// do with the record, and the end record carries the answer. That saves three of the five
-    /// records of a write that every node applies at once.
+    /// holds (`pre`), gets no record of its own: after a crash recovery reads the resource on
+    /// every node (the route's `verify` rule) and finds the write there, which tells it what the
+    /// record would have; the end record carries the answer. That saves three of the five
+    /// records of a write that every node applies at once. (A route without a read-back loses
+    /// that evidence: its in-doubt writes end `failed` rather than be guessed.)
     async fn write_all(
         &self,
         t: &Txn<'_>,
