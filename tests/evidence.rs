@@ -145,3 +145,61 @@ async fn a_sigkill_during_a_redundant_create_and_delete_leaves_every_node_as_it_
     }
     assert_eq!(journal.counts(), (0, 0), "nothing in doubt, nothing failed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_doubt_write_recovery_cannot_judge_is_left_alone_until_the_re_drive_can() {
+    let nodes = three_nodes().await;
+    for n in &nodes {
+        n.hold_next(1);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = test_config(&nodes);
+    cfg.journal.dir = dir.path().join("journal").display().to_string();
+    cfg.journal.redrive_initial = std::time::Duration::from_millis(50);
+    cfg.journal.redrive_max = std::time::Duration::from_millis(100);
+    cfg.journal.verify_after = std::time::Duration::from_millis(100);
+    let first = spawn_dtc(&cfg, dir.path());
+    let url = format!("{}/v1/group/", first.url);
+    let create =
+        tokio::spawn(async move { try_send(Method::POST, &url, Some(&group("g1")), &[]).await });
+    wait_until("the create is held at every node", || {
+        nodes.iter().all(|n| n.held_count() == 1)
+    })
+    .await;
+    first.crash();
+    assert!(create.await.unwrap().is_err());
+    // The copies held at a and b had landed (a node that processed them before dtc died); c
+    // goes down.
+    nodes[0].insert_group("g1");
+    nodes[1].insert_group("g1");
+    nodes[2].set_down(true).await;
+    // At recovery a and b hold g1 and c cannot be read: whether g1 was there before is unknown,
+    // so nothing is undone.
+    let second = spawn_dtc(&cfg, dir.path());
+    assert!(nodes[0].groups().contains("g1") && nodes[1].groups().contains("g1"));
+    assert!(writes(&nodes[0], Method::DELETE).is_empty());
+    let fenced = send(
+        Method::DELETE,
+        &format!("{}/v1/group/", second.url),
+        Some(&group("g1")),
+        &[],
+    )
+    .await;
+    assert_eq!(fenced.0, 409, "the key is fenced while it is undecided");
+    // c comes back: the re-drive reads it (absent: the prior state), so a and b are undone.
+    nodes[2].set_down(false).await;
+    wait_until("the re-drive undid the create on a and b", || {
+        nodes.iter().all(|n| n.groups().is_empty())
+    })
+    .await;
+    second.crash();
+    let (journal, _) = Journal::open(&cfg.journal).unwrap();
+    let txns = journal.list(None, 10);
+    let t = txns.iter().find(|t| t.begin.method == "POST").unwrap();
+    assert_eq!(t.state, TxnState::RolledBack, "{t:?}");
+    assert!(
+        t.redrives >= 2,
+        "recovery, then at least one re-drive: {}",
+        t.redrives
+    );
+}
