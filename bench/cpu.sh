@@ -6,6 +6,8 @@
 #
 #   bench/cpu.sh target/release/dtc                 # GET at 32 connections, 3 rounds
 #   SCRIPT=bench/post-keys.lua bench/cpu.sh /tmp/dtc-before target/release/dtc
+#   SCRIPT=bench/post-keys.lua NGINX=0 bench/cpu.sh target/release/dtc@bench/routes/kv-undo.toml \
+#       target/release/dtc@bench/routes/kv-undo-preimage.toml     # a route's pre-image cost
 #
 # Knobs: SCRIPT (the kit's get.lua), CONNS (32), D (5s), ROUNDS (3), DURABILITY (group),
 # NGINX=0 to leave nginx-rr out (for write scripts it proxies to one node only).
@@ -21,17 +23,17 @@ trap cleanup EXIT
 start_backends
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 measure() {  # measure NAME PID PORT
-    local t0 t1 n
+    local t0 t1 out
     t0=$(ticks "$2")
-    n=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" "http://127.0.0.1:$3/kv/bench-key" |
+    out=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" "http://127.0.0.1:$3/kv/bench-key" |
         python3 -c 'import sys,json
 for l in sys.stdin:
-    if l.startswith("BENCHJSON "): print(json.loads(l[10:])["requests"])')
+    if l.startswith("BENCHJSON "): j=json.loads(l[10:]); print(j["requests"], j["p50_us"])')
     t1=$(ticks "$2")
-    python3 -c "import os,sys; n=int(sys.argv[3]); print('%s\t%s\t%d\t%.2f' % (sys.argv[1], sys.argv[2], n, (int(sys.argv[5])-int(sys.argv[4]))*1e6/os.sysconf('SC_CLK_TCK')/n))" \
-        "$r" "$1" "$n" "$t0" "$t1"
+    python3 -c "import os,sys; n=int(sys.argv[3]); print('%s\t%s\t%d\t%.2f\t%s' % (sys.argv[1], sys.argv[2], n, (int(sys.argv[5])-int(sys.argv[4]))*1e6/os.sysconf('SC_CLK_TCK')/n, sys.argv[6]))" \
+        "$r" "$1" ${out% *} "$t0" "$t1" ${out#* }
 }
-printf 'round\tserver\trequests\tcpu_us_per_request\n'
+printf 'round\tserver\trequests\tcpu_us_per_request\tp50_us\n'
 for r in $(seq "$ROUNDS"); do
     if [[ "${NGINX:-1}" == 1 ]]; then
         mkdir -p /tmp/bench-nginx-tmp/rr/{body,proxy,fastcgi,uwsgi,scgi}
@@ -42,13 +44,15 @@ for r in $(seq "$ROUNDS"); do
         measure nginx-rr "$(pgrep -P "$PID" | head -1)" 18101
         kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
     fi
-    for b in "$@"; do
+    for arg in "$@"; do
+        # BINARY@ROUTES: that binary with bench/routes/ROUTES appended to its config.
+        b=${arg%%@*}; routes=; [[ "$arg" == *@* ]] && routes=${arg#*@}
         rm -rf "$WORK/journal"
-        write_config "$WORK/dtc.toml" "$WORK/journal" "${DURABILITY:-group}" 127.0.0.1:18130
+        ROUTES=$routes write_config "$WORK/dtc.toml" "$WORK/journal" "${DURABILITY:-group}" 127.0.0.1:18130
         RUST_LOG=${RUST_LOG:-warn} setsid "$b" run --config "$WORK/dtc.toml" --workers 1 >/dev/null 2>&1 &
         PID=$!
         for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18130/kv/bench-key 2>/dev/null && break; sleep 0.05; done
-        measure "$b" "$PID" 18130
+        measure "$arg" "$PID" 18130
         kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
     done
 done

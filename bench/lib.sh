@@ -21,7 +21,7 @@ build_dtc() {
     [[ -x "$DTC" ]] || { echo "no dtc binary at $DTC" >&2; exit 1; }
 }
 
-# write_config FILE JOURNAL_DIR DURABILITY [LISTEN] [NODE PORTS...]
+# write_config FILE JOURNAL_DIR DURABILITY [LISTEN] [NODE PORTS...]  (ROUTES=FILE adds routes)
 # A dtc config for the kit's backends: nodes 127.0.0.1:18001-18003 unless ports are given,
 # admin off, health probing on (the kit's nginx answers GET /healthz with 200).
 write_config() {
@@ -50,6 +50,8 @@ write_config() {
         echo "[journal]"
         echo "dir = \"$dir\""
         echo "durability = \"$durability\""
+        # ROUTES=FILE appends a file of [[routes]] (bench/routes/).
+        if [[ -n "${ROUTES:-}" ]]; then echo; cat "$ROUTES"; fi
     } > "$file.tmp"
     mv "$file.tmp" "$file"
 }

@@ -131,12 +131,12 @@ impl App {
         let (journal, _tail) = Journal::open(&cfg.journal)?;
         let (in_doubt, _) = journal.counts();
         if in_doubt > 0 {
-            tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: undoing them before serving");
+            tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: deciding them from the nodes' state before serving");
         }
         let on_change = on_change(metrics.clone(), alerter.clone());
         let recovered = redrive::recover(&journal, &current, Some(&on_change)).await;
         let (_, failed) = journal.counts();
-        tracing::info!(dir = %cfg.journal.dir, durability = ?cfg.journal.durability, recovered_rolled_back = recovered.rolled_back, failed, "journal open");
+        tracing::info!(dir = %cfg.journal.dir, durability = ?cfg.journal.durability, recovered_rolled_back = recovered.rolled_back, recovered_completed = recovered.completed, recovered_unchanged = recovered.unchanged, failed, "journal open");
         tokio::spawn(redrive::run_worker(
             journal.clone(),
             current.clone(),
@@ -261,13 +261,15 @@ fn reload_view(status: &Arc<ReloadStatus>) -> Arc<dyn Fn() -> ReloadView + Send 
 /// Metrics and alerts for what recovery and the re-drive do.
 fn on_change(metrics: Arc<Metrics>, alerter: Arc<Alerter>) -> OnChange {
     Arc::new(move |before: TxnState, e| {
-        let converged = e.state == TxnState::RolledBack;
+        let converged = e.state != TxnState::Failed;
         if before == TxnState::Failed {
             metrics.redrive(converged);
         }
         let kind = match (before, e.state) {
-            (TxnState::Failed, TxnState::RolledBack) => AlertKind::TransactionConverged,
-            (TxnState::InDoubt, TxnState::Failed) => AlertKind::TransactionFailed,
+            (TxnState::Failed, s) if s != TxnState::Failed => AlertKind::TransactionConverged,
+            (TxnState::InDoubt | TxnState::RolledBack, TxnState::Failed) => {
+                AlertKind::TransactionFailed
+            }
             _ => return,
         };
         alerter.send(AlertEvent::from_view(kind, &view(e)));

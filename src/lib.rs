@@ -16,12 +16,22 @@
 //! 3. The saga ([`saga`]) matches a route ([`config::validate::Route`]), resolves the resource
 //!    key, waits for earlier writes to that key ([`saga::locks`]), checks the [`journal`]'s fences,
 //!    journals its intent, sends the write to every node with retries ([`saga::attempt`]),
-//!    decides, and undoes partial writes ([`saga::undo`]); the end state is journaled before the
-//!    answer ([`proxy::problem`] shapes error answers).
-//! 4. In the background, [`journal::redrive`] re-drives failed transactions and checks
-//!    rollbacks; [`upstream::health`] probes nodes; [`config::reload`] swaps in edited configs;
-//!    [`verify::task`] (when `[verify] interval` is set) reads recently written keys on every
-//!    node and reports keys on which they differ — the same check `dtc verify` runs ([`verify`]).
+//!    reads the resource back where an answer is ambiguous ([`saga::readback`]), judges
+//!    ([`saga::evidence`]), and undoes partial writes ([`saga::undo`]); the end state is journaled
+//!    before the answer ([`proxy::problem`] shapes error answers).
+//! 4. At start, [`journal::redrive::recover`] decides in-doubt transactions; in the background,
+//!    [`journal::redrive`] re-drives failed ones and checks rollbacks — all with
+//!    [`saga::recover::resolve`], the same judgement as the live path; [`upstream::health`]
+//!    probes nodes; [`config::reload`] swaps in edited configs; [`verify::task`] (when
+//!    `[verify] interval` is set) reads recently written keys on every node and reports keys on
+//!    which they differ — the same check `dtc verify` runs ([`verify`]).
+//!
+//! # The invariant
+//!
+//! **An undo never destroys what was there before.** dtc never runs an undo on a node unless it
+//! knows the write changed that node; "may have applied" is not knowledge: when the journal
+//! cannot tell, dtc reads the nodes before it acts, and when they cannot tell either, the
+//! transaction ends `failed` (fenced, listed, alerted) rather than guessing. See [`saga`].
 //!
 //! Around it: [`admin`] (health, readiness, metrics, transactions API, the status page, alerts), [`k8s`]
 //! (`dtc inject`, the admission webhook), [`node`] (the reference node the demo and tests run),

@@ -130,7 +130,35 @@ fn a_verify_rule_must_be_renderable_before_the_write_and_name_its_statuses() {
     );
     let (_, _, err) = check(&text);
     assert!(
-        err.contains("`routes[0].verify.expect`: list the statuses"),
+        err.contains("`routes[0].verify.prior`: list the statuses"),
         "{err}"
     );
+}
+
+#[test]
+fn a_read_back_must_tell_the_target_state_from_the_prior_one() {
+    let route = |verify: &str| {
+        format!(
+            "{NODES}[[routes]]\nmethod = \"POST\"\npath = \"/x\"\nverify = {{ path = \"/x\", {verify} }}\n"
+        )
+    };
+    let (code, _, err) = check(&route("prior = [404], target = [404]"));
+    assert_eq!(code, 64);
+    assert!(
+        err.contains("`routes[0].verify.target`: 404 is listed as both"),
+        "{err}"
+    );
+    let (_, _, err) = check(&route("prior = [409]"));
+    assert!(
+        err.contains(
+            "cannot derive the target state's statuses from prior = [409]: set `target` too"
+        ),
+        "{err}"
+    );
+    // One side is enough when the other follows: 404 before a create means 200 after it, and
+    // `expect` still reads as the prior state's statuses.
+    for ok in ["prior = [404]", "target = [404]", "expect = [200]"] {
+        let (code, _, err) = check(&route(ok));
+        assert_eq!(code, 0, "{ok}: {err}");
+    }
 }

@@ -48,31 +48,56 @@ async fn a_partial_write_is_rolled_back_where_it_applied() {
 }
 
 #[tokio::test]
-async fn a_node_answering_500_may_have_applied_so_it_is_undone_too() {
+async fn a_node_answering_500_after_applying_is_read_back_and_the_write_completes() {
     let (nodes, dtc) = cluster().await;
     nodes[2].apply_then_fail_next(1);
     nodes[2].fail_next(3);
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    // c applied the write but answered 500 four times: only an undo there makes it consistent.
+    // c applied the write but answered 500 four times: a 500 is no evidence either way, so dtc
+    // reads the group back on c, finds it, and every node holds the write.
+    assert_eq!(
+        (a.0.as_u16(), header(&a, "x-dtc-state")),
+        (201, "succeeded")
+    );
+    assert!(
+        nodes.iter().all(|n| n.groups().contains("g1")),
+        "the write is on every node"
+    );
+    assert!(
+        writes(&nodes[2], Method::DELETE).is_empty(),
+        "nothing undone"
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_keeps_answering_500_is_read_back_and_left_alone() {
+    let (nodes, dtc) = cluster().await;
+    nodes[2].fail_next(100);
+    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    // A 500 may follow an apply: the read-back shows c never got it; a and b are undone.
     assert_eq!(
         (a.0.as_u16(), header(&a, "x-dtc-state")),
         (503, "rolled_back")
     );
     let p = json(&a.2);
     assert_eq!(p["nodes"][2]["maybe_applied"], true);
-    assert_eq!(p["nodes"][2]["compensation"]["outcome"], "undone");
+    assert_eq!(p["nodes"][2]["read_back"], "prior (404)");
+    assert!(p["nodes"][2].get("compensation").is_none(), "{p}");
+    assert_eq!(p["nodes"][0]["compensation"]["outcome"], "undone");
     assert!(
         nodes.iter().all(|n| n.groups().is_empty()),
-        "c's silent apply was undone"
+        "undone on a and b"
     );
+    assert!(writes(&nodes[2], Method::DELETE).is_empty());
 }
 
 #[tokio::test]
-async fn a_node_that_keeps_answering_500_leaves_the_write_failed() {
-    let (nodes, dtc) = cluster().await;
+async fn a_node_answering_500_that_cannot_be_read_leaves_the_write_failed() {
+    let (nodes, dtc) = cluster_with(|c| c.routes.iter_mut().for_each(|r| r.verify = None)).await;
     nodes[2].fail_next(100);
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    // A 500 may follow an apply; c's undo cannot be confirmed while c keeps failing.
+    // No read-back: c's prior state is the one a and b had (they applied it), so undoing c is
+    // safe, but c keeps failing and its undo cannot be confirmed.
     assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (502, "failed"));
     let p = json(&a.2);
     assert_eq!(p["nodes"][2]["maybe_applied"], true);
@@ -295,19 +320,24 @@ async fn a_write_that_changed_nothing_is_not_undone_where_a_500_made_it_ambiguou
     nodes[0].fail_next(100);
     nodes[2].fail_next(1);
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    // a's 500s are no evidence; reading g1 back on a finds it: every node holds the target state,
+    // and b's "already" goes to the client.
     assert_eq!(
         (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (503, "to_be_retried")
+        (400, "succeeded")
     );
     let p = json(&a.2);
-    assert_eq!(p["nodes"][2]["outcome"], "already");
+    assert!(p.get("nodes").is_none(), "the node's own answer: {p}");
+    let a_reads = nodes[0].requests();
     assert!(
-        p["nodes"]
-            .as_array()
-            .unwrap()
+        a_reads
             .iter()
-            .all(|n| n.get("compensation").is_none()),
-        "{p}"
+            .any(|r| r.method == Method::GET && r.path == "/v1/group/g1/"),
+        "a was read back"
+    );
+    assert!(
+        nodes.iter().all(|n| writes(n, Method::DELETE).is_empty()),
+        "nothing undone"
     );
     assert!(
         nodes.iter().all(|n| n.groups().contains("g1")),

@@ -7,42 +7,10 @@ mod support;
 use dtc::config::Config;
 use dtc::saga::TxnState;
 use http::Method;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
+use support::process::spawn_dtc;
 use support::*;
-
-/// The `dtc` binary running `config`; its proxy address is read from its log.
-struct Process {
-    child: Child,
-    url: String,
-}
-
-fn spawn_dtc(cfg: &Config, dir: &std::path::Path) -> Process {
-    let path = dir.join("dtc.toml");
-    std::fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dtc"))
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("dtc exited before listening").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "dtc listening" {
-            break v["fields"]["addr"].as_str().unwrap().to_string();
-        }
-    };
-    // Keep draining the log so dtc never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Process {
-        child,
-        url: format!("http://{addr}"),
-    }
-}
 
 /// Re-drive and read-back checks that run within a test's patience; writes are not refused
 /// while a node is down, so a compensation can fail.
@@ -110,7 +78,13 @@ async fn a_crash_mid_write_is_undone_at_the_next_start() {
     let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
     let txns = journal.list(None, 10);
     assert_eq!(txns.len(), 1, "none lost");
-    assert_eq!(txns[0].state, TxnState::RolledBack);
+    assert_eq!(
+        txns[0].state,
+        TxnState::RolledBack,
+        "{:?} {:?}",
+        txns[0].reason,
+        txns[0].nodes
+    );
     assert_eq!(journal.counts(), (0, 0));
 }
 
@@ -170,7 +144,7 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
     .await;
     nodes[2].hold_next(1);
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    // c never answered: its outcome is unknown, so it was undone too (its DELETE said 404).
+    // c never answered: its outcome is unknown; the read-back found it in the prior state (404).
     assert_eq!(header(&a, "x-dtc-state"), "rolled_back");
     assert_eq!(json(&a.2)["nodes"][2]["maybe_applied"], true);
     let txn = header(&a, "x-dtc-transaction-id").to_string();
@@ -318,6 +292,8 @@ async fn finished_transactions_are_compacted_away_keeping_a_window() {
         headers: vec![],
         undo: vec![None],
         verify: None,
+        pre: vec![],
+        pre_restores: false,
     };
     // One failed transaction stays open across compactions.
     journal.begin(begin(0)).await.unwrap();

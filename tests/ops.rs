@@ -35,6 +35,8 @@ async fn failing_cluster(token: Option<&str>) -> (Vec<dtc::node::RefNode>, Dtc, 
     let (nodes, dtc) = cluster_with(|c| {
         c.listen.admin_token = token.map(String::from);
         c.writes.fail_fast = false;
+        // Without a read-back, c's 500s leave its state open: it is undone, and that undo fails.
+        c.routes.iter_mut().for_each(|r| r.verify = None);
     })
     .await;
     let admin = dtc.serve_admin().await;

@@ -31,6 +31,7 @@ fn hostile(id: &str) -> dtc::admin::TxnView {
             error: Some("connect failed: '<x>'".into()),
             attempts: 3,
         }),
+        read_back: None,
     }];
     t
 }

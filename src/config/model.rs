@@ -378,13 +378,17 @@ pub struct RouteConfig {
     /// How to undo the write; none means a partial write cannot be undone.
     #[serde(default)]
     pub compensation: Option<CompensationConfig>,
-    /// How to read back, on a node whose answer never came, that a rollback holds (a late
-    /// write may land after the undo). Without it the check re-applies the undo.
+    /// How to read the resource's state on a node (target or prior), where the answers do not
+    /// tell. Without it a node whose answer is ambiguous or missing cannot be judged unless
+    /// another node's answer or a pre-image tells its prior state.
     #[serde(default)]
     pub verify: Option<VerifyConfig>,
 }
 
-/// A read-back of the resource that tells whether a rollback holds on a node.
+/// A read of the resource that tells a node's state: the write's target state or the prior one.
+/// Recovery, the re-drive, the late-write check and a live write whose answers are ambiguous
+/// read it instead of guessing. Give one list and the other is derived: a `404`/`410` on one
+/// side means `200` on the other, a `2xx` means `[404, 410]`.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyConfig {
@@ -393,6 +397,11 @@ pub struct VerifyConfig {
     pub method: String,
     /// Path template (request values only: it is rendered before the write).
     pub path: String,
-    /// Statuses that mean the rollback holds (e.g. 404 after a create was undone).
-    pub expect: Vec<u16>,
+    /// Statuses that mean the node is in the state before the write (e.g. 404 for a create).
+    /// `expect` is the old name of this field.
+    #[serde(default, alias = "expect", skip_serializing_if = "Vec::is_empty")]
+    pub prior: Vec<u16>,
+    /// Statuses that mean the node is in the write's target state (e.g. 200 for a create).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target: Vec<u16>,
 }

@@ -50,12 +50,13 @@ pub struct Route {
     pub verify: Option<VerifyRule>,
 }
 
-/// A compiled read-back check.
+/// A compiled read-back: which statuses mean the prior state, which the target state.
 #[derive(Debug)]
 pub struct VerifyRule {
     pub method: Method,
     pub path: Template,
-    pub expect: Vec<u16>,
+    pub prior: Vec<u16>,
+    pub target: Vec<u16>,
 }
 
 /// A compiled snapshot rule.
@@ -400,16 +401,12 @@ fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) -> Vec<Arc<
                 .map_err(|e| c.problem(format!("{field}.method"), e))
                 .ok()?;
             let path = compile_request_template(c, &format!("{field}.path"), &v.path, &params)?;
-            if v.expect.is_empty() {
-                c.problem(
-                    format!("{field}.expect"),
-                    "list the statuses that mean the rollback holds, e.g. [404]",
-                );
-            }
+            let (prior, target) = read_back_statuses(c, &field, &v.prior, &v.target)?;
             Some(VerifyRule {
                 method,
                 path,
-                expect: v.expect.clone(),
+                prior,
+                target,
             })
         });
         let compensation = r.compensation.as_ref().and_then(|comp| {
@@ -453,6 +450,71 @@ fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) -> Vec<Arc<
         }
     }
     out
+}
+
+/// The read-back's two status lists, the missing one derived from the other.
+fn read_back_statuses(
+    c: &mut Checker,
+    field: &str,
+    prior: &[u16],
+    target: &[u16],
+) -> Option<(Vec<u16>, Vec<u16>)> {
+    for (name, list) in [("prior", prior), ("target", target)] {
+        if let Some(s) = list.iter().find(|s| !(100..=599).contains(*s)) {
+            c.problem(
+                format!("{field}.{name}"),
+                format!("{s} is not an HTTP status"),
+            );
+            return None;
+        }
+    }
+    let derive = |given: &[u16]| -> Option<Vec<u16>> {
+        if given.iter().all(|s| (200..300).contains(s)) {
+            Some(vec![404, 410])
+        } else if given.iter().all(|s| matches!(s, 404 | 410)) {
+            Some(vec![200])
+        } else {
+            None
+        }
+    };
+    let (prior, target) = match (prior.is_empty(), target.is_empty()) {
+        (true, true) => {
+            c.problem(
+                format!("{field}.prior"),
+                "list the statuses that tell the node's state: `prior` (before the write, e.g. [404] for a create) and `target` (after it, e.g. [200])",
+            );
+            return None;
+        }
+        (false, false) => (prior.to_vec(), target.to_vec()),
+        (false, true) => {
+            let Some(t) = derive(prior) else {
+                c.problem(
+                    format!("{field}.target"),
+                    format!("cannot derive the target state's statuses from prior = {prior:?}: set `target` too"),
+                );
+                return None;
+            };
+            (prior.to_vec(), t)
+        }
+        (true, false) => {
+            let Some(p) = derive(target) else {
+                c.problem(
+                    format!("{field}.prior"),
+                    format!("cannot derive the prior state's statuses from target = {target:?}: set `prior` too"),
+                );
+                return None;
+            };
+            (p, target.to_vec())
+        }
+    };
+    if let Some(s) = prior.iter().find(|s| target.contains(s)) {
+        c.problem(
+            format!("{field}.target"),
+            format!("{s} is listed as both the prior and the target state: a read-back must tell them apart"),
+        );
+        return None;
+    }
+    Some((prior, target))
 }
 
 fn compile_request_template(

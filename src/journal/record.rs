@@ -6,8 +6,9 @@
 //! Later steps (`Redrive`, `Verified`, `Resolved`) follow a `failed` or to-be-verified one.
 //! Compaction replaces a transaction's records with one `Entry`.
 
+use crate::saga::evidence::State;
 use crate::saga::undo::UndoPlan;
-use crate::saga::{CompOutcome, NodeReport, Reason, TxnState};
+use crate::saga::{NodeReport, Reason, TxnState};
 use serde::{Deserialize, Serialize};
 
 /// One journal record.
@@ -16,7 +17,8 @@ use serde::{Deserialize, Serialize};
 pub enum Record {
     Begin(Begin),
     /// One node's answer and the undo it needs; written only when it adds to the intent (see
-    /// `saga::run`'s `write_all`): a node without one is taken to have maybe applied the write.
+    /// `saga::run`'s `write_all`): a node without one has no recorded answer, which is no
+    /// evidence either way; recovery reads the node instead.
     Node {
         txn: String,
         node: usize,
@@ -37,6 +39,8 @@ pub enum Record {
         txn: String,
         at_ms: u64,
         state: TxnState,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<Reason>,
         nodes: Vec<NodeReport>,
     },
     /// The late-write check of a rollback found the rollback holding on every node.
@@ -73,18 +77,42 @@ pub struct Begin {
     /// Per node, the undo as far as it is known before the node answers (`None` when the undo
     /// needs the node's own response, or the route has no compensation).
     pub undo: Vec<Option<UndoPlan>>,
-    /// The read-back that tells whether a rollback holds on a node.
+    /// The read-back that tells a node's state (target or prior).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyPlan>,
+    /// Per node, the status of the pre-image read before the write (when the route takes one):
+    /// with the undo plan built from it, recovery knows that node's prior state exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre: Vec<Option<u16>>,
+    /// Whether the undo plans put back those pre-images (snapshot compensation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pre_restores: bool,
 }
 
-/// A rendered read-back check.
+/// A rendered read-back: the request, and which statuses mean which state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VerifyPlan {
     pub method: String,
     pub path: String,
-    /// Statuses meaning the rollback holds.
-    pub expect: Vec<u16>,
+    /// Statuses meaning the node is in the state before the write (`expect` in older journals).
+    #[serde(alias = "expect")]
+    pub prior: Vec<u16>,
+    /// Statuses meaning the node is in the write's target state.
+    #[serde(default)]
+    pub target: Vec<u16>,
+}
+
+impl VerifyPlan {
+    /// The state a read-back status shows, if it is one of the two.
+    pub fn state_of(&self, status: u16) -> Option<State> {
+        if self.prior.contains(&status) {
+            Some(State::Prior)
+        } else if self.target.contains(&status) {
+            Some(State::Target)
+        } else {
+            None
+        }
+    }
 }
 
 /// Everything known about one transaction.
@@ -101,7 +129,8 @@ pub struct Entry {
     pub redrives: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
-    /// A rollback whose nodes included an unknown outcome waits for a read-back check.
+    /// A rollback (or a write that applied nowhere) whose nodes included an unknown outcome
+    /// waits for a read-back check.
     #[serde(default)]
     pub verify_pending: bool,
 }
@@ -151,28 +180,6 @@ impl Entry {
         self.resolution.is_none() && (self.state == TxnState::Failed || self.verify_pending)
     }
 
-    /// Nodes that may hold the write and are not known to be undone.
-    pub fn nodes_to_undo(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&i| self.needs_undo(i))
-            .collect()
-    }
-
-    fn needs_undo(&self, i: usize) -> bool {
-        match &self.nodes[i].report {
-            // No answer recorded: it may have applied.
-            None => true,
-            Some(r) => {
-                let touched = r.outcome == crate::saga::Class::Applied || r.maybe_applied;
-                let undone = r
-                    .compensation
-                    .as_ref()
-                    .is_some_and(|c| c.outcome == CompOutcome::Undone);
-                touched && !undone
-            }
-        }
-    }
-
     /// Nodes whose outcome was never known (an answer never came): a late write may land there.
     pub fn unknown_outcome_nodes(&self) -> Vec<usize> {
         (0..self.nodes.len())
@@ -181,6 +188,14 @@ impl Entry {
                 Some(r) => r.maybe_applied && r.status.is_none(),
             })
             .collect()
+    }
+
+    /// Whether the nodes are read again later: the transaction left them in the prior state
+    /// (rolled back, or nothing applied) while some node's outcome was unknown, so a late write
+    /// may still land there.
+    fn checked_later(&self) -> bool {
+        matches!(self.state, TxnState::RolledBack | TxnState::ToBeRetried)
+            && !self.unknown_outcome_nodes().is_empty()
     }
 
     /// Folds one record into the entry.
@@ -207,12 +222,12 @@ impl Entry {
                 self.reason = reason.clone();
                 self.finished_ms = Some(*at_ms);
                 self.merge_reports(nodes);
-                self.verify_pending =
-                    *state == TxnState::RolledBack && !self.unknown_outcome_nodes().is_empty();
+                self.verify_pending = self.checked_later();
             }
             Record::Redrive {
                 at_ms,
                 state,
+                reason,
                 nodes,
                 ..
             } => {
@@ -220,10 +235,12 @@ impl Entry {
                 self.state = *state;
                 self.finished_ms = Some(*at_ms);
                 self.merge_reports(nodes);
-                if *state == TxnState::RolledBack {
+                if let Some(r) = reason {
+                    self.reason = Some(r.clone());
+                } else if *state == TxnState::RolledBack {
                     self.reason = Some(Reason::Compensated);
-                    self.verify_pending = !self.unknown_outcome_nodes().is_empty();
                 }
+                self.verify_pending = self.checked_later();
             }
             Record::Verified { .. } => self.verify_pending = false,
             Record::Resolved { reason, .. } => self.resolution = Some(reason.clone()),
@@ -255,6 +272,7 @@ impl Entry {
                     attempts: 0,
                     maybe_applied: true,
                     compensation: None,
+                    read_back: None,
                 })
             })
             .collect()

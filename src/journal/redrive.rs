@@ -1,20 +1,21 @@
 //! Nothing forgotten: recovery of in-doubt transactions at startup, the background re-drive of
 //! failed ones, and the late-write check of rollbacks whose nodes had unknown outcomes.
 //!
-//! All three run a transaction's journaled undo plans (idempotent: each undo's "already"
-//! statuses mean done) on the nodes that may still hold the write.
+//! All three decide with [`saga::recover::resolve`](crate::saga::recover::resolve): the
+//! journal's evidence plus a fresh read of every node the transaction touched, judged by the one
+//! decision function the live path uses; an undo runs only where the evidence shows it cannot
+//! destroy what the node held before.
 
-use super::record::{Entry, VerifyPlan, now_ms};
+use super::record::{Entry, now_ms};
 use super::store::Journal;
-use crate::config::NodeSpec;
-use crate::config::validate::parse_http_url;
 use crate::runtime::{Current, Runtime};
-use crate::saga::attempt::{Call, CallLimits, call_with_retries};
 use crate::saga::compensate::run_undo;
+use crate::saga::evidence::{State, Verdict};
 use crate::saga::policy::Backoff;
-use crate::saga::{CompOutcome, CompReport, NodeReport, TxnState};
-use crate::upstream::Node;
-use http::{HeaderMap, HeaderName, HeaderValue};
+/// The journaled end-to-end headers of a transaction as a header map (used by `dtc verify`).
+pub use crate::saga::recover::header_map;
+use crate::saga::recover::{Resolution, fresh, node_for, resolve};
+use crate::saga::{CompOutcome, TxnState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,12 +26,18 @@ pub type OnChange = Arc<dyn Fn(TxnState, &Entry) + Send + Sync>;
 /// What recovery did at startup.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Recovered {
+    /// Undone where the write landed.
     pub rolled_back: usize,
+    /// Found on every node: complete.
+    pub completed: usize,
+    /// Applied nowhere.
+    pub unchanged: usize,
+    /// Could not be decided or undone: listed and re-driven.
     pub failed: usize,
 }
 
-/// Undoes every in-doubt transaction (the client never got a success): on each node that applied
-/// it or may have. Runs before dtc serves, so no new write can race it.
+/// Decides every in-doubt transaction (the client never got an answer) from the evidence. Runs
+/// before dtc serves, so no new write can race it.
 pub async fn recover(
     journal: &Arc<Journal>,
     current: &Current,
@@ -43,15 +50,15 @@ pub async fn recover(
         .into_iter()
         .filter(|e| e.state == TxnState::InDoubt)
     {
-        let (state, nodes) = undo_entry(&rt, &entry).await;
-        tracing::warn!(txn = %entry.begin.txn, key = %entry.begin.key, state = %state, "in-doubt transaction recovered");
-        if let Err(e) = journal.redrive(&entry.begin.txn, state, nodes).await {
-            tracing::error!(txn = %entry.begin.txn, error = %e, "cannot journal the recovery");
-        }
-        match state {
+        let r = resolve(&rt, &entry, &purpose(&entry)).await;
+        tracing::warn!(txn = %entry.begin.txn, key = %entry.begin.key, state = %r.state, reason = r.reason.as_ref().map(|r| r.describe()).unwrap_or_default(), "in-doubt transaction recovered");
+        match r.state {
             TxnState::RolledBack => out.rolled_back += 1,
+            TxnState::Succeeded => out.completed += 1,
+            TxnState::ToBeRetried => out.unchanged += 1,
             _ => out.failed += 1,
         }
+        record(journal, &entry.begin.txn, r).await;
         if let (Some(cb), Some(e)) = (on_change, journal.get(&entry.begin.txn)) {
             cb(TxnState::InDoubt, &e);
         }
@@ -59,78 +66,19 @@ pub async fn recover(
     out
 }
 
-/// Runs the undo of every node of `entry` that may still hold the write.
-async fn undo_entry(rt: &Runtime, entry: &Entry) -> (TxnState, Vec<NodeReport>) {
-    let mut reports = entry.reports();
-    let headers = header_map(&entry.begin.headers);
-    let mut all_undone = true;
-    for i in entry.nodes_to_undo() {
-        let (name, url) = &entry.begin.nodes[i];
-        let report = match (&entry.nodes[i].undo, node_for(rt, name, url)) {
-            (Some(plan), Some(node)) => {
-                run_undo(rt, &node, plan, &entry.begin.txn, &headers, "undo").await
-            }
-            (None, _) => failed_comp(
-                "no undo is known for this node (no compensation rule, or it needs an answer that never came)",
-            ),
-            (_, None) => failed_comp("the node's URL in the journal is not usable"),
-        };
-        all_undone &= report.outcome == CompOutcome::Undone;
-        reports[i].compensation = Some(report);
-    }
-    let state = if all_undone {
-        TxnState::RolledBack
-    } else {
-        TxnState::Failed
-    };
-    (state, reports)
-}
-
-fn failed_comp(why: &str) -> CompReport {
-    CompReport {
-        outcome: CompOutcome::Failed,
-        status: None,
-        error: Some(why.to_string()),
-        attempts: 0,
+/// The undo's idempotency purpose: a fresh one when the nodes were read (the read shows the
+/// state now, so an undo must really run), else the live path's own (the same undo retried).
+fn purpose(entry: &Entry) -> String {
+    match entry.begin.verify {
+        Some(_) => fresh("recover"),
+        None => "undo".into(),
     }
 }
 
-/// The node of the running config with this name and URL, or a one-off client for it.
-fn node_for(rt: &Runtime, name: &str, url: &str) -> Option<Arc<Node>> {
-    if let Some(n) = rt
-        .nodes
-        .all()
-        .iter()
-        .find(|n| n.name() == name && n.spec.url == url)
-    {
-        return Some(n.clone());
+async fn record(journal: &Journal, txn: &str, r: Resolution) {
+    if let Err(e) = journal.redrive(txn, r.state, r.reason, r.nodes).await {
+        tracing::error!(txn, error = %e, "cannot journal the decision");
     }
-    let (uri, authority, base_path) = parse_http_url(url).ok()?;
-    let spec = NodeSpec {
-        name: name.to_string(),
-        url: uri,
-        authority,
-        base_path,
-    };
-    Some(Node::new(
-        spec,
-        rt.settings.config.timeouts.connect,
-        rt.settings.config.health.clone(),
-    ))
-}
-
-/// The journaled end-to-end headers of a transaction as a header map (invalid ones dropped).
-pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in pairs {
-        if let (Ok(k), Ok(v)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            h.append(k, v);
-        }
-    }
-    h
 }
 
 /// Re-drives one failed transaction now; returns its new state.
@@ -145,25 +93,31 @@ pub async fn redrive_one(
         return Some(entry.state);
     }
     let rt = current.load();
-    let (state, nodes) = undo_entry(&rt, &entry).await;
-    if let Err(e) = journal.redrive(txn, state, nodes).await {
-        tracing::error!(txn, error = %e, "cannot journal the re-drive");
-    }
+    let r = resolve(&rt, &entry, &purpose(&entry)).await;
+    let state = r.state;
+    record(journal, txn, r).await;
     if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
         cb(TxnState::Failed, &e);
     }
-    if state == TxnState::RolledBack {
-        tracing::info!(txn, key = %entry.begin.key, redrives = entry.redrives + 1, "failed transaction converged: rolled back on every node");
-    } else {
+    if state == TxnState::Failed {
         tracing::warn!(txn, key = %entry.begin.key, redrives = entry.redrives + 1, "re-drive did not converge yet");
+    } else {
+        tracing::info!(txn, key = %entry.begin.key, state = %state, redrives = entry.redrives + 1, "failed transaction converged");
     }
     Some(state)
 }
 
-/// The late-write check on nodes whose outcome was unknown: reads the resource back with the
-/// route's `verify` rule and undoes again if a late write shows; without a rule, re-applies the
-/// undo (idempotent: an "already" answer shows the rollback holds). Returns true when verified.
-pub async fn verify_one(journal: &Arc<Journal>, current: &Current, txn: &str) -> bool {
+/// The late-write check of a rollback: reads every node the transaction touched and compares it
+/// with the state the decision chose for it; undoes a late write where the evidence allows.
+/// Without a read-back rule, re-applies the undo on the nodes whose outcome was unknown and whose
+/// prior state is known (idempotent: an "already" answer shows the rollback holds). Returns true
+/// when verified.
+pub async fn verify_one(
+    journal: &Arc<Journal>,
+    current: &Current,
+    txn: &str,
+    on_change: Option<&OnChange>,
+) -> bool {
     let Some(entry) = journal.get(txn) else {
         return true;
     };
@@ -171,40 +125,77 @@ pub async fn verify_one(journal: &Arc<Journal>, current: &Current, txn: &str) ->
         return true;
     }
     let rt = current.load();
+    if entry.begin.verify.is_none() {
+        return reapply_undos(journal, &rt, &entry).await;
+    }
+    let r = resolve(&rt, &entry, &fresh("verify")).await;
+    if r.all_read && r.judgement.settled() {
+        return match journal.verified(txn).await {
+            Ok(()) => {
+                tracing::info!(
+                    txn,
+                    "rollback verified: every node read back in the state the decision chose"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(txn, error = %e, "cannot journal the verification");
+                false
+            }
+        };
+    }
+    if !r.all_read && r.state != TxnState::Failed {
+        // A node could not be read: look again later.
+        return false;
+    }
+    if r.judgement.nodes.contains(&Verdict::Undo) {
+        tracing::warn!(
+            txn,
+            "a late write landed after the rollback; undoing it again"
+        );
+    }
+    if r.state == TxnState::Failed {
+        tracing::error!(
+            txn,
+            reason = r.reason.as_ref().map(|r| r.describe()).unwrap_or_default(),
+            "the rollback's check found the nodes divergent"
+        );
+    }
+    let state = r.state;
+    record(journal, txn, r).await;
+    if let (Some(cb), Some(e), true) = (on_change, journal.get(txn), state == TxnState::Failed) {
+        cb(TxnState::RolledBack, &e);
+    }
+    false
+}
+
+/// The check without a read-back: the undo again, only where the prior state is known.
+async fn reapply_undos(journal: &Arc<Journal>, rt: &Runtime, entry: &Entry) -> bool {
+    let txn = &entry.begin.txn;
+    let judgement = crate::saga::evidence::judge(&crate::saga::recover::evidence_of(entry));
     let headers = header_map(&entry.begin.headers);
     for i in entry.unknown_outcome_nodes() {
         let (name, url) = &entry.begin.nodes[i];
-        let (Some(plan), Some(node)) = (&entry.nodes[i].undo, node_for(&rt, name, url)) else {
+        if judgement.expect[i] != Some(State::Prior) {
+            continue;
+        }
+        let (Some(plan), Some(node)) = (&entry.nodes[i].undo, node_for(rt, name, url)) else {
             continue;
         };
-        if let Some(check) = &entry.begin.verify {
-            match read_back(&rt, &node, check, &headers).await {
-                Some(true) => continue,
-                Some(false) => {
-                    tracing::warn!(txn, node = %name, "a late write landed after the rollback; undoing it again")
-                }
-                None => return false,
-            }
-        }
-        let r = run_undo(
-            &rt,
-            &node,
-            plan,
-            txn,
-            &headers,
-            &format!("verify-{}", now_ms()),
-        )
-        .await;
+        let r = run_undo(rt, &node, plan, txn, &headers, &fresh("verify")).await;
         if r.outcome != CompOutcome::Undone {
             return false;
         }
-        if entry.begin.verify.is_none() && r.status.is_some_and(|s| (200..300).contains(&s)) {
+        if r.status.is_some_and(|s| (200..300).contains(&s)) {
             tracing::warn!(txn, node = %name, "a late write had landed after the rollback; undone again");
         }
     }
     match journal.verified(txn).await {
         Ok(()) => {
-            tracing::info!(txn, "rollback verified on nodes with unknown outcomes");
+            tracing::info!(
+                txn,
+                "rollback re-applied on the nodes with unknown outcomes"
+            );
             true
         }
         Err(e) => {
@@ -212,37 +203,6 @@ pub async fn verify_one(journal: &Arc<Journal>, current: &Current, txn: &str) ->
             false
         }
     }
-}
-
-/// Reads the resource back on `node`: `Some(true)` when the rollback holds, `Some(false)` when a
-/// late write shows, `None` when the node could not say.
-async fn read_back(
-    rt: &Runtime,
-    node: &Arc<Node>,
-    check: &VerifyPlan,
-    headers: &HeaderMap,
-) -> Option<bool> {
-    let method = http::Method::from_bytes(check.method.as_bytes()).ok()?;
-    let mut headers = headers.clone();
-    headers.remove(http::header::CONTENT_TYPE);
-    let call = Call {
-        node,
-        method,
-        path_and_query: check.path.clone(),
-        headers,
-        body: Default::default(),
-        already: &[],
-    };
-    let limits = CallLimits {
-        attempt_timeout: rt.settings.config.timeouts.attempt,
-        max_body: rt.settings.config.limits.max_body,
-    };
-    let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits).await;
-    let status = r.status()?;
-    if check.expect.contains(&status) {
-        return Some(true);
-    }
-    (status < 500 && !matches!(status, 408 | 429)).then_some(false)
 }
 
 /// The background worker: re-drives failed transactions with capped exponential backoff and
@@ -277,7 +237,7 @@ pub async fn run_worker(journal: Arc<Journal>, current: Arc<Current>, on_change:
                 continue;
             }
             if verify {
-                if !verify_one(&journal, &current, &e.begin.txn).await {
+                if !verify_one(&journal, &current, &e.begin.txn, on_change.as_ref()).await {
                     next_in = next_in.min(cfg.verify_after);
                 }
             } else {

@@ -267,12 +267,14 @@ impl Journal {
         &self,
         txn: &str,
         state: TxnState,
+        reason: Option<Reason>,
         nodes: Vec<NodeReport>,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
         self.append(Record::Redrive {
             txn: txn.to_string(),
             at_ms: now_ms(),
             state,
+            reason,
             nodes,
         })
     }

@@ -83,7 +83,7 @@ impl TxnStore for JournalTxns {
             if e.state == TxnState::Failed {
                 redrive_one(&journal, &current, &txn, cb.as_ref()).await;
             } else {
-                super::redrive::verify_one(&journal, &current, &txn).await;
+                super::redrive::verify_one(&journal, &current, &txn, cb.as_ref()).await;
             }
             journal
                 .get(&txn)

@@ -51,6 +51,8 @@ pub(crate) enum ReplyBody {
     Json(Value),
     /// `text/plain`.
     Text(&'static str),
+    /// `text/html` (json-server's error pages).
+    Html(&'static str),
 }
 
 impl Reply {

@@ -32,6 +32,9 @@ pub struct NodeArgs {
     /// Seed of the random faults, for reproducible runs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Answer a create of an existing group with 500 text/html, as json-server 0.17 does.
+    #[arg(long)]
+    pub duplicate_as_500: bool,
 }
 
 impl NodeArgs {
@@ -46,6 +49,7 @@ impl NodeArgs {
                 apply_then_fail_rate: self.apply_then_fail_rate,
                 down: self.down,
                 seed: self.seed,
+                duplicate_as_500: self.duplicate_as_500,
             },
         }
     }

@@ -24,6 +24,9 @@ pub struct Faults {
     pub down: bool,
     /// Seed of the random generator behind the rates, for reproducible runs.
     pub seed: u64,
+    /// Answer a create of a group that already exists with `500 text/html` "Insert failed,
+    /// duplicate id" instead of 400, as json-server 0.17 does: nothing applied, yet a 500.
+    pub duplicate_as_500: bool,
 }
 
 /// What happens to a write request once it is let through.
@@ -61,6 +64,7 @@ pub(crate) struct FaultState {
     reject: usize,
     reject_status: StatusCode,
     hold: usize,
+    duplicate_as_500: bool,
 }
 
 impl FaultState {
@@ -76,7 +80,18 @@ impl FaultState {
             reject: 0,
             reject_status: StatusCode::UNPROCESSABLE_ENTITY,
             hold: 0,
+            duplicate_as_500: faults.duplicate_as_500,
         }
+    }
+
+    /// Whether a duplicate create answers 500 (json-server's way).
+    pub(crate) fn duplicate_as_500(&self) -> bool {
+        self.duplicate_as_500
+    }
+
+    /// Sets whether a duplicate create answers 500 (json-server's way).
+    pub(crate) fn set_duplicate_as_500(&mut self, on: bool) {
+        self.duplicate_as_500 = on;
     }
 
     /// Decides the fate of a write request that just arrived, consuming one

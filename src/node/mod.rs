@@ -245,6 +245,13 @@ impl RefNode {
         info!(node = %self.name(), rate, "fault: error rate");
     }
 
+    /// Answers a create of an existing group with `500 text/html` "Insert failed, duplicate id"
+    /// (json-server 0.17's way) instead of 400.
+    pub fn set_duplicate_as_500(&self, on: bool) {
+        self.shared.faults().set_duplicate_as_500(on);
+        info!(node = %self.name(), on, "fault: duplicate create answers 500");
+    }
+
     /// Sets the probability that a write is applied, then answers 500.
     pub fn set_apply_then_fail_rate(&self, rate: f64) {
         self.shared.faults().set_apply_then_fail_rate(rate);

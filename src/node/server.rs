@@ -228,6 +228,17 @@ async fn handle_write(
     if fault != WriteFault::None {
         debug!(node = %shared.name, ?fault, "write fault");
     }
+    let duplicate = parts.method == http::Method::POST && reply.status == StatusCode::BAD_REQUEST;
+    if duplicate && shared.faults().duplicate_as_500() {
+        return Ok(Reply {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            body: ReplyBody::Html(
+                "<!DOCTYPE html><html><body><pre>Error: Insert failed, duplicate id</pre></body></html>",
+            ),
+            location: None,
+            allow: None,
+        });
+    }
     Ok(reply)
 }
 
@@ -298,6 +309,10 @@ fn respond(reply: Reply, method: &Method) -> Response<Full<Bytes>> {
         ReplyBody::Json(value) => ("application/json", Bytes::from(value.to_string())),
         ReplyBody::Text(text) => (
             "text/plain; charset=utf-8",
+            Bytes::from_static(text.as_bytes()),
+        ),
+        ReplyBody::Html(text) => (
+            "text/html; charset=utf-8",
             Bytes::from_static(text.as_bytes()),
         ),
     };

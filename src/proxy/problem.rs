@@ -58,6 +58,11 @@ pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
             "resource fenced by an unresolved transaction",
             false,
         ),
+        TxnState::Rejected if o.reason == Some(Reason::TargetStateHolds) => (
+            StatusCode::CONFLICT,
+            "write not confirmed: every node already holds its target state",
+            false,
+        ),
         TxnState::Rejected => (StatusCode::CONFLICT, "write rejected", false),
         TxnState::ToBeRetried => (
             StatusCode::SERVICE_UNAVAILABLE,

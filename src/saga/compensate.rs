@@ -159,8 +159,12 @@ impl Planner<'_> {
     }
 }
 
-/// The journal's intent record of a transaction.
-pub(super) fn begin_record(t: &Txn<'_>, undo: Vec<Option<UndoPlan>>) -> Begin {
+/// The journal's intent record of a transaction; `pre` holds each node's pre-image status.
+pub(super) fn begin_record(
+    t: &Txn<'_>,
+    undo: Vec<Option<UndoPlan>>,
+    pre: Vec<Option<u16>>,
+) -> Begin {
     let headers = undo_headers(&t.req.headers)
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
@@ -183,11 +187,13 @@ pub(super) fn begin_record(t: &Txn<'_>, undo: Vec<Option<UndoPlan>>) -> Begin {
         headers,
         undo,
         verify: verify_plan(t),
+        pre_restores: !pre.is_empty() && super::live::restores(t),
+        pre,
     }
 }
 
-/// The route's read-back check, rendered from the request.
-fn verify_plan(t: &Txn<'_>) -> Option<VerifyPlan> {
+/// The route's read-back, rendered from the request.
+pub(super) fn verify_plan(t: &Txn<'_>) -> Option<VerifyPlan> {
     let rule = t.route?.verify.as_ref()?;
     let ctx = Context {
         params: &t.params,
@@ -198,7 +204,8 @@ fn verify_plan(t: &Txn<'_>) -> Option<VerifyPlan> {
     Some(VerifyPlan {
         method: rule.method.to_string(),
         path,
-        expect: rule.expect.clone(),
+        prior: rule.prior.clone(),
+        target: rule.target.clone(),
     })
 }
 

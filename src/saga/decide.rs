@@ -1,19 +1,27 @@
-//! The decision table: what the nodes' final answers make of a transaction.
+//! The live path's decision: the nodes' final answers (and, where they are ambiguous, a read
+//! of the resource) as [`evidence`](super::evidence), judged, then mapped to what the client is
+//! told.
 
 use super::attempt::CallResult;
+use super::evidence::{End, Judgement, NodeEvidence};
 use super::outcome::Class;
 
 /// What the write phase decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// Every node converged; the index of the node whose answer goes to the client.
+    /// Every node holds the write; the index of the node whose answer goes to the client.
     Succeeded(usize),
+    /// No node confirmed the write, yet every node is in its target state: nothing is undone
+    /// and the client is told so.
+    TargetStateHolds,
     /// Nothing applied, some node refused; `Some(i)` when all refused alike (pass node i's answer).
     Rejected(Option<usize>),
     /// Nothing applied, some node failed transiently.
     ToBeRetried,
-    /// Some node applied it (or may have) and some did not converge: undo.
+    /// The write changed some nodes and not all: undo where the judgement says so.
     Compensate,
+    /// Some node cannot be judged: undo only where the judgement says so, end `failed`.
+    Unresolved,
 }
 
 /// Whether a node's answer leaves open that it applied the write: it did, or an attempt may have.
@@ -21,54 +29,54 @@ pub(crate) fn touched(r: &CallResult) -> bool {
     r.class == Class::Applied || r.ambiguous
 }
 
-/// Which nodes the write may have changed, judged across all nodes: the nodes that need undoing
-/// if the transaction rolls back.
-///
-/// A node that may have applied the write (a 5xx, no answer) and then says "already" could be
-/// in the target state because of this write, or since before it. dtc keeps the nodes alike, so
-/// the other nodes tell which: when some node said "already" at its first answer and none
-/// applied the write, every node was already in the target state and the write changed none of
-/// them — undoing would destroy what was there before. Otherwise every node that may have
-/// applied it is undone (the undo's own "already" status makes that safe).
-pub fn changed_nodes(results: &[CallResult]) -> Vec<bool> {
-    let was_already_there = results
-        .iter()
-        .any(|r| r.class == Class::Already && !r.ambiguous)
-        && !results.iter().any(|r| r.class == Class::Applied);
+/// Whether every node's answer says it holds the target state: no evidence beyond the answers
+/// is needed.
+pub fn all_converged(results: &[CallResult]) -> bool {
     results
         .iter()
-        .map(|r| touched(r) && !was_already_there)
+        .all(|r| matches!(r.class, Class::Applied | Class::Already))
+}
+
+/// Each node's answer as evidence; `undo_known[i]` when node i's undo can be built.
+pub fn answers(results: &[CallResult], undo_known: &[bool]) -> Vec<NodeEvidence> {
+    results
+        .iter()
+        .zip(undo_known)
+        .map(|(r, &u)| NodeEvidence::answered(r.class, r.ambiguous, u))
         .collect()
 }
 
-/// The decision table over the nodes' final results.
-pub fn decide(results: &[CallResult]) -> Decision {
-    let converged = |r: &CallResult| matches!(r.class, Class::Applied | Class::Already);
-    if results.iter().all(converged) {
-        let pick = results
-            .iter()
-            .position(|r| r.class == Class::Applied)
-            .unwrap_or(0);
-        return Decision::Succeeded(pick);
+/// What the client is told, from the answers and the judgement over all the evidence.
+pub fn decide(results: &[CallResult], j: &Judgement) -> Decision {
+    match j.end {
+        End::Complete => {
+            let confirmed = |c: Class| results.iter().position(|r| r.class == c);
+            match confirmed(Class::Applied).or_else(|| confirmed(Class::Already)) {
+                Some(i) => Decision::Succeeded(i),
+                None => Decision::TargetStateHolds,
+            }
+        }
+        End::RollBack => Decision::Compensate,
+        End::Failed => Decision::Unresolved,
+        End::Unchanged if results.iter().any(|r| r.class == Class::Transient) => {
+            Decision::ToBeRetried
+        }
+        End::Unchanged => {
+            let first = results.iter().position(|r| r.class == Class::Rejected);
+            let all_same = first.is_some_and(|f| {
+                results
+                    .iter()
+                    .all(|r| r.class == Class::Rejected && r.status() == results[f].status())
+            });
+            Decision::Rejected(if all_same { first } else { None })
+        }
     }
-    if changed_nodes(results).into_iter().any(|c| c) {
-        return Decision::Compensate;
-    }
-    if results.iter().any(|r| r.class == Class::Transient) {
-        return Decision::ToBeRetried;
-    }
-    let first = results.iter().position(|r| r.class == Class::Rejected);
-    let all_same = first.is_some_and(|f| {
-        results
-            .iter()
-            .all(|r| r.class == Class::Rejected && r.status() == results[f].status())
-    });
-    Decision::Rejected(if all_same { first } else { None })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::saga::evidence::{ReadBack, State, judge};
     use crate::saga::outcome::NodeResponse;
     use crate::upstream::SendError;
     use http::{HeaderMap, StatusCode};
@@ -96,61 +104,68 @@ mod tests {
         }
     }
 
+    fn on_answers(results: &[CallResult]) -> Decision {
+        let ev = answers(results, &vec![true; results.len()]);
+        decide(results, &judge(&ev))
+    }
+
     #[test]
     fn each_row_of_the_table() {
         use Class::*;
         let applied = || answered(Applied, 201, false);
         let already = || answered(Already, 400, false);
         assert_eq!(
-            decide(&[already(), applied(), applied()]),
+            on_answers(&[already(), applied(), applied()]),
             Decision::Succeeded(1),
             "a node that applied answers"
         );
-        assert_eq!(decide(&[already(), already()]), Decision::Succeeded(0));
+        assert_eq!(on_answers(&[already(), already()]), Decision::Succeeded(0));
+        let r422 = || answered(Rejected, 422, false);
+        assert_eq!(on_answers(&[r422(), r422()]), Decision::Rejected(Some(0)));
         assert_eq!(
-            decide(&[
-                answered(Rejected, 422, false),
-                answered(Rejected, 422, false)
-            ]),
-            Decision::Rejected(Some(0))
-        );
-        assert_eq!(
-            decide(&[
-                answered(Rejected, 422, false),
-                answered(Rejected, 409, false)
-            ]),
+            on_answers(&[r422(), answered(Rejected, 409, false)]),
             Decision::Rejected(None)
         );
         assert_eq!(
-            decide(&[already(), refused()]),
+            on_answers(&[already(), refused()]),
             Decision::ToBeRetried,
             "nothing applied"
         );
-        assert_eq!(decide(&[applied(), refused()]), Decision::Compensate);
+        assert_eq!(on_answers(&[applied(), refused()]), Decision::Compensate);
+        assert_eq!(on_answers(&[applied(), r422()]), Decision::Compensate);
+        // A 500 may follow an apply: with another node applying, it is undone too (its prior
+        // state is the one the applying node left).
         assert_eq!(
-            decide(&[applied(), answered(Rejected, 422, false)]),
+            on_answers(&[applied(), answered(Transient, 500, true)]),
             Decision::Compensate
         );
-        // A 500 may follow an apply: with another node applying, it is undone too.
-        assert_eq!(
-            decide(&[applied(), answered(Transient, 500, true)]),
-            Decision::Compensate
-        );
-        // But a node that said "already" at once shows the resource was there before: a 500
+        // A node that said "already" at once shows the resource was there before: a 500
         // elsewhere changed nothing, and nothing is undone.
         assert_eq!(
-            decide(&[already(), answered(Transient, 500, true)]),
+            on_answers(&[already(), answered(Transient, 500, true)]),
             Decision::ToBeRetried
         );
-        let late_already = answered(Already, 400, true);
-        let stuck = answered(Transient, 500, true);
+        // Every node answered 500: without a read nothing can be judged, so nothing is undone.
+        let e500 = || answered(Transient, 500, true);
+        assert_eq!(on_answers(&[e500(), e500()]), Decision::Unresolved);
+    }
+
+    #[test]
+    fn a_read_back_settles_what_the_answers_leave_open() {
+        let e500 = || answered(Class::Transient, 500, true);
+        let results = [e500(), e500(), e500()];
+        let mut ev = answers(&results, &[true; 3]);
+        for e in &mut ev {
+            e.read_back = ReadBack::Is(State::Target);
+        }
         assert_eq!(
-            changed_nodes(&[already(), late_already, stuck]),
-            vec![false; 3]
+            decide(&results, &judge(&ev)),
+            Decision::TargetStateHolds,
+            "every node holds the resource: nothing undone, the client told so"
         );
-        assert_eq!(
-            changed_nodes(&[applied(), answered(Already, 400, true)]),
-            vec![true, true]
-        );
+        for e in &mut ev {
+            e.read_back = ReadBack::Is(State::Prior);
+        }
+        assert_eq!(decide(&results, &judge(&ev)), Decision::ToBeRetried);
     }
 }

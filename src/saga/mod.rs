@@ -1,21 +1,38 @@
 //! The saga: one write, replicated to every node, retried, and undone where it applied when it
 //! cannot be applied everywhere.
 //!
+//! **The invariant: an undo never destroys what was there before.** dtc runs an undo on a node
+//! only when it knows the write changed that node and what the node held before (its own answer,
+//! a read of the resource, a journaled pre-image, or the state the other nodes show). "May have
+//! applied" — a 5xx, a cut connection, no answer recorded — is not knowledge: where the journal
+//! cannot tell, dtc reads the nodes before it acts, and where the nodes cannot tell either it
+//! undoes nothing there and ends the write `failed` (fenced, listed, alerted). One decision
+//! ([`evidence::judge`]) over one evidence type ([`evidence::NodeEvidence`]) serves the live
+//! path ([`live`], [`decide`](mod@decide)), startup recovery, the re-drive and the late-write check
+//! ([`recover`]).
+//!
 //! [`Coordinator::execute`] runs one transaction through these steps:
 //! 1. match a route, resolve the resource key, and wait for earlier writes to that key;
 //! 2. fail fast (touching nothing) when a node is known down;
 //! 3. read each node's pre-image when the route takes snapshots;
 //! 4. send the write to every node at once; retry transient failures per node ([`attempt`]);
-//! 5. decide ([`decide`]): every node converged → `succeeded`; nothing applied → `rejected` or
-//!    `to_be_retried`; partial → undo on every node that applied or may have ([`undo`]) →
-//!    `rolled_back`, or `failed` when an undo does not converge.
+//! 5. read the resource back ([`readback`]) on nodes whose answer leaves their state open;
+//! 6. judge ([`evidence`]) and decide ([`decide`](mod@decide)): every node in the target state → `succeeded`;
+//!    nothing applied → `rejected` or `to_be_retried`; partial → undo where the evidence shows
+//!    the write landed ([`undo`]) → `rolled_back`, or `failed` when an undo does not converge or
+//!    a node cannot be judged.
 
 pub mod attempt;
 pub mod compensate;
 pub mod decide;
+pub mod evidence;
+pub mod finish;
+pub mod live;
 pub mod locks;
 pub mod outcome;
 pub mod policy;
+pub mod readback;
+pub mod recover;
 pub mod run;
 pub mod undo;
 

@@ -93,11 +93,16 @@ pub struct NodeReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub attempts: u32,
-    /// Whether the write may have been applied here (an answer never came, or a 5xx).
+    /// Whether an attempt may have been applied here without saying so (an answer never came,
+    /// or a 5xx): not evidence that it was.
     pub maybe_applied: bool,
     /// The undo on this node, if one was needed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compensation: Option<CompReport>,
+    /// What a read of the resource showed when the answer did not tell (`target`, `prior`, or
+    /// `unclear` with the status or error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_back: Option<String>,
 }
 
 /// The undo on one node.
@@ -146,6 +151,14 @@ pub enum Reason {
     JournalUnavailable(String),
     /// A `dtc verify --repair` write did not bring every node it was sent to in line.
     RepairIncomplete(String),
+    /// No node confirmed the write, yet a read shows every node in its target state: nothing
+    /// was undone (live path).
+    TargetStateHolds,
+    /// Found complete on every node after dtc restarted: the client never got the answer.
+    CompletedUnanswered,
+    /// The evidence cannot tell whether undoing would destroy what these nodes held before:
+    /// not undone there; the nodes may differ.
+    OutcomeUnknown(String),
 }
 
 impl Reason {
@@ -163,6 +176,9 @@ impl Reason {
             Reason::Fenced(t) => format!("transaction {t} on the same resource is unresolved; writes to it are refused until it is re-driven or resolved"),
             Reason::JournalUnavailable(e) => format!("the journal cannot record the write ({e})"),
             Reason::RepairIncomplete(e) => format!("the verify repair did not converge ({e}); the next verify finds the key again"),
+            Reason::TargetStateHolds => "no node confirmed the write (see each node's status), but reading the resource back shows every node in the write's target state: nothing was undone and the nodes agree; whether this write or an earlier one put it there is unknown".into(),
+            Reason::CompletedUnanswered => "the write is on every node (read back after dtc restarted); the client never got the answer".into(),
+            Reason::OutcomeUnknown(n) => format!("cannot tell whether the write changed {n}: nothing was undone there, the nodes may differ; it is checked again in the background"),
         }
     }
 }

@@ -2,7 +2,9 @@
 
 use super::attempt::{Call, CallLimits, CallResult, call_with_retries};
 use super::compensate::{Planner, begin_record};
-use super::decide::{Decision, changed_nodes, decide, touched};
+use super::decide::{Decision, decide, touched};
+use super::evidence::Verdict;
+use super::finish::{finish, log_outcome, not_sent, pre_statuses, report, unknown_nodes};
 use super::locks::KeyGuard;
 use super::outcome::{Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState};
 use super::policy::Backoff;
@@ -15,7 +17,6 @@ use crate::headers;
 use crate::journal::JournalError;
 use crate::journal::record::now_ms;
 use crate::runtime::Runtime;
-use crate::upstream::Node;
 use bytes::Bytes;
 use futures_util::future::{OptionFuture, join_all};
 use http::{HeaderMap, Method};
@@ -177,7 +178,9 @@ impl Coordinator {
             None => Vec::new(),
         };
         if let Some(j) = &self.journal
-            && let Err(e) = j.begin(begin_record(t, pre.clone())).await
+            && let Err(e) = j
+                .begin(begin_record(t, pre.clone(), pre_statuses(&snapshots)))
+                .await
         {
             tracing::error!(txn = %t.id, error = %e, "journal unavailable: write refused before touching any node");
             return finish(
@@ -189,28 +192,34 @@ impl Coordinator {
             );
         }
         let WriteAll(results, mut plans, journaled) = self.write_all(t, &planner, &pre).await;
-        // Judged across all nodes: only a node the write may have changed is undone.
-        let changed = changed_nodes(&results);
+        let judged = self.judge_live(t, &results, &plans, &snapshots).await;
+        let verdicts = &judged.judgement.nodes;
         let mut reports: Vec<NodeReport> = results
             .iter()
             .zip(t.rt.nodes.all())
-            .zip(&changed)
-            .map(|((r, n), &c)| NodeReport {
-                maybe_applied: c && r.class != Class::Applied,
+            .zip(judged.read_backs)
+            .map(|((r, n), read_back)| NodeReport {
+                read_back,
                 ..report(n, r)
             })
             .collect();
-        for (plan, &c) in plans.iter_mut().zip(&changed) {
-            if !c {
+        // Only a node the evidence shows the write changed (its prior state known) is undone.
+        // A node left unknown because its undo cannot be built keeps the reason in its report.
+        for (plan, v) in plans.iter_mut().zip(verdicts) {
+            let unbuildable = *v == Verdict::Unknown && matches!(plan, Some(Err(_)));
+            if *v != Verdict::Undo && !unbuildable {
                 *plan = None;
             }
         }
-        let (state, reason, resp) = match decide(&results) {
+        let (state, reason, resp) = match decide(&results, &judged.judgement) {
             Decision::Succeeded(i) => (
                 TxnState::Succeeded,
                 None,
                 results[i].answer.as_ref().ok().cloned(),
             ),
+            Decision::TargetStateHolds => {
+                (TxnState::Rejected, Some(Reason::TargetStateHolds), None)
+            }
             Decision::Rejected(Some(i)) => (
                 TxnState::Rejected,
                 None,
@@ -218,7 +227,7 @@ impl Coordinator {
             ),
             Decision::Rejected(None) => (TxnState::Rejected, Some(Reason::NodesDisagree), None),
             Decision::ToBeRetried => (TxnState::ToBeRetried, Some(Reason::NotApplied), None),
-            Decision::Compensate => {
+            d @ (Decision::Compensate | Decision::Unresolved) => {
                 // An undo may need the plans the nodes' answers gave: durable before it starts.
                 for (done, node) in join_all(journaled).await.into_iter().zip(t.rt.nodes.all()) {
                     if let Some(Err(e)) = done {
@@ -226,6 +235,18 @@ impl Coordinator {
                     }
                 }
                 let (state, reason) = self.compensate(t, &plans, &mut reports).await;
+                let no_rule = t.route.and_then(|r| r.compensation.as_ref()).is_none();
+                let reason = match (d, no_rule) {
+                    (_, true) => Reason::NoCompensationRule,
+                    (Decision::Unresolved, false) => {
+                        Reason::OutcomeUnknown(unknown_nodes(t.rt.nodes.all(), verdicts))
+                    }
+                    _ => reason,
+                };
+                let state = match d {
+                    Decision::Unresolved => TxnState::Failed,
+                    _ => state,
+                };
                 (state, Some(reason), None)
             }
         };
@@ -268,10 +289,11 @@ impl Coordinator {
     /// waits a transaction costs one sync fewer per node answer.
     ///
     /// A node that applied the write at its first attempt, with the undo the intent already
-    /// holds (`pre`), gets no record of its own: recovery treats a node without an answer as
-    /// "may have applied" and undoes it with the intent's plan, which is exactly what it would
-    /// do with the record, and the end record carries the answer. That saves three of the five
-    /// records of a write that every node applies at once.
+    /// holds (`pre`), gets no record of its own: after a crash recovery reads the resource on
+    /// every node (the route's `verify` rule) and finds the write there, which tells it what the
+    /// record would have; the end record carries the answer. That saves three of the five
+    /// records of a write that every node applies at once. (A route without a read-back loses
+    /// that evidence: its in-doubt writes end `failed` rather than be guessed.)
     async fn write_all(
         &self,
         t: &Txn<'_>,
@@ -328,7 +350,7 @@ impl Coordinator {
     ) -> Outcome {
         if let Some(j) = &self.journal {
             j.note(
-                begin_record(t, Vec::new()),
+                begin_record(t, Vec::new(), Vec::new()),
                 state,
                 Some(reason.clone()),
                 nodes.clone(),
@@ -376,71 +398,5 @@ pub(super) fn limits(rt: &Runtime) -> CallLimits {
     CallLimits {
         attempt_timeout: rt.settings.config.timeouts.attempt,
         max_body: rt.settings.config.limits.max_body,
-    }
-}
-
-pub(super) fn report(node: &Node, r: &CallResult) -> NodeReport {
-    NodeReport {
-        node: node.name().to_string(),
-        outcome: r.class,
-        status: r.status(),
-        error: r.error(),
-        attempts: r.attempts,
-        maybe_applied: touched(r) && r.class != Class::Applied,
-        compensation: None,
-    }
-}
-
-pub(super) fn not_sent(nodes: &[Arc<Node>]) -> Vec<NodeReport> {
-    nodes
-        .iter()
-        .map(|n| NodeReport {
-            node: n.name().to_string(),
-            outcome: Class::NotSent,
-            status: None,
-            error: None,
-            attempts: 0,
-            maybe_applied: false,
-            compensation: None,
-        })
-        .collect()
-}
-
-pub(super) fn finish(
-    t: &Txn<'_>,
-    state: TxnState,
-    reason: Option<Reason>,
-    nodes: Vec<NodeReport>,
-    response: Option<NodeResponse>,
-) -> Outcome {
-    Outcome {
-        txn: t.id.clone(),
-        state,
-        reason,
-        generation: t.rt.generation,
-        route: t.route.map(|r| r.name.clone()),
-        key: t.key.clone(),
-        nodes,
-        response,
-        elapsed: t.started.elapsed(),
-    }
-}
-
-fn log_outcome(o: &Outcome) {
-    let ms = o.elapsed.as_secs_f64() * 1000.0;
-    let route = o.route.as_deref().unwrap_or("-");
-    let nodes = o.summary();
-    match o.state {
-        TxnState::Succeeded | TxnState::Rejected => {
-            tracing::info!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, "write finished")
-        }
-        TxnState::ToBeRetried | TxnState::RolledBack => {
-            let reason = o.reason.as_ref().map(Reason::describe).unwrap_or_default();
-            tracing::warn!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, reason, "write finished")
-        }
-        TxnState::Failed | TxnState::InDoubt => {
-            let reason = o.reason.as_ref().map(Reason::describe).unwrap_or_default();
-            tracing::error!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, reason, "write finished")
-        }
     }
 }

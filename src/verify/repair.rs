@@ -185,6 +185,8 @@ pub async fn run(
         headers: Vec::new(),
         undo: vec![None; writes.len()],
         verify: None,
+        pre: Vec::new(),
+        pre_restores: false,
     };
     journal.begin(begin).await.map_err(|e| e.to_string())?;
     let policy = Backoff::from(&rt.settings.config.retry);
@@ -224,6 +226,7 @@ pub async fn run(
                 attempts: r.attempts,
                 maybe_applied: false,
                 compensation: None,
+                read_back: None,
             };
             (converged, report)
         }

@@ -6,6 +6,8 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod model;
+pub mod process;
 pub mod reload;
 pub mod webdriver;
 
@@ -139,7 +141,7 @@ path = "/v1/group/"
 key = "group/{body:/groupId}"
 already = [400]
 compensation = { method = "DELETE", path = "/v1/group/", body = "original", already = [404] }
-verify = { path = "/v1/group/{body:/groupId}/", expect = [404] }
+verify = { path = "/v1/group/{body:/groupId}/", prior = [404], target = [200] }
 
 [[routes]]
 method = "DELETE"
@@ -147,7 +149,7 @@ path = "/v1/group/"
 key = "group/{body:/groupId}"
 already = [404]
 compensation = { method = "POST", path = "/v1/group/", body = "original", already = [400] }
-verify = { path = "/v1/group/{body:/groupId}/", expect = [200] }
+verify = { path = "/v1/group/{body:/groupId}/", prior = [200], target = [404] }
 
 [[routes]]
 method = "POST"

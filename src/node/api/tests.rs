@@ -6,7 +6,7 @@ fn send(store: &mut Store, method: Method, path: &str, body: &str) -> (StatusCod
     let reply = store.handle(&method, path, body.as_bytes());
     match reply.body {
         ReplyBody::Json(v) => (reply.status, v),
-        ReplyBody::Text(t) => (reply.status, Value::String(t.to_owned())),
+        ReplyBody::Text(t) | ReplyBody::Html(t) => (reply.status, Value::String(t.to_owned())),
     }
 }
 

@@ -1,0 +1,92 @@
+//! Reading a node's state: the route's `verify` read, classified as the write's target state,
+//! its prior state, or unclear. The evidence that replaces "may have applied".
+
+use super::attempt::{Call, CallLimits, call_with_retries};
+use super::evidence::{ReadBack, State};
+use super::policy::Backoff;
+use crate::journal::record::VerifyPlan;
+use crate::runtime::Runtime;
+use crate::upstream::Node;
+use futures_util::future::join_all;
+use http::HeaderMap;
+use std::sync::Arc;
+
+/// What one read showed, with the report line for the node (`target`, `prior`, `unclear: ...`).
+pub struct Read {
+    pub read_back: ReadBack,
+    pub note: String,
+}
+
+/// Reads the resource on `node` with `plan`, retrying transient failures under the retry policy.
+pub async fn read_state(
+    rt: &Runtime,
+    node: &Arc<Node>,
+    plan: &VerifyPlan,
+    headers: &HeaderMap,
+) -> Read {
+    let Ok(method) = http::Method::from_bytes(plan.method.as_bytes()) else {
+        return unclear(format!("bad method {}", plan.method));
+    };
+    let mut headers = headers.clone();
+    for h in [
+        http::header::CONTENT_TYPE,
+        http::header::CONTENT_LENGTH,
+        crate::headers::IDEMPOTENCY_KEY,
+    ] {
+        headers.remove(h);
+    }
+    let call = Call {
+        node,
+        method,
+        path_and_query: plan.path.clone(),
+        headers,
+        body: Default::default(),
+        already: &[],
+    };
+    let limits = CallLimits {
+        attempt_timeout: rt.settings.config.timeouts.attempt,
+        max_body: rt.settings.config.limits.max_body,
+    };
+    let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits).await;
+    match (r.status(), r.error()) {
+        (Some(status), _) => match plan.state_of(status) {
+            Some(State::Target) => Read {
+                read_back: ReadBack::Is(State::Target),
+                note: format!("target ({status})"),
+            },
+            Some(State::Prior) => Read {
+                read_back: ReadBack::Is(State::Prior),
+                note: format!("prior ({status})"),
+            },
+            None => unclear(format!("status {status}")),
+        },
+        (None, e) => unclear(e.unwrap_or_default()),
+    }
+}
+
+/// Reads every node where `which[i]` holds, at once; `None` for the others.
+pub async fn read_nodes(
+    rt: &Runtime,
+    nodes: &[Option<Arc<Node>>],
+    which: &[bool],
+    plan: &VerifyPlan,
+    headers: &HeaderMap,
+) -> Vec<Option<Read>> {
+    join_all(nodes.iter().zip(which).map(|(node, &w)| async move {
+        match (node, w) {
+            (Some(node), true) => Some(read_state(rt, node, plan, headers).await),
+            (None, true) => Some(unclear(
+                "the node's URL in the journal is not usable".into(),
+            )),
+            _ => None,
+        }
+    }))
+    .await
+}
+
+fn unclear(why: String) -> Read {
+    Read {
+        read_back: ReadBack::Unclear,
+        note: format!("unclear: {why}"),
+    }
+}

@@ -1,0 +1,203 @@
+//! Deciding a journaled transaction after the fact — at startup (in doubt), in the background
+//! re-drive (failed) and in the late-write check (rolled back): the journal's answers and
+//! pre-images plus a fresh read of every node the transaction touched, judged by
+//! [`evidence::judge`](super::evidence::judge), and the undos the judgement allows.
+
+use super::compensate::run_undo;
+use super::evidence::{Answer, End, Judgement, NodeEvidence, ReadBack, Verdict, judge};
+use super::live::pre_image;
+use super::outcome::{Class, CompOutcome, CompReport, NodeReport, Reason, TxnState};
+use super::readback::read_nodes;
+use crate::config::NodeSpec;
+use crate::config::validate::parse_http_url;
+use crate::journal::record::{Entry, now_ms};
+use crate::runtime::Runtime;
+use crate::upstream::Node;
+use futures_util::future::join_all;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::sync::Arc;
+
+/// Each node's evidence as the journal holds it (no read-back yet).
+pub fn evidence_of(entry: &Entry) -> Vec<NodeEvidence> {
+    let verify = entry.begin.verify.as_ref();
+    entry
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let answer = match &n.report {
+                None => Answer::Unrecorded,
+                Some(r) if r.outcome == Class::NotSent => Answer::NotSent,
+                Some(r) if r.status.is_none() && r.attempts == 0 => Answer::Unrecorded,
+                Some(r) => Answer::Answered {
+                    class: r.outcome,
+                    ambiguous: r.maybe_applied,
+                },
+            };
+            let undone = n
+                .report
+                .as_ref()
+                .and_then(|r| r.compensation.as_ref())
+                .is_some_and(|c| c.outcome == CompOutcome::Undone);
+            NodeEvidence {
+                answer,
+                pre_image: pre_image(
+                    entry.begin.pre.get(i).copied().flatten(),
+                    verify,
+                    entry.begin.pre_restores,
+                ),
+                undone,
+                read_back: ReadBack::NotTaken,
+                undo_known: n.undo.is_some(),
+            }
+        })
+        .collect()
+}
+
+/// What deciding a journaled transaction came to.
+pub struct Resolution {
+    pub state: TxnState,
+    pub reason: Option<Reason>,
+    pub nodes: Vec<NodeReport>,
+    pub judgement: Judgement,
+    /// Whether every node answered the read-back (false: some could not be read, or the route
+    /// has none).
+    pub all_read: bool,
+}
+
+/// Reads every node the transaction touched (when the route declares a read-back), judges, and
+/// runs the undos the judgement allows. `purpose` names the undo's idempotency key
+/// (`<txn>-<purpose>`).
+pub async fn resolve(rt: &Runtime, entry: &Entry, purpose: &str) -> Resolution {
+    let mut ev = evidence_of(entry);
+    let mut reports = entry.reports();
+    let nodes: Vec<Option<Arc<Node>>> = entry
+        .begin
+        .nodes
+        .iter()
+        .map(|(name, url)| node_for(rt, name, url))
+        .collect();
+    let headers = header_map(&entry.begin.headers);
+    let mut all_read = false;
+    if let Some(check) = &entry.begin.verify {
+        let touched: Vec<bool> = ev.iter().map(|e| e.answer != Answer::NotSent).collect();
+        let reads = read_nodes(rt, &nodes, &touched, check, &headers).await;
+        all_read = true;
+        for (i, read) in reads.into_iter().enumerate() {
+            if let Some(read) = read {
+                all_read &= read.read_back != ReadBack::Unclear;
+                ev[i].read_back = read.read_back;
+                reports[i].read_back = Some(read.note);
+            }
+        }
+    }
+    let judgement = judge(&ev);
+    let undos = judgement.nodes.iter().enumerate().map(|(i, v)| {
+        let (plan, node, headers) = (&entry.nodes[i].undo, &nodes[i], &headers);
+        async move {
+            if *v != Verdict::Undo {
+                return None;
+            }
+            Some(match (plan, node) {
+                (Some(plan), Some(node)) => {
+                    run_undo(rt, node, plan, &entry.begin.txn, headers, purpose).await
+                }
+                (None, _) => failed_comp("no undo is known for this node"),
+                (_, None) => failed_comp("the node's URL in the journal is not usable"),
+            })
+        }
+    });
+    let mut all_undone = true;
+    let mut any_undone = ev.iter().any(|e| e.undone);
+    for (i, comp) in join_all(undos).await.into_iter().enumerate() {
+        if let Some(c) = comp {
+            all_undone &= c.outcome == CompOutcome::Undone;
+            any_undone |= c.outcome == CompOutcome::Undone;
+            reports[i].compensation = Some(c);
+        }
+    }
+    let names = |pick: &dyn Fn(usize) -> bool| -> String {
+        let n: Vec<String> = (0..entry.begin.nodes.len())
+            .filter(|&i| pick(i))
+            .map(|i| format!("node {}", entry.begin.nodes[i].0))
+            .collect();
+        n.join(", ")
+    };
+    let divergent = judgement.divergent();
+    let (state, reason) = match judgement.end {
+        End::Complete => (TxnState::Succeeded, Some(Reason::CompletedUnanswered)),
+        End::Failed => {
+            let unknown = names(&|i| judgement.nodes[i] == Verdict::Unknown);
+            (TxnState::Failed, Some(Reason::OutcomeUnknown(unknown)))
+        }
+        _ if !divergent.is_empty() => {
+            let odd = names(&|i| divergent.contains(&i));
+            let why = format!("{odd} (read back in a state the decision did not leave it in)");
+            (TxnState::Failed, Some(Reason::OutcomeUnknown(why)))
+        }
+        _ if !all_undone => (TxnState::Failed, Some(Reason::CompensationFailed)),
+        End::RollBack => (TxnState::RolledBack, Some(Reason::Compensated)),
+        End::Unchanged if any_undone => (TxnState::RolledBack, Some(Reason::Compensated)),
+        End::Unchanged => (TxnState::ToBeRetried, Some(Reason::NotApplied)),
+    };
+    Resolution {
+        state,
+        reason,
+        nodes: reports,
+        judgement,
+        all_read,
+    }
+}
+
+/// A unique undo purpose: a later check must really run again, not be answered from a node's
+/// idempotency cache.
+pub fn fresh(purpose: &str) -> String {
+    format!("{purpose}-{}", now_ms())
+}
+
+fn failed_comp(why: &str) -> CompReport {
+    CompReport {
+        outcome: CompOutcome::Failed,
+        status: None,
+        error: Some(why.to_string()),
+        attempts: 0,
+    }
+}
+
+/// The node of the running config with this name and URL, or a one-off client for it.
+pub fn node_for(rt: &Runtime, name: &str, url: &str) -> Option<Arc<Node>> {
+    if let Some(n) = rt
+        .nodes
+        .all()
+        .iter()
+        .find(|n| n.name() == name && n.spec.url == url)
+    {
+        return Some(n.clone());
+    }
+    let (uri, authority, base_path) = parse_http_url(url).ok()?;
+    let spec = NodeSpec {
+        name: name.to_string(),
+        url: uri,
+        authority,
+        base_path,
+    };
+    Some(Node::new(
+        spec,
+        rt.settings.config.timeouts.connect,
+        rt.settings.config.health.clone(),
+    ))
+}
+
+/// The journaled client headers as a map.
+pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.append(k, v);
+        }
+    }
+    h
+}
