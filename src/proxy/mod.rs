@@ -2,6 +2,7 @@
 //! (`write`); every error answer is a problem document ([`problem`]).
 
 pub mod body;
+pub mod conn;
 pub mod problem;
 mod read;
 pub mod server;
