@@ -19,7 +19,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 const MIB: u64 = 1024 * 1024;
 
 /// Every whole-number setting with its valid range (inclusive).
-pub fn counts(c: &Config) -> [Count; 11] {
+pub fn counts(c: &Config) -> [Count; 13] {
     let n = |v: usize| v as u64;
     [
         ("listen.workers", n(c.listen.workers), 0, 1024),
@@ -37,6 +37,8 @@ pub fn counts(c: &Config) -> [Count; 11] {
             8192,
             MIB,
         ),
+        ("limits.max_headers", n(c.limits.max_headers), 1, 1000),
+        ("limits.max_uri_bytes", n(c.limits.max_uri_bytes), 256, MIB),
         (
             "health.healthy_threshold",
             c.health.healthy_threshold.into(),

@@ -12,7 +12,7 @@ use super::Settings;
 /// The listeners are bound once (a rebind would have to hand over established client
 /// connections), the worker count sizes the Tokio runtime, and the journal directory holds
 /// the open journal. Changing them needs a restart; everything else reloads live.
-pub const RESTART_ONLY: [&str; 9] = [
+pub const RESTART_ONLY: [&str; 11] = [
     "listen.address",
     "listen.admin",
     "listen.workers",
@@ -22,6 +22,8 @@ pub const RESTART_ONLY: [&str; 9] = [
     "limits.max_connections",
     "limits.max_header_bytes",
     "timeouts.header_read",
+    "limits.max_headers",
+    "timeouts.idle",
 ];
 
 /// How the next settings differ from the running ones.
@@ -132,6 +134,14 @@ pub fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'stati
     if new.timeouts.header_read != old.timeouts.header_read {
         kept.push(RESTART_ONLY[8]);
         new.timeouts.header_read = old.timeouts.header_read;
+    }
+    if new.limits.max_headers != old.limits.max_headers {
+        kept.push(RESTART_ONLY[9]);
+        new.limits.max_headers = old.limits.max_headers;
+    }
+    if new.timeouts.idle != old.timeouts.idle {
+        kept.push(RESTART_ONLY[10]);
+        new.timeouts.idle = old.timeouts.idle;
     }
     next.listen = running.listen;
     next.admin = running.admin;

@@ -168,6 +168,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest request head (request line + headers), in bytes (431 beyond). Default 64 KiB.
     pub max_header_bytes: usize,
+    /// Most header fields in one HTTP/1 request (431 beyond). Default 100.
+    pub max_headers: usize,
+    /// Longest request target (path and query), in bytes (414 beyond). Default 8 KiB.
+    pub max_uri_bytes: usize,
 }
 
 impl Default for Limits {
@@ -176,6 +180,8 @@ impl Default for Limits {
             max_body: 1024 * 1024,
             max_connections: 4096,
             max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_uri_bytes: 8 * 1024,
         }
     }
 }

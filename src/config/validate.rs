@@ -234,13 +234,17 @@ pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
     if uri.query().is_some() {
         return Err(format!("url `{shown}`: a node URL cannot have a query"));
     }
-    let authority = match (auth.port(), auth.port_u16()) {
-        (None, _) => format!("{}:80", auth.host()),
-        (Some(_), Some(p)) if p > 0 => auth.as_str().to_string(),
-        (Some(p), _) => {
+    // `http` reads a port that does not fit 16 bits as no port at all: look at the text.
+    let port_text = match auth.as_str().rsplit_once(':') {
+        Some((_, p)) if !p.contains(']') => Some(p),
+        _ => None,
+    };
+    let authority = match port_text {
+        None | Some("") => format!("{}:80", auth.host()),
+        Some(p) if p.parse::<u16>().is_ok_and(|n| n > 0) => auth.as_str().to_string(),
+        Some(p) => {
             return Err(format!(
-                "url `{shown}`: port {} is out of range: use 1 to 65535",
-                p.as_str()
+                "url `{shown}`: port {p} is out of range: use 1 to 65535"
             ));
         }
     };

@@ -18,6 +18,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// What a connection is doing: requests in flight, and since when it has been idle.
@@ -26,6 +27,8 @@ pub struct Activity {
     open: AtomicUsize,
     /// `None` until the first request head arrives.
     idle_since: Mutex<Option<Instant>>,
+    /// Wakes the supervisor when the connection falls idle, to set its idle deadline.
+    idled: Notify,
 }
 
 /// Why [`supervise`] closed a connection.
@@ -43,6 +46,7 @@ impl Activity {
         Arc::new(Activity {
             open: AtomicUsize::new(0),
             idle_since: Mutex::new(None),
+            idled: Notify::new(),
         })
     }
 
@@ -78,6 +82,7 @@ impl Drop for OpenRequest {
         let mut since = self.0.idle_since.lock().unwrap_or_else(|p| p.into_inner());
         if self.0.open.fetch_sub(1, Ordering::Relaxed) == 1 {
             *since = Some(Instant::now());
+            self.0.idled.notify_one();
         }
     }
 }
@@ -100,6 +105,7 @@ pub async fn supervise<F: Future>(
         tokio::select! {
             out = &mut conn => return Ok(out),
             () = tokio::time::sleep_until(at) => at = activity.check(Instant::now(), idle)?,
+            () = activity.idled.notified() => at = activity.check(Instant::now(), idle)?,
         }
     }
 }

@@ -130,6 +130,7 @@ fn server_builder(cfg: &crate::config::Config) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.timeouts.header_read)
         .max_buf_size(cfg.limits.max_header_bytes)
+        .max_headers(cfg.limits.max_headers)
         .keep_alive(true);
     builder
         .http2()
