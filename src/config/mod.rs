@@ -12,6 +12,8 @@ pub mod diff;
 pub mod duration;
 pub mod locate;
 pub mod model;
+#[cfg(test)]
+mod props;
 pub mod reload;
 pub mod secret;
 pub mod template;

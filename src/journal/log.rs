@@ -23,6 +23,8 @@
 //! [`Log::flush`] syncs in every mode, `none` included.
 
 mod frame;
+#[cfg(test)]
+mod frame_props;
 pub mod private;
 mod writer;
 
