@@ -43,13 +43,13 @@ pub fn counts(c: &Config) -> [Count; 13] {
             "health.healthy_threshold",
             c.health.healthy_threshold.into(),
             1,
-            100,
+            1_000_000,
         ),
         (
             "health.unhealthy_threshold",
             c.health.unhealthy_threshold.into(),
             1,
-            100,
+            1_000_000,
         ),
         ("reads.max_tries", c.reads.max_tries.into(), 1, 16),
         (

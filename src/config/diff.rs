@@ -201,8 +201,8 @@ mod tests {
         let mut next = settings(&format!(
             "[listen]\naddress = \"127.0.0.1:7\"\nadmin = \"\"\nworkers = 3\n\
              [journal]\ndir = \"/elsewhere\"\ndurability = \"fsync\"\nkeep_finished = 5\n\
-             [limits]\nmax_connections = 2\nmax_header_bytes = 9000\n\
-             [timeouts]\nheader_read = \"1s\"\n[retry]\nattempts = 9\n{base}"
+             [limits]\nmax_connections = 2\nmax_header_bytes = 9000\nmax_headers = 7\n\
+             [timeouts]\nheader_read = \"1s\"\nidle = \"3s\"\n[retry]\nattempts = 9\n{base}"
         ));
         let kept = keep_restart_only(&running, &mut next);
         assert_eq!(kept, RESTART_ONLY);
