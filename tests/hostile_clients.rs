@@ -176,3 +176,59 @@ async fn a_long_uri_is_414_and_the_header_count_limit_is_configurable() {
         "only the request within limits reached a node"
     );
 }
+
+/// A `MakeWriter` keeping what is logged, for a test to read.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// Finding 7: a request hyper refuses for its framing (400, 431) leaves a log line saying so.
+/// A current-thread runtime, so the subscriber set here sees dtc's connection tasks.
+#[tokio::test(flavor = "current_thread")]
+async fn framing_refusals_are_logged() {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_nodes, dtc) = cluster().await;
+    for bad in [
+        "GET /x HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n".to_string(),
+        format!(
+            "GET /x HTTP/1.1\r\nhost: x\r\nx-big: {}\r\n\r\n",
+            "a".repeat(70_000)
+        ),
+    ] {
+        let mut s = TcpStream::connect(dtc.addr).await.unwrap();
+        let (out, _) = exchange(&mut s, bad.as_bytes(), Duration::from_secs(3)).await;
+        let text = String::from_utf8_lossy(&out);
+        assert!(
+            text.starts_with("HTTP/1.1 400") || text.starts_with("HTTP/1.1 431"),
+            "{text}"
+        );
+    }
+    wait_until("both refusals are logged", || {
+        let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+        text.matches("client request refused: malformed or oversized request head")
+            .count()
+            >= 2
+    })
+    .await;
+}

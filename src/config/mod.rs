@@ -17,6 +17,7 @@ mod props;
 pub mod reload;
 pub mod secret;
 pub mod template;
+pub mod url;
 pub mod validate;
 pub mod verify_task;
 pub mod watch;
