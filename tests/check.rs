@@ -241,6 +241,14 @@ fn admin_tokens_must_be_non_empty_and_token_files_readable() {
         "[listen]\nadmin_token = \"x1234\"\nadmin_token_file = \"{}\"\n{NODES}",
         file.display()
     );
+    let (code, out, _) = check(
+        "[listen]\nadmin_token = \"s3cret-in-the-file\"\n[[nodes]]\nname = \"a\"\nurl = \"http://127.0.0.1:5000\"\n",
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("admin_token = \"***\"") && !out.contains("s3cret"),
+        "{out}"
+    );
     let (code, _, err) = check(&both);
     assert_eq!(code, 64);
     assert!(err.contains("not both"), "{err}");
