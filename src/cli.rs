@@ -145,7 +145,12 @@ pub fn with_runtime(
 fn check(args: &CheckArgs) -> ExitCode {
     match config::load_file(&args.config) {
         Ok((settings, _)) => {
-            match toml::to_string_pretty(&settings.config) {
+            // The effective config goes to a terminal or a CI log: never with the token in it.
+            let mut shown = settings.config.clone();
+            if shown.listen.admin_token.is_some() {
+                shown.listen.admin_token = Some("***".into());
+            }
+            match toml::to_string_pretty(&shown) {
                 Ok(text) => print!("{text}"),
                 Err(e) => eprintln!("dtc check: cannot print the config: {e}"),
             }

@@ -6,7 +6,8 @@
 //! The path of one client request through the modules:
 //!
 //! 1. [`proxy::server`] accepts the connection (HTTP/1.1 or HTTP/2 prior knowledge), enforcing
-//!    the header timeout, header size and connection limits.
+//!    the header size and connection limits; [`proxy::conn`] closes a connection that sends no
+//!    request head within the header timeout, or sits idle, whatever its protocol.
 //! 2. [`proxy::Proxy::handle`] loads the [`runtime`] snapshot (the config generation in effect)
 //!    and sorts the request:
 //!    - a **read** goes to one healthy node picked by [`upstream::NodeSet::pick`], streamed back;

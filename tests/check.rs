@@ -162,3 +162,111 @@ fn a_read_back_must_tell_the_target_state_from_the_prior_one() {
         assert_eq!(code, 0, "{ok}: {err}");
     }
 }
+
+/// Issue 14, finding 4: ports out of range and credentials in node URLs are errors naming the
+/// field, and the password is never echoed.
+#[test]
+fn node_urls_with_bad_ports_or_credentials_are_refused_without_echoing_the_password() {
+    for (url, says) in [
+        ("http://127.0.0.1:92703", "port 92703 is out of range"),
+        ("http://127.0.0.1:99999", "port 99999 is out of range"),
+        ("http://127.0.0.1:0", "port 0 is out of range"),
+        ("http://admin:hunter2@127.0.0.1:5000", "carries credentials"),
+    ] {
+        let (code, _, err) = check(&format!("[[nodes]]\nname = \"a\"\nurl = \"{url}\"\n"));
+        assert_eq!(code, 64, "{url}");
+        assert!(
+            err.contains("`nodes[0].url`") && err.contains(says),
+            "{url}: {err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}
+
+/// Issue 14, finding 6: values `dtc run` cannot live with are refused by `dtc check`, naming
+/// the field and the valid range.
+#[test]
+fn values_out_of_their_documented_range_are_refused() {
+    for (section, line, field) in [
+        (
+            "limits",
+            "max_connections = 9223372036854775807",
+            "limits.max_connections",
+        ),
+        ("listen", "workers = 100000000", "listen.workers"),
+        (
+            "limits",
+            "max_header_bytes = 4294967296",
+            "limits.max_header_bytes",
+        ),
+        ("retry", "attempts = 0", "retry.attempts"),
+        (
+            "timeouts",
+            "header_read = \"100years\"",
+            "timeouts.header_read",
+        ),
+        ("timeouts", "read_idle = \"0s\"", "timeouts.read_idle"),
+        ("journal", "redrive_max = \"30d\"", "journal.redrive_max"),
+    ] {
+        let (code, _, err) = check(&format!("{NODES}[{section}]\n{line}\n"));
+        assert_eq!(code, 64, "{line}");
+        assert!(err.contains(&format!("`{field}`: ")), "{line}: {err}");
+        assert!(err.contains("out of range: use"), "{line}: {err}");
+    }
+}
+
+/// Issue 14, finding 6: an empty admin token is an error (an empty bearer would match it); a
+/// token file that is missing or empty is one too, and naming both forms is ambiguous.
+#[test]
+fn admin_tokens_must_be_non_empty_and_token_files_readable() {
+    let (code, _, err) = check(&format!("[listen]\nadmin_token = \"\"\n{NODES}"));
+    assert_eq!(code, 64);
+    assert!(err.contains("`listen.admin_token`: is empty"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    let with_file = format!(
+        "[listen]\nadmin_token_file = \"{}\"\n{NODES}",
+        file.display()
+    );
+    let (code, _, err) = check(&with_file);
+    assert_eq!(code, 64);
+    assert!(err.contains("cannot read listen.admin_token_file"), "{err}");
+    std::fs::write(&file, "\n").unwrap();
+    let (_, _, err) = check(&with_file);
+    assert!(err.contains("is empty"), "{err}");
+    std::fs::write(&file, "s3cret-from-a-secret\n").unwrap();
+    let (code, _, err) = check(&with_file);
+    assert_eq!(code, 0, "{err}");
+    let both = format!(
+        "[listen]\nadmin_token = \"x1234\"\nadmin_token_file = \"{}\"\n{NODES}",
+        file.display()
+    );
+    let (code, out, _) = check(
+        "[listen]\nadmin_token = \"s3cret-in-the-file\"\n[[nodes]]\nname = \"a\"\nurl = \"http://127.0.0.1:5000\"\n",
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("admin_token = \"***\"") && !out.contains("s3cret"),
+        "{out}"
+    );
+    let (code, _, err) = check(&both);
+    assert_eq!(code, 64);
+    assert!(err.contains("not both"), "{err}");
+}
+
+/// Issue 14, finding 7: a refused config (as a reload refuses it) never repeats the admin
+/// token or a URL's password, even where a problem would quote the value.
+#[test]
+fn problems_never_repeat_secrets() {
+    let text = "[listen]\nadmin_token = \"hunter2-token\"\n[retry]\nattempts = \"hunter2-token\"\n";
+    let err = dtc::config::parse(text, "dtc.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("hunter2"), "{err}");
+    let text = "[alerts]\nwebhook = \"ftp://u:hunter2@x\"\n[[nodes]]\nname = \"hunter2-token\"\nurl = \"http://u:hunter2@x:1\"\n";
+    let err = dtc::config::parse(text, "dtc.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("***@"), "{err}");
+    assert!(!err.contains("hunter2@"), "{err}");
+}

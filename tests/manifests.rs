@@ -5,7 +5,10 @@
 
 use dtc::k8s::SidecarOptions;
 use dtc::k8s::inject::inject_yaml;
-use dtc::k8s::sidecar::{ADMIN_PORT, CONFIG_DIR, JOURNAL_DIR, PROXY_PORT, RUN_AS_USER};
+use dtc::k8s::sidecar::{
+    ADMIN_PORT, CONFIG_DIR, JOURNAL_DIR, JOURNAL_MOUNT, PROXY_PORT, RUN_AS_USER, TOKEN_DIR,
+    TOKEN_KEY,
+};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
@@ -123,6 +126,7 @@ fn the_configmap_carries_a_config_in_the_place_the_sidecar_reads() {
         Some(&*format!("0.0.0.0:{ADMIN_PORT}"))
     );
     assert_eq!(config["journal"]["dir"].as_str(), Some(JOURNAL_DIR));
+    assert!(JOURNAL_DIR.starts_with(&format!("{JOURNAL_MOUNT}/")));
     assert_eq!(config["nodes"].as_array().map(Vec::len), Some(3));
     let args = dtc::k8s::sidecar::sidecar_container(&SidecarOptions::default())
         .args
@@ -202,4 +206,59 @@ fn the_shipped_container_configs_are_valid_dtc_configs() {
     assert_eq!(settings.routes.len(), 2);
     let image = read("docker/etc/dtc/dtc.toml");
     dtc::config::parse(&image, "docker/etc/dtc/dtc.toml").unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The admin API is reachable from the pod network (the kubelet's probes need it), so every
+/// endpoint but the probes needs a token, which comes from a Secret mounted by the sidecar, and
+/// no Service exposes the admin port.
+#[test]
+fn the_shipped_admin_api_needs_a_token_from_a_secret_and_no_service_exposes_it() {
+    let config_map = &documents(&read("manifests/configmap.yaml"))[0];
+    let text = config_map["data"]["dtc.toml"].as_str().unwrap();
+    let config: toml::Table = toml::from_str(text).unwrap();
+    let listen = config["listen"].as_table().unwrap();
+    assert!(
+        !listen.contains_key("admin_token"),
+        "a token in a ConfigMap is no secret"
+    );
+    assert_eq!(
+        listen["admin_token_file"].as_str(),
+        Some(&*format!("{TOKEN_DIR}/{TOKEN_KEY}"))
+    );
+    let deployment = &documents(&read("manifests/deployment.yaml"))[0];
+    let spec = &deployment["spec"]["template"]["spec"];
+    let sidecar = &spec["initContainers"][0];
+    let mounts = sidecar["volumeMounts"].as_array().unwrap();
+    let token_mount = mounts
+        .iter()
+        .find(|m| m["mountPath"] == TOKEN_DIR)
+        .expect("the sidecar mounts the token Secret");
+    assert_eq!(token_mount["readOnly"], true);
+    let volume = spec["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == token_mount["name"])
+        .unwrap();
+    assert_eq!(
+        volume["secret"]["secretName"],
+        SidecarOptions::default().admin_token_secret
+    );
+    assert_eq!(volume["secret"]["items"][0]["key"], TOKEN_KEY);
+    for file in kustomization().resources {
+        for doc in documents(&read(format!("manifests/{file}"))) {
+            if doc["kind"] != "Service" {
+                continue;
+            }
+            for port in doc["spec"]["ports"].as_array().unwrap() {
+                let target = &port["targetPort"];
+                assert!(
+                    target != "dtc-admin" && target != ADMIN_PORT && port["port"] != ADMIN_PORT,
+                    "{file}: Service {} exposes the admin API",
+                    doc["metadata"]["name"]
+                );
+            }
+        }
+    }
+    assert!(!root().join("manifests/service.yaml").exists());
 }

@@ -76,6 +76,7 @@ pub struct Metrics {
     compensations: Family<NodeResultLabel, Counter>,
     divergent_keys: Gauge,
     nodes: RwLock<HashMap<Box<str>, NodeCounters>>,
+    connections: Gauge,
 }
 
 /// What the scrape-time gauges are computed from.
@@ -177,8 +178,14 @@ impl Metrics {
             "dtc_divergent_keys",
             "Keys the last verify found differing between nodes and left unrepaired",
         );
+        let connections = add(
+            &mut r,
+            "dtc_client_connections",
+            "Client connections open now (limits.max_connections bounds them)",
+        );
         Arc::new(Metrics {
             registry: r,
+            connections,
             txns: TxnState::ALL
                 .map(|s| txns.get_or_create_owned(&StateLabel { state: s.as_str() })),
             write_seconds,
@@ -192,6 +199,21 @@ impl Metrics {
             divergent_keys,
             nodes: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// A client connection took a `limits.max_connections` slot.
+    pub fn connection_opened(&self) {
+        self.connections.inc();
+    }
+
+    /// A client connection gave its slot back.
+    pub fn connection_closed(&self) {
+        self.connections.dec();
+    }
+
+    /// Client connections open now.
+    pub fn client_connections(&self) -> u64 {
+        u64::try_from(self.connections.get()).unwrap_or(0)
     }
 
     /// A write transaction ended in `state` after `seconds`.

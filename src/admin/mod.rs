@@ -26,11 +26,11 @@ pub use metrics::{Metrics, ScrapeView};
 pub use report::{NodeStatus, StateCount, StatusReport};
 pub use txns::{NoJournal, TxnActionError, TxnStore, TxnView};
 
-use crate::proxy::ProxyBody;
-use crate::proxy::server::{accept_loop, drain};
+use crate::proxy::conn::{Activity, Tracked, supervise};
+use crate::proxy::server::{accept_loop, drain, on_silent};
 use crate::runtime::Current;
 use crate::saga::Coordinator;
-use http::{Request, Response};
+use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -110,19 +110,34 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.timeouts.header_read);
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, token = cfg.listen.admin_token.is_some(), "admin listening");
+        let token = cfg.listen.admin_token.is_some() || cfg.listen.admin_token_file.is_some();
+        tracing::info!(%addr, token, "admin listening");
+        if !token && !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the admin API is reachable from other hosts without a token: anyone who reaches it can write to every node; set listen.admin_token_file or listen on 127.0.0.1");
+        }
     }
     accept_loop(&listener, shutdown, "admin", |stream, peer| {
         let state = state.clone();
+        let activity = Activity::new();
+        let seen = activity.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let state = state.clone();
-            async move { Ok::<Response<ProxyBody>, Infallible>(routes::handle(&state, req).await) }
+            let open = seen.begin();
+            async move {
+                let resp = routes::handle(&state, req).await;
+                Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, open)))
+            }
         });
         let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
+        let t = cfg.timeouts.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+            match supervise(conn, &activity, t.header_read, t.idle).await {
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "admin connection ended with an error")
+                }
+                Ok(Ok(())) => {}
+                Err(closed) => on_silent(closed, peer),
             }
         });
     })

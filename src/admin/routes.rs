@@ -71,7 +71,9 @@ pub(super) async fn handle(state: &AdminState, req: Request<Incoming>) -> Respon
         match check_token(state, &req) {
             Token::Good => {}
             // A browser gets a page with the token field, not a JSON problem.
-            bad if endpoint == Some(Endpoint::Page) => return page::locked(bad == Token::Wrong),
+            bad if endpoint == Some(Endpoint::Page) && bad != Token::Unavailable => {
+                return page::locked(bad == Token::Wrong);
+            }
             bad => return denied(bad),
         }
     }
@@ -131,17 +133,25 @@ enum Token {
     Good,
     Missing,
     Wrong,
+    /// `listen.admin_token_file` cannot be read: nobody is admitted.
+    Unavailable,
 }
 
 fn check_token(state: &AdminState, req: &Request<Incoming>) -> Token {
     let rt = state.current.load();
-    let Some(expected) = rt.settings.config.listen.admin_token.as_deref() else {
-        return Token::Good;
+    let expected = match crate::config::secret::admin_token(&rt.settings.config.listen) {
+        Ok(Some(token)) => token,
+        Ok(None) => return Token::Good,
+        Err(e) => {
+            // Fail closed: a token that cannot be read admits nobody.
+            tracing::error!(error = %e, "admin request refused: the admin token is unavailable");
+            return Token::Unavailable;
+        }
     };
     let given = req
         .headers()
         .get(AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
+        .and_then(|v| bearer(v.as_bytes()));
     match given {
         Some(g) if same_secret(g, expected.as_bytes()) => Token::Good,
         Some(_) => Token::Wrong,
@@ -151,6 +161,13 @@ fn check_token(state: &AdminState, req: &Request<Incoming>) -> Token {
 
 /// The 401 for a request without the right token.
 fn denied(token: Token) -> Response<ProxyBody> {
+    if token == Token::Unavailable {
+        return problem::plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "admin-token-unavailable",
+            "the admin token cannot be read (listen.admin_token_file); see dtc's log",
+        );
+    }
     let detail = if token == Token::Wrong {
         "the bearer token is wrong"
     } else {
@@ -162,6 +179,13 @@ fn denied(token: Token) -> Response<ProxyBody> {
         HeaderValue::from_static("Bearer realm=\"dtc-admin\""),
     );
     resp
+}
+
+/// The credentials of a `Bearer` authorization; the scheme is case-insensitive (RFC 9110).
+fn bearer(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at_checked(6)?;
+    let token = rest.strip_prefix(b" ")?.trim_ascii_start();
+    (scheme.eq_ignore_ascii_case(b"bearer") && !token.is_empty()).then_some(token)
 }
 
 /// Compares two secrets in time that depends only on their lengths, not on where they differ.
@@ -211,6 +235,17 @@ mod tests {
         assert_eq!(Endpoint::of("/status"), Some(Endpoint::Status));
         assert_eq!(Endpoint::of("/nope"), None);
         assert_eq!(Endpoint::of("/transactions/a/b"), None);
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        assert_eq!(bearer(b"Bearer s3cret"), Some(&b"s3cret"[..]));
+        assert_eq!(bearer(b"bearer s3cret"), Some(&b"s3cret"[..]));
+        assert_eq!(bearer(b"BEARER  s3cret"), Some(&b"s3cret"[..]));
+        assert_eq!(bearer(b"Bearer "), None);
+        assert_eq!(bearer(b"Bearer"), None);
+        assert_eq!(bearer(b"Basic s3cret"), None);
+        assert_eq!(bearer(b"Bearers3cret"), None);
     }
 
     #[test]

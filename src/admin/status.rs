@@ -24,6 +24,13 @@ pub(super) fn readyz(state: &AdminState) -> Response<ProxyBody> {
         let names: Vec<&str> = nodes.iter().map(|n| n.name()).collect();
         missing.push(format!("no node is up (down: {})", names.join(", ")));
     }
+    let max = rt.settings.config.limits.max_connections as u64;
+    let open = state.metrics.client_connections();
+    if open >= max {
+        missing.push(format!(
+            "every client connection slot is taken ({open} of limits.max_connections = {max}): new clients are refused"
+        ));
+    }
     let status = if missing.is_empty() {
         StatusCode::OK
     } else {

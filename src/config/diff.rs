@@ -12,7 +12,7 @@ use super::Settings;
 /// The listeners are bound once (a rebind would have to hand over established client
 /// connections), the worker count sizes the Tokio runtime, and the journal directory holds
 /// the open journal. Changing them needs a restart; everything else reloads live.
-pub const RESTART_ONLY: [&str; 9] = [
+pub const RESTART_ONLY: [&str; 11] = [
     "listen.address",
     "listen.admin",
     "listen.workers",
@@ -22,6 +22,8 @@ pub const RESTART_ONLY: [&str; 9] = [
     "limits.max_connections",
     "limits.max_header_bytes",
     "timeouts.header_read",
+    "limits.max_headers",
+    "timeouts.idle",
 ];
 
 /// How the next settings differ from the running ones.
@@ -133,6 +135,14 @@ pub fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'stati
         kept.push(RESTART_ONLY[8]);
         new.timeouts.header_read = old.timeouts.header_read;
     }
+    if new.limits.max_headers != old.limits.max_headers {
+        kept.push(RESTART_ONLY[9]);
+        new.limits.max_headers = old.limits.max_headers;
+    }
+    if new.timeouts.idle != old.timeouts.idle {
+        kept.push(RESTART_ONLY[10]);
+        new.timeouts.idle = old.timeouts.idle;
+    }
     next.listen = running.listen;
     next.admin = running.admin;
     kept
@@ -191,8 +201,8 @@ mod tests {
         let mut next = settings(&format!(
             "[listen]\naddress = \"127.0.0.1:7\"\nadmin = \"\"\nworkers = 3\n\
              [journal]\ndir = \"/elsewhere\"\ndurability = \"fsync\"\nkeep_finished = 5\n\
-             [limits]\nmax_connections = 2\nmax_header_bytes = 9000\n\
-             [timeouts]\nheader_read = \"1s\"\n[retry]\nattempts = 9\n{base}"
+             [limits]\nmax_connections = 2\nmax_header_bytes = 9000\nmax_headers = 7\n\
+             [timeouts]\nheader_read = \"1s\"\nidle = \"3s\"\n[retry]\nattempts = 9\n{base}"
         ));
         let kept = keep_restart_only(&running, &mut next);
         assert_eq!(kept, RESTART_ONLY);

@@ -7,12 +7,17 @@
 //! problem with its field path and line → [`Settings`], the compiled form the proxy runs on.
 //! `dtc check` and hot reload run exactly this pipeline.
 
+pub mod bounds;
 pub mod diff;
 pub mod duration;
 pub mod locate;
 pub mod model;
+#[cfg(test)]
+mod props;
 pub mod reload;
+pub mod secret;
 pub mod template;
+pub mod url;
 pub mod validate;
 pub mod verify_task;
 pub mod watch;
@@ -77,7 +82,20 @@ pub fn load_file(path: &Path) -> Result<(Settings, String), ConfigError> {
         path: path.display().to_string(),
         source,
     })?;
-    let settings = parse(&text, &path.display().to_string())?;
+    let origin = path.display().to_string();
+    let settings = parse(&text, &origin)?;
+    if let Err(e) = secret::admin_token(&settings.config.listen) {
+        let field = "listen.admin_token_file".to_string();
+        let line = locate::locate(&text, &field);
+        return Err(ConfigError::Invalid {
+            origin,
+            problems: vec![Problem {
+                field,
+                line,
+                message: e.to_string(),
+            }],
+        });
+    }
     Ok((settings, text))
 }
 
@@ -85,12 +103,50 @@ pub fn load_file(path: &Path) -> Result<(Settings, String), ConfigError> {
 pub fn parse(text: &str, origin: &str) -> Result<Settings, ConfigError> {
     let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         origin: origin.to_string(),
-        message: syntax_message(&e, text),
+        message: scrub(&syntax_message(&e, text), text),
     })?;
     validate::validate(config, text).map_err(|problems| ConfigError::Invalid {
         origin: origin.to_string(),
-        problems,
+        problems: problems
+            .into_iter()
+            .map(|p| Problem {
+                message: scrub(&p.message, text),
+                ..p
+            })
+            .collect(),
     })
+}
+
+/// `message` without the secrets `text` holds: the admin token and any URL's password. Problems
+/// end up in logs and in `GET /config` (a refused reload), which must never show them.
+pub fn scrub(message: &str, text: &str) -> String {
+    let mut out = message
+        .split_inclusive(char::is_whitespace)
+        .map(|word| match word.contains("://") {
+            true => {
+                let start = word.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(0);
+                format!("{}{}", &word[..start], validate::redact_url(&word[start..]))
+            }
+            false => word.to_string(),
+        })
+        .collect::<String>();
+    for line in text.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("admin_token") else {
+            continue;
+        };
+        let Some(value) = rest.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let secret = match value.chars().next() {
+            Some(q @ ('"' | '\'')) => value[1..].split(q).next().unwrap_or(""),
+            _ => value.split_whitespace().next().unwrap_or(""),
+        };
+        if secret.len() >= 3 {
+            out = out.replace(secret, "***");
+        }
+    }
+    out
 }
 
 fn syntax_message(e: &toml::de::Error, text: &str) -> String {

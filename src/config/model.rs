@@ -46,8 +46,13 @@ pub struct Listen {
     pub address: String,
     /// The admin listener (health, metrics, transactions). Default `127.0.0.1:9901`; `""` disables it.
     pub admin: String,
-    /// Bearer token the admin API requires, if set. Redacted in `GET /config`.
+    /// Bearer token the admin API requires, if set. Redacted in `GET /config`. Prefer
+    /// `admin_token_file`: a token written in the config is readable by whoever reads the config.
     pub admin_token: Option<String>,
+    /// A file whose content (trailing whitespace trimmed) is the admin token, e.g. a mounted
+    /// Kubernetes Secret. Read at start, by `dtc check`, and again at each admin request, so a
+    /// rotated Secret takes effect without a reload. Excludes `admin_token`.
+    pub admin_token_file: Option<String>,
     /// Worker threads; 0 means one per core, 1 a single-threaded runtime. Default 0.
     pub workers: usize,
 }
@@ -58,6 +63,7 @@ impl Default for Listen {
             address: "127.0.0.1:8000".into(),
             admin: "127.0.0.1:9901".into(),
             admin_token: None,
+            admin_token_file: None,
             workers: 0,
         }
     }
@@ -124,6 +130,17 @@ pub struct Timeouts {
     /// How long in-flight requests may take to finish on SIGTERM. Default `10s`.
     #[serde(with = "super::duration")]
     pub shutdown: Duration,
+    /// How long a client connection with no request in flight stays open (an HTTP/2
+    /// connection with no open stream, an HTTP/1 connection between requests). Default `60s`.
+    #[serde(with = "super::duration")]
+    pub idle: Duration,
+    /// A read's answer body: longest wait for the next chunk from the node; past it the client
+    /// connection is closed and the node counts a failure. Default `10s`.
+    #[serde(with = "super::duration")]
+    pub read_idle: Duration,
+    /// A read's answer body: longest time to stream it whole. Default `60s`.
+    #[serde(with = "super::duration")]
+    pub read_total: Duration,
 }
 
 impl Default for Timeouts {
@@ -133,6 +150,9 @@ impl Default for Timeouts {
             attempt: Duration::from_secs(2),
             header_read: Duration::from_secs(10),
             shutdown: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            read_idle: Duration::from_secs(10),
+            read_total: Duration::from_secs(60),
         }
     }
 }
@@ -148,6 +168,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest request head (request line + headers), in bytes (431 beyond). Default 64 KiB.
     pub max_header_bytes: usize,
+    /// Most header fields in one HTTP/1 request (431 beyond). Default 100.
+    pub max_headers: usize,
+    /// Longest request target (path and query), in bytes (414 beyond). Default 8 KiB.
+    pub max_uri_bytes: usize,
 }
 
 impl Default for Limits {
@@ -156,6 +180,8 @@ impl Default for Limits {
             max_body: 1024 * 1024,
             max_connections: 4096,
             max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            max_uri_bytes: 8 * 1024,
         }
     }
 }
@@ -283,6 +309,10 @@ pub struct JournalConfig {
     /// still land) the rollback is checked again on that node. Default `10s`.
     #[serde(with = "super::duration")]
     pub verify_after: Duration,
+    /// The client request headers a transaction's journal record keeps, for an undo that runs
+    /// after a restart (the re-drive). Names are case-insensitive; `["*"]` keeps every
+    /// end-to-end header. Default `["authorization"]`: the rest are dropped, never written.
+    pub headers: Vec<String>,
 }
 
 impl Default for JournalConfig {
@@ -294,6 +324,7 @@ impl Default for JournalConfig {
             redrive_initial: Duration::from_secs(1),
             redrive_max: Duration::from_secs(300),
             verify_after: Duration::from_secs(10),
+            headers: vec!["authorization".into()],
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use super::locate::locate;
 use super::template::{Pattern, Template};
+pub use super::url::{parse_http_url, redact_url};
 use super::{BodySource, Config, Problem};
 use http::{Method, Uri};
 use std::net::SocketAddr;
@@ -85,13 +86,13 @@ pub enum CompBody {
     Template(Template),
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     text: &'a str,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
-    fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
         let field = field.into();
         let line = locate(self.text, &field);
         self.problems.push(Problem {
@@ -115,7 +116,8 @@ pub fn validate(config: Config, text: &str) -> Result<Settings, Vec<Problem>> {
         socket_addr(&mut c, "listen.admin", &config.listen.admin)
     };
     let nodes = check_nodes(&mut c, &config);
-    check_policy(&mut c, &config);
+    super::bounds::check(&mut c, &config);
+    check_token(&mut c, &config.listen);
     let write_methods = check_write_methods(&mut c, &config);
     let routes = check_routes(&mut c, &config, &write_methods);
     if let Some(url) = &config.alerts.webhook
@@ -189,123 +191,29 @@ fn check_nodes(c: &mut Checker, config: &Config) -> Vec<NodeSpec> {
     out
 }
 
-/// Parses an `http://host:port[/prefix]` URL into (url, authority, base path).
-pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
-    if !url.contains("://") {
-        return Err(format!("url `{url}` has no scheme: write `http://{url}`"));
-    }
-    let uri: Uri = url
-        .parse()
-        .map_err(|e| format!("url `{url}` is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "url `{url}`: https to nodes is not supported; use http (dtc runs beside the client and nodes are reached over the pod network)"
-            ));
-        }
-        Some(other) => {
-            return Err(format!(
-                "url `{url}`: scheme `{other}` is not supported; use http"
-            ));
-        }
-        None => return Err(format!("url `{url}` has no scheme: write `http://{url}`")),
-    }
-    let Some(auth) = uri.authority() else {
-        return Err(format!("url `{url}` has no host"));
-    };
-    if auth.host().is_empty() {
-        return Err(format!("url `{url}` has no host"));
-    }
-    if uri.query().is_some() {
-        return Err(format!("url `{url}`: a node URL cannot have a query"));
-    }
-    let authority = match auth.port_u16() {
-        Some(_) => auth.as_str().to_string(),
-        None => format!("{}:80", auth.host()),
-    };
-    let base_path = uri.path().trim_end_matches('/').to_string();
-    Ok((uri, authority, base_path))
-}
-
-fn check_policy(c: &mut Checker, config: &Config) {
-    let r = &config.retry;
-    if r.attempts == 0 {
+fn check_token(c: &mut Checker, listen: &super::Listen) {
+    if listen
+        .admin_token
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
         c.problem(
-            "retry.attempts",
-            "must be at least 1 (the first attempt counts)",
+            "listen.admin_token",
+            "is empty: an empty token would admit an empty bearer; set a long random token or remove the line",
         );
     }
-    if !(r.multiplier >= 1.0 && r.multiplier.is_finite()) {
-        c.problem("retry.multiplier", "must be a number >= 1.0");
-    }
-    if !(0.0..=1.0).contains(&r.jitter) {
-        c.problem("retry.jitter", "must be between 0 and 1");
-    }
-    if r.initial_backoff > r.max_backoff {
-        c.problem("retry.initial_backoff", "is larger than retry.max_backoff");
-    }
-    if r.deadline.is_zero() {
-        c.problem("retry.deadline", "must be more than 0");
-    }
-    let t = &config.timeouts;
-    for (field, d) in [
-        ("timeouts.connect", t.connect),
-        ("timeouts.attempt", t.attempt),
-        ("timeouts.header_read", t.header_read),
-    ] {
-        if d.is_zero() {
-            c.problem(field, "must be more than 0");
-        }
-    }
-    let l = &config.limits;
-    if l.max_body == 0 {
-        c.problem("limits.max_body", "must be more than 0");
-    }
-    if l.max_connections == 0 {
-        c.problem("limits.max_connections", "must be more than 0");
-    }
-    if l.max_header_bytes < 8192 {
-        c.problem("limits.max_header_bytes", "must be at least 8192");
-    }
-    let h = &config.health;
-    if !h.path.is_empty() && !h.path.starts_with('/') {
+    if listen.admin_token.is_some() && listen.admin_token_file.is_some() {
         c.problem(
-            "health.path",
-            format!(
-                "`{}` must start with `/` (or be \"\" to disable probes)",
-                h.path
-            ),
+            "listen.admin_token_file",
+            "set either listen.admin_token or listen.admin_token_file, not both",
         );
     }
-    if h.interval.is_zero() || h.timeout.is_zero() {
-        c.problem(
-            "health.interval",
-            "interval and timeout must be more than 0",
-        );
-    }
-    if h.healthy_threshold == 0 || h.unhealthy_threshold == 0 {
-        c.problem(
-            "health.unhealthy_threshold",
-            "thresholds must be at least 1",
-        );
-    }
-    if config.reads.max_tries == 0 {
-        c.problem("reads.max_tries", "must be at least 1");
-    }
-    for s in &config.reads.retry_statuses {
-        if !(100..=599).contains(s) {
-            c.problem("reads.retry_statuses", format!("{s} is not an HTTP status"));
-        }
-    }
-    if config.verify.limit == 0 {
-        c.problem("verify.limit", "must be at least 1");
-    }
-    if config.verify.since.is_zero() {
-        c.problem("verify.since", "must be more than 0 (e.g. \"1h\")");
-    }
-    if config.journal.dir.trim().is_empty() {
-        c.problem("journal.dir", "must name a directory");
+    if listen
+        .admin_token_file
+        .as_deref()
+        .is_some_and(|p| p.trim().is_empty())
+    {
+        c.problem("listen.admin_token_file", "must name a file");
     }
 }
 

@@ -19,6 +19,16 @@ pub enum JournalError {
         #[source]
         source: Arc<io::Error>,
     },
+    /// The journal directory is open to other users and belongs to someone else.
+    #[error(
+        "journal directory `{}` is open to other users (mode {mode:o}) and owned by uid {owner}, not by dtc's user: they could read the journal (it holds client requests and their Authorization headers) or replace it; point journal.dir at a directory of dtc's own, e.g. a new subdirectory, which dtc creates 0700",
+        path.display()
+    )]
+    Exposed {
+        path: PathBuf,
+        mode: u32,
+        owner: u32,
+    },
     /// The journal file could not be opened, read, or (after a cut) made durable at open.
     #[error(
         "cannot {op} journal file `{}`: {source}; check its permissions and that the volume is mounted read-write",

@@ -23,10 +23,13 @@
 //! [`Log::flush`] syncs in every mode, `none` included.
 
 mod frame;
+#[cfg(test)]
+mod frame_props;
+pub mod private;
 mod writer;
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     future::Future,
     io::Read,
     path::{Path, PathBuf},
@@ -109,20 +112,12 @@ impl Log {
     /// corrupt tail (truncating the file to the last good record, and reporting it), and
     /// starts the writer.
     pub fn open(opts: LogOptions) -> Result<(Log, Vec<Vec<u8>>, TailReport), JournalError> {
-        fs::create_dir_all(&opts.dir).map_err(|e| JournalError::CreateDir {
-            path: opts.dir.clone(),
-            source: Arc::new(e),
-        })?;
+        private::prepare_dir(&opts.dir)?;
         let path = opts.dir.join(FILE_NAME);
         // A leftover is a rewrite that crashed before its rename: the log itself is intact.
         let _ = fs::remove_file(writer::tmp_path(&path));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| JournalError::open(path.clone(), "open", e))?;
+        let mut file =
+            private::open_file(&path).map_err(|e| JournalError::open(path.clone(), "open", e))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| JournalError::open(path.clone(), "read", e))?;

@@ -12,7 +12,7 @@
 //! container of `kubectl logs` and `kubectl exec`.
 
 use super::sidecar::{
-    CONFIG_VOLUME, CONTAINER_NAME, JOURNAL_VOLUME, SidecarOptions, sidecar_container,
+    CONFIG_VOLUME, CONTAINER_NAME, JOURNAL_VOLUME, SidecarOptions, TOKEN_VOLUME, sidecar_container,
     sidecar_volumes,
 };
 use serde_json::{Map, Value};
@@ -96,7 +96,7 @@ fn check_volume_names(spec: &Map<String, Value>) -> Result<(), PodError> {
     let Some(volumes) = spec.get("volumes").and_then(Value::as_array) else {
         return Ok(());
     };
-    for taken in [CONFIG_VOLUME, JOURNAL_VOLUME] {
+    for taken in [CONFIG_VOLUME, JOURNAL_VOLUME, TOKEN_VOLUME] {
         if volumes.iter().any(|v| v["name"] == taken) {
             return Err(PodError::VolumeTaken(taken.into()));
         }

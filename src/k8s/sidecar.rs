@@ -9,8 +9,8 @@ use super::K8sError;
 use clap::Args;
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    HTTPGetAction, PersistentVolumeClaimVolumeSource, Probe, ResourceRequirements, SeccompProfile,
-    SecurityContext, Volume, VolumeMount,
+    HTTPGetAction, KeyToPath, PersistentVolumeClaimVolumeSource, Probe, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -25,8 +25,18 @@ pub const JOURNAL_VOLUME: &str = "dtc-journal";
 /// Directory the ConfigMap is mounted at (as a directory: hot reload needs the
 /// kubelet's `..data` symlink swap, which `subPath` mounts never see).
 pub const CONFIG_DIR: &str = "/etc/dtc";
-/// Directory of the journal inside the container.
-pub const JOURNAL_DIR: &str = "/var/lib/dtc";
+/// Mount point of the journal volume inside the container. The journal itself goes in a
+/// subdirectory ([`JOURNAL_DIR`]) that dtc creates 0700: Kubernetes makes an `emptyDir` 0777
+/// and root's, which dtc rightly refuses to keep client credentials in.
+pub const JOURNAL_MOUNT: &str = "/var/lib/dtc";
+/// Directory of the journal inside the container (`journal.dir` of the shipped ConfigMap).
+pub const JOURNAL_DIR: &str = "/var/lib/dtc/journal";
+/// Name of the pod volume that carries the admin token Secret.
+pub const TOKEN_VOLUME: &str = "dtc-admin-token";
+/// Directory the admin token Secret is mounted at.
+pub const TOKEN_DIR: &str = "/etc/dtc-secret";
+/// The Secret's key holding the token; the file `listen.admin_token_file` names.
+pub const TOKEN_KEY: &str = "token";
 /// Port of the proxy (the app talks to `127.0.0.1:8000`).
 pub const PROXY_PORT: i32 = 8000;
 /// Port of the admin listener (health, readiness).
@@ -46,6 +56,10 @@ pub struct SidecarOptions {
     /// ConfigMap holding `dtc.toml`, mounted as a directory at /etc/dtc.
     #[arg(long, default_value = "dtc-config")]
     pub config_map: String,
+    /// Secret whose key `token` is the admin API's bearer token, mounted at /etc/dtc-secret
+    /// (the shipped ConfigMap sets `admin_token_file = "/etc/dtc-secret/token"`).
+    #[arg(long, default_value = "dtc-admin-token")]
+    pub admin_token_secret: String,
     /// Keep the journal in this PersistentVolumeClaim instead of an emptyDir.
     #[arg(long, value_name = "CLAIM")]
     pub journal_claim: Option<String>,
@@ -75,6 +89,7 @@ impl Default for SidecarOptions {
             image: "dtc:0.1".into(),
             image_pull_policy: "IfNotPresent".into(),
             config_map: "dtc-config".into(),
+            admin_token_secret: "dtc-admin-token".into(),
             journal_claim: None,
             legacy_sidecar: false,
             cpu_request: "50m".into(),
@@ -103,6 +118,11 @@ impl SidecarOptions {
             ));
         }
         check_name("--config-map", &self.config_map, &mut problems);
+        check_name(
+            "--admin-token-secret",
+            &self.admin_token_secret,
+            &mut problems,
+        );
         if let Some(claim) = &self.journal_claim {
             check_name("--journal-claim", claim, &mut problems);
         }
@@ -195,13 +215,15 @@ pub fn sidecar_container(opts: &SidecarOptions) -> Container {
         security_context: Some(security_context()),
         volume_mounts: Some(vec![
             mount(CONFIG_VOLUME, CONFIG_DIR, true),
-            mount(JOURNAL_VOLUME, JOURNAL_DIR, false),
+            mount(JOURNAL_VOLUME, JOURNAL_MOUNT, false),
+            mount(TOKEN_VOLUME, TOKEN_DIR, true),
         ]),
         ..Container::default()
     }
 }
 
-/// The pod volumes the sidecar mounts: the ConfigMap and the journal.
+/// The pod volumes the sidecar mounts: the ConfigMap, the journal and the admin token Secret
+/// (not optional: a pod without its token does not start, rather than start with an open API).
 pub fn sidecar_volumes(opts: &SidecarOptions) -> Vec<Volume> {
     let config = Volume {
         name: CONFIG_VOLUME.into(),
@@ -226,7 +248,21 @@ pub fn sidecar_volumes(opts: &SidecarOptions) -> Vec<Volume> {
             ..Volume::default()
         },
     };
-    vec![config, journal]
+    let token = Volume {
+        name: TOKEN_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(opts.admin_token_secret.clone()),
+            items: Some(vec![KeyToPath {
+                key: TOKEN_KEY.into(),
+                path: TOKEN_KEY.into(),
+                mode: None,
+            }]),
+            default_mode: None,
+            optional: None,
+        }),
+        ..Volume::default()
+    };
+    vec![config, journal, token]
 }
 
 fn port(name: &str, number: i32) -> ContainerPort {

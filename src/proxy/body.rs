@@ -1,20 +1,52 @@
 //! The response body type: a buffered body (problems, write answers) or a node's streamed body
-//! (reads), without boxing.
+//! (reads), without boxing the common case.
+//!
+//! A streamed body is bounded in time: `timeouts.read_idle` between two chunks and
+//! `timeouts.read_total` overall. A node that stalls past either ends the body with an error,
+//! which hyper turns into a closed client connection (the head is already sent, so no status can
+//! tell the client), and counts as a failure of that node for passive health.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 
 use crate::upstream::{InFlight, NodeBody};
+
+/// The error a response body can end with.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A response body.
 pub enum ProxyBody {
     /// Fully in memory.
     Full(Full<Bytes>),
-    /// Streamed from a node; the guard keeps the node's in-flight count until the body ends.
-    Stream(NodeBody, Option<InFlight>),
+    /// Streamed from a node, under read timeouts.
+    Stream(Box<Streamed>),
+}
+
+/// A node's body being streamed to the client.
+pub struct Streamed {
+    body: NodeBody,
+    /// Keeps the node's in-flight count until the body ends; also names the node to blame.
+    guard: Option<InFlight>,
+    /// Whether the node's good answer was already counted for passive health.
+    counted: bool,
+    idle_for: Duration,
+    total_for: Duration,
+    idle: Pin<Box<Sleep>>,
+    total: Pin<Box<Sleep>>,
+}
+
+/// Why a node's body was cut off.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("node `{node}` sent no body data for {idle:?} (timeouts.read_idle)")]
+    Idle { node: String, idle: Duration },
+    #[error("node `{node}` did not finish its body within {total:?} (timeouts.read_total)")]
+    Total { node: String, total: Duration },
 }
 
 impl ProxyBody {
@@ -27,39 +59,111 @@ impl ProxyBody {
     pub fn empty() -> ProxyBody {
         ProxyBody::Full(Full::default())
     }
+
+    /// A node's body, cut off after `idle` without data or `total` overall.
+    pub fn stream(body: NodeBody, guard: InFlight, idle: Duration, total: Duration) -> ProxyBody {
+        // An empty body may never be polled: its good answer counts now.
+        let counted = body.is_end_stream();
+        if counted {
+            guard.node().observe(false);
+        }
+        let now = Instant::now();
+        ProxyBody::Stream(Box::new(Streamed {
+            body,
+            guard: Some(guard),
+            counted,
+            idle_for: idle,
+            total_for: total,
+            idle: Box::pin(tokio::time::sleep_until(now + idle)),
+            total: Box::pin(tokio::time::sleep_until(now + total)),
+        }))
+    }
+}
+
+impl Streamed {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let next = Instant::now() + self.idle_for;
+                self.idle.as_mut().reset(next);
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                self.guard.take();
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                if let Some(g) = self.guard.take()
+                    && !self.counted
+                {
+                    g.node().observe(false);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let idle = self.idle.as_mut().poll(cx).is_ready();
+                let total = self.total.as_mut().poll(cx).is_ready();
+                if !idle && !total {
+                    return Poll::Pending;
+                }
+                Poll::Ready(Some(Err(self.stalled(idle).into())))
+            }
+        }
+    }
+
+    /// Ends the body: the node is blamed once, and its in-flight count released.
+    fn stalled(&mut self, idle: bool) -> StreamError {
+        let node = match self.guard.take() {
+            Some(g) => {
+                g.node().observe(true);
+                g.node().name().to_string()
+            }
+            None => String::new(),
+        };
+        let e = if idle {
+            StreamError::Idle {
+                node,
+                idle: self.idle_for,
+            }
+        } else {
+            StreamError::Total {
+                node,
+                total: self.total_for,
+            }
+        };
+        tracing::warn!(error = %e, "read answer cut off: the client connection is closed");
+        e
+    }
 }
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match self.get_mut() {
             ProxyBody::Full(f) => Pin::new(f).poll_frame(cx).map_err(|never| match never {}),
-            ProxyBody::Stream(s, guard) => {
-                let polled = Pin::new(s).poll_frame(cx);
-                if matches!(polled, Poll::Ready(None) | Poll::Ready(Some(Err(_)))) {
-                    guard.take();
-                }
-                polled
-            }
+            ProxyBody::Stream(s) => s.poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Full(f) => f.is_end_stream(),
-            ProxyBody::Stream(s, _) => s.is_end_stream(),
+            ProxyBody::Stream(s) => s.body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Full(f) => f.size_hint(),
-            ProxyBody::Stream(s, _) => s.size_hint(),
+            ProxyBody::Stream(s) => s.body.size_hint(),
         }
     }
 }

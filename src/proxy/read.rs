@@ -40,10 +40,16 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
         match tokio::time::timeout(cfg.timeouts.attempt, node.send(out)).await {
             Ok(Ok(resp)) => {
                 let status = resp.status();
-                node.observe(status.is_server_error());
+                // A good head is counted once its body has arrived whole (`ProxyBody::stream`),
+                // so a node that stalls mid-body does not look healthy.
+                if status.is_server_error() {
+                    node.observe(true);
+                }
                 let (mut head, body) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut head.headers);
-                let resp = Response::from_parts(head, ProxyBody::Stream(body, Some(guard)));
+                let t = &cfg.timeouts;
+                let body = ProxyBody::stream(body, guard, t.read_idle, t.read_total);
+                let resp = Response::from_parts(head, body);
                 if cfg.reads.retry_statuses.contains(&status.as_u16()) {
                     tracing::debug!(node = %node.name(), %status, "read retried on another node");
                     last = Some(resp);

@@ -4,8 +4,9 @@
 //! [`serve`] takes an already-bound listener and a shutdown future, so tests run the real server
 //! in-process on port 0 (the mini-redis shape).
 
-use super::{Proxy, ProxyBody};
-use http::{Request, Response};
+use super::Proxy;
+use super::conn::{Activity, Closed, Tracked, supervise};
+use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -28,27 +29,40 @@ pub async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Ou
     let slots = Arc::new(Semaphore::new(cfg.limits.max_connections));
     let graceful = GracefulShutdown::new();
     let builder = server_builder(&cfg);
+    let metrics = proxy.coordinator.metrics().clone();
     accept_loop(&listener, shutdown, "client", |stream, peer| {
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, max = cfg.limits.max_connections, "connection refused: limits.max_connections reached");
             tokio::spawn(refuse(stream));
             return;
         };
+        metrics.connection_opened();
         let _ = stream.set_nodelay(true);
         // A second handle on the socket lets us answer 408 after hyper gives up on slow headers.
         let spare = stream.try_clone_std();
         let proxy = proxy.clone();
+        let activity = Activity::new();
+        let seen = activity.clone();
         let service = service_fn(move |req: Request<Incoming>| {
             let proxy = proxy.clone();
-            async move { Ok::<Response<ProxyBody>, Infallible>(proxy.handle(req).await) }
+            let open = seen.begin();
+            async move {
+                let resp = proxy.handle(req).await;
+                Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, open)))
+            }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
         let conn = graceful.watch(conn.into_owned());
+        let metrics = metrics.clone();
+        let t = cfg.timeouts.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                on_connection_error(&*e, peer, spare);
+            match supervise(conn, &activity, t.header_read, t.idle).await {
+                Ok(Err(e)) => on_connection_error(&*e, peer, spare),
+                Ok(Ok(())) => {}
+                Err(closed) => on_silent(closed, peer),
             }
             drop(permit);
+            metrics.connection_closed();
         });
     })
     .await;
@@ -59,6 +73,16 @@ pub async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Ou
         "client",
     )
     .await;
+}
+
+/// Logs a connection [`supervise`] closed for silence.
+pub(crate) fn on_silent(closed: Closed, peer: SocketAddr) {
+    match closed {
+        Closed::NoRequest => {
+            tracing::info!(%peer, "closed a connection that sent no complete request head within timeouts.header_read")
+        }
+        Closed::Idle => tracing::debug!(%peer, "closed a connection idle for timeouts.idle"),
+    }
 }
 
 /// Accepts connections until `shutdown` resolves, handing each to `on_accept`. Accept errors
@@ -106,6 +130,7 @@ fn server_builder(cfg: &crate::config::Config) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(cfg.timeouts.header_read)
         .max_buf_size(cfg.limits.max_header_bytes)
+        .max_headers(cfg.limits.max_headers)
         .keep_alive(true);
     builder
         .http2()
@@ -145,6 +170,12 @@ fn on_connection_error(
             let _ = s.write_all(resp.as_bytes());
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
+    } else if e
+        .downcast_ref::<hyper::Error>()
+        .is_some_and(hyper::Error::is_parse)
+    {
+        // hyper has answered 400, 414 or 431 and closed: say why, once per connection.
+        tracing::info!(%peer, error = %crate::upstream::node::source_text(e), "client request refused: malformed or oversized request head");
     } else {
         tracing::debug!(%peer, error = %crate::upstream::node::source_text(e), "client connection ended with an error");
     }

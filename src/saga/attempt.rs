@@ -118,17 +118,20 @@ pub async fn send_once(
     let exchange = async {
         let resp = call.node.send(req).await?;
         let (parts, body) = resp.into_parts();
-        let body = Limited::new(body, max_body).collect().await.map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                SendError::TooLarge(max_body)
-            } else {
-                SendError::Broken(e.to_string())
+        let body = match Limited::new(body, max_body).collect().await {
+            Ok(body) => body.to_bytes(),
+            // The status already says what the node did: an applied write stays applied, and
+            // sending it again would not make its answer any shorter. Only the body is lost.
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                tracing::warn!(node = %call.node.name(), status = %parts.status, max_body, "node answer body larger than limits.max_body: classified by its status, body dropped");
+                Bytes::new()
             }
-        })?;
+            Err(e) => return Err(SendError::Broken(e.to_string())),
+        };
         Ok(NodeResponse {
             status: parts.status,
             headers: parts.headers,
-            body: body.to_bytes(),
+            body,
         })
     };
     match tokio::time::timeout(timeout, exchange).await {

@@ -165,8 +165,11 @@ pub(super) fn begin_record(
     undo: Vec<Option<UndoPlan>>,
     pre: Vec<Option<u16>>,
 ) -> Begin {
+    let keep = &t.rt.settings.config.journal.headers;
+    let all = keep.iter().any(|k| k == "*");
     let headers = undo_headers(&t.req.headers)
         .iter()
+        .filter(|(k, _)| all || keep.iter().any(|h| h.eq_ignore_ascii_case(k.as_str())))
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
         .collect();
     Begin {

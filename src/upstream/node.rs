@@ -140,6 +140,13 @@ impl Node {
 /// Keeps a request counted in its node's in-flight number.
 pub struct InFlight(Arc<Node>);
 
+impl InFlight {
+    /// The node the request went to.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.0
+    }
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod model;
 pub mod process;
+pub mod raw;
 pub mod reload;
 pub mod webdriver;
 

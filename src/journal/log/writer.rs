@@ -8,7 +8,7 @@
 //! A batch's frames go out in one positioned write at the logical end of the log.
 
 use std::{
-    fs::{self, File, OpenOptions},
+    fs::{self, File},
     io::{self, BufWriter, Write},
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
@@ -216,11 +216,7 @@ pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `records` as a fresh, synced file; returns it positioned at its end.
 fn write_file(path: &Path, records: &[Vec<u8>]) -> io::Result<(File, u64)> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
+    let file = super::private::create_file(path)?;
     let mut out = BufWriter::new(file);
     let mut frame = Vec::new();
     let mut len = 0u64;

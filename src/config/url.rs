@@ -1,0 +1,79 @@
+//! Node and webhook URLs: `http://host:port[/prefix]`, nothing else. A port must fit 1 to
+//! 65535 and a URL cannot carry `user:password@` (dtc would send it to the node in `Host` and
+//! show it in `/nodes`); messages about a URL never repeat its password.
+
+use http::Uri;
+
+/// Parses an `http://host:port[/prefix]` URL into (url, authority, base path). Error messages
+/// never repeat a password the URL may carry.
+pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
+    let shown = redact_url(url);
+    if !url.contains("://") {
+        return Err(format!(
+            "url `{shown}` has no scheme: write `http://{shown}`"
+        ));
+    }
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("url `{shown}` is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "url `{shown}`: https to nodes is not supported; use http (dtc runs beside the client and nodes are reached over the pod network)"
+            ));
+        }
+        Some(other) => {
+            return Err(format!(
+                "url `{shown}`: scheme `{other}` is not supported; use http"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "url `{shown}` has no scheme: write `http://{shown}`"
+            ));
+        }
+    }
+    let Some(auth) = uri.authority() else {
+        return Err(format!("url `{shown}` has no host"));
+    };
+    if auth.as_str().contains('@') {
+        return Err(format!(
+            "url `{shown}` carries credentials (`user:password@`): dtc would send them to the node in `Host` and show them in /nodes; remove them (the client's own Authorization header is forwarded)"
+        ));
+    }
+    if auth.host().is_empty() {
+        return Err(format!("url `{shown}` has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("url `{shown}`: a node URL cannot have a query"));
+    }
+    // `http` reads a port that does not fit 16 bits as no port at all: look at the text.
+    let port_text = match auth.as_str().rsplit_once(':') {
+        Some((_, p)) if !p.contains(']') => Some(p),
+        _ => None,
+    };
+    let authority = match port_text {
+        None | Some("") => format!("{}:80", auth.host()),
+        Some(p) if p.parse::<u16>().is_ok_and(|n| n > 0) => auth.as_str().to_string(),
+        Some(p) => {
+            return Err(format!(
+                "url `{shown}`: port {p} is out of range: use 1 to 65535"
+            ));
+        }
+    };
+    let base_path = uri.path().trim_end_matches('/').to_string();
+    Ok((uri, authority, base_path))
+}
+
+/// `url` with any `user:password@` replaced by `***@`, fit for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
