@@ -8,6 +8,7 @@
 //! `dtc check` and hot reload run exactly this pipeline.
 
 pub mod bounds;
+pub mod cluster;
 pub mod diff;
 pub mod duration;
 pub mod locate;
@@ -22,6 +23,7 @@ pub mod validate;
 pub mod verify_task;
 pub mod watch;
 
+pub use cluster::ClusterConfig;
 pub use model::*;
 pub use validate::{NodeSpec, Route, Settings};
 pub use verify_task::VerifyTask;

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod model;
+pub mod pg;
 pub mod process;
 pub mod raw;
 pub mod reload;
@@ -362,4 +363,41 @@ pub async fn half_done_create(
     })
     .await;
     client
+}
+
+// ---- the real binary ----
+
+/// The `dtc` binary running `config`; its proxy address is read from its log.
+pub struct Process {
+    pub child: std::process::Child,
+    pub url: String,
+}
+
+/// Starts the `dtc` binary on `cfg` (written into `dir`) and waits until it listens.
+pub fn spawn_dtc(cfg: &Config, dir: &std::path::Path) -> Process {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let path = dir.join("dtc.toml");
+    std::fs::write(&path, toml::to_string(cfg).unwrap()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dtc"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("dtc exited before listening").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if v["fields"]["message"] == "dtc listening" {
+            break v["fields"]["addr"].as_str().unwrap().to_string();
+        }
+    };
+    // Keep draining the log so dtc never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Process {
+        child,
+        url: format!("http://{addr}"),
+    }
 }
