@@ -11,8 +11,10 @@ use std::time::Duration;
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// `postgresql://USER[:PASSWORD]@HOST:PORT/DB` (or a libpq key=value string). Required; its
-    /// presence turns cluster mode on. The password is redacted in `GET /config` and in logs.
+    /// `postgresql://USER[:PASSWORD]@HOST:PORT/DB` (or a libpq key=value string). Required,
+    /// here or in the `DTC_DATABASE_URL` environment variable (which wins; Kubernetes fills it
+    /// from a Secret). The password is redacted in `GET /config` and in logs.
+    #[serde(default)]
     pub database_url: String,
     /// How long a key's lease lasts without renewal; a sidecar that dies holds its keys this
     /// long before another takes its transactions over. Must exceed `timeouts.attempt`.
@@ -68,7 +70,12 @@ impl ClusterConfig {
     /// Every problem with the section, as `(field, message)`.
     pub fn problems(&self, attempt_timeout: Duration) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if let Err(e) = self.database_url.parse::<tokio_postgres::Config>() {
+        if self.database_url.trim().is_empty() {
+            out.push((
+                "cluster.database_url",
+                format!("is required: write `database_url = \"postgresql://USER@HOST:PORT/DB\"` or set {DATABASE_URL_ENV}"),
+            ));
+        } else if let Err(e) = self.database_url.parse::<tokio_postgres::Config>() {
             out.push((
                 "cluster.database_url",
                 format!(
@@ -95,6 +102,23 @@ impl ClusterConfig {
             ));
         }
         out
+    }
+}
+
+/// The environment variable that supplies (and overrides) `cluster.database_url`.
+pub const DATABASE_URL_ENV: &str = "DTC_DATABASE_URL";
+
+/// Applies `DTC_DATABASE_URL` (when set and not empty) to `config`, turning cluster mode on.
+pub fn apply_env(config: &mut super::Config) {
+    let Ok(url) = std::env::var(DATABASE_URL_ENV) else {
+        return;
+    };
+    if url.trim().is_empty() {
+        return;
+    }
+    match &mut config.cluster {
+        Some(c) => c.database_url = url,
+        None => config.cluster = Some(ClusterConfig::with_url(&url)),
     }
 }
 

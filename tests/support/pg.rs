@@ -149,6 +149,8 @@ impl PgServer {
     }
 
     /// Stops the server and removes its files once this process is gone.
+    // The watchdog must outlive this process, so it is never waited for.
+    #[allow(clippy::zombie_processes)]
     fn watchdog(&self) {
         let stop = format!(
             "{} {}/pg_ctl -D {} -m immediate stop",
