@@ -172,10 +172,16 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
         write(i).await;
     }
     server.stop();
-    let writes_before = nodes[0].write_count();
+    let count = |nodes: &[RefNode]| nodes.iter().map(|n| n.write_count()).collect::<Vec<_>>();
+    let writes_before = count(&nodes);
     for i in 20..30 {
         write(i).await;
     }
+    assert_eq!(
+        count(&nodes),
+        writes_before,
+        "writes refused while the store is down touch no node"
+    );
     let read = send(Method::GET, &dtc.at("/v1/group/seen/"), None, &[]).await;
     assert_eq!(read.0, StatusCode::OK, "reads keep working");
     let ready = send(Method::GET, &format!("{admin}/readyz"), None, &[]).await;
@@ -198,7 +204,6 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let _ = writes_before;
     let held = nodes[0].groups();
     for id in &ok {
         assert!(
