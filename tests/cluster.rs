@@ -311,5 +311,37 @@ async fn an_unreachable_store_a_foreign_schema_and_a_newer_one_are_clear_errors(
     assert!(e.contains("version 99, newer"), "{e}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_keeps_only_journal_keep_finished_finished_transactions() {
+    let url = pg::database("prune").await;
+    let nodes = three_nodes().await;
+    let mut cfg = cluster_config(&nodes, &url);
+    cfg.journal.keep_finished = 5;
+    let dtc = start_proxy(cfg).await;
+    for i in 0..12 {
+        let a = send(
+            Method::POST,
+            &dtc.at("/v1/group/"),
+            Some(&group(&format!("p{i}"))),
+            &[],
+        )
+        .await;
+        assert!(a.0.is_success());
+    }
+    let finished = "SELECT count(*) FROM dtc_txns WHERE NOT open";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while pg::shared().count("prune", finished).await > 5 {
+        assert!(tokio::time::Instant::now() < deadline, "not pruned to 5");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let kept = pg::shared()
+        .count(
+            "prune",
+            "SELECT count(*) FROM dtc_txns WHERE entry LIKE '%p11%'",
+        )
+        .await;
+    assert_eq!(kept, 1, "the newest are kept");
+}
+
 #[path = "cluster/lease.rs"]
 mod lease;

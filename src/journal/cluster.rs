@@ -177,6 +177,14 @@ impl Journal {
         Ok(out)
     }
 
+    /// Drops the fleet's finished transactions beyond `journal.keep_finished` from the store.
+    pub async fn prune(&self) -> Result<u64, JournalError> {
+        match &self.shared {
+            Some(shared) => Ok(shared.prune(self.keep_finished as i64).await?),
+            None => Ok(0),
+        }
+    }
+
     /// Replaces the fleet's view with the store's: its open transactions and latest finished
     /// ones; this sidecar's transactions in flight stay as they are.
     pub async fn refresh(&self) -> Result<(), JournalError> {

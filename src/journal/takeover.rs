@@ -2,7 +2,8 @@
 //! exactly one claims each (`FOR UPDATE SKIP LOCKED`, the epoch bumped), recovers an in-doubt
 //! transaction with [`super::redrive::recover_entry`] — the same entry point as startup
 //! recovery — and releases the key. The same pass refreshes the fleet's view of transactions
-//! that the admin API lists and the re-drive works on.
+//! that the admin API lists and the re-drive works on, and prunes finished transactions beyond
+//! `journal.keep_finished` from the store.
 
 use super::record::Entry;
 use super::redrive::{OnChange, recover_entry};
@@ -20,6 +21,9 @@ pub async fn scan_once(
 ) -> usize {
     if let Err(e) = journal.refresh().await {
         tracing::debug!(error = %e, "cannot refresh the fleet's transactions");
+    }
+    if let Err(e) = journal.prune().await {
+        tracing::debug!(error = %e, "cannot prune finished transactions");
     }
     let taken: Vec<Entry> = match journal.take_over().await {
         Ok(t) => t,

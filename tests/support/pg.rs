@@ -194,6 +194,19 @@ impl PgServer {
         self.url(name)
     }
 
+    /// The single number `sql` yields on database `name`.
+    pub async fn count(&self, name: &str, sql: &str) -> i64 {
+        let (client, conn) = tokio_postgres::connect(&self.url(name), tokio_postgres::NoTls)
+            .await
+            .expect("connect to the test PostgreSQL");
+        tokio::spawn(conn);
+        client
+            .query_one(sql, &[])
+            .await
+            .expect("test SQL runs")
+            .get(0)
+    }
+
     /// Runs `sql` on database `name`.
     pub async fn exec(&self, name: &str, sql: &str) {
         let (client, conn) = tokio_postgres::connect(&self.url(name), tokio_postgres::NoTls)

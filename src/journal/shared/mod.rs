@@ -314,6 +314,14 @@ impl Shared {
             .collect())
     }
 
+    /// Deletes finished transactions beyond the newest `keep`; how many it deleted.
+    pub async fn prune(&self, keep: i64) -> Result<u64, StoreError> {
+        let c = self.pool.get().await?;
+        self.pool
+            .timed(c.client.execute(&c.st.prune, &[&keep]))
+            .await
+    }
+
     /// Why the store is not usable now, if it is not.
     pub fn problem(&self) -> Option<String> {
         self.pool.problem()

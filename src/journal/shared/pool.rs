@@ -31,6 +31,7 @@ pub struct Statements {
     pub load: Statement,
     pub note: Statement,
     pub fleet: Statement,
+    pub prune: Statement,
 }
 
 /// The pool.
@@ -159,5 +160,6 @@ async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
         load: c.prepare(sql::LOAD).await?,
         note: c.prepare(sql::NOTE).await?,
         fleet: c.prepare(sql::FLEET).await?,
+        prune: c.prepare(sql::PRUNE).await?,
     })
 }

@@ -152,6 +152,12 @@ INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry)
 VALUES ($1::text, $2::text, $3::text, false, $4::int8, $5::text)
 ON CONFLICT (txn) DO NOTHING";
 
+/// Deletes up to 1000 finished transactions beyond the newest `keep` (the inspection window of
+/// `journal.keep_finished`, fleet-wide). Params: keep.
+pub const PRUNE: &str = "
+DELETE FROM dtc_txns WHERE txn IN (
+    SELECT txn FROM dtc_txns WHERE NOT open ORDER BY begun_ms DESC OFFSET $1::int8 LIMIT 1000)";
+
 /// The fleet's open transactions and its latest finished ones. Params: how many finished.
 pub const FLEET: &str = "
 (SELECT entry FROM dtc_txns WHERE open)
