@@ -144,6 +144,75 @@ async fn a_sidecar_killed_mid_write_has_its_transaction_taken_over_and_undone() 
     assert!(alike(&nodes));
 }
 
+/// One burst: a write per sidecar to `id`, all at once (create or delete, from `rng`).
+async fn burst(urls: &[String], id: &str, rng: &mut fastrand::Rng) -> Vec<Answer> {
+    let writes = urls.iter().map(|u| {
+        let method = if rng.bool() {
+            Method::POST
+        } else {
+            Method::DELETE
+        };
+        let (url, body) = (format!("{u}/v1/group/"), group(id));
+        async move { send(method, &url, Some(&body), &[]).await }
+    });
+    futures_util::future::join_all(writes).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_go_on_alike_when_one_of_three_sidecars_is_killed_for_good_mid_write() {
+    let url = pg::database("killed").await;
+    let nodes = three_nodes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = cluster_config(&nodes, &url);
+    cfg.journal.dir = dir.path().join("journal").display().to_string();
+    let mut doomed = spawn_dtc(&cfg, dir.path());
+    let (a, b) = (
+        start_proxy(cluster_config(&nodes, &url)).await,
+        start_proxy(cluster_config(&nodes, &url)).await,
+    );
+    let mut rng = fastrand::Rng::with_seed(13);
+    let all = [doomed.url.clone(), a.url.clone(), b.url.clone()];
+    for i in 0..8 {
+        burst(&all, &format!("k{}", i % 2), &mut rng).await;
+        assert!(alike(&nodes), "burst {i}: {:?}", groups(&nodes));
+    }
+    // The doomed sidecar's write to k0 is half done (c holds it) when it is killed; writes to
+    // k0 through the others wait for its lease, which is taken over, then go on.
+    let client = half_done_create(&nodes, &doomed.url, "k0").await;
+    let survivors = [a.url.clone(), b.url.clone()];
+    let mut burst_rng = fastrand::Rng::with_seed(14);
+    let waiting = {
+        let survivors = survivors.clone();
+        tokio::spawn(async move { burst(&survivors, "k0", &mut burst_rng).await })
+    };
+    doomed.child.kill().unwrap();
+    doomed.child.wait().unwrap();
+    assert!(client.await.unwrap().is_err());
+    nodes[2].release_held();
+    let answers = waiting.await.unwrap();
+    assert!(
+        answers
+            .iter()
+            .all(|x| x.0.is_success() || x.0 == StatusCode::CONFLICT),
+        "{:?}",
+        answers.iter().map(|x| x.0).collect::<Vec<_>>()
+    );
+    assert!(alike(&nodes), "after the takeover: {:?}", groups(&nodes));
+    for i in 0..8 {
+        burst(&survivors, &format!("k{}", i % 2), &mut rng).await;
+        assert!(
+            alike(&nodes),
+            "burst {i} after the kill: {:?}",
+            groups(&nodes)
+        );
+    }
+    assert_eq!(
+        a.app.journal().unwrap().counts().0,
+        0,
+        "nothing left in doubt"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
     let server = PgServer::start();
