@@ -412,5 +412,60 @@ async fn the_store_keeps_only_journal_keep_finished_finished_transactions() {
     assert_eq!(kept, 1, "the newest are kept");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtc_verify_reads_the_fleets_keys_from_the_store_and_repairs_under_the_lease() {
+    let url = pg::database("verify").await;
+    let nodes = three_nodes().await;
+    let cfg = cluster_config(&nodes, &url);
+    let sidecar = start_proxy(cfg.clone()).await;
+    let a = send(
+        Method::POST,
+        &sidecar.at("/v1/group/"),
+        Some(&group("v1")),
+        &[],
+    )
+    .await;
+    assert!(a.0.is_success());
+    let deleted = send(
+        Method::DELETE,
+        &format!("{}/v1/group/", nodes[2].url()),
+        Some(&group("v1")),
+        &[],
+    )
+    .await;
+    assert_eq!(deleted.0, StatusCode::OK, "planted behind dtc's back");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dtc.toml");
+    let mut own = cfg;
+    own.journal.dir = dir.path().join("journal").display().to_string();
+    std::fs::write(&path, toml::to_string(&own).unwrap()).unwrap();
+    let verify = |args: &'static [&'static str]| {
+        let path = path.clone();
+        async move {
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_dtc"))
+                .args(["verify", "--config"])
+                .arg(&path)
+                .args(args)
+                .output()
+                .await
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        }
+    };
+    let (code, out) = verify(&[]).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.starts_with("divergent key=group/v1 odd=c"), "{out}");
+    let (code, out) = verify(&["--repair", "--since", "10m"]).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        alike(&nodes) && nodes[2].groups().contains("v1"),
+        "{:?}",
+        groups(&nodes)
+    );
+}
+
 #[path = "cluster/lease.rs"]
 mod lease;
