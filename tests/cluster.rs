@@ -10,6 +10,7 @@ use dtc::saga::TxnState;
 use http::{Method, StatusCode};
 use std::time::Duration;
 use support::pg::{self, PgServer};
+use support::process::spawn_dtc;
 use support::*;
 
 /// Nodes with jitter (concurrent writes overtake each other) and rare transient errors.

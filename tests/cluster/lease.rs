@@ -58,6 +58,8 @@ fn entry(key: &str) -> Entry {
         headers: Vec::new(),
         undo: Vec::new(),
         verify: None,
+        pre: Vec::new(),
+        pre_restores: false,
     })
 }
 
