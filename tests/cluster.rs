@@ -213,11 +213,12 @@ async fn bursts_go_on_alike_when_one_of_three_sidecars_is_killed_for_good_mid_wr
             groups(&nodes)
         );
     }
-    assert_eq!(
-        a.app.journal().unwrap().counts().0,
-        0,
-        "nothing left in doubt"
-    );
+    // The fleet's view is refreshed every scan: other sidecars' writes may show in flight.
+    let journal = a.app.journal().unwrap().clone();
+    wait_until("the fleet's view shows nothing in doubt", || {
+        journal.counts().0 == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
