@@ -1,7 +1,9 @@
 //! Wiring: everything `dtc run` and `dtc demo` start, stopped together.
 //!
-//! [`App::start`] opens the journal, recovers what a crash left in doubt, and starts the
-//! background re-drive and the background verify ([`crate::verify::task`], off by default); [`App::serve`] runs the client listener and the admin listener until the
+//! [`App::start`] opens the journal (the local log, or with `[cluster]` the shared store),
+//! recovers what a crash left in doubt (with `[cluster]`: takes over expired leases), and starts
+//! the background re-drive and the background verify ([`crate::verify::task`], off by default);
+//! [`App::serve`] runs the client listener and the admin listener until the
 //! shutdown future resolves, drains, and flushes the journal.
 
 use crate::admin::ReloadView;
@@ -11,6 +13,8 @@ use crate::config::reload::{ReloadHandle, ReloadStatus, Reloader};
 use crate::config::watch::WatchError;
 use crate::journal::Journal;
 use crate::journal::redrive::{self, OnChange};
+use crate::journal::shared::Shared;
+use crate::journal::takeover;
 use crate::journal::view::{JournalTxns, view};
 use crate::proxy::{Proxy, server};
 use crate::runtime::Current;
@@ -26,6 +30,8 @@ use tokio::net::TcpListener;
 pub enum StartError {
     #[error("cannot open the journal: {0}")]
     Journal(#[from] crate::journal::JournalError),
+    #[error("cannot start cluster mode: {0}")]
+    Store(#[from] crate::journal::shared::StoreError),
     #[error(
         "cannot listen on {addr}: {source} (is another dtc or the app itself using it? change listen.address or listen.admin)"
     )]
@@ -128,15 +134,38 @@ impl App {
         let cfg = current.load().settings.config.clone();
         let metrics = Metrics::new();
         let alerter = Alerter::new(cfg.alerts.webhook.clone());
-        let (journal, _tail) = Journal::open(&cfg.journal)?;
-        let (in_doubt, _) = journal.counts();
-        if in_doubt > 0 {
-            tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: deciding them from the nodes' state before serving");
-        }
         let on_change = on_change(metrics.clone(), alerter.clone());
-        let recovered = redrive::recover(&journal, &current, Some(&on_change)).await;
-        let (_, failed) = journal.counts();
-        tracing::info!(dir = %cfg.journal.dir, durability = ?cfg.journal.durability, recovered_rolled_back = recovered.rolled_back, recovered_completed = recovered.completed, recovered_unchanged = recovered.unchanged, failed, "journal open");
+        let journal = match &cfg.cluster {
+            Some(cluster) => {
+                let shared = Shared::connect(cluster).await?;
+                let journal = Journal::shared(cfg.journal.keep_finished, shared);
+                let taken = takeover::scan_once(&journal, &current, Some(&on_change)).await;
+                let (in_doubt, failed) = journal.counts();
+                tracing::info!(
+                    taken_over = taken,
+                    in_doubt,
+                    failed,
+                    "cluster mode: journal in the shared store"
+                );
+                tokio::spawn(takeover::run(
+                    journal.clone(),
+                    current.clone(),
+                    Some(on_change.clone()),
+                ));
+                journal
+            }
+            None => {
+                let (journal, _tail) = Journal::open(&cfg.journal)?;
+                let (in_doubt, _) = journal.counts();
+                if in_doubt > 0 {
+                    tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: deciding them from the nodes' state before serving");
+                }
+                let recovered = redrive::recover(&journal, &current, Some(&on_change)).await;
+                let (_, failed) = journal.counts();
+                tracing::info!(dir = %cfg.journal.dir, durability = ?cfg.journal.durability, recovered_rolled_back = recovered.rolled_back, recovered_completed = recovered.completed, recovered_unchanged = recovered.unchanged, failed, "journal open");
+                journal
+            }
+        };
         tokio::spawn(redrive::run_worker(
             journal.clone(),
             current.clone(),

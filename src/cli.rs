@@ -145,8 +145,11 @@ pub fn with_runtime(
 fn check(args: &CheckArgs) -> ExitCode {
     match config::load_file(&args.config) {
         Ok((settings, _)) => {
-            // The effective config goes to a terminal or a CI log: never with the token in it.
+            // The effective config goes to a terminal or a CI log: never with a secret in it.
             let mut shown = settings.config.clone();
+            if let Some(c) = shown.cluster.as_mut() {
+                c.database_url = config::cluster::redact_url(&c.database_url);
+            }
             if shown.listen.admin_token.is_some() {
                 shown.listen.admin_token = Some("***".into());
             }

@@ -19,8 +19,12 @@
 //!    journals its intent, sends the write to every node with retries ([`saga::attempt`]),
 //!    reads the resource back where an answer is ambiguous ([`saga::readback`]), judges
 //!    ([`saga::evidence`]), and undoes partial writes ([`saga::undo`]); the end state is journaled
-//!    before the answer ([`proxy::problem`] shapes error answers).
-//! 4. At start, [`journal::redrive::recover`] decides in-doubt transactions; in the background,
+//!    before the answer ([`proxy::problem`] shapes error answers). With `[cluster]` the journal's
+//!    records go to a PostgreSQL store shared by the fleet ([`journal::shared`]): the intent takes
+//!    the key's lease for every sidecar at once, and each node request waits for the lease to
+//!    outlive it.
+//! 4. At start, [`journal::redrive::recover`] decides in-doubt transactions (with `[cluster]`,
+//!    [`journal::takeover`] does, for the transactions of expired leases); in the background,
 //!    [`journal::redrive`] re-drives failed ones and checks rollbacks — all with
 //!    [`saga::recover::resolve`], the same judgement as the live path; [`upstream::health`]
 //!    probes nodes; [`config::reload`] swaps in edited configs; [`verify::task`] (when

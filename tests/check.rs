@@ -3,14 +3,20 @@
 use std::process::Command;
 
 fn check(text: &str) -> (i32, String, String) {
+    check_env(text, None)
+}
+
+fn check_env(text: &str, database_url: Option<&str>) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dtc.toml");
     std::fs::write(&path, text).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_dtc"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtc"));
+    cmd.args(["check", "--config"]).arg(&path);
+    match database_url {
+        Some(url) => cmd.env("DTC_DATABASE_URL", url),
+        None => cmd.env_remove("DTC_DATABASE_URL"),
+    };
+    let out = cmd.output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -269,4 +275,45 @@ fn problems_never_repeat_secrets() {
         .to_string();
     assert!(err.contains("***@"), "{err}");
     assert!(!err.contains("hunter2@"), "{err}");
+}
+
+#[test]
+fn the_cluster_section_is_checked_and_its_password_never_printed() {
+    let (code, _, err) = check(&format!(
+        "{NODES}[cluster]\ndatabase_url = \"postgresql://dtc@db:notaport/dtc\"\nlease = \"1s\"\nsurprise = 1\n"
+    ));
+    assert_eq!(code, 64);
+    assert!(err.contains("unknown field `surprise`"), "{err}");
+    let (code, _, err) = check(&format!(
+        "{NODES}[cluster]\ndatabase_url = \"postgresql://dtc@db:notaport/dtc\"\nlease = \"1s\"\n"
+    ));
+    assert_eq!(code, 64);
+    assert!(
+        err.contains("`cluster.database_url`: `postgresql://")
+            && err.contains("@db:notaport/dtc` is not a PostgreSQL connection string"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`cluster.lease`: must be longer than timeouts.attempt"),
+        "{err}"
+    );
+    let (code, _, err) = check(&format!("{NODES}[cluster]\nlease = \"20s\"\n"));
+    assert_eq!(code, 64);
+    assert!(err.contains("`cluster.database_url`: is required"), "{err}");
+    let (code, out, err) = check(&format!(
+        "{NODES}[cluster]\ndatabase_url = \"postgresql://dtc:s3cret@db:5432/dtc\"\n"
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("postgresql://dtc:***@db:5432/dtc") && out.contains("lease = \"10s\""),
+        "{out}"
+    );
+    assert!(!out.contains("s3cret"), "{out}");
+    let (code, out, err) = check_env(NODES, Some("postgresql://dtc:fr0mSecret@db/dtc"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("[cluster]") && out.contains("postgresql://dtc:***@db/dtc"),
+        "the environment turns cluster mode on: {out}"
+    );
+    assert!(!out.contains("fr0mSecret"), "{out}");
 }

@@ -11,7 +11,7 @@ use dtc::k8s::sidecar::{
 };
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service, ServiceAccount};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -53,6 +53,7 @@ fn check_typed(file: &str, doc: &Value) {
         "Service" => round_trip::<Service>(file, doc),
         "Namespace" => round_trip::<Namespace>(file, doc),
         "ServiceAccount" => round_trip::<ServiceAccount>(file, doc),
+        "Secret" => round_trip::<Secret>(file, doc),
         "MutatingWebhookConfiguration" => round_trip::<MutatingWebhookConfiguration>(file, doc),
         other => panic!("{file}: no typed check for kind `{other}`: add one here"),
     }
@@ -261,4 +262,34 @@ fn the_shipped_admin_api_needs_a_token_from_a_secret_and_no_service_exposes_it()
         }
     }
     assert!(!root().join("manifests/service.yaml").exists());
+}
+
+#[test]
+fn the_cluster_example_is_the_app_after_dtc_inject_with_the_database_secret() {
+    for file in [
+        "manifests/cluster/deployment.yaml",
+        "manifests/cluster/secret.yaml",
+    ] {
+        for doc in documents(&read(file)) {
+            check_typed(file, &doc);
+        }
+    }
+    let opts = SidecarOptions {
+        database_secret: Some("dtc-database".into()),
+        ..SidecarOptions::default()
+    };
+    let app = read("tests/fixtures/k8s/app-deployment.yaml");
+    assert_eq!(
+        documents(&inject_yaml(&app, &opts).unwrap().yaml),
+        documents(&read("manifests/cluster/deployment.yaml")),
+        "regenerate it with `dtc inject --database-secret dtc-database -f tests/fixtures/k8s/app-deployment.yaml`"
+    );
+    let secret = &documents(&read("manifests/cluster/secret.yaml"))[0];
+    assert_eq!(secret["metadata"]["name"], "dtc-database");
+    assert!(
+        secret["stringData"]["database_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgresql://")
+    );
 }

@@ -222,6 +222,36 @@ async fn an_annotated_pod_gets_exactly_the_sidecar_dtc_inject_adds() {
 }
 
 #[tokio::test]
+async fn a_pod_asking_for_cluster_mode_gets_its_database_url_from_the_secret() {
+    let webhook = Webhook::start().await;
+    let pod = pod(json!({"dtc.io/inject": "enabled", "dtc.io/database-secret": "shop-db:url"}));
+    let response = webhook
+        .review("/mutate", &review_of(pod.clone(), "Pod", "CREATE"))
+        .await;
+    let patched = apply(&pod, &response);
+    assert_eq!(
+        patched,
+        injected_by_cli(&pod),
+        "the annotation works for dtc inject too"
+    );
+    let env = &patched["spec"]["initContainers"][0]["env"];
+    assert_eq!(
+        env,
+        &json!([{"name": "DTC_DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "shop-db", "key": "url"}}}])
+    );
+    let bad = pod_with_secret("Not A Name");
+    let response = webhook
+        .review("/mutate", &review_of(bad, "Pod", "CREATE"))
+        .await;
+    let text = response.to_string();
+    assert!(text.contains("dtc.io/database-secret"), "{text}");
+}
+
+fn pod_with_secret(secret: &str) -> Value {
+    pod(json!({"dtc.io/inject": "enabled", "dtc.io/database-secret": secret}))
+}
+
+#[tokio::test]
 async fn a_pod_without_the_annotation_is_allowed_unpatched() {
     let webhook = Webhook::start().await;
     let review = review_of(pod(json!({"team": "shop"})), "Pod", "CREATE");

@@ -19,6 +19,9 @@ pub(super) fn readyz(state: &AdminState) -> Response<ProxyBody> {
     if !state.txns.journal_open() {
         missing.push("the transaction journal is not open".to_string());
     }
+    if let Some(why) = state.txns.store_problem() {
+        missing.push(format!("writes are refused: {why}"));
+    }
     let nodes = rt.nodes.all();
     if !nodes.iter().any(|n| n.health.is_up()) {
         let names: Vec<&str> = nodes.iter().map(|n| n.name()).collect();
@@ -116,6 +119,9 @@ fn redact(config: &mut Value) {
         && !token.is_null()
     {
         *token = Value::String(REDACTED.into());
+    }
+    if let Some(Value::String(url)) = config.pointer_mut("/cluster/database_url") {
+        *url = crate::config::cluster::redact_url(url);
     }
 }
 

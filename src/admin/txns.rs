@@ -58,6 +58,10 @@ pub enum TxnActionError {
 pub trait TxnStore: Send + Sync + 'static {
     /// Whether the journal is open and accepting records (a readiness condition).
     fn journal_open(&self) -> bool;
+    /// Why the shared store (`[cluster]`) cannot take writes now, if it cannot.
+    fn store_problem(&self) -> Option<String> {
+        None
+    }
     /// Transactions, newest first, optionally only those in `state`, at most `limit`.
     fn list(&self, state: Option<TxnState>, limit: usize) -> Vec<TxnView>;
     /// One transaction with its per-node detail.

@@ -162,4 +162,9 @@ pub(super) fn check(c: &mut Checker, config: &Config) {
     if config.journal.dir.trim().is_empty() {
         c.problem("journal.dir", "must name a directory");
     }
+    if let Some(cluster) = &config.cluster {
+        for (field, message) in cluster.problems(config.timeouts.attempt) {
+            c.problem(field, message);
+        }
+    }
 }

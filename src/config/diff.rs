@@ -11,8 +11,9 @@ use super::Settings;
 ///
 /// The listeners are bound once (a rebind would have to hand over established client
 /// connections), the worker count sizes the Tokio runtime, and the journal directory holds
-/// the open journal. Changing them needs a restart; everything else reloads live.
-pub const RESTART_ONLY: [&str; 11] = [
+/// the open journal, and `[cluster]` the store's connections and leases. Changing them needs a
+/// restart; everything else reloads live.
+pub const RESTART_ONLY: [&str; 12] = [
     "listen.address",
     "listen.admin",
     "listen.workers",
@@ -24,6 +25,7 @@ pub const RESTART_ONLY: [&str; 11] = [
     "timeouts.header_read",
     "limits.max_headers",
     "timeouts.idle",
+    "cluster",
 ];
 
 /// How the next settings differ from the running ones.
@@ -72,6 +74,7 @@ impl ConfigDiff {
             ("journal", o.journal != n.journal),
             ("verify", o.verify != n.verify),
             ("listen", o.listen != n.listen),
+            ("cluster", o.cluster != n.cluster),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))
@@ -143,6 +146,10 @@ pub fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'stati
         kept.push(RESTART_ONLY[10]);
         new.timeouts.idle = old.timeouts.idle;
     }
+    if new.cluster != old.cluster {
+        kept.push(RESTART_ONLY[11]);
+        new.cluster.clone_from(&old.cluster);
+    }
     next.listen = running.listen;
     next.admin = running.admin;
     kept
@@ -202,7 +209,8 @@ mod tests {
             "[listen]\naddress = \"127.0.0.1:7\"\nadmin = \"\"\nworkers = 3\n\
              [journal]\ndir = \"/elsewhere\"\ndurability = \"fsync\"\nkeep_finished = 5\n\
              [limits]\nmax_connections = 2\nmax_header_bytes = 9000\nmax_headers = 7\n\
-             [timeouts]\nheader_read = \"1s\"\nidle = \"3s\"\n[retry]\nattempts = 9\n{base}"
+             [timeouts]\nheader_read = \"1s\"\nidle = \"3s\"\n[retry]\nattempts = 9\n\
+             [cluster]\ndatabase_url = \"postgresql://dtc@127.0.0.1:1/dtc\"\n{base}"
         ));
         let kept = keep_restart_only(&running, &mut next);
         assert_eq!(kept, RESTART_ONLY);
@@ -210,6 +218,7 @@ mod tests {
         assert_eq!(next.config.journal, running.config.journal);
         assert_eq!(next.config.limits, running.config.limits);
         assert_eq!(next.config.timeouts, running.config.timeouts);
+        assert_eq!(next.config.cluster, None);
         assert_eq!((next.listen, next.admin), (running.listen, running.admin));
         assert_eq!(next.config.retry.attempts, 9);
         assert_eq!(ConfigDiff::between(&running, &next).sections, ["retry"]);

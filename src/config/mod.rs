@@ -2,12 +2,14 @@
 //! into [`Settings`] ([`validate`]), and hot reload: the file watcher ([`watch`]), the diff of
 //! two configs ([`diff`]) and the reload loop ([`reload`]).
 //!
-//! The pipeline: file text → TOML parse (syntax errors carry line and column) → [`Config`] with
+//! The pipeline: file text → TOML parse (syntax errors carry line and column) →
+//! `DTC_DATABASE_URL` applied ([`cluster::apply_env`]) → [`Config`] with
 //! documented defaults for every missing field → [`validate::validate`], which returns *every*
 //! problem with its field path and line → [`Settings`], the compiled form the proxy runs on.
 //! `dtc check` and hot reload run exactly this pipeline.
 
 pub mod bounds;
+pub mod cluster;
 pub mod diff;
 pub mod duration;
 pub mod locate;
@@ -22,6 +24,7 @@ pub mod validate;
 pub mod verify_task;
 pub mod watch;
 
+pub use cluster::ClusterConfig;
 pub use model::*;
 pub use validate::{NodeSpec, Route, Settings};
 pub use verify_task::VerifyTask;
@@ -101,10 +104,11 @@ pub fn load_file(path: &Path) -> Result<(Settings, String), ConfigError> {
 
 /// Parses and validates config text; `origin` names it in errors (a path, or "embedded default").
 pub fn parse(text: &str, origin: &str) -> Result<Settings, ConfigError> {
-    let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+    let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
         origin: origin.to_string(),
         message: scrub(&syntax_message(&e, text), text),
     })?;
+    cluster::apply_env(&mut config);
     validate::validate(config, text).map_err(|problems| ConfigError::Invalid {
         origin: origin.to_string(),
         problems: problems

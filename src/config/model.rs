@@ -34,6 +34,9 @@ pub struct Config {
     pub alerts: Alerts,
     /// The optional background check that nodes agree on recently written keys.
     pub verify: super::VerifyTask,
+    /// Many sidecars, one PostgreSQL store (leases, shared journal). Absent: the local journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<super::ClusterConfig>,
     /// Compensation rules, first match wins.
     pub routes: Vec<RouteConfig>,
 }

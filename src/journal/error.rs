@@ -84,6 +84,9 @@ pub enum JournalError {
         dir.display()
     )]
     Locked { dir: PathBuf, holder: Option<u32> },
+    /// The shared store (`[cluster]`) could not take the record, or the key is not free.
+    #[error(transparent)]
+    Store(#[from] super::shared::StoreError),
     /// An empty record; refused because an empty frame cannot be told from zeroed disk blocks.
     #[error("journal records must not be empty")]
     EmptyRecord,

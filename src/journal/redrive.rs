@@ -7,6 +7,7 @@
 //! destroy what the node held before.
 
 use super::record::{Entry, now_ms};
+use super::shared::lease::under;
 use super::store::Journal;
 use crate::runtime::{Current, Runtime};
 use crate::saga::compensate::run_undo;
@@ -37,33 +38,51 @@ pub struct Recovered {
 }
 
 /// Decides every in-doubt transaction (the client never got an answer) from the evidence. Runs
-/// before dtc serves, so no new write can race it.
+/// before dtc serves, so no new write can race it. With `[cluster]` the store's in-doubt
+/// transactions may be other sidecars' writes in flight: recovery there is
+/// [`super::takeover`], which claims expired leases and calls [`recover_entry`] on each.
 pub async fn recover(
     journal: &Arc<Journal>,
     current: &Current,
     on_change: Option<&OnChange>,
 ) -> Recovered {
-    let rt = current.load();
     let mut out = Recovered::default();
+    if journal.store().is_some() {
+        return out;
+    }
     for entry in journal
         .open_entries()
         .into_iter()
         .filter(|e| e.state == TxnState::InDoubt)
     {
-        let r = resolve(&rt, &entry, &purpose(&entry)).await;
-        tracing::warn!(txn = %entry.begin.txn, key = %entry.begin.key, state = %r.state, reason = r.reason.as_ref().map(|r| r.describe()).unwrap_or_default(), "in-doubt transaction recovered");
-        match r.state {
+        match recover_entry(journal, current, &entry, on_change).await {
             TxnState::RolledBack => out.rolled_back += 1,
             TxnState::Succeeded => out.completed += 1,
             TxnState::ToBeRetried => out.unchanged += 1,
             _ => out.failed += 1,
         }
-        record(journal, &entry.begin.txn, r).await;
-        if let (Some(cb), Some(e)) = (on_change, journal.get(&entry.begin.txn)) {
-            cb(TxnState::InDoubt, &e);
-        }
     }
     out
+}
+
+/// Decides one in-doubt transaction from the evidence and journals the decision (at startup, or
+/// taken over from a lost sidecar under its key's lease); returns the new state.
+pub async fn recover_entry(
+    journal: &Arc<Journal>,
+    current: &Current,
+    entry: &Entry,
+    on_change: Option<&OnChange>,
+) -> TxnState {
+    let rt = current.load();
+    let txn = &entry.begin.txn;
+    let r = under(journal.hold(txn), resolve(&rt, entry, &purpose(entry))).await;
+    tracing::warn!(txn = %txn, key = %entry.begin.key, state = %r.state, reason = r.reason.as_ref().map(|r| r.describe()).unwrap_or_default(), "in-doubt transaction recovered");
+    let state = r.state;
+    record(journal, txn, r).await;
+    if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
+        cb(TxnState::InDoubt, &e);
+    }
+    state
 }
 
 /// The undo's idempotency purpose: a fresh one when the nodes were read (the read shows the
@@ -88,12 +107,16 @@ pub async fn redrive_one(
     txn: &str,
     on_change: Option<&OnChange>,
 ) -> Option<TxnState> {
+    if !claim(journal, txn).await {
+        return journal.get(txn).map(|e| e.state);
+    }
     let entry = journal.get(txn)?;
     if entry.state != TxnState::Failed || entry.resolution.is_some() {
+        journal.release(txn).await;
         return Some(entry.state);
     }
     let rt = current.load();
-    let r = resolve(&rt, &entry, &purpose(&entry)).await;
+    let r = under(journal.hold(txn), resolve(&rt, &entry, &purpose(&entry))).await;
     let state = r.state;
     record(journal, txn, r).await;
     if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
@@ -118,10 +141,41 @@ pub async fn verify_one(
     txn: &str,
     on_change: Option<&OnChange>,
 ) -> bool {
+    if !claim(journal, txn).await {
+        return false;
+    }
+    let hold = journal.hold(txn);
+    let verified = under(hold, verify_claimed(journal, current, txn, on_change)).await;
+    if !verified {
+        // Released already when the check journaled a decision; else released here.
+        journal.release(txn).await;
+    }
+    verified
+}
+
+/// Claims `txn`'s key in cluster mode (true at once without); false when another sidecar holds
+/// it or the store cannot say.
+async fn claim(journal: &Journal, txn: &str) -> bool {
+    match journal.claim(txn).await {
+        Ok(claimed) => claimed,
+        Err(e) => {
+            tracing::warn!(txn, error = %e, "cannot claim the transaction's key; trying later");
+            false
+        }
+    }
+}
+
+async fn verify_claimed(
+    journal: &Arc<Journal>,
+    current: &Current,
+    txn: &str,
+    on_change: Option<&OnChange>,
+) -> bool {
     let Some(entry) = journal.get(txn) else {
         return true;
     };
     if !entry.verify_pending {
+        journal.release(txn).await;
         return true;
     }
     let rt = current.load();

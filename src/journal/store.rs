@@ -7,6 +7,7 @@
 use super::JournalError;
 use super::log::{Durability, Log, LogOptions, TailReport};
 use super::record::{Begin, Entry, Record, now_ms};
+use super::shared::{Hold, Shared};
 use crate::config::{DurabilityMode, JournalConfig};
 use crate::saga::undo::UndoPlan;
 use crate::saga::{NodeReport, Reason, TxnState};
@@ -23,18 +24,24 @@ const COMPACT_EVERY: usize = 8192;
 pub struct Journal {
     /// `None` with `durability = "off"`: the store works in memory and nothing is written.
     log: Option<Log>,
-    keep_finished: usize,
+    pub(super) keep_finished: usize,
     state: Mutex<State>,
     /// Woken when a transaction needs the background worker (failed, or to verify).
     pub(crate) wake: tokio::sync::Notify,
+    /// With `[cluster]`: the shared store, which then holds every record (and `log` is `None`).
+    pub(super) shared: Option<Arc<Shared>>,
+    /// With `[cluster]`: the leases this sidecar holds, by transaction.
+    pub(super) holds: Mutex<HashMap<String, Arc<Hold>>>,
 }
 
+/// The entries in memory: all of them with a local log; with `[cluster]`, this sidecar's
+/// transactions in flight plus the fleet's view as last refreshed.
 #[derive(Default)]
-struct State {
-    entries: HashMap<String, Entry>,
-    finished: VecDeque<String>,
+pub(super) struct State {
+    pub(super) entries: HashMap<String, Entry>,
+    pub(super) finished: VecDeque<String>,
     /// Resource key → the open transaction that fences it.
-    fences: HashMap<String, String>,
+    pub(super) fences: HashMap<String, String>,
     since_compact: usize,
 }
 
@@ -63,12 +70,7 @@ impl Journal {
                 (None, Vec::new(), TailReport::default())
             }
         };
-        let journal = Journal {
-            log,
-            keep_finished: cfg.keep_finished,
-            state: Mutex::new(State::default()),
-            wake: tokio::sync::Notify::new(),
-        };
+        let journal = Journal::bare(log, cfg.keep_finished, None);
         let mut skipped = 0;
         {
             let mut st = journal.lock();
@@ -102,11 +104,26 @@ impl Journal {
         Ok((Arc::new(journal), tail))
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn bare(
+        log: Option<Log>,
+        keep_finished: usize,
+        shared: Option<Arc<Shared>>,
+    ) -> Journal {
+        Journal {
+            log,
+            keep_finished,
+            state: Mutex::new(State::default()),
+            wake: tokio::sync::Notify::new(),
+            shared,
+            holds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn fold(&self, st: &mut State, rec: &Record) {
+    pub(super) fn fold(&self, st: &mut State, rec: &Record) {
         match rec {
             Record::Begin(b) => {
                 st.entries.insert(b.txn.clone(), Entry::new(b.clone()));
@@ -137,6 +154,16 @@ impl Journal {
         &self,
         rec: Record,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        if self.shared.is_some() {
+            return Either::Right(self.append_shared(rec));
+        }
+        Either::Left(self.append_local(rec))
+    }
+
+    fn append_local(
+        &self,
+        rec: Record,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
         // Serialised before the lock is taken; with `off` there is nothing to write.
         let to_write = self
             .log
@@ -159,7 +186,7 @@ impl Journal {
     }
 
     /// Drops the oldest finished transactions beyond the inspection window.
-    fn trim(&self, st: &mut State) {
+    pub(super) fn trim(&self, st: &mut State) {
         while st.finished.len() > self.keep_finished {
             let Some(old) = st.finished.pop_front() else {
                 break;
@@ -194,12 +221,16 @@ impl Journal {
         self.lock().fences.get(key).cloned()
     }
 
-    /// Records the intent of a transaction; resolves once durable.
+    /// Records the intent of a transaction; resolves once durable. With `[cluster]` it first
+    /// takes the key's lease (in the same store round trip), waiting for another sidecar's.
     pub fn begin(
-        &self,
+        self: &Arc<Self>,
         b: Begin,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        self.append(Record::Begin(b))
+        if self.shared.is_some() {
+            return Either::Right(self.begin_shared(b));
+        }
+        Either::Left(self.append(Record::Begin(b)))
     }
 
     /// Records one node's answer and the undo it would need.
@@ -253,6 +284,15 @@ impl Journal {
         e.finished_ms = Some(now_ms());
         for (n, r) in e.nodes.iter_mut().zip(nodes) {
             n.report = Some(r);
+        }
+        if let Some(shared) = self.shared.clone() {
+            self.fold(&mut self.lock(), &Record::Entry(e.clone()));
+            tokio::spawn(async move {
+                if let Err(e) = shared.note(&e).await {
+                    tracing::warn!(error = %e, "cannot record an untouched transaction in the shared store");
+                }
+            });
+            return;
         }
         let done = self.append(Record::Entry(e));
         tokio::spawn(async move {
@@ -310,74 +350,6 @@ impl Journal {
             .is_some_and(|e| e.verify_pending)
     }
 
-    /// One transaction.
-    pub fn get(&self, txn: &str) -> Option<Entry> {
-        self.lock().entries.get(txn).cloned()
-    }
-
-    /// Transactions, newest first, optionally of one state.
-    pub fn list(&self, state: Option<TxnState>, limit: usize) -> Vec<Entry> {
-        let st = self.lock();
-        let mut out: Vec<Entry> = st
-            .entries
-            .values()
-            .filter(|e| state.is_none_or(|s| e.state == s))
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| {
-            b.begin
-                .at_ms
-                .cmp(&a.begin.at_ms)
-                .then_with(|| b.begin.txn.cmp(&a.begin.txn))
-        });
-        out.truncate(limit);
-        out
-    }
-
-    /// The transactions on resource `key`, newest first.
-    pub fn of_key(&self, key: &str) -> Vec<Entry> {
-        let st = self.lock();
-        let mut out: Vec<Entry> = st
-            .entries
-            .values()
-            .filter(|e| e.begin.key == key)
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| {
-            b.begin
-                .at_ms
-                .cmp(&a.begin.at_ms)
-                .then_with(|| b.begin.txn.cmp(&a.begin.txn))
-        });
-        out
-    }
-
-    /// Transactions with unfinished business (in doubt, failed and unresolved, to verify).
-    pub fn open_entries(&self) -> Vec<Entry> {
-        self.lock()
-            .entries
-            .values()
-            .filter(|e| e.is_open())
-            .cloned()
-            .collect()
-    }
-
-    /// (in doubt, failed and unresolved) counts.
-    pub fn counts(&self) -> (usize, usize) {
-        let st = self.lock();
-        let in_doubt = st
-            .entries
-            .values()
-            .filter(|e| e.state == TxnState::InDoubt)
-            .count();
-        let failed = st
-            .entries
-            .values()
-            .filter(|e| e.state == TxnState::Failed && e.resolution.is_none())
-            .count();
-        (in_doubt, failed)
-    }
-
     /// Waits until everything appended so far is durable.
     pub fn flush(&self) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
         match &self.log {
@@ -394,7 +366,7 @@ impl Journal {
 
 /// Sets or clears the fence of one transaction's key after a change. In-flight transactions
 /// hold their key's lock instead; in-doubt ones are recovered before dtc serves.
-fn refence(st: &mut State, txn: &str) {
+pub(super) fn refence(st: &mut State, txn: &str) {
     let Some(e) = st.entries.get(txn) else { return };
     let key = e.begin.key.clone();
     if e.fences() {

@@ -58,6 +58,10 @@ impl TxnStore for JournalTxns {
         true
     }
 
+    fn store_problem(&self) -> Option<String> {
+        self.journal.store_problem()
+    }
+
     fn list(&self, state: Option<TxnState>, limit: usize) -> Vec<TxnView> {
         self.journal.list(state, limit).iter().map(view).collect()
     }
@@ -103,6 +107,16 @@ impl TxnStore for JournalTxns {
         let (journal, txn) = (self.journal.clone(), txn.to_string());
         async move {
             checked?;
+            let busy = |why: String| TxnActionError::Journal(format!("cannot take the resource's lease ({why}); try again"));
+            match journal.claim(&txn).await {
+                Ok(true) => {}
+                Ok(false) => return Err(busy("another sidecar is working on it".into())),
+                Err(e) => return Err(busy(e.to_string())),
+            }
+            if !journal.get(&txn).is_some_and(|e| e.fences()) {
+                journal.release(&txn).await;
+                return journal.get(&txn).as_ref().map(view).ok_or(TxnActionError::NotFound(txn));
+            }
             journal.resolve(&txn, reason.clone()).await.map_err(|e| TxnActionError::Journal(e.to_string()))?;
             tracing::warn!(txn = %txn, reason = %reason, "transaction resolved by a person; its resource is unfenced");
             journal.get(&txn).as_ref().map(view).ok_or(TxnActionError::NotFound(txn))

@@ -19,6 +19,9 @@ use serde_json::{Map, Value};
 
 /// Pod annotation that asks for (`enabled`) or refuses (`disabled`) injection.
 pub const INJECT_ANNOTATION: &str = "dtc.io/inject";
+/// Pod annotation that opts the pod into cluster mode: `SECRET[:KEY]` holding
+/// `cluster.database_url` (as `--database-secret` does for every pod).
+pub const DATABASE_SECRET_ANNOTATION: &str = "dtc.io/database-secret";
 /// Pod annotation written by injection; makes injecting again a no-op.
 pub const INJECTED_ANNOTATION: &str = "dtc.io/injected";
 
@@ -47,6 +50,9 @@ pub enum PodError {
         "the pod already has a volume named `{0}`, which dtc needs: rename that volume and try again"
     )]
     VolumeTaken(String),
+    /// A dtc annotation has a value dtc cannot use.
+    #[error("{0}")]
+    BadAnnotation(String),
 }
 
 /// Adds the dtc sidecar to `pod`, an object with `metadata` and `spec` (a Pod
@@ -68,6 +74,18 @@ pub fn inject_pod(
         return Ok(Outcome::OptedOut);
     }
     check_volume_names(spec)?;
+    let mut own;
+    let mut opts = opts;
+    if let Some(secret) = annotation(pod, DATABASE_SECRET_ANNOTATION) {
+        let mut problems = Vec::new();
+        super::sidecar::check_secret_ref(DATABASE_SECRET_ANNOTATION, secret, &mut problems);
+        if let Some(p) = problems.into_iter().next() {
+            return Err(PodError::BadAnnotation(p));
+        }
+        own = opts.clone();
+        own.database_secret = Some(secret.to_string());
+        opts = &own;
+    }
     let spec = pod
         .get_mut("spec")
         .and_then(Value::as_object_mut)

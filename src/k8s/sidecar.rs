@@ -8,9 +8,10 @@
 use super::K8sError;
 use clap::Args;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource,
-    HTTPGetAction, KeyToPath, PersistentVolumeClaimVolumeSource, Probe, ResourceRequirements,
-    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, HTTPGetAction, KeyToPath, PersistentVolumeClaimVolumeSource, Probe,
+    ResourceRequirements, SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -81,6 +82,11 @@ pub struct SidecarOptions {
     /// Lower bound for the pod's terminationGracePeriodSeconds (dtc drains on SIGTERM).
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub termination_grace: i64,
+    /// Cluster mode: give the sidecar `cluster.database_url` from this Secret (`NAME` or
+    /// `NAME:KEY`, key `database_url` by default) as `DTC_DATABASE_URL`. A pod can ask for it
+    /// with the `dtc.io/database-secret` annotation instead.
+    #[arg(long, value_name = "SECRET[:KEY]")]
+    pub database_secret: Option<String>,
 }
 
 impl Default for SidecarOptions {
@@ -97,6 +103,7 @@ impl Default for SidecarOptions {
             cpu_limit: "500m".into(),
             memory_limit: "128Mi".into(),
             termination_grace: 30,
+            database_secret: None,
         }
     }
 }
@@ -125,6 +132,9 @@ impl SidecarOptions {
         );
         if let Some(claim) = &self.journal_claim {
             check_name("--journal-claim", claim, &mut problems);
+        }
+        if let Some(secret) = &self.database_secret {
+            check_secret_ref("--database-secret", secret, &mut problems);
         }
         for (flag, value) in [
             ("--cpu-request", &self.cpu_request),
@@ -166,6 +176,33 @@ fn check_name(flag: &str, name: &str, problems: &mut Vec<String>) {
         ));
     }
 }
+
+/// `NAME` or `NAME:KEY`: a Secret name and a data key.
+pub fn check_secret_ref(what: &str, value: &str, problems: &mut Vec<String>) {
+    let (name, key) = secret_ref(value);
+    check_name(what, name, problems);
+    let key_ok = !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !key_ok {
+        problems.push(format!(
+            "{what} `{value}`: the key `{key}` is not a valid Secret key (letters, digits, '-', '_' and '.')"
+        ));
+    }
+}
+
+/// The Secret name and key of `NAME[:KEY]`.
+pub fn secret_ref(value: &str) -> (&str, &str) {
+    value
+        .split_once(':')
+        .unwrap_or((value, DATABASE_SECRET_KEY))
+}
+
+/// The Secret key `--database-secret NAME` reads.
+pub const DATABASE_SECRET_KEY: &str = "database_url";
+pub use crate::config::cluster::DATABASE_URL_ENV;
 
 /// Accepts what Kubernetes accepts as a quantity: a decimal number and a suffix.
 pub fn is_quantity(text: &str) -> bool {
@@ -218,8 +255,27 @@ pub fn sidecar_container(opts: &SidecarOptions) -> Container {
             mount(JOURNAL_VOLUME, JOURNAL_MOUNT, false),
             mount(TOKEN_VOLUME, TOKEN_DIR, true),
         ]),
+        env: opts.database_secret.as_deref().map(database_env),
         ..Container::default()
     }
+}
+
+/// `DTC_DATABASE_URL` from the Secret `NAME[:KEY]`: the URL (and its password) never appears
+/// in the pod spec or the ConfigMap.
+fn database_env(secret: &str) -> Vec<EnvVar> {
+    let (name, key) = secret_ref(secret);
+    vec![EnvVar {
+        name: DATABASE_URL_ENV.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector {
+                name: name.into(),
+                key: key.into(),
+                optional: None,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }]
 }
 
 /// The pod volumes the sidecar mounts: the ConfigMap, the journal and the admin token Secret
@@ -342,6 +398,37 @@ mod tests {
         for bad in ["", "abc", "12MB", "1.2.3", "m", "5 m", "1e"] {
             assert!(!is_quantity(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_database_secret_becomes_an_env_reference_never_a_value() {
+        let opts = SidecarOptions {
+            database_secret: Some("dtc-db:url".into()),
+            ..SidecarOptions::default()
+        };
+        assert!(opts.validate().is_ok());
+        let env = sidecar_container(&opts).env.unwrap();
+        assert_eq!(env[0].name, DATABASE_URL_ENV);
+        assert_eq!(env[0].value, None);
+        let r = env[0]
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!((r.name.as_str(), r.key.as_str()), ("dtc-db", "url"));
+        assert_eq!(secret_ref("dtc-db"), ("dtc-db", "database_url"));
+        assert!(sidecar_container(&SidecarOptions::default()).env.is_none());
+        let bad = SidecarOptions {
+            database_secret: Some("Bad_Name:k/y".into()),
+            ..SidecarOptions::default()
+        };
+        let e = bad.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("--database-secret") && e.contains("not a valid Secret key"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -46,6 +46,7 @@ impl NodeArgs {
             faults: Faults {
                 error_rate: self.error_rate,
                 delay: self.delay,
+                jitter: Duration::ZERO,
                 apply_then_fail_rate: self.apply_then_fail_rate,
                 down: self.down,
                 seed: self.seed,

@@ -18,6 +18,9 @@ pub struct Faults {
     pub error_rate: f64,
     /// Latency added before each request is handled (`/healthz` excepted).
     pub delay: Duration,
+    /// Up to this much more latency, drawn per request from the seeded generator (network
+    /// jitter: concurrent requests overtake each other).
+    pub jitter: Duration,
     /// Probability (0.0 to 1.0) that a write is applied and then answered 500.
     pub apply_then_fail_rate: f64,
     /// Start down: nothing listens on the node's address until `set_down(false)`.
@@ -59,6 +62,7 @@ pub(crate) struct FaultState {
     error_rate: f64,
     apply_then_fail_rate: f64,
     delay: Duration,
+    jitter: Duration,
     fail: usize,
     apply_then_fail: usize,
     reject: usize,
@@ -75,6 +79,7 @@ impl FaultState {
             error_rate: clamp_rate(faults.error_rate),
             apply_then_fail_rate: clamp_rate(faults.apply_then_fail_rate),
             delay: faults.delay,
+            jitter: faults.jitter,
             fail: 0,
             apply_then_fail: 0,
             reject: 0,
@@ -122,9 +127,13 @@ impl FaultState {
         }
     }
 
-    /// The latency added before handling a request.
-    pub(crate) fn delay(&self) -> Duration {
-        self.delay
+    /// The latency added before handling a request: the delay plus a draw of the jitter.
+    pub(crate) fn delay(&mut self) -> Duration {
+        if self.jitter.is_zero() {
+            return self.delay;
+        }
+        let extra = self.rng.u64(..=self.jitter.as_micros() as u64);
+        self.delay + Duration::from_micros(extra)
     }
 
     /// Adds `n` writes to answer 500 without applying.

@@ -67,6 +67,15 @@ pub async fn call_with_retries(
         let timeout = limits
             .attempt_timeout
             .min(remaining.max(Duration::from_millis(1)));
+        // With `[cluster]`, a request is started only while the key's lease outlives it.
+        if let Err(why) = crate::journal::shared::lease::may_send(timeout).await {
+            return CallResult {
+                class: Class::Transient,
+                answer: Err(SendError::NotSent(why)),
+                attempts: attempts - 1,
+                ambiguous,
+            };
+        }
         let answer = send_once(call, timeout, limits.max_body).await;
         let class = match &answer {
             Ok(r) => classify(r.status.as_u16(), call.already),

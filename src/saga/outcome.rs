@@ -159,6 +159,8 @@ pub enum Reason {
     /// The evidence cannot tell whether undoing would destroy what these nodes held before:
     /// not undone there; the nodes may differ.
     OutcomeUnknown(String),
+    /// `[cluster]`: another sidecar held the resource's lease for all of `cluster.wait`.
+    KeyBusy(String),
 }
 
 impl Reason {
@@ -179,6 +181,7 @@ impl Reason {
             Reason::TargetStateHolds => "no node confirmed the write (see each node's status), but reading the resource back shows every node in the write's target state: nothing was undone and the nodes agree; whether this write or an earlier one put it there is unknown".into(),
             Reason::CompletedUnanswered => "the write is on every node (read back after dtc restarted); the client never got the answer".into(),
             Reason::OutcomeUnknown(n) => format!("cannot tell whether the write changed {n}: nothing was undone there, the nodes may differ; it is checked again in the background"),
+            Reason::KeyBusy(e) => format!("{e}; no node was touched"),
         }
     }
 }

@@ -16,6 +16,8 @@ use crate::config::validate::Route;
 use crate::headers;
 use crate::journal::JournalError;
 use crate::journal::record::now_ms;
+use crate::journal::shared::StoreError;
+use crate::journal::shared::lease::under;
 use crate::runtime::Runtime;
 use bytes::Bytes;
 use futures_util::future::{OptionFuture, join_all};
@@ -142,7 +144,10 @@ impl Coordinator {
             return self.untouched(t, TxnState::Rejected, Reason::NoRoute, Vec::new());
         }
         let guard = self.locks.lock(&t.key).await;
-        if let Some(blocking) = self.journal.as_ref().and_then(|j| j.fence_of(&t.key)) {
+        // With `[cluster]` the store checks the fence when the intent takes the lease; the view
+        // in memory may be a scan old.
+        let local = self.journal.as_ref().filter(|j| j.store().is_none());
+        if let Some(blocking) = local.and_then(|j| j.fence_of(&t.key)) {
             return self.untouched(
                 t,
                 TxnState::Rejected,
@@ -156,9 +161,23 @@ impl Coordinator {
             let reason = Reason::NodeDown(down.name().to_string());
             return self.untouched(t, TxnState::ToBeRetried, reason, not_sent(t.rt.nodes.all()));
         }
+        // With `[cluster]`, pre-images are read under the key's lease, or another sidecar's
+        // write could change the resource between the read and this write.
+        let snapshot_route = t.route.is_some_and(|r| r.snapshot.is_some());
+        if let Some(j) = self
+            .journal
+            .as_ref()
+            .filter(|j| snapshot_route && j.store().is_some())
+            && let Err(e) = j.lease_first(&t.key, &t.id).await
+        {
+            return self.refused(t, e);
+        }
         let snapshots = match self.snapshots(t).await {
             Ok(s) => s,
             Err(e) => {
+                if let Some(j) = &self.journal {
+                    j.release(&t.id).await;
+                }
                 return self.untouched(
                     t,
                     TxnState::ToBeRetried,
@@ -182,17 +201,16 @@ impl Coordinator {
                 .begin(begin_record(t, pre.clone(), pre_statuses(&snapshots)))
                 .await
         {
-            tracing::error!(txn = %t.id, error = %e, "journal unavailable: write refused before touching any node");
-            return finish(
-                t,
-                TxnState::ToBeRetried,
-                Some(Reason::JournalUnavailable(e.to_string())),
-                not_sent(t.rt.nodes.all()),
-                None,
-            );
+            return self.refused(t, e);
         }
-        let WriteAll(results, mut plans, journaled) = self.write_all(t, &planner, &pre).await;
-        let judged = self.judge_live(t, &results, &plans, &snapshots).await;
+        let hold = self.journal.as_ref().and_then(|j| j.hold(&t.id));
+        let WriteAll(results, mut plans, journaled) =
+            under(hold.clone(), self.write_all(t, &planner, &pre)).await;
+        let judged = under(
+            hold.clone(),
+            self.judge_live(t, &results, &plans, &snapshots),
+        )
+        .await;
         let verdicts = &judged.judgement.nodes;
         let mut reports: Vec<NodeReport> = results
             .iter()
@@ -234,7 +252,7 @@ impl Coordinator {
                         tracing::error!(txn = %t.id, node = %node.name(), error = %e, "cannot journal a node's answer");
                     }
                 }
-                let (state, reason) = self.compensate(t, &plans, &mut reports).await;
+                let (state, reason) = under(hold, self.compensate(t, &plans, &mut reports)).await;
                 let no_rule = t.route.and_then(|r| r.compensation.as_ref()).is_none();
                 let reason = match (d, no_rule) {
                     (_, true) => Reason::NoCompensationRule,
@@ -338,6 +356,33 @@ impl Coordinator {
             out.2.push(journaled);
         }
         out
+    }
+
+    /// Ends a transaction whose intent the journal did not take: the key is fenced (fleet-wide,
+    /// with `[cluster]`), busy through another sidecar past `cluster.wait`, or the journal or
+    /// store is unavailable. No node was touched.
+    fn refused(&self, t: &Txn<'_>, e: JournalError) -> Outcome {
+        let nodes = not_sent(t.rt.nodes.all());
+        match e {
+            JournalError::Store(StoreError::Fenced { txn, .. }) => {
+                self.untouched(t, TxnState::Rejected, Reason::Fenced(txn), nodes)
+            }
+            JournalError::Store(e @ StoreError::Busy { .. }) => {
+                tracing::warn!(txn = %t.id, key = %t.key, error = %e, "key busy through another sidecar: write refused before touching any node");
+                finish(
+                    t,
+                    TxnState::ToBeRetried,
+                    Some(Reason::KeyBusy(e.to_string())),
+                    nodes,
+                    None,
+                )
+            }
+            e => {
+                tracing::error!(txn = %t.id, error = %e, "journal unavailable: write refused before touching any node");
+                let reason = Reason::JournalUnavailable(e.to_string());
+                finish(t, TxnState::ToBeRetried, Some(reason), nodes, None)
+            }
+        }
     }
 
     /// Ends a transaction that touched no node: journaled for inspection, without waiting.

@@ -44,12 +44,15 @@ pub enum SendError {
     /// The node's response body was larger than the limit.
     #[error("response body over {0} bytes")]
     TooLarge(usize),
+    /// dtc did not send the request (the key's lease would not outlive it): the node never saw it.
+    #[error("{0}")]
+    NotSent(String),
 }
 
 impl SendError {
     /// Whether the node may have applied the request anyway.
     pub fn maybe_applied(&self) -> bool {
-        !matches!(self, SendError::Connect(_))
+        !matches!(self, SendError::Connect(_) | SendError::NotSent(_))
     }
 }
 

@@ -17,6 +17,7 @@
 use super::report::Report;
 use super::{Options, Verifier};
 use crate::config::{DurabilityMode, Settings};
+use crate::journal::shared::Shared;
 use crate::journal::{DirLock, Journal, JournalError};
 use crate::runtime::Current;
 use crate::saga::Coordinator;
@@ -189,6 +190,14 @@ async fn ask_sidecar(
 }
 
 async fn standalone(settings: Settings, request: VerifyRequest) -> Result<Report, String> {
+    // With `[cluster]` the keys come from the fleet's journal in the shared store, and a repair
+    // takes the key's lease like any write.
+    if let Some(cluster) = settings.config.cluster.clone() {
+        let shared = Shared::connect(&cluster).await.map_err(|e| e.to_string())?;
+        let journal = Journal::shared(settings.config.journal.keep_finished, shared);
+        journal.refresh().await.map_err(|e| e.to_string())?;
+        return check_with(settings, request, journal).await;
+    }
     let journal_cfg = settings.config.journal.clone();
     if journal_cfg.durability == DurabilityMode::Off {
         return Err("journal.durability = \"off\" keeps no journal on disk: only the running sidecar knows its keys, and its admin API (listen.admin) did not answer".into());
@@ -208,6 +217,14 @@ async fn standalone(settings: Settings, request: VerifyRequest) -> Result<Report
         e => e.to_string(),
     })?;
     let (journal, _) = Journal::open(&journal_cfg).map_err(|e| e.to_string())?;
+    check_with(settings, request, journal).await
+}
+
+async fn check_with(
+    settings: Settings,
+    request: VerifyRequest,
+    journal: Arc<Journal>,
+) -> Result<Report, String> {
     let opts = request.options()?;
     let current = Arc::new(Current::new(settings));
     let coordinator = Coordinator::new(current).with_journal(journal.clone());

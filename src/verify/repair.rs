@@ -18,6 +18,7 @@ use crate::config::validate::CompBody;
 use crate::headers;
 use crate::journal::Journal;
 use crate::journal::record::{Begin, now_ms};
+use crate::journal::shared::lease::under;
 use crate::runtime::Runtime;
 use crate::saga::attempt::{Call, CallLimits, call_with_retries};
 use crate::saga::policy::Backoff;
@@ -160,7 +161,7 @@ fn already_of(rt: &Runtime, name: Option<&str>) -> Vec<u16> {
 /// Sends `writes` (per odd node) as one journaled transaction on `key`, then reads each node
 /// again. The caller holds the key's lock.
 pub async fn run(
-    journal: &Journal,
+    journal: &Arc<Journal>,
     rt: &Runtime,
     key: &str,
     writes: &[(Arc<Node>, RepairWrite)],
@@ -231,7 +232,9 @@ pub async fn run(
             (converged, report)
         }
     });
-    let results = futures_util::future::join_all(sends).await;
+    // With `[cluster]` the intent took the key's lease: the repair's requests respect it.
+    let hold = journal.hold(&txn);
+    let results = under(hold, futures_util::future::join_all(sends)).await;
     let all = results.iter().all(|(c, _)| *c);
     let nodes: Vec<NodeReport> = results.into_iter().map(|(_, r)| r).collect();
     let (state, reason) = if all {

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod model;
+pub mod pg;
 pub mod process;
 pub mod raw;
 pub mod reload;

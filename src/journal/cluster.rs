@@ -1,0 +1,222 @@
+//! The journal's side of cluster mode: records go to the shared store under the key's lease
+//! instead of the local log, and the entries in memory are this sidecar's transactions in flight
+//! plus the fleet's view, refreshed by [`super::takeover`].
+//!
+//! Every record after the intent is written as the whole folded entry, epoch-checked; the end
+//! (and a re-drive's, check's or resolution's record) releases the lease in the same statement.
+
+use super::JournalError;
+use super::record::{Begin, Entry, Record};
+use super::shared::{Hold, Shared, StoreError};
+use super::store::{Journal, State, refence};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use std::sync::Arc;
+
+/// How many finished transactions of the fleet the view keeps (the admin API lists them).
+const FLEET_FINISHED: usize = 200;
+
+impl Journal {
+    /// A journal whose records go to the shared store.
+    pub fn shared(keep_finished: usize, shared: Arc<Shared>) -> Arc<Journal> {
+        Arc::new(Journal::bare(None, keep_finished, Some(shared)))
+    }
+
+    /// The shared store, in cluster mode.
+    pub fn store(&self) -> Option<&Arc<Shared>> {
+        self.shared.as_ref()
+    }
+
+    /// Why the store cannot take records now, if it cannot.
+    pub fn store_problem(&self) -> Option<String> {
+        self.shared.as_ref().and_then(|s| s.problem())
+    }
+
+    /// The lease this sidecar holds for `txn`.
+    pub fn hold(&self, txn: &str) -> Option<Arc<Hold>> {
+        self.holds().get(txn).cloned()
+    }
+
+    fn holds(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Hold>>> {
+        self.holds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn adopt(&self, hold: Arc<Hold>, entry: Option<Entry>) {
+        let txn = hold.txn.clone();
+        if let Some(e) = entry {
+            let mut st = self.lock();
+            self.fold(&mut st, &Record::Entry(e));
+            refence(&mut st, &txn);
+        }
+        self.holds().insert(txn, hold);
+    }
+
+    /// Takes the key's lease before the write reads pre-images (cluster mode; a no-op without).
+    pub async fn lease_first(&self, key: &str, txn: &str) -> Result<(), JournalError> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let hold = shared.acquire(key, txn).await?;
+        self.adopt(hold, None);
+        Ok(())
+    }
+
+    pub(super) fn begin_shared(
+        self: &Arc<Self>,
+        b: Begin,
+    ) -> BoxFuture<'static, Result<(), JournalError>> {
+        let journal = self.clone();
+        async move {
+            let shared = journal.shared.clone().expect("cluster mode");
+            let entry = Entry::new(b);
+            let pre = journal.hold(&entry.begin.txn);
+            match shared.begin(&entry, pre.clone()).await {
+                Ok(hold) => {
+                    journal.adopt(hold, Some(entry));
+                    Ok(())
+                }
+                Err(e) => {
+                    if pre.is_some() {
+                        journal.release(&entry.begin.txn).await;
+                    }
+                    Err(e.into())
+                }
+            }
+        }
+        .boxed()
+    }
+
+    /// Folds `rec` and writes the entry under the transaction's lease.
+    pub(super) fn append_shared(
+        &self,
+        rec: Record,
+    ) -> BoxFuture<'static, Result<(), JournalError>> {
+        let txn = rec.txn().to_string();
+        let release = !matches!(rec, Record::Node { .. } | Record::Begin(_));
+        let Some(hold) = self.hold(&txn) else {
+            let e = StoreError::Query(format!(
+                "transaction {txn} is not held by this sidecar: claim its key first"
+            ));
+            return std::future::ready(Err(e.into())).boxed();
+        };
+        let (entry, version) = {
+            let mut st = self.lock();
+            self.fold(&mut st, &rec);
+            refence(&mut st, &txn);
+            self.trim(&mut st);
+            (st.entries.get(&txn).cloned(), hold.next_version())
+        };
+        if release {
+            self.holds().remove(&txn);
+        }
+        async move {
+            let Some(entry) = entry else {
+                return Ok(());
+            };
+            hold.write(version, &entry, release).await.map_err(|e| {
+                hold.release();
+                e.into()
+            })
+        }
+        .boxed()
+    }
+
+    /// Claims the key of `txn` for work on it (re-drive, check, resolve) and loads its latest
+    /// entry. True when this sidecar may go on; always true without `[cluster]`.
+    pub async fn claim(&self, txn: &str) -> Result<bool, JournalError> {
+        let Some(shared) = &self.shared else {
+            return Ok(true);
+        };
+        let key = match self.get(txn) {
+            Some(e) => e.begin.key,
+            None => match shared.load(txn).await? {
+                Some(e) => e.begin.key,
+                None => return Ok(false),
+            },
+        };
+        match shared.claim(&key, txn).await? {
+            Some((hold, entry)) => {
+                self.adopt(hold, Some(entry));
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Releases a claimed key without changing its transaction.
+    pub async fn release(&self, txn: &str) {
+        let Some(hold) = self.holds().remove(txn) else {
+            return;
+        };
+        let Some(entry) = self.get(txn) else {
+            if let Some(shared) = &self.shared
+                && let Err(e) = shared.free(&hold).await
+            {
+                tracing::warn!(txn, error = %e, "cannot free a lease; it expires and is taken over");
+            }
+            return;
+        };
+        let version = hold.next_version();
+        if let Err(e) = hold.write(version, &entry, true).await {
+            tracing::warn!(txn, error = %e, "cannot release a lease; it expires by itself");
+        }
+        hold.release();
+    }
+
+    /// Takes over expired leases; returns the entries now held.
+    pub async fn take_over(&self) -> Result<Vec<Entry>, JournalError> {
+        let Some(shared) = &self.shared else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for (hold, entry) in shared.take_over(16).await? {
+            tracing::warn!(txn = %hold.txn, key = %hold.key, epoch = hold.epoch, state = %entry.state, "lease expired: transaction taken over");
+            out.push(entry.clone());
+            self.adopt(hold, Some(entry));
+        }
+        Ok(out)
+    }
+
+    /// Drops the fleet's finished transactions beyond `journal.keep_finished` from the store.
+    pub async fn prune(&self) -> Result<u64, JournalError> {
+        match &self.shared {
+            Some(shared) => Ok(shared.prune(self.keep_finished as i64).await?),
+            None => Ok(0),
+        }
+    }
+
+    /// Replaces the fleet's view with the store's: its open transactions and latest finished
+    /// ones; this sidecar's transactions in flight stay as they are.
+    pub async fn refresh(&self) -> Result<(), JournalError> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let keep = FLEET_FINISHED.min(self.keep_finished.max(1)) as i64;
+        let rows = shared.fleet(keep).await?;
+        let held: Vec<String> = self.holds().keys().cloned().collect();
+        let mut st = self.lock();
+        let mut next = State::default();
+        for txn in &held {
+            if let Some(e) = st.entries.remove(txn) {
+                next.entries.insert(txn.clone(), e);
+            }
+        }
+        let mut finished: Vec<&Entry> = Vec::new();
+        for e in &rows {
+            if !next.entries.contains_key(&e.begin.txn) {
+                next.entries.insert(e.begin.txn.clone(), e.clone());
+                if !e.is_open() {
+                    finished.push(e);
+                }
+            }
+        }
+        finished.sort_by_key(|e| e.begin.at_ms);
+        next.finished = finished.iter().map(|e| e.begin.txn.clone()).collect();
+        let txns: Vec<String> = next.entries.keys().cloned().collect();
+        for txn in txns {
+            refence(&mut next, &txn);
+        }
+        *st = next;
+        Ok(())
+    }
+}

@@ -1,0 +1,165 @@
+//! A small fixed pool of PostgreSQL connections, each with its statements prepared once, so a
+//! store operation costs one round trip. A broken connection is replaced on next use.
+//!
+//! tokio-postgres pipelines concurrent queries on one connection, so a handful of connections
+//! serve many writes; a pool crate would add little but another dependency.
+
+use super::StoreError;
+use super::sql;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls, Statement};
+
+/// One connection and its prepared statements.
+pub struct Conn {
+    pub client: Client,
+    pub st: Statements,
+}
+
+/// The statements every operation uses, prepared on connect.
+pub struct Statements {
+    pub begin: Statement,
+    pub acquire: Statement,
+    pub intent: Statement,
+    pub write: Statement,
+    pub renew: Statement,
+    pub free: Statement,
+    pub claim: Statement,
+    pub take_over: Statement,
+    pub load: Statement,
+    pub note: Statement,
+    pub fleet: Statement,
+    pub prune: Statement,
+}
+
+/// The pool.
+pub struct Pool {
+    cfg: tokio_postgres::Config,
+    /// The URL with its password redacted, for messages.
+    pub url: String,
+    slots: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
+    next: AtomicUsize,
+    timeout: Duration,
+    up: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Pool {
+    /// A pool of `size` connections (made lazily) to `cfg`.
+    pub fn new(cfg: tokio_postgres::Config, url: String, size: usize, timeout: Duration) -> Pool {
+        Pool {
+            cfg,
+            url,
+            slots: (0..size.max(1))
+                .map(|_| tokio::sync::Mutex::new(None))
+                .collect(),
+            next: AtomicUsize::new(0),
+            timeout,
+            up: AtomicBool::new(true),
+            last_error: Mutex::new(None),
+        }
+    }
+
+    /// A fresh connection, without prepared statements (schema migration uses it).
+    pub async fn connect_raw(&self) -> Result<Client, StoreError> {
+        let connecting = self.cfg.connect(NoTls);
+        let (client, connection) = tokio::time::timeout(self.timeout, connecting)
+            .await
+            .map_err(|_| self.unreachable(format!("no connection within {:?}", self.timeout)))?
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "store connection closed");
+            }
+        });
+        Ok(client)
+    }
+
+    /// A pooled connection, connecting (and preparing) when its slot is empty or broken.
+    pub async fn get(&self) -> Result<Arc<Conn>, StoreError> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut slot = self.slots[i].lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.client.is_closed()) {
+            return Ok(c.clone());
+        }
+        *slot = None;
+        let client = self.note(self.connect_raw().await)?;
+        let st = self.note(self.timed(prepare(&client)).await)?;
+        let conn = Arc::new(Conn { client, st });
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs one round trip within the statement timeout, recording whether the store is up.
+    pub async fn timed<T>(
+        &self,
+        f: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        let r = match tokio::time::timeout(self.timeout, f).await {
+            Err(_) => Err(self.unreachable(format!("no answer within {:?}", self.timeout))),
+            Ok(Err(e)) if e.is_closed() || e.as_db_error().is_none() => {
+                Err(self.unreachable(e.to_string()))
+            }
+            Ok(Err(e)) => Err(StoreError::Query(e.to_string())),
+            Ok(Ok(v)) => Ok(v),
+        };
+        self.note(r)
+    }
+
+    fn note<T>(&self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &r {
+            Ok(_) => {
+                if !self.up.swap(true, Ordering::Relaxed) {
+                    tracing::info!(url = %self.url, "shared store reachable again");
+                }
+            }
+            Err(e) if e.is_outage() => {
+                if self.up.swap(false, Ordering::Relaxed) {
+                    tracing::error!(url = %self.url, error = %e, "shared store unreachable: writes answer 503 until it is back");
+                }
+                *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+            }
+            Err(_) => {}
+        }
+        r
+    }
+
+    /// Why the store is not usable now, if it is not.
+    pub fn problem(&self) -> Option<String> {
+        if self.up.load(Ordering::Relaxed) {
+            return None;
+        }
+        let last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Some(last.unwrap_or_else(|| format!("the shared store at {} is unreachable", self.url)))
+    }
+
+    fn unreachable(&self, why: String) -> StoreError {
+        StoreError::Unreachable {
+            url: self.url.clone(),
+            why,
+        }
+    }
+}
+
+async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
+    Ok(Statements {
+        begin: c.prepare(sql::BEGIN).await?,
+        acquire: c.prepare(sql::ACQUIRE).await?,
+        intent: c.prepare(sql::INTENT).await?,
+        write: c.prepare(sql::WRITE).await?,
+        renew: c.prepare(sql::RENEW).await?,
+        free: c.prepare(sql::FREE).await?,
+        claim: c.prepare(sql::CLAIM).await?,
+        take_over: c.prepare(sql::TAKE_OVER).await?,
+        load: c.prepare(sql::LOAD).await?,
+        note: c.prepare(sql::NOTE).await?,
+        fleet: c.prepare(sql::FLEET).await?,
+        prune: c.prepare(sql::PRUNE).await?,
+    })
+}

@@ -1,0 +1,48 @@
+//! Creating or checking the store's schema at start, under an advisory lock so that sidecars
+//! starting together migrate once.
+
+use super::StoreError;
+use super::pool::Pool;
+use super::sql;
+
+/// Creates the schema in an empty database, or checks that the one there is dtc's and not newer.
+pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+    let mut client = pool.connect_raw().await?;
+    let tx = pool.timed(client.transaction()).await?;
+    pool.timed(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&sql::MIGRATION_LOCK]))
+        .await?;
+    let row = pool.timed(tx.query_one(sql::TABLES, &[])).await?;
+    let (schema, leases, txns): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+    let foreign = |why: String| StoreError::Foreign {
+        url: pool.url.clone(),
+        why,
+    };
+    if !schema {
+        if leases || txns {
+            return Err(foreign(
+                "tables dtc_leases or dtc_txns exist without dtc_schema".into(),
+            ));
+        }
+        pool.timed(tx.batch_execute(sql::CREATE)).await?;
+        pool.timed(tx.commit()).await?;
+        tracing::info!(url = %pool.url, version = sql::VERSION, "shared store schema created");
+        return Ok(());
+    }
+    let shape = match tx.query_one(sql::SHAPE, &[]).await {
+        Ok(row) => row,
+        Err(e) => return Err(foreign(format!("its tables lack dtc's columns: {e}"))),
+    };
+    let version: Option<i32> = shape.try_get(0).map_err(|e| foreign(e.to_string()))?;
+    match version {
+        None => Err(foreign("dtc_schema holds no version".into())),
+        Some(v) if v > sql::VERSION => Err(StoreError::Newer {
+            url: pool.url.clone(),
+            found: v,
+            known: sql::VERSION,
+        }),
+        Some(_) => {
+            pool.timed(tx.commit()).await?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Two sidecars never both hold a key: a property test of the store's leases over fixed seeds.
+
+use super::support::pg;
+use dtc::config::ClusterConfig;
+use dtc::journal::record::{Begin, Entry};
+use dtc::journal::shared::{Shared, StoreError};
+use proptest::prelude::*;
+use proptest::test_runner::{RngAlgorithm, TestRng, TestRunner};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One lease use: a sidecar takes `key`, keeps it `hold_ms` (or stalls past its lease), and
+/// ends its transaction.
+#[derive(Debug, Clone)]
+struct Use {
+    sidecar: usize,
+    key: usize,
+    hold_ms: u64,
+    stall: bool,
+}
+
+/// Per key: the holder the model believes current (epoch, stalled) and every epoch granted.
+#[derive(Default)]
+struct Model {
+    current: HashMap<String, (i64, bool)>,
+    granted: HashMap<String, Vec<i64>>,
+}
+
+impl Model {
+    fn grant(&mut self, key: &str, epoch: i64, stalled: bool) {
+        if let Some((holder, was_stalled)) = self.current.get(key) {
+            assert!(
+                *was_stalled,
+                "{key}: epoch {epoch} granted while epoch {holder} held it"
+            );
+        }
+        let granted = self.granted.entry(key.to_string()).or_default();
+        assert!(
+            granted.last().is_none_or(|&last| epoch > last),
+            "{key}: epoch {epoch} after {granted:?}"
+        );
+        granted.push(epoch);
+        self.current.insert(key.to_string(), (epoch, stalled));
+    }
+}
+
+fn entry(key: &str) -> Entry {
+    Entry::new(Begin {
+        txn: dtc::saga::new_txn_id(),
+        at_ms: dtc::journal::record::now_ms(),
+        generation: 1,
+        method: "POST".into(),
+        path: "/v1/group/".into(),
+        key: key.to_string(),
+        route: None,
+        nodes: Vec::new(),
+        headers: Vec::new(),
+        undo: Vec::new(),
+        verify: None,
+        pre: Vec::new(),
+        pre_restores: false,
+    })
+}
+
+async fn one_use(shared: Arc<Shared>, model: Arc<Mutex<Model>>, u: Use, lease: Duration) {
+    let key = format!("k{}", u.key);
+    let e = entry(&key);
+    let hold = shared
+        .begin(&e, None)
+        .await
+        .expect("the lease is granted within the wait");
+    model.lock().unwrap().grant(&key, hold.epoch, u.stall);
+    if u.stall {
+        // Paused past its lease (renewal stops too, as in a paused process): by now another
+        // sidecar took the key over.
+        hold.release();
+        tokio::time::sleep(lease * 2 + Duration::from_millis(100)).await;
+        let late = shared.write(&hold, &e, true).await;
+        assert!(
+            matches!(late, Err(StoreError::LeaseLost { .. })),
+            "a stale epoch must be refused: {late:?}"
+        );
+        return;
+    }
+    tokio::time::sleep(Duration::from_millis(u.hold_ms)).await;
+    {
+        let mut m = model.lock().unwrap();
+        assert_eq!(
+            m.current.get(&key),
+            Some(&(hold.epoch, false)),
+            "{key}: still ours"
+        );
+        m.current.remove(&key);
+    }
+    shared
+        .write(&hold, &e, true)
+        .await
+        .expect("a current epoch is accepted");
+}
+
+/// What the takeover of an expired lease does, stripped of recovery: claim, end, release.
+async fn take_overs(shared: Arc<Shared>, model: Arc<Mutex<Model>>, stop: Arc<tokio::sync::Notify>) {
+    loop {
+        for (hold, e) in shared.take_over(16).await.expect("takeover scan") {
+            model.lock().unwrap().grant(&hold.key, hold.epoch, false);
+            model.lock().unwrap().current.remove(&hold.key);
+            shared
+                .write(&hold, &e, true)
+                .await
+                .expect("the new epoch is accepted");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            () = stop.notified() => return,
+        }
+    }
+}
+
+#[test]
+fn two_sidecars_never_both_hold_a_key() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let lease = Duration::from_millis(200);
+    let sidecars: Vec<Arc<Shared>> = rt.block_on(async {
+        let url = pg::database("leases").await;
+        let cfg = ClusterConfig {
+            lease,
+            wait: Duration::from_secs(3),
+            ..ClusterConfig::with_url(&url)
+        };
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.push(Shared::connect(&cfg).await.expect("store"));
+        }
+        out
+    });
+    let uses = prop::collection::vec(
+        (0..3usize, 0..2usize, 0..4u64, prop::bool::weighted(0.1)).prop_map(
+            |(sidecar, key, hold_ms, stall)| Use {
+                sidecar,
+                key,
+                hold_ms,
+                stall,
+            },
+        ),
+        4..10,
+    );
+    let config = proptest::test_runner::Config {
+        cases: 16,
+        failure_persistence: None,
+        ..Default::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]));
+    runner
+        .run(&uses, |uses| {
+            rt.block_on(async {
+                let model = Arc::new(Mutex::new(Model::default()));
+                let stop = Arc::new(tokio::sync::Notify::new());
+                let scanner =
+                    tokio::spawn(take_overs(sidecars[0].clone(), model.clone(), stop.clone()));
+                let tasks: Vec<_> = uses
+                    .into_iter()
+                    .map(|u| {
+                        tokio::spawn(one_use(
+                            sidecars[u.sidecar].clone(),
+                            model.clone(),
+                            u,
+                            lease,
+                        ))
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("no lease violation");
+                }
+                stop.notify_one();
+                scanner.await.expect("no takeover violation");
+            });
+            Ok(())
+        })
+        .unwrap();
+}
