@@ -59,5 +59,6 @@ pub mod ops;
 pub mod proxy;
 pub mod runtime;
 pub mod saga;
+pub mod txn;
 pub mod upstream;
 pub mod verify;

@@ -6,9 +6,9 @@
 //! warned about. One task drains the channel and POSTs each event, retrying with the shared
 //! [`Backoff`] policy. Without a webhook URL, events are only logged.
 
-use super::txns::TxnView;
 use crate::saga::policy::Backoff;
-use crate::saga::{NodeReport, TxnState};
+use crate::txn::TxnView;
+use crate::txn::{NodeReport, TxnState};
 use bytes::Bytes;
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};

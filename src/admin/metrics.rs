@@ -7,7 +7,7 @@
 //! nothing. Encoding uses the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
 
 use crate::runtime::Runtime;
-use crate::saga::{Class, TxnState};
+use crate::txn::{Class, TxnState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;

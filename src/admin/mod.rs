@@ -18,13 +18,12 @@ mod page;
 pub mod report;
 mod routes;
 mod status;
-pub mod txns;
 mod verify;
 
+pub use crate::txn::{NoJournal, TxnActionError, TxnStore, TxnView};
 pub use alerts::{AlertEvent, AlertKind, AlertOptions, Alerter};
 pub use metrics::{Metrics, ScrapeView};
 pub use report::{NodeStatus, StateCount, StatusReport};
-pub use txns::{NoJournal, TxnActionError, TxnStore, TxnView};
 
 use crate::proxy::conn::{Activity, Tracked, supervise};
 use crate::proxy::server::{accept_loop, drain, on_silent};

@@ -11,12 +11,12 @@ use super::shared::lease::under;
 use super::store::Journal;
 use crate::runtime::{Current, Runtime};
 use crate::saga::compensate::run_undo;
-use crate::saga::evidence::{State, Verdict};
 use crate::saga::policy::Backoff;
 /// The journaled end-to-end headers of a transaction as a header map (used by `dtc verify`).
 pub use crate::saga::recover::header_map;
 use crate::saga::recover::{Resolution, fresh, node_for, resolve};
-use crate::saga::{CompOutcome, TxnState};
+use crate::txn::evidence::{State, Verdict};
+use crate::txn::{CompOutcome, TxnState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -226,7 +226,7 @@ async fn verify_claimed(
 /// The check without a read-back: the undo again, only where the prior state is known.
 async fn reapply_undos(journal: &Arc<Journal>, rt: &Runtime, entry: &Entry) -> bool {
     let txn = &entry.begin.txn;
-    let judgement = crate::saga::evidence::judge(&crate::saga::recover::evidence_of(entry));
+    let judgement = crate::txn::evidence::judge(&crate::saga::recover::evidence_of(entry));
     let headers = header_map(&entry.begin.headers);
     for i in entry.unknown_outcome_nodes() {
         let (name, url) = &entry.begin.nodes[i];

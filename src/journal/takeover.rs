@@ -9,7 +9,7 @@ use super::record::Entry;
 use super::redrive::{OnChange, recover_entry};
 use super::store::Journal;
 use crate::runtime::Current;
-use crate::saga::TxnState;
+use crate::txn::TxnState;
 use std::sync::Arc;
 
 /// One pass: refresh the view, take over expired leases, recover or release each. Returns how

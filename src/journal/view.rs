@@ -5,7 +5,7 @@ use super::redrive::{OnChange, redrive_one};
 use super::store::Journal;
 use crate::admin::{TxnActionError, TxnStore, TxnView};
 use crate::runtime::Current;
-use crate::saga::{Reason, TxnState};
+use crate::txn::{Reason, TxnState};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;

@@ -1,8 +1,8 @@
 //! One request to one node, retried under the policy: the building block of writes, undos and
 //! snapshots.
 
-use super::outcome::{Class, NodeResponse, classify};
 use super::policy::Backoff;
+use crate::txn::outcome::{Class, NodeResponse, classify};
 use crate::upstream::{Node, SendError};
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};

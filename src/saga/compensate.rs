@@ -3,14 +3,17 @@
 
 use super::Coordinator;
 use super::attempt::{Call, call_with_retries};
-use super::outcome::{Class, CompOutcome, CompReport, NodeReport, NodeResponse, Reason, TxnState};
 use super::policy::Backoff;
 use super::run::{Txn, limits};
-use super::undo::{self, Snapshot, UndoInputs, UndoPlan};
+use super::undo::{self, Snapshot, UndoInputs};
 use crate::config::template::{Context, Escape};
 use crate::headers;
 use crate::journal::record::{Begin, VerifyPlan, now_ms};
 use crate::runtime::Runtime;
+use crate::txn::UndoPlan;
+use crate::txn::outcome::{
+    Class, CompOutcome, CompReport, NodeReport, NodeResponse, Reason, TxnState,
+};
 use crate::upstream::Node;
 use bytes::Bytes;
 use futures_util::future::join_all;

@@ -1,17 +1,17 @@
 //! Deciding a journaled transaction after the fact — at startup (in doubt), in the background
 //! re-drive (failed) and in the late-write check (rolled back): the journal's answers and
 //! pre-images plus a fresh read of every node the transaction touched, judged by
-//! [`evidence::judge`](super::evidence::judge), and the undos the judgement allows.
+//! [`evidence::judge`](crate::txn::evidence::judge), and the undos the judgement allows.
 
 use super::compensate::run_undo;
-use super::evidence::{Answer, End, Judgement, NodeEvidence, ReadBack, Verdict, judge};
 use super::live::pre_image;
-use super::outcome::{Class, CompOutcome, CompReport, NodeReport, Reason, TxnState};
 use super::readback::read_nodes;
 use crate::config::NodeSpec;
 use crate::config::validate::parse_http_url;
 use crate::journal::record::{Entry, now_ms};
 use crate::runtime::Runtime;
+use crate::txn::evidence::{Answer, End, Judgement, NodeEvidence, ReadBack, Verdict, judge};
+use crate::txn::outcome::{Class, CompOutcome, CompReport, NodeReport, Reason, TxnState};
 use crate::upstream::Node;
 use futures_util::future::join_all;
 use http::{HeaderMap, HeaderName, HeaderValue};

@@ -3,12 +3,9 @@
 use super::attempt::{Call, CallLimits, CallResult, call_with_retries};
 use super::compensate::{Planner, begin_record};
 use super::decide::{Decision, decide, touched};
-use super::evidence::Verdict;
 use super::finish::{finish, log_outcome, not_sent, pre_statuses, report, unknown_nodes};
 use super::locks::KeyGuard;
-use super::outcome::{Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState};
 use super::policy::Backoff;
-use super::undo::UndoPlan;
 use super::{Coordinator, new_txn_id};
 use crate::admin::{AlertEvent, AlertKind};
 use crate::config::template::{Context, Escape};
@@ -19,6 +16,11 @@ use crate::journal::record::now_ms;
 use crate::journal::shared::StoreError;
 use crate::journal::shared::lease::under;
 use crate::runtime::Runtime;
+use crate::txn::UndoPlan;
+use crate::txn::evidence::Verdict;
+use crate::txn::outcome::{
+    Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState,
+};
 use bytes::Bytes;
 use futures_util::future::{OptionFuture, join_all};
 use http::{HeaderMap, Method};

@@ -1,26 +1,11 @@
 //! Undo plans: the compensating request for one node, resolved from the route's rule and what
 //! that node answered. A plan is plain data, so the journal can keep it and recovery can run it.
 
-use super::outcome::NodeResponse;
 use crate::config::template::{Context, Escape};
 use crate::config::validate::{CompBody, CompensationRule};
+use crate::txn::{NodeResponse, UndoPlan};
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// The compensating request for one node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UndoPlan {
-    pub method: String,
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    #[serde(default, with = "body_text")]
-    pub body: Bytes,
-    /// Statuses meaning "already undone".
-    pub already: Vec<u16>,
-}
 
 /// What a node held before the write (snapshot compensation).
 #[derive(Debug, Clone)]
@@ -109,41 +94,6 @@ fn location_path(loc: &str) -> String {
             .map(|i| rest[i..].to_string())
             .unwrap_or_else(|| "/".into()),
         None => loc.to_string(),
-    }
-}
-
-impl UndoPlan {
-    /// The content type header value, if any.
-    pub fn content_type_header(&self) -> Option<(http::HeaderName, http::HeaderValue)> {
-        let ct = self.content_type.as_deref()?;
-        Some((CONTENT_TYPE, http::HeaderValue::from_str(ct).ok()?))
-    }
-}
-
-/// Bodies in the journal: UTF-8 text as a string, anything else as an array of bytes.
-mod body_text {
-    use bytes::Bytes;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Text(String),
-        Raw(Vec<u8>),
-    }
-
-    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(b) {
-            Ok(t) => Repr::Text(t.to_string()).serialize(s),
-            Err(_) => Repr::Raw(b.to_vec()).serialize(s),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        Ok(match Repr::deserialize(d)? {
-            Repr::Text(t) => Bytes::from(t),
-            Repr::Raw(v) => Bytes::from(v),
-        })
     }
 }
 
