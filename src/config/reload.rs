@@ -31,7 +31,7 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 #[derive(Default)]
 pub struct ReloadStatus {
     state: Mutex<ReloadState>,
-    metrics: Option<Arc<crate::admin::Metrics>>,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 /// One reading of [`ReloadStatus`].
@@ -63,7 +63,7 @@ impl ReloadStatus {
     }
 
     /// Also counts reloads in `metrics` (`dtc_config_reloads_total`).
-    pub fn with_metrics(mut self, metrics: Arc<crate::admin::Metrics>) -> ReloadStatus {
+    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> ReloadStatus {
         self.metrics = Some(metrics);
         self
     }

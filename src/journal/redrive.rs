@@ -9,9 +9,9 @@
 use super::record::{Entry, now_ms};
 use super::shared::lease::under;
 use super::store::Journal;
+use crate::retry::Backoff;
 use crate::runtime::{Current, Runtime};
 use crate::saga::compensate::run_undo;
-use crate::saga::policy::Backoff;
 /// The journaled end-to-end headers of a transaction as a header map (used by `dtc verify`).
 pub use crate::saga::recover::header_map;
 use crate::saga::recover::{Resolution, fresh, node_for, resolve};

@@ -1,7 +1,7 @@
 //! One request to one node, retried under the policy: the building block of writes, undos and
 //! snapshots.
 
-use super::policy::Backoff;
+use crate::retry::Backoff;
 use crate::txn::outcome::{Class, NodeResponse, classify};
 use crate::upstream::{Node, SendError};
 use bytes::Bytes;

@@ -3,12 +3,12 @@
 
 use super::Coordinator;
 use super::attempt::{Call, call_with_retries};
-use super::policy::Backoff;
 use super::run::{Txn, limits};
 use super::undo::{self, Snapshot, UndoInputs};
 use crate::config::template::{Context, Escape};
 use crate::headers;
 use crate::journal::record::{Begin, VerifyPlan, now_ms};
+use crate::retry::Backoff;
 use crate::runtime::Runtime;
 use crate::txn::UndoPlan;
 use crate::txn::outcome::{

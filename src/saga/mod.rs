@@ -28,7 +28,6 @@ pub mod decide;
 pub mod finish;
 pub mod live;
 pub mod locks;
-pub mod policy;
 pub mod readback;
 pub mod recover;
 pub mod run;
@@ -40,9 +39,9 @@ pub use crate::txn::{
 pub use decide::{Decision, decide};
 pub use run::WriteRequest;
 
-use crate::admin::{Alerter, Metrics};
 use crate::journal::Journal;
 use crate::runtime::Current;
+use crate::telemetry::{Alerter, Metrics};
 use locks::KeyLocks;
 use std::sync::Arc;
 

@@ -6,7 +6,7 @@
 //! warned about. One task drains the channel and POSTs each event, retrying with the shared
 //! [`Backoff`] policy. Without a webhook URL, events are only logged.
 
-use crate::saga::policy::Backoff;
+use crate::retry::Backoff;
 use crate::txn::TxnView;
 use crate::txn::{NodeReport, TxnState};
 use bytes::Bytes;
