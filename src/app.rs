@@ -9,7 +9,6 @@
 use crate::admin::ReloadView;
 use crate::admin::{self, AdminState, AlertEvent, AlertKind, Alerter, Metrics};
 use crate::config::Settings;
-use crate::config::reload::{ReloadHandle, ReloadStatus, Reloader};
 use crate::config::watch::WatchError;
 use crate::journal::Journal;
 use crate::journal::redrive::{self, OnChange};
@@ -18,6 +17,7 @@ use crate::journal::takeover;
 use crate::journal::view::{JournalTxns, view};
 use crate::proxy::{Proxy, server};
 use crate::runtime::Current;
+use crate::runtime::reload::{ReloadHandle, ReloadStatus, Reloader};
 use crate::saga::{Coordinator, TxnState};
 use std::future::Future;
 use std::net::SocketAddr;

@@ -27,7 +27,7 @@
 //!    [`journal::takeover`] does, for the transactions of expired leases); in the background,
 //!    [`journal::redrive`] re-drives failed ones and checks rollbacks — all with
 //!    [`saga::recover::resolve`], the same judgement as the live path; [`upstream::health`]
-//!    probes nodes; [`config::reload`] swaps in edited configs; [`verify::task`] (when
+//!    probes nodes; [`runtime::reload`] swaps in edited configs; [`verify::task`] (when
 //!    `[verify] interval` is set) reads recently written keys on every node and reports keys on
 //!    which they differ — the same check `dtc verify` runs ([`verify`]).
 //!

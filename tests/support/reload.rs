@@ -5,8 +5,8 @@
 use super::{Answer, DEADLINE, send};
 use dtc::app::App;
 use dtc::config::Config;
-use dtc::config::reload::ReloadHandle;
 use dtc::node::RefNode;
+use dtc::runtime::reload::ReloadHandle;
 use http::Method;
 use std::fs;
 use std::os::unix::fs::symlink;

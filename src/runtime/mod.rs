@@ -1,7 +1,10 @@
 //! The running configuration: one immutable snapshot per config generation, swapped atomically.
 //!
 //! A transaction loads the snapshot once and runs to its end on it (retries and compensations
-//! included); new transactions see a new snapshot from the moment it is stored.
+//! included); new transactions see a new snapshot from the moment it is stored. [`reload`] swaps
+//! in edited config files (the watcher and the diff it uses live in [`crate::config`]).
+
+pub mod reload;
 
 use crate::config::Settings;
 use crate::telemetry::ScrapeView;
