@@ -30,7 +30,10 @@ pub mod live;
 pub mod locks;
 pub mod readback;
 pub mod recover;
+pub mod redrive;
 pub mod run;
+pub mod takeover;
+pub mod txns;
 pub mod undo;
 
 pub use crate::txn::{

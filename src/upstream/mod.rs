@@ -10,6 +10,7 @@ pub use node::{InFlight, Node, SendError};
 pub use pool::NodeBody;
 
 use crate::config::Settings;
+use crate::config::validate::{NodeSpec, parse_http_url};
 use std::sync::Arc;
 
 /// The nodes of one config generation, in file order.
@@ -50,6 +51,33 @@ impl NodeSet {
         NodeSet {
             nodes: nodes.into(),
         }
+    }
+
+    /// The node of this set with `name` and `url` (a journaled transaction's node) or, when the
+    /// config no longer has it, a detached client for it (not probed, not in the set), so a
+    /// transaction recorded under an older generation can still be finished. `None` when `url`
+    /// does not parse. The one way besides [`NodeSet::build`] to get a node client.
+    pub fn node_for(&self, name: &str, url: &str, settings: &Settings) -> Option<Arc<Node>> {
+        if let Some(n) = self
+            .nodes
+            .iter()
+            .find(|n| n.name() == name && n.spec.url == url)
+        {
+            return Some(n.clone());
+        }
+        let (uri, authority, base_path) = parse_http_url(url).ok()?;
+        let spec = NodeSpec {
+            name: name.to_string(),
+            url: uri,
+            authority,
+            base_path,
+        };
+        let timeouts = &settings.config.timeouts;
+        Some(Node::new(
+            spec,
+            timeouts.connect,
+            settings.config.health.clone(),
+        ))
     }
 
     /// All nodes.

@@ -4,10 +4,10 @@
 
 use super::keys::KeyHistory;
 use crate::config::template::{Context, Escape};
-use crate::journal::redrive::header_map;
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
 use crate::saga::attempt::{Call, CallLimits, call_with_retries};
+use crate::saga::recover::header_map;
 use crate::txn::TxnState;
 use crate::upstream::Node;
 use bytes::Bytes;

@@ -5,9 +5,9 @@
 //! that the admin API lists and the re-drive works on, and prunes finished transactions beyond
 //! `journal.keep_finished` from the store.
 
-use super::record::Entry;
 use super::redrive::{OnChange, recover_entry};
-use super::store::Journal;
+use crate::journal::Journal;
+use crate::journal::record::Entry;
 use crate::runtime::Current;
 use crate::txn::TxnState;
 use std::sync::Arc;
