@@ -230,7 +230,7 @@ async fn post(
         let resp = client
             .request(req)
             .await
-            .map_err(|e| crate::upstream::node::source_text(&e))?;
+            .map_err(|e| crate::upstream::source_text(&e))?;
         let status = resp.status();
         // Read the answer so the connection can be reused.
         let _ = resp.into_body().collect().await;

@@ -1,12 +1,15 @@
 //! Upstream: the nodes, their pooled clients, how their host names resolve, health, and
 //! load-aware selection for reads.
 
+pub mod error;
 pub mod health;
 pub mod node;
 pub mod pool;
+pub mod probe;
 pub mod resolve;
 
-pub use node::{InFlight, Node, SendError};
+pub use error::{SendError, source_text};
+pub use node::{InFlight, Node};
 pub use pool::NodeBody;
 
 use crate::config::Settings;
@@ -42,7 +45,7 @@ impl NodeSet {
                     }
                     None => {
                         let n = Node::new(spec.clone(), connect, health.clone());
-                        tokio::spawn(health::probe_loop(Arc::downgrade(&n)));
+                        tokio::spawn(probe::probe_loop(Arc::downgrade(&n)));
                         n
                     }
                 }
