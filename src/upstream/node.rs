@@ -6,7 +6,7 @@ use super::pool::{NodeBody, Pool};
 use crate::config::{HealthConfig, NodeSpec};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::Full;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -67,6 +67,24 @@ impl Node {
         s.push_str(&self.spec.base_path);
         s.push_str(path_and_query);
         s.parse().unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    /// The one way to build a request for this node: `method` on `path_and_query` (under the
+    /// node's base path), with `headers` (already prepared for nodes: hop-by-hop removed; the
+    /// pool sets `Host`) and a buffered `body`. Writes, undos, read-backs, reads and health
+    /// probes all build theirs here.
+    pub fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = self.uri(path_and_query);
+        *req.headers_mut() = headers;
+        req
     }
 
     /// Sends one request (origin-form URI, from [`Node::uri`]) and waits for the response head.

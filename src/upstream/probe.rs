@@ -2,8 +2,8 @@
 //! configured path every interval), both feeding the node's [`super::health::Health`].
 
 use super::node::Node;
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
+use http::Method;
+use http_body_util::BodyExt;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -47,12 +47,12 @@ pub async fn probe_loop(node: Weak<Node>) {
 }
 
 async fn probe_once(node: &Node, path: &str, timeout: Duration) -> bool {
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(node.uri(path))
-        .header("user-agent", "dtc-health")
-        .body(Full::default());
-    let Ok(req) = req else { return false };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static("dtc-health"),
+    );
+    let req = node.request(Method::GET, path, headers, bytes::Bytes::new());
     let attempt = async {
         let resp = node.send(req).await.ok()?;
         let status = resp.status();
