@@ -70,7 +70,7 @@ pub async fn call_with_retries(
         if let Err(why) = crate::journal::shared::lease::may_send(timeout).await {
             return Attempt::Done(CallResult {
                 class: Class::Transient,
-                answer: Err(SendError::NotSent(why)),
+                answer: Err(SendError::NotSent(why.to_string())),
                 attempts: n - 1,
                 ambiguous: ambiguous.load(Relaxed),
             });

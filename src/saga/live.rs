@@ -8,7 +8,7 @@ use super::compensate::verify_plan;
 use super::decide::{all_converged, answers};
 use super::readback::read_nodes;
 use super::run::Txn;
-use super::undo::Snapshot;
+use super::undo::{PlanError, Snapshot};
 use crate::journal::record::VerifyPlan;
 use crate::txn::UndoPlan;
 use crate::txn::evidence::{Judgement, NodeEvidence, PreImage, judge};
@@ -56,7 +56,7 @@ impl Coordinator {
         &self,
         t: &Txn<'_>,
         results: &[CallResult],
-        plans: &[Option<Result<UndoPlan, String>>],
+        plans: &[Option<Result<UndoPlan, PlanError>>],
         snapshots: &Option<(String, Vec<Snapshot>)>,
     ) -> Judged {
         let n = results.len();

@@ -5,6 +5,7 @@ use super::compensate::{Planner, begin_record};
 use super::decide::{Decision, decide, touched};
 use super::finish::{finish, log_outcome, not_sent, pre_statuses, report, unknown_nodes};
 use super::locks::KeyGuard;
+use super::undo::PlanError;
 use super::{Coordinator, new_txn_id};
 use crate::config::template::{Context, Escape};
 use crate::config::validate::Route;
@@ -69,7 +70,7 @@ type Journaled = OptionFuture<JournalWait>;
 #[derive(Default)]
 struct WriteAll(
     Vec<CallResult>,
-    Vec<Option<Result<UndoPlan, String>>>,
+    Vec<Option<Result<UndoPlan, PlanError>>>,
     Vec<Journaled>,
 );
 
@@ -183,7 +184,7 @@ impl Coordinator {
                 return self.untouched(
                     t,
                     TxnState::ToBeRetried,
-                    Reason::SnapshotFailed(e),
+                    Reason::SnapshotFailed(e.to_string()),
                     not_sent(t.rt.nodes.all()),
                 );
             }
