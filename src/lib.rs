@@ -46,6 +46,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod answer;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -61,3 +62,4 @@ pub mod runtime;
 pub mod saga;
 pub mod upstream;
 pub mod verify;
+pub mod wire;
