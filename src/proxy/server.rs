@@ -1,4 +1,4 @@
-//! The client listener on the [`wire::serve`] skeleton: HTTP/1.1 and HTTP/2 (prior knowledge),
+//! The client listener on the [`wire::serve()`] skeleton: HTTP/1.1 and HTTP/2 (prior knowledge),
 //! header limits, the `wire::conn` silence timeouts, the connection limit (a client over it is
 //! answered 503), and the 408 for a client too slow with its request head.
 //!
