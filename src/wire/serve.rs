@@ -147,26 +147,6 @@ pub trait Connections: Send + Sync + 'static {
     }
 }
 
-/// Plain TCP connections, all admitted.
-pub struct Tcp;
-
-impl Connections for Tcp {
-    type Guard = ();
-    type Io = TcpStream;
-
-    fn admit(&self, stream: TcpStream, _: SocketAddr) -> Option<(TcpStream, ())> {
-        Some((stream, ()))
-    }
-
-    fn handshake(
-        &self,
-        stream: TcpStream,
-        _: SocketAddr,
-    ) -> impl Future<Output = Option<TcpStream>> + Send + 'static {
-        std::future::ready(Some(stream))
-    }
-}
-
 /// Serves `service` on the connections `listener` accepts until `shutdown` resolves, then stops
 /// accepting (the listener is closed) and drains as `opts` says.
 pub async fn serve<L, S, B, C>(

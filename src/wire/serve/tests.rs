@@ -24,6 +24,26 @@ impl Accept for Flaky {
     }
 }
 
+/// Plain TCP connections, all admitted.
+pub struct Tcp;
+
+impl Connections for Tcp {
+    type Guard = ();
+    type Io = TcpStream;
+
+    fn admit(&self, stream: TcpStream, _: SocketAddr) -> Option<(TcpStream, ())> {
+        Some((stream, ()))
+    }
+
+    fn handshake(
+        &self,
+        stream: TcpStream,
+        _: SocketAddr,
+    ) -> impl Future<Output = Option<TcpStream>> + Send + 'static {
+        std::future::ready(Some(stream))
+    }
+}
+
 /// A service that says when a request arrived and answers once `release` is notified.
 fn held(
     arrived: mpsc::UnboundedSender<()>,
