@@ -6,8 +6,9 @@ mod support;
 use dtc::node::{Faults, NodeOptions, RefNode};
 use http::{Method, StatusCode, header};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::{client, json, request, send, send_with, start_node, try_send, wait_until};
+use tokio::time::Instant;
 
 const G1: &str = r#"{"groupId": "g1"}"#;
 

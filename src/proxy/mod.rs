@@ -43,7 +43,7 @@ impl Proxy {
         } else if !READS.contains(req.method()) {
             not_a_read(req.method(), &rt.settings.write_methods)
         } else {
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             let resp = read::handle(&rt, req).await;
             let ok = !resp.status().is_server_error();
             self.coordinator
