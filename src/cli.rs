@@ -1,6 +1,6 @@
 //! The command line: `dtc run | check | verify | node | demo | inject | webhook | status | txn`.
 
-use crate::config;
+use crate::{config, exit};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,10 +26,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy.
     Run(RunArgs),
-    /// Validate a config file and print the effective config (exit 64 when invalid).
+    /// Validate a config file and print the effective config (exit 78 when invalid).
     Check(CheckArgs),
     /// Check that the nodes agree on recently written keys; `--repair` fixes the odd ones
-    /// (exit 0 all agree, 1 divergence left, 3 some keys unreadable, 64 bad flags or config).
+    /// (exit 0 all agree, 1 divergence left, 3 some keys unreadable, 64 bad flags, 78 bad
+    /// config).
     Verify(crate::verify::cli::VerifyArgs),
     /// Run three reference nodes and the proxy in one process, on the default config.
     Demo,
@@ -66,14 +67,7 @@ pub struct CheckArgs {
     pub config: PathBuf,
 }
 
-/// Exit code for a bad config (EX_CONFIG... sysexits' EX_USAGE is 64, used for bad input).
-const EXIT_CONFIG: u8 = 64;
-/// Exit code when the service cannot start (EX_UNAVAILABLE).
-const EXIT_UNAVAILABLE: u8 = 69;
-/// Exit code when dtc itself failed (EX_SOFTWARE).
-const EXIT_SOFTWARE: u8 = 70;
-
-/// Entry point of the binary.
+/// Entry point of the binary; the exit codes are [`crate::exit`]'s.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -94,17 +88,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Prints a parse error (or the help it asked for) and exits. `dtc verify` exits 64 (EX_USAGE)
-/// on bad flags, as its documented exit codes say; other commands keep clap's 2.
+/// Prints a parse error (or the help it asked for) and exits: [`exit::USAGE`] for every
+/// subcommand, 0 for `--help` and `--version`.
 fn usage_error(e: &clap::Error) -> ExitCode {
     let _ = e.print();
-    if !e.use_stderr() {
-        return ExitCode::SUCCESS;
-    }
-    if std::env::args_os().any(|a| a == "verify") {
-        ExitCode::from(crate::verify::cli::EXIT_USAGE)
+    if e.use_stderr() {
+        ExitCode::from(exit::USAGE)
     } else {
-        ExitCode::from(2)
+        ExitCode::SUCCESS
     }
 }
 
@@ -132,12 +123,12 @@ pub fn with_runtime(
         Ok(rt) => rt.block_on(async {
             tokio::spawn(fut).await.unwrap_or_else(|e| {
                 eprintln!("dtc: the main task failed: {e}");
-                ExitCode::from(EXIT_SOFTWARE)
+                ExitCode::from(exit::SOFTWARE)
             })
         }),
         Err(e) => {
             eprintln!("dtc: cannot start the runtime: {e}");
-            ExitCode::from(EXIT_UNAVAILABLE)
+            ExitCode::from(exit::UNAVAILABLE)
         }
     }
 }
@@ -167,7 +158,7 @@ fn check(args: &CheckArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("dtc check: {e}");
-            ExitCode::from(EXIT_CONFIG)
+            ExitCode::from(exit::CONFIG)
         }
     }
 }
@@ -177,7 +168,7 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("dtc: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     // One process per journal directory: a second `dtc run` (or a standalone `dtc verify`)
@@ -189,7 +180,7 @@ fn run(args: RunArgs) -> ExitCode {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("dtc: {e}");
-                return ExitCode::from(EXIT_UNAVAILABLE);
+                return ExitCode::from(exit::UNAVAILABLE);
             }
         }
     };
@@ -199,21 +190,21 @@ fn run(args: RunArgs) -> ExitCode {
             Ok(app) => app.with_config_text(text),
             Err(e) => {
                 tracing::error!("{e}");
-                return ExitCode::from(EXIT_UNAVAILABLE);
+                return ExitCode::from(exit::UNAVAILABLE);
             }
         };
         let listener = match app.bind().await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!("{e}");
-                return ExitCode::from(EXIT_UNAVAILABLE);
+                return ExitCode::from(exit::UNAVAILABLE);
             }
         };
         let admin = match app.bind_admin().await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!("{e}");
-                return ExitCode::from(69);
+                return ExitCode::from(exit::UNAVAILABLE);
             }
         };
         app.run_all(listener, admin, crate::app::shutdown_signal())

@@ -40,7 +40,7 @@
 //!
 //! Around it: [`admin`] (health, readiness, metrics, transactions API, the status page, alerts), [`k8s`]
 //! (`dtc inject`, the admission webhook), [`node`] (the reference node the demo and tests run),
-//! [`app`] (wiring), [`cli`] (the command line), [`ops`] (`dtc status` and `dtc txn`, clients of
+//! [`app`] (wiring), [`cli`] (the command line), [`exit`] (every command's exit codes), [`ops`] (`dtc status` and `dtc txn`, clients of
 //! the admin API), [`logging`] (stderr through a batching
 //! writer thread), [`demo`].
 #![forbid(unsafe_code)]
@@ -50,6 +50,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod exit;
 pub mod headers;
 pub mod journal;
 pub mod k8s;
