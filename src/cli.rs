@@ -35,9 +35,17 @@ pub enum Command {
     /// Run three reference nodes and the proxy in one process, on the default config.
     Demo,
     /// Add the dtc sidecar to Kubernetes manifests (stdin or a file) and print them.
+    #[cfg(feature = "k8s")]
     Inject(crate::k8s::InjectArgs),
     /// Serve the mutating admission webhook that injects the sidecar.
+    #[cfg(feature = "k8s")]
     Webhook(crate::k8s::WebhookArgs),
+    /// Not in this build: `dtc inject` needs dtc built with the `k8s` feature.
+    #[cfg(not(feature = "k8s"))]
+    Inject(NotBuilt),
+    /// Not in this build: `dtc webhook` needs dtc built with the `k8s` feature.
+    #[cfg(not(feature = "k8s"))]
+    Webhook(NotBuilt),
     /// Run one reference node (the in-memory service dtc replicates to), with fault knobs.
     Node(crate::node::NodeArgs),
     /// Summarize a running dtc (nodes, generation, counts, failed transactions); exit 1 when
@@ -57,6 +65,15 @@ pub struct RunArgs {
     /// runtime).
     #[arg(long)]
     pub workers: Option<usize>,
+}
+
+/// The arguments of a subcommand this build leaves out, taken as they come so that the command
+/// says what it needs rather than which flag it does not know.
+#[cfg(not(feature = "k8s"))]
+#[derive(Debug, clap::Args)]
+pub struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<std::ffi::OsString>,
 }
 
 /// `dtc check`.
@@ -80,8 +97,14 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Verify(args) => crate::verify::cli::verify_main(args),
         Command::Demo => demo(),
+        #[cfg(feature = "k8s")]
         Command::Inject(args) => crate::k8s::inject_main(args),
+        #[cfg(feature = "k8s")]
         Command::Webhook(args) => with_runtime(0, crate::k8s::webhook_main(args)),
+        #[cfg(not(feature = "k8s"))]
+        Command::Inject(_) => not_built("inject"),
+        #[cfg(not(feature = "k8s"))]
+        Command::Webhook(_) => not_built("webhook"),
         Command::Node(args) => with_runtime(0, crate::node::node_main(args)),
         Command::Status(args) => crate::ops::status_main(args),
         Command::Txn(args) => crate::ops::txn_main(args),
@@ -97,6 +120,17 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// A subcommand of the Kubernetes integration in a build without it: says so, exits
+/// [`exit::UNAVAILABLE`].
+#[cfg(not(feature = "k8s"))]
+fn not_built(command: &str) -> ExitCode {
+    eprintln!(
+        "dtc {command}: this dtc is built without the `k8s` feature, which `dtc {command}` needs; \
+         build dtc with it (`cargo build --features k8s`, the default)"
+    );
+    ExitCode::from(exit::UNAVAILABLE)
 }
 
 /// Runs `fut` on a tokio runtime with `workers` threads (0: one per core). One worker is a
