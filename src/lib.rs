@@ -65,6 +65,7 @@ pub mod k8s;
 pub mod logging;
 pub mod node;
 pub mod ops;
+pub mod process;
 pub mod proxy;
 pub mod retry;
 pub mod runtime;

@@ -95,7 +95,7 @@ pub fn verify_main(args: VerifyArgs) -> ExitCode {
         limit: args.limit as usize,
         repair: args.repair,
     };
-    crate::cli::with_runtime(1, async move {
+    crate::process::with_runtime(1, async move {
         match check(settings, request).await {
             Ok(report) => {
                 for k in &report.findings {
