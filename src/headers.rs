@@ -46,7 +46,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The client's request headers as a node should get them: hop-by-hop and `Host` removed (the
-/// client sets the node's `Host`).
+/// node's connection pool, `upstream::pool`, sets the node's own `Host`).
 pub fn for_node(mut headers: HeaderMap) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);

@@ -1,11 +1,20 @@
 //! The end of a transaction: each node's report, the outcome, and its log line.
 
+use super::Coordinator;
 use super::attempt::CallResult;
+use super::compensate::begin_record;
 use super::decide::touched;
 use super::live::pre_status;
+use super::locks::KeyGuard;
 use super::run::Txn;
+use crate::journal::JournalError;
+use crate::journal::record::now_ms;
+use crate::journal::shared::StoreError;
+use crate::telemetry::{AlertEvent, AlertKind};
 use crate::txn::evidence::Verdict;
-use crate::txn::outcome::{Class, NodeReport, NodeResponse, Outcome, Reason, TxnState};
+use crate::txn::outcome::{
+    Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState,
+};
 use crate::upstream::Node;
 use std::sync::Arc;
 
@@ -95,5 +104,114 @@ pub(super) fn log_outcome(o: &Outcome) {
             let reason = o.reason.as_ref().map(Reason::describe).unwrap_or_default();
             tracing::error!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, reason, "write finished")
         }
+    }
+}
+
+impl Coordinator {
+    /// Metrics, and the alert of a failed transaction.
+    pub(super) fn count(&self, o: &Outcome) {
+        let m = &self.metrics;
+        m.txn_finished(o.state, o.elapsed.as_secs_f64());
+        for n in &o.nodes {
+            m.node_request(&n.node, n.outcome);
+            for _ in 1..n.attempts {
+                m.retry(&n.node);
+            }
+            if let Some(c) = &n.compensation {
+                m.compensation(&n.node, c.outcome == CompOutcome::Undone);
+            }
+        }
+        if let (TxnState::Failed, Some(alerter)) = (o.state, &self.alerter) {
+            alerter.send(AlertEvent {
+                kind: AlertKind::TransactionFailed,
+                txn: o.txn.clone(),
+                state: o.state,
+                key: o.key.clone(),
+                route: o.route.clone(),
+                reason: o.reason.as_ref().map(Reason::describe),
+                nodes: o.nodes.clone(),
+                at_ms: now_ms(),
+            });
+        }
+    }
+
+    /// Ends a transaction whose intent the journal did not take: the key is fenced (fleet-wide,
+    /// with `[cluster]`), busy through another sidecar past `cluster.wait`, or the journal or
+    /// store is unavailable. No node was touched.
+    pub(super) fn refused(&self, t: &Txn<'_>, e: JournalError) -> Outcome {
+        let nodes = not_sent(t.rt.nodes.all());
+        match e {
+            JournalError::Store(StoreError::Fenced { txn, .. }) => {
+                self.untouched(t, TxnState::Rejected, Reason::Fenced(txn), nodes)
+            }
+            JournalError::Store(e @ StoreError::Busy { .. }) => {
+                tracing::warn!(txn = %t.id, key = %t.key, error = %e, "key busy through another sidecar: write refused before touching any node");
+                finish(
+                    t,
+                    TxnState::ToBeRetried,
+                    Some(Reason::KeyBusy(e.to_string())),
+                    nodes,
+                    None,
+                )
+            }
+            e => {
+                tracing::error!(txn = %t.id, error = %e, "journal unavailable: write refused before touching any node");
+                let reason = Reason::JournalUnavailable(e.to_string());
+                finish(t, TxnState::ToBeRetried, Some(reason), nodes, None)
+            }
+        }
+    }
+
+    /// Ends a transaction that touched no node: journaled for inspection, without waiting.
+    pub(super) fn untouched(
+        &self,
+        t: &Txn<'_>,
+        state: TxnState,
+        reason: Reason,
+        nodes: Vec<NodeReport>,
+    ) -> Outcome {
+        if let Some(j) = &self.journal {
+            j.note(
+                begin_record(t, Vec::new(), Vec::new()),
+                state,
+                Some(reason.clone()),
+                nodes.clone(),
+            );
+        }
+        finish(t, state, Some(reason), nodes, None)
+    }
+
+    /// Makes the end state durable before the client hears of it.
+    ///
+    /// The key is released as soon as the end record is enqueued: the next write to it journals
+    /// its intent after this end in the log, and touches no node before that intent is durable,
+    /// so it cannot overtake this one; the two records share one sync instead of two in a row.
+    pub(super) async fn end(
+        &self,
+        t: &Txn<'_>,
+        mut state: TxnState,
+        mut reason: Option<Reason>,
+        reports: Vec<NodeReport>,
+        mut resp: Option<NodeResponse>,
+        key: KeyGuard,
+    ) -> Outcome {
+        let durable = self
+            .journal
+            .as_ref()
+            .map(|j| j.end(&t.id, state, reason.clone(), reports.clone()));
+        drop(key);
+        if let Some(durable) = durable
+            && let Err(e) = durable.await
+        {
+            // Without a durable end the transaction is in doubt: the next start undoes it,
+            // so the client must not be told it succeeded.
+            tracing::error!(txn = %t.id, error = %e, "cannot journal the end of a transaction");
+            if state == TxnState::Succeeded {
+                state = TxnState::Failed;
+                reason = Some(Reason::JournalUnavailable(e.to_string()));
+                resp = None;
+            }
+        }
+        finish(t, state, reason, reports, resp)
     }
 }

@@ -3,25 +3,21 @@
 use super::attempt::{Call, CallLimits, CallResult, call_with_retries};
 use super::compensate::{Planner, begin_record};
 use super::decide::{Decision, decide, touched};
-use super::finish::{finish, log_outcome, not_sent, pre_statuses, report, unknown_nodes};
+use super::finish::{log_outcome, not_sent, pre_statuses, report, unknown_nodes};
 use super::locks::KeyGuard;
-use super::undo::PlanError;
+use super::undo::{PlanError, Snapshot};
 use super::{Coordinator, new_txn_id};
 use crate::config::template::{Context, Escape};
 use crate::config::validate::Route;
 use crate::headers;
 use crate::journal::JournalError;
-use crate::journal::record::now_ms;
-use crate::journal::shared::StoreError;
+use crate::journal::shared::Hold;
 use crate::journal::shared::lease::under;
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
-use crate::telemetry::{AlertEvent, AlertKind};
 use crate::txn::UndoPlan;
-use crate::txn::evidence::Verdict;
-use crate::txn::outcome::{
-    Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState,
-};
+use crate::txn::evidence::{Judgement, Verdict};
+use crate::txn::outcome::{Class, NodeReport, NodeResponse, Outcome, Reason, TxnState};
 use bytes::Bytes;
 use futures_util::future::{OptionFuture, join_all};
 use http::{HeaderMap, Method};
@@ -73,6 +69,16 @@ struct WriteAll(
     Vec<Option<Result<UndoPlan, PlanError>>>,
     Vec<Journaled>,
 );
+
+/// What [`Coordinator::conclude`] decides from: the answers, the judgement, the undo plans
+/// (only of the nodes to undo), the node answers still being journaled, and the key's lease.
+struct Concluded<'a> {
+    results: &'a [CallResult],
+    judgement: &'a Judgement,
+    plans: &'a [Option<Result<UndoPlan, PlanError>>],
+    journaled: Vec<Journaled>,
+    hold: Option<Arc<Hold>>,
+}
 
 /// Everything a transaction carries from step to step.
 pub(super) struct Txn<'a> {
@@ -140,54 +146,16 @@ impl Coordinator {
         outcome
     }
 
+    /// One write, start to end: admitted, prepared (lease, pre-images, intent), sent to every
+    /// node, judged from the evidence, concluded (undone where it must be), ended.
     async fn run(&self, t: &Txn<'_>) -> Outcome {
-        let settings = &t.rt.settings;
-        if t.route.is_none() && settings.config.writes.unmatched == crate::config::Unmatched::Refuse
-        {
-            return self.untouched(t, TxnState::Rejected, Reason::NoRoute, Vec::new());
-        }
-        let guard = self.locks.lock(&t.key).await;
-        // With `[cluster]` the store checks the fence when the intent takes the lease; the view
-        // in memory may be a scan old.
-        let local = self.journal.as_ref().filter(|j| j.store().is_none());
-        if let Some(blocking) = local.and_then(|j| j.fence_of(&t.key)) {
-            return self.untouched(
-                t,
-                TxnState::Rejected,
-                Reason::Fenced(blocking),
-                not_sent(t.rt.nodes.all()),
-            );
-        }
-        if settings.config.writes.fail_fast
-            && let Some(down) = t.rt.nodes.first_down()
-        {
-            let reason = Reason::NodeDown(down.name().to_string());
-            return self.untouched(t, TxnState::ToBeRetried, reason, not_sent(t.rt.nodes.all()));
-        }
-        // With `[cluster]`, pre-images are read under the key's lease, or another sidecar's
-        // write could change the resource between the read and this write.
-        let snapshot_route = t.route.is_some_and(|r| r.snapshot.is_some());
-        if let Some(j) = self
-            .journal
-            .as_ref()
-            .filter(|j| snapshot_route && j.store().is_some())
-            && let Err(e) = j.lease_first(&t.key, &t.id).await
-        {
-            return self.refused(t, e);
-        }
-        let snapshots = match self.snapshots(t).await {
+        let guard = match self.admit(t).await {
+            Ok(guard) => guard,
+            Err(refused) => return refused,
+        };
+        let snapshots = match self.pre_images(t).await {
             Ok(s) => s,
-            Err(e) => {
-                if let Some(j) = &self.journal {
-                    j.release(&t.id).await;
-                }
-                return self.untouched(
-                    t,
-                    TxnState::ToBeRetried,
-                    Reason::SnapshotFailed(e.to_string()),
-                    not_sent(t.rt.nodes.all()),
-                );
-            }
+            Err(refused) => return refused,
         };
         let planner = Planner {
             t,
@@ -214,7 +182,6 @@ impl Coordinator {
             self.judge_live(t, &results, &plans, &snapshots),
         )
         .await;
-        let verdicts = &judged.judgement.nodes;
         let mut reports: Vec<NodeReport> = results
             .iter()
             .zip(t.rt.nodes.all())
@@ -226,41 +193,109 @@ impl Coordinator {
             .collect();
         // Only a node the evidence shows the write changed (its prior state known) is undone.
         // A node left unknown because its undo cannot be built keeps the reason in its report.
-        for (plan, v) in plans.iter_mut().zip(verdicts) {
+        for (plan, v) in plans.iter_mut().zip(&judged.judgement.nodes) {
             let unbuildable = *v == Verdict::Unknown && matches!(plan, Some(Err(_)));
             if *v != Verdict::Undo && !unbuildable {
                 *plan = None;
             }
         }
-        let (state, reason, resp) = match decide(&results, &judged.judgement) {
-            Decision::Succeeded(i) => (
-                TxnState::Succeeded,
-                None,
-                results[i].answer.as_ref().ok().cloned(),
-            ),
+        let concluded = Concluded {
+            results: &results,
+            judgement: &judged.judgement,
+            plans: &plans,
+            journaled,
+            hold,
+        };
+        let (state, reason, resp) = self.conclude(t, concluded, &mut reports).await;
+        self.end(t, state, reason, reports, resp, guard).await
+    }
+
+    /// The checks before anything is read or sent: a route (or pass-through allowed), the key's
+    /// turn, no fence on it, no node down under `fail_fast`. `Err` is the answer without
+    /// touching a node.
+    async fn admit(&self, t: &Txn<'_>) -> Result<KeyGuard, Outcome> {
+        let settings = &t.rt.settings;
+        if t.route.is_none() && settings.config.writes.unmatched == crate::config::Unmatched::Refuse
+        {
+            return Err(self.untouched(t, TxnState::Rejected, Reason::NoRoute, Vec::new()));
+        }
+        let guard = self.locks.lock(&t.key).await;
+        // With `[cluster]` the store checks the fence when the intent takes the lease; the view
+        // in memory may be a scan old.
+        let local = self.journal.as_ref().filter(|j| j.store().is_none());
+        if let Some(blocking) = local.and_then(|j| j.fence_of(&t.key)) {
+            let reason = Reason::Fenced(blocking);
+            return Err(self.untouched(t, TxnState::Rejected, reason, not_sent(t.rt.nodes.all())));
+        }
+        if settings.config.writes.fail_fast
+            && let Some(down) = t.rt.nodes.first_down()
+        {
+            let reason = Reason::NodeDown(down.name().to_string());
+            let nodes = not_sent(t.rt.nodes.all());
+            return Err(self.untouched(t, TxnState::ToBeRetried, reason, nodes));
+        }
+        Ok(guard)
+    }
+
+    /// Each node's pre-image, when the route takes them (under the key's lease with
+    /// `[cluster]`, or another sidecar's write could change the resource between the read and
+    /// this write). `Err` is the answer: nothing was sent.
+    async fn pre_images(&self, t: &Txn<'_>) -> Result<Option<(String, Vec<Snapshot>)>, Outcome> {
+        let snapshot_route = t.route.is_some_and(|r| r.snapshot.is_some());
+        if let Some(j) = self
+            .journal
+            .as_ref()
+            .filter(|j| snapshot_route && j.store().is_some())
+            && let Err(e) = j.lease_first(&t.key, &t.id).await
+        {
+            return Err(self.refused(t, e));
+        }
+        match self.snapshots(t).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                if let Some(j) = &self.journal {
+                    j.release(&t.id).await;
+                }
+                Err(self.untouched(
+                    t,
+                    TxnState::ToBeRetried,
+                    Reason::SnapshotFailed(e.to_string()),
+                    not_sent(t.rt.nodes.all()),
+                ))
+            }
+        }
+    }
+
+    /// The end state from the decision; undoes the nodes to undo first when there are some.
+    async fn conclude(
+        &self,
+        t: &Txn<'_>,
+        c: Concluded<'_>,
+        reports: &mut [NodeReport],
+    ) -> (TxnState, Option<Reason>, Option<NodeResponse>) {
+        let answer = |i: usize| c.results[i].answer.as_ref().ok().cloned();
+        match decide(c.results, c.judgement) {
+            Decision::Succeeded(i) => (TxnState::Succeeded, None, answer(i)),
             Decision::TargetStateHolds => {
                 (TxnState::Rejected, Some(Reason::TargetStateHolds), None)
             }
-            Decision::Rejected(Some(i)) => (
-                TxnState::Rejected,
-                None,
-                results[i].answer.as_ref().ok().cloned(),
-            ),
+            Decision::Rejected(Some(i)) => (TxnState::Rejected, None, answer(i)),
             Decision::Rejected(None) => (TxnState::Rejected, Some(Reason::NodesDisagree), None),
             Decision::ToBeRetried => (TxnState::ToBeRetried, Some(Reason::NotApplied), None),
             d @ (Decision::Compensate | Decision::Unresolved) => {
                 // An undo may need the plans the nodes' answers gave: durable before it starts.
-                for (done, node) in join_all(journaled).await.into_iter().zip(t.rt.nodes.all()) {
+                let nodes = t.rt.nodes.all();
+                for (done, node) in join_all(c.journaled).await.into_iter().zip(nodes) {
                     if let Some(Err(e)) = done {
                         tracing::error!(txn = %t.id, node = %node.name(), error = %e, "cannot journal a node's answer");
                     }
                 }
-                let (state, reason) = under(hold, self.compensate(t, &plans, &mut reports)).await;
+                let (state, reason) = under(c.hold, self.compensate(t, c.plans, reports)).await;
                 let no_rule = t.route.and_then(|r| r.compensation.as_ref()).is_none();
                 let reason = match (d, no_rule) {
                     (_, true) => Reason::NoCompensationRule,
                     (Decision::Unresolved, false) => {
-                        Reason::OutcomeUnknown(unknown_nodes(t.rt.nodes.all(), verdicts))
+                        Reason::OutcomeUnknown(unknown_nodes(nodes, &c.judgement.nodes))
                     }
                     _ => reason,
                 };
@@ -270,34 +305,6 @@ impl Coordinator {
                 };
                 (state, Some(reason), None)
             }
-        };
-        self.end(t, state, reason, reports, resp, guard).await
-    }
-
-    /// Metrics, and the alert of a failed transaction.
-    fn count(&self, o: &Outcome) {
-        let m = &self.metrics;
-        m.txn_finished(o.state, o.elapsed.as_secs_f64());
-        for n in &o.nodes {
-            m.node_request(&n.node, n.outcome);
-            for _ in 1..n.attempts {
-                m.retry(&n.node);
-            }
-            if let Some(c) = &n.compensation {
-                m.compensation(&n.node, c.outcome == CompOutcome::Undone);
-            }
-        }
-        if let (TxnState::Failed, Some(alerter)) = (o.state, &self.alerter) {
-            alerter.send(AlertEvent {
-                kind: AlertKind::TransactionFailed,
-                txn: o.txn.clone(),
-                state: o.state,
-                key: o.key.clone(),
-                route: o.route.clone(),
-                reason: o.reason.as_ref().map(Reason::describe),
-                nodes: o.nodes.clone(),
-                at_ms: now_ms(),
-            });
         }
     }
 
@@ -359,86 +366,6 @@ impl Coordinator {
             out.2.push(journaled);
         }
         out
-    }
-
-    /// Ends a transaction whose intent the journal did not take: the key is fenced (fleet-wide,
-    /// with `[cluster]`), busy through another sidecar past `cluster.wait`, or the journal or
-    /// store is unavailable. No node was touched.
-    fn refused(&self, t: &Txn<'_>, e: JournalError) -> Outcome {
-        let nodes = not_sent(t.rt.nodes.all());
-        match e {
-            JournalError::Store(StoreError::Fenced { txn, .. }) => {
-                self.untouched(t, TxnState::Rejected, Reason::Fenced(txn), nodes)
-            }
-            JournalError::Store(e @ StoreError::Busy { .. }) => {
-                tracing::warn!(txn = %t.id, key = %t.key, error = %e, "key busy through another sidecar: write refused before touching any node");
-                finish(
-                    t,
-                    TxnState::ToBeRetried,
-                    Some(Reason::KeyBusy(e.to_string())),
-                    nodes,
-                    None,
-                )
-            }
-            e => {
-                tracing::error!(txn = %t.id, error = %e, "journal unavailable: write refused before touching any node");
-                let reason = Reason::JournalUnavailable(e.to_string());
-                finish(t, TxnState::ToBeRetried, Some(reason), nodes, None)
-            }
-        }
-    }
-
-    /// Ends a transaction that touched no node: journaled for inspection, without waiting.
-    fn untouched(
-        &self,
-        t: &Txn<'_>,
-        state: TxnState,
-        reason: Reason,
-        nodes: Vec<NodeReport>,
-    ) -> Outcome {
-        if let Some(j) = &self.journal {
-            j.note(
-                begin_record(t, Vec::new(), Vec::new()),
-                state,
-                Some(reason.clone()),
-                nodes.clone(),
-            );
-        }
-        finish(t, state, Some(reason), nodes, None)
-    }
-
-    /// Makes the end state durable before the client hears of it.
-    ///
-    /// The key is released as soon as the end record is enqueued: the next write to it journals
-    /// its intent after this end in the log, and touches no node before that intent is durable,
-    /// so it cannot overtake this one; the two records share one sync instead of two in a row.
-    async fn end(
-        &self,
-        t: &Txn<'_>,
-        mut state: TxnState,
-        mut reason: Option<Reason>,
-        reports: Vec<NodeReport>,
-        mut resp: Option<NodeResponse>,
-        key: KeyGuard,
-    ) -> Outcome {
-        let durable = self
-            .journal
-            .as_ref()
-            .map(|j| j.end(&t.id, state, reason.clone(), reports.clone()));
-        drop(key);
-        if let Some(durable) = durable
-            && let Err(e) = durable.await
-        {
-            // Without a durable end the transaction is in doubt: the next start undoes it,
-            // so the client must not be told it succeeded.
-            tracing::error!(txn = %t.id, error = %e, "cannot journal the end of a transaction");
-            if state == TxnState::Succeeded {
-                state = TxnState::Failed;
-                reason = Some(Reason::JournalUnavailable(e.to_string()));
-                resp = None;
-            }
-        }
-        finish(t, state, reason, reports, resp)
     }
 }
 

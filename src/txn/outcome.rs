@@ -218,7 +218,9 @@ impl Outcome {
         self.nodes.iter().any(|n| n.outcome == Class::Rejected)
     }
 
-    /// One-line per-node summary for logs: `node-1=201 node-2=500x4 node-3=error`.
+    /// One-line per-node summary for logs, each node's last status (or `error`, or `-` when
+    /// never sent) and its attempts, and the undo if one ran:
+    /// `node-1=201x1(undone) node-2=500x4 node-3=errorx3`.
     pub fn summary(&self) -> String {
         let mut s = String::new();
         for n in &self.nodes {
