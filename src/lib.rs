@@ -3,52 +3,52 @@
 //!
 //! # The map
 //!
-//! The path of one client request through the modules:
+//! Dependencies go one way, from the command line down to the transaction types
+//! (`tests/layers.rs` fails on an import that points back up):
 //!
-//! 1. [`proxy::server`] accepts the connection (HTTP/1.1 or HTTP/2 prior knowledge), enforcing
-//!    the header size and connection limits, on [`wire::serve()`], the accept-serve-drain loop
-//!    every listener shares; [`wire::conn`] closes a connection that sends no request head
-//!    within the header timeout, or sits idle, whatever its protocol.
-//! 2. [`proxy::Proxy::handle`] loads the [`runtime`] snapshot (the config generation in effect)
-//!    and sorts the request:
-//!    - a **read** goes to one healthy node picked by [`upstream::NodeSet::pick`], streamed back;
-//!      every node request, read or write, goes out on a connection from that node's
-//!      [`upstream::pool`];
-//!    - a **write** is buffered and handed to [`saga::Coordinator::execute`] on its own task.
-//! 3. The saga ([`saga`]) matches a route ([`config::validate::Route`]), resolves the resource
-//!    key, waits for earlier writes to that key ([`saga::locks`]), checks the [`journal`]'s fences,
-//!    journals its intent, sends the write to every node with retries ([`saga::attempt`]),
-//!    reads the resource back where an answer is ambiguous ([`saga::readback`]), judges
-//!    ([`saga::evidence`]), and undoes partial writes ([`saga::undo`]); the end state is journaled
-//!    before the answer ([`answer`] turns it into a status and a [`wire::problem`] document).
-//!    With `[cluster]` the journal's records go to a PostgreSQL store shared by the fleet
-//!    ([`journal::shared`]): the intent takes the key's lease for every sidecar at once, and each
-//!    node request waits for the lease to outlive it.
-//! 4. At start, [`saga::redrive::recover`] decides in-doubt transactions (with `[cluster]`,
-//!    [`saga::takeover`] does, for the transactions of expired leases); in the background,
-//!    [`saga::redrive`] re-drives failed ones and checks rollbacks — all with
-//!    [`saga::recover::resolve`], the same judgement as the live path; [`upstream::health`]
-//!    probes nodes; [`runtime::reload`] swaps in edited configs; [`verify::task`] (when
-//!    `[verify] interval` is set) reads recently written keys on every node and reports keys on
-//!    which they differ — the same check `dtc verify` runs ([`verify`]).
+//! - [`cli`] parses the command line and starts a subcommand on [`process`]'s tokio runtime;
+//!   [`exit`] is every command's exit-code table.
+//! - [`app`] wires a running dtc ([`app::App::builder`], then [`app::App::serve`]): the journal,
+//!   recovery and the background tasks, the client listener and the admin listener. `dtc run`
+//!   and [`demo`] both go through [`app::run`].
+//! - [`admin`] serves health, readiness, `/metrics`, the transactions API and the status page;
+//!   [`ops`] (`dtc status`, `dtc txn`) is its client; [`verify`] is anti-entropy (`dtc verify`,
+//!   `POST /verify`, the background check).
+//! - [`proxy`] is the client listener: a **read** goes to one healthy node picked by
+//!   [`upstream::NodeSet::pick`], streamed back; a **write** is buffered and handed to
+//!   [`saga::Coordinator::execute`]. [`answer`] turns a write's outcome into the client's status
+//!   and problem document.
+//! - [`saga`] runs one write: route ([`config::validate::Route`]) and key, the key's turn
+//!   ([`saga::locks`]), fences, the journaled intent, the write to every node with retries
+//!   ([`saga::attempt`], on [`retry`]), read-backs where answers are ambiguous
+//!   ([`saga::readback`]), the judgement ([`txn::evidence`]), undos ([`saga::undo`]), the end.
+//!   The same saga runs again at start ([`saga::redrive::recover`]), in the background
+//!   ([`saga::redrive`]: failed transactions, the late-write check of rollbacks) and, with
+//!   `[cluster]`, for a lost sidecar's transactions ([`saga::takeover`]) — all deciding with
+//!   [`saga::recover::resolve`], the live path's judgement. [`saga::txns`] is the admin's view of
+//!   the journal, with retry and resolve.
+//! - Below the saga: [`journal`] only stores (the local log, or with `[cluster]` the PostgreSQL
+//!   store shared by the fleet, [`journal::shared`], whose leases fence every node request);
+//!   [`upstream`] holds the nodes (a connection pool each, health, probes); [`runtime`] the
+//!   config generation in effect and the reload loop ([`runtime::reload`]); [`telemetry`] the
+//!   metrics and alerts that the saga, reload and the admin record.
+//! - At the bottom: [`config`] (the file, validated into settings; the watcher), [`retry`] (the
+//!   backoff policy and the one retry loop), [`wire`] (the HTTP toolkit of every listener: the
+//!   answer body, problem+json, connection timeouts, the accept-serve-drain loop), [`headers`],
+//!   and [`txn`], the transaction vocabulary (states, reasons, node reports, undo plans,
+//!   evidence), which imports nothing else of dtc.
 //!
-//! Every listener — the proxy, the admin API, the webhook, the reference node — is built on
-//! [`wire`], the HTTP toolkit below them all (answer body, problem+json, connection timeouts,
-//! the serve loop); it imports nothing of dtc.
+//! Beside the data path: [`k8s`] (`dtc inject`, the admission webhook; behind the `k8s` cargo
+//! feature, on by default), [`node`] (the reference node the demo and the tests run), [`logging`]
+//! (stderr through a batching writer thread). Neither `k8s` nor `node` imports the data path.
 //!
 //! # The invariant
 //!
 //! **An undo never destroys what was there before.** dtc never runs an undo on a node unless it
 //! knows the write changed that node; "may have applied" is not knowledge: when the journal
 //! cannot tell, dtc reads the nodes before it acts, and when they cannot tell either, the
-//! transaction ends `failed` (fenced, listed, alerted) rather than guessing. See [`saga`].
-//!
-//! Around it: [`admin`] (health, readiness, metrics, transactions API, the status page, alerts), [`k8s`]
-//! (`dtc inject`, the admission webhook; behind the `k8s` cargo feature, on by default: without
-//! it dtc builds without the Kubernetes and TLS crates), [`node`] (the reference node the demo
-//! and tests run), [`app`] (wiring), [`cli`] (the command line), [`exit`] (every command's exit
-//! codes), [`ops`] (`dtc status` and `dtc txn`, clients of the admin API), [`logging`] (stderr
-//! through a batching writer thread), [`demo`].
+//! transaction ends `failed` (fenced, listed, alerted) rather than guessing. See [`saga`] and
+//! [`txn::evidence`].
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -1,6 +1,6 @@
 //! The journal's side of cluster mode: records go to the shared store under the key's lease
 //! instead of the local log, and the entries in memory are this sidecar's transactions in flight
-//! plus the fleet's view, refreshed by [`super::takeover`].
+//! plus the fleet's view, refreshed by [`crate::saga::takeover`].
 //!
 //! Every record after the intent is written as the whole folded entry, epoch-checked; the end
 //! (and a re-drive's, check's or resolution's record) releases the lease in the same statement.

@@ -1,16 +1,15 @@
-//! The durable transaction journal.
+//! The durable transaction journal. It only stores: recovery, re-drive, takeover and the admin
+//! API's view of it are sagas run again and live in [`crate::saga`].
 //!
 //! - [`log`]: the storage engine, an append-only, checksummed record log that knows
 //!   nothing about transactions (records are opaque bytes).
 //! - [`record`]: what a transaction writes (intent, node answers, end) and the entry it folds into.
 //! - [`store`]: [`Journal`]: appends records, keeps entries, fences resources, compacts;
 //!   [`query`]: reading its entries.
-//! - [`redrive`]: recovery at startup, background re-drive, late-write checks.
-//! - [`view`]: the journal as the admin API's `TxnStore` (list, inspect, retry, resolve).
 //! - [`lock`]: [`DirLock`], one process per journal directory.
 //! - [`shared`]: with `[cluster]`, the PostgreSQL store the records go to instead of the log,
-//!   with per-key leases; [`cluster`]: the journal's side of it (leases held, the fleet's view);
-//!   [`takeover`]: expired leases' transactions claimed and recovered.
+//!   with per-key leases; [`cluster`]: the journal's side of it (leases held, the fleet's view,
+//!   expired leases claimed for [`crate::saga::takeover`]).
 //! - [`error`]: [`JournalError`], shared by every layer of the journal.
 
 pub mod cluster;

@@ -7,7 +7,8 @@
 //! applied" — a 5xx, a cut connection, no answer recorded — is not knowledge: where the journal
 //! cannot tell, dtc reads the nodes before it acts, and where the nodes cannot tell either it
 //! undoes nothing there and ends the write `failed` (fenced, listed, alerted). One decision
-//! ([`evidence::judge`]) over one evidence type ([`evidence::NodeEvidence`]) serves the live
+//! ([`crate::txn::evidence::judge`]) over one evidence type
+//! ([`crate::txn::evidence::NodeEvidence`]) serves the live
 //! path ([`live`], [`decide`](mod@decide)), startup recovery, the re-drive and the late-write check
 //! ([`recover`]).
 //!
@@ -17,7 +18,7 @@
 //! 3. read each node's pre-image when the route takes snapshots;
 //! 4. send the write to every node at once; retry transient failures per node ([`attempt`]);
 //! 5. read the resource back ([`readback`]) on nodes whose answer leaves their state open;
-//! 6. judge ([`evidence`]) and decide ([`decide`](mod@decide)): every node in the target state → `succeeded`;
+//! 6. judge ([`crate::txn::evidence`]) and decide ([`decide`](mod@decide)): every node in the target state → `succeeded`;
 //!    nothing applied → `rejected` or `to_be_retried`; partial → undo where the evidence shows
 //!    the write landed ([`undo`]) → `rolled_back`, or `failed` when an undo does not converge or
 //!    a node cannot be judged.

@@ -194,7 +194,7 @@ pub struct NodeResponse {
     pub body: Bytes,
 }
 
-/// The result of [`super::Coordinator::execute`].
+/// The result of [`crate::saga::Coordinator::execute`].
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub txn: String,
