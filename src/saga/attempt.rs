@@ -2,6 +2,7 @@
 //! snapshots.
 
 use crate::retry::{Attempt, Backoff, retry};
+use crate::runtime::Runtime;
 use crate::txn::outcome::{Class, NodeResponse, classify};
 use crate::upstream::{Node, SendError};
 use bytes::Bytes;
@@ -50,6 +51,17 @@ impl CallResult {
 pub struct CallLimits {
     pub attempt_timeout: Duration,
     pub max_body: usize,
+}
+
+impl CallLimits {
+    /// The limits of every node call in config generation `rt`: `timeouts.attempt` and
+    /// `limits.max_body`.
+    pub fn of(rt: &Runtime) -> CallLimits {
+        CallLimits {
+            attempt_timeout: rt.settings.config.timeouts.attempt,
+            max_body: rt.settings.config.limits.max_body,
+        }
+    }
 }
 
 /// Sends `call`, retrying transient failures with backoff until an answer that is not transient,

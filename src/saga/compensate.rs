@@ -2,8 +2,8 @@
 //! them when a write is partial.
 
 use super::Coordinator;
-use super::attempt::{Call, call_with_retries};
-use super::run::{Txn, limits};
+use super::attempt::{Call, CallLimits, call_with_retries};
+use super::run::Txn;
 use super::undo::{self, PlanError, Snapshot, UndoInputs};
 use crate::config::template::{Context, Escape, RenderError};
 use crate::headers;
@@ -64,7 +64,7 @@ impl Coordinator {
             None => t.req.path().to_string(),
         };
         let policy = Backoff::from(&t.rt.settings.config.retry);
-        let limits = limits(t.rt);
+        let limits = CallLimits::of(t.rt);
         let mut headers = t.node_headers.clone();
         headers.remove(http::header::CONTENT_TYPE);
         headers.remove(http::header::CONTENT_LENGTH);
@@ -293,7 +293,12 @@ pub(crate) async fn run_undo(
         body: plan.body.clone(),
         already: &plan.already,
     };
-    let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits(rt)).await;
+    let r = call_with_retries(
+        &call,
+        &Backoff::from(&rt.settings.config.retry),
+        CallLimits::of(rt),
+    )
+    .await;
     let outcome = match r.class {
         Class::Applied | Class::Already => CompOutcome::Undone,
         _ => CompOutcome::Failed,

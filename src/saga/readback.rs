@@ -43,10 +43,7 @@ pub async fn read_state(
         body: Default::default(),
         already: &[],
     };
-    let limits = CallLimits {
-        attempt_timeout: rt.settings.config.timeouts.attempt,
-        max_body: rt.settings.config.limits.max_body,
-    };
+    let limits = CallLimits::of(rt);
     let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits).await;
     match (r.status(), r.error()) {
         (Some(status), _) => match plan.state_of(status) {

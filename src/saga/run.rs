@@ -329,7 +329,7 @@ impl Coordinator {
         pre: &[Option<UndoPlan>],
     ) -> WriteAll {
         let policy = Backoff::from(&t.rt.settings.config.retry);
-        let limits = limits(t.rt);
+        let limits = CallLimits::of(t.rt);
         let already = t.route.map(|r| r.already.as_slice()).unwrap_or(&[]);
         let per_node = t.rt.nodes.all().iter().enumerate().map(|(i, node)| {
             let policy = &policy;
@@ -366,12 +366,5 @@ impl Coordinator {
             out.2.push(journaled);
         }
         out
-    }
-}
-
-pub(super) fn limits(rt: &Runtime) -> CallLimits {
-    CallLimits {
-        attempt_timeout: rt.settings.config.timeouts.attempt,
-        max_body: rt.settings.config.limits.max_body,
     }
 }

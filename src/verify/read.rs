@@ -241,10 +241,7 @@ pub async fn read(rt: &Runtime, node: &Arc<Node>, plan: &ReadPlan) -> Held {
         body: Bytes::new(),
         already: &[404, 410],
     };
-    let limits = CallLimits {
-        attempt_timeout: rt.settings.config.timeouts.attempt,
-        max_body: rt.settings.config.limits.max_body,
-    };
+    let limits = CallLimits::of(rt);
     let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits).await;
     match r.answer {
         Ok(resp) if resp.status.is_success() => Held::Present {

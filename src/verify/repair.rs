@@ -191,10 +191,7 @@ pub async fn run(
     };
     journal.begin(begin).await.map_err(|e| e.to_string())?;
     let policy = Backoff::from(&rt.settings.config.retry);
-    let limits = CallLimits {
-        attempt_timeout: rt.settings.config.timeouts.attempt,
-        max_body: rt.settings.config.limits.max_body,
-    };
+    let limits = CallLimits::of(rt);
     let sends = writes.iter().map(|(node, w)| {
         let (txn, policy) = (&txn, &policy);
         async move {
