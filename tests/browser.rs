@@ -31,8 +31,8 @@ async fn api(admin: &str, path: &str) -> Value {
         &[("authorization", &auth)],
     )
     .await;
-    assert_eq!(a.0, 200, "GET {path}: {:?}", a.2);
-    json(&a.2)
+    assert_eq!(a.status(), 200, "GET {path}: {:?}", a.body());
+    a.json()
 }
 
 /// Polls `check` (async) until it holds, within twice the usual deadline.
@@ -75,8 +75,8 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
     nodes[2].fail_next(1_000_000);
     let body = json!({"groupId": HOSTILE}).to_string();
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&body), &[]).await;
-    assert_eq!(header(&a, "x-dtc-state"), "failed");
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    assert_eq!(a.state(), "failed");
+    let txn = a.txn().to_string();
     // And b stops: the page shows it down.
     nodes[1].set_down(true).await;
     wait_until("dtc sees b down", || !dtc.node_up(1)).await;

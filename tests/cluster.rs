@@ -86,7 +86,7 @@ async fn three_sidecars_racing_on_shared_keys_leave_every_node_alike_after_every
                     groups(&nodes),
                     answers
                         .iter()
-                        .map(|a| header(a, "x-dtc-state").to_string())
+                        .map(|a| a.state().to_string())
                         .collect::<Vec<_>>()
                 );
             }
@@ -147,7 +147,7 @@ async fn a_sidecar_killed_mid_write_has_its_transaction_taken_over_and_undone() 
         &[],
     )
     .await;
-    assert_eq!(header(&a, "x-dtc-state"), "succeeded");
+    assert_eq!(a.state(), "succeeded");
     assert!(alike(&nodes));
 }
 
@@ -224,7 +224,7 @@ async fn killed_for_good(seed: u64) {
     // complete answers the nodes' "already" 400), or refused while its rollback is checked;
     // nothing is left for a person. Within the write's deadline, or they would say
     // `to_be_retried`.
-    let states: Vec<&str> = answers.iter().map(|x| header(x, "x-dtc-state")).collect();
+    let states: Vec<&str> = answers.iter().map(|x| x.state()).collect();
     assert!(
         states.iter().all(|s| ["succeeded", "rejected"].contains(s)),
         "seed {seed}: {states:?}"
@@ -277,7 +277,7 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
     let mut write = async |i: usize| {
         let id = format!("w{i}");
         let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group(&id)), &[]).await;
-        if a.0.is_success() {
+        if a.status().is_success() {
             ok.push(id)
         } else {
             refused.push((id, a))
@@ -298,13 +298,13 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
         "writes refused while the store is down touch no node"
     );
     let read = send(Method::GET, &dtc.at("/v1/group/seen/"), None, &[]).await;
-    assert_eq!(read.0, StatusCode::OK, "reads keep working");
+    assert_eq!(read.status(), StatusCode::OK, "reads keep working");
     let ready = send(Method::GET, &format!("{admin}/readyz"), None, &[]).await;
-    assert_eq!(ready.0, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
-        String::from_utf8_lossy(&ready.2).contains("shared store"),
+        String::from_utf8_lossy(&ready.body()).contains("shared store"),
         "{:?}",
-        ready.2
+        ready.body()
     );
     server.restart();
     for i in 30..40 {
@@ -330,10 +330,10 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
         assert!(
             !held.contains(id),
             "{id} was refused ({}), so it is on no node",
-            a.0
+            a.status()
         );
-        assert_eq!(a.0, StatusCode::SERVICE_UNAVAILABLE, "{id}");
-        assert_eq!(header(a, "x-dtc-state"), "to_be_retried", "{id}");
+        assert_eq!(a.status(), StatusCode::SERVICE_UNAVAILABLE, "{id}");
+        assert_eq!(a.state(), "to_be_retried", "{id}");
     }
     assert!(
         ok.len() >= 30,
@@ -357,8 +357,8 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
     nodes[0].set_down(true).await;
     nodes[2].set_down(true).await;
     let answer = client.await.unwrap().unwrap();
-    assert_eq!(header(&answer, "x-dtc-state"), "failed");
-    let txn = header(&answer, "x-dtc-transaction-id").to_string();
+    assert_eq!(answer.state(), "failed");
+    let txn = answer.txn().to_string();
     let txns = b.app.admin.txns.clone();
     wait_until("sidecar b lists a's failed transaction", || {
         txns.list(Some(TxnState::Failed), 10)
@@ -367,7 +367,11 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
     })
     .await;
     let fenced = send(Method::POST, &b.at("/v1/group/"), Some(&group("f1")), &[]).await;
-    assert_eq!(fenced.0, StatusCode::CONFLICT, "the fence holds fleet-wide");
+    assert_eq!(
+        fenced.status(),
+        StatusCode::CONFLICT,
+        "the fence holds fleet-wide"
+    );
     let resolved = txns
         .resolve(&txn, "checked by hand".into())
         .await
@@ -381,12 +385,12 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
     .await;
     let after = send(Method::DELETE, &a.at("/v1/group/"), Some(&group("f1")), &[]).await;
     assert!(
-        after.0.is_success(),
+        after.status().is_success(),
         "unfenced for every sidecar: {after:?}"
     );
     let admin = a.serve_admin().await;
     let config = send(Method::GET, &format!("{admin}/config"), None, &[]).await;
-    let text = String::from_utf8_lossy(&config.2);
+    let text = config.text();
     assert!(text.contains("postgres:***@127.0.0.1"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
 }
@@ -441,7 +445,7 @@ async fn the_store_keeps_only_journal_keep_finished_finished_transactions() {
             &[],
         )
         .await;
-        assert!(a.0.is_success());
+        assert!(a.status().is_success());
     }
     let finished = "SELECT count(*) FROM dtc_txns WHERE NOT open";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -471,7 +475,7 @@ async fn dtc_verify_reads_the_fleets_keys_from_the_store_and_repairs_under_the_l
         &[],
     )
     .await;
-    assert!(a.0.is_success());
+    assert!(a.status().is_success());
     let deleted = send(
         Method::DELETE,
         &format!("{}/v1/group/", nodes[2].url()),
@@ -479,7 +483,11 @@ async fn dtc_verify_reads_the_fleets_keys_from_the_store_and_repairs_under_the_l
         &[],
     )
     .await;
-    assert_eq!(deleted.0, StatusCode::OK, "planted behind dtc's back");
+    assert_eq!(
+        deleted.status(),
+        StatusCode::OK,
+        "planted behind dtc's back"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dtc.toml");
     let mut own = cfg;

@@ -26,8 +26,8 @@ async fn a_duplicate_create_answered_500_everywhere_is_not_undone_and_the_answer
     let nodes = json_server_like_nodes_holding_g1().await;
     let dtc = start_proxy(test_config(&nodes)).await;
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (409, "rejected"));
-    let p = json(&a.2);
+    assert_eq!((a.status().as_u16(), a.state()), (409, "rejected"));
+    let p = a.json();
     assert_eq!(p["retryable"], false, "{p}");
     let detail = p["detail"].as_str().unwrap();
     assert!(
@@ -55,7 +55,7 @@ async fn a_duplicate_create_answered_500_everywhere_is_not_undone_and_the_answer
     // back, a new group goes through as usual.
     wait_until("the nodes are up again", || (0..3).all(|i| dtc.node_up(i))).await;
     let b = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
-    assert_eq!(b.0, 201);
+    assert_eq!(b.status(), 201);
     assert!(nodes.iter().all(|n| n.groups().contains("g2")));
 }
 
@@ -67,14 +67,14 @@ async fn without_a_read_back_a_duplicate_answered_500_is_failed_never_guessed() 
     let dtc = start_proxy(cfg).await;
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
     // Nothing tells whether the 500s changed anything: nothing is undone, the key is fenced.
-    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (502, "failed"));
-    let detail = json(&a.2)["detail"].as_str().unwrap().to_string();
+    assert_eq!((a.status().as_u16(), a.state()), (502, "failed"));
+    let detail = a.json()["detail"].as_str().unwrap().to_string();
     assert!(detail.contains("nothing was undone there"), "{detail}");
     for n in &nodes {
         assert!(n.groups().contains("g1"));
         assert!(writes(n, Method::DELETE).is_empty());
     }
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    let txn = a.txn().to_string();
     let e = dtc.app.journal().unwrap().get(&txn).unwrap();
     assert!(matches!(e.reason, Some(Reason::OutcomeUnknown(_))), "{e:?}");
     assert!(dtc.app.journal().unwrap().fence_of("group/g1").is_some());
@@ -185,7 +185,11 @@ async fn an_in_doubt_write_recovery_cannot_judge_is_left_alone_until_the_re_driv
         &[],
     )
     .await;
-    assert_eq!(fenced.0, 409, "the key is fenced while it is undecided");
+    assert_eq!(
+        fenced.status(),
+        409,
+        "the key is fenced while it is undecided"
+    );
     // c comes back: the re-drive reads it (absent: the prior state), so a and b are undone.
     nodes[2].set_down(false).await;
     wait_until("the re-drive undid the create on a and b", || {

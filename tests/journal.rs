@@ -28,8 +28,8 @@ async fn failed_create(nodes: &[dtc::node::RefNode], dtc: &Dtc, id: &str) -> Str
     nodes[0].set_down(true).await;
     nodes[2].set_down(true).await;
     let a = client.await.unwrap().expect("an answer");
-    assert_eq!(header(&a, "x-dtc-state"), "failed");
-    header(&a, "x-dtc-transaction-id").to_string()
+    assert_eq!(a.state(), "failed");
+    a.txn().to_string()
 }
 
 /// Brings a and c back and waits for the background re-drive to roll `txn` back.
@@ -96,7 +96,7 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
     assert_eq!(journal.get(&txn).unwrap().state, TxnState::Failed);
     let txn_url = format!("{}/transactions/{txn}", dtc.serve_admin().await);
     let shown = send(Method::GET, &txn_url, None, &[]).await;
-    assert_eq!(json(&shown.2)["state"], "failed", "the admin API lists it");
+    assert_eq!(shown.json()["state"], "failed", "the admin API lists it");
     let listed = send(
         Method::GET,
         &txn_url.replace(&format!("/{txn}"), "?state=failed"),
@@ -104,7 +104,7 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
         &[],
     )
     .await;
-    assert_eq!(json(&listed.2)["transactions"][0]["txn"], txn.as_str());
+    assert_eq!(listed.json()["transactions"][0]["txn"], txn.as_str());
     // While it is unresolved, the resource is fenced.
     let fenced = send(
         Method::DELETE,
@@ -113,15 +113,15 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
         &[],
     )
     .await;
-    assert_eq!(fenced.0, 409);
-    assert_eq!(json(&fenced.2)["blocking_transaction"], txn.as_str());
+    assert_eq!(fenced.status(), 409);
+    assert_eq!(fenced.json()["blocking_transaction"], txn.as_str());
     // The nodes come back; no client does anything; the re-drive converges.
     nodes_back_and_rolled_back(&nodes, &dtc, &txn).await;
     assert!(nodes.iter().all(|n| !n.groups().contains("g1")));
     assert!(journal.get(&txn).unwrap().redrives >= 1);
     let shown = send(Method::GET, &txn_url, None, &[]).await;
     assert_eq!(
-        json(&shown.2)["state"],
+        shown.json()["state"],
         "rolled_back",
         "the admin API shows the change"
     );
@@ -131,7 +131,7 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
     })
     .await;
     let after = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(after.0, 201, "unfenced once converged");
+    assert_eq!(after.status(), 201, "unfenced once converged");
 }
 
 #[tokio::test]
@@ -145,15 +145,15 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
     nodes[2].hold_next(1);
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
     // c never answered: its outcome is unknown; the read-back found it in the prior state (404).
-    assert_eq!(header(&a, "x-dtc-state"), "rolled_back");
-    assert_eq!(json(&a.2)["nodes"][2]["maybe_applied"], true);
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    assert_eq!(a.state(), "rolled_back");
+    assert_eq!(a.json()["nodes"][2]["maybe_applied"], true);
+    let txn = a.txn().to_string();
     let journal = dtc.app.journal().unwrap().clone();
     // The held write lands late on c, after the rollback (as a node that processed it slowly would).
     nodes[2].insert_group("g1");
     // Until the check, the resource is fenced: writes to it wait for the check.
     let fenced = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(fenced.0, 409);
+    assert_eq!(fenced.status(), 409);
     wait_until("the check undid the late write", || {
         !nodes[2].groups().contains("g1")
     })
@@ -168,7 +168,7 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
         .any(|r| r.method == Method::GET && r.path == "/v1/group/g1/");
     assert!(read_back, "the check read the group back on c");
     let again = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(again.0, 201, "unfenced once verified");
+    assert_eq!(again.status(), 201, "unfenced once verified");
 }
 
 #[tokio::test]
@@ -183,7 +183,7 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
                 assert_eq!(
                     send(Method::POST, &dtc.at("/v1/group/"), Some(&group(g)), &[])
                         .await
-                        .0,
+                        .status(),
                     201
                 );
             }
@@ -220,7 +220,7 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
         assert_eq!(
             send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
                 .await
-                .0,
+                .status(),
             200
         );
     }
@@ -256,10 +256,7 @@ async fn sigterm_lets_in_flight_writes_finish_and_exits_0() {
     );
     for c in clients {
         let a = c.await.unwrap();
-        assert_eq!(
-            (a.0.as_u16(), header(&a, "x-dtc-state")),
-            (201, "succeeded")
-        );
+        assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
     }
     let status = p.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
@@ -362,14 +359,14 @@ async fn node_records_are_written_only_when_they_tell_recovery_something_new() {
     // Every node applies at once: the intent's undo is all recovery would need; the end record
     // carries the answers.
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 201);
-    let clean = header(&a, "x-dtc-transaction-id").to_string();
+    assert_eq!(a.status(), 201);
+    let clean = a.txn().to_string();
 
     // Node c fails once and succeeds on the retry: its answer is journaled, the others are not.
     nodes[2].fail_next(1);
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
-    assert_eq!(a.0, 201);
-    let retried = header(&a, "x-dtc-transaction-id").to_string();
+    assert_eq!(a.status(), 201);
+    let retried = a.txn().to_string();
 
     dtc.app.journal().expect("journal").flush().await.unwrap();
     let journal_dir = dir.path().join("journal");
@@ -391,7 +388,7 @@ async fn durability_off_writes_nothing_but_still_fences_and_re_drives() {
     })
     .await;
     let ok = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g0")), &[]).await;
-    assert_eq!(ok.0, 201);
+    assert_eq!(ok.status(), 201);
     let txn = failed_create(&nodes, &dtc, "g1").await;
     let fenced = send(
         Method::DELETE,
@@ -400,7 +397,7 @@ async fn durability_off_writes_nothing_but_still_fences_and_re_drives() {
         &[],
     )
     .await;
-    assert_eq!(fenced.0, 409, "the fence is kept in memory");
+    assert_eq!(fenced.status(), 409, "the fence is kept in memory");
     nodes_back_and_rolled_back(&nodes, &dtc, &txn).await;
     let journal = dtc.app.journal().unwrap().clone();
     assert!(nodes.iter().all(|n| !n.groups().contains("g1")));

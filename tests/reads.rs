@@ -24,9 +24,9 @@ async fn a_read_goes_to_exactly_one_node() {
     }
     for _ in 0..30 {
         let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
-        assert_eq!(r.0, 200);
+        assert_eq!(r.status(), 200);
         assert!(
-            r.1.get("x-dtc-state").is_none(),
+            r.headers().get("x-dtc-state").is_none(),
             "reads are not transactions"
         );
     }
@@ -37,8 +37,8 @@ async fn a_read_goes_to_exactly_one_node() {
         "load spread over all nodes: {per_node:?}"
     );
     let head = send(Method::HEAD, &dtc.at("/v1/group/g1/"), None, &[]).await;
-    assert_eq!(head.0, 200);
-    assert!(head.2.is_empty());
+    assert_eq!(head.status(), 200);
+    assert!(head.body().is_empty());
 }
 
 #[tokio::test]
@@ -50,7 +50,7 @@ async fn a_read_fails_over_when_a_node_refuses_connections() {
     nodes[0].set_down(true).await;
     for _ in 0..20 {
         let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
-        assert_eq!(r.0, 200, "every read is answered by a live node");
+        assert_eq!(r.status(), 200, "every read is answered by a live node");
     }
 }
 
@@ -71,7 +71,7 @@ async fn a_configured_status_moves_the_read_to_another_node() {
     let dtc = start_proxy(cfg).await;
     for _ in 0..10 {
         let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
-        assert_eq!(r.0, 200);
+        assert_eq!(r.status(), 200);
     }
     assert!(hits.load(Ordering::SeqCst) > 0, "the stub was tried");
 }
@@ -94,9 +94,9 @@ async fn the_last_answer_is_passed_when_every_node_says_retry() {
     cfg.health.path = String::new();
     let dtc = start_proxy(cfg).await;
     let r = send(Method::GET, &dtc.at("/anything"), None, &[]).await;
-    assert_eq!(r.0, 503);
+    assert_eq!(r.status(), 503);
     assert_eq!(
-        json(&r.2),
+        r.json(),
         serde_json::json!({"stub": true}),
         "a node's own answer, not dtc's"
     );
@@ -113,10 +113,10 @@ async fn no_healthy_node_is_a_503_problem() {
     })
     .await;
     let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
-    assert_eq!(r.0, 503);
-    assert_eq!(header(&r, "content-type"), "application/problem+json");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.header("content-type"), "application/problem+json");
     assert!(
-        json(&r.2)["detail"]
+        r.json()["detail"]
             .as_str()
             .unwrap()
             .contains("no node is healthy")
@@ -133,7 +133,7 @@ async fn pooled_connections_a_node_closed_are_not_a_failure() {
         assert_eq!(
             send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
                 .await
-                .0,
+                .status(),
             200
         );
     }
@@ -146,14 +146,10 @@ async fn pooled_connections_a_node_closed_are_not_a_failure() {
         assert_eq!(
             send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
                 .await
-                .0,
+                .status(),
             200
         );
     }
     let w = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
-    assert_eq!(
-        header(&w, "x-dtc-state"),
-        "succeeded",
-        "writes reconnect too"
-    );
+    assert_eq!(w.state(), "succeeded", "writes reconnect too");
 }

@@ -10,10 +10,10 @@ use support::*;
 async fn a_write_lands_on_every_node_with_the_nodes_answer() {
     let (nodes, dtc) = cluster().await;
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 201);
-    assert_eq!(json(&a.2), serde_json::json!({"groupId": "g1"}));
-    assert_eq!(header(&a, "x-dtc-state"), "succeeded");
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    assert_eq!(a.status(), 201);
+    assert_eq!(a.json(), serde_json::json!({"groupId": "g1"}));
+    assert_eq!(a.state(), "succeeded");
+    let txn = a.txn().to_string();
     assert_eq!(txn.len(), 20, "transaction id: {txn}");
     for n in &nodes {
         assert!(n.groups().contains("g1"), "node {} lacks g1", n.name());
@@ -24,7 +24,7 @@ async fn a_write_lands_on_every_node_with_the_nodes_answer() {
     }
     let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
     assert_eq!(
-        (r.0.as_u16(), json(&r.2)),
+        (r.status().as_u16(), r.json()),
         (200, serde_json::json!({"groupId": "g1"}))
     );
 }
@@ -39,7 +39,7 @@ async fn the_clients_idempotency_key_is_kept() {
         &[("idempotency-key", "client-key-7")],
     )
     .await;
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
     for n in &nodes {
         assert_eq!(
             writes(n, Method::POST)[0]
@@ -56,10 +56,7 @@ async fn a_500_once_is_retried_and_converges() {
     let (nodes, dtc) = cluster().await;
     nodes[1].fail_next(1);
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (201, "succeeded")
-    );
+    assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
     assert_eq!(nodes[1].write_count(), 2, "node b was retried once");
     assert!(nodes.iter().all(|n| n.groups().contains("g1")));
 }
@@ -70,10 +67,7 @@ async fn apply_then_fail_is_retried_and_the_retry_sees_already() {
     nodes[2].apply_then_fail_next(1);
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
     // Node c answered 500 (having applied), then 400 "exists": converged.
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (201, "succeeded")
-    );
+    assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
     assert_eq!(nodes[2].write_count(), 2);
     assert!(nodes.iter().all(|n| n.groups().contains("g1")));
     assert!(
@@ -88,7 +82,7 @@ async fn already_on_one_node_counts_as_converged_and_is_not_undone() {
     nodes[0].insert_group("g1");
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
     assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
+        (a.status().as_u16(), a.state()),
         (201, "succeeded"),
         "answer of a node that applied"
     );
@@ -103,8 +97,8 @@ async fn a_create_that_exists_everywhere_passes_the_400_through() {
         n.insert_group("g1");
     }
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 400, "what a single node would answer");
-    assert_eq!(header(&a, "x-dtc-state"), "succeeded");
+    assert_eq!(a.status(), 400, "what a single node would answer");
+    assert_eq!(a.state(), "succeeded");
 }
 
 #[tokio::test]
@@ -114,10 +108,10 @@ async fn all_nodes_rejecting_alike_passes_the_answer_through_unchanged() {
         n.reject_next(1, 422);
     }
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 422);
-    assert_eq!(header(&a, "x-dtc-state"), "rejected");
+    assert_eq!(a.status(), 422);
+    assert_eq!(a.state(), "rejected");
     assert_eq!(
-        header(&a, "content-type"),
+        a.header("content-type"),
         "application/json",
         "the node's own body"
     );
@@ -135,23 +129,23 @@ async fn a_known_down_node_fails_the_write_fast_touching_no_node() {
     nodes[2].set_down(true).await;
     wait_until("the proxy sees node c down", || !dtc.node_up(2)).await;
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 503);
-    assert_eq!(header(&a, "x-dtc-state"), "to_be_retried");
-    assert_eq!(header(&a, "content-type"), "application/problem+json");
-    assert_eq!(header(&a, "retry-after"), "1");
-    let p = json(&a.2);
+    assert_eq!(a.status(), 503);
+    assert_eq!(a.state(), "to_be_retried");
+    assert_eq!(a.header("content-type"), "application/problem+json");
+    assert_eq!(a.header("retry-after"), "1");
+    let p = a.json();
     assert_eq!(p["state"], "to_be_retried");
     assert_eq!(p["retryable"], true);
     assert!(
         p["detail"].as_str().unwrap().contains("node c is down"),
         "{p}"
     );
-    assert_eq!(p["transaction"], header(&a, "x-dtc-transaction-id"));
+    assert_eq!(p["transaction"], a.txn());
     assert!(
         nodes.iter().all(|n| n.write_count() == 0),
         "no node touched"
     );
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    let txn = a.txn().to_string();
     let journal = dtc.app.journal().unwrap().clone();
     wait_until("the refusal is journaled", || journal.get(&txn).is_some()).await;
     let entry = journal.get(&txn).unwrap();
@@ -162,7 +156,7 @@ async fn a_known_down_node_fails_the_write_fast_touching_no_node() {
     nodes[2].set_down(false).await;
     wait_until("the proxy sees node c up", || dtc.node_up(2)).await;
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
 }
 
 #[tokio::test]
@@ -178,10 +172,7 @@ async fn a_delete_with_a_json_body_reaches_every_node() {
         &[],
     )
     .await;
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (200, "succeeded")
-    );
+    assert_eq!((a.status().as_u16(), a.state()), (200, "succeeded"));
     for n in &nodes {
         let d = writes(n, Method::DELETE);
         assert_eq!(d.len(), 1);
@@ -196,7 +187,7 @@ async fn a_delete_with_a_json_body_reaches_every_node() {
     )
     .await;
     assert_eq!(
-        (again.0.as_u16(), header(&again, "x-dtc-state")),
+        (again.status().as_u16(), again.state()),
         (404, "succeeded"),
         "absent everywhere: converged"
     );
@@ -218,7 +209,7 @@ async fn headers_pass_through_except_hop_by_hop_and_host() {
         &hdrs,
     )
     .await;
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
     for n in &nodes {
         let w = &writes(n, Method::POST)[0];
         assert_eq!(w.path, "/v1/group/?trace=1", "query passes through");
@@ -241,14 +232,14 @@ async fn http2_prior_knowledge_clients_are_served() {
     )
     .await
     .unwrap();
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
     let r = send_with(
         &c,
         request(Method::GET, &dtc.at("/v1/group/g2/"), None, &[]),
     )
     .await
     .unwrap();
-    assert_eq!(r.0, 200);
+    assert_eq!(r.status(), 200);
     assert!(nodes.iter().all(|n| n.groups().contains("g2")));
 }
 

@@ -319,7 +319,7 @@ async fn a_proxy_with_localhost_node_urls_replicates() {
     }
     let dtc = start_proxy(cfg).await;
     let r = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(r.0, 201, "{:?}", r.2);
+    assert_eq!(r.status(), 201, "{:?}", r.body());
     for n in &nodes {
         assert!(n.groups().contains("g1"), "{} has g1", n.name());
     }

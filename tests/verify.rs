@@ -38,7 +38,9 @@ fn write_config(cfg: &Config, dir: &std::path::Path) -> std::path::PathBuf {
 async fn delete_behind_dtc(node: &dtc::node::RefNode, id: &str) {
     let url = format!("{}/v1/group/", node.url());
     assert_eq!(
-        send(Method::DELETE, &url, Some(&group(id)), &[]).await.0,
+        send(Method::DELETE, &url, Some(&group(id)), &[])
+            .await
+            .status(),
         200
     );
 }
@@ -50,7 +52,7 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
     let auth = [("authorization", "Bearer client-secret")];
     for g in ["g1", "g2"] {
         let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group(g)), &auth).await;
-        assert_eq!(a.0, 201);
+        assert_eq!(a.status(), 201);
     }
     let mut cfg = test_config(&nodes);
     cfg.listen.admin = admin.trim_start_matches("http://").to_string();
@@ -99,7 +101,7 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
     let listed = json(
         &send(Method::GET, &format!("{admin}/transactions"), None, &[])
             .await
-            .2,
+            .body(),
     );
     let repair = listed["transactions"]
         .as_array()
@@ -144,7 +146,7 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
             &[],
         )
         .await;
-        assert!(a.0.is_success(), "{a:?}");
+        assert!(a.status().is_success(), "{a:?}");
     }
     // g3: created and deleted through dtc, then planted on a; g4: created, then deleted
     // behind dtc's back on a and b (the majority contradicts the journal).
@@ -154,7 +156,7 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
         (Method::POST, "g4"),
     ] {
         let a = send(method, &dtc.at("/v1/group/"), Some(&group(g)), &[]).await;
-        assert!(a.0.is_success(), "{a:?}");
+        assert!(a.status().is_success(), "{a:?}");
     }
     nodes[0].insert_group("g3");
     delete_behind_dtc(&nodes[0], "g4").await;
@@ -169,7 +171,7 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
         assert!(
             send(Method::PUT, &url, Some(body), &[])
                 .await
-                .0
+                .status()
                 .is_success()
         );
     }
@@ -275,7 +277,7 @@ async fn standalone_verify_is_refused_beside_a_live_sidecar_and_repairs_once_it_
         &[],
     )
     .await;
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
     delete_behind_dtc(&nodes[2], "g1").await;
 
     let (code, _, err) = verify(&path, &["--repair"]).await;
@@ -317,7 +319,7 @@ async fn the_background_check_sets_the_gauge_and_alerts() {
     })
     .await;
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
     let gauge = |n: usize| {
         let text = dtc.app.admin.metrics.encode(&Default::default());
         text.lines().any(|l| l == format!("dtc_divergent_keys {n}"))

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod answer;
 pub mod model;
 pub mod pg;
 pub mod process;
@@ -15,15 +16,14 @@ pub mod webdriver;
 
 use bytes::Bytes;
 use dtc::node::{NodeOptions, RefNode};
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
-/// What a test sees of an answer: status, headers, whole body.
-pub type Answer = (StatusCode, HeaderMap, Bytes);
+pub use answer::Answer;
 
 /// How long [`wait_until`] waits before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -96,7 +96,7 @@ pub async fn send_with(
         .await
         .expect("read the response body")
         .to_bytes();
-    Ok((parts.status, parts.headers, body))
+    Ok(Answer::new(parts.status, parts.headers, body))
 }
 
 /// Sends one request and expects an answer (panics on connection errors).
@@ -295,11 +295,6 @@ pub async fn cluster_with(tweak: impl FnOnce(&mut Config)) -> (Vec<RefNode>, Dtc
 /// `{"groupId": "<id>"}`.
 pub fn group(id: &str) -> String {
     format!(r#"{{"groupId": "{id}"}}"#)
-}
-
-/// The value of a header as text.
-pub fn header<'a>(a: &'a Answer, name: &str) -> &'a str {
-    a.1.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 /// Write requests a node received with `method`.
