@@ -140,13 +140,7 @@ async fn a_sidecar_killed_mid_write_has_its_transaction_taken_over_and_undone() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The key is free again: a write through the survivor succeeds.
-    let a = send(
-        Method::POST,
-        &survivor.at("/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
+    let a = create_group(&survivor, "g1").await;
     assert_eq!(a.state(), "succeeded");
     assert!(alike(&nodes));
 }
@@ -276,7 +270,7 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
     let (mut ok, mut refused) = (Vec::new(), Vec::new());
     let mut write = async |i: usize| {
         let id = format!("w{i}");
-        let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group(&id)), &[]).await;
+        let a = create_group(&dtc, &id).await;
         if a.status().is_success() {
             ok.push(id)
         } else {
@@ -297,7 +291,7 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
         writes_before,
         "writes refused while the store is down touch no node"
     );
-    let read = send(Method::GET, &dtc.at("/v1/group/seen/"), None, &[]).await;
+    let read = read_group(&dtc, "seen").await;
     assert_eq!(read.status(), StatusCode::OK, "reads keep working");
     let ready = send(Method::GET, &format!("{admin}/readyz"), None, &[]).await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -366,7 +360,7 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
             .any(|t| t.txn == txn)
     })
     .await;
-    let fenced = send(Method::POST, &b.at("/v1/group/"), Some(&group("f1")), &[]).await;
+    let fenced = create_group(&b, "f1").await;
     assert_eq!(
         fenced.status(),
         StatusCode::CONFLICT,
@@ -383,7 +377,7 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
         a.node_up(0) && a.node_up(2)
     })
     .await;
-    let after = send(Method::DELETE, &a.at("/v1/group/"), Some(&group("f1")), &[]).await;
+    let after = delete_group(&a, "f1").await;
     assert!(
         after.status().is_success(),
         "unfenced for every sidecar: {after:?}"
@@ -438,13 +432,7 @@ async fn the_store_keeps_only_journal_keep_finished_finished_transactions() {
     cfg.journal.keep_finished = 5;
     let dtc = start_proxy(cfg).await;
     for i in 0..12 {
-        let a = send(
-            Method::POST,
-            &dtc.at("/v1/group/"),
-            Some(&group(&format!("p{i}"))),
-            &[],
-        )
-        .await;
+        let a = create_group(&dtc, &format!("p{i}")).await;
         assert!(a.status().is_success());
     }
     let finished = "SELECT count(*) FROM dtc_txns WHERE NOT open";
@@ -468,21 +456,9 @@ async fn dtc_verify_reads_the_fleets_keys_from_the_store_and_repairs_under_the_l
     let nodes = three_nodes().await;
     let cfg = cluster_config(&nodes, &url);
     let sidecar = start_proxy(cfg.clone()).await;
-    let a = send(
-        Method::POST,
-        &sidecar.at("/v1/group/"),
-        Some(&group("v1")),
-        &[],
-    )
-    .await;
+    let a = create_group(&sidecar, "v1").await;
     assert!(a.status().is_success());
-    let deleted = send(
-        Method::DELETE,
-        &format!("{}/v1/group/", nodes[2].url()),
-        Some(&group("v1")),
-        &[],
-    )
-    .await;
+    let deleted = delete_group(nodes.c(), "v1").await;
     assert_eq!(
         deleted.status(),
         StatusCode::OK,

@@ -13,7 +13,7 @@ async fn a_partial_write_is_rolled_back_where_it_applied() {
     // Not failing fast, so the write reaches nodes while c refuses connections.
     let (nodes, dtc) = cluster_with(|c| c.writes.fail_fast = false).await;
     nodes[2].set_down(true).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     assert_eq!(a.status(), 503);
     assert_eq!(a.state(), "rolled_back");
     assert_eq!(a.header("retry-after"), "1");
@@ -52,7 +52,7 @@ async fn a_node_answering_500_after_applying_is_read_back_and_the_write_complete
     let (nodes, dtc) = cluster().await;
     nodes[2].apply_then_fail_next(1);
     nodes[2].fail_next(3);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     // c applied the write but answered 500 four times: a 500 is no evidence either way, so dtc
     // reads the group back on c, finds it, and every node holds the write.
     assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
@@ -70,7 +70,7 @@ async fn a_node_answering_500_after_applying_is_read_back_and_the_write_complete
 async fn a_node_that_keeps_answering_500_is_read_back_and_left_alone() {
     let (nodes, dtc) = cluster().await;
     nodes[2].fail_next(100);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     // A 500 may follow an apply: the read-back shows c never got it; a and b are undone.
     assert_eq!((a.status().as_u16(), a.state()), (503, "rolled_back"));
     let p = a.json();
@@ -89,7 +89,7 @@ async fn a_node_that_keeps_answering_500_is_read_back_and_left_alone() {
 async fn a_node_answering_500_that_cannot_be_read_leaves_the_write_failed() {
     let (nodes, dtc) = cluster_with(|c| c.routes.iter_mut().for_each(|r| r.verify = None)).await;
     nodes[2].fail_next(100);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     // No read-back: c's prior state is the one a and b had (they applied it), so undoing c is
     // safe, but c keeps failing and its undo cannot be confirmed.
     assert_eq!((a.status().as_u16(), a.state()), (502, "failed"));
@@ -107,7 +107,7 @@ async fn a_node_answering_500_that_cannot_be_read_leaves_the_write_failed() {
 async fn a_rejection_on_one_node_rolls_back_with_409() {
     let (nodes, dtc) = cluster().await;
     nodes[1].reject_next(1, 422);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     assert_eq!((a.status().as_u16(), a.state()), (409, "rolled_back"));
     let p = a.json();
     assert_eq!(p["retryable"], false);
@@ -298,7 +298,7 @@ async fn a_write_that_changed_nothing_is_not_undone_where_a_500_made_it_ambiguou
     }
     nodes[0].fail_next(100);
     nodes[2].fail_next(1);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     // a's 500s are no evidence; reading g1 back on a finds it: every node holds the target state,
     // and b's "already" goes to the client.
     assert_eq!((a.status().as_u16(), a.state()), (400, "succeeded"));

@@ -25,7 +25,7 @@ async fn json_server_like_nodes_holding_g1() -> Vec<dtc::node::RefNode> {
 async fn a_duplicate_create_answered_500_everywhere_is_not_undone_and_the_answer_says_so() {
     let nodes = json_server_like_nodes_holding_g1().await;
     let dtc = start_proxy(test_config(&nodes)).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     assert_eq!((a.status().as_u16(), a.state()), (409, "rejected"));
     let p = a.json();
     assert_eq!(p["retryable"], false, "{p}");
@@ -54,7 +54,7 @@ async fn a_duplicate_create_answered_500_everywhere_is_not_undone_and_the_answer
     // The 500s count against the nodes' health (passive checks); once the probes bring them
     // back, a new group goes through as usual.
     wait_until("the nodes are up again", || (0..3).all(|i| dtc.node_up(i))).await;
-    let b = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
+    let b = create_group(&dtc, "g2").await;
     assert_eq!(b.status(), 201);
     assert!(nodes.iter().all(|n| n.groups().contains("g2")));
 }
@@ -65,7 +65,7 @@ async fn without_a_read_back_a_duplicate_answered_500_is_failed_never_guessed() 
     let mut cfg = test_config(&nodes);
     cfg.routes.iter_mut().for_each(|r| r.verify = None);
     let dtc = start_proxy(cfg).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     // Nothing tells whether the 500s changed anything: nothing is undone, the key is fenced.
     assert_eq!((a.status().as_u16(), a.state()), (502, "failed"));
     let detail = a.json()["detail"].as_str().unwrap().to_string();
@@ -178,13 +178,7 @@ async fn an_in_doubt_write_recovery_cannot_judge_is_left_alone_until_the_re_driv
     let second = spawn_dtc(&cfg, dir.path());
     assert!(nodes[0].groups().contains("g1") && nodes[1].groups().contains("g1"));
     assert!(writes(&nodes[0], Method::DELETE).is_empty());
-    let fenced = send(
-        Method::DELETE,
-        &format!("{}/v1/group/", second.url),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
+    let fenced = delete_group(&second.url, "g1").await;
     assert_eq!(
         fenced.status(),
         409,

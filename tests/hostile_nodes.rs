@@ -4,7 +4,7 @@
 mod support;
 
 use dtc::config::NodeConfig;
-use http::Method;
+
 use std::time::{Duration, Instant};
 use support::raw::{RawNode, Script, exchange};
 use support::*;
@@ -86,7 +86,7 @@ async fn an_oversized_created_answer_is_not_sent_again() {
     );
     let node = RawNode::start(Script::ThenStall(answer.into_bytes())).await;
     let dtc = proxy_on(&node, |c| c.limits.max_body = 1024).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     assert!(a.status().is_success(), "{:?} {:?}", a.status(), a.body());
     assert_eq!(a.state(), "succeeded");
     assert_eq!(node.count(), 1, "the write went to the node exactly once");

@@ -106,13 +106,7 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
     .await;
     assert_eq!(listed.json()["transactions"][0]["txn"], txn.as_str());
     // While it is unresolved, the resource is fenced.
-    let fenced = send(
-        Method::DELETE,
-        &dtc.at("/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
+    let fenced = delete_group(&dtc, "g1").await;
     assert_eq!(fenced.status(), 409);
     assert_eq!(fenced.json()["blocking_transaction"], txn.as_str());
     // The nodes come back; no client does anything; the re-drive converges.
@@ -130,7 +124,7 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
         journal.fence_of("group/g1").is_none()
     })
     .await;
-    let after = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let after = create_group(&dtc, "g1").await;
     assert_eq!(after.status(), 201, "unfenced once converged");
 }
 
@@ -143,7 +137,7 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
     })
     .await;
     nodes[2].hold_next(1);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     // c never answered: its outcome is unknown; the read-back found it in the prior state (404).
     assert_eq!(a.state(), "rolled_back");
     assert_eq!(a.json()["nodes"][2]["maybe_applied"], true);
@@ -152,7 +146,7 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
     // The held write lands late on c, after the rollback (as a node that processed it slowly would).
     nodes[2].insert_group("g1");
     // Until the check, the resource is fenced: writes to it wait for the check.
-    let fenced = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let fenced = create_group(&dtc, "g1").await;
     assert_eq!(fenced.status(), 409);
     wait_until("the check undid the late write", || {
         !nodes[2].groups().contains("g1")
@@ -167,7 +161,7 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
         .iter()
         .any(|r| r.method == Method::GET && r.path == "/v1/group/g1/");
     assert!(read_back, "the check read the group back on c");
-    let again = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let again = create_group(&dtc, "g1").await;
     assert_eq!(again.status(), 201, "unfenced once verified");
 }
 
@@ -180,12 +174,7 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
         let len = {
             let dtc = start_proxy(cfg.clone()).await;
             for g in ["g1", "g2", "g3"] {
-                assert_eq!(
-                    send(Method::POST, &dtc.at("/v1/group/"), Some(&group(g)), &[])
-                        .await
-                        .status(),
-                    201
-                );
+                assert_eq!(create_group(&dtc, g).await.status(), 201);
             }
             dtc.app.journal().unwrap().flush().await.unwrap();
             // Where the records end; the file goes on with the zeros it was grown by.
@@ -217,12 +206,7 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
         drop(journal);
         // The proxy starts on it and serves.
         let dtc = start_proxy(cfg.clone()).await;
-        assert_eq!(
-            send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(read_group(&dtc, "g1").await.status(), 200);
     }
 }
 
@@ -358,13 +342,13 @@ async fn node_records_are_written_only_when_they_tell_recovery_something_new() {
 
     // Every node applies at once: the intent's undo is all recovery would need; the end record
     // carries the answers.
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     assert_eq!(a.status(), 201);
     let clean = a.txn().to_string();
 
     // Node c fails once and succeeds on the retry: its answer is journaled, the others are not.
     nodes[2].fail_next(1);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
+    let a = create_group(&dtc, "g2").await;
     assert_eq!(a.status(), 201);
     let retried = a.txn().to_string();
 
@@ -387,16 +371,10 @@ async fn durability_off_writes_nothing_but_still_fences_and_re_drives() {
         c.journal.durability = dtc::config::DurabilityMode::Off;
     })
     .await;
-    let ok = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g0")), &[]).await;
+    let ok = create_group(&dtc, "g0").await;
     assert_eq!(ok.status(), 201);
     let txn = failed_create(&nodes, &dtc, "g1").await;
-    let fenced = send(
-        Method::DELETE,
-        &dtc.at("/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
+    let fenced = delete_group(&dtc, "g1").await;
     assert_eq!(fenced.status(), 409, "the fence is kept in memory");
     nodes_back_and_rolled_back(&nodes, &dtc, &txn).await;
     let journal = dtc.app.journal().unwrap().clone();

@@ -7,7 +7,7 @@ use dtc::saga::{Class, TxnState};
 use http::{Method, StatusCode, header};
 use prometheus_parse::{Scrape, Value};
 use support::admin::{start_admin, txn};
-use support::{send, wait_until};
+use support::{create_group, read_group, send, wait_until};
 
 /// The value of the sample `metric` whose labels include all of `labels`; histograms give
 /// their `+Inf` bucket (the observation count).
@@ -180,34 +180,18 @@ fn every_metric_is_typed_and_documented() {
 async fn counters_match_the_transactions_the_proxy_ran() {
     let (nodes, dtc) = support::cluster_with(|c| c.writes.fail_fast = false).await;
     let admin_url = dtc.serve_admin().await;
-    let body = |g: &str| support::group(g);
     for g in ["m1", "m2", "m3"] {
-        assert_eq!(
-            send(Method::POST, &dtc.at("/v1/group/"), Some(&body(g)), &[])
-                .await
-                .status(),
-            201
-        );
+        assert_eq!(create_group(&dtc, g).await.status(), 201);
     }
     for n in &nodes {
         n.reject_next(1, 422);
     }
-    assert_eq!(
-        send(Method::POST, &dtc.at("/v1/group/"), Some(&body("m4")), &[])
-            .await
-            .status(),
-        422
-    );
+    assert_eq!(create_group(&dtc, "m4").await.status(), 422);
     nodes[2].set_down(true).await;
-    let rb = send(Method::POST, &dtc.at("/v1/group/"), Some(&body("m5")), &[]).await;
+    let rb = create_group(&dtc, "m5").await;
     assert_eq!(rb.state(), "rolled_back");
     for _ in 0..5 {
-        assert_eq!(
-            send(Method::GET, &dtc.at("/v1/group/m1/"), None, &[])
-                .await
-                .status(),
-            200
-        );
+        assert_eq!(read_group(&dtc, "m1").await.status(), 200);
     }
     let scrape = send(Method::GET, &format!("{admin_url}/metrics"), None, &[]).await;
     assert_eq!(scrape.status(), StatusCode::OK);

@@ -74,9 +74,9 @@ async fn exported() -> BTreeSet<String> {
     .await;
     let admin = dtc.serve_admin().await;
     nodes[2].fail_next(1_000_000);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     assert_eq!(a.state(), "failed");
-    send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
+    read_group(&dtc, "g1").await;
     let m = send(Method::GET, &format!("{admin}/metrics"), None, &[]).await;
     assert_eq!(m.status(), 200);
     let text = String::from_utf8(m.body().to_vec()).unwrap();

@@ -3,7 +3,6 @@
 
 mod support;
 
-use http::Method;
 use serde_json::{Value, json};
 use support::*;
 
@@ -45,7 +44,7 @@ async fn failing_cluster(token: Option<&str>) -> (Vec<dtc::node::RefNode>, Dtc, 
 
 async fn failed_write(nodes: &[dtc::node::RefNode], dtc: &Dtc) -> String {
     nodes[2].fail_next(1_000_000);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     assert_eq!(a.state(), "failed");
     a.txn().to_string()
 }
@@ -53,7 +52,7 @@ async fn failed_write(nodes: &[dtc::node::RefNode], dtc: &Dtc) -> String {
 #[tokio::test]
 async fn status_is_a_healthy_table_and_exit_0_then_names_a_stopped_node_and_a_failed_write() {
     let (nodes, dtc, admin) = failing_cluster(None).await;
-    let ok = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g0")), &[]).await;
+    let ok = create_group(&dtc, "g0").await;
     assert_eq!(ok.status(), 201);
     let healthy = dtc_cli(&["status", "--admin", &admin], None).await;
     assert_eq!(healthy.code, 0, "{}{}", healthy.out, healthy.err);

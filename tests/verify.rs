@@ -36,13 +36,7 @@ fn write_config(cfg: &Config, dir: &std::path::Path) -> std::path::PathBuf {
 
 /// Deletes group `id` on `node` directly, behind dtc's back.
 async fn delete_behind_dtc(node: &dtc::node::RefNode, id: &str) {
-    let url = format!("{}/v1/group/", node.url());
-    assert_eq!(
-        send(Method::DELETE, &url, Some(&group(id)), &[])
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(delete_group(node, id).await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,13 +264,7 @@ async fn standalone_verify_is_refused_beside_a_live_sidecar_and_repairs_once_it_
     cfg.journal.dir = dir.path().join("journal").display().to_string();
     let path = write_config(&cfg, dir.path());
     let (mut child, url) = spawn_dtc(&path);
-    let a = send(
-        Method::POST,
-        &format!("{url}/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
+    let a = create_group(&url, "g1").await;
     assert_eq!(a.status(), 201);
     delete_behind_dtc(&nodes[2], "g1").await;
 
@@ -318,7 +306,7 @@ async fn the_background_check_sets_the_gauge_and_alerts() {
         c.alerts.webhook = Some(webhook);
     })
     .await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     assert_eq!(a.status(), 201);
     let gauge = |n: usize| {
         let text = dtc.app.admin.metrics.encode(&Default::default());
