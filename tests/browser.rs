@@ -72,14 +72,15 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
     .await;
     let admin = dtc.serve_admin().await;
     // c answers 500 to everything, its undo too: the write ends failed, and c goes down.
-    nodes[2].fail_next(1_000_000);
+    nodes.c().fail_next(1_000_000);
     let body = json!({"groupId": HOSTILE}).to_string();
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&body), &[]).await;
     assert_eq!(a.state(), "failed");
     let txn = a.txn().to_string();
     // And b stops: the page shows it down.
-    nodes[1].set_down(true).await;
-    wait_until("dtc sees b down", || !dtc.node_up(1)).await;
+    let down = nodes.b();
+    down.set_down(true).await;
+    wait_until("dtc sees b down", || !dtc.sees_up(down)).await;
 
     let profile = tempfile::tempdir().expect("profile dir");
     // The screenshots stay for a person to look at; the browser profile does not.

@@ -114,7 +114,7 @@ async fn a_sidecar_killed_mid_write_has_its_transaction_taken_over_and_undone() 
         client.await.unwrap().is_err(),
         "the client never got an answer"
     );
-    nodes[2].release_held();
+    nodes.c().release_held();
     let journal = survivor.app.journal().unwrap().clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
     loop {
@@ -211,7 +211,7 @@ async fn killed_for_good(seed: u64) {
     let killed = tokio::time::Instant::now();
     doomed.child.wait().unwrap();
     assert!(client.await.unwrap().is_err());
-    nodes[2].release_held();
+    nodes.c().release_held();
     let answers = waiting.await.unwrap();
     let waited = killed.elapsed();
     // They waited for the lease and then ran: done (a create of a group the takeover found
@@ -264,9 +264,9 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
     }
     let dtc = start_proxy(cfg).await;
     let admin = dtc.serve_admin().await;
-    nodes[0].insert_group("seen");
-    nodes[1].insert_group("seen");
-    nodes[2].insert_group("seen");
+    for n in &nodes {
+        n.insert_group("seen");
+    }
     let (mut ok, mut refused) = (Vec::new(), Vec::new());
     let mut write = async |i: usize| {
         let id = format!("w{i}");
@@ -295,11 +295,7 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
     assert_eq!(read.status(), StatusCode::OK, "reads keep working");
     let ready = send(Method::GET, &format!("{admin}/readyz"), None, &[]).await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        String::from_utf8_lossy(&ready.body()).contains("shared store"),
-        "{:?}",
-        ready.body()
-    );
+    assert!(ready.text().contains("shared store"), "{:?}", ready.body());
     server.restart();
     for i in 30..40 {
         write(i).await;
@@ -348,8 +344,9 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
     let a = start_proxy(cfg.clone()).await;
     let b = start_proxy(cfg).await;
     let client = half_done_create(&nodes, &a.url, "f1").await;
-    nodes[0].set_down(true).await;
-    nodes[2].set_down(true).await;
+    let (unreachable, holder) = (nodes.a(), nodes.c());
+    unreachable.set_down(true).await;
+    holder.set_down(true).await;
     let answer = client.await.unwrap().unwrap();
     assert_eq!(answer.state(), "failed");
     let txn = answer.txn().to_string();
@@ -371,10 +368,10 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
         .await
         .expect("resolve from b");
     assert_eq!(resolved.resolution.as_deref(), Some("checked by hand"));
-    nodes[0].set_down(false).await;
-    nodes[2].set_down(false).await;
+    unreachable.set_down(false).await;
+    holder.set_down(false).await;
     wait_until("a is up again for sidecar a", || {
-        a.node_up(0) && a.node_up(2)
+        a.sees_up(unreachable) && a.sees_up(holder)
     })
     .await;
     let after = delete_group(&a, "f1").await;
@@ -491,7 +488,7 @@ async fn dtc_verify_reads_the_fleets_keys_from_the_store_and_repairs_under_the_l
     let (code, out) = verify(&["--repair", "--since", "10m"]).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        alike(&nodes) && nodes[2].groups().contains("v1"),
+        alike(&nodes) && nodes.c().groups().contains("v1"),
         "{:?}",
         groups(&nodes)
     );

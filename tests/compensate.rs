@@ -12,7 +12,8 @@ use support::*;
 async fn a_partial_write_is_rolled_back_where_it_applied() {
     // Not failing fast, so the write reaches nodes while c refuses connections.
     let (nodes, dtc) = cluster_with(|c| c.writes.fail_fast = false).await;
-    nodes[2].set_down(true).await;
+    let (applied, down) = ([nodes.a(), nodes.b()], nodes.c());
+    down.set_down(true).await;
     let a = create_group(&dtc, "g1").await;
     assert_eq!(a.status(), 503);
     assert_eq!(a.state(), "rolled_back");
@@ -40,7 +41,7 @@ async fn a_partial_write_is_rolled_back_where_it_applied() {
         nodes.iter().all(|n| n.groups().is_empty()),
         "nothing left anywhere"
     );
-    for n in &nodes[..2] {
+    for n in applied {
         let undo = writes(n, Method::DELETE);
         assert_eq!(undo.len(), 1);
         assert_eq!(json(&undo[0].body), json!({"groupId": "g1"}));
@@ -50,8 +51,9 @@ async fn a_partial_write_is_rolled_back_where_it_applied() {
 #[tokio::test]
 async fn a_node_answering_500_after_applying_is_read_back_and_the_write_completes() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].apply_then_fail_next(1);
-    nodes[2].fail_next(3);
+    let failing = nodes.c();
+    failing.apply_then_fail_next(1);
+    failing.fail_next(3);
     let a = create_group(&dtc, "g1").await;
     // c applied the write but answered 500 four times: a 500 is no evidence either way, so dtc
     // reads the group back on c, finds it, and every node holds the write.
@@ -60,16 +62,14 @@ async fn a_node_answering_500_after_applying_is_read_back_and_the_write_complete
         nodes.iter().all(|n| n.groups().contains("g1")),
         "the write is on every node"
     );
-    assert!(
-        writes(&nodes[2], Method::DELETE).is_empty(),
-        "nothing undone"
-    );
+    assert!(writes(failing, Method::DELETE).is_empty(), "nothing undone");
 }
 
 #[tokio::test]
 async fn a_node_that_keeps_answering_500_is_read_back_and_left_alone() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].fail_next(100);
+    let failing = nodes.c();
+    failing.fail_next(100);
     let a = create_group(&dtc, "g1").await;
     // A 500 may follow an apply: the read-back shows c never got it; a and b are undone.
     assert_eq!((a.status().as_u16(), a.state()), (503, "rolled_back"));
@@ -82,13 +82,14 @@ async fn a_node_that_keeps_answering_500_is_read_back_and_left_alone() {
         nodes.iter().all(|n| n.groups().is_empty()),
         "undone on a and b"
     );
-    assert!(writes(&nodes[2], Method::DELETE).is_empty());
+    assert!(writes(failing, Method::DELETE).is_empty());
 }
 
 #[tokio::test]
 async fn a_node_answering_500_that_cannot_be_read_leaves_the_write_failed() {
     let (nodes, dtc) = cluster_with(|c| c.routes.iter_mut().for_each(|r| r.verify = None)).await;
-    nodes[2].fail_next(100);
+    let (applied, failing) = ([nodes.a(), nodes.b()], nodes.c());
+    failing.fail_next(100);
     let a = create_group(&dtc, "g1").await;
     // No read-back: c's prior state is the one a and b had (they applied it), so undoing c is
     // safe, but c keeps failing and its undo cannot be confirmed.
@@ -98,7 +99,7 @@ async fn a_node_answering_500_that_cannot_be_read_leaves_the_write_failed() {
     assert_eq!(p["nodes"][2]["compensation"]["outcome"], "failed");
     assert_eq!(p["nodes"][2]["compensation"]["status"], 500);
     assert!(
-        nodes[0].groups().is_empty() && nodes[1].groups().is_empty(),
+        applied.iter().all(|n| n.groups().is_empty()),
         "a and b were undone"
     );
 }
@@ -106,7 +107,8 @@ async fn a_node_answering_500_that_cannot_be_read_leaves_the_write_failed() {
 #[tokio::test]
 async fn a_rejection_on_one_node_rolls_back_with_409() {
     let (nodes, dtc) = cluster().await;
-    nodes[1].reject_next(1, 422);
+    let rejecting = nodes.b();
+    rejecting.reject_next(1, 422);
     let a = create_group(&dtc, "g1").await;
     assert_eq!((a.status().as_u16(), a.state()), (409, "rolled_back"));
     let p = a.json();
@@ -124,8 +126,9 @@ async fn a_compensation_that_cannot_reach_its_node_ends_failed() {
     let (nodes, dtc) = cluster().await;
     let client = half_done_create(&nodes, &dtc.url, "g1").await;
     // Node a goes away before it can be undone; c drops the write it holds.
-    nodes[0].set_down(true).await;
-    nodes[2].set_down(true).await;
+    let (unreachable, undone, holder) = (nodes.a(), nodes.b(), nodes.c());
+    unreachable.set_down(true).await;
+    holder.set_down(true).await;
     let a = client.await.unwrap().expect("an answer");
     assert_eq!(a.status(), 502);
     assert_eq!(a.state(), "failed");
@@ -146,9 +149,9 @@ async fn a_compensation_that_cannot_reach_its_node_ends_failed() {
         p["nodes"][2]["maybe_applied"], true,
         "the held write's outcome is unknown"
     );
-    assert!(nodes[1].groups().is_empty());
+    assert!(undone.groups().is_empty());
     assert!(
-        nodes[0].groups().contains("g1"),
+        unreachable.groups().contains("g1"),
         "a still holds it: that is why the state is failed"
     );
 }
@@ -156,7 +159,7 @@ async fn a_compensation_that_cannot_reach_its_node_ends_failed() {
 #[tokio::test]
 async fn a_partial_write_without_a_compensation_rule_ends_failed() {
     let (nodes, dtc) = cluster_with(|c| c.routes.clear()).await;
-    nodes[2].fail_next(100);
+    nodes.c().fail_next(100);
     let a = send(
         Method::POST,
         &dtc.at("/items"),
@@ -191,7 +194,7 @@ async fn unmatched_writes_can_be_refused_before_touching_any_node() {
 #[tokio::test]
 async fn server_assigned_ids_are_undone_per_node() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].reject_next(1, 422);
+    nodes.c().reject_next(1, 422);
     let a = send(
         Method::POST,
         &dtc.at("/items"),
@@ -201,8 +204,8 @@ async fn server_assigned_ids_are_undone_per_node() {
     .await;
     assert_eq!((a.status().as_u16(), a.state()), (409, "rolled_back"));
     // a assigned id 1, b id 101: each is undone with its own id.
-    assert_eq!(writes(&nodes[0], Method::DELETE)[0].path, "/items/1");
-    assert_eq!(writes(&nodes[1], Method::DELETE)[0].path, "/items/101");
+    assert_eq!(writes(nodes.a(), Method::DELETE)[0].path, "/items/1");
+    assert_eq!(writes(nodes.b(), Method::DELETE)[0].path, "/items/101");
     assert!(nodes.iter().all(|n| n.items().is_empty()));
 }
 
@@ -218,7 +221,7 @@ async fn a_rolled_back_delete_recreates_the_identical_representation() {
     .await;
     assert_eq!((put.status().as_u16(), put.state()), (201, "succeeded"));
     let before: Vec<_> = nodes.iter().map(|n| n.items()).collect();
-    nodes[2].reject_next(1, 409);
+    nodes.c().reject_next(1, 409);
     let a = send(Method::DELETE, &dtc.at("/items/5"), None, &[]).await;
     assert_eq!((a.status().as_u16(), a.state()), (409, "rolled_back"));
     let after: Vec<_> = nodes.iter().map(|n| n.items()).collect();
@@ -226,7 +229,7 @@ async fn a_rolled_back_delete_recreates_the_identical_representation() {
         before, after,
         "every node holds exactly what it held before"
     );
-    let undo = writes(&nodes[0], Method::PUT);
+    let undo = writes(nodes.a(), Method::PUT);
     assert_eq!(undo.len(), 2, "the create, then the undo");
     assert_eq!(undo[1].path, "/items/5");
 }
@@ -234,7 +237,7 @@ async fn a_rolled_back_delete_recreates_the_identical_representation() {
 #[tokio::test]
 async fn a_rolled_back_create_by_put_deletes_what_was_not_there_before() {
     let (nodes, dtc) = cluster().await;
-    nodes[1].reject_next(1, 422);
+    nodes.b().reject_next(1, 422);
     let a = send(
         Method::PUT,
         &dtc.at("/items/9"),
@@ -271,7 +274,7 @@ async fn concurrent_writes_to_one_key_leave_all_nodes_identical() {
         let status = t.await.unwrap();
         assert!([200, 201, 400, 404].contains(&status.as_u16()), "{status}");
     }
-    let first = nodes[0].groups();
+    let first = nodes.a().groups();
     assert!(nodes.iter().all(|n| n.groups() == first), "nodes diverged");
     // Same order everywhere: each node saw the same sequence of writes.
     let seq = |n: &dtc::node::RefNode| {
@@ -282,7 +285,7 @@ async fn concurrent_writes_to_one_key_leave_all_nodes_identical() {
             .collect::<Vec<_>>()
     };
     assert!(
-        nodes.iter().all(|n| seq(n) == seq(&nodes[0])),
+        nodes.iter().all(|n| seq(n) == seq(nodes.a())),
         "nodes saw writes in different orders"
     );
 }
@@ -296,15 +299,16 @@ async fn a_write_that_changed_nothing_is_not_undone_where_a_500_made_it_ambiguou
     for n in &nodes {
         n.insert_group("g1");
     }
-    nodes[0].fail_next(100);
-    nodes[2].fail_next(1);
+    let (failing, failing_once) = (nodes.a(), nodes.c());
+    failing.fail_next(100);
+    failing_once.fail_next(1);
     let a = create_group(&dtc, "g1").await;
     // a's 500s are no evidence; reading g1 back on a finds it: every node holds the target state,
     // and b's "already" goes to the client.
     assert_eq!((a.status().as_u16(), a.state()), (400, "succeeded"));
     let p = a.json();
     assert!(p.get("nodes").is_none(), "the node's own answer: {p}");
-    let a_reads = nodes[0].requests();
+    let a_reads = failing.requests();
     assert!(
         a_reads
             .iter()

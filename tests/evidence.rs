@@ -53,7 +53,10 @@ async fn a_duplicate_create_answered_500_everywhere_is_not_undone_and_the_answer
     }
     // The 500s count against the nodes' health (passive checks); once the probes bring them
     // back, a new group goes through as usual.
-    wait_until("the nodes are up again", || (0..3).all(|i| dtc.node_up(i))).await;
+    wait_until("the nodes are up again", || {
+        nodes.iter().all(|n| dtc.sees_up(n))
+    })
+    .await;
     let b = create_group(&dtc, "g2").await;
     assert_eq!(b.status(), 201);
     assert!(nodes.iter().all(|n| n.groups().contains("g2")));
@@ -170,14 +173,14 @@ async fn an_in_doubt_write_recovery_cannot_judge_is_left_alone_until_the_re_driv
     assert!(create.await.unwrap().is_err());
     // The copies held at a and b had landed (a node that processed them before dtc died); c
     // goes down.
-    nodes[0].insert_group("g1");
-    nodes[1].insert_group("g1");
-    nodes[2].set_down(true).await;
+    let (landed, down) = ([nodes.a(), nodes.b()], nodes.c());
+    landed.iter().for_each(|n| n.insert_group("g1"));
+    down.set_down(true).await;
     // At recovery a and b hold g1 and c cannot be read: whether g1 was there before is unknown,
     // so nothing is undone.
     let second = spawn_dtc(&cfg, dir.path());
-    assert!(nodes[0].groups().contains("g1") && nodes[1].groups().contains("g1"));
-    assert!(writes(&nodes[0], Method::DELETE).is_empty());
+    assert!(landed.iter().all(|n| n.groups().contains("g1")));
+    assert!(writes(nodes.a(), Method::DELETE).is_empty());
     let fenced = delete_group(&second.url, "g1").await;
     assert_eq!(
         fenced.status(),
@@ -185,7 +188,7 @@ async fn an_in_doubt_write_recovery_cannot_judge_is_left_alone_until_the_re_driv
         "the key is fenced while it is undecided"
     );
     // c comes back: the re-drive reads it (absent: the prior state), so a and b are undone.
-    nodes[2].set_down(false).await;
+    down.set_down(false).await;
     wait_until("the re-drive undid the create on a and b", || {
         nodes.iter().all(|n| n.groups().is_empty())
     })

@@ -25,8 +25,9 @@ fn quick_redrive(c: &mut Config) {
 /// cannot reach a and the transaction ends `failed`. Returns its transaction id.
 async fn failed_create(nodes: &[dtc::node::RefNode], dtc: &Dtc, id: &str) -> String {
     let client = half_done_create(nodes, &dtc.url, id).await;
-    nodes[0].set_down(true).await;
-    nodes[2].set_down(true).await;
+    let (unreachable, holder) = (nodes.a(), nodes.c());
+    unreachable.set_down(true).await;
+    holder.set_down(true).await;
     let a = client.await.unwrap().expect("an answer");
     assert_eq!(a.state(), "failed");
     a.txn().to_string()
@@ -34,8 +35,9 @@ async fn failed_create(nodes: &[dtc::node::RefNode], dtc: &Dtc, id: &str) -> Str
 
 /// Brings a and c back and waits for the background re-drive to roll `txn` back.
 async fn nodes_back_and_rolled_back(nodes: &[dtc::node::RefNode], dtc: &Dtc, txn: &str) {
-    nodes[0].set_down(false).await;
-    nodes[2].set_down(false).await;
+    let (unreachable, holder) = (nodes.a(), nodes.c());
+    unreachable.set_down(false).await;
+    holder.set_down(false).await;
     let journal = dtc.app.journal().unwrap().clone();
     wait_until("the re-drive rolled it back", || {
         journal
@@ -64,7 +66,8 @@ async fn a_crash_mid_write_is_undone_at_the_next_start() {
         client.await.unwrap().is_err(),
         "the client never got an answer"
     );
-    nodes[2].release_held();
+    let holder = nodes.c();
+    holder.release_held();
     let second = spawn_dtc(&cfg, dir.path());
     // Recovery runs before the listener opens: by now the nodes have converged.
     assert!(
@@ -136,7 +139,8 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
         c.journal.verify_after = Duration::from_millis(500);
     })
     .await;
-    nodes[2].hold_next(1);
+    let late = nodes.c();
+    late.hold_next(1);
     let a = create_group(&dtc, "g1").await;
     // c never answered: its outcome is unknown; the read-back found it in the prior state (404).
     assert_eq!(a.state(), "rolled_back");
@@ -144,19 +148,19 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
     let txn = a.txn().to_string();
     let journal = dtc.app.journal().unwrap().clone();
     // The held write lands late on c, after the rollback (as a node that processed it slowly would).
-    nodes[2].insert_group("g1");
+    late.insert_group("g1");
     // Until the check, the resource is fenced: writes to it wait for the check.
     let fenced = create_group(&dtc, "g1").await;
     assert_eq!(fenced.status(), 409);
     wait_until("the check undid the late write", || {
-        !nodes[2].groups().contains("g1")
+        !late.groups().contains("g1")
     })
     .await;
     wait_until("the rollback is verified", || {
         journal.get(&txn).is_some_and(|e| !e.verify_pending)
     })
     .await;
-    let read_back = nodes[2]
+    let read_back = late
         .requests()
         .iter()
         .any(|r| r.method == Method::GET && r.path == "/v1/group/g1/");
@@ -227,7 +231,7 @@ async fn sigterm_lets_in_flight_writes_finish_and_exits_0() {
         }));
     }
     wait_until("the writes reached the nodes", || {
-        nodes[0].write_count() == 8
+        nodes.a().write_count() == 8
     })
     .await;
     let pid = p.child.id().to_string();
@@ -347,7 +351,7 @@ async fn node_records_are_written_only_when_they_tell_recovery_something_new() {
     let clean = a.txn().to_string();
 
     // Node c fails once and succeeds on the retry: its answer is journaled, the others are not.
-    nodes[2].fail_next(1);
+    nodes.c().fail_next(1);
     let a = create_group(&dtc, "g2").await;
     assert_eq!(a.status(), 201);
     let retried = a.txn().to_string();

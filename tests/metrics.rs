@@ -7,7 +7,7 @@ use dtc::saga::{Class, TxnState};
 use http::{Method, StatusCode, header};
 use prometheus_parse::{Scrape, Value};
 use support::admin::{start_admin, txn};
-use support::{create_group, read_group, send, wait_until};
+use support::{Trio, create_group, read_group, send, wait_until};
 
 /// The value of the sample `metric` whose labels include all of `labels`; histograms give
 /// their `+Inf` bucket (the observation count).
@@ -187,7 +187,7 @@ async fn counters_match_the_transactions_the_proxy_ran() {
         n.reject_next(1, 422);
     }
     assert_eq!(create_group(&dtc, "m4").await.status(), 422);
-    nodes[2].set_down(true).await;
+    nodes.c().set_down(true).await;
     let rb = create_group(&dtc, "m5").await;
     assert_eq!(rb.state(), "rolled_back");
     for _ in 0..5 {

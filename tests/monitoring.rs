@@ -73,7 +73,7 @@ async fn exported() -> BTreeSet<String> {
     })
     .await;
     let admin = dtc.serve_admin().await;
-    nodes[2].fail_next(1_000_000);
+    nodes.c().fail_next(1_000_000);
     let a = create_group(&dtc, "g1").await;
     assert_eq!(a.state(), "failed");
     read_group(&dtc, "g1").await;

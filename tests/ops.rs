@@ -43,7 +43,7 @@ async fn failing_cluster(token: Option<&str>) -> (Vec<dtc::node::RefNode>, Dtc, 
 }
 
 async fn failed_write(nodes: &[dtc::node::RefNode], dtc: &Dtc) -> String {
-    nodes[2].fail_next(1_000_000);
+    nodes.c().fail_next(1_000_000);
     let a = create_group(&dtc, "g1").await;
     assert_eq!(a.state(), "failed");
     a.txn().to_string()
@@ -73,14 +73,15 @@ async fn status_is_a_healthy_table_and_exit_0_then_names_a_stopped_node_and_a_fa
     );
 
     let txn = failed_write(&nodes, &dtc).await;
-    nodes[1].set_down(true).await;
-    wait_until("dtc sees b down", || !dtc.node_up(1)).await;
+    let down = nodes.b();
+    down.set_down(true).await;
+    wait_until("dtc sees b down", || !dtc.sees_up(down)).await;
     let bad = dtc_cli(&["status", "--admin", &admin], None).await;
     assert_eq!(bad.code, 1, "{}{}", bad.out, bad.err);
     assert!(bad.out.contains("NEEDS ATTENTION:"), "{}", bad.out);
     assert!(
         bad.out
-            .contains(&format!("  - node b ({}) is down", nodes[1].url())),
+            .contains(&format!("  - node b ({}) is down", down.url())),
         "{}",
         bad.out
     );

@@ -122,11 +122,9 @@ async fn a_thousand_transactions_are_paged_fifty_at_a_time() {
         beyond.contains("page 20 of 20"),
         "a page past the end shows the last"
     );
-    let status = json(
-        &send(Method::GET, &admin.url("/status"), None, &[])
-            .await
-            .body(),
-    );
+    let status = send(Method::GET, &admin.url("/status"), None, &[])
+        .await
+        .json();
     assert_eq!(status["attention"].as_array().unwrap().len(), 1000);
     assert_eq!(status["failed"], 1000);
 }
@@ -172,11 +170,9 @@ async fn status_reports_nodes_counts_and_reload_as_json() {
     admin.metrics.txn_finished(TxnState::Succeeded, 0.01);
     admin.metrics.txn_finished(TxnState::RolledBack, 0.02);
     admin.store.add(txn("t-doubt", TxnState::InDoubt));
-    let s = json(
-        &send(Method::GET, &admin.url("/status"), None, &[])
-            .await
-            .body(),
-    );
+    let s = send(Method::GET, &admin.url("/status"), None, &[])
+        .await
+        .json();
     let nodes = s["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
     assert_eq!(nodes[0]["name"], "node-1");
@@ -203,10 +199,8 @@ async fn status_reports_nodes_counts_and_reload_as_json() {
             .all(|n| n.recent_latency().is_some())
     })
     .await;
-    let s = json(
-        &send(Method::GET, &admin.url("/status"), None, &[])
-            .await
-            .body(),
-    );
+    let s = send(Method::GET, &admin.url("/status"), None, &[])
+        .await
+        .json();
     assert!(s["nodes"][2]["latency_ms"].as_f64().unwrap() > 0.0, "{s}");
 }

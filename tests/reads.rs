@@ -47,7 +47,7 @@ async fn a_read_fails_over_when_a_node_refuses_connections() {
     for n in &nodes {
         n.insert_group("g1");
     }
-    nodes[0].set_down(true).await;
+    nodes.a().set_down(true).await;
     for _ in 0..20 {
         let r = read_group(&dtc, "g1").await;
         assert_eq!(r.status(), 200, "every read is answered by a live node");
@@ -67,7 +67,7 @@ async fn a_configured_status_moves_the_read_to_another_node() {
         },
     );
     cfg.health.path = String::new();
-    nodes[0].insert_group("g1");
+    nodes.a().insert_group("g1");
     let dtc = start_proxy(cfg).await;
     for _ in 0..10 {
         let r = read_group(&dtc, "g1").await;
@@ -109,7 +109,7 @@ async fn no_healthy_node_is_a_503_problem() {
         n.set_down(true).await;
     }
     wait_until("every node is seen down", || {
-        (0..3).all(|i| !dtc.node_up(i))
+        nodes.iter().all(|n| !dtc.sees_up(n))
     })
     .await;
     let r = read_group(&dtc, "g1").await;

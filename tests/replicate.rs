@@ -54,24 +54,26 @@ async fn the_clients_idempotency_key_is_kept() {
 #[tokio::test]
 async fn a_500_once_is_retried_and_converges() {
     let (nodes, dtc) = cluster().await;
-    nodes[1].fail_next(1);
+    let flaky = nodes.b();
+    flaky.fail_next(1);
     let a = create_group(&dtc, "g1").await;
     assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
-    assert_eq!(nodes[1].write_count(), 2, "node b was retried once");
+    assert_eq!(flaky.write_count(), 2, "node b was retried once");
     assert!(nodes.iter().all(|n| n.groups().contains("g1")));
 }
 
 #[tokio::test]
 async fn apply_then_fail_is_retried_and_the_retry_sees_already() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].apply_then_fail_next(1);
+    let flaky = nodes.c();
+    flaky.apply_then_fail_next(1);
     let a = create_group(&dtc, "g1").await;
     // Node c answered 500 (having applied), then 400 "exists": converged.
     assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
-    assert_eq!(nodes[2].write_count(), 2);
+    assert_eq!(flaky.write_count(), 2);
     assert!(nodes.iter().all(|n| n.groups().contains("g1")));
     assert!(
-        writes(&nodes[2], Method::DELETE).is_empty(),
+        writes(flaky, Method::DELETE).is_empty(),
         "nothing was undone"
     );
 }
@@ -79,7 +81,8 @@ async fn apply_then_fail_is_retried_and_the_retry_sees_already() {
 #[tokio::test]
 async fn already_on_one_node_counts_as_converged_and_is_not_undone() {
     let (nodes, dtc) = cluster().await;
-    nodes[0].insert_group("g1");
+    let already = nodes.a();
+    already.insert_group("g1");
     let a = create_group(&dtc, "g1").await;
     assert_eq!(
         (a.status().as_u16(), a.state()),
@@ -126,8 +129,9 @@ async fn all_nodes_rejecting_alike_passes_the_answer_through_unchanged() {
 #[tokio::test]
 async fn a_known_down_node_fails_the_write_fast_touching_no_node() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].set_down(true).await;
-    wait_until("the proxy sees node c down", || !dtc.node_up(2)).await;
+    let down = nodes.c();
+    down.set_down(true).await;
+    wait_until("the proxy sees node c down", || !dtc.sees_up(down)).await;
     let a = create_group(&dtc, "g1").await;
     assert_eq!(a.status(), 503);
     assert_eq!(a.state(), "to_be_retried");
@@ -152,8 +156,8 @@ async fn a_known_down_node_fails_the_write_fast_touching_no_node() {
     let outcomes: Vec<_> = entry.reports().iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, vec![dtc::saga::Class::NotSent; 3]);
     // The node comes back: probes bring it up and writes flow again.
-    nodes[2].set_down(false).await;
-    wait_until("the proxy sees node c up", || dtc.node_up(2)).await;
+    down.set_down(false).await;
+    wait_until("the proxy sees node c up", || dtc.sees_up(down)).await;
     let a = create_group(&dtc, "g1").await;
     assert_eq!(a.status(), 201);
 }

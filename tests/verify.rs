@@ -58,7 +58,8 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("2 checked: 2 agree, 0 differ"), "{out}");
 
-    delete_behind_dtc(&nodes[1], "g1").await;
+    let odd = nodes.b();
+    delete_behind_dtc(odd, "g1").await;
     let (code, out, _) = verify(&path, &[]).await;
     assert_eq!(code, 1, "a divergence remains: {out}");
     let line = out.lines().next().unwrap();
@@ -78,7 +79,7 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
         "{out}"
     );
     assert!(
-        !nodes[1].groups().contains("g1"),
+        !odd.groups().contains("g1"),
         "not repaired without --repair"
     );
 
@@ -92,11 +93,9 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
         nodes.iter().all(|n| n.groups().contains("g1")),
         "the nodes agree"
     );
-    let listed = json(
-        &send(Method::GET, &format!("{admin}/transactions"), None, &[])
-            .await
-            .body(),
-    );
+    let listed = send(Method::GET, &format!("{admin}/transactions"), None, &[])
+        .await
+        .json();
     let repair = listed["transactions"]
         .as_array()
         .unwrap()
@@ -113,7 +112,7 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
         "sent to b only"
     );
     assert_eq!(repair["nodes"][0]["node"], "b");
-    let sent = writes(&nodes[1], Method::POST).pop().unwrap();
+    let sent = writes(odd, Method::POST).pop().unwrap();
     let h = |name| sent.headers.get(name).and_then(|v| v.to_str().ok());
     assert_eq!(h("x-dtc-transaction-id"), repair["txn"].as_str());
     assert_eq!(
@@ -152,9 +151,9 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
         let a = send(method, &dtc.at("/v1/group/"), Some(&group(g)), &[]).await;
         assert!(a.status().is_success(), "{a:?}");
     }
-    nodes[0].insert_group("g3");
-    delete_behind_dtc(&nodes[0], "g4").await;
-    delete_behind_dtc(&nodes[1], "g4").await;
+    nodes.a().insert_group("g3");
+    delete_behind_dtc(nodes.a(), "g4").await;
+    delete_behind_dtc(nodes.b(), "g4").await;
     // Item 7: three different bodies; item 8: c alone differs.
     for (node, id, body) in [
         (0, 7, r#"{"v":1}"#),
@@ -199,7 +198,7 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
     let g4 = find("group/g4");
     assert_eq!(g4.finding, Finding::Contradicted, "{}", g4.line());
     assert!(
-        g4.repair.is_none() && nodes[2].groups().contains("g4"),
+        g4.repair.is_none() && nodes.c().groups().contains("g4"),
         "left alone"
     );
     let bodies = |id| {
@@ -266,7 +265,8 @@ async fn standalone_verify_is_refused_beside_a_live_sidecar_and_repairs_once_it_
     let (mut child, url) = spawn_dtc(&path);
     let a = create_group(&url, "g1").await;
     assert_eq!(a.status(), 201);
-    delete_behind_dtc(&nodes[2], "g1").await;
+    let odd = nodes.c();
+    delete_behind_dtc(odd, "g1").await;
 
     let (code, _, err) = verify(&path, &["--repair"]).await;
     assert_eq!(code, 69, "{err}");
@@ -287,7 +287,7 @@ async fn standalone_verify_is_refused_beside_a_live_sidecar_and_repairs_once_it_
     assert!(out.starts_with("divergent key=group/g1 odd=c"), "{out}");
     let (code, out, err) = verify(&path, &["--repair", "--since", "10m"]).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(nodes[2].groups().contains("g1"));
+    assert!(odd.groups().contains("g1"));
     let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
     let repair = journal
         .list(None, 10)
@@ -313,16 +313,14 @@ async fn the_background_check_sets_the_gauge_and_alerts() {
         text.lines().any(|l| l == format!("dtc_divergent_keys {n}"))
     };
     assert!(gauge(0));
-    delete_behind_dtc(&nodes[0], "g1").await;
+    let odd = nodes.a();
+    delete_behind_dtc(odd, "g1").await;
     wait_until("the background check found it", || gauge(1)).await;
     wait_until("an alert was posted", || {
         alerts.load(std::sync::atomic::Ordering::SeqCst) > 0
     })
     .await;
-    assert!(
-        !nodes[0].groups().contains("g1"),
-        "repair is off by default"
-    );
+    assert!(!odd.groups().contains("g1"), "repair is off by default");
 }
 
 #[tokio::test]
