@@ -35,19 +35,6 @@ async fn api(admin: &str, path: &str) -> Value {
     a.json()
 }
 
-/// Polls `check` (async) until it holds, within twice the usual deadline.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE * 2;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn resolving_a_failed_transaction_from_the_status_page() {
     if !webdriver::available() {
@@ -147,13 +134,18 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
     browser
         .click(&format!("button[data-act=resolve][data-txn=\"{txn}\"]"))
         .await;
-    eventually("the API shows the transaction resolved", || async {
-        api(&admin, &format!("/transactions/{txn}")).await["resolution"] == reason
-    })
+    // Twice the usual deadline, polled every 50 ms: each check is a round trip to the browser.
+    let (within, every) = (DEADLINE * 2, Duration::from_millis(50));
+    eventually(
+        "the API shows the transaction resolved",
+        within,
+        every,
+        || async { api(&admin, &format!("/transactions/{txn}")).await["resolution"] == reason },
+    )
     .await;
     let status = api(&admin, "/status").await;
     assert_eq!(status["failed"], 0, "{status}");
-    eventually("the page drops the resolved row and says so", || async {
+    eventually("the page drops the resolved row and says so", within, every, || async {
         let page = browser
             .eval(&format!(
                 "return [document.querySelector({}) === null, document.getElementById('msg').textContent];",
