@@ -1,28 +1,31 @@
 //! Wiring: everything `dtc run` and `dtc demo` start, stopped together.
 //!
-//! [`App::start`] opens the journal (the local log, or with `[cluster]` the shared store),
-//! recovers what a crash left in doubt (with `[cluster]`: takes over expired leases), and starts
-//! the background re-drive and the background verify ([`crate::verify::task`], off by default);
-//! [`App::serve`] runs the client listener and the admin listener until the
-//! shutdown future resolves, drains, and flushes the journal.
+//! [`App::builder`] then [`Builder::start`] opens the journal (the local log, or with `[cluster]`
+//! the shared store), recovers what a crash left in doubt (with `[cluster]`: takes over expired
+//! leases), and starts the background re-drive and the background verify
+//! ([`crate::verify::task`], off by default); [`App::listen`] binds the listeners and
+//! [`App::serve`] runs them, with hot reload of the config file, until the shutdown future
+//! resolves, then drains and flushes the journal. `dtc run` and `dtc demo` both do exactly that
+//! ([`run`]).
 
 use crate::admin::ReloadView;
 use crate::admin::{self, AdminState, AlertEvent, AlertKind, Alerter, Metrics};
 use crate::config::Settings;
-use crate::config::reload::{ReloadHandle, ReloadStatus, Reloader};
 use crate::config::watch::WatchError;
 use crate::journal::Journal;
-use crate::journal::redrive::{self, OnChange};
 use crate::journal::shared::Shared;
-use crate::journal::takeover;
-use crate::journal::view::{JournalTxns, view};
 use crate::proxy::{Proxy, server};
 use crate::runtime::Current;
+use crate::runtime::reload::{ReloadHandle, ReloadStatus, Reloader};
+use crate::saga::redrive::{self, OnChange};
+use crate::saga::takeover;
+use crate::saga::txns::{JournalTxns, view};
 use crate::saga::{Coordinator, TxnState};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
 
 /// Why the proxy could not start.
@@ -53,47 +56,172 @@ pub struct App {
     pub reload: Arc<ReloadStatus>,
     /// The file content the running config was parsed from, so only real edits reload.
     config_text: Option<String>,
+    /// Hot reload was started (by [`App::start_reload`] or [`App::serve`]).
+    reload_started: Arc<AtomicBool>,
 }
 
-impl App {
-    /// Builds the app without a journal (library use; tests of the data path alone).
-    pub fn new(settings: Settings, config_path: Option<PathBuf>) -> App {
-        let current = Arc::new(Current::new(settings));
-        let coordinator = Coordinator::new(current.clone());
-        let reload = reload_status(&current, coordinator.metrics());
-        let admin = AdminState {
-            metrics: coordinator.metrics().clone(),
+/// The listeners an app serves on: clients, and the admin API when enabled.
+pub struct Listeners {
+    pub client: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Only a client listener (no admin API).
+    pub fn client(client: TcpListener) -> Listeners {
+        Listeners {
+            client,
+            admin: None,
+        }
+    }
+}
+
+/// How an [`App`] is built: [`App::builder`], then [`Builder::start`].
+pub struct Builder {
+    settings: Settings,
+    config_file: Option<(PathBuf, String)>,
+    journal: bool,
+}
+
+impl Builder {
+    /// The config file the settings came from and its text (as [`crate::config::load_file`]
+    /// returns them): [`App::serve`] hot-reloads it, and only real edits of `text` reload.
+    pub fn config_file(mut self, path: PathBuf, text: String) -> Builder {
+        self.config_file = Some((path, text));
+        self
+    }
+
+    /// No journal, no recovery, no background tasks: the data path alone (library use, tests).
+    pub fn without_journal(mut self) -> Builder {
+        self.journal = false;
+        self
+    }
+
+    /// Builds the app. With the journal (the default) it opens it (the local log, or with
+    /// `[cluster]` the shared store), decides in-doubt transactions left by a crash before
+    /// serving (so no new write races the recovery; with `[cluster]`: takes over expired
+    /// leases), and starts the background re-drive and verify. Must run inside a tokio runtime.
+    pub async fn start(self) -> Result<App, StartError> {
+        let current = Arc::new(Current::new(self.settings));
+        let (coordinator, txns, verifier) = if self.journal {
+            with_journal(&current).await?
+        } else {
+            (Coordinator::new(current.clone()), None, None)
+        };
+        let metrics = coordinator.metrics().clone();
+        let reload = reload_status(&current, &metrics);
+        let mut admin = AdminState {
+            metrics,
             reload: reload_view(&reload),
+            verifier,
             ..AdminState::new(coordinator.clone())
         };
-        App {
+        if let Some(txns) = txns {
+            admin.txns = txns;
+        }
+        let (config_path, config_text) = self.config_file.unzip();
+        Ok(App {
             current,
             proxy: Proxy::new(coordinator),
             admin,
             config_path,
             reload,
-            config_text: None,
+            config_text,
+            reload_started: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+/// Opens the journal, recovers, and starts the background tasks; the coordinator that
+/// journals, the admin's view of the journal, and the verifier when `[verify]` is on.
+async fn with_journal(
+    current: &Arc<Current>,
+) -> Result<
+    (
+        Coordinator,
+        Option<Arc<JournalTxns>>,
+        Option<crate::verify::Verifier>,
+    ),
+    StartError,
+> {
+    let cfg = current.load().settings.config.clone();
+    let metrics = Metrics::new();
+    let alerter = Alerter::new(cfg.alerts.webhook.clone());
+    let on_change = on_change(metrics.clone(), alerter.clone());
+    let journal = match &cfg.cluster {
+        Some(cluster) => {
+            let shared = Shared::connect(cluster).await?;
+            let journal = Journal::shared(cfg.journal.keep_finished, shared);
+            let taken = takeover::scan_once(&journal, current, Some(&on_change)).await;
+            let (in_doubt, failed) = journal.counts();
+            tracing::info!(
+                taken_over = taken,
+                in_doubt,
+                failed,
+                "cluster mode: journal in the shared store"
+            );
+            tokio::spawn(takeover::run(
+                journal.clone(),
+                current.clone(),
+                Some(on_change.clone()),
+            ));
+            journal
+        }
+        None => {
+            let (journal, _tail) = Journal::open(&cfg.journal)?;
+            let (in_doubt, _) = journal.counts();
+            if in_doubt > 0 {
+                tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: deciding them from the nodes' state before serving");
+            }
+            let recovered = redrive::recover(&journal, current, Some(&on_change)).await;
+            let (_, failed) = journal.counts();
+            tracing::info!(dir = %cfg.journal.dir, durability = ?cfg.journal.durability, recovered_rolled_back = recovered.rolled_back, recovered_completed = recovered.completed, recovered_unchanged = recovered.unchanged, failed, "journal open");
+            journal
+        }
+    };
+    tokio::spawn(redrive::run_worker(
+        journal.clone(),
+        current.clone(),
+        Some(on_change.clone()),
+    ));
+    let coordinator = Coordinator::new(current.clone())
+        .with_journal(journal.clone())
+        .with_metrics(metrics)
+        .with_alerter(alerter);
+    let txns = Arc::new(JournalTxns {
+        journal,
+        current: current.clone(),
+        on_change: Some(on_change),
+    });
+    let verifier = crate::verify::Verifier::new(&coordinator);
+    if let Some(v) = &verifier {
+        tokio::spawn(crate::verify::task::run(v.clone()));
+    }
+    Ok((coordinator, Some(txns), verifier))
+}
+
+impl App {
+    /// The one way to build an app: `App::builder(settings).start().await`, with
+    /// [`Builder::config_file`] for hot reload and [`Builder::without_journal`] for the data path
+    /// alone.
+    pub fn builder(settings: Settings) -> Builder {
+        Builder {
+            settings,
+            config_file: None,
+            journal: true,
         }
     }
 
-    /// Builds the app (without a journal) from a config file's validated settings and its
-    /// `text` (as [`crate::config::load_file`] returns them), ready to hot-reload that file.
-    pub fn from_file(settings: Settings, path: PathBuf, text: String) -> App {
-        App::new(settings, Some(path)).with_config_text(text)
-    }
-
-    /// The text the running config was parsed from (hot reload compares edits with it).
-    pub fn with_config_text(mut self, text: String) -> App {
-        self.config_text = Some(text);
-        self
-    }
-
-    /// Starts hot reload of the config file (`None` without one). The watch is in place when
-    /// this returns, so edits made afterwards are seen. Dropping the handle stops it.
+    /// Starts hot reload of the config file (`None` without one, or when it runs already).
+    /// The watch is in place when this returns, so edits made afterwards are seen. Dropping the
+    /// handle stops it. [`App::serve`] calls it unless it was called before.
     pub fn start_reload(&self) -> Result<Option<ReloadHandle>, WatchError> {
         let Some(path) = &self.config_path else {
             return Ok(None);
         };
+        if self.reload_started.swap(true, Ordering::SeqCst) {
+            return Ok(None);
+        }
         // Without the text it was parsed from, the file as it is now stands in for it.
         let initial = match &self.config_text {
             Some(text) => text.clone(),
@@ -103,138 +231,33 @@ impl App {
         reloader.start(initial).map(Some)
     }
 
-    /// Hot-reloads the config file (if any) and serves on `listener` until `shutdown`.
-    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        self.run_all(listener, None, shutdown).await
-    }
-
-    /// Hot-reloads the config file (if any) and serves clients and the admin API until
-    /// `shutdown`. A watch that cannot start is logged and dtc serves on without reload.
-    pub async fn run_all(
-        self,
-        listener: TcpListener,
-        admin: Option<TcpListener>,
-        shutdown: impl Future<Output = ()>,
-    ) {
-        let _reload = self.start_reload().unwrap_or_else(|e| {
-            tracing::error!(error = %e, "hot reload is off; restart dtc to apply config edits");
-            None
-        });
-        self.serve_all(listener, admin, shutdown).await;
-    }
-
-    /// Builds the app with its durable journal: opens it, undoes in-doubt transactions left by
-    /// a crash (before serving, so no new write races the recovery), and starts the background
-    /// re-drive. Must run inside a tokio runtime.
-    pub async fn start(
-        settings: Settings,
-        config_path: Option<PathBuf>,
-    ) -> Result<App, StartError> {
-        let current = Arc::new(Current::new(settings));
-        let cfg = current.load().settings.config.clone();
-        let metrics = Metrics::new();
-        let alerter = Alerter::new(cfg.alerts.webhook.clone());
-        let on_change = on_change(metrics.clone(), alerter.clone());
-        let journal = match &cfg.cluster {
-            Some(cluster) => {
-                let shared = Shared::connect(cluster).await?;
-                let journal = Journal::shared(cfg.journal.keep_finished, shared);
-                let taken = takeover::scan_once(&journal, &current, Some(&on_change)).await;
-                let (in_doubt, failed) = journal.counts();
-                tracing::info!(
-                    taken_over = taken,
-                    in_doubt,
-                    failed,
-                    "cluster mode: journal in the shared store"
-                );
-                tokio::spawn(takeover::run(
-                    journal.clone(),
-                    current.clone(),
-                    Some(on_change.clone()),
-                ));
-                journal
-            }
-            None => {
-                let (journal, _tail) = Journal::open(&cfg.journal)?;
-                let (in_doubt, _) = journal.counts();
-                if in_doubt > 0 {
-                    tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: deciding them from the nodes' state before serving");
-                }
-                let recovered = redrive::recover(&journal, &current, Some(&on_change)).await;
-                let (_, failed) = journal.counts();
-                tracing::info!(dir = %cfg.journal.dir, durability = ?cfg.journal.durability, recovered_rolled_back = recovered.rolled_back, recovered_completed = recovered.completed, recovered_unchanged = recovered.unchanged, failed, "journal open");
-                journal
-            }
-        };
-        tokio::spawn(redrive::run_worker(
-            journal.clone(),
-            current.clone(),
-            Some(on_change.clone()),
-        ));
-        let coordinator = Coordinator::new(current.clone())
-            .with_journal(journal.clone())
-            .with_metrics(metrics.clone())
-            .with_alerter(alerter);
-        let txns = Arc::new(JournalTxns {
-            journal,
-            current: current.clone(),
-            on_change: Some(on_change),
-        });
-        let reload = reload_status(&current, &metrics);
-        let verifier = crate::verify::Verifier::new(&coordinator);
-        if let Some(v) = &verifier {
-            tokio::spawn(crate::verify::task::run(v.clone()));
-        }
-        let admin = AdminState {
-            metrics,
-            txns,
-            reload: reload_view(&reload),
-            verifier,
-            ..AdminState::new(coordinator.clone())
-        };
-        Ok(App {
-            current,
-            proxy: Proxy::new(coordinator),
-            admin,
-            config_path,
-            reload,
-            config_text: None,
-        })
-    }
-
     /// The journal, when started with one.
     pub fn journal(&self) -> Option<&Arc<Journal>> {
         self.proxy.coordinator.journal()
     }
 
-    /// Binds the configured client listener.
-    pub async fn bind(&self) -> Result<TcpListener, StartError> {
-        bind(self.current.load().settings.listen).await
+    /// Binds the configured client listener and, if enabled, the admin listener.
+    pub async fn listen(&self) -> Result<Listeners, StartError> {
+        let settings = &self.current.load().settings;
+        let client = bind(settings.listen).await?;
+        let admin = match settings.admin {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        Ok(Listeners { client, admin })
     }
 
-    /// Binds the configured admin listener, if enabled.
-    pub async fn bind_admin(&self) -> Result<Option<TcpListener>, StartError> {
-        match self.current.load().settings.admin {
-            Some(addr) => bind(addr).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Serves clients on `listener` until `shutdown`, then drains.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-        self.serve_all(listener, None, shutdown).await
-    }
-
-    /// Serves clients and, if given, the admin API until `shutdown`; then drains the client
-    /// listener, flushes the journal and stops the admin listener last (probes see dtc until
-    /// it is done).
-    pub async fn serve_all(
-        self,
-        listener: TcpListener,
-        admin: Option<TcpListener>,
-        shutdown: impl Future<Output = ()>,
-    ) {
-        if let Ok(addr) = listener.local_addr() {
+    /// Serves clients and, if given, the admin API until `shutdown`, hot-reloading the config
+    /// file (if any; a watch that cannot start is logged and dtc serves on without reload).
+    /// Then drains the client listener, flushes the journal, and stops the admin listener last
+    /// (probes see dtc until it is done).
+    pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
+        let _reload = self.start_reload().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "hot reload is off; restart dtc to apply config edits");
+            None
+        });
+        let Listeners { client, admin } = listeners;
+        if let Ok(addr) = client.local_addr() {
             let rt = self.current.load();
             let nodes: Vec<&str> = rt.nodes.all().iter().map(|n| n.name()).collect();
             tracing::info!(%addr, generation = rt.generation, nodes = ?nodes, "dtc listening");
@@ -246,7 +269,7 @@ impl App {
             }))
         });
         let journal = self.journal().cloned();
-        server::serve(listener, self.proxy, shutdown).await;
+        server::serve(client, self.proxy, shutdown).await;
         if let Some(j) = journal {
             match j.flush().await {
                 Ok(()) => tracing::info!(open = j.open_entries().len(), "journal flushed"),
@@ -303,6 +326,17 @@ fn on_change(metrics: Arc<Metrics>, alerter: Arc<Alerter>) -> OnChange {
         };
         alerter.send(AlertEvent::from_view(kind, &view(e)));
     })
+}
+
+/// What `dtc run` and `dtc demo` do once the app is built: bind, call `ready` with the client
+/// address (the demo prints its banner), serve until SIGINT/SIGTERM.
+pub async fn run(app: App, ready: impl FnOnce(SocketAddr)) -> Result<(), StartError> {
+    let listeners = app.listen().await?;
+    if let Ok(addr) = listeners.client.local_addr() {
+        ready(addr);
+    }
+    app.serve(listeners, shutdown_signal()).await;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

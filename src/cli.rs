@@ -195,30 +195,23 @@ fn run(args: RunArgs) -> ExitCode {
     };
     let workers = args.workers.unwrap_or(settings.config.listen.workers);
     with_runtime(workers, async move {
-        let app = match crate::app::App::start(settings, Some(args.config)).await {
-            Ok(app) => app.with_config_text(text),
-            Err(e) => {
-                tracing::error!("{e}");
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
-        };
-        let listener = match app.bind().await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!("{e}");
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
-        };
-        let admin = match app.bind_admin().await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!("{e}");
-                return ExitCode::from(69);
-            }
-        };
-        app.run_all(listener, admin, crate::app::shutdown_signal())
+        let app = crate::app::App::builder(settings)
+            .config_file(args.config, text)
+            .start()
             .await;
-        ExitCode::SUCCESS
+        match app.map(|app| crate::app::run(app, |_| {})) {
+            Ok(serving) => match serving.await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::from(EXIT_UNAVAILABLE)
+                }
+            },
+            Err(e) => {
+                tracing::error!("{e}");
+                ExitCode::from(EXIT_UNAVAILABLE)
+            }
+        }
     })
 }
 

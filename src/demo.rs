@@ -32,35 +32,22 @@ pub async fn run() -> ExitCode {
             }
         }
     }
-    let app = match App::start(settings, None).await {
-        Ok(app) => app,
+    let started = match App::builder(settings).start().await {
+        Ok(app) => crate::app::run(app, |addr| {
+            println!("{}", banner(&addr.to_string(), &nodes))
+        }),
         Err(e) => {
             eprintln!("dtc demo: {e}");
             return ExitCode::from(69);
         }
     };
-    let listener = match app.bind().await {
-        Ok(l) => l,
+    match started.await {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dtc demo: {e}");
-            return ExitCode::from(69);
+            ExitCode::from(69)
         }
-    };
-    let addr = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    println!("{}", banner(&addr, &nodes));
-    let admin = match app.bind_admin().await {
-        Ok(a) => a,
-        Err(e) => {
-            tracing::error!("{e}");
-            return ExitCode::from(69);
-        }
-    };
-    app.serve_all(listener, admin, crate::app::shutdown_signal())
-        .await;
-    ExitCode::SUCCESS
+    }
 }
 
 fn banner(addr: &str, nodes: &[RefNode]) -> String {

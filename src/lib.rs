@@ -23,11 +23,11 @@
 //!    records go to a PostgreSQL store shared by the fleet ([`journal::shared`]): the intent takes
 //!    the key's lease for every sidecar at once, and each node request waits for the lease to
 //!    outlive it.
-//! 4. At start, [`journal::redrive::recover`] decides in-doubt transactions (with `[cluster]`,
-//!    [`journal::takeover`] does, for the transactions of expired leases); in the background,
-//!    [`journal::redrive`] re-drives failed ones and checks rollbacks — all with
+//! 4. At start, [`saga::redrive::recover`] decides in-doubt transactions (with `[cluster]`,
+//!    [`saga::takeover`] does, for the transactions of expired leases); in the background,
+//!    [`saga::redrive`] re-drives failed ones and checks rollbacks — all with
 //!    [`saga::recover::resolve`], the same judgement as the live path; [`upstream::health`]
-//!    probes nodes; [`config::reload`] swaps in edited configs; [`verify::task`] (when
+//!    probes nodes; [`runtime::reload`] swaps in edited configs; [`verify::task`] (when
 //!    `[verify] interval` is set) reads recently written keys on every node and reports keys on
 //!    which they differ — the same check `dtc verify` runs ([`verify`]).
 //!
@@ -57,7 +57,10 @@ pub mod logging;
 pub mod node;
 pub mod ops;
 pub mod proxy;
+pub mod retry;
 pub mod runtime;
 pub mod saga;
+pub mod telemetry;
+pub mod txn;
 pub mod upstream;
 pub mod verify;

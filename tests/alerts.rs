@@ -4,8 +4,8 @@ mod support;
 
 use bytes::Bytes;
 use dtc::admin::{AlertEvent, AlertKind, AlertOptions, Alerter};
+use dtc::retry::Backoff;
 use dtc::saga::TxnState;
-use dtc::saga::policy::Backoff;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;

@@ -392,7 +392,8 @@ async fn an_unreachable_store_a_foreign_schema_and_a_newer_one_are_clear_errors(
     let start = async |url: &str| {
         let mut cfg = cluster_config(&nodes, url);
         cfg.journal.dir = tempfile::tempdir().unwrap().keep().display().to_string();
-        dtc::app::App::start(settings(cfg), None)
+        dtc::app::App::builder(settings(cfg))
+            .start()
             .await
             .err()
             .map(|e| e.to_string())

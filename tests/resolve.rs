@@ -125,7 +125,7 @@ async fn healthz(resolver: Resolver, url: &str) -> Result<http::StatusCode, Stri
         .request(req)
         .await
         .map(|r| r.status())
-        .map_err(|e| dtc::upstream::node::source_text(&e))
+        .map_err(|e| dtc::upstream::source_text(&e))
 }
 
 #[tokio::test]

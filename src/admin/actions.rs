@@ -6,10 +6,10 @@
 
 use super::AdminState;
 use super::routes::json;
-use super::txns::{TxnActionError, TxnView};
 use crate::headers;
 use crate::proxy::{ProxyBody, buffer_body, problem};
 use crate::saga::{NodeReport, Outcome, TxnState, WriteRequest};
+use crate::txn::{TxnActionError, TxnView};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;

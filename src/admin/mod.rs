@@ -1,9 +1,9 @@
 //! The admin listener: health, readiness, metrics, nodes, the effective config, the transactions
 //! API, the original project's `POST /dtc/`, and the alert webhook sender.
 //!
-//! - [`metrics`]: the Prometheus metrics the data path bumps;
-//! - [`txns`]: [`TxnStore`], what the admin API needs from the journal;
-//! - [`alerts`]: [`Alerter`], failed/converged events to a webhook, never blocking the caller;
+//! - it serves the [`crate::telemetry`] the data path records ([`Metrics`] at `/metrics`) and
+//!   reads transactions through [`TxnStore`] (defined in [`crate::txn`], implemented by the saga
+//!   over the journal);
 //! - [`report`]: [`StatusReport`], the operator's summary that the page and `dtc status` show;
 //! - `page`: the HTML status page at `GET /`;
 //! - `routes`, `status`, `actions`, `verify`: the HTTP endpoints (listed in [`serve`]).
@@ -12,19 +12,15 @@
 //! tests run it in-process on port 0.
 
 mod actions;
-pub mod alerts;
-pub mod metrics;
 mod page;
 pub mod report;
 mod routes;
 mod status;
-pub mod txns;
 mod verify;
 
-pub use alerts::{AlertEvent, AlertKind, AlertOptions, Alerter};
-pub use metrics::{Metrics, ScrapeView};
+pub use crate::telemetry::{AlertEvent, AlertKind, AlertOptions, Alerter, Metrics, ScrapeView};
+pub use crate::txn::{NoJournal, TxnActionError, TxnStore, TxnView};
 pub use report::{NodeStatus, StateCount, StatusReport};
-pub use txns::{NoJournal, TxnActionError, TxnStore, TxnView};
 
 use crate::proxy::conn::{Activity, Tracked, supervise};
 use crate::proxy::server::{accept_loop, drain, on_silent};

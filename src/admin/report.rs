@@ -3,7 +3,7 @@
 //! as a table, so both show the same facts and judge "needs attention" the same way.
 
 use super::{AdminState, ReloadView, TxnView};
-use crate::saga::TxnState;
+use crate::txn::TxnState;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

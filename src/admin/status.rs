@@ -1,9 +1,9 @@
 //! Read-only admin endpoints: readiness, metrics, nodes and the effective config.
 
 use super::AdminState;
-use super::metrics::{CONTENT_TYPE, ScrapeView};
 use super::routes::json;
 use crate::proxy::ProxyBody;
+use crate::telemetry::metrics::CONTENT_TYPE;
 use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -49,7 +49,7 @@ pub(super) fn readyz(state: &AdminState) -> Response<ProxyBody> {
 
 /// `GET /metrics`: the Prometheus text format.
 pub(super) fn metrics(state: &AdminState) -> Response<ProxyBody> {
-    let view = ScrapeView::of(&state.current.load(), state.txns.counts());
+    let view = state.current.load().scrape_view(state.txns.counts());
     let mut resp = Response::new(ProxyBody::full(state.metrics.encode(&view)));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

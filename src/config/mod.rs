@@ -1,6 +1,6 @@
 //! Configuration: the file's serde types ([`model`]), route templates ([`template`]), validation
-//! into [`Settings`] ([`validate`]), and hot reload: the file watcher ([`watch`]), the diff of
-//! two configs ([`diff`]) and the reload loop ([`reload`]).
+//! into [`Settings`] ([`validate`]), and what hot reload needs of it: the file watcher ([`watch`])
+//! and the diff of two configs ([`diff`]); the reload loop itself is [`crate::runtime::reload`].
 //!
 //! The pipeline: file text → TOML parse (syntax errors carry line and column) →
 //! `DTC_DATABASE_URL` applied ([`cluster::apply_env`]) → [`Config`] with
@@ -16,7 +16,6 @@ pub mod locate;
 pub mod model;
 #[cfg(test)]
 mod props;
-pub mod reload;
 pub mod secret;
 pub mod template;
 pub mod url;

@@ -19,11 +19,8 @@ pub mod lock;
 pub mod log;
 pub mod query;
 pub mod record;
-pub mod redrive;
 pub mod shared;
 pub mod store;
-pub mod takeover;
-pub mod view;
 
 pub use error::JournalError;
 pub use lock::DirLock;

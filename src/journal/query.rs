@@ -3,7 +3,7 @@
 
 use super::record::Entry;
 use super::store::Journal;
-use crate::saga::TxnState;
+use crate::txn::TxnState;
 
 impl Journal {
     /// One transaction.

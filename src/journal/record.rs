@@ -6,9 +6,9 @@
 //! Later steps (`Redrive`, `Verified`, `Resolved`) follow a `failed` or to-be-verified one.
 //! Compaction replaces a transaction's records with one `Entry`.
 
-use crate::saga::evidence::State;
-use crate::saga::undo::UndoPlan;
-use crate::saga::{NodeReport, Reason, TxnState};
+use crate::txn::UndoPlan;
+use crate::txn::evidence::State;
+use crate::txn::{NodeReport, Reason, TxnState};
 use serde::{Deserialize, Serialize};
 
 /// One journal record.
@@ -250,7 +250,7 @@ impl Entry {
 
     fn merge_reports(&mut self, nodes: &[NodeReport]) {
         for (n, r) in self.nodes.iter_mut().zip(nodes) {
-            if r.outcome != crate::saga::Class::NotSent || n.report.is_none() {
+            if r.outcome != crate::txn::Class::NotSent || n.report.is_none() {
                 n.report = Some(r.clone());
             }
         }
@@ -264,7 +264,7 @@ impl Entry {
             .map(|(n, (name, _))| {
                 n.report.clone().unwrap_or(NodeReport {
                     node: name.clone(),
-                    outcome: crate::saga::Class::Transient,
+                    outcome: crate::txn::Class::Transient,
                     status: None,
                     error: Some(
                         "no answer recorded (dtc stopped while the write was in flight)".into(),

@@ -25,7 +25,7 @@ mod table;
 pub use client::AdminClient;
 
 use crate::admin::{StatusReport, TxnView};
-use crate::saga::TxnState;
+use crate::txn::TxnState;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Deserialize;
 use serde_json::{Value, json};

@@ -2,7 +2,7 @@
 
 use crate::admin::TxnView;
 use crate::admin::report::{StatusReport, format_ms};
-use crate::saga::{CompOutcome, NodeReport};
+use crate::txn::{CompOutcome, NodeReport};
 use std::fmt::Write as _;
 
 /// How many transactions `dtc status` lists before pointing at `dtc txn list`.
@@ -73,7 +73,7 @@ pub fn status(admin: &str, r: &StatusReport, problems: &[String]) -> String {
     let finished: Vec<String> = r
         .finished
         .iter()
-        .filter(|c| c.state != crate::saga::TxnState::InDoubt)
+        .filter(|c| c.state != crate::txn::TxnState::InDoubt)
         .map(|c| format!("{} {}", c.state, c.count))
         .collect();
     let _ = writeln!(

@@ -3,7 +3,7 @@
 
 use super::body::ProxyBody;
 use crate::headers;
-use crate::saga::{NodeReport, Outcome, Reason, TxnState};
+use crate::txn::{NodeReport, Outcome, Reason, TxnState};
 use http::header::{CONTENT_TYPE, RETRY_AFTER};
 use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;

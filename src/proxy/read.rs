@@ -7,7 +7,6 @@ use super::{buffered, problem};
 use crate::headers;
 use crate::runtime::Runtime;
 use http::{Request, Response, StatusCode};
-use http_body_util::Full;
 use hyper::body::Incoming;
 
 pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -32,10 +31,12 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
         };
         tried.push(i);
         let node = &nodes[i];
-        let mut out = Request::new(Full::new(body.clone()));
-        *out.method_mut() = parts.method.clone();
-        *out.uri_mut() = node.uri(path);
-        *out.headers_mut() = node_headers.clone();
+        let out = node.request(
+            parts.method.clone(),
+            path,
+            node_headers.clone(),
+            body.clone(),
+        );
         let guard = node.track();
         match tokio::time::timeout(cfg.timeouts.attempt, node.send(out)).await {
             Ok(Ok(resp)) => {

@@ -175,9 +175,9 @@ fn on_connection_error(
         .is_some_and(hyper::Error::is_parse)
     {
         // hyper has answered 400, 414 or 431 and closed: say why, once per connection.
-        tracing::info!(%peer, error = %crate::upstream::node::source_text(e), "client request refused: malformed or oversized request head");
+        tracing::info!(%peer, error = %crate::upstream::source_text(e), "client request refused: malformed or oversized request head");
     } else {
-        tracing::debug!(%peer, error = %crate::upstream::node::source_text(e), "client connection ended with an error");
+        tracing::debug!(%peer, error = %crate::upstream::source_text(e), "client connection ended with an error");
     }
 }
 

@@ -1,15 +1,16 @@
 //! One request to one node, retried under the policy: the building block of writes, undos and
 //! snapshots.
 
-use super::outcome::{Class, NodeResponse, classify};
-use super::policy::Backoff;
+use crate::retry::{Attempt, Backoff, retry};
+use crate::txn::outcome::{Class, NodeResponse, classify};
 use crate::upstream::{Node, SendError};
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request};
-use http_body_util::{BodyExt, Full, Limited};
+use http::{HeaderMap, Method};
+use http_body_util::{BodyExt, Limited};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tokio::time::Instant;
 
 /// A request to send to one node.
 pub struct Call<'a> {
@@ -58,23 +59,21 @@ pub async fn call_with_retries(
     policy: &Backoff,
     limits: CallLimits,
 ) -> CallResult {
-    let deadline = Instant::now() + policy.deadline;
-    let mut attempts = 0;
-    let mut ambiguous = false;
-    loop {
-        attempts += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
+    // Whether some attempt so far may have applied the write without saying so.
+    let ambiguous = AtomicBool::new(false);
+    let ambiguous = &ambiguous;
+    let attempt = |n: u32, remaining: Duration| async move {
         let timeout = limits
             .attempt_timeout
             .min(remaining.max(Duration::from_millis(1)));
         // With `[cluster]`, a request is started only while the key's lease outlives it.
         if let Err(why) = crate::journal::shared::lease::may_send(timeout).await {
-            return CallResult {
+            return Attempt::Done(CallResult {
                 class: Class::Transient,
-                answer: Err(SendError::NotSent(why)),
-                attempts: attempts - 1,
-                ambiguous,
-            };
+                answer: Err(SendError::NotSent(why.to_string())),
+                attempts: n - 1,
+                ambiguous: ambiguous.load(Relaxed),
+            });
         }
         let answer = send_once(call, timeout, limits.max_body).await;
         let class = match &answer {
@@ -86,31 +85,29 @@ pub async fn call_with_retries(
             Err(_) => true,
         });
         if class != Class::Transient {
-            return CallResult {
+            return Attempt::Done(CallResult {
                 class,
                 answer,
-                attempts,
-                ambiguous,
-            };
+                attempts: n,
+                ambiguous: ambiguous.load(Relaxed),
+            });
         }
-        ambiguous |= match &answer {
+        let maybe_applied = match &answer {
             // 503 says "not processed"; any other 5xx may come after the node applied it.
             Ok(r) => {
                 r.status.is_server_error() && r.status != http::StatusCode::SERVICE_UNAVAILABLE
             }
             Err(e) => e.maybe_applied(),
         };
-        let wait = policy.delay(attempts);
-        if attempts >= policy.attempts || Instant::now() + wait >= deadline {
-            return CallResult {
-                class,
-                answer,
-                attempts,
-                ambiguous,
-            };
-        }
-        tokio::time::sleep(wait).await;
-    }
+        ambiguous.fetch_or(maybe_applied, Relaxed);
+        Attempt::Retry(CallResult {
+            class,
+            answer,
+            attempts: n,
+            ambiguous: ambiguous.load(Relaxed),
+        })
+    };
+    retry(policy, attempt, |_, _, _| {}).await.0
 }
 
 /// One attempt: the whole response, body included, within `timeout`.
@@ -119,10 +116,12 @@ pub async fn send_once(
     timeout: Duration,
     max_body: usize,
 ) -> Result<NodeResponse, SendError> {
-    let mut req = Request::new(Full::new(call.body.clone()));
-    *req.method_mut() = call.method.clone();
-    *req.uri_mut() = call.node.uri(&call.path_and_query);
-    *req.headers_mut() = call.headers.clone();
+    let req = call.node.request(
+        call.method.clone(),
+        &call.path_and_query,
+        call.headers.clone(),
+        call.body.clone(),
+    );
     let _in_flight = call.node.track();
     let exchange = async {
         let resp = call.node.send(req).await?;

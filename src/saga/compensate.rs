@@ -3,26 +3,52 @@
 
 use super::Coordinator;
 use super::attempt::{Call, call_with_retries};
-use super::outcome::{Class, CompOutcome, CompReport, NodeReport, NodeResponse, Reason, TxnState};
-use super::policy::Backoff;
 use super::run::{Txn, limits};
-use super::undo::{self, Snapshot, UndoInputs, UndoPlan};
-use crate::config::template::{Context, Escape};
+use super::undo::{self, PlanError, Snapshot, UndoInputs};
+use crate::config::template::{Context, Escape, RenderError};
 use crate::headers;
 use crate::journal::record::{Begin, VerifyPlan, now_ms};
+use crate::retry::Backoff;
 use crate::runtime::Runtime;
-use crate::upstream::Node;
+use crate::txn::UndoPlan;
+use crate::txn::outcome::{
+    Class, CompOutcome, CompReport, NodeReport, NodeResponse, Reason, TxnState,
+};
+use crate::upstream::{Node, SendError};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use http::{HeaderMap, Method};
 use std::sync::Arc;
+
+/// Why the pre-images of a write could not be read (nothing was sent to any node).
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The snapshot rule's path template cannot be filled in for this request.
+    #[error(transparent)]
+    Path(#[from] RenderError),
+    /// A node answered something that is neither the resource nor its absence.
+    #[error("node {node} answered {status} to {method} {path}")]
+    Answered {
+        node: String,
+        status: http::StatusCode,
+        method: Method,
+        path: String,
+    },
+    /// A node could not be read.
+    #[error("node {node}: {source}")]
+    Unreachable {
+        node: String,
+        #[source]
+        source: SendError,
+    },
+}
 
 impl Coordinator {
     /// Reads each node's pre-image, when the route asks for it.
     pub(super) async fn snapshots(
         &self,
         t: &Txn<'_>,
-    ) -> Result<Option<(String, Vec<Snapshot>)>, String> {
+    ) -> Result<Option<(String, Vec<Snapshot>)>, SnapshotError> {
         let Some(rule) = t.route.and_then(|r| r.snapshot.as_ref()) else {
             return Ok(None);
         };
@@ -33,7 +59,7 @@ impl Coordinator {
                     body: t.json.as_ref(),
                     ..Context::default()
                 };
-                tpl.render(&ctx, Escape::Path).map_err(|e| e.to_string())?
+                tpl.render(&ctx, Escape::Path)?
             }
             None => t.req.path().to_string(),
         };
@@ -70,14 +96,19 @@ impl Coordinator {
                 }
                 (Class::Already, _) => Snapshot::Absent,
                 (_, Ok(resp)) => {
-                    return Err(format!(
-                        "node {} answered {} to {} {path}",
-                        node.name(),
-                        resp.status,
-                        rule.method
-                    ));
+                    return Err(SnapshotError::Answered {
+                        node: node.name().to_string(),
+                        status: resp.status,
+                        method: rule.method.clone(),
+                        path,
+                    });
                 }
-                (_, Err(e)) => return Err(format!("node {}: {e}", node.name())),
+                (_, Err(source)) => {
+                    return Err(SnapshotError::Unreachable {
+                        node: node.name().to_string(),
+                        source,
+                    });
+                }
             });
         }
         Ok(Some((path, out)))
@@ -87,7 +118,7 @@ impl Coordinator {
     pub(super) async fn compensate(
         &self,
         t: &Txn<'_>,
-        plans: &[Option<Result<UndoPlan, String>>],
+        plans: &[Option<Result<UndoPlan, PlanError>>],
         reports: &mut [NodeReport],
     ) -> (TxnState, Reason) {
         let no_rule = t.route.and_then(|r| r.compensation.as_ref()).is_none();
@@ -100,7 +131,7 @@ impl Coordinator {
                     Some(Err(e)) => Some(CompReport {
                         outcome: CompOutcome::Failed,
                         status: None,
-                        error: Some(e.clone()),
+                        error: Some(e.to_string()),
                         attempts: 0,
                     }),
                     Some(Ok(plan)) => {
@@ -137,10 +168,10 @@ impl Planner<'_> {
         &self,
         i: usize,
         response: Option<&NodeResponse>,
-    ) -> Option<Result<UndoPlan, String>> {
+    ) -> Option<Result<UndoPlan, PlanError>> {
         let t = self.t;
         let Some(rule) = t.route.and_then(|r| r.compensation.as_ref()) else {
-            return Some(Err("no compensation rule".into()));
+            return Some(Err(PlanError::NoRule));
         };
         let inputs = UndoInputs {
             params: &t.params,
@@ -155,7 +186,7 @@ impl Planner<'_> {
             snapshot: self.snapshots.as_ref().map(|(_, s)| &s[i]),
             snapshot_path: self.snapshots.as_ref().map(|(p, _)| p.as_str()),
         };
-        Some(undo::plan(rule, &inputs).map_err(|e| format!("cannot build the undo: {e}")))
+        Some(undo::plan(rule, &inputs))
     }
 }
 

@@ -1,10 +1,10 @@
 //! The live path's decision: the nodes' final answers (and, where they are ambiguous, a read
-//! of the resource) as [`evidence`](super::evidence), judged, then mapped to what the client is
+//! of the resource) as [`evidence`](crate::txn::evidence), judged, then mapped to what the client is
 //! told.
 
 use super::attempt::CallResult;
-use super::evidence::{End, Judgement, NodeEvidence};
-use super::outcome::Class;
+use crate::txn::evidence::{End, Judgement, NodeEvidence};
+use crate::txn::outcome::Class;
 
 /// What the write phase decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +76,8 @@ pub fn decide(results: &[CallResult], j: &Judgement) -> Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::saga::evidence::{ReadBack, State, judge};
-    use crate::saga::outcome::NodeResponse;
+    use crate::txn::evidence::{ReadBack, State, judge};
+    use crate::txn::outcome::NodeResponse;
     use crate::upstream::SendError;
     use http::{HeaderMap, StatusCode};
 

@@ -2,10 +2,10 @@
 
 use super::attempt::CallResult;
 use super::decide::touched;
-use super::evidence::Verdict;
 use super::live::pre_status;
-use super::outcome::{Class, NodeReport, NodeResponse, Outcome, Reason, TxnState};
 use super::run::Txn;
+use crate::txn::evidence::Verdict;
+use crate::txn::outcome::{Class, NodeReport, NodeResponse, Outcome, Reason, TxnState};
 use crate::upstream::Node;
 use std::sync::Arc;
 

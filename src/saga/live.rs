@@ -1,16 +1,17 @@
 //! The live path's evidence: the nodes' answers, the pre-images when the route took them, and a
 //! read of the resource on every node whose answer leaves its state open, judged by
-//! [`evidence::judge`](super::evidence::judge).
+//! [`evidence::judge`](crate::txn::evidence::judge).
 
 use super::Coordinator;
 use super::attempt::CallResult;
 use super::compensate::verify_plan;
 use super::decide::{all_converged, answers};
-use super::evidence::{Judgement, NodeEvidence, PreImage, judge};
 use super::readback::read_nodes;
 use super::run::Txn;
-use super::undo::{Snapshot, UndoPlan};
+use super::undo::{PlanError, Snapshot};
 use crate::journal::record::VerifyPlan;
+use crate::txn::UndoPlan;
+use crate::txn::evidence::{Judgement, NodeEvidence, PreImage, judge};
 
 /// The judgement of a live write, and per node what its read-back showed (for its report).
 pub(super) struct Judged {
@@ -55,7 +56,7 @@ impl Coordinator {
         &self,
         t: &Txn<'_>,
         results: &[CallResult],
-        plans: &[Option<Result<UndoPlan, String>>],
+        plans: &[Option<Result<UndoPlan, PlanError>>],
         snapshots: &Option<(String, Vec<Snapshot>)>,
     ) -> Judged {
         let n = results.len();
@@ -86,7 +87,7 @@ impl Coordinator {
             }
         }
         let judgement = judge(&ev);
-        if judgement.end != super::evidence::End::Complete {
+        if judgement.end != crate::txn::evidence::End::Complete {
             tracing::debug!(txn = %t.id, ?judgement, "write judged from evidence");
         }
         Judged {

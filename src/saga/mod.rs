@@ -25,26 +25,26 @@
 pub mod attempt;
 pub mod compensate;
 pub mod decide;
-pub mod evidence;
 pub mod finish;
 pub mod live;
 pub mod locks;
-pub mod outcome;
-pub mod policy;
 pub mod readback;
 pub mod recover;
+pub mod redrive;
 pub mod run;
+pub mod takeover;
+pub mod txns;
 pub mod undo;
 
-pub use decide::{Decision, decide};
-pub use outcome::{
+pub use crate::txn::{
     Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState,
 };
+pub use decide::{Decision, decide};
 pub use run::WriteRequest;
 
-use crate::admin::{Alerter, Metrics};
 use crate::journal::Journal;
 use crate::runtime::Current;
+use crate::telemetry::{Alerter, Metrics};
 use locks::KeyLocks;
 use std::sync::Arc;
 

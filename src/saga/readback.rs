@@ -2,10 +2,10 @@
 //! its prior state, or unclear. The evidence that replaces "may have applied".
 
 use super::attempt::{Call, CallLimits, call_with_retries};
-use super::evidence::{ReadBack, State};
-use super::policy::Backoff;
 use crate::journal::record::VerifyPlan;
+use crate::retry::Backoff;
 use crate::runtime::Runtime;
+use crate::txn::evidence::{ReadBack, State};
 use crate::upstream::Node;
 use futures_util::future::join_all;
 use http::HeaderMap;

@@ -1,17 +1,15 @@
 //! Deciding a journaled transaction after the fact — at startup (in doubt), in the background
 //! re-drive (failed) and in the late-write check (rolled back): the journal's answers and
 //! pre-images plus a fresh read of every node the transaction touched, judged by
-//! [`evidence::judge`](super::evidence::judge), and the undos the judgement allows.
+//! [`evidence::judge`](crate::txn::evidence::judge), and the undos the judgement allows.
 
 use super::compensate::run_undo;
-use super::evidence::{Answer, End, Judgement, NodeEvidence, ReadBack, Verdict, judge};
 use super::live::pre_image;
-use super::outcome::{Class, CompOutcome, CompReport, NodeReport, Reason, TxnState};
 use super::readback::read_nodes;
-use crate::config::NodeSpec;
-use crate::config::validate::parse_http_url;
 use crate::journal::record::{Entry, now_ms};
 use crate::runtime::Runtime;
+use crate::txn::evidence::{Answer, End, Judgement, NodeEvidence, ReadBack, Verdict, judge};
+use crate::txn::outcome::{Class, CompOutcome, CompReport, NodeReport, Reason, TxnState};
 use crate::upstream::Node;
 use futures_util::future::join_all;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -164,28 +162,9 @@ fn failed_comp(why: &str) -> CompReport {
     }
 }
 
-/// The node of the running config with this name and URL, or a one-off client for it.
+/// The node of the running config with this name and URL, or a detached client for it.
 pub fn node_for(rt: &Runtime, name: &str, url: &str) -> Option<Arc<Node>> {
-    if let Some(n) = rt
-        .nodes
-        .all()
-        .iter()
-        .find(|n| n.name() == name && n.spec.url == url)
-    {
-        return Some(n.clone());
-    }
-    let (uri, authority, base_path) = parse_http_url(url).ok()?;
-    let spec = NodeSpec {
-        name: name.to_string(),
-        url: uri,
-        authority,
-        base_path,
-    };
-    Some(Node::new(
-        spec,
-        rt.settings.config.timeouts.connect,
-        rt.settings.config.health.clone(),
-    ))
+    rt.nodes.node_for(name, url, &rt.settings)
 }
 
 /// The journaled client headers as a map.

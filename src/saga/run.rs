@@ -3,14 +3,10 @@
 use super::attempt::{Call, CallLimits, CallResult, call_with_retries};
 use super::compensate::{Planner, begin_record};
 use super::decide::{Decision, decide, touched};
-use super::evidence::Verdict;
 use super::finish::{finish, log_outcome, not_sent, pre_statuses, report, unknown_nodes};
 use super::locks::KeyGuard;
-use super::outcome::{Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState};
-use super::policy::Backoff;
-use super::undo::UndoPlan;
+use super::undo::PlanError;
 use super::{Coordinator, new_txn_id};
-use crate::admin::{AlertEvent, AlertKind};
 use crate::config::template::{Context, Escape};
 use crate::config::validate::Route;
 use crate::headers;
@@ -18,7 +14,14 @@ use crate::journal::JournalError;
 use crate::journal::record::now_ms;
 use crate::journal::shared::StoreError;
 use crate::journal::shared::lease::under;
+use crate::retry::Backoff;
 use crate::runtime::Runtime;
+use crate::telemetry::{AlertEvent, AlertKind};
+use crate::txn::UndoPlan;
+use crate::txn::evidence::Verdict;
+use crate::txn::outcome::{
+    Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState,
+};
 use bytes::Bytes;
 use futures_util::future::{OptionFuture, join_all};
 use http::{HeaderMap, Method};
@@ -67,7 +70,7 @@ type Journaled = OptionFuture<JournalWait>;
 #[derive(Default)]
 struct WriteAll(
     Vec<CallResult>,
-    Vec<Option<Result<UndoPlan, String>>>,
+    Vec<Option<Result<UndoPlan, PlanError>>>,
     Vec<Journaled>,
 );
 
@@ -181,7 +184,7 @@ impl Coordinator {
                 return self.untouched(
                     t,
                     TxnState::ToBeRetried,
-                    Reason::SnapshotFailed(e),
+                    Reason::SnapshotFailed(e.to_string()),
                     not_sent(t.rt.nodes.all()),
                 );
             }

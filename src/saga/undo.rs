@@ -1,26 +1,11 @@
 //! Undo plans: the compensating request for one node, resolved from the route's rule and what
 //! that node answered. A plan is plain data, so the journal can keep it and recovery can run it.
 
-use super::outcome::NodeResponse;
-use crate::config::template::{Context, Escape};
+use crate::config::template::{Context, Escape, RenderError};
 use crate::config::validate::{CompBody, CompensationRule};
+use crate::txn::{NodeResponse, UndoPlan};
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// The compensating request for one node.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct UndoPlan {
-    pub method: String,
-    pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-    #[serde(default, with = "body_text")]
-    pub body: Bytes,
-    /// Statuses meaning "already undone".
-    pub already: Vec<u16>,
-}
 
 /// What a node held before the write (snapshot compensation).
 #[derive(Debug, Clone)]
@@ -29,6 +14,21 @@ pub enum Snapshot {
     Present(Bytes, Option<String>),
     /// The resource did not exist there (404 or 410).
     Absent,
+}
+
+/// Why the undo of one node cannot be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    /// The route has no compensation rule.
+    #[error("no compensation rule")]
+    NoRule,
+    /// The rule's path or body template cannot be filled in (e.g. it needs the node's response,
+    /// which never came).
+    #[error("cannot build the undo: {0}")]
+    Render(#[from] RenderError),
+    /// The rule restores a pre-image, and this node's was not read.
+    #[error("cannot build the undo: the pre-image of this node was not read")]
+    NoPreImage,
 }
 
 /// The inputs of a plan for one node.
@@ -47,7 +47,7 @@ pub struct UndoInputs<'a> {
 
 /// Resolves the undo of one node; an error says why it cannot be built (e.g. the template needs
 /// the node's response, which never came).
-pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan, String> {
+pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan, PlanError> {
     let response_json = inputs
         .response
         .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok());
@@ -62,10 +62,7 @@ pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan
         response: response_json.as_ref(),
         location: location.as_deref(),
     };
-    let path = rule
-        .path
-        .render(&ctx, Escape::Path)
-        .map_err(|e| e.to_string())?;
+    let path = rule.path.render(&ctx, Escape::Path)?;
     let (content_type, body) = match &rule.body {
         CompBody::None => (None, Bytes::new()),
         CompBody::Original => (
@@ -74,7 +71,7 @@ pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan
         ),
         CompBody::Template(t) => (
             Some("application/json".to_string()),
-            Bytes::from(t.render(&ctx, Escape::Json).map_err(|e| e.to_string())?),
+            Bytes::from(t.render(&ctx, Escape::Json)?),
         ),
         CompBody::Snapshot => match inputs.snapshot {
             Some(Snapshot::Present(body, ct)) => (ct.clone(), body.clone()),
@@ -89,7 +86,7 @@ pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan
                     already: vec![404, 410],
                 });
             }
-            None => return Err("the pre-image of this node was not read".into()),
+            None => return Err(PlanError::NoPreImage),
         },
     };
     Ok(UndoPlan {
@@ -109,41 +106,6 @@ fn location_path(loc: &str) -> String {
             .map(|i| rest[i..].to_string())
             .unwrap_or_else(|| "/".into()),
         None => loc.to_string(),
-    }
-}
-
-impl UndoPlan {
-    /// The content type header value, if any.
-    pub fn content_type_header(&self) -> Option<(http::HeaderName, http::HeaderValue)> {
-        let ct = self.content_type.as_deref()?;
-        Some((CONTENT_TYPE, http::HeaderValue::from_str(ct).ok()?))
-    }
-}
-
-/// Bodies in the journal: UTF-8 text as a string, anything else as an array of bytes.
-mod body_text {
-    use bytes::Bytes;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Text(String),
-        Raw(Vec<u8>),
-    }
-
-    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
-        match std::str::from_utf8(b) {
-            Ok(t) => Repr::Text(t.to_string()).serialize(s),
-            Err(_) => Repr::Raw(b.to_vec()).serialize(s),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
-        Ok(match Repr::deserialize(d)? {
-            Repr::Text(t) => Bytes::from(t),
-            Repr::Raw(v) => Bytes::from(v),
-        })
     }
 }
 

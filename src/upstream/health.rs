@@ -3,12 +3,7 @@
 //! Passive checks count transient failures of real traffic; active checks probe a path. A node is
 //! only ever marked down while probing is enabled, since probes are what bring it back.
 
-use super::node::Node;
-use http::{Method, Request};
-use http_body_util::{BodyExt, Full};
-use std::sync::Weak;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
 
 /// Health of one node.
 #[derive(Debug, Default)]
@@ -44,59 +39,4 @@ impl Health {
         let n = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         n >= unhealthy_threshold && !self.down.swap(true, Ordering::Relaxed)
     }
-}
-
-impl Node {
-    /// Records the outcome of a request of real traffic (passive health).
-    pub fn observe(&self, transient_failure: bool) {
-        let cfg = self.health_config.load();
-        if transient_failure {
-            if !cfg.path.is_empty() && self.health.failure(cfg.unhealthy_threshold) {
-                tracing::warn!(node = %self.name(), failures = cfg.unhealthy_threshold, "node marked down by failed requests");
-            }
-        } else if self.health.success(cfg.healthy_threshold) {
-            tracing::info!(node = %self.name(), "node is up again");
-        }
-    }
-}
-
-/// Probes the node until it is dropped. Interval and path are re-read each round, so a reload
-/// applies to the next probe.
-pub async fn probe_loop(node: Weak<Node>) {
-    loop {
-        let interval = match node.upgrade() {
-            Some(n) => n.health_config.load().interval,
-            None => return,
-        };
-        tokio::time::sleep(interval).await;
-        let Some(n) = node.upgrade() else { return };
-        let cfg = n.health_config.load_full();
-        if cfg.path.is_empty() {
-            continue;
-        }
-        let ok = probe_once(&n, &cfg.path, cfg.timeout).await;
-        if ok {
-            if n.health.success(cfg.healthy_threshold) {
-                tracing::info!(node = %n.name(), "node is up (probe)");
-            }
-        } else if n.health.failure(cfg.unhealthy_threshold) {
-            tracing::warn!(node = %n.name(), path = %cfg.path, "node marked down (probe)");
-        }
-    }
-}
-
-async fn probe_once(node: &Node, path: &str, timeout: Duration) -> bool {
-    let req = Request::builder()
-        .method(Method::GET)
-        .uri(node.uri(path))
-        .header("user-agent", "dtc-health")
-        .body(Full::default());
-    let Ok(req) = req else { return false };
-    let attempt = async {
-        let resp = node.send(req).await.ok()?;
-        let status = resp.status();
-        resp.into_body().collect().await.ok()?;
-        Some(status.as_u16() < 500)
-    };
-    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
 }

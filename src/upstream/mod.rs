@@ -1,15 +1,19 @@
 //! Upstream: the nodes, their pooled clients, how their host names resolve, health, and
 //! load-aware selection for reads.
 
+pub mod error;
 pub mod health;
 pub mod node;
 pub mod pool;
+pub mod probe;
 pub mod resolve;
 
-pub use node::{InFlight, Node, SendError};
+pub use error::{SendError, source_text};
+pub use node::{InFlight, Node};
 pub use pool::NodeBody;
 
 use crate::config::Settings;
+use crate::config::validate::{NodeSpec, parse_http_url};
 use std::sync::Arc;
 
 /// The nodes of one config generation, in file order.
@@ -41,7 +45,7 @@ impl NodeSet {
                     }
                     None => {
                         let n = Node::new(spec.clone(), connect, health.clone());
-                        tokio::spawn(health::probe_loop(Arc::downgrade(&n)));
+                        tokio::spawn(probe::probe_loop(Arc::downgrade(&n)));
                         n
                     }
                 }
@@ -50,6 +54,33 @@ impl NodeSet {
         NodeSet {
             nodes: nodes.into(),
         }
+    }
+
+    /// The node of this set with `name` and `url` (a journaled transaction's node) or, when the
+    /// config no longer has it, a detached client for it (not probed, not in the set), so a
+    /// transaction recorded under an older generation can still be finished. `None` when `url`
+    /// does not parse. The one way besides [`NodeSet::build`] to get a node client.
+    pub fn node_for(&self, name: &str, url: &str, settings: &Settings) -> Option<Arc<Node>> {
+        if let Some(n) = self
+            .nodes
+            .iter()
+            .find(|n| n.name() == name && n.spec.url == url)
+        {
+            return Some(n.clone());
+        }
+        let (uri, authority, base_path) = parse_http_url(url).ok()?;
+        let spec = NodeSpec {
+            name: name.to_string(),
+            url: uri,
+            authority,
+            base_path,
+        };
+        let timeouts = &settings.config.timeouts;
+        Some(Node::new(
+            spec,
+            timeouts.connect,
+            settings.config.health.clone(),
+        ))
     }
 
     /// All nodes.

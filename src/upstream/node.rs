@@ -1,11 +1,12 @@
 //! One node: its connection pool ([`super::pool`]), health and in-flight count.
 
+use super::error::SendError;
 use super::health::Health;
 use super::pool::{NodeBody, Pool};
 use crate::config::{HealthConfig, NodeSpec};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::{Request, Response, Uri};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::Full;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -27,33 +28,6 @@ pub struct Node {
     in_flight: AtomicUsize,
     /// Recent time to a response head, in microseconds: a moving average (0: none yet).
     latency_us: AtomicU64,
-}
-
-/// How a request to a node failed before a response came.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SendError {
-    /// The TCP connection could not be made: the node certainly did not see the request.
-    #[error("connect failed: {0}")]
-    Connect(String),
-    /// No complete answer within the attempt timeout: the node may have applied the request.
-    #[error("no answer within {0:?}")]
-    Timeout(Duration),
-    /// The connection broke after the request was (maybe) sent: the node may have applied it.
-    #[error("connection failed mid-request: {0}")]
-    Broken(String),
-    /// The node's response body was larger than the limit.
-    #[error("response body over {0} bytes")]
-    TooLarge(usize),
-    /// dtc did not send the request (the key's lease would not outlive it): the node never saw it.
-    #[error("{0}")]
-    NotSent(String),
-}
-
-impl SendError {
-    /// Whether the node may have applied the request anyway.
-    pub fn maybe_applied(&self) -> bool {
-        !matches!(self, SendError::Connect(_) | SendError::NotSent(_))
-    }
 }
 
 impl Node {
@@ -93,6 +67,24 @@ impl Node {
         s.push_str(&self.spec.base_path);
         s.push_str(path_and_query);
         s.parse().unwrap_or_else(|_| Uri::from_static("/"))
+    }
+
+    /// The one way to build a request for this node: `method` on `path_and_query` (under the
+    /// node's base path), with `headers` (already prepared for nodes: hop-by-hop removed; the
+    /// pool sets `Host`) and a buffered `body`. Writes, undos, read-backs, reads and health
+    /// probes all build theirs here.
+    pub fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = method;
+        *req.uri_mut() = self.uri(path_and_query);
+        *req.headers_mut() = headers;
+        req
     }
 
     /// Sends one request (origin-form URI, from [`Node::uri`]) and waits for the response head.
@@ -154,15 +146,4 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
-}
-
-/// The innermost useful message of an error chain.
-pub fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        text = format!("{text}: {s}");
-        cur = s.source();
-    }
-    text
 }

@@ -8,7 +8,7 @@
 //! had closed it while idle) is sent again on another one — it never reached the node, so
 //! this is safe for writes too.
 
-use super::node::{SendError, source_text};
+use super::error::{SendError, source_text};
 use super::resolve::Resolver;
 use bytes::Bytes;
 use http::header::HOST;

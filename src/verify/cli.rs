@@ -167,7 +167,7 @@ async fn ask_sidecar(
     let resp = client.request(req).await.map_err(|e| {
         format!(
             "the sidecar's admin API at {target} did not answer: {}",
-            crate::upstream::node::source_text(&e)
+            crate::upstream::source_text(&e)
         )
     })?;
     let status = resp.status();

@@ -23,12 +23,12 @@ pub use keys::{KeyHistory, RecentKeys};
 pub use repair::REPAIR_ROUTE;
 pub use report::{Finding, KeyReport, Report};
 
-use crate::admin::{AlertEvent, AlertKind, Alerter, Metrics};
 use crate::journal::Journal;
 use crate::journal::record::now_ms;
 use crate::runtime::{Current, Runtime};
 use crate::saga::locks::KeyLocks;
 use crate::saga::{Coordinator, TxnState};
+use crate::telemetry::{AlertEvent, AlertKind, Alerter, Metrics};
 use read::{Held, Judgment, ReadPlan};
 use report::{NodeHeld, RepairBrief, TxnBrief};
 use std::collections::HashSet;

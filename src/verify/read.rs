@@ -4,11 +4,11 @@
 
 use super::keys::KeyHistory;
 use crate::config::template::{Context, Escape};
-use crate::journal::redrive::header_map;
+use crate::retry::Backoff;
 use crate::runtime::Runtime;
-use crate::saga::TxnState;
 use crate::saga::attempt::{Call, CallLimits, call_with_retries};
-use crate::saga::policy::Backoff;
+use crate::saga::recover::header_map;
+use crate::txn::TxnState;
 use crate::upstream::Node;
 use bytes::Bytes;
 use http::{HeaderMap, Method};

@@ -62,7 +62,11 @@ pub async fn start_admin(token: Option<&str>) -> AdminHarness {
         nodes.push(start_node(name, base).await);
     }
     let settings = super::settings(config(&nodes, token));
-    let app = App::new(settings, None);
+    let app = App::builder(settings)
+        .without_journal()
+        .start()
+        .await
+        .expect("app builds");
     let store = Arc::new(FakeStore::default());
     store.set_open(true);
     let mut state = AdminState::new(app.proxy.coordinator.clone());

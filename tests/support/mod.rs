@@ -202,7 +202,7 @@ pub async fn read_group(at: &(impl At + ?Sized), id: &str) -> Answer {
 
 // ---- the proxy under test ----
 
-use dtc::app::App;
+use dtc::app::{App, Listeners};
 use dtc::config::{Config, NodeConfig, Settings};
 
 /// The routes the tests run with: the shipped reference-API rules plus the items example.
@@ -325,7 +325,10 @@ pub async fn start_proxy(mut cfg: Config) -> Dtc {
     if let Some(d) = &dir {
         cfg.journal.dir = d.path().display().to_string();
     }
-    let app = App::start(settings(cfg), None).await.expect("dtc starts");
+    let app = App::builder(settings(cfg))
+        .start()
+        .await
+        .expect("dtc starts");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind proxy");
@@ -334,7 +337,7 @@ pub async fn start_proxy(mut cfg: Config) -> Dtc {
     let serving = app.clone();
     tokio::spawn(async move {
         serving
-            .serve(listener, async {
+            .serve(Listeners::client(listener), async {
                 let _ = rx.await;
             })
             .await

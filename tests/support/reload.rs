@@ -5,8 +5,8 @@
 use super::{Answer, DEADLINE};
 use dtc::app::App;
 use dtc::config::Config;
-use dtc::config::reload::ReloadHandle;
 use dtc::node::RefNode;
+use dtc::runtime::reload::ReloadHandle;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -51,12 +51,17 @@ impl ReloadingProxy {
     /// Starts on the config file `path` inside `dir` (it may be a symlink).
     pub async fn start_on(dir: TempDir, path: PathBuf) -> ReloadingProxy {
         let (settings, text) = dtc::config::load_file(&path).expect("valid initial config");
-        let app = App::from_file(settings, path.clone(), text);
+        let app = App::builder(settings)
+            .config_file(path.clone(), text)
+            .without_journal()
+            .start()
+            .await
+            .expect("app builds");
         let reload = app.start_reload().expect("watch starts").expect("a file");
-        let listener = app.bind().await.expect("bind the proxy");
-        let url = format!("http://{}", listener.local_addr().expect("bound"));
+        let listeners = app.listen().await.expect("bind the proxy");
+        let url = format!("http://{}", listeners.client.local_addr().expect("bound"));
         let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.clone().serve(listener, async {
+        tokio::spawn(app.clone().serve(listeners, async {
             let _ = stopped.await;
         }));
         ReloadingProxy {

@@ -3,7 +3,7 @@
 use super::{PAGE_SIZE, REFRESH_SECS};
 use crate::admin::report::{StatusReport, format_ms};
 use crate::admin::{NodeStatus, TxnView};
-use crate::saga::{Class, CompOutcome, NodeReport, TxnState};
+use crate::txn::{Class, CompOutcome, NodeReport, TxnState};
 use std::fmt::Write as _;
 
 const STYLE: &str = include_str!("page.css");

@@ -111,18 +111,26 @@ impl Hold {
     }
 
     /// Ok when the lease will outlive `need` from now (renewing it when it would not).
-    pub async fn ensure(&self, need: Duration) -> Result<(), String> {
+    pub async fn ensure(&self, need: Duration) -> Result<(), LeaseTooShort> {
         if self.remaining() > need {
             return Ok(());
         }
         if self.renew().await && self.remaining() > need {
             return Ok(());
         }
-        Err(format!(
-            "not sent: the lease of {} on {} would not outlive the request",
-            self.txn, self.key
-        ))
+        Err(LeaseTooShort {
+            txn: self.txn.clone(),
+            key: self.key.clone(),
+        })
     }
+}
+
+/// A node request was not started: the key's lease would not outlive it (the node never saw it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not sent: the lease of {txn} on {key} would not outlive the request")]
+pub struct LeaseTooShort {
+    pub txn: String,
+    pub key: String,
 }
 
 async fn renew_loop(hold: Weak<Hold>, every: Duration) {
@@ -149,7 +157,7 @@ pub async fn under<F: std::future::Future>(hold: Option<Arc<Hold>>, f: F) -> F::
 }
 
 /// Ok when no lease governs this task, or when its lease outlives a request of `need`.
-pub async fn may_send(need: Duration) -> Result<(), String> {
+pub async fn may_send(need: Duration) -> Result<(), LeaseTooShort> {
     let Ok(hold) = HELD.try_with(Arc::clone) else {
         return Ok(());
     };

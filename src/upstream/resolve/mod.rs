@@ -69,7 +69,7 @@ struct Inner {
     hosts: Hosts,
     /// `Err` holds why the DNS client could not be built: names outside the hosts file then
     /// fail with that reason instead of the process failing.
-    dns: Result<TokioResolver, String>,
+    dns: Result<TokioResolver, DnsSetupError>,
 }
 
 impl Resolver {
@@ -179,7 +179,7 @@ impl tower::Service<Name> for Resolver {
 
 /// The hickory client for `config`'s DNS part. Its own hosts-file handling is off: hosts and
 /// `localhost` are answered before DNS, and never from the real `/etc/hosts` in tests.
-fn build_dns(config: &ResolveConfig) -> Result<TokioResolver, String> {
+fn build_dns(config: &ResolveConfig) -> Result<TokioResolver, DnsSetupError> {
     let servers = config
         .nameservers
         .iter()
@@ -195,7 +195,10 @@ fn build_dns(config: &ResolveConfig) -> Result<TokioResolver, String> {
         .search
         .iter()
         .map(|domain| {
-            DnsName::from_str_relaxed(domain).map_err(|e| format!("search domain {domain}: {e}"))
+            DnsName::from_str_relaxed(domain).map_err(|source| DnsSetupError::SearchDomain {
+                domain: domain.clone(),
+                source,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut opts = ResolverOpts::default();
@@ -209,7 +212,22 @@ fn build_dns(config: &ResolveConfig) -> Result<TokioResolver, String> {
     )
     .with_options(opts)
     .build()
-    .map_err(|e| e.to_string())
+    .map_err(DnsSetupError::Build)
+}
+
+/// Why the DNS client could not be built (names outside the hosts file then fail with it).
+#[derive(Debug, thiserror::Error)]
+pub enum DnsSetupError {
+    /// A search domain of the resolver config is not a domain name.
+    #[error("search domain {domain}: {source}")]
+    SearchDomain {
+        domain: String,
+        #[source]
+        source: hickory_resolver::proto::ProtoError,
+    },
+    /// The resolver refused its configuration.
+    #[error("{0}")]
+    Build(#[source] hickory_resolver::net::NetError),
 }
 
 fn ip_literal(host: &str) -> Option<IpAddr> {

@@ -1,22 +1,20 @@
 //! Nothing forgotten: recovery of in-doubt transactions at startup, the background re-drive of
 //! failed ones, and the late-write check of rollbacks whose nodes had unknown outcomes.
 //!
-//! All three decide with [`saga::recover::resolve`](crate::saga::recover::resolve): the
+//! All three decide with [`saga::recover::resolve`](super::recover::resolve): the
 //! journal's evidence plus a fresh read of every node the transaction touched, judged by the one
 //! decision function the live path uses; an undo runs only where the evidence shows it cannot
 //! destroy what the node held before.
 
-use super::record::{Entry, now_ms};
-use super::shared::lease::under;
-use super::store::Journal;
+use super::compensate::run_undo;
+use super::recover::{Resolution, fresh, header_map, node_for, resolve};
+use crate::journal::Journal;
+use crate::journal::record::{Entry, now_ms};
+use crate::journal::shared::lease::under;
+use crate::retry::Backoff;
 use crate::runtime::{Current, Runtime};
-use crate::saga::compensate::run_undo;
-use crate::saga::evidence::{State, Verdict};
-use crate::saga::policy::Backoff;
-/// The journaled end-to-end headers of a transaction as a header map (used by `dtc verify`).
-pub use crate::saga::recover::header_map;
-use crate::saga::recover::{Resolution, fresh, node_for, resolve};
-use crate::saga::{CompOutcome, TxnState};
+use crate::txn::evidence::{State, Verdict};
+use crate::txn::{CompOutcome, TxnState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -226,7 +224,7 @@ async fn verify_claimed(
 /// The check without a read-back: the undo again, only where the prior state is known.
 async fn reapply_undos(journal: &Arc<Journal>, rt: &Runtime, entry: &Entry) -> bool {
     let txn = &entry.begin.txn;
-    let judgement = crate::saga::evidence::judge(&crate::saga::recover::evidence_of(entry));
+    let judgement = crate::txn::evidence::judge(&super::recover::evidence_of(entry));
     let headers = header_map(&entry.begin.headers);
     for i in entry.unknown_outcome_nodes() {
         let (name, url) = &entry.begin.nodes[i];

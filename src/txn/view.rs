@@ -3,7 +3,7 @@
 //! (tests, or a dtc started without a journal), so the admin API never depends on the journal
 //! being built.
 
-use crate::saga::{NodeReport, TxnState};
+use super::outcome::{NodeReport, TxnState};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 

@@ -5,11 +5,11 @@
 //! that the admin API lists and the re-drive works on, and prunes finished transactions beyond
 //! `journal.keep_finished` from the store.
 
-use super::record::Entry;
 use super::redrive::{OnChange, recover_entry};
-use super::store::Journal;
+use crate::journal::Journal;
+use crate::journal::record::Entry;
 use crate::runtime::Current;
-use crate::saga::TxnState;
+use crate::txn::TxnState;
 use std::sync::Arc;
 
 /// One pass: refresh the view, take over expired leases, recover or release each. Returns how

@@ -1,11 +1,11 @@
 //! The journal as the admin API sees it: [`TxnStore`] over [`Journal`], with retry and resolve.
 
-use super::record::Entry;
 use super::redrive::{OnChange, redrive_one};
-use super::store::Journal;
-use crate::admin::{TxnActionError, TxnStore, TxnView};
+use crate::journal::Journal;
+use crate::journal::record::Entry;
 use crate::runtime::Current;
-use crate::saga::{Reason, TxnState};
+use crate::txn::{Reason, TxnState};
+use crate::txn::{TxnActionError, TxnStore, TxnView};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;

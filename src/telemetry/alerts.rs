@@ -6,9 +6,9 @@
 //! warned about. One task drains the channel and POSTs each event, retrying with the shared
 //! [`Backoff`] policy. Without a webhook URL, events are only logged.
 
-use super::txns::TxnView;
-use crate::saga::policy::Backoff;
-use crate::saga::{NodeReport, TxnState};
+use crate::retry::{Attempt, Backoff, retry};
+use crate::txn::TxnView;
+use crate::txn::{NodeReport, TxnState};
 use bytes::Bytes;
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
@@ -17,7 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What happened to the transaction.
@@ -192,25 +192,26 @@ async fn deliver_all(mut rx: mpsc::Receiver<AlertEvent>, uri: Uri, opts: AlertOp
 /// POSTs one event until a 2xx, the attempts, or the deadline run out.
 async fn deliver(client: &WebhookClient, uri: &Uri, opts: &AlertOptions, e: &AlertEvent) -> bool {
     let body = Bytes::from(serde_json::to_vec(e).unwrap_or_default());
-    let started = Instant::now();
-    let attempts = opts.backoff.attempts.max(1);
-    for attempt in 1..=attempts {
-        let error = match post(client, uri, body.clone(), opts.timeout).await {
-            Ok(()) => {
-                tracing::debug!(txn = %e.txn, attempt, "alert delivered");
-                return true;
-            }
-            Err(error) => error,
-        };
-        let wait = opts.backoff.delay(attempt);
-        if attempt == attempts || started.elapsed() + wait > opts.backoff.deadline {
-            tracing::error!(txn = %e.txn, attempts = attempt, error, "alert webhook unreachable: event not delivered");
-            return false;
+    let attempt = |_, _| async {
+        match post(client, uri, body.clone(), opts.timeout).await {
+            Ok(()) => Attempt::Done(Ok(())),
+            Err(error) => Attempt::Retry(Err(error)),
         }
+    };
+    let log_retry = |last: &Result<(), String>, attempt, _| {
+        let error = last.as_ref().err().map(String::as_str).unwrap_or_default();
         tracing::warn!(txn = %e.txn, attempt, error, "alert webhook failed; retrying");
-        tokio::time::sleep(wait).await;
+    };
+    match retry(&opts.backoff, attempt, log_retry).await {
+        (Ok(()), attempt) => {
+            tracing::debug!(txn = %e.txn, attempt, "alert delivered");
+            true
+        }
+        (Err(error), attempts) => {
+            tracing::error!(txn = %e.txn, attempts, error, "alert webhook unreachable: event not delivered");
+            false
+        }
     }
-    false
 }
 
 async fn post(
@@ -230,7 +231,7 @@ async fn post(
         let resp = client
             .request(req)
             .await
-            .map_err(|e| crate::upstream::node::source_text(&e))?;
+            .map_err(|e| crate::upstream::source_text(&e))?;
         let status = resp.status();
         // Read the answer so the connection can be reused.
         let _ = resp.into_body().collect().await;

@@ -6,8 +6,7 @@
 //! atomic add — plus, for per-node metrics, a read-locked map lookup by `&str` that allocates
 //! nothing. Encoding uses the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
 
-use crate::runtime::Runtime;
-use crate::saga::{Class, TxnState};
+use crate::txn::{Class, TxnState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -90,23 +89,6 @@ pub struct ScrapeView {
     pub failed: usize,
     /// Each node of the current generation and whether it is up.
     pub nodes: Vec<(String, bool)>,
-}
-
-impl ScrapeView {
-    /// The view of `rt` with the journal's `(in_doubt, failed)` counts.
-    pub fn of(rt: &Runtime, (in_doubt, failed): (usize, usize)) -> ScrapeView {
-        ScrapeView {
-            generation: rt.generation,
-            in_doubt,
-            failed,
-            nodes: rt
-                .nodes
-                .all()
-                .iter()
-                .map(|n| (n.name().to_string(), n.health.is_up()))
-                .collect(),
-        }
-    }
 }
 
 /// Registers a new metric of type `M` under `name` and returns a handle on it.

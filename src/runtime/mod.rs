@@ -1,9 +1,13 @@
 //! The running configuration: one immutable snapshot per config generation, swapped atomically.
 //!
 //! A transaction loads the snapshot once and runs to its end on it (retries and compensations
-//! included); new transactions see a new snapshot from the moment it is stored.
+//! included); new transactions see a new snapshot from the moment it is stored. [`reload`] swaps
+//! in edited config files (the watcher and the diff it uses live in [`crate::config`]).
+
+pub mod reload;
 
 use crate::config::Settings;
+use crate::telemetry::ScrapeView;
 use crate::upstream::NodeSet;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -61,5 +65,23 @@ impl Current {
     /// `rx.wait_for(|g| *g >= n)` waits until generation `n` serves new transactions.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
+    }
+}
+
+impl Runtime {
+    /// What a metrics scrape shows of this generation, with the journal's `(in_doubt, failed)`
+    /// counts.
+    pub fn scrape_view(&self, (in_doubt, failed): (usize, usize)) -> ScrapeView {
+        ScrapeView {
+            generation: self.generation,
+            in_doubt,
+            failed,
+            nodes: self
+                .nodes
+                .all()
+                .iter()
+                .map(|n| (n.name().to_string(), n.health.is_up()))
+                .collect(),
+        }
     }
 }

@@ -2,10 +2,10 @@
 //!
 //! One task per running app. For each new file content the [`ConfigWatcher`] delivers
 //! (debounced; in-place writes, rename-over, the ConfigMap `..data` swap, and `SIGHUP`):
-//! 1. [`super::parse`] it: the very pipeline `dtc check` runs, so both agree on every file;
+//! 1. [`crate::config::parse`] it: the very pipeline `dtc check` runs, so both agree on every file;
 //! 2. invalid → log an error naming the file, line and field, count the failure, keep serving
 //!    the running config;
-//! 3. valid → keep the [restart-only](super::diff::RESTART_ONLY) settings at their running
+//! 3. valid → keep the [restart-only](crate::config::diff::RESTART_ONLY) settings at their running
 //!    values (with a warning naming them), then [`Current::swap`] in the rest;
 //! 4. log one line: the new generation, the nodes added/removed/changed, the sections changed.
 //!
@@ -15,9 +15,9 @@
 //! Consistency comes from [`Current`]: a transaction runs to its end on the snapshot it loaded,
 //! new transactions load the new one, and unchanged nodes carry their pool and health across.
 
-use super::diff::{ConfigDiff, keep_restart_only};
-use super::watch::{ConfigWatcher, WatchError, WatchOptions};
-use crate::runtime::Current;
+use super::Current;
+use crate::config::diff::{ConfigDiff, keep_restart_only};
+use crate::config::watch::{ConfigWatcher, WatchError, WatchOptions};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -31,7 +31,7 @@ pub const DEBOUNCE: Duration = Duration::from_millis(100);
 #[derive(Default)]
 pub struct ReloadStatus {
     state: Mutex<ReloadState>,
-    metrics: Option<Arc<crate::admin::Metrics>>,
+    metrics: Option<Arc<crate::telemetry::Metrics>>,
 }
 
 /// One reading of [`ReloadStatus`].
@@ -63,7 +63,7 @@ impl ReloadStatus {
     }
 
     /// Also counts reloads in `metrics` (`dtc_config_reloads_total`).
-    pub fn with_metrics(mut self, metrics: Arc<crate::admin::Metrics>) -> ReloadStatus {
+    pub fn with_metrics(mut self, metrics: Arc<crate::telemetry::Metrics>) -> ReloadStatus {
         self.metrics = Some(metrics);
         self
     }
@@ -161,7 +161,7 @@ impl Reloader {
     /// Parses `text` as `dtc check` does and swaps it in when valid.
     pub fn apply(&self, text: &str) -> Applied {
         let path = self.path.display().to_string();
-        let mut next = match super::parse(text, &path) {
+        let mut next = match crate::config::parse(text, &path) {
             Ok(settings) => settings,
             Err(e) => {
                 error!(%path, error = %e, "config reload refused; the running config stays");
@@ -212,7 +212,7 @@ mod tests {
 
     #[tokio::test]
     async fn applies_valid_text_refuses_invalid_and_skips_no_ops() {
-        let current = Arc::new(Current::new(super::super::parse(NODES, "t").unwrap()));
+        let current = Arc::new(Current::new(crate::config::parse(NODES, "t").unwrap()));
         let status = Arc::new(ReloadStatus::new(1));
         let r = Reloader::new("dtc.toml".into(), current.clone(), status.clone());
         assert_eq!(r.apply("[retry]\nattempts = 0\n"), Applied::Refused);

@@ -1,0 +1,10 @@
+//! What dtc tells about itself as it runs, below every module that records it: the Prometheus
+//! [`Metrics`] the data path, config reload and the background tasks bump, and the [`Alerter`]
+//! that sends failed/converged events to a webhook without ever blocking the caller. The admin
+//! listener only serves them (`/metrics`).
+
+pub mod alerts;
+pub mod metrics;
+
+pub use alerts::{AlertEvent, AlertKind, AlertOptions, Alerter};
+pub use metrics::{Metrics, ScrapeView};

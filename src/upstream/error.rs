@@ -1,0 +1,41 @@
+//! How a request to a node fails, and the text of an error with its causes.
+
+use std::time::Duration;
+
+/// How a request to a node failed before a response came.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SendError {
+    /// The TCP connection could not be made: the node certainly did not see the request.
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// No complete answer within the attempt timeout: the node may have applied the request.
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// The connection broke after the request was (maybe) sent: the node may have applied it.
+    #[error("connection failed mid-request: {0}")]
+    Broken(String),
+    /// The node's response body was larger than the limit.
+    #[error("response body over {0} bytes")]
+    TooLarge(usize),
+    /// dtc did not send the request (the key's lease would not outlive it): the node never saw it.
+    #[error("{0}")]
+    NotSent(String),
+}
+
+impl SendError {
+    /// Whether the node may have applied the request anyway.
+    pub fn maybe_applied(&self) -> bool {
+        !matches!(self, SendError::Connect(_) | SendError::NotSent(_))
+    }
+}
+
+/// The innermost useful message of an error chain.
+pub fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        text = format!("{text}: {s}");
+        cur = s.source();
+    }
+    text
+}
