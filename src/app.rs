@@ -15,8 +15,8 @@ use crate::config::watch::WatchError;
 use crate::journal::Journal;
 use crate::journal::shared::Shared;
 use crate::proxy::{Proxy, server};
-use crate::runtime::Current;
 use crate::runtime::reload::{ReloadHandle, ReloadStatus, Reloader};
+use crate::runtime::{Current, Stopper};
 use crate::saga::redrive::{self, OnChange};
 use crate::saga::takeover;
 use crate::saga::txns::{JournalTxns, view};
@@ -58,6 +58,8 @@ pub struct App {
     config_text: Option<String>,
     /// Hot reload was started (by [`App::start_reload`] or [`App::serve`]).
     reload_started: Arc<AtomicBool>,
+    /// Stops the background re-drive, takeover and verify when serving ends.
+    stopper: Arc<Stopper>,
 }
 
 /// The listeners an app serves on: clients, and the admin API when enabled.
@@ -103,8 +105,9 @@ impl Builder {
     /// leases), and starts the background re-drive and verify. Must run inside a tokio runtime.
     pub async fn start(self) -> Result<App, StartError> {
         let current = Arc::new(Current::new(self.settings));
+        let stopper = Arc::new(Stopper::new());
         let (coordinator, txns, verifier) = if self.journal {
-            with_journal(&current).await?
+            with_journal(&current, &stopper).await?
         } else {
             (Coordinator::new(current.clone()), None, None)
         };
@@ -128,6 +131,7 @@ impl Builder {
             reload,
             config_text,
             reload_started: Arc::new(AtomicBool::new(false)),
+            stopper,
         })
     }
 }
@@ -136,6 +140,7 @@ impl Builder {
 /// journals, the admin's view of the journal, and the verifier when `[verify]` is on.
 async fn with_journal(
     current: &Arc<Current>,
+    stopper: &Stopper,
 ) -> Result<
     (
         Coordinator,
@@ -164,6 +169,7 @@ async fn with_journal(
                 journal.clone(),
                 current.clone(),
                 Some(on_change.clone()),
+                stopper.signal(),
             ));
             journal
         }
@@ -183,6 +189,7 @@ async fn with_journal(
         journal.clone(),
         current.clone(),
         Some(on_change.clone()),
+        stopper.signal(),
     ));
     let coordinator = Coordinator::new(current.clone())
         .with_journal(journal.clone())
@@ -195,7 +202,7 @@ async fn with_journal(
     });
     let verifier = crate::verify::Verifier::new(&coordinator);
     if let Some(v) = &verifier {
-        tokio::spawn(crate::verify::task::run(v.clone()));
+        tokio::spawn(crate::verify::task::run(v.clone(), stopper.signal()));
     }
     Ok((coordinator, Some(txns), verifier))
 }
@@ -249,8 +256,8 @@ impl App {
 
     /// Serves clients and, if given, the admin API until `shutdown`, hot-reloading the config
     /// file (if any; a watch that cannot start is logged and dtc serves on without reload).
-    /// Then drains the client listener, flushes the journal, and stops the admin listener last
-    /// (probes see dtc until it is done).
+    /// Then drains the client listener, stops the background tasks, flushes the journal, and
+    /// stops the admin listener last (probes see dtc until it is done).
     pub async fn serve(self, listeners: Listeners, shutdown: impl Future<Output = ()>) {
         let _reload = self.start_reload().unwrap_or_else(|e| {
             tracing::error!(error = %e, "hot reload is off; restart dtc to apply config edits");
@@ -270,6 +277,7 @@ impl App {
         });
         let journal = self.journal().cloned();
         server::serve(client, self.proxy, shutdown).await;
+        self.stopper.stop();
         if let Some(j) = journal {
             match j.flush().await {
                 Ok(()) => tracing::info!(open = j.open_entries().len(), "journal flushed"),

@@ -6,8 +6,9 @@
 //! The path of one client request through the modules:
 //!
 //! 1. [`proxy::server`] accepts the connection (HTTP/1.1 or HTTP/2 prior knowledge), enforcing
-//!    the header size and connection limits; [`proxy::conn`] closes a connection that sends no
-//!    request head within the header timeout, or sits idle, whatever its protocol.
+//!    the header size and connection limits, on [`wire::serve()`], the accept-serve-drain loop
+//!    every listener shares; [`wire::conn`] closes a connection that sends no request head
+//!    within the header timeout, or sits idle, whatever its protocol.
 //! 2. [`proxy::Proxy::handle`] loads the [`runtime`] snapshot (the config generation in effect)
 //!    and sorts the request:
 //!    - a **read** goes to one healthy node picked by [`upstream::NodeSet::pick`], streamed back;
@@ -19,10 +20,10 @@
 //!    journals its intent, sends the write to every node with retries ([`saga::attempt`]),
 //!    reads the resource back where an answer is ambiguous ([`saga::readback`]), judges
 //!    ([`saga::evidence`]), and undoes partial writes ([`saga::undo`]); the end state is journaled
-//!    before the answer ([`proxy::problem`] shapes error answers). With `[cluster]` the journal's
-//!    records go to a PostgreSQL store shared by the fleet ([`journal::shared`]): the intent takes
-//!    the key's lease for every sidecar at once, and each node request waits for the lease to
-//!    outlive it.
+//!    before the answer ([`answer`] turns it into a status and a [`wire::problem`] document).
+//!    With `[cluster]` the journal's records go to a PostgreSQL store shared by the fleet
+//!    ([`journal::shared`]): the intent takes the key's lease for every sidecar at once, and each
+//!    node request waits for the lease to outlive it.
 //! 4. At start, [`saga::redrive::recover`] decides in-doubt transactions (with `[cluster]`,
 //!    [`saga::takeover`] does, for the transactions of expired leases); in the background,
 //!    [`saga::redrive`] re-drives failed ones and checks rollbacks — all with
@@ -30,6 +31,10 @@
 //!    probes nodes; [`runtime::reload`] swaps in edited configs; [`verify::task`] (when
 //!    `[verify] interval` is set) reads recently written keys on every node and reports keys on
 //!    which they differ — the same check `dtc verify` runs ([`verify`]).
+//!
+//! Every listener — the proxy, the admin API, the webhook, the reference node — is built on
+//! [`wire`], the HTTP toolkit below them all (answer body, problem+json, connection timeouts,
+//! the serve loop); it imports nothing of dtc.
 //!
 //! # The invariant
 //!
@@ -46,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod answer;
 pub mod app;
 pub mod cli;
 pub mod config;
@@ -64,3 +70,4 @@ pub mod telemetry;
 pub mod txn;
 pub mod upstream;
 pub mod verify;
+pub mod wire;

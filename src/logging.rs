@@ -235,6 +235,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::disallowed_types,
+        reason = "the writer is a plain thread: no tokio clock here"
+    )]
     fn a_line_reaches_the_output_without_more_lines_behind_it() {
         let sink = Sink::default();
         let (writer, _guard) = Batched::spawn(sink.clone());

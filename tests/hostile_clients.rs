@@ -5,10 +5,11 @@
 mod support;
 
 use http::Method;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::raw::{H2_PREFACE, exchange, h2_frame, read_until_closed};
 use support::*;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 const HEADER_READ: Duration = Duration::from_millis(300);
 

@@ -4,11 +4,11 @@
 mod support;
 
 use dtc::config::NodeConfig;
-
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::raw::{RawNode, Script, exchange};
 use support::*;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 /// A proxy in front of one raw node; one failure takes the node down, and no probe runs during
 /// the test to bring it back.

@@ -13,9 +13,10 @@ use rustls::pki_types::ServerName;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// A test CA; `issue` writes a server certificate for `localhost` it signed.
 struct Ca {

@@ -7,9 +7,9 @@
 use super::AdminState;
 use super::routes::json;
 use crate::headers;
-use crate::proxy::{ProxyBody, buffer_body, problem};
 use crate::saga::{NodeReport, Outcome, TxnState, WriteRequest};
 use crate::txn::{TxnActionError, TxnView};
+use crate::wire::{ProxyBody, buffer_body, problem};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -179,7 +179,7 @@ pub(super) async fn dtc(state: &AdminState, req: Request<Incoming>) -> Response<
 fn dtc_answer(state: &AdminState, o: &Outcome) -> Response<ProxyBody> {
     let retry_after = state.current.load().settings.config.writes.retry_after;
     // The proxy's own mapping of a state to a status, so both listeners agree.
-    let like_proxy = problem::for_outcome(o, retry_after);
+    let like_proxy = crate::answer::for_outcome(o, retry_after);
     let answer = DtcAnswer {
         state: o.state,
         transaction: &o.txn,

@@ -22,21 +22,20 @@ pub use crate::telemetry::{AlertEvent, AlertKind, AlertOptions, Alerter, Metrics
 pub use crate::txn::{NoJournal, TxnActionError, TxnStore, TxnView};
 pub use report::{NodeStatus, StateCount, StatusReport};
 
-use crate::proxy::conn::{Activity, Tracked, supervise};
-use crate::proxy::server::{accept_loop, drain, on_silent};
 use crate::runtime::Current;
 use crate::saga::Coordinator;
+use crate::wire::{self, Connections, Drain, Ended, Options};
 use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Config reload status, as `GET /config` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,7 +98,6 @@ impl AdminState {
 /// `/healthz` and `/readyz` need `Authorization: Bearer <token>`.
 pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()>) {
     let cfg = state.current.load().settings.config.clone();
-    let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -112,37 +110,39 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
             tracing::warn!(%addr, "the admin API is reachable from other hosts without a token: anyone who reaches it can write to every node; set listen.admin_token_file or listen on 127.0.0.1");
         }
     }
-    accept_loop(&listener, shutdown, "admin", |stream, peer| {
+    let current = state.current.clone();
+    let drain = Drain::within_at_shutdown(move || current.load().settings.config.timeouts.shutdown);
+    let opts = Options::new("admin", builder, drain)
+        .close_silent(cfg.timeouts.header_read, cfg.timeouts.idle);
+    let service = service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
-        let activity = Activity::new();
-        let seen = activity.clone();
-        let service = service_fn(move |req: Request<Incoming>| {
-            let state = state.clone();
-            let open = seen.begin();
-            async move {
-                let resp = routes::handle(&state, req).await;
-                Ok::<_, Infallible>(resp.map(|b| Tracked::new(b, open)))
-            }
-        });
-        let conn = builder.serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
-        let t = cfg.timeouts.clone();
-        tokio::spawn(async move {
-            match supervise(conn, &activity, t.header_read, t.idle).await {
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "admin connection ended with an error")
-                }
-                Ok(Ok(())) => {}
-                Err(closed) => on_silent(closed, peer),
-            }
-        });
-    })
-    .await;
-    drop(listener);
-    drain(
-        graceful,
-        state.current.load().settings.config.timeouts.shutdown,
-        "admin",
-    )
-    .await;
+        async move { Ok::<_, Infallible>(routes::handle(&state, req).await) }
+    });
+    wire::serve(listener, service, shutdown, opts, AdminConnections).await;
+}
+
+/// Admin connections: all admitted, plain TCP.
+struct AdminConnections;
+
+impl Connections for AdminConnections {
+    type Guard = ();
+    type Io = TcpStream;
+
+    fn admit(&self, stream: TcpStream, _: SocketAddr) -> Option<(TcpStream, ())> {
+        Some((stream, ()))
+    }
+
+    fn handshake(
+        &self,
+        stream: TcpStream,
+        _: SocketAddr,
+    ) -> impl Future<Output = Option<TcpStream>> + Send + 'static {
+        std::future::ready(Some(stream))
+    }
+
+    fn ended(&self, (): (), peer: SocketAddr, how: Ended) {
+        if let Ended::Failed(e) = how {
+            tracing::debug!(%peer, error = %e, "admin connection ended with an error");
+        }
+    }
 }

@@ -2,7 +2,7 @@
 //! token, and the shared answer shapes (JSON, and problem+json for every error).
 
 use super::{AdminState, actions, page, status, verify};
-use crate::proxy::{ProxyBody, problem};
+use crate::wire::{ProxyBody, problem};
 use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;

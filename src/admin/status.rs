@@ -2,8 +2,8 @@
 
 use super::AdminState;
 use super::routes::json;
-use crate::proxy::ProxyBody;
 use crate::telemetry::metrics::CONTENT_TYPE;
+use crate::wire::ProxyBody;
 use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -95,7 +95,7 @@ pub(super) fn config(state: &AdminState) -> Response<ProxyBody> {
     let mut config = match serde_json::to_value(&rt.settings.config) {
         Ok(v) => v,
         Err(e) => {
-            return crate::proxy::problem::plain(
+            return crate::wire::problem::plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 format!("could not encode the config: {e}"),

@@ -4,8 +4,8 @@
 use super::AdminState;
 use super::actions::{bad_json, read_body};
 use super::routes::json;
-use crate::proxy::{ProxyBody, problem};
 use crate::verify::cli::VerifyRequest;
+use crate::wire::{ProxyBody, problem};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 

@@ -5,7 +5,7 @@
 //! make `dtc run` panic, abort on an allocation, or fail every request.
 
 use super::Config;
-use super::validate::Checker;
+use super::checker::Checker;
 use std::time::Duration;
 
 /// A whole-number setting: field path, value, smallest and largest valid value.

@@ -9,6 +9,7 @@
 //! `dtc check` and hot reload run exactly this pipeline.
 
 pub mod bounds;
+mod checker;
 pub mod cluster;
 pub mod diff;
 pub mod duration;

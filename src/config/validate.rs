@@ -1,6 +1,6 @@
 //! Validation: [`Config`] → [`Settings`], or every problem at once with its field path.
 
-use super::locate::locate;
+use super::checker::Checker;
 use super::template::{Pattern, Template};
 pub use super::url::{parse_http_url, redact_url};
 use super::{BodySource, Config, Problem};
@@ -84,23 +84,6 @@ pub enum CompBody {
     Snapshot,
     None,
     Template(Template),
-}
-
-pub(super) struct Checker<'a> {
-    text: &'a str,
-    problems: Vec<Problem>,
-}
-
-impl Checker<'_> {
-    pub(super) fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        let field = field.into();
-        let line = locate(self.text, &field);
-        self.problems.push(Problem {
-            field,
-            line,
-            message: message.into(),
-        });
-    }
 }
 
 /// Validates a parsed config; `text` is the file, used to point problems at lines.

@@ -9,13 +9,14 @@
 use super::api::{self, Reply, ReplyBody};
 use super::faults::{Arrival, WriteFault};
 use super::{Shared, lock};
+use crate::wire;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 /// Listen backlog of a node's socket.
@@ -117,41 +118,43 @@ pub(super) async fn set_down(shared: &Arc<Shared>, down: bool) {
     }
 }
 
-async fn accept_loop(
-    shared: Arc<Shared>,
-    listener: TcpListener,
-    mut stopped: oneshot::Receiver<()>,
-) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = &mut stopped => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    debug!(node = %shared.name, %peer, "connection accepted");
-                    connections.spawn(serve_connection(shared.clone(), stream));
-                }
-                Err(e) => {
-                    warn!(node = %shared.name, error = %e, "accept failed");
-                    // Back off so that, e.g., running out of descriptors does not spin.
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    drop(listener);
-    connections.shutdown().await;
-}
-
-async fn serve_connection(shared: Arc<Shared>, stream: TcpStream) {
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener, stopped: oneshot::Receiver<()>) {
+    let name = shared.name.clone();
     let service = service_fn(move |req| serve(shared.clone(), req));
     let builder = auto::Builder::new(TokioExecutor::new());
-    if let Err(e) = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        debug!(error = %e, "connection ended with an error");
+    // Back off briefly so that, e.g., running out of descriptors does not spin.
+    let options = wire::Options::new(name.clone(), builder, wire::Drain::Abort)
+        .backoff(Duration::from_millis(10));
+    let stopped = async move {
+        let _ = stopped.await;
+    };
+    wire::serve(listener, service, stopped, options, NodeConnections(name)).await;
+}
+
+/// A node's connections, named for its logs.
+struct NodeConnections(String);
+
+impl wire::Connections for NodeConnections {
+    type Guard = ();
+    type Io = TcpStream;
+
+    fn admit(&self, stream: TcpStream, peer: SocketAddr) -> Option<(TcpStream, ())> {
+        debug!(node = %self.0, %peer, "connection accepted");
+        Some((stream, ()))
+    }
+
+    fn handshake(
+        &self,
+        stream: TcpStream,
+        _: SocketAddr,
+    ) -> impl Future<Output = Option<TcpStream>> + Send + 'static {
+        std::future::ready(Some(stream))
+    }
+
+    fn ended(&self, (): (), _: SocketAddr, how: wire::Ended) {
+        if let wire::Ended::Failed(e) = how {
+            debug!(error = %e, "connection ended with an error");
+        }
     }
 }
 

@@ -1,22 +1,18 @@
-//! The proxy service: reads go to one healthy node (`read`), writes go to the saga
-//! (`write`); every error answer is a problem document ([`problem`]).
+//! The proxy service: reads go to one healthy node (`read`, its answer streamed by [`stream`]),
+//! writes go to the saga (`write`); every error answer is a problem document
+//! ([`crate::wire::problem`]).
 
-pub mod body;
-pub mod conn;
-pub mod problem;
 mod read;
 pub mod server;
+pub mod stream;
 mod write;
 
-pub use body::ProxyBody;
+use crate::wire::{ProxyBody, buffer_body, problem};
 
 use crate::saga::Coordinator;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body::Body as _;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use std::time::Duration;
 
 /// The hyper service behind the client listener. Cheap to clone.
 #[derive(Clone)]
@@ -47,7 +43,7 @@ impl Proxy {
         } else if !READS.contains(req.method()) {
             not_a_read(req.method(), &rt.settings.write_methods)
         } else {
-            let started = std::time::Instant::now();
+            let started = tokio::time::Instant::now();
             let resp = read::handle(&rt, req).await;
             let ok = !resp.status().is_server_error();
             self.coordinator
@@ -140,63 +136,4 @@ pub(crate) async fn buffered(
     )
     .await?;
     Ok((parts, body))
-}
-
-/// Reads a request body into memory, bounded in size and time.
-pub(crate) async fn buffer_body(
-    body: Incoming,
-    headers: &http::HeaderMap,
-    max: usize,
-    timeout: Duration,
-) -> Result<Bytes, Response<ProxyBody>> {
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        tracing::warn!(
-            declared = declared.unwrap_or(0),
-            max,
-            "request body too large"
-        );
-        return Err(too_large(max));
-    }
-    // Most reads and many deletes have no body: no timer, no collecting.
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
-    match tokio::time::timeout(timeout, Limited::new(body, max).collect()).await {
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            tracing::warn!(max, "request body too large");
-            Err(too_large(max))
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "could not read the request body");
-            Err(problem::plain(
-                StatusCode::BAD_REQUEST,
-                "bad-body",
-                format!("could not read the request body: {e}"),
-            ))
-        }
-        Err(_) => {
-            tracing::warn!(timeout = ?timeout, "client too slow sending the request body");
-            Err(problem::plain(
-                StatusCode::REQUEST_TIMEOUT,
-                "body-timeout",
-                format!(
-                    "the request body did not arrive within {}",
-                    humantime::format_duration(timeout)
-                ),
-            ))
-        }
-    }
-}
-
-fn too_large(max: usize) -> Response<ProxyBody> {
-    problem::plain(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body-too-large",
-        format!("the request body is larger than the limit of {max} bytes (limits.max_body)"),
-    )
 }

@@ -2,10 +2,10 @@
 //! streamed. Connect errors, broken connections before the response head, timeouts and the
 //! configured statuses move on to the next node, a bounded number of times.
 
-use super::body::ProxyBody;
-use super::{buffered, problem};
+use super::{buffered, stream};
 use crate::headers;
 use crate::runtime::Runtime;
+use crate::wire::{ProxyBody, problem};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -41,7 +41,7 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
         match tokio::time::timeout(cfg.timeouts.attempt, node.send(out)).await {
             Ok(Ok(resp)) => {
                 let status = resp.status();
-                // A good head is counted once its body has arrived whole (`ProxyBody::stream`),
+                // A good head is counted once its body has arrived whole (`stream::stream`),
                 // so a node that stalls mid-body does not look healthy.
                 if status.is_server_error() {
                     node.observe(true);
@@ -49,7 +49,7 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
                 let (mut head, body) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut head.headers);
                 let t = &cfg.timeouts;
-                let body = ProxyBody::stream(body, guard, t.read_idle, t.read_total);
+                let body = stream::stream(body, guard, t.read_idle, t.read_total);
                 let resp = Response::from_parts(head, body);
                 if cfg.reads.retry_statuses.contains(&status.as_u16()) {
                     tracing::debug!(node = %node.name(), %status, "read retried on another node");

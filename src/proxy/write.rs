@@ -1,11 +1,11 @@
 //! Writes: buffer the body, run the transaction on its own task (so a client that disconnects
 //! cannot cancel a half-done write), and turn the outcome into the client's answer.
 
-use super::body::ProxyBody;
-use super::{Proxy, buffered, problem};
+use super::{Proxy, buffered};
 use crate::headers;
 use crate::runtime::Runtime;
 use crate::saga::{Outcome, TxnState, WriteRequest};
+use crate::wire::{ProxyBody, problem};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -56,7 +56,7 @@ pub fn respond(o: &Outcome, retry_after: std::time::Duration) -> Response<ProxyB
             headers::strip_hop_by_hop(resp.headers_mut());
             resp
         }
-        _ => problem::for_outcome(o, retry_after),
+        _ => crate::answer::for_outcome(o, retry_after),
     };
     resp.headers_mut()
         .insert(headers::TXN_ID, headers::value(&o.txn));

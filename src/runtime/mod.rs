@@ -85,3 +85,70 @@ impl Runtime {
         }
     }
 }
+
+/// Tells the background tasks (re-drive, takeover, verify) to stop: [`Stopper::stop`] ends
+/// each at its next wait, after the transaction it is working on.
+#[derive(Debug)]
+pub struct Stopper(tokio::sync::watch::Sender<bool>);
+
+/// A background task's side of a [`Stopper`].
+#[derive(Debug, Clone)]
+pub struct Stop(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl Stopper {
+    pub fn new() -> Stopper {
+        Stopper(tokio::sync::watch::channel(false).0)
+    }
+
+    /// A signal for one more task.
+    pub fn signal(&self) -> Stop {
+        Stop(Some(self.0.subscribe()))
+    }
+
+    /// Stops every task holding a signal of this stopper.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl Default for Stopper {
+    fn default() -> Self {
+        Stopper::new()
+    }
+}
+
+impl Stop {
+    /// A signal that never fires (a task run alone, e.g. in a test).
+    pub fn never() -> Stop {
+        Stop(None)
+    }
+
+    /// Resolves once the stopper stopped (or was dropped).
+    pub async fn stopped(&mut self) {
+        match &mut self.0 {
+            Some(rx) => {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::{Stop, Stopper};
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_reaches_every_signal_and_never_stays_pending() {
+        let stopper = Stopper::new();
+        let (mut a, mut b) = (stopper.signal(), stopper.signal());
+        let waiting = tokio::spawn(async move { a.stopped().await });
+        stopper.stop();
+        waiting.await.unwrap();
+        b.stopped().await;
+        let mut never = Stop::never();
+        let pending = tokio::time::timeout(Duration::from_secs(3600), never.stopped()).await;
+        assert!(pending.is_err(), "Stop::never fired");
+    }
+}

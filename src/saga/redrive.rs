@@ -12,7 +12,7 @@ use crate::journal::Journal;
 use crate::journal::record::{Entry, now_ms};
 use crate::journal::shared::lease::under;
 use crate::retry::Backoff;
-use crate::runtime::{Current, Runtime};
+use crate::runtime::{Current, Runtime, Stop};
 use crate::txn::evidence::{State, Verdict};
 use crate::txn::{CompOutcome, TxnState};
 use std::sync::Arc;
@@ -258,8 +258,13 @@ async fn reapply_undos(journal: &Arc<Journal>, rt: &Runtime, entry: &Entry) -> b
 }
 
 /// The background worker: re-drives failed transactions with capped exponential backoff and
-/// checks rollbacks, until `shutdown`.
-pub async fn run_worker(journal: Arc<Journal>, current: Arc<Current>, on_change: Option<OnChange>) {
+/// checks rollbacks, until `stop` (after the transaction it is working on).
+pub async fn run_worker(
+    journal: Arc<Journal>,
+    current: Arc<Current>,
+    on_change: Option<OnChange>,
+    mut stop: Stop,
+) {
     loop {
         let cfg = current.load().settings.config.journal.clone();
         let backoff = Backoff {
@@ -301,6 +306,7 @@ pub async fn run_worker(journal: Arc<Journal>, current: Arc<Current>, on_change:
         tokio::select! {
             () = tokio::time::sleep(next_in.max(Duration::from_millis(10))) => {}
             () = journal.wake.notified() => {}
+            () = stop.stopped() => return,
         }
     }
 }

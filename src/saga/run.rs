@@ -29,7 +29,7 @@ use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// A write as the client sent it, body buffered.
 #[derive(Debug, Clone)]

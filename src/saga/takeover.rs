@@ -8,7 +8,7 @@
 use super::redrive::{OnChange, recover_entry};
 use crate::journal::Journal;
 use crate::journal::record::Entry;
-use crate::runtime::Current;
+use crate::runtime::{Current, Stop};
 use crate::txn::TxnState;
 use std::sync::Arc;
 
@@ -49,8 +49,13 @@ pub async fn scan_once(
     n
 }
 
-/// Runs [`scan_once`] every `cluster.scan_every` until the process ends.
-pub async fn run(journal: Arc<Journal>, current: Arc<Current>, on_change: Option<OnChange>) {
+/// Runs [`scan_once`] every `cluster.scan_every` until `stop`.
+pub async fn run(
+    journal: Arc<Journal>,
+    current: Arc<Current>,
+    on_change: Option<OnChange>,
+    mut stop: Stop,
+) {
     loop {
         scan_once(&journal, &current, on_change.as_ref()).await;
         let every = current
@@ -60,6 +65,9 @@ pub async fn run(journal: Arc<Journal>, current: Arc<Current>, on_change: Option
             .cluster
             .as_ref()
             .map_or(std::time::Duration::from_secs(1), |c| c.scan_every);
-        tokio::time::sleep(every).await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            () = stop.stopped() => return,
+        }
     }
 }

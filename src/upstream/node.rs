@@ -10,7 +10,8 @@ use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::Full;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// Idle connections kept per node.
 const MAX_IDLE_CONNECTIONS: usize = 256;

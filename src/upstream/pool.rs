@@ -22,7 +22,8 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tower::ServiceExt as _;
 
 type Sender = SendRequest<Full<Bytes>>;

@@ -168,7 +168,7 @@ pub async fn run(
     read_plan: &ReadPlan,
     target: &Target,
 ) -> Result<Repaired, String> {
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let txn = new_txn_id();
     let first = &writes.first().ok_or("nothing to repair")?.1;
     let begin = Begin {

@@ -2,10 +2,11 @@
 //! (off when it is `0s`, the default). The interval and the other fields reload live.
 
 use super::{Options, Verifier};
+use crate::runtime::Stop;
 use std::time::Duration;
 
-/// Runs checks until the runtime stops. Waits while the interval is `0s`.
-pub async fn run(verifier: Verifier) {
+/// Runs checks until `stop`. Waits while the interval is `0s`.
+pub async fn run(verifier: Verifier, mut stop: Stop) {
     let mut generation = verifier.current.subscribe();
     loop {
         let cfg = verifier.current.load().settings.config.verify.clone();
@@ -23,6 +24,7 @@ pub async fn run(verifier: Verifier) {
                 continue;
             }
             _ = sleep(wait) => {}
+            () = stop.stopped() => return,
         }
         let opts = Options {
             since: cfg.since,

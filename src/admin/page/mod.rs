@@ -10,7 +10,7 @@ mod html;
 
 use super::AdminState;
 use super::report::StatusReport;
-use crate::proxy::ProxyBody;
+use crate::wire::ProxyBody;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 

@@ -10,19 +10,20 @@ pub mod review;
 pub mod tls;
 
 use crate::k8s::sidecar::SidecarOptions;
+use crate::wire;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use review::Mode;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tls::CertReloader;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Largest AdmissionReview body accepted (the API server sends far less).
 const MAX_BODY: usize = 8 * 1024 * 1024;
@@ -39,40 +40,43 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let opts = Arc::new(opts);
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, peer)) => {
-                    let acceptor = certs.acceptor();
-                    let watcher = graceful.watcher();
-                    let opts = opts.clone();
-                    tokio::spawn(async move {
-                        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
-                        let Ok(Ok(tls)) = tls else {
-                            tracing::debug!(%peer, "TLS handshake failed");
-                            return;
-                        };
-                        let service = hyper::service::service_fn(move |req| handle(req, opts.clone()));
-                        let builder = auto::Builder::new(TokioExecutor::new());
-                        let conn = builder.serve_connection(TokioIo::new(tls), service).into_owned();
-                        if let Err(error) = watcher.watch(conn).await {
-                            tracing::debug!(%peer, %error, "webhook connection ended");
-                        }
-                    });
-                }
-                Err(error) => tracing::warn!(%error, "accept failed"),
-            },
-            () = &mut shutdown => break,
+    let service = hyper::service::service_fn(move |req| handle(req, opts.clone()));
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let options = wire::Options::new("webhook", builder, wire::Drain::within(DRAIN_TIMEOUT));
+    wire::serve(listener, service, shutdown, options, Tls(certs)).await;
+}
+
+/// Webhook connections: all admitted, over TLS with the current certificate.
+struct Tls(Arc<CertReloader>);
+
+impl wire::Connections for Tls {
+    type Guard = ();
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+
+    fn admit(&self, tcp: TcpStream, _: SocketAddr) -> Option<(TcpStream, ())> {
+        Some((tcp, ()))
+    }
+
+    fn handshake(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+    ) -> impl Future<Output = Option<Self::Io>> + Send + 'static {
+        let acceptor = self.0.acceptor();
+        async move {
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+            let Ok(Ok(tls)) = tls else {
+                tracing::debug!(%peer, "TLS handshake failed");
+                return None;
+            };
+            Some(tls)
         }
     }
-    drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("webhook connections still open after the drain timeout");
+
+    fn ended(&self, (): (), peer: SocketAddr, how: wire::Ended) {
+        if let wire::Ended::Failed(error) = how {
+            tracing::debug!(%peer, %error, "webhook connection ended");
+        }
     }
 }
 

@@ -1,49 +1,14 @@
-//! Error answers: `application/problem+json` (RFC 9457), with the transaction and each node's
-//! part when a write is involved.
+//! A write's answer as a problem document: the status, title and retryability of each end
+//! state, with the transaction and each node's part. One mapping, so the proxy and the admin's
+//! `POST /dtc/` give a write the same status.
 
-use super::body::ProxyBody;
 use crate::headers;
-use crate::txn::{NodeReport, Outcome, Reason, TxnState};
-use http::header::{CONTENT_TYPE, RETRY_AFTER};
-use http::{HeaderValue, Response, StatusCode};
-use serde::Serialize;
+use crate::txn::{Outcome, Reason, TxnState};
+use crate::wire::ProxyBody;
+use crate::wire::problem::{Problem, respond};
+use http::header::RETRY_AFTER;
+use http::{Response, StatusCode};
 use std::time::Duration;
-
-/// A problem document.
-#[derive(Debug, Serialize)]
-pub struct Problem<'a> {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: &'a str,
-    pub status: u16,
-    pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transaction: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub state: Option<TxnState>,
-    /// Whether the client may simply send the same request again.
-    pub retryable: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub blocking_transaction: Option<&'a str>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    pub nodes: &'a [NodeReport],
-}
-
-/// A problem answer that is not about a transaction (413, 408, 503 no node, ...).
-pub fn plain(status: StatusCode, kind: &str, detail: impl Into<String>) -> Response<ProxyBody> {
-    let p = Problem {
-        kind: format!("urn:dtc:problem:{kind}"),
-        title: status.canonical_reason().unwrap_or("error"),
-        status: status.as_u16(),
-        detail: detail.into(),
-        transaction: None,
-        state: None,
-        retryable: matches!(status.as_u16(), 408 | 429 | 502..=504),
-        blocking_transaction: None,
-        nodes: &[],
-    };
-    respond(status, &p)
-}
 
 /// The client's answer for a write that did not simply pass through a node's answer.
 pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
@@ -107,16 +72,5 @@ pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
         resp.headers_mut()
             .insert(RETRY_AFTER, headers::value(&secs.to_string()));
     }
-    resp
-}
-
-fn respond(status: StatusCode, p: &Problem<'_>) -> Response<ProxyBody> {
-    let body = serde_json::to_vec(p).unwrap_or_default();
-    let mut resp = Response::new(ProxyBody::full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
     resp
 }

@@ -110,6 +110,16 @@ pub async fn supervise<F: Future>(
     }
 }
 
+/// Logs a connection [`supervise`] closed for silence.
+pub fn on_silent(closed: Closed, peer: std::net::SocketAddr) {
+    match closed {
+        Closed::NoRequest => {
+            tracing::info!(%peer, "closed a connection that sent no complete request head within timeouts.header_read")
+        }
+        Closed::Idle => tracing::debug!(%peer, "closed a connection idle for timeouts.idle"),
+    }
+}
+
 /// A response body that keeps its request counted as open until it is dropped.
 pub struct Tracked<B> {
     inner: B,

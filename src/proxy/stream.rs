@@ -1,31 +1,19 @@
-//! The response body type: a buffered body (problems, write answers) or a node's streamed body
-//! (reads), without boxing the common case.
+//! A node's body streamed to the client as a read's answer ([`stream`]).
 //!
-//! A streamed body is bounded in time: `timeouts.read_idle` between two chunks and
+//! It is bounded in time: `timeouts.read_idle` between two chunks and
 //! `timeouts.read_total` overall. A node that stalls past either ends the body with an error,
 //! which hyper turns into a closed client connection (the head is already sent, so no status can
 //! tell the client), and counts as a failure of that node for passive health.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::Full;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 use crate::upstream::{InFlight, NodeBody};
-
-/// The error a response body can end with.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A response body.
-pub enum ProxyBody {
-    /// Fully in memory.
-    Full(Full<Bytes>),
-    /// Streamed from a node, under read timeouts.
-    Stream(Box<Streamed>),
-}
+use crate::wire::{BodyError, ProxyBody};
 
 /// A node's body being streamed to the client.
 pub struct Streamed {
@@ -49,42 +37,27 @@ pub enum StreamError {
     Total { node: String, total: Duration },
 }
 
-impl ProxyBody {
-    /// A buffered body.
-    pub fn full(b: impl Into<Bytes>) -> ProxyBody {
-        ProxyBody::Full(Full::new(b.into()))
+/// A node's body, cut off after `idle` without data or `total` overall.
+pub fn stream(body: NodeBody, guard: InFlight, idle: Duration, total: Duration) -> ProxyBody {
+    // An empty body may never be polled: its good answer counts now.
+    let counted = body.is_end_stream();
+    if counted {
+        guard.node().observe(false);
     }
-
-    /// An empty body.
-    pub fn empty() -> ProxyBody {
-        ProxyBody::Full(Full::default())
-    }
-
-    /// A node's body, cut off after `idle` without data or `total` overall.
-    pub fn stream(body: NodeBody, guard: InFlight, idle: Duration, total: Duration) -> ProxyBody {
-        // An empty body may never be polled: its good answer counts now.
-        let counted = body.is_end_stream();
-        if counted {
-            guard.node().observe(false);
-        }
-        let now = Instant::now();
-        ProxyBody::Stream(Box::new(Streamed {
-            body,
-            guard: Some(guard),
-            counted,
-            idle_for: idle,
-            total_for: total,
-            idle: Box::pin(tokio::time::sleep_until(now + idle)),
-            total: Box::pin(tokio::time::sleep_until(now + total)),
-        }))
-    }
+    let now = Instant::now();
+    ProxyBody::Stream(Box::new(Streamed {
+        body,
+        guard: Some(guard),
+        counted,
+        idle_for: idle,
+        total_for: total,
+        idle: Box::pin(tokio::time::sleep_until(now + idle)),
+        total: Box::pin(tokio::time::sleep_until(now + total)),
+    }))
 }
 
 impl Streamed {
-    fn poll_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match Pin::new(&mut self.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 let next = Instant::now() + self.idle_for;
@@ -139,7 +112,7 @@ impl Streamed {
     }
 }
 
-impl Body for ProxyBody {
+impl Body for Streamed {
     type Data = Bytes;
     type Error = BodyError;
 
@@ -147,23 +120,14 @@ impl Body for ProxyBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        match self.get_mut() {
-            ProxyBody::Full(f) => Pin::new(f).poll_frame(cx).map_err(|never| match never {}),
-            ProxyBody::Stream(s) => s.poll_frame(cx),
-        }
+        self.get_mut().poll_next(cx)
     }
 
     fn is_end_stream(&self) -> bool {
-        match self {
-            ProxyBody::Full(f) => f.is_end_stream(),
-            ProxyBody::Stream(s) => s.body.is_end_stream(),
-        }
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self {
-            ProxyBody::Full(f) => f.size_hint(),
-            ProxyBody::Stream(s) => s.body.size_hint(),
-        }
+        self.body.size_hint()
     }
 }
