@@ -1,6 +1,7 @@
 //! The command line: `dtc run | check | verify | node | demo | inject | webhook | status | txn`.
 
-use crate::config;
+use crate::process::with_runtime;
+use crate::{config, exit};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,17 +27,26 @@ pub struct Cli {
 pub enum Command {
     /// Run the proxy.
     Run(RunArgs),
-    /// Validate a config file and print the effective config (exit 64 when invalid).
+    /// Validate a config file and print the effective config (exit 78 when invalid).
     Check(CheckArgs),
     /// Check that the nodes agree on recently written keys; `--repair` fixes the odd ones
-    /// (exit 0 all agree, 1 divergence left, 3 some keys unreadable, 64 bad flags or config).
+    /// (exit 0 all agree, 1 divergence left, 3 some keys unreadable, 64 bad flags, 78 bad
+    /// config).
     Verify(crate::verify::cli::VerifyArgs),
     /// Run three reference nodes and the proxy in one process, on the default config.
     Demo,
     /// Add the dtc sidecar to Kubernetes manifests (stdin or a file) and print them.
+    #[cfg(feature = "k8s")]
     Inject(crate::k8s::InjectArgs),
     /// Serve the mutating admission webhook that injects the sidecar.
+    #[cfg(feature = "k8s")]
     Webhook(crate::k8s::WebhookArgs),
+    /// Not in this build: `dtc inject` needs dtc built with the `k8s` feature.
+    #[cfg(not(feature = "k8s"))]
+    Inject(NotBuilt),
+    /// Not in this build: `dtc webhook` needs dtc built with the `k8s` feature.
+    #[cfg(not(feature = "k8s"))]
+    Webhook(NotBuilt),
     /// Run one reference node (the in-memory service dtc replicates to), with fault knobs.
     Node(crate::node::NodeArgs),
     /// Summarize a running dtc (nodes, generation, counts, failed transactions); exit 1 when
@@ -58,6 +68,15 @@ pub struct RunArgs {
     pub workers: Option<usize>,
 }
 
+/// The arguments of a subcommand this build leaves out, taken as they come so that the command
+/// says what it needs rather than which flag it does not know.
+#[cfg(not(feature = "k8s"))]
+#[derive(Debug, clap::Args)]
+pub struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<std::ffi::OsString>,
+}
+
 /// `dtc check`.
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -66,14 +85,7 @@ pub struct CheckArgs {
     pub config: PathBuf,
 }
 
-/// Exit code for a bad config (EX_CONFIG... sysexits' EX_USAGE is 64, used for bad input).
-const EXIT_CONFIG: u8 = 64;
-/// Exit code when the service cannot start (EX_UNAVAILABLE).
-const EXIT_UNAVAILABLE: u8 = 69;
-/// Exit code when dtc itself failed (EX_SOFTWARE).
-const EXIT_SOFTWARE: u8 = 70;
-
-/// Entry point of the binary.
+/// Entry point of the binary; the exit codes are [`crate::exit`]'s.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -86,60 +98,40 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Verify(args) => crate::verify::cli::verify_main(args),
         Command::Demo => demo(),
+        #[cfg(feature = "k8s")]
         Command::Inject(args) => crate::k8s::inject_main(args),
+        #[cfg(feature = "k8s")]
         Command::Webhook(args) => with_runtime(0, crate::k8s::webhook_main(args)),
+        #[cfg(not(feature = "k8s"))]
+        Command::Inject(_) => not_built("inject"),
+        #[cfg(not(feature = "k8s"))]
+        Command::Webhook(_) => not_built("webhook"),
         Command::Node(args) => with_runtime(0, crate::node::node_main(args)),
         Command::Status(args) => crate::ops::status_main(args),
         Command::Txn(args) => crate::ops::txn_main(args),
     }
 }
 
-/// Prints a parse error (or the help it asked for) and exits. `dtc verify` exits 64 (EX_USAGE)
-/// on bad flags, as its documented exit codes say; other commands keep clap's 2.
+/// Prints a parse error (or the help it asked for) and exits: [`exit::USAGE`] for every
+/// subcommand, 0 for `--help` and `--version`.
 fn usage_error(e: &clap::Error) -> ExitCode {
     let _ = e.print();
-    if !e.use_stderr() {
-        return ExitCode::SUCCESS;
-    }
-    if std::env::args_os().any(|a| a == "verify") {
-        ExitCode::from(crate::verify::cli::EXIT_USAGE)
+    if e.use_stderr() {
+        ExitCode::from(exit::USAGE)
     } else {
-        ExitCode::from(2)
+        ExitCode::SUCCESS
     }
 }
 
-/// Runs `fut` on a tokio runtime with `workers` threads (0: one per core). One worker is a
-/// current-thread runtime: every task on the thread that accepts, no cross-thread wake-ups,
-/// about 13 % more GETs per second than a one-worker multi-thread runtime on loopback
-/// (docs/performance.md). The journal writer and the config watcher keep their own threads.
-/// With several workers `fut` itself runs as a task, so the accept loop is on a worker too,
-/// not on an extra thread beside them.
-pub fn with_runtime(
-    workers: usize,
-    fut: impl std::future::Future<Output = ExitCode> + Send + 'static,
-) -> ExitCode {
-    let single = workers == 1;
-    let mut b = if single {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    if workers > 1 {
-        b.worker_threads(workers);
-    }
-    match b.enable_all().build() {
-        Ok(rt) if single => rt.block_on(fut),
-        Ok(rt) => rt.block_on(async {
-            tokio::spawn(fut).await.unwrap_or_else(|e| {
-                eprintln!("dtc: the main task failed: {e}");
-                ExitCode::from(EXIT_SOFTWARE)
-            })
-        }),
-        Err(e) => {
-            eprintln!("dtc: cannot start the runtime: {e}");
-            ExitCode::from(EXIT_UNAVAILABLE)
-        }
-    }
+/// A subcommand of the Kubernetes integration in a build without it: says so, exits
+/// [`exit::UNAVAILABLE`].
+#[cfg(not(feature = "k8s"))]
+fn not_built(command: &str) -> ExitCode {
+    eprintln!(
+        "dtc {command}: this dtc is built without the `k8s` feature, which `dtc {command}` needs; \
+         build dtc with it (`cargo build --features k8s`, the default)"
+    );
+    ExitCode::from(exit::UNAVAILABLE)
 }
 
 fn check(args: &CheckArgs) -> ExitCode {
@@ -167,7 +159,7 @@ fn check(args: &CheckArgs) -> ExitCode {
         }
         Err(e) => {
             eprintln!("dtc check: {e}");
-            ExitCode::from(EXIT_CONFIG)
+            ExitCode::from(exit::CONFIG)
         }
     }
 }
@@ -177,7 +169,7 @@ fn run(args: RunArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("dtc: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     // One process per journal directory: a second `dtc run` (or a standalone `dtc verify`)
@@ -189,7 +181,7 @@ fn run(args: RunArgs) -> ExitCode {
             Ok(l) => Some(l),
             Err(e) => {
                 eprintln!("dtc: {e}");
-                return ExitCode::from(EXIT_UNAVAILABLE);
+                return ExitCode::from(exit::UNAVAILABLE);
             }
         }
     };
@@ -204,12 +196,12 @@ fn run(args: RunArgs) -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
-                    ExitCode::from(EXIT_UNAVAILABLE)
+                    ExitCode::from(exit::UNAVAILABLE)
                 }
             },
             Err(e) => {
                 tracing::error!("{e}");
-                ExitCode::from(EXIT_UNAVAILABLE)
+                ExitCode::from(exit::UNAVAILABLE)
             }
         }
     })

@@ -1,8 +1,8 @@
 //! `dtc demo`: three reference nodes and the proxy in one process, on the embedded default config.
 
 use crate::app::App;
-use crate::config;
 use crate::node::{NodeOptions, RefNode};
+use crate::{config, exit};
 use std::process::ExitCode;
 
 /// Runs the demo until Ctrl-C.
@@ -11,7 +11,7 @@ pub async fn run() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("dtc demo: {e}");
-            return ExitCode::from(70);
+            return ExitCode::from(exit::SOFTWARE);
         }
     };
     let mut nodes = Vec::new();
@@ -28,7 +28,7 @@ pub async fn run() -> ExitCode {
                     "dtc demo: cannot start reference node {} on {}: {e} (is something else using the port?)",
                     spec.name, spec.authority
                 );
-                return ExitCode::from(69);
+                return ExitCode::from(exit::UNAVAILABLE);
             }
         }
     }
@@ -38,14 +38,14 @@ pub async fn run() -> ExitCode {
         }),
         Err(e) => {
             eprintln!("dtc demo: {e}");
-            return ExitCode::from(69);
+            return ExitCode::from(exit::UNAVAILABLE);
         }
     };
     match started.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("dtc demo: {e}");
-            ExitCode::from(69)
+            ExitCode::from(exit::UNAVAILABLE)
         }
     }
 }

@@ -44,10 +44,11 @@
 //! transaction ends `failed` (fenced, listed, alerted) rather than guessing. See [`saga`].
 //!
 //! Around it: [`admin`] (health, readiness, metrics, transactions API, the status page, alerts), [`k8s`]
-//! (`dtc inject`, the admission webhook), [`node`] (the reference node the demo and tests run),
-//! [`app`] (wiring), [`cli`] (the command line), [`ops`] (`dtc status` and `dtc txn`, clients of
-//! the admin API), [`logging`] (stderr through a batching
-//! writer thread), [`demo`].
+//! (`dtc inject`, the admission webhook; behind the `k8s` cargo feature, on by default: without
+//! it dtc builds without the Kubernetes and TLS crates), [`node`] (the reference node the demo
+//! and tests run), [`app`] (wiring), [`cli`] (the command line), [`exit`] (every command's exit
+//! codes), [`ops`] (`dtc status` and `dtc txn`, clients of the admin API), [`logging`] (stderr
+//! through a batching writer thread), [`demo`].
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -56,12 +57,15 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod exit;
 pub mod headers;
 pub mod journal;
+#[cfg(feature = "k8s")]
 pub mod k8s;
 pub mod logging;
 pub mod node;
 pub mod ops;
+pub mod process;
 pub mod proxy;
 pub mod retry;
 pub mod runtime;

@@ -47,14 +47,14 @@ fn the_shipped_configs_are_valid_and_print_the_effective_config() {
 #[test]
 fn a_syntax_error_names_the_line() {
     let (code, _, err) = check(&format!("{NODES}[retry\nattempts = 3\n"));
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("line 4"), "{err}");
 }
 
 #[test]
 fn an_unknown_field_is_named() {
     let (code, _, err) = check(&format!("{NODES}[retry]\nattempt = 3\n"));
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("unknown field `attempt`"), "{err}");
     assert!(err.contains("line 5"), "{err}");
 }
@@ -62,7 +62,7 @@ fn an_unknown_field_is_named() {
 #[test]
 fn zero_nodes_is_refused() {
     let (code, _, err) = check("[retry]\nattempts = 3\n");
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("`nodes`: no nodes"), "{err}");
 }
 
@@ -70,7 +70,7 @@ fn zero_nodes_is_refused() {
 fn every_problem_is_listed_with_its_field_and_line() {
     let text = "[[nodes]]\nname = \"a\"\nurl = \"127.0.0.1:5000\"\n\n[[nodes]]\nname = \"a\"\nurl = \"ftp://x:1\"\n\n[retry]\nattempts = 0\njitter = 2.0\ninitial_backoff = \"10s\"\n\n[[routes]]\nmethod = \"GET\"\npath = \"v1/group\"\n";
     let (code, _, err) = check(text);
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     for expected in [
         "line 3: `nodes[0].url`: url `127.0.0.1:5000` has no scheme: write `http://127.0.0.1:5000`",
         "line 6: `nodes[1].name`: node name `a` is used twice",
@@ -91,7 +91,7 @@ fn route_templates_are_checked() {
         "{NODES}[[routes]]\nmethod = \"POST\"\npath = \"/items/{{id}}\"\nkey = \"{{response:/id}}\"\ncompensation = {{ method = \"DELETE\", path = \"/items/{{nope}}\", body = \"snapshot\" }}\n"
     );
     let (code, _, err) = check(&text);
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(
         err.contains("`routes[0].key`: a key is known before the write"),
         "{err}"
@@ -103,7 +103,7 @@ fn route_templates_are_checked() {
 #[test]
 fn a_bad_duration_says_how_to_write_one() {
     let (code, _, err) = check(&format!("{NODES}[retry]\ndeadline = \"5 parsecs\"\n"));
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("write it like \"250ms\""), "{err}");
 }
 
@@ -113,7 +113,7 @@ fn a_missing_file_is_a_clear_error() {
         .args(["check", "--config", "/nonexistent/dtc.toml"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(out.status.code(), Some(78));
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .contains("cannot read config file /nonexistent/dtc.toml")
@@ -126,7 +126,7 @@ fn a_verify_rule_must_be_renderable_before_the_write_and_name_its_statuses() {
         "{NODES}[[routes]]\nmethod = \"POST\"\npath = \"/items\"\nverify = {{ path = \"/items/{{response:/id}}\", expect = [] }}\n"
     );
     let (code, _, err) = check(&text);
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(
         err.contains("`routes[0].verify.path`: runs before the write"),
         "{err}"
@@ -149,7 +149,7 @@ fn a_read_back_must_tell_the_target_state_from_the_prior_one() {
         )
     };
     let (code, _, err) = check(&route("prior = [404], target = [404]"));
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(
         err.contains("`routes[0].verify.target`: 404 is listed as both"),
         "{err}"
@@ -180,7 +180,7 @@ fn node_urls_with_bad_ports_or_credentials_are_refused_without_echoing_the_passw
         ("http://admin:hunter2@127.0.0.1:5000", "carries credentials"),
     ] {
         let (code, _, err) = check(&format!("[[nodes]]\nname = \"a\"\nurl = \"{url}\"\n"));
-        assert_eq!(code, 64, "{url}");
+        assert_eq!(code, 78, "{url}");
         assert!(
             err.contains("`nodes[0].url`") && err.contains(says),
             "{url}: {err}"
@@ -215,7 +215,7 @@ fn values_out_of_their_documented_range_are_refused() {
         ("journal", "redrive_max = \"30d\"", "journal.redrive_max"),
     ] {
         let (code, _, err) = check(&format!("{NODES}[{section}]\n{line}\n"));
-        assert_eq!(code, 64, "{line}");
+        assert_eq!(code, 78, "{line}");
         assert!(err.contains(&format!("`{field}`: ")), "{line}: {err}");
         assert!(err.contains("out of range: use"), "{line}: {err}");
     }
@@ -226,7 +226,7 @@ fn values_out_of_their_documented_range_are_refused() {
 #[test]
 fn admin_tokens_must_be_non_empty_and_token_files_readable() {
     let (code, _, err) = check(&format!("[listen]\nadmin_token = \"\"\n{NODES}"));
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("`listen.admin_token`: is empty"), "{err}");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("token");
@@ -235,7 +235,7 @@ fn admin_tokens_must_be_non_empty_and_token_files_readable() {
         file.display()
     );
     let (code, _, err) = check(&with_file);
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("cannot read listen.admin_token_file"), "{err}");
     std::fs::write(&file, "\n").unwrap();
     let (_, _, err) = check(&with_file);
@@ -256,7 +256,7 @@ fn admin_tokens_must_be_non_empty_and_token_files_readable() {
         "{out}"
     );
     let (code, _, err) = check(&both);
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("not both"), "{err}");
 }
 
@@ -282,12 +282,12 @@ fn the_cluster_section_is_checked_and_its_password_never_printed() {
     let (code, _, err) = check(&format!(
         "{NODES}[cluster]\ndatabase_url = \"postgresql://dtc@db:notaport/dtc\"\nlease = \"1s\"\nsurprise = 1\n"
     ));
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("unknown field `surprise`"), "{err}");
     let (code, _, err) = check(&format!(
         "{NODES}[cluster]\ndatabase_url = \"postgresql://dtc@db:notaport/dtc\"\nlease = \"1s\"\n"
     ));
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(
         err.contains("`cluster.database_url`: `postgresql://")
             && err.contains("@db:notaport/dtc` is not a PostgreSQL connection string"),
@@ -298,7 +298,7 @@ fn the_cluster_section_is_checked_and_its_password_never_printed() {
         "{err}"
     );
     let (code, _, err) = check(&format!("{NODES}[cluster]\nlease = \"20s\"\n"));
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("`cluster.database_url`: is required"), "{err}");
     let (code, out, err) = check(&format!(
         "{NODES}[cluster]\ndatabase_url = \"postgresql://dtc:s3cret@db:5432/dtc\"\n"
@@ -316,4 +316,27 @@ fn the_cluster_section_is_checked_and_its_password_never_printed() {
         "the environment turns cluster mode on: {out}"
     );
     assert!(!out.contains("fr0mSecret"), "{out}");
+}
+
+#[test]
+fn a_wrong_command_line_exits_64_whatever_the_subcommand() {
+    for args in [
+        &["check", "--bogus"][..],
+        &["run", "--workers", "many"][..],
+        &["node", "--error-rate", "2"][..],
+        &["bogus"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dtc"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(err.contains("error:"), "{args:?}: {err}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_dtc"))
+        .args(["check", "--help"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
 }

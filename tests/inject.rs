@@ -1,5 +1,7 @@
 //! `dtc inject`: golden files for every workload kind, idempotency, untouched
 //! documents, and a clear error for each kind of bad input.
+// The Kubernetes integration is built only with the `k8s` feature (on by default).
+#![cfg(feature = "k8s")]
 
 use dtc::k8s::SidecarOptions;
 use dtc::k8s::inject::{InjectError, inject_yaml};

@@ -2,6 +2,8 @@
 //! no field a typed client would drop; the example Deployment is what
 //! `dtc inject` makes of the app; and the pieces agree with each other
 //! (ConfigMap ↔ sidecar paths, webhook routes, Dockerfile ↔ securityContext).
+// The Kubernetes integration is built only with the `k8s` feature (on by default).
+#![cfg(feature = "k8s")]
 
 use dtc::k8s::SidecarOptions;
 use dtc::k8s::inject::inject_yaml;

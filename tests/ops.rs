@@ -189,7 +189,7 @@ async fn txn_lists_shows_and_resolves_and_says_what_is_wrong() {
         None,
     )
     .await;
-    assert_eq!(bad_state.code, 2, "a usage error: {}", bad_state.err);
+    assert_eq!(bad_state.code, 64, "a usage error: {}", bad_state.err);
 }
 
 #[tokio::test]

@@ -324,11 +324,11 @@ async fn the_background_check_sets_the_gauge_and_alerts() {
 }
 
 #[tokio::test]
-async fn bad_flags_and_a_missing_config_say_what_is_wrong_and_exit_64() {
+async fn bad_flags_exit_64_and_a_missing_or_bad_config_78_saying_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.toml");
     let (code, _, err) = verify(&missing, &[]).await;
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(
         err.contains("cannot read config file") && err.contains("nope.toml"),
         "{err}"
@@ -349,6 +349,6 @@ async fn bad_flags_and_a_missing_config_say_what_is_wrong_and_exit_64() {
     let mut bad = Config::default();
     bad.verify.limit = 0;
     let (code, _, err) = verify(&write_config(&bad, dir.path()), &[]).await;
-    assert_eq!(code, 64);
+    assert_eq!(code, 78);
     assert!(err.contains("`verify.limit`: must be at least 1"), "{err}");
 }

@@ -1,6 +1,8 @@
 //! `dtc webhook` over real TLS: the patch it answers, applied with a JSON Patch
 //! library, gives exactly the pod `dtc inject` writes; everything else is
 //! allowed unpatched; malformed reviews get a 400; certificates rotate.
+// The Kubernetes integration is built only with the `k8s` feature (on by default).
+#![cfg(feature = "k8s")]
 
 use base64::Engine;
 use bytes::Bytes;

@@ -6,7 +6,7 @@
 //! injected document is re-serialized, keeping its field order and its leading
 //! comments (comments inside it are lost — YAML parsers do not keep them).
 
-use super::kinds::{Kind, classify};
+use super::kinds::{Kind, KindError, classify};
 use super::pod::{Outcome, PodError, inject_pod};
 use super::sidecar::SidecarOptions;
 use serde::Deserialize;
@@ -207,6 +207,29 @@ fn parse(body: &str, at: Place) -> Result<Option<Value>, InjectError> {
     Ok((!value.is_null()).then_some(value))
 }
 
+/// Places a [`KindError`] in its document.
+fn kind_error(error: KindError, at: Place) -> InjectError {
+    let (doc, line) = (at.doc, at.line);
+    match error {
+        KindError::Missing(field) => InjectError::NotAnObject {
+            doc,
+            line,
+            why: format!("it has no `{field}` (Kubernetes objects need `apiVersion` and `kind`)"),
+        },
+        KindError::Unknown {
+            kind,
+            api_version,
+            hint,
+        } => InjectError::UnknownKind {
+            doc,
+            line,
+            kind,
+            api_version,
+            hint,
+        },
+    }
+}
+
 /// Walks the objects of one document, adding the sidecar to workloads.
 struct Injector<'a> {
     opts: &'a SidecarOptions,
@@ -223,7 +246,7 @@ impl Injector<'_> {
             why: "it is not a mapping with `apiVersion` and `kind`".into(),
         })?;
         let name = object_name(object);
-        match classify(object).map_err(|e| e.at(self.at.doc, self.at.line))? {
+        match classify(object).map_err(|e| kind_error(e, self.at))? {
             Kind::List => self.list(object),
             Kind::Workload {
                 kind,

@@ -1,6 +1,5 @@
 //! Which objects carry a pod template, and where; and which kinds are typos.
 
-use super::inject::InjectError;
 use serde_json::{Map, Value};
 
 /// What an object is, as far as injection cares.
@@ -21,7 +20,8 @@ pub enum Kind {
     Other(String),
 }
 
-/// A problem with `apiVersion`/`kind`, before the document is known.
+/// A problem with `apiVersion`/`kind`, before the document is known (`inject` places it
+/// in its document).
 #[derive(Debug)]
 pub enum KindError {
     /// `apiVersion` or `kind` is missing or not a string.
@@ -35,32 +35,6 @@ pub enum KindError {
         /// ": did you mean …?" or where the kind lives, if anything fits.
         hint: String,
     },
-}
-
-impl KindError {
-    /// Attaches the document's place to make an [`InjectError`].
-    pub fn at(self, doc: usize, line: usize) -> InjectError {
-        match self {
-            KindError::Missing(field) => InjectError::NotAnObject {
-                doc,
-                line,
-                why: format!(
-                    "it has no `{field}` (Kubernetes objects need `apiVersion` and `kind`)"
-                ),
-            },
-            KindError::Unknown {
-                kind,
-                api_version,
-                hint,
-            } => InjectError::UnknownKind {
-                doc,
-                line,
-                kind,
-                api_version,
-                hint,
-            },
-        }
-    }
 }
 
 const POD: &[&str] = &[];

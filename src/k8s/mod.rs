@@ -22,23 +22,13 @@ pub mod webhook;
 
 pub use sidecar::SidecarOptions;
 
+use crate::exit;
 use clap::Args;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// Exit code for bad flags (EX_USAGE).
-const EXIT_USAGE: u8 = 64;
-/// Exit code for input that is not what it should be (EX_DATAERR).
-const EXIT_DATA: u8 = 65;
-/// Exit code for an input file that cannot be read (EX_NOINPUT).
-const EXIT_NO_INPUT: u8 = 66;
-/// Exit code for an output that cannot be written, or a port that cannot be bound (EX_IOERR).
-const EXIT_IO: u8 = 74;
-/// Exit code for an unusable certificate or key (EX_CONFIG).
-const EXIT_CONFIG: u8 = 78;
 
 /// Problems shared by both commands.
 #[derive(Debug, thiserror::Error)]
@@ -77,29 +67,29 @@ pub struct WebhookArgs {
     pub sidecar: SidecarOptions,
 }
 
-/// Runs `dtc inject`; returns the process exit code.
+/// Runs `dtc inject`; returns the process exit code ([`crate::exit`]).
 pub fn inject_main(args: InjectArgs) -> ExitCode {
     if let Err(error) = args.sidecar.validate() {
         eprintln!("dtc inject: {error}");
-        return ExitCode::from(EXIT_USAGE);
+        return ExitCode::from(exit::USAGE);
     }
     let input = match read_input(args.file.as_deref()) {
         Ok(input) => input,
         Err(message) => {
             eprintln!("dtc inject: {message}");
-            return ExitCode::from(EXIT_NO_INPUT);
+            return ExitCode::from(exit::NO_INPUT);
         }
     };
     let injected = match inject::inject_yaml(&input, &args.sidecar) {
         Ok(injected) => injected,
         Err(error) => {
             eprintln!("dtc inject: {error}");
-            return ExitCode::from(EXIT_DATA);
+            return ExitCode::from(exit::DATA);
         }
     };
     if let Err(error) = std::io::stdout().lock().write_all(injected.yaml.as_bytes()) {
         eprintln!("dtc inject: cannot write to stdout: {error}");
-        return ExitCode::from(EXIT_IO);
+        return ExitCode::from(exit::IO);
     }
     if !args.quiet {
         injected.report.iter().for_each(|line| eprintln!("{line}"));
@@ -121,27 +111,28 @@ fn read_input(file: Option<&std::path::Path>) -> Result<String, String> {
     }
 }
 
-/// Runs `dtc webhook` until SIGTERM or Ctrl-C; returns the process exit code.
+/// Runs `dtc webhook` until SIGTERM or Ctrl-C; returns the process exit code
+/// ([`crate::exit`]).
 pub async fn webhook_main(args: WebhookArgs) -> ExitCode {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .try_init();
     if let Err(error) = args.sidecar.validate() {
         eprintln!("dtc webhook: {error}");
-        return ExitCode::from(EXIT_USAGE);
+        return ExitCode::from(exit::USAGE);
     }
     let certs = match webhook::tls::CertReloader::load(&args.tls_cert, &args.tls_key) {
         Ok(certs) => Arc::new(certs),
         Err(error) => {
             eprintln!("dtc webhook: {error}");
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(listener) => listener,
         Err(error) => {
             eprintln!("dtc webhook: cannot listen on {}: {error}", args.listen);
-            return ExitCode::from(EXIT_IO);
+            return ExitCode::from(exit::UNAVAILABLE);
         }
     };
     tracing::info!(address = %args.listen, "webhook serving");

@@ -1,6 +1,7 @@
 //! `dtc node`: run one reference node until Ctrl-C or SIGTERM.
 
 use super::{Faults, NodeOptions, RefNode};
+use crate::exit;
 use clap::Args;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -67,20 +68,20 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 /// Runs `dtc node`: serves until Ctrl-C or SIGTERM; returns the exit code
-/// (69 when the address cannot be bound).
+/// ([`exit::UNAVAILABLE`] when the address cannot be bound).
 pub async fn node_main(args: NodeArgs) -> ExitCode {
     let node = match RefNode::bind(&args.listen, args.options()).await {
         Ok(node) => node,
         Err(e) => {
             eprintln!("dtc node: cannot listen on {}: {e}", args.listen);
-            return ExitCode::from(69);
+            return ExitCode::from(exit::UNAVAILABLE);
         }
     };
     println!("{} listening on {}", node.name(), node.url());
     if let Err(e) = stop_signal().await {
         eprintln!("dtc node: cannot wait for signals: {e}");
         node.shutdown().await;
-        return ExitCode::from(71);
+        return ExitCode::from(exit::OS);
     }
     node.shutdown().await;
     ExitCode::SUCCESS

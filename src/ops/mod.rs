@@ -5,14 +5,13 @@
 //! - `table`: what a person reads (`--output table`, the default);
 //! - `--output json` prints the admin API's answers for scripts.
 //!
-//! Exit codes, one clear line on stderr for each failure:
+//! Exit codes ([`crate::exit`]), one clear line on stderr for each failure:
 //!
 //! | code | meaning |
 //! |---|---|
 //! | 0 | done; for `dtc status`: nothing needs attention |
 //! | 1 | `dtc status`: something needs attention (a node down, a failed transaction, ...) |
-//! | 2 | the command line is wrong (clap) |
-//! | 64 | the `--admin` URL is not `http://HOST:PORT` |
+//! | 64 | the command line is wrong, or the `--admin` URL is not `http://HOST:PORT` |
 //! | 65 | the admin API refused the action (e.g. the transaction is not failed) |
 //! | 66 | no transaction with that id |
 //! | 69 | the admin listener is unreachable |
@@ -25,6 +24,7 @@ mod table;
 pub use client::AdminClient;
 
 use crate::admin::{StatusReport, TxnView};
+use crate::exit;
 use crate::txn::TxnState;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Deserialize;
@@ -126,12 +126,12 @@ impl OpsError {
     /// The documented exit code (module docs).
     pub fn exit_code(&self) -> u8 {
         match self {
-            OpsError::BadUrl { .. } => 64,
-            OpsError::Refused { .. } => 65,
-            OpsError::UnknownTxn { .. } => 66,
-            OpsError::Unreachable { .. } => 69,
-            OpsError::Protocol { .. } => 76,
-            OpsError::Token { .. } => 77,
+            OpsError::BadUrl { .. } => exit::USAGE,
+            OpsError::Refused { .. } => exit::DATA,
+            OpsError::UnknownTxn { .. } => exit::NO_INPUT,
+            OpsError::Unreachable { .. } => exit::UNAVAILABLE,
+            OpsError::Protocol { .. } => exit::PROTOCOL,
+            OpsError::Token { .. } => exit::NO_PERM,
         }
     }
 }
@@ -194,7 +194,11 @@ async fn status(args: &AdminArgs) -> Result<u8, OpsError> {
         }
         Output::Table => out(&table::status(&args.admin, &report, &problems)),
     }
-    Ok(u8::from(!problems.is_empty()))
+    Ok(if problems.is_empty() {
+        exit::OK
+    } else {
+        exit::ATTENTION
+    })
 }
 
 #[derive(Deserialize, serde::Serialize)]
@@ -216,7 +220,7 @@ async fn txn(args: &TxnArgs) -> Result<u8, OpsError> {
                 Output::Json => print_json(&list),
                 Output::Table => out(&table::txns(&list.transactions)),
             }
-            return Ok(0);
+            return Ok(exit::OK);
         }
         TxnCommand::Show { id } => {
             client
@@ -236,7 +240,7 @@ async fn txn(args: &TxnArgs) -> Result<u8, OpsError> {
         Output::Json => print_json(&view),
         Output::Table => out(&table::txn(&view)),
     }
-    Ok(0)
+    Ok(exit::OK)
 }
 
 fn parse(value: &Value) -> Result<TxnView, OpsError> {

@@ -9,14 +9,15 @@
 //! and journals its repairs there. A sidecar that holds the lock but whose admin API is off or
 //! does not answer is reported (exit 69): the command never writes beside a live sidecar.
 //!
-//! Exit codes: 0 every checked key agrees (or was repaired); 1 a divergence remains; 3 no
-//! divergence remains but some keys could not be checked (a node did not answer, a failed
-//! transaction fences the key); 64 bad flags or config; 69 no way to run the check (see above,
-//! or the admin API refused); 70 dtc itself failed.
+//! Exit codes ([`crate::exit`]): 0 every checked key agrees (or was repaired); 1 a divergence
+//! remains; 3 no divergence remains but some keys could not be checked (a node did not answer, a
+//! failed transaction fences the key); 64 bad flags; 69 no way to run the check (see above, or the
+//! admin API refused); 70 dtc itself failed; 78 the config cannot be read or is invalid.
 
 use super::report::Report;
 use super::{Options, Verifier};
 use crate::config::{DurabilityMode, Settings};
+use crate::exit;
 use crate::journal::shared::Shared;
 use crate::journal::{DirLock, Journal, JournalError};
 use crate::runtime::Current;
@@ -33,11 +34,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Bad flags or config (EX_USAGE).
-pub const EXIT_USAGE: u8 = 64;
-/// The check could not run (EX_UNAVAILABLE).
-pub const EXIT_UNAVAILABLE: u8 = 69;
 
 /// `dtc verify`.
 #[derive(Debug, clap::Args)]
@@ -91,7 +87,7 @@ pub fn verify_main(args: VerifyArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("dtc verify: {e}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     let request = VerifyRequest {
@@ -99,7 +95,7 @@ pub fn verify_main(args: VerifyArgs) -> ExitCode {
         limit: args.limit as usize,
         repair: args.repair,
     };
-    crate::cli::with_runtime(1, async move {
+    crate::process::with_runtime(1, async move {
         match check(settings, request).await {
             Ok(report) => {
                 for k in &report.findings {
@@ -110,7 +106,7 @@ pub fn verify_main(args: VerifyArgs) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("dtc verify: {e}");
-                ExitCode::from(EXIT_UNAVAILABLE)
+                ExitCode::from(exit::UNAVAILABLE)
             }
         }
     })

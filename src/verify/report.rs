@@ -1,15 +1,8 @@
 //! What a verify found: one [`KeyReport`] per key that is not in order, counts, the lines the
 //! command prints (one per key, a summary last) and the exit code they add up to.
 
+use crate::exit;
 use serde::{Deserialize, Serialize};
-
-/// Every checked key agrees, or every divergence was repaired.
-pub const EXIT_OK: u8 = 0;
-/// A divergence remains: not repaired, not repairable, or its repair did not converge.
-pub const EXIT_DIVERGENT: u8 = 1;
-/// No divergence remains, but some keys could not be checked (a node did not answer, or a failed
-/// transaction fences the key).
-pub const EXIT_INCOMPLETE: u8 = 3;
 
 /// What was found on one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,14 +180,14 @@ impl Report {
         )
     }
 
-    /// [`EXIT_OK`], [`EXIT_DIVERGENT`] or [`EXIT_INCOMPLETE`].
+    /// [`exit::OK`], [`exit::DIVERGENT`] or [`exit::INCOMPLETE`].
     pub fn exit_code(&self) -> u8 {
         if self.divergent_left() > 0 {
-            EXIT_DIVERGENT
+            exit::DIVERGENT
         } else if self.findings.iter().any(|k| !k.finding.differs()) {
-            EXIT_INCOMPLETE
+            exit::INCOMPLETE
         } else {
-            EXIT_OK
+            exit::OK
         }
     }
 }
@@ -227,20 +220,20 @@ mod tests {
             findings,
             ..Report::default()
         };
-        assert_eq!(report(vec![]).exit_code(), EXIT_OK);
+        assert_eq!(report(vec![]).exit_code(), exit::OK);
         assert_eq!(
             report(vec![finding(Finding::Divergent, true)]).exit_code(),
-            EXIT_OK
+            exit::OK
         );
         assert_eq!(
             report(vec![finding(Finding::Fenced, false)]).exit_code(),
-            EXIT_INCOMPLETE
+            exit::INCOMPLETE
         );
         let mixed = report(vec![
             finding(Finding::Unreadable, false),
             finding(Finding::NoMajority, false),
         ]);
-        assert_eq!(mixed.exit_code(), EXIT_DIVERGENT);
+        assert_eq!(mixed.exit_code(), exit::DIVERGENT);
         assert!(
             mixed
                 .summary()
