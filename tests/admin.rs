@@ -8,15 +8,13 @@ use dtc::saga::TxnState;
 use http::{Method, StatusCode, header};
 use serde_json::json;
 use support::admin::{start_admin, txn};
-use support::{Answer, json, send, wait_until};
-
-const PROBLEM: &str = "application/problem+json";
+use support::answer::PROBLEM_JSON;
+use support::{Answer, send, wait_until};
 
 fn assert_problem(answer: &Answer, status: StatusCode) -> serde_json::Value {
-    let (got, headers, body) = answer;
-    assert_eq!(*got, status, "{body:?}");
-    assert_eq!(headers[header::CONTENT_TYPE], PROBLEM);
-    let doc = json(body);
+    assert_eq!(answer.status(), status, "{:?}", answer.body());
+    assert_eq!(answer.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    let doc = answer.json();
     assert!(
         doc["detail"].as_str().is_some_and(|d| !d.is_empty()),
         "{doc}"
@@ -27,25 +25,25 @@ fn assert_problem(answer: &Answer, status: StatusCode) -> serde_json::Value {
 #[tokio::test]
 async fn healthz_answers_while_alive() {
     let admin = start_admin(None).await;
-    let (status, headers, body) = send(Method::GET, &admin.url("/healthz"), None, &[]).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(headers[header::CONTENT_TYPE], "application/json");
-    assert_eq!(json(&body)["status"], "alive");
+    let a = send(Method::GET, &admin.url("/healthz"), None, &[]).await;
+    assert_eq!(a.status(), StatusCode::OK);
+    assert_eq!(a.headers()[header::CONTENT_TYPE], "application/json");
+    assert_eq!(a.json()["status"], "alive");
 }
 
 #[tokio::test]
 async fn readyz_needs_an_open_journal_and_a_node_up() {
     let admin = start_admin(None).await;
-    let (status, _, body) = send(Method::GET, &admin.url("/readyz"), None, &[]).await;
+    let a = send(Method::GET, &admin.url("/readyz"), None, &[]).await;
     assert_eq!(
-        (status, json(&body)["ready"].clone()),
+        (a.status(), a.json()["ready"].clone()),
         (StatusCode::OK, json!(true))
     );
 
     admin.store.set_open(false);
-    let (status, _, body) = send(Method::GET, &admin.url("/readyz"), None, &[]).await;
-    let missing = json(&body)["missing"].clone();
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let a = send(Method::GET, &admin.url("/readyz"), None, &[]).await;
+    let missing = a.json()["missing"].clone();
+    assert_eq!(a.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(missing.as_array().map(Vec::len), Some(1), "{missing}");
     assert!(
         missing[0].as_str().unwrap().contains("journal"),
@@ -57,9 +55,9 @@ async fn readyz_needs_an_open_journal_and_a_node_up() {
         node.set_down(true).await;
     }
     wait_until("the probes mark every node down", || admin.all_nodes_down()).await;
-    let (status, _, body) = send(Method::GET, &admin.url("/readyz"), None, &[]).await;
-    let missing = json(&body)["missing"].clone();
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let a = send(Method::GET, &admin.url("/readyz"), None, &[]).await;
+    let missing = a.json()["missing"].clone();
+    assert_eq!(a.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         missing[0].as_str().unwrap().contains("no node is up"),
         "{missing}"
@@ -72,9 +70,9 @@ async fn nodes_shows_each_nodes_health() {
     admin.nodes[1].set_down(true).await;
     let node_2_down = || !admin.app.current.load().nodes.all()[1].health.is_up();
     wait_until("the probes mark node-2 down", node_2_down).await;
-    let (status, _, body) = send(Method::GET, &admin.url("/nodes"), None, &[]).await;
-    assert_eq!(status, StatusCode::OK);
-    let nodes = json(&body)["nodes"].clone();
+    let a = send(Method::GET, &admin.url("/nodes"), None, &[]).await;
+    assert_eq!(a.status(), StatusCode::OK);
+    let nodes = a.json()["nodes"].clone();
     let seen: Vec<(String, String, bool, u64)> = nodes
         .as_array()
         .expect("a list of nodes")
@@ -104,7 +102,10 @@ async fn the_token_guards_everything_but_the_probes_and_is_redacted() {
     for path in ["/config", "/nodes", "/metrics", "/transactions", "/nowhere"] {
         let answer = send(Method::GET, &admin.url(path), None, &[]).await;
         assert_problem(&answer, StatusCode::UNAUTHORIZED);
-        assert!(answer.1.contains_key(header::WWW_AUTHENTICATE), "{path}");
+        assert!(
+            answer.headers().contains_key(header::WWW_AUTHENTICATE),
+            "{path}"
+        );
     }
     let wrong = [("authorization", "Bearer s3cres")];
     assert_problem(
@@ -113,21 +114,23 @@ async fn the_token_guards_everything_but_the_probes_and_is_redacted() {
     );
     for path in ["/healthz", "/readyz"] {
         assert_eq!(
-            send(Method::GET, &admin.url(path), None, &[]).await.0,
+            send(Method::GET, &admin.url(path), None, &[])
+                .await
+                .status(),
             StatusCode::OK,
             "{path}"
         );
     }
 
     let auth = [("authorization", "Bearer s3cret")];
-    let (status, _, body) = send(Method::GET, &admin.url("/config"), None, &auth).await;
-    assert_eq!(status, StatusCode::OK);
-    let config = json(&body);
+    let a = send(Method::GET, &admin.url("/config"), None, &auth).await;
+    assert_eq!(a.status(), StatusCode::OK);
+    let config = a.json();
     assert_eq!(config["config"]["listen"]["admin_token"], "***");
     assert_eq!(config["generation"], 1);
     assert_eq!(config["last_reload_error"], serde_json::Value::Null);
     assert_eq!(config["config"]["nodes"][0]["url"], admin.nodes[0].url());
-    assert!(!String::from_utf8_lossy(&body).contains("s3cret"));
+    assert!(!a.text().contains("s3cret"));
 }
 
 #[tokio::test]
@@ -139,10 +142,10 @@ async fn unknown_paths_wrong_methods_and_bad_queries_are_problems() {
     );
     let answer = send(Method::POST, &admin.url("/nodes"), Some("{}"), &[]).await;
     assert_problem(&answer, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(answer.1[header::ALLOW], "GET, HEAD");
+    assert_eq!(answer.headers()[header::ALLOW], "GET, HEAD");
     let answer = send(Method::GET, &admin.url("/transactions/t1/retry"), None, &[]).await;
     assert_problem(&answer, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(answer.1[header::ALLOW], "POST");
+    assert_eq!(answer.headers()[header::ALLOW], "POST");
     for query in ["state=bogus", "limit=many"] {
         let url = admin.url(&format!("/transactions?{query}"));
         assert_problem(
@@ -157,33 +160,33 @@ async fn transactions_are_listed_and_inspected_from_the_journal() {
     let admin = start_admin(None).await;
     admin.store.add(txn("t1", TxnState::Failed));
     admin.store.add(txn("t2", TxnState::Succeeded));
-    let ids = |body: &bytes::Bytes| -> Vec<String> {
-        let list = json(body)["transactions"].clone();
+    let ids = |a: &Answer| -> Vec<String> {
+        let list = a.json()["transactions"].clone();
         list.as_array()
             .unwrap()
             .iter()
             .map(|t| t["txn"].as_str().unwrap().to_string())
             .collect()
     };
-    let (status, _, body) = send(Method::GET, &admin.url("/transactions"), None, &[]).await;
+    let a = send(Method::GET, &admin.url("/transactions"), None, &[]).await;
     assert_eq!(
-        (status, ids(&body)),
+        (a.status(), ids(&a)),
         (StatusCode::OK, vec!["t2".to_string(), "t1".to_string()])
     );
-    let (_, _, body) = send(
+    let a = send(
         Method::GET,
         &admin.url("/transactions?state=failed"),
         None,
         &[],
     )
     .await;
-    assert_eq!(ids(&body), vec!["t1".to_string()]);
-    let (_, _, body) = send(Method::GET, &admin.url("/transactions?limit=1"), None, &[]).await;
-    assert_eq!(ids(&body), vec!["t2".to_string()]);
+    assert_eq!(ids(&a), vec!["t1".to_string()]);
+    let a = send(Method::GET, &admin.url("/transactions?limit=1"), None, &[]).await;
+    assert_eq!(ids(&a), vec!["t2".to_string()]);
 
-    let (status, _, body) = send(Method::GET, &admin.url("/transactions/t1"), None, &[]).await;
-    assert_eq!(status, StatusCode::OK);
-    let view: dtc::admin::TxnView = serde_json::from_slice(&body).expect("a TxnView");
+    let a = send(Method::GET, &admin.url("/transactions/t1"), None, &[]).await;
+    assert_eq!(a.status(), StatusCode::OK);
+    let view: dtc::admin::TxnView = serde_json::from_slice(a.body()).expect("a TxnView");
     assert_eq!(view, txn("t1", TxnState::Failed));
     assert_problem(
         &send(Method::GET, &admin.url("/transactions/nope"), None, &[]).await,
@@ -200,9 +203,9 @@ async fn retry_and_resolve_reach_the_journal() {
         let url = admin.url(path);
         async move { send(Method::POST, &url, body, &[]).await }
     };
-    let (status, _, body) = post("/transactions/t1/retry", None).await;
+    let a = post("/transactions/t1/retry", None).await;
     assert_eq!(
-        (status, json(&body)["redrives"].clone()),
+        (a.status(), a.json()["redrives"].clone()),
         (StatusCode::OK, json!(1))
     );
     assert_problem(
@@ -228,13 +231,13 @@ async fn retry_and_resolve_reach_the_journal() {
         &post("/transactions/t1/resolve", Some("{")).await,
         StatusCode::BAD_REQUEST,
     );
-    let (status, _, body) = post(
+    let a = post(
         "/transactions/t1/resolve",
         Some(r#"{"reason": "fixed by hand"}"#),
     )
     .await;
     assert_eq!(
-        (status, json(&body)["resolution"].clone()),
+        (a.status(), a.json()["resolution"].clone()),
         (StatusCode::OK, json!("fixed by hand"))
     );
     assert_problem(
@@ -258,28 +261,28 @@ async fn retry_and_resolve_reach_the_journal() {
 async fn dtc_creates_and_deletes_a_group_on_every_node() {
     let admin = start_admin(None).await;
     let url = admin.url("/dtc/");
-    let (status, headers, body) = send(
+    let a = send(
         Method::POST,
         &url,
         Some(r#"{"groupId": "g1", "action": "create"}"#),
         &[],
     )
     .await;
-    let answer = json(&body);
+    let answer = a.json();
     assert_eq!(
-        (status, answer["State"].clone()),
+        (a.status(), answer["State"].clone()),
         (StatusCode::OK, json!("succeeded")),
         "{answer}"
     );
     assert_eq!(
         answer["transaction"],
-        headers["x-dtc-transaction-id"].to_str().unwrap()
+        a.headers()["x-dtc-transaction-id"].to_str().unwrap()
     );
     for node in &admin.nodes {
         assert!(node.groups().contains("g1"), "{} lacks g1", node.name());
     }
 
-    let (status, _, body) = send(
+    let a = send(
         Method::POST,
         &url,
         Some(r#"{"groupId": "g1", "action": "delete"}"#),
@@ -287,7 +290,7 @@ async fn dtc_creates_and_deletes_a_group_on_every_node() {
     )
     .await;
     assert_eq!(
-        (status, json(&body)["State"].clone()),
+        (a.status(), a.json()["State"].clone()),
         (StatusCode::OK, json!("succeeded"))
     );
     for node in &admin.nodes {
@@ -331,14 +334,14 @@ async fn dtc_answers_the_proxys_status_when_a_write_cannot_run() {
     let node_3_down = || !admin.app.current.load().nodes.all()[2].health.is_up();
     wait_until("the probes mark node-3 down", node_3_down).await;
     let body = r#"{"groupId": "g1", "action": "create"}"#;
-    let (status, headers, body) = send(Method::POST, &admin.url("/dtc/"), Some(body), &[]).await;
-    let answer = json(&body);
+    let a = send(Method::POST, &admin.url("/dtc/"), Some(body), &[]).await;
+    let answer = a.json();
     assert_eq!(
-        (status, answer["State"].clone()),
+        (a.status(), answer["State"].clone()),
         (StatusCode::SERVICE_UNAVAILABLE, json!("to_be_retried")),
         "{answer}"
     );
-    assert!(headers.contains_key(header::RETRY_AFTER));
+    assert!(a.headers().contains_key(header::RETRY_AFTER));
     assert!(
         answer["detail"].as_str().unwrap().contains("node-3"),
         "{answer}"

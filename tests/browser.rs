@@ -31,21 +31,8 @@ async fn api(admin: &str, path: &str) -> Value {
         &[("authorization", &auth)],
     )
     .await;
-    assert_eq!(a.0, 200, "GET {path}: {:?}", a.2);
-    json(&a.2)
-}
-
-/// Polls `check` (async) until it holds, within twice the usual deadline.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE * 2;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert_eq!(a.status(), 200, "GET {path}: {:?}", a.body());
+    a.json()
 }
 
 #[tokio::test]
@@ -72,14 +59,15 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
     .await;
     let admin = dtc.serve_admin().await;
     // c answers 500 to everything, its undo too: the write ends failed, and c goes down.
-    nodes[2].fail_next(1_000_000);
+    nodes.c().fail_next(1_000_000);
     let body = json!({"groupId": HOSTILE}).to_string();
     let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&body), &[]).await;
-    assert_eq!(header(&a, "x-dtc-state"), "failed");
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    assert_eq!(a.state(), "failed");
+    let txn = a.txn().to_string();
     // And b stops: the page shows it down.
-    nodes[1].set_down(true).await;
-    wait_until("dtc sees b down", || !dtc.node_up(1)).await;
+    let down = nodes.b();
+    down.set_down(true).await;
+    wait_until("dtc sees b down", || !dtc.sees_up(down)).await;
 
     let profile = tempfile::tempdir().expect("profile dir");
     // The screenshots stay for a person to look at; the browser profile does not.
@@ -146,13 +134,18 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
     browser
         .click(&format!("button[data-act=resolve][data-txn=\"{txn}\"]"))
         .await;
-    eventually("the API shows the transaction resolved", || async {
-        api(&admin, &format!("/transactions/{txn}")).await["resolution"] == reason
-    })
+    // Twice the usual deadline, polled every 50 ms: each check is a round trip to the browser.
+    let (within, every) = (DEADLINE * 2, Duration::from_millis(50));
+    eventually(
+        "the API shows the transaction resolved",
+        within,
+        every,
+        || async { api(&admin, &format!("/transactions/{txn}")).await["resolution"] == reason },
+    )
     .await;
     let status = api(&admin, "/status").await;
     assert_eq!(status["failed"], 0, "{status}");
-    eventually("the page drops the resolved row and says so", || async {
+    eventually("the page drops the resolved row and says so", within, every, || async {
         let page = browser
             .eval(&format!(
                 "return [document.querySelector({}) === null, document.getElementById('msg').textContent];",

@@ -86,7 +86,7 @@ async fn three_sidecars_racing_on_shared_keys_leave_every_node_alike_after_every
                     groups(&nodes),
                     answers
                         .iter()
-                        .map(|a| header(a, "x-dtc-state").to_string())
+                        .map(|a| a.state().to_string())
                         .collect::<Vec<_>>()
                 );
             }
@@ -114,7 +114,7 @@ async fn a_sidecar_killed_mid_write_has_its_transaction_taken_over_and_undone() 
         client.await.unwrap().is_err(),
         "the client never got an answer"
     );
-    nodes[2].release_held();
+    nodes.c().release_held();
     let journal = survivor.app.journal().unwrap().clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
     loop {
@@ -140,14 +140,8 @@ async fn a_sidecar_killed_mid_write_has_its_transaction_taken_over_and_undone() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The key is free again: a write through the survivor succeeds.
-    let a = send(
-        Method::POST,
-        &survivor.at("/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
-    assert_eq!(header(&a, "x-dtc-state"), "succeeded");
+    let a = create_group(&survivor, "g1").await;
+    assert_eq!(a.state(), "succeeded");
     assert!(alike(&nodes));
 }
 
@@ -217,14 +211,14 @@ async fn killed_for_good(seed: u64) {
     let killed = tokio::time::Instant::now();
     doomed.child.wait().unwrap();
     assert!(client.await.unwrap().is_err());
-    nodes[2].release_held();
+    nodes.c().release_held();
     let answers = waiting.await.unwrap();
     let waited = killed.elapsed();
     // They waited for the lease and then ran: done (a create of a group the takeover found
     // complete answers the nodes' "already" 400), or refused while its rollback is checked;
     // nothing is left for a person. Within the write's deadline, or they would say
     // `to_be_retried`.
-    let states: Vec<&str> = answers.iter().map(|x| header(x, "x-dtc-state")).collect();
+    let states: Vec<&str> = answers.iter().map(|x| x.state()).collect();
     assert!(
         states.iter().all(|s| ["succeeded", "rejected"].contains(s)),
         "seed {seed}: {states:?}"
@@ -270,14 +264,14 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
     }
     let dtc = start_proxy(cfg).await;
     let admin = dtc.serve_admin().await;
-    nodes[0].insert_group("seen");
-    nodes[1].insert_group("seen");
-    nodes[2].insert_group("seen");
+    for n in &nodes {
+        n.insert_group("seen");
+    }
     let (mut ok, mut refused) = (Vec::new(), Vec::new());
     let mut write = async |i: usize| {
         let id = format!("w{i}");
-        let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group(&id)), &[]).await;
-        if a.0.is_success() {
+        let a = create_group(&dtc, &id).await;
+        if a.status().is_success() {
             ok.push(id)
         } else {
             refused.push((id, a))
@@ -297,15 +291,11 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
         writes_before,
         "writes refused while the store is down touch no node"
     );
-    let read = send(Method::GET, &dtc.at("/v1/group/seen/"), None, &[]).await;
-    assert_eq!(read.0, StatusCode::OK, "reads keep working");
+    let read = read_group(&dtc, "seen").await;
+    assert_eq!(read.status(), StatusCode::OK, "reads keep working");
     let ready = send(Method::GET, &format!("{admin}/readyz"), None, &[]).await;
-    assert_eq!(ready.0, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(
-        String::from_utf8_lossy(&ready.2).contains("shared store"),
-        "{:?}",
-        ready.2
-    );
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(ready.text().contains("shared store"), "{:?}", ready.body());
     server.restart();
     for i in 30..40 {
         write(i).await;
@@ -330,10 +320,10 @@ async fn the_store_stopped_and_restarted_under_traffic_loses_nothing() {
         assert!(
             !held.contains(id),
             "{id} was refused ({}), so it is on no node",
-            a.0
+            a.status()
         );
-        assert_eq!(a.0, StatusCode::SERVICE_UNAVAILABLE, "{id}");
-        assert_eq!(header(a, "x-dtc-state"), "to_be_retried", "{id}");
+        assert_eq!(a.status(), StatusCode::SERVICE_UNAVAILABLE, "{id}");
+        assert_eq!(a.state(), "to_be_retried", "{id}");
     }
     assert!(
         ok.len() >= 30,
@@ -354,11 +344,12 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
     let a = start_proxy(cfg.clone()).await;
     let b = start_proxy(cfg).await;
     let client = half_done_create(&nodes, &a.url, "f1").await;
-    nodes[0].set_down(true).await;
-    nodes[2].set_down(true).await;
+    let (unreachable, holder) = (nodes.a(), nodes.c());
+    unreachable.set_down(true).await;
+    holder.set_down(true).await;
     let answer = client.await.unwrap().unwrap();
-    assert_eq!(header(&answer, "x-dtc-state"), "failed");
-    let txn = header(&answer, "x-dtc-transaction-id").to_string();
+    assert_eq!(answer.state(), "failed");
+    let txn = answer.txn().to_string();
     let txns = b.app.admin.txns.clone();
     wait_until("sidecar b lists a's failed transaction", || {
         txns.list(Some(TxnState::Failed), 10)
@@ -366,27 +357,31 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
             .any(|t| t.txn == txn)
     })
     .await;
-    let fenced = send(Method::POST, &b.at("/v1/group/"), Some(&group("f1")), &[]).await;
-    assert_eq!(fenced.0, StatusCode::CONFLICT, "the fence holds fleet-wide");
+    let fenced = create_group(&b, "f1").await;
+    assert_eq!(
+        fenced.status(),
+        StatusCode::CONFLICT,
+        "the fence holds fleet-wide"
+    );
     let resolved = txns
         .resolve(&txn, "checked by hand".into())
         .await
         .expect("resolve from b");
     assert_eq!(resolved.resolution.as_deref(), Some("checked by hand"));
-    nodes[0].set_down(false).await;
-    nodes[2].set_down(false).await;
+    unreachable.set_down(false).await;
+    holder.set_down(false).await;
     wait_until("a is up again for sidecar a", || {
-        a.node_up(0) && a.node_up(2)
+        a.sees_up(unreachable) && a.sees_up(holder)
     })
     .await;
-    let after = send(Method::DELETE, &a.at("/v1/group/"), Some(&group("f1")), &[]).await;
+    let after = delete_group(&a, "f1").await;
     assert!(
-        after.0.is_success(),
+        after.status().is_success(),
         "unfenced for every sidecar: {after:?}"
     );
     let admin = a.serve_admin().await;
     let config = send(Method::GET, &format!("{admin}/config"), None, &[]).await;
-    let text = String::from_utf8_lossy(&config.2);
+    let text = config.text();
     assert!(text.contains("postgres:***@127.0.0.1"), "{text}");
     assert!(!text.contains("s3cret"), "{text}");
 }
@@ -435,14 +430,8 @@ async fn the_store_keeps_only_journal_keep_finished_finished_transactions() {
     cfg.journal.keep_finished = 5;
     let dtc = start_proxy(cfg).await;
     for i in 0..12 {
-        let a = send(
-            Method::POST,
-            &dtc.at("/v1/group/"),
-            Some(&group(&format!("p{i}"))),
-            &[],
-        )
-        .await;
-        assert!(a.0.is_success());
+        let a = create_group(&dtc, &format!("p{i}")).await;
+        assert!(a.status().is_success());
     }
     let finished = "SELECT count(*) FROM dtc_txns WHERE NOT open";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -465,22 +454,14 @@ async fn dtc_verify_reads_the_fleets_keys_from_the_store_and_repairs_under_the_l
     let nodes = three_nodes().await;
     let cfg = cluster_config(&nodes, &url);
     let sidecar = start_proxy(cfg.clone()).await;
-    let a = send(
-        Method::POST,
-        &sidecar.at("/v1/group/"),
-        Some(&group("v1")),
-        &[],
-    )
-    .await;
-    assert!(a.0.is_success());
-    let deleted = send(
-        Method::DELETE,
-        &format!("{}/v1/group/", nodes[2].url()),
-        Some(&group("v1")),
-        &[],
-    )
-    .await;
-    assert_eq!(deleted.0, StatusCode::OK, "planted behind dtc's back");
+    let a = create_group(&sidecar, "v1").await;
+    assert!(a.status().is_success());
+    let deleted = delete_group(nodes.c(), "v1").await;
+    assert_eq!(
+        deleted.status(),
+        StatusCode::OK,
+        "planted behind dtc's back"
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("dtc.toml");
     let mut own = cfg;
@@ -508,7 +489,7 @@ async fn dtc_verify_reads_the_fleets_keys_from_the_store_and_repairs_under_the_l
     let (code, out) = verify(&["--repair", "--since", "10m"]).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        alike(&nodes) && nodes[2].groups().contains("v1"),
+        alike(&nodes) && nodes.c().groups().contains("v1"),
         "{:?}",
         groups(&nodes)
     );

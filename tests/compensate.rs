@@ -12,12 +12,13 @@ use support::*;
 async fn a_partial_write_is_rolled_back_where_it_applied() {
     // Not failing fast, so the write reaches nodes while c refuses connections.
     let (nodes, dtc) = cluster_with(|c| c.writes.fail_fast = false).await;
-    nodes[2].set_down(true).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 503);
-    assert_eq!(header(&a, "x-dtc-state"), "rolled_back");
-    assert_eq!(header(&a, "retry-after"), "1");
-    let p = json(&a.2);
+    let (applied, down) = ([nodes.a(), nodes.b()], nodes.c());
+    down.set_down(true).await;
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.status(), 503);
+    assert_eq!(a.state(), "rolled_back");
+    assert_eq!(a.header("retry-after"), "1");
+    let p = a.json();
     assert_eq!(p["state"], "rolled_back");
     assert_eq!(p["retryable"], true);
     let per_node = p["nodes"].as_array().unwrap();
@@ -40,7 +41,7 @@ async fn a_partial_write_is_rolled_back_where_it_applied() {
         nodes.iter().all(|n| n.groups().is_empty()),
         "nothing left anywhere"
     );
-    for n in &nodes[..2] {
+    for n in applied {
         let undo = writes(n, Method::DELETE);
         assert_eq!(undo.len(), 1);
         assert_eq!(json(&undo[0].body), json!({"groupId": "g1"}));
@@ -50,36 +51,29 @@ async fn a_partial_write_is_rolled_back_where_it_applied() {
 #[tokio::test]
 async fn a_node_answering_500_after_applying_is_read_back_and_the_write_completes() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].apply_then_fail_next(1);
-    nodes[2].fail_next(3);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let failing = nodes.c();
+    failing.apply_then_fail_next(1);
+    failing.fail_next(3);
+    let a = create_group(&dtc, "g1").await;
     // c applied the write but answered 500 four times: a 500 is no evidence either way, so dtc
     // reads the group back on c, finds it, and every node holds the write.
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (201, "succeeded")
-    );
+    assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
     assert!(
         nodes.iter().all(|n| n.groups().contains("g1")),
         "the write is on every node"
     );
-    assert!(
-        writes(&nodes[2], Method::DELETE).is_empty(),
-        "nothing undone"
-    );
+    assert!(writes(failing, Method::DELETE).is_empty(), "nothing undone");
 }
 
 #[tokio::test]
 async fn a_node_that_keeps_answering_500_is_read_back_and_left_alone() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].fail_next(100);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let failing = nodes.c();
+    failing.fail_next(100);
+    let a = create_group(&dtc, "g1").await;
     // A 500 may follow an apply: the read-back shows c never got it; a and b are undone.
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (503, "rolled_back")
-    );
-    let p = json(&a.2);
+    assert_eq!((a.status().as_u16(), a.state()), (503, "rolled_back"));
+    let p = a.json();
     assert_eq!(p["nodes"][2]["maybe_applied"], true);
     assert_eq!(p["nodes"][2]["read_back"], "prior (404)");
     assert!(p["nodes"][2].get("compensation").is_none(), "{p}");
@@ -88,23 +82,24 @@ async fn a_node_that_keeps_answering_500_is_read_back_and_left_alone() {
         nodes.iter().all(|n| n.groups().is_empty()),
         "undone on a and b"
     );
-    assert!(writes(&nodes[2], Method::DELETE).is_empty());
+    assert!(writes(failing, Method::DELETE).is_empty());
 }
 
 #[tokio::test]
 async fn a_node_answering_500_that_cannot_be_read_leaves_the_write_failed() {
     let (nodes, dtc) = cluster_with(|c| c.routes.iter_mut().for_each(|r| r.verify = None)).await;
-    nodes[2].fail_next(100);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let (applied, failing) = ([nodes.a(), nodes.b()], nodes.c());
+    failing.fail_next(100);
+    let a = create_group(&dtc, "g1").await;
     // No read-back: c's prior state is the one a and b had (they applied it), so undoing c is
     // safe, but c keeps failing and its undo cannot be confirmed.
-    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (502, "failed"));
-    let p = json(&a.2);
+    assert_eq!((a.status().as_u16(), a.state()), (502, "failed"));
+    let p = a.json();
     assert_eq!(p["nodes"][2]["maybe_applied"], true);
     assert_eq!(p["nodes"][2]["compensation"]["outcome"], "failed");
     assert_eq!(p["nodes"][2]["compensation"]["status"], 500);
     assert!(
-        nodes[0].groups().is_empty() && nodes[1].groups().is_empty(),
+        applied.iter().all(|n| n.groups().is_empty()),
         "a and b were undone"
     );
 }
@@ -112,13 +107,11 @@ async fn a_node_answering_500_that_cannot_be_read_leaves_the_write_failed() {
 #[tokio::test]
 async fn a_rejection_on_one_node_rolls_back_with_409() {
     let (nodes, dtc) = cluster().await;
-    nodes[1].reject_next(1, 422);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (409, "rolled_back")
-    );
-    let p = json(&a.2);
+    let rejecting = nodes.b();
+    rejecting.reject_next(1, 422);
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!((a.status().as_u16(), a.state()), (409, "rolled_back"));
+    let p = a.json();
     assert_eq!(p["retryable"], false);
     assert_eq!(p["nodes"][1]["outcome"], "rejected");
     assert!(
@@ -133,12 +126,13 @@ async fn a_compensation_that_cannot_reach_its_node_ends_failed() {
     let (nodes, dtc) = cluster().await;
     let client = half_done_create(&nodes, &dtc.url, "g1").await;
     // Node a goes away before it can be undone; c drops the write it holds.
-    nodes[0].set_down(true).await;
-    nodes[2].set_down(true).await;
+    let (unreachable, undone, holder) = (nodes.a(), nodes.b(), nodes.c());
+    unreachable.set_down(true).await;
+    holder.set_down(true).await;
     let a = client.await.unwrap().expect("an answer");
-    assert_eq!(a.0, 502);
-    assert_eq!(header(&a, "x-dtc-state"), "failed");
-    let p = json(&a.2);
+    assert_eq!(a.status(), 502);
+    assert_eq!(a.state(), "failed");
+    let p = a.json();
     assert_eq!(p["state"], "failed");
     assert!(p["detail"].as_str().unwrap().contains("may differ"), "{p}");
     assert_eq!(p["nodes"][0]["outcome"], "applied");
@@ -155,9 +149,9 @@ async fn a_compensation_that_cannot_reach_its_node_ends_failed() {
         p["nodes"][2]["maybe_applied"], true,
         "the held write's outcome is unknown"
     );
-    assert!(nodes[1].groups().is_empty());
+    assert!(undone.groups().is_empty());
     assert!(
-        nodes[0].groups().contains("g1"),
+        unreachable.groups().contains("g1"),
         "a still holds it: that is why the state is failed"
     );
 }
@@ -165,7 +159,7 @@ async fn a_compensation_that_cannot_reach_its_node_ends_failed() {
 #[tokio::test]
 async fn a_partial_write_without_a_compensation_rule_ends_failed() {
     let (nodes, dtc) = cluster_with(|c| c.routes.clear()).await;
-    nodes[2].fail_next(100);
+    nodes.c().fail_next(100);
     let a = send(
         Method::POST,
         &dtc.at("/items"),
@@ -173,8 +167,8 @@ async fn a_partial_write_without_a_compensation_rule_ends_failed() {
         &[],
     )
     .await;
-    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (502, "failed"));
-    let p = json(&a.2);
+    assert_eq!((a.status().as_u16(), a.state()), (502, "failed"));
+    let p = a.json();
     assert!(
         p["detail"]
             .as_str()
@@ -192,15 +186,15 @@ async fn a_partial_write_without_a_compensation_rule_ends_failed() {
 async fn unmatched_writes_can_be_refused_before_touching_any_node() {
     let (nodes, dtc) = cluster_with(|c| c.writes.unmatched = Unmatched::Refuse).await;
     let a = send(Method::POST, &dtc.at("/unknown/"), Some("{}"), &[]).await;
-    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (501, "rejected"));
-    assert!(json(&a.2)["detail"].as_str().unwrap().contains("no route"));
+    assert_eq!((a.status().as_u16(), a.state()), (501, "rejected"));
+    assert!(a.json()["detail"].as_str().unwrap().contains("no route"));
     assert!(nodes.iter().all(|n| n.write_count() == 0));
 }
 
 #[tokio::test]
 async fn server_assigned_ids_are_undone_per_node() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].reject_next(1, 422);
+    nodes.c().reject_next(1, 422);
     let a = send(
         Method::POST,
         &dtc.at("/items"),
@@ -208,13 +202,10 @@ async fn server_assigned_ids_are_undone_per_node() {
         &[],
     )
     .await;
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (409, "rolled_back")
-    );
+    assert_eq!((a.status().as_u16(), a.state()), (409, "rolled_back"));
     // a assigned id 1, b id 101: each is undone with its own id.
-    assert_eq!(writes(&nodes[0], Method::DELETE)[0].path, "/items/1");
-    assert_eq!(writes(&nodes[1], Method::DELETE)[0].path, "/items/101");
+    assert_eq!(writes(nodes.a(), Method::DELETE)[0].path, "/items/1");
+    assert_eq!(writes(nodes.b(), Method::DELETE)[0].path, "/items/101");
     assert!(nodes.iter().all(|n| n.items().is_empty()));
 }
 
@@ -228,23 +219,17 @@ async fn a_rolled_back_delete_recreates_the_identical_representation() {
         &[],
     )
     .await;
-    assert_eq!(
-        (put.0.as_u16(), header(&put, "x-dtc-state")),
-        (201, "succeeded")
-    );
+    assert_eq!((put.status().as_u16(), put.state()), (201, "succeeded"));
     let before: Vec<_> = nodes.iter().map(|n| n.items()).collect();
-    nodes[2].reject_next(1, 409);
+    nodes.c().reject_next(1, 409);
     let a = send(Method::DELETE, &dtc.at("/items/5"), None, &[]).await;
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (409, "rolled_back")
-    );
+    assert_eq!((a.status().as_u16(), a.state()), (409, "rolled_back"));
     let after: Vec<_> = nodes.iter().map(|n| n.items()).collect();
     assert_eq!(
         before, after,
         "every node holds exactly what it held before"
     );
-    let undo = writes(&nodes[0], Method::PUT);
+    let undo = writes(nodes.a(), Method::PUT);
     assert_eq!(undo.len(), 2, "the create, then the undo");
     assert_eq!(undo[1].path, "/items/5");
 }
@@ -252,7 +237,7 @@ async fn a_rolled_back_delete_recreates_the_identical_representation() {
 #[tokio::test]
 async fn a_rolled_back_create_by_put_deletes_what_was_not_there_before() {
     let (nodes, dtc) = cluster().await;
-    nodes[1].reject_next(1, 422);
+    nodes.b().reject_next(1, 422);
     let a = send(
         Method::PUT,
         &dtc.at("/items/9"),
@@ -260,10 +245,7 @@ async fn a_rolled_back_create_by_put_deletes_what_was_not_there_before() {
         &[],
     )
     .await;
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (409, "rolled_back")
-    );
+    assert_eq!((a.status().as_u16(), a.state()), (409, "rolled_back"));
     assert!(
         nodes.iter().all(|n| n.items().is_empty()),
         "absent before, absent after"
@@ -285,14 +267,14 @@ async fn concurrent_writes_to_one_key_leave_all_nodes_identical() {
             Method::DELETE
         };
         tasks.push(tokio::spawn(async move {
-            send(method, &url, Some(&group("same")), &[]).await.0
+            send(method, &url, Some(&group("same")), &[]).await.status()
         }));
     }
     for t in tasks {
         let status = t.await.unwrap();
         assert!([200, 201, 400, 404].contains(&status.as_u16()), "{status}");
     }
-    let first = nodes[0].groups();
+    let first = nodes.a().groups();
     assert!(nodes.iter().all(|n| n.groups() == first), "nodes diverged");
     // Same order everywhere: each node saw the same sequence of writes.
     let seq = |n: &dtc::node::RefNode| {
@@ -303,7 +285,7 @@ async fn concurrent_writes_to_one_key_leave_all_nodes_identical() {
             .collect::<Vec<_>>()
     };
     assert!(
-        nodes.iter().all(|n| seq(n) == seq(&nodes[0])),
+        nodes.iter().all(|n| seq(n) == seq(nodes.a())),
         "nodes saw writes in different orders"
     );
 }
@@ -317,18 +299,16 @@ async fn a_write_that_changed_nothing_is_not_undone_where_a_500_made_it_ambiguou
     for n in &nodes {
         n.insert_group("g1");
     }
-    nodes[0].fail_next(100);
-    nodes[2].fail_next(1);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let (failing, failing_once) = (nodes.a(), nodes.c());
+    failing.fail_next(100);
+    failing_once.fail_next(1);
+    let a = create_group(&dtc, "g1").await;
     // a's 500s are no evidence; reading g1 back on a finds it: every node holds the target state,
     // and b's "already" goes to the client.
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (400, "succeeded")
-    );
-    let p = json(&a.2);
+    assert_eq!((a.status().as_u16(), a.state()), (400, "succeeded"));
+    let p = a.json();
     assert!(p.get("nodes").is_none(), "the node's own answer: {p}");
-    let a_reads = nodes[0].requests();
+    let a_reads = failing.requests();
     assert!(
         a_reads
             .iter()

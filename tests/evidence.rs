@@ -25,9 +25,9 @@ async fn json_server_like_nodes_holding_g1() -> Vec<dtc::node::RefNode> {
 async fn a_duplicate_create_answered_500_everywhere_is_not_undone_and_the_answer_says_so() {
     let nodes = json_server_like_nodes_holding_g1().await;
     let dtc = start_proxy(test_config(&nodes)).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (409, "rejected"));
-    let p = json(&a.2);
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!((a.status().as_u16(), a.state()), (409, "rejected"));
+    let p = a.json();
     assert_eq!(p["retryable"], false, "{p}");
     let detail = p["detail"].as_str().unwrap();
     assert!(
@@ -53,9 +53,12 @@ async fn a_duplicate_create_answered_500_everywhere_is_not_undone_and_the_answer
     }
     // The 500s count against the nodes' health (passive checks); once the probes bring them
     // back, a new group goes through as usual.
-    wait_until("the nodes are up again", || (0..3).all(|i| dtc.node_up(i))).await;
-    let b = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
-    assert_eq!(b.0, 201);
+    wait_until("the nodes are up again", || {
+        nodes.iter().all(|n| dtc.sees_up(n))
+    })
+    .await;
+    let b = create_group(&dtc, "g2").await;
+    assert_eq!(b.status(), 201);
     assert!(nodes.iter().all(|n| n.groups().contains("g2")));
 }
 
@@ -65,16 +68,16 @@ async fn without_a_read_back_a_duplicate_answered_500_is_failed_never_guessed() 
     let mut cfg = test_config(&nodes);
     cfg.routes.iter_mut().for_each(|r| r.verify = None);
     let dtc = start_proxy(cfg).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let a = create_group(&dtc, "g1").await;
     // Nothing tells whether the 500s changed anything: nothing is undone, the key is fenced.
-    assert_eq!((a.0.as_u16(), header(&a, "x-dtc-state")), (502, "failed"));
-    let detail = json(&a.2)["detail"].as_str().unwrap().to_string();
+    assert_eq!((a.status().as_u16(), a.state()), (502, "failed"));
+    let detail = a.json()["detail"].as_str().unwrap().to_string();
     assert!(detail.contains("nothing was undone there"), "{detail}");
     for n in &nodes {
         assert!(n.groups().contains("g1"));
         assert!(writes(n, Method::DELETE).is_empty());
     }
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    let txn = a.txn().to_string();
     let e = dtc.app.journal().unwrap().get(&txn).unwrap();
     assert!(matches!(e.reason, Some(Reason::OutcomeUnknown(_))), "{e:?}");
     assert!(dtc.app.journal().unwrap().fence_of("group/g1").is_some());
@@ -170,24 +173,22 @@ async fn an_in_doubt_write_recovery_cannot_judge_is_left_alone_until_the_re_driv
     assert!(create.await.unwrap().is_err());
     // The copies held at a and b had landed (a node that processed them before dtc died); c
     // goes down.
-    nodes[0].insert_group("g1");
-    nodes[1].insert_group("g1");
-    nodes[2].set_down(true).await;
+    let (landed, down) = ([nodes.a(), nodes.b()], nodes.c());
+    landed.iter().for_each(|n| n.insert_group("g1"));
+    down.set_down(true).await;
     // At recovery a and b hold g1 and c cannot be read: whether g1 was there before is unknown,
     // so nothing is undone.
     let second = spawn_dtc(&cfg, dir.path());
-    assert!(nodes[0].groups().contains("g1") && nodes[1].groups().contains("g1"));
-    assert!(writes(&nodes[0], Method::DELETE).is_empty());
-    let fenced = send(
-        Method::DELETE,
-        &format!("{}/v1/group/", second.url),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
-    assert_eq!(fenced.0, 409, "the key is fenced while it is undecided");
+    assert!(landed.iter().all(|n| n.groups().contains("g1")));
+    assert!(writes(nodes.a(), Method::DELETE).is_empty());
+    let fenced = delete_group(&second.url, "g1").await;
+    assert_eq!(
+        fenced.status(),
+        409,
+        "the key is fenced while it is undecided"
+    );
     // c comes back: the re-drive reads it (absent: the prior state), so a and b are undone.
-    nodes[2].set_down(false).await;
+    down.set_down(false).await;
     wait_until("the re-drive undid the create on a and b", || {
         nodes.iter().all(|n| n.groups().is_empty())
     })

@@ -42,9 +42,9 @@ async fn silent_sockets_are_closed_and_no_longer_lock_out_a_client() {
     }
     let readyz = format!("{admin}/readyz");
     let full = send(Method::GET, &readyz, None, &[]).await;
-    assert_eq!(full.0, 503, "{:?}", full.2);
+    assert_eq!(full.status(), 503, "{:?}", full.body());
     assert!(
-        json(&full.2)["missing"][0]
+        full.json()["missing"][0]
             .as_str()
             .unwrap()
             .contains("limits.max_connections")
@@ -65,7 +65,7 @@ async fn silent_sockets_are_closed_and_no_longer_lock_out_a_client() {
     let deadline = opened + HEADER_READ + Duration::from_secs(1);
     loop {
         let answer = try_send(Method::GET, &dtc.at("/v1/group/g/"), None, &[]).await;
-        if answer.is_ok_and(|a| a.0 == 404) {
+        if answer.is_ok_and(|a| a.status() == 404) {
             break; // the node's own answer, not dtc's 503
         }
         assert!(
@@ -74,7 +74,7 @@ async fn silent_sockets_are_closed_and_no_longer_lock_out_a_client() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(send(Method::GET, &readyz, None, &[]).await.0, 200);
+    assert_eq!(send(Method::GET, &readyz, None, &[]).await.status(), 200);
 }
 
 /// Finding 3: an HTTP/2 connection with no open stream is closed after `timeouts.idle`.
@@ -159,12 +159,18 @@ async fn methods_that_are_neither_reads_nor_writes_are_refused() {
 async fn a_long_uri_is_414_and_the_header_count_limit_is_configurable() {
     let (nodes, dtc) = cluster_with(|c| c.limits.max_headers = 20).await;
     let long = format!("/v1/group/{}/", "a".repeat(9000));
-    assert_eq!(send(Method::GET, &dtc.at(&long), None, &[]).await.0, 414);
+    assert_eq!(
+        send(Method::GET, &dtc.at(&long), None, &[]).await.status(),
+        414
+    );
     let names: Vec<String> = (0..30).map(|i| format!("x-h{i}")).collect();
     let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
     let url = dtc.at("/v1/group/g/");
-    assert_eq!(send(Method::GET, &url, None, &headers[..10]).await.0, 404);
-    assert_eq!(send(Method::GET, &url, None, &headers).await.0, 431);
+    assert_eq!(
+        send(Method::GET, &url, None, &headers[..10]).await.status(),
+        404
+    );
+    assert_eq!(send(Method::GET, &url, None, &headers).await.status(), 431);
     let seen = |n: &dtc::node::RefNode| {
         n.requests()
             .iter()

@@ -4,7 +4,6 @@
 mod support;
 
 use dtc::config::NodeConfig;
-use http::Method;
 use std::time::Duration;
 use support::raw::{RawNode, Script, exchange};
 use support::*;
@@ -87,8 +86,8 @@ async fn an_oversized_created_answer_is_not_sent_again() {
     );
     let node = RawNode::start(Script::ThenStall(answer.into_bytes())).await;
     let dtc = proxy_on(&node, |c| c.limits.max_body = 1024).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert!(a.0.is_success(), "{:?} {:?}", a.0, a.2);
-    assert_eq!(header(&a, "x-dtc-state"), "succeeded");
+    let a = create_group(&dtc, "g1").await;
+    assert!(a.status().is_success(), "{:?} {:?}", a.status(), a.body());
+    assert_eq!(a.state(), "succeeded");
     assert_eq!(node.count(), 1, "the write went to the node exactly once");
 }

@@ -25,17 +25,19 @@ fn quick_redrive(c: &mut Config) {
 /// cannot reach a and the transaction ends `failed`. Returns its transaction id.
 async fn failed_create(nodes: &[dtc::node::RefNode], dtc: &Dtc, id: &str) -> String {
     let client = half_done_create(nodes, &dtc.url, id).await;
-    nodes[0].set_down(true).await;
-    nodes[2].set_down(true).await;
+    let (unreachable, holder) = (nodes.a(), nodes.c());
+    unreachable.set_down(true).await;
+    holder.set_down(true).await;
     let a = client.await.unwrap().expect("an answer");
-    assert_eq!(header(&a, "x-dtc-state"), "failed");
-    header(&a, "x-dtc-transaction-id").to_string()
+    assert_eq!(a.state(), "failed");
+    a.txn().to_string()
 }
 
 /// Brings a and c back and waits for the background re-drive to roll `txn` back.
 async fn nodes_back_and_rolled_back(nodes: &[dtc::node::RefNode], dtc: &Dtc, txn: &str) {
-    nodes[0].set_down(false).await;
-    nodes[2].set_down(false).await;
+    let (unreachable, holder) = (nodes.a(), nodes.c());
+    unreachable.set_down(false).await;
+    holder.set_down(false).await;
     let journal = dtc.app.journal().unwrap().clone();
     wait_until("the re-drive rolled it back", || {
         journal
@@ -64,7 +66,8 @@ async fn a_crash_mid_write_is_undone_at_the_next_start() {
         client.await.unwrap().is_err(),
         "the client never got an answer"
     );
-    nodes[2].release_held();
+    let holder = nodes.c();
+    holder.release_held();
     let second = spawn_dtc(&cfg, dir.path());
     // Recovery runs before the listener opens: by now the nodes have converged.
     assert!(
@@ -96,7 +99,7 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
     assert_eq!(journal.get(&txn).unwrap().state, TxnState::Failed);
     let txn_url = format!("{}/transactions/{txn}", dtc.serve_admin().await);
     let shown = send(Method::GET, &txn_url, None, &[]).await;
-    assert_eq!(json(&shown.2)["state"], "failed", "the admin API lists it");
+    assert_eq!(shown.json()["state"], "failed", "the admin API lists it");
     let listed = send(
         Method::GET,
         &txn_url.replace(&format!("/{txn}"), "?state=failed"),
@@ -104,24 +107,18 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
         &[],
     )
     .await;
-    assert_eq!(json(&listed.2)["transactions"][0]["txn"], txn.as_str());
+    assert_eq!(listed.json()["transactions"][0]["txn"], txn.as_str());
     // While it is unresolved, the resource is fenced.
-    let fenced = send(
-        Method::DELETE,
-        &dtc.at("/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
-    assert_eq!(fenced.0, 409);
-    assert_eq!(json(&fenced.2)["blocking_transaction"], txn.as_str());
+    let fenced = delete_group(&dtc, "g1").await;
+    assert_eq!(fenced.status(), 409);
+    assert_eq!(fenced.json()["blocking_transaction"], txn.as_str());
     // The nodes come back; no client does anything; the re-drive converges.
     nodes_back_and_rolled_back(&nodes, &dtc, &txn).await;
     assert!(nodes.iter().all(|n| !n.groups().contains("g1")));
     assert!(journal.get(&txn).unwrap().redrives >= 1);
     let shown = send(Method::GET, &txn_url, None, &[]).await;
     assert_eq!(
-        json(&shown.2)["state"],
+        shown.json()["state"],
         "rolled_back",
         "the admin API shows the change"
     );
@@ -130,8 +127,8 @@ async fn a_failed_compensation_is_re_driven_when_the_node_comes_back_and_fences_
         journal.fence_of("group/g1").is_none()
     })
     .await;
-    let after = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(after.0, 201, "unfenced once converged");
+    let after = create_group(&dtc, "g1").await;
+    assert_eq!(after.status(), 201, "unfenced once converged");
 }
 
 #[tokio::test]
@@ -142,33 +139,34 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
         c.journal.verify_after = Duration::from_millis(500);
     })
     .await;
-    nodes[2].hold_next(1);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let late = nodes.c();
+    late.hold_next(1);
+    let a = create_group(&dtc, "g1").await;
     // c never answered: its outcome is unknown; the read-back found it in the prior state (404).
-    assert_eq!(header(&a, "x-dtc-state"), "rolled_back");
-    assert_eq!(json(&a.2)["nodes"][2]["maybe_applied"], true);
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    assert_eq!(a.state(), "rolled_back");
+    assert_eq!(a.json()["nodes"][2]["maybe_applied"], true);
+    let txn = a.txn().to_string();
     let journal = dtc.app.journal().unwrap().clone();
     // The held write lands late on c, after the rollback (as a node that processed it slowly would).
-    nodes[2].insert_group("g1");
+    late.insert_group("g1");
     // Until the check, the resource is fenced: writes to it wait for the check.
-    let fenced = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(fenced.0, 409);
+    let fenced = create_group(&dtc, "g1").await;
+    assert_eq!(fenced.status(), 409);
     wait_until("the check undid the late write", || {
-        !nodes[2].groups().contains("g1")
+        !late.groups().contains("g1")
     })
     .await;
     wait_until("the rollback is verified", || {
         journal.get(&txn).is_some_and(|e| !e.verify_pending)
     })
     .await;
-    let read_back = nodes[2]
+    let read_back = late
         .requests()
         .iter()
         .any(|r| r.method == Method::GET && r.path == "/v1/group/g1/");
     assert!(read_back, "the check read the group back on c");
-    let again = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(again.0, 201, "unfenced once verified");
+    let again = create_group(&dtc, "g1").await;
+    assert_eq!(again.status(), 201, "unfenced once verified");
 }
 
 #[tokio::test]
@@ -180,12 +178,7 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
         let len = {
             let dtc = start_proxy(cfg.clone()).await;
             for g in ["g1", "g2", "g3"] {
-                assert_eq!(
-                    send(Method::POST, &dtc.at("/v1/group/"), Some(&group(g)), &[])
-                        .await
-                        .0,
-                    201
-                );
+                assert_eq!(create_group(&dtc, g).await.status(), 201);
             }
             dtc.app.journal().unwrap().flush().await.unwrap();
             // Where the records end; the file goes on with the zeros it was grown by.
@@ -217,12 +210,7 @@ async fn a_damaged_journal_tail_is_cut_and_the_rest_recovered() {
         drop(journal);
         // The proxy starts on it and serves.
         let dtc = start_proxy(cfg.clone()).await;
-        assert_eq!(
-            send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
-                .await
-                .0,
-            200
-        );
+        assert_eq!(read_group(&dtc, "g1").await.status(), 200);
     }
 }
 
@@ -243,7 +231,7 @@ async fn sigterm_lets_in_flight_writes_finish_and_exits_0() {
         }));
     }
     wait_until("the writes reached the nodes", || {
-        nodes[0].write_count() == 8
+        nodes.a().write_count() == 8
     })
     .await;
     let pid = p.child.id().to_string();
@@ -256,10 +244,7 @@ async fn sigterm_lets_in_flight_writes_finish_and_exits_0() {
     );
     for c in clients {
         let a = c.await.unwrap();
-        assert_eq!(
-            (a.0.as_u16(), header(&a, "x-dtc-state")),
-            (201, "succeeded")
-        );
+        assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
     }
     let status = p.child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
@@ -361,15 +346,15 @@ async fn node_records_are_written_only_when_they_tell_recovery_something_new() {
 
     // Every node applies at once: the intent's undo is all recovery would need; the end record
     // carries the answers.
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 201);
-    let clean = header(&a, "x-dtc-transaction-id").to_string();
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.status(), 201);
+    let clean = a.txn().to_string();
 
     // Node c fails once and succeeds on the retry: its answer is journaled, the others are not.
-    nodes[2].fail_next(1);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
-    assert_eq!(a.0, 201);
-    let retried = header(&a, "x-dtc-transaction-id").to_string();
+    nodes.c().fail_next(1);
+    let a = create_group(&dtc, "g2").await;
+    assert_eq!(a.status(), 201);
+    let retried = a.txn().to_string();
 
     dtc.app.journal().expect("journal").flush().await.unwrap();
     let journal_dir = dir.path().join("journal");
@@ -390,17 +375,11 @@ async fn durability_off_writes_nothing_but_still_fences_and_re_drives() {
         c.journal.durability = dtc::config::DurabilityMode::Off;
     })
     .await;
-    let ok = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g0")), &[]).await;
-    assert_eq!(ok.0, 201);
+    let ok = create_group(&dtc, "g0").await;
+    assert_eq!(ok.status(), 201);
     let txn = failed_create(&nodes, &dtc, "g1").await;
-    let fenced = send(
-        Method::DELETE,
-        &dtc.at("/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
-    assert_eq!(fenced.0, 409, "the fence is kept in memory");
+    let fenced = delete_group(&dtc, "g1").await;
+    assert_eq!(fenced.status(), 409, "the fence is kept in memory");
     nodes_back_and_rolled_back(&nodes, &dtc, &txn).await;
     let journal = dtc.app.journal().unwrap().clone();
     assert!(nodes.iter().all(|n| !n.groups().contains("g1")));

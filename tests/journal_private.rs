@@ -92,7 +92,7 @@ async fn the_journal_keeps_only_the_headers_named_in_journal_headers() {
         &headers,
     )
     .await;
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
     let held = fs::read(dir.join(dtc::journal::log::FILE_NAME)).unwrap();
     let held = String::from_utf8_lossy(&held);
     assert!(

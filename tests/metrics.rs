@@ -7,7 +7,7 @@ use dtc::saga::{Class, TxnState};
 use http::{Method, StatusCode, header};
 use prometheus_parse::{Scrape, Value};
 use support::admin::{start_admin, txn};
-use support::{send, wait_until};
+use support::{Trio, create_group, read_group, send, wait_until};
 
 /// The value of the sample `metric` whose labels include all of `labels`; histograms give
 /// their `+Inf` bucket (the observation count).
@@ -66,15 +66,15 @@ async fn metrics_parse_and_count_exactly_what_happened() {
     m.reload(false);
     m.redrive(true);
 
-    let (status, headers, body) = send(Method::GET, &admin.url("/metrics"), None, &[]).await;
-    assert_eq!(status, StatusCode::OK);
+    let scrape = send(Method::GET, &admin.url("/metrics"), None, &[]).await;
+    assert_eq!(scrape.status(), StatusCode::OK);
     assert!(
-        headers[header::CONTENT_TYPE]
+        scrape.headers()[header::CONTENT_TYPE]
             .to_str()
             .unwrap()
             .starts_with("text/plain; version=0.0.4")
     );
-    let s = parse(std::str::from_utf8(&body).expect("UTF-8"));
+    let s = parse(std::str::from_utf8(scrape.body()).expect("UTF-8"));
 
     let t = "dtc_transactions_total";
     assert_eq!(value(&s, t, &[("state", "succeeded")]), 3.0);
@@ -180,38 +180,22 @@ fn every_metric_is_typed_and_documented() {
 async fn counters_match_the_transactions_the_proxy_ran() {
     let (nodes, dtc) = support::cluster_with(|c| c.writes.fail_fast = false).await;
     let admin_url = dtc.serve_admin().await;
-    let body = |g: &str| support::group(g);
     for g in ["m1", "m2", "m3"] {
-        assert_eq!(
-            send(Method::POST, &dtc.at("/v1/group/"), Some(&body(g)), &[])
-                .await
-                .0,
-            201
-        );
+        assert_eq!(create_group(&dtc, g).await.status(), 201);
     }
     for n in &nodes {
         n.reject_next(1, 422);
     }
-    assert_eq!(
-        send(Method::POST, &dtc.at("/v1/group/"), Some(&body("m4")), &[])
-            .await
-            .0,
-        422
-    );
-    nodes[2].set_down(true).await;
-    let rb = send(Method::POST, &dtc.at("/v1/group/"), Some(&body("m5")), &[]).await;
-    assert_eq!(support::header(&rb, "x-dtc-state"), "rolled_back");
+    assert_eq!(create_group(&dtc, "m4").await.status(), 422);
+    nodes.c().set_down(true).await;
+    let rb = create_group(&dtc, "m5").await;
+    assert_eq!(rb.state(), "rolled_back");
     for _ in 0..5 {
-        assert_eq!(
-            send(Method::GET, &dtc.at("/v1/group/m1/"), None, &[])
-                .await
-                .0,
-            200
-        );
+        assert_eq!(read_group(&dtc, "m1").await.status(), 200);
     }
-    let (status, _, text) = send(Method::GET, &format!("{admin_url}/metrics"), None, &[]).await;
-    assert_eq!(status, StatusCode::OK);
-    let s = parse(std::str::from_utf8(&text).unwrap());
+    let scrape = send(Method::GET, &format!("{admin_url}/metrics"), None, &[]).await;
+    assert_eq!(scrape.status(), StatusCode::OK);
+    let s = parse(std::str::from_utf8(scrape.body()).unwrap());
     let count = |metric: &str, labels: &[(&str, &str)]| value(&s, metric, labels);
     assert_eq!(
         count("dtc_transactions_total", &[("state", "succeeded")]),

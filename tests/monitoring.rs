@@ -73,13 +73,13 @@ async fn exported() -> BTreeSet<String> {
     })
     .await;
     let admin = dtc.serve_admin().await;
-    nodes[2].fail_next(1_000_000);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(header(&a, "x-dtc-state"), "failed");
-    send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
+    nodes.c().fail_next(1_000_000);
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.state(), "failed");
+    read_group(&dtc, "g1").await;
     let m = send(Method::GET, &format!("{admin}/metrics"), None, &[]).await;
-    assert_eq!(m.0, 200);
-    let text = String::from_utf8(m.2.to_vec()).unwrap();
+    assert_eq!(m.status(), 200);
+    let text = String::from_utf8(m.body().to_vec()).unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| l.split(['{', ' ']).next().unwrap().to_string())

@@ -3,7 +3,6 @@
 
 mod support;
 
-use http::Method;
 use serde_json::{Value, json};
 use support::*;
 
@@ -44,17 +43,17 @@ async fn failing_cluster(token: Option<&str>) -> (Vec<dtc::node::RefNode>, Dtc, 
 }
 
 async fn failed_write(nodes: &[dtc::node::RefNode], dtc: &Dtc) -> String {
-    nodes[2].fail_next(1_000_000);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(header(&a, "x-dtc-state"), "failed");
-    header(&a, "x-dtc-transaction-id").to_string()
+    nodes.c().fail_next(1_000_000);
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.state(), "failed");
+    a.txn().to_string()
 }
 
 #[tokio::test]
 async fn status_is_a_healthy_table_and_exit_0_then_names_a_stopped_node_and_a_failed_write() {
     let (nodes, dtc, admin) = failing_cluster(None).await;
-    let ok = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g0")), &[]).await;
-    assert_eq!(ok.0, 201);
+    let ok = create_group(&dtc, "g0").await;
+    assert_eq!(ok.status(), 201);
     let healthy = dtc_cli(&["status", "--admin", &admin], None).await;
     assert_eq!(healthy.code, 0, "{}{}", healthy.out, healthy.err);
     assert!(
@@ -74,14 +73,15 @@ async fn status_is_a_healthy_table_and_exit_0_then_names_a_stopped_node_and_a_fa
     );
 
     let txn = failed_write(&nodes, &dtc).await;
-    nodes[1].set_down(true).await;
-    wait_until("dtc sees b down", || !dtc.node_up(1)).await;
+    let down = nodes.b();
+    down.set_down(true).await;
+    wait_until("dtc sees b down", || !dtc.sees_up(down)).await;
     let bad = dtc_cli(&["status", "--admin", &admin], None).await;
     assert_eq!(bad.code, 1, "{}{}", bad.out, bad.err);
     assert!(bad.out.contains("NEEDS ATTENTION:"), "{}", bad.out);
     assert!(
         bad.out
-            .contains(&format!("  - node b ({}) is down", nodes[1].url())),
+            .contains(&format!("  - node b ({}) is down", down.url())),
         "{}",
         bad.out
     );

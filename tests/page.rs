@@ -9,7 +9,7 @@ use support::admin::{start_admin, txn};
 use support::*;
 
 fn text(a: &Answer) -> String {
-    String::from_utf8(a.2.to_vec()).expect("utf-8 page")
+    String::from_utf8(a.body().to_vec()).expect("utf-8 page")
 }
 
 /// A failed transaction whose path, key, reason and node error are hostile markup.
@@ -42,9 +42,9 @@ async fn the_page_shows_failed_transactions_with_everything_escaped() {
     admin.store.add(hostile("t-hostile"));
     admin.store.add(txn("t-ok", TxnState::Succeeded));
     let a = send(Method::GET, &admin.url("/"), None, &[]).await;
-    assert_eq!(a.0, 200);
-    assert_eq!(header(&a, "content-type"), "text/html; charset=utf-8");
-    let csp = header(&a, "content-security-policy");
+    assert_eq!(a.status(), 200);
+    assert_eq!(a.header("content-type"), "text/html; charset=utf-8");
+    let csp = a.header("content-security-policy");
     assert!(
         csp.contains("default-src 'none'") && csp.contains("script-src 'nonce-"),
         "{csp}"
@@ -122,7 +122,9 @@ async fn a_thousand_transactions_are_paged_fifty_at_a_time() {
         beyond.contains("page 20 of 20"),
         "a page past the end shows the last"
     );
-    let status = json(&send(Method::GET, &admin.url("/status"), None, &[]).await.2);
+    let status = send(Method::GET, &admin.url("/status"), None, &[])
+        .await
+        .json();
     assert_eq!(status["attention"].as_array().unwrap().len(), 1000);
     assert_eq!(status["failed"], 1000);
 }
@@ -132,8 +134,8 @@ async fn with_a_token_the_page_shows_only_the_token_field_until_it_is_sent() {
     let admin = start_admin(Some("s3cret")).await;
     admin.store.add(hostile("t-secret-path"));
     let locked = send(Method::GET, &admin.url("/"), None, &[]).await;
-    assert_eq!(locked.0, 401);
-    assert_eq!(header(&locked, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(locked.status(), 401);
+    assert_eq!(locked.header("content-type"), "text/html; charset=utf-8");
     let page = text(&locked);
     assert!(page.contains("data-locked=\"1\"") && page.contains("name=\"token\""));
     assert!(
@@ -147,10 +149,10 @@ async fn with_a_token_the_page_shows_only_the_token_field_until_it_is_sent() {
         &[("authorization", "Bearer nope")],
     )
     .await;
-    assert_eq!(wrong.0, 401);
+    assert_eq!(wrong.status(), 401);
     assert!(text(&wrong).contains("The token this tab sent is wrong."));
     let json_denied = send(Method::GET, &admin.url("/status"), None, &[]).await;
-    assert_eq!(json_denied.0, 401, "GET /status needs the token too");
+    assert_eq!(json_denied.status(), 401, "GET /status needs the token too");
     let open = send(
         Method::GET,
         &admin.url("/"),
@@ -158,7 +160,7 @@ async fn with_a_token_the_page_shows_only_the_token_field_until_it_is_sent() {
         &[("authorization", "Bearer s3cret")],
     )
     .await;
-    assert_eq!(open.0, 200);
+    assert_eq!(open.status(), 200);
     assert!(text(&open).contains("t-secret-path"));
 }
 
@@ -168,7 +170,9 @@ async fn status_reports_nodes_counts_and_reload_as_json() {
     admin.metrics.txn_finished(TxnState::Succeeded, 0.01);
     admin.metrics.txn_finished(TxnState::RolledBack, 0.02);
     admin.store.add(txn("t-doubt", TxnState::InDoubt));
-    let s = json(&send(Method::GET, &admin.url("/status"), None, &[]).await.2);
+    let s = send(Method::GET, &admin.url("/status"), None, &[])
+        .await
+        .json();
     let nodes = s["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 3);
     assert_eq!(nodes[0]["name"], "node-1");
@@ -195,6 +199,8 @@ async fn status_reports_nodes_counts_and_reload_as_json() {
             .all(|n| n.recent_latency().is_some())
     })
     .await;
-    let s = json(&send(Method::GET, &admin.url("/status"), None, &[]).await.2);
+    let s = send(Method::GET, &admin.url("/status"), None, &[])
+        .await
+        .json();
     assert!(s["nodes"][2]["latency_ms"].as_f64().unwrap() > 0.0, "{s}");
 }

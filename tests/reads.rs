@@ -23,10 +23,10 @@ async fn a_read_goes_to_exactly_one_node() {
         n.insert_group("g1");
     }
     for _ in 0..30 {
-        let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
-        assert_eq!(r.0, 200);
+        let r = read_group(&dtc, "g1").await;
+        assert_eq!(r.status(), 200);
         assert!(
-            r.1.get("x-dtc-state").is_none(),
+            r.headers().get("x-dtc-state").is_none(),
             "reads are not transactions"
         );
     }
@@ -37,8 +37,8 @@ async fn a_read_goes_to_exactly_one_node() {
         "load spread over all nodes: {per_node:?}"
     );
     let head = send(Method::HEAD, &dtc.at("/v1/group/g1/"), None, &[]).await;
-    assert_eq!(head.0, 200);
-    assert!(head.2.is_empty());
+    assert_eq!(head.status(), 200);
+    assert!(head.body().is_empty());
 }
 
 #[tokio::test]
@@ -47,10 +47,10 @@ async fn a_read_fails_over_when_a_node_refuses_connections() {
     for n in &nodes {
         n.insert_group("g1");
     }
-    nodes[0].set_down(true).await;
+    nodes.a().set_down(true).await;
     for _ in 0..20 {
-        let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
-        assert_eq!(r.0, 200, "every read is answered by a live node");
+        let r = read_group(&dtc, "g1").await;
+        assert_eq!(r.status(), 200, "every read is answered by a live node");
     }
 }
 
@@ -67,11 +67,11 @@ async fn a_configured_status_moves_the_read_to_another_node() {
         },
     );
     cfg.health.path = String::new();
-    nodes[0].insert_group("g1");
+    nodes.a().insert_group("g1");
     let dtc = start_proxy(cfg).await;
     for _ in 0..10 {
-        let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
-        assert_eq!(r.0, 200);
+        let r = read_group(&dtc, "g1").await;
+        assert_eq!(r.status(), 200);
     }
     assert!(hits.load(Ordering::SeqCst) > 0, "the stub was tried");
 }
@@ -94,9 +94,9 @@ async fn the_last_answer_is_passed_when_every_node_says_retry() {
     cfg.health.path = String::new();
     let dtc = start_proxy(cfg).await;
     let r = send(Method::GET, &dtc.at("/anything"), None, &[]).await;
-    assert_eq!(r.0, 503);
+    assert_eq!(r.status(), 503);
     assert_eq!(
-        json(&r.2),
+        r.json(),
         serde_json::json!({"stub": true}),
         "a node's own answer, not dtc's"
     );
@@ -109,14 +109,13 @@ async fn no_healthy_node_is_a_503_problem() {
         n.set_down(true).await;
     }
     wait_until("every node is seen down", || {
-        (0..3).all(|i| !dtc.node_up(i))
+        nodes.iter().all(|n| !dtc.sees_up(n))
     })
     .await;
-    let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
-    assert_eq!(r.0, 503);
-    assert_eq!(header(&r, "content-type"), "application/problem+json");
+    let r = read_group(&dtc, "g1").await;
+    assert_eq!(r.status(), 503);
     assert!(
-        json(&r.2)["detail"]
+        r.problem()["detail"]
             .as_str()
             .unwrap()
             .contains("no node is healthy")
@@ -130,12 +129,7 @@ async fn pooled_connections_a_node_closed_are_not_a_failure() {
         n.insert_group("g1");
     }
     for _ in 0..10 {
-        assert_eq!(
-            send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
-                .await
-                .0,
-            200
-        );
+        assert_eq!(read_group(&dtc, "g1").await.status(), 200);
     }
     // Every node drops its connections (the proxy's pooled ones included) and comes back.
     for n in &nodes {
@@ -143,17 +137,8 @@ async fn pooled_connections_a_node_closed_are_not_a_failure() {
         n.set_down(false).await;
     }
     for _ in 0..10 {
-        assert_eq!(
-            send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[])
-                .await
-                .0,
-            200
-        );
+        assert_eq!(read_group(&dtc, "g1").await.status(), 200);
     }
-    let w = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g2")), &[]).await;
-    assert_eq!(
-        header(&w, "x-dtc-state"),
-        "succeeded",
-        "writes reconnect too"
-    );
+    let w = create_group(&dtc, "g2").await;
+    assert_eq!(w.state(), "succeeded", "writes reconnect too");
 }

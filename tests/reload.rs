@@ -10,7 +10,7 @@ use http::StatusCode;
 use support::reload::{
     ReloadingProxy, config_of, config_with, kubelet_publish, rename_over, write_in_place,
 };
-use support::{json, start_node, wait_until};
+use support::{Answer, start_node, wait_until};
 use tempfile::TempDir;
 
 /// Four nodes: the tests swap `c` for `d` and back.
@@ -30,9 +30,9 @@ async fn assert_write_lands_on(
     on: &[&RefNode],
     all: &[RefNode],
 ) {
-    let (status, headers, body) = proxy.create_group(group).await;
-    assert_eq!(status, StatusCode::CREATED, "{body:?}");
-    assert_eq!(headers["x-dtc-state"], "succeeded");
+    let a = proxy.create_group(group).await;
+    assert_eq!(a.status(), StatusCode::CREATED, "{:?}", a.body());
+    assert_eq!(a.headers()["x-dtc-state"], "succeeded");
     for node in all {
         let expected = on.iter().any(|n| n.name() == node.name());
         let holds = node.groups().contains(group);
@@ -171,8 +171,8 @@ async fn restart_only_settings_and_comment_edits_swap_nothing() {
 }
 
 /// A's attempts at the write and at its undo, from the answer's problem document.
-fn attempts_on_a(body: &bytes::Bytes) -> (u64, u64) {
-    let doc = json(body);
+fn attempts_on_a(answer: &Answer) -> (u64, u64) {
+    let doc = answer.json();
     let a = doc["nodes"]
         .as_array()
         .and_then(|nodes| nodes.iter().find(|n| n["node"] == "a"))
@@ -203,15 +203,20 @@ async fn retry_policy_change_applies_to_the_next_transaction_not_the_one_in_flig
     proxy.wait_generation(2).await;
     // Cut the held write; a stays down, so every attempt the policy allows fails.
     a.set_down(true).await;
-    let (status, headers, body) = in_flight.await.unwrap();
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body:?}");
-    assert_eq!(headers["x-dtc-state"], "failed");
-    assert_eq!(attempts_on_a(&body), (1, 1), "the old policy: one attempt");
+    let a1 = in_flight.await.unwrap();
+    assert_eq!(a1.status(), StatusCode::BAD_GATEWAY, "{:?}", a1.body());
+    assert_eq!(a1.headers()["x-dtc-state"], "failed");
+    assert_eq!(attempts_on_a(&a1), (1, 1), "the old policy: one attempt");
 
-    let (status, headers, body) = proxy.create_group("g2").await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
-    assert_eq!(headers["x-dtc-state"], "rolled_back");
-    assert_eq!(attempts_on_a(&body).0, 5, "the new policy: five attempts");
+    let a2 = proxy.create_group("g2").await;
+    assert_eq!(
+        a2.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        a2.body()
+    );
+    assert_eq!(a2.headers()["x-dtc-state"], "rolled_back");
+    assert_eq!(attempts_on_a(&a2).0, 5, "the new policy: five attempts");
     assert!(b.groups().is_empty() && c.groups().is_empty());
 }
 
@@ -249,15 +254,16 @@ mod traffic {
             };
             for method in methods {
                 let req = support::request(method.clone(), &url, Some(&body), &[]);
-                let answer = support::send_with(&http, req).await.map(|(s, h, _)| {
+                let answer = support::send_with(&http, req).await.map(|a| {
                     let header = |name: &str| {
-                        h.get(name)
+                        a.headers()
+                            .get(name)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("-")
                             .to_owned()
                     };
                     (
-                        s.as_u16(),
+                        a.status().as_u16(),
                         header("x-dtc-state"),
                         header("x-dtc-transaction-id"),
                     )

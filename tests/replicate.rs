@@ -9,11 +9,11 @@ use support::*;
 #[tokio::test]
 async fn a_write_lands_on_every_node_with_the_nodes_answer() {
     let (nodes, dtc) = cluster().await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 201);
-    assert_eq!(json(&a.2), serde_json::json!({"groupId": "g1"}));
-    assert_eq!(header(&a, "x-dtc-state"), "succeeded");
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.status(), 201);
+    assert_eq!(a.json(), serde_json::json!({"groupId": "g1"}));
+    assert_eq!(a.state(), "succeeded");
+    let txn = a.txn().to_string();
     assert_eq!(txn.len(), 20, "transaction id: {txn}");
     for n in &nodes {
         assert!(n.groups().contains("g1"), "node {} lacks g1", n.name());
@@ -22,9 +22,9 @@ async fn a_write_lands_on_every_node_with_the_nodes_answer() {
         assert_eq!(w[0].headers.get("idempotency-key").unwrap(), txn.as_str());
         assert_eq!(w[0].headers.get("host").unwrap(), &n.addr().to_string());
     }
-    let r = send(Method::GET, &dtc.at("/v1/group/g1/"), None, &[]).await;
+    let r = read_group(&dtc, "g1").await;
     assert_eq!(
-        (r.0.as_u16(), json(&r.2)),
+        (r.status().as_u16(), r.json()),
         (200, serde_json::json!({"groupId": "g1"}))
     );
 }
@@ -39,7 +39,7 @@ async fn the_clients_idempotency_key_is_kept() {
         &[("idempotency-key", "client-key-7")],
     )
     .await;
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
     for n in &nodes {
         assert_eq!(
             writes(n, Method::POST)[0]
@@ -54,30 +54,26 @@ async fn the_clients_idempotency_key_is_kept() {
 #[tokio::test]
 async fn a_500_once_is_retried_and_converges() {
     let (nodes, dtc) = cluster().await;
-    nodes[1].fail_next(1);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (201, "succeeded")
-    );
-    assert_eq!(nodes[1].write_count(), 2, "node b was retried once");
+    let flaky = nodes.b();
+    flaky.fail_next(1);
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
+    assert_eq!(flaky.write_count(), 2, "node b was retried once");
     assert!(nodes.iter().all(|n| n.groups().contains("g1")));
 }
 
 #[tokio::test]
 async fn apply_then_fail_is_retried_and_the_retry_sees_already() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].apply_then_fail_next(1);
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let flaky = nodes.c();
+    flaky.apply_then_fail_next(1);
+    let a = create_group(&dtc, "g1").await;
     // Node c answered 500 (having applied), then 400 "exists": converged.
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (201, "succeeded")
-    );
-    assert_eq!(nodes[2].write_count(), 2);
+    assert_eq!((a.status().as_u16(), a.state()), (201, "succeeded"));
+    assert_eq!(flaky.write_count(), 2);
     assert!(nodes.iter().all(|n| n.groups().contains("g1")));
     assert!(
-        writes(&nodes[2], Method::DELETE).is_empty(),
+        writes(flaky, Method::DELETE).is_empty(),
         "nothing was undone"
     );
 }
@@ -85,10 +81,11 @@ async fn apply_then_fail_is_retried_and_the_retry_sees_already() {
 #[tokio::test]
 async fn already_on_one_node_counts_as_converged_and_is_not_undone() {
     let (nodes, dtc) = cluster().await;
-    nodes[0].insert_group("g1");
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
+    let already = nodes.a();
+    already.insert_group("g1");
+    let a = create_group(&dtc, "g1").await;
     assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
+        (a.status().as_u16(), a.state()),
         (201, "succeeded"),
         "answer of a node that applied"
     );
@@ -102,9 +99,9 @@ async fn a_create_that_exists_everywhere_passes_the_400_through() {
     for n in &nodes {
         n.insert_group("g1");
     }
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 400, "what a single node would answer");
-    assert_eq!(header(&a, "x-dtc-state"), "succeeded");
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.status(), 400, "what a single node would answer");
+    assert_eq!(a.state(), "succeeded");
 }
 
 #[tokio::test]
@@ -113,11 +110,11 @@ async fn all_nodes_rejecting_alike_passes_the_answer_through_unchanged() {
     for n in &nodes {
         n.reject_next(1, 422);
     }
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 422);
-    assert_eq!(header(&a, "x-dtc-state"), "rejected");
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.status(), 422);
+    assert_eq!(a.state(), "rejected");
     assert_eq!(
-        header(&a, "content-type"),
+        a.header("content-type"),
         "application/json",
         "the node's own body"
     );
@@ -132,26 +129,26 @@ async fn all_nodes_rejecting_alike_passes_the_answer_through_unchanged() {
 #[tokio::test]
 async fn a_known_down_node_fails_the_write_fast_touching_no_node() {
     let (nodes, dtc) = cluster().await;
-    nodes[2].set_down(true).await;
-    wait_until("the proxy sees node c down", || !dtc.node_up(2)).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 503);
-    assert_eq!(header(&a, "x-dtc-state"), "to_be_retried");
-    assert_eq!(header(&a, "content-type"), "application/problem+json");
-    assert_eq!(header(&a, "retry-after"), "1");
-    let p = json(&a.2);
+    let down = nodes.c();
+    down.set_down(true).await;
+    wait_until("the proxy sees node c down", || !dtc.sees_up(down)).await;
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.status(), 503);
+    assert_eq!(a.state(), "to_be_retried");
+    assert_eq!(a.header("retry-after"), "1");
+    let p = a.problem();
     assert_eq!(p["state"], "to_be_retried");
     assert_eq!(p["retryable"], true);
     assert!(
         p["detail"].as_str().unwrap().contains("node c is down"),
         "{p}"
     );
-    assert_eq!(p["transaction"], header(&a, "x-dtc-transaction-id"));
+    assert_eq!(p["transaction"], a.txn());
     assert!(
         nodes.iter().all(|n| n.write_count() == 0),
         "no node touched"
     );
-    let txn = header(&a, "x-dtc-transaction-id").to_string();
+    let txn = a.txn().to_string();
     let journal = dtc.app.journal().unwrap().clone();
     wait_until("the refusal is journaled", || journal.get(&txn).is_some()).await;
     let entry = journal.get(&txn).unwrap();
@@ -159,10 +156,10 @@ async fn a_known_down_node_fails_the_write_fast_touching_no_node() {
     let outcomes: Vec<_> = entry.reports().iter().map(|r| r.outcome).collect();
     assert_eq!(outcomes, vec![dtc::saga::Class::NotSent; 3]);
     // The node comes back: probes bring it up and writes flow again.
-    nodes[2].set_down(false).await;
-    wait_until("the proxy sees node c up", || dtc.node_up(2)).await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 201);
+    down.set_down(false).await;
+    wait_until("the proxy sees node c up", || dtc.sees_up(down)).await;
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.status(), 201);
 }
 
 #[tokio::test]
@@ -171,32 +168,17 @@ async fn a_delete_with_a_json_body_reaches_every_node() {
     for n in &nodes {
         n.insert_group("g1");
     }
-    let a = send(
-        Method::DELETE,
-        &dtc.at("/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
-    assert_eq!(
-        (a.0.as_u16(), header(&a, "x-dtc-state")),
-        (200, "succeeded")
-    );
+    let a = delete_group(&dtc, "g1").await;
+    assert_eq!((a.status().as_u16(), a.state()), (200, "succeeded"));
     for n in &nodes {
         let d = writes(n, Method::DELETE);
         assert_eq!(d.len(), 1);
         assert_eq!(json(&d[0].body), serde_json::json!({"groupId": "g1"}));
         assert!(n.groups().is_empty());
     }
-    let again = send(
-        Method::DELETE,
-        &dtc.at("/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
+    let again = delete_group(&dtc, "g1").await;
     assert_eq!(
-        (again.0.as_u16(), header(&again, "x-dtc-state")),
+        (again.status().as_u16(), again.state()),
         (404, "succeeded"),
         "absent everywhere: converged"
     );
@@ -218,7 +200,7 @@ async fn headers_pass_through_except_hop_by_hop_and_host() {
         &hdrs,
     )
     .await;
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
     for n in &nodes {
         let w = &writes(n, Method::POST)[0];
         assert_eq!(w.path, "/v1/group/?trace=1", "query passes through");
@@ -241,14 +223,14 @@ async fn http2_prior_knowledge_clients_are_served() {
     )
     .await
     .unwrap();
-    assert_eq!(a.0, 201);
+    assert_eq!(a.status(), 201);
     let r = send_with(
         &c,
         request(Method::GET, &dtc.at("/v1/group/g2/"), None, &[]),
     )
     .await
     .unwrap();
-    assert_eq!(r.0, 200);
+    assert_eq!(r.status(), 200);
     assert!(nodes.iter().all(|n| n.groups().contains("g2")));
 }
 

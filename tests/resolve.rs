@@ -318,8 +318,8 @@ async fn a_proxy_with_localhost_node_urls_replicates() {
         spec.url = format!("http://localhost:{}", n.addr().port());
     }
     let dtc = start_proxy(cfg).await;
-    let r = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(r.0, 201, "{:?}", r.2);
+    let r = create_group(&dtc, "g1").await;
+    assert_eq!(r.status(), 201, "{:?}", r.body());
     for n in &nodes {
         assert!(n.groups().contains("g1"), "{} has g1", n.name());
     }

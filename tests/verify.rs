@@ -36,11 +36,7 @@ fn write_config(cfg: &Config, dir: &std::path::Path) -> std::path::PathBuf {
 
 /// Deletes group `id` on `node` directly, behind dtc's back.
 async fn delete_behind_dtc(node: &dtc::node::RefNode, id: &str) {
-    let url = format!("{}/v1/group/", node.url());
-    assert_eq!(
-        send(Method::DELETE, &url, Some(&group(id)), &[]).await.0,
-        200
-    );
+    assert_eq!(delete_group(node, id).await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,7 +46,7 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
     let auth = [("authorization", "Bearer client-secret")];
     for g in ["g1", "g2"] {
         let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group(g)), &auth).await;
-        assert_eq!(a.0, 201);
+        assert_eq!(a.status(), 201);
     }
     let mut cfg = test_config(&nodes);
     cfg.listen.admin = admin.trim_start_matches("http://").to_string();
@@ -62,7 +58,8 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("2 checked: 2 agree, 0 differ"), "{out}");
 
-    delete_behind_dtc(&nodes[1], "g1").await;
+    let odd = nodes.b();
+    delete_behind_dtc(odd, "g1").await;
     let (code, out, _) = verify(&path, &[]).await;
     assert_eq!(code, 1, "a divergence remains: {out}");
     let line = out.lines().next().unwrap();
@@ -82,7 +79,7 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
         "{out}"
     );
     assert!(
-        !nodes[1].groups().contains("g1"),
+        !odd.groups().contains("g1"),
         "not repaired without --repair"
     );
 
@@ -96,11 +93,9 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
         nodes.iter().all(|n| n.groups().contains("g1")),
         "the nodes agree"
     );
-    let listed = json(
-        &send(Method::GET, &format!("{admin}/transactions"), None, &[])
-            .await
-            .2,
-    );
+    let listed = send(Method::GET, &format!("{admin}/transactions"), None, &[])
+        .await
+        .json();
     let repair = listed["transactions"]
         .as_array()
         .unwrap()
@@ -117,7 +112,7 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
         "sent to b only"
     );
     assert_eq!(repair["nodes"][0]["node"], "b");
-    let sent = writes(&nodes[1], Method::POST).pop().unwrap();
+    let sent = writes(odd, Method::POST).pop().unwrap();
     let h = |name| sent.headers.get(name).and_then(|v| v.to_str().ok());
     assert_eq!(h("x-dtc-transaction-id"), repair["txn"].as_str());
     assert_eq!(
@@ -144,7 +139,7 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
             &[],
         )
         .await;
-        assert!(a.0.is_success(), "{a:?}");
+        assert!(a.status().is_success(), "{a:?}");
     }
     // g3: created and deleted through dtc, then planted on a; g4: created, then deleted
     // behind dtc's back on a and b (the majority contradicts the journal).
@@ -154,11 +149,11 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
         (Method::POST, "g4"),
     ] {
         let a = send(method, &dtc.at("/v1/group/"), Some(&group(g)), &[]).await;
-        assert!(a.0.is_success(), "{a:?}");
+        assert!(a.status().is_success(), "{a:?}");
     }
-    nodes[0].insert_group("g3");
-    delete_behind_dtc(&nodes[0], "g4").await;
-    delete_behind_dtc(&nodes[1], "g4").await;
+    nodes.a().insert_group("g3");
+    delete_behind_dtc(nodes.a(), "g4").await;
+    delete_behind_dtc(nodes.b(), "g4").await;
     // Item 7: three different bodies; item 8: c alone differs.
     for (node, id, body) in [
         (0, 7, r#"{"v":1}"#),
@@ -169,7 +164,7 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
         assert!(
             send(Method::PUT, &url, Some(body), &[])
                 .await
-                .0
+                .status()
                 .is_success()
         );
     }
@@ -203,7 +198,7 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
     let g4 = find("group/g4");
     assert_eq!(g4.finding, Finding::Contradicted, "{}", g4.line());
     assert!(
-        g4.repair.is_none() && nodes[2].groups().contains("g4"),
+        g4.repair.is_none() && nodes.c().groups().contains("g4"),
         "left alone"
     );
     let bodies = |id| {
@@ -268,15 +263,10 @@ async fn standalone_verify_is_refused_beside_a_live_sidecar_and_repairs_once_it_
     cfg.journal.dir = dir.path().join("journal").display().to_string();
     let path = write_config(&cfg, dir.path());
     let (mut child, url) = spawn_dtc(&path);
-    let a = send(
-        Method::POST,
-        &format!("{url}/v1/group/"),
-        Some(&group("g1")),
-        &[],
-    )
-    .await;
-    assert_eq!(a.0, 201);
-    delete_behind_dtc(&nodes[2], "g1").await;
+    let a = create_group(&url, "g1").await;
+    assert_eq!(a.status(), 201);
+    let odd = nodes.c();
+    delete_behind_dtc(odd, "g1").await;
 
     let (code, _, err) = verify(&path, &["--repair"]).await;
     assert_eq!(code, 69, "{err}");
@@ -297,7 +287,7 @@ async fn standalone_verify_is_refused_beside_a_live_sidecar_and_repairs_once_it_
     assert!(out.starts_with("divergent key=group/g1 odd=c"), "{out}");
     let (code, out, err) = verify(&path, &["--repair", "--since", "10m"]).await;
     assert_eq!(code, 0, "{out}{err}");
-    assert!(nodes[2].groups().contains("g1"));
+    assert!(odd.groups().contains("g1"));
     let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
     let repair = journal
         .list(None, 10)
@@ -316,23 +306,21 @@ async fn the_background_check_sets_the_gauge_and_alerts() {
         c.alerts.webhook = Some(webhook);
     })
     .await;
-    let a = send(Method::POST, &dtc.at("/v1/group/"), Some(&group("g1")), &[]).await;
-    assert_eq!(a.0, 201);
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.status(), 201);
     let gauge = |n: usize| {
         let text = dtc.app.admin.metrics.encode(&Default::default());
         text.lines().any(|l| l == format!("dtc_divergent_keys {n}"))
     };
     assert!(gauge(0));
-    delete_behind_dtc(&nodes[0], "g1").await;
+    let odd = nodes.a();
+    delete_behind_dtc(odd, "g1").await;
     wait_until("the background check found it", || gauge(1)).await;
     wait_until("an alert was posted", || {
         alerts.load(std::sync::atomic::Ordering::SeqCst) > 0
     })
     .await;
-    assert!(
-        !nodes[0].groups().contains("g1"),
-        "repair is off by default"
-    );
+    assert!(!odd.groups().contains("g1"), "repair is off by default");
 }
 
 #[tokio::test]

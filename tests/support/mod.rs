@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod answer;
 pub mod model;
 pub mod pg;
 pub mod process;
@@ -15,15 +16,14 @@ pub mod webdriver;
 
 use bytes::Bytes;
 use dtc::node::{NodeOptions, RefNode};
-use http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
+use http::{HeaderValue, Method, Request, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use std::time::Duration;
 
-/// What a test sees of an answer: status, headers, whole body.
-pub type Answer = (StatusCode, HeaderMap, Bytes);
+pub use answer::Answer;
 
 /// How long [`wait_until`] waits before failing the test.
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -96,7 +96,7 @@ pub async fn send_with(
         .await
         .expect("read the response body")
         .to_bytes();
-    Ok((parts.status, parts.headers, body))
+    Ok(Answer::new(parts.status, parts.headers, body))
 }
 
 /// Sends one request and expects an answer (panics on connection errors).
@@ -128,6 +128,76 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Polls the async `check` every `every` until it holds; fails the test with `what` if it does
+/// not within `within`.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, every: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(every).await;
+    }
+}
+
+// ---- the group API, through dtc or straight to a node ----
+
+/// Something the group API can be reached at: a proxy under test, a node, a base URL.
+pub trait At {
+    /// The base URL followed by `path`.
+    fn at(&self, path: &str) -> String;
+}
+
+impl<T: At + ?Sized> At for &T {
+    fn at(&self, path: &str) -> String {
+        (**self).at(path)
+    }
+}
+
+impl At for str {
+    fn at(&self, path: &str) -> String {
+        format!("{self}{path}")
+    }
+}
+
+impl At for String {
+    fn at(&self, path: &str) -> String {
+        format!("{self}{path}")
+    }
+}
+
+impl At for RefNode {
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url())
+    }
+}
+
+impl At for Dtc {
+    fn at(&self, path: &str) -> String {
+        Dtc::at(self, path)
+    }
+}
+
+/// `POST /v1/group/` with `{"groupId": id}`.
+pub async fn create_group(at: &(impl At + ?Sized), id: &str) -> Answer {
+    send(Method::POST, &at.at("/v1/group/"), Some(&group(id)), &[]).await
+}
+
+/// `DELETE /v1/group/` with `{"groupId": id}`.
+pub async fn delete_group(at: &(impl At + ?Sized), id: &str) -> Answer {
+    send(Method::DELETE, &at.at("/v1/group/"), Some(&group(id)), &[]).await
+}
+
+/// `GET /v1/group/{id}/`.
+pub async fn read_group(at: &(impl At + ?Sized), id: &str) -> Answer {
+    send(Method::GET, &at.at(&format!("/v1/group/{id}/")), None, &[]).await
 }
 
 // ---- the proxy under test ----
@@ -232,9 +302,18 @@ impl Dtc {
         url
     }
 
-    /// Whether the proxy currently sees node `i` as up.
+    /// Whether the proxy currently sees node `i` (in config order) as up.
     pub fn node_up(&self, i: usize) -> bool {
         self.app.current.load().nodes.all()[i].health.is_up()
+    }
+
+    /// Whether the proxy currently sees `node` as up.
+    pub fn sees_up(&self, node: &RefNode) -> bool {
+        let rt = self.app.current.load();
+        let n = rt.nodes.all().iter().find(|n| n.spec.name == node.name());
+        n.unwrap_or_else(|| panic!("node {} is not configured", node.name()))
+            .health
+            .is_up()
     }
 }
 
@@ -281,6 +360,26 @@ pub async fn three_nodes() -> Vec<RefNode> {
     ]
 }
 
+/// The three nodes of [`three_nodes`] by name, so a test can bind each to the part it plays
+/// (`let holder = nodes.c();`).
+pub trait Trio {
+    fn a(&self) -> &RefNode;
+    fn b(&self) -> &RefNode;
+    fn c(&self) -> &RefNode;
+}
+
+impl Trio for [RefNode] {
+    fn a(&self) -> &RefNode {
+        &self[0]
+    }
+    fn b(&self) -> &RefNode {
+        &self[1]
+    }
+    fn c(&self) -> &RefNode {
+        &self[2]
+    }
+}
+
 /// Three reference nodes `a`, `b`, `c` (item ids from 1, 101, 201) and a proxy in front.
 pub async fn cluster() -> (Vec<RefNode>, Dtc) {
     cluster_with(|_| {}).await
@@ -298,11 +397,6 @@ pub async fn cluster_with(tweak: impl FnOnce(&mut Config)) -> (Vec<RefNode>, Dtc
 /// `{"groupId": "<id>"}`.
 pub fn group(id: &str) -> String {
     format!(r#"{{"groupId": "{id}"}}"#)
-}
-
-/// The value of a header as text.
-pub fn header<'a>(a: &'a Answer, name: &str) -> &'a str {
-    a.1.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 /// Write requests a node received with `method`.
@@ -356,13 +450,12 @@ pub async fn half_done_create(
     base: &str,
     id: &str,
 ) -> tokio::task::JoinHandle<Result<Answer, hyper_util::client::legacy::Error>> {
-    nodes[2].hold_next(1);
+    let (applied, holder) = ([nodes.a(), nodes.b()], nodes.c());
+    holder.hold_next(1);
     let (url, body) = (format!("{base}/v1/group/"), group(id));
     let client = tokio::spawn(async move { try_send(Method::POST, &url, Some(&body), &[]).await });
     wait_until("a and b applied, c holds the write", || {
-        nodes[2].held_count() == 1
-            && nodes[0].groups().contains(id)
-            && nodes[1].groups().contains(id)
+        holder.held_count() == 1 && applied.iter().all(|n| n.groups().contains(id))
     })
     .await;
     client

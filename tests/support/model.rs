@@ -3,7 +3,7 @@
 //! outcome the client never learned adds the write's target state, nothing else; a write to the
 //! key's own current state therefore leaves it where it was, whatever happens.
 
-use super::{Answer, header};
+use super::Answer;
 use std::collections::BTreeSet;
 
 /// What one client write came to, as the client saw it.
@@ -53,8 +53,8 @@ impl<S: Ord + Clone + std::fmt::Debug> Key<S> {
                 "no_answer".to_string()
             }
             Seen::Answered(a) => {
-                let state = header(a, "x-dtc-state").to_string();
-                let body = String::from_utf8_lossy(&a.2).to_string();
+                let state = a.state().to_string();
+                let body = a.text();
                 match state.as_str() {
                     // 2xx, or the "already" status passed through: the target holds everywhere.
                     "succeeded" => self.possible = [target.clone()].into(),
@@ -67,7 +67,7 @@ impl<S: Ord + Clone + std::fmt::Debug> Key<S> {
                     "failed" => {
                         self.possible.insert(target.clone());
                     }
-                    other => panic!("unexpected state {other:?}: {} {body}", a.0),
+                    other => panic!("unexpected state {other:?}: {} {body}", a.status()),
                 }
                 state
             }

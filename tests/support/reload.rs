@@ -2,12 +2,11 @@
 //! temporary directory, and the three ways a config file gets replaced (in place, rename-over,
 //! the kubelet's ConfigMap symlink swap).
 
-use super::{Answer, DEADLINE, send};
+use super::{Answer, DEADLINE};
 use dtc::app::App;
 use dtc::config::Config;
 use dtc::node::RefNode;
 use dtc::runtime::reload::ReloadHandle;
-use http::Method;
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -93,8 +92,7 @@ impl ReloadingProxy {
 
     /// `POST /v1/group/` through the proxy.
     pub async fn create_group(&self, group: &str) -> Answer {
-        let body = format!(r#"{{"groupId": "{group}"}}"#);
-        send(Method::POST, &self.groups_url(), Some(&body), &[]).await
+        super::create_group(&self.url, group).await
     }
 
     /// The URL of the group collection on the proxy.

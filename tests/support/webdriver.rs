@@ -85,12 +85,13 @@ impl Browser {
         let text = body.map(|b| b.to_string());
         let url = format!("{}{path}", self.base);
         let req = request(method.clone(), &url, text.as_deref(), &[]);
-        let (status, _, bytes): Answer =
+        let answer: Answer =
             tokio::time::timeout(Duration::from_secs(60), send_with(&client(false), req))
                 .await
                 .unwrap_or_else(|_| panic!("webdriver {method} {path}: no answer within 60s"))
                 .unwrap_or_else(|e| panic!("webdriver {method} {path}: {e:?}"));
-        let value: Value = serde_json::from_slice(&bytes).expect("webdriver answers JSON");
+        let (status, bytes) = (answer.status(), answer.body());
+        let value: Value = serde_json::from_slice(bytes).expect("webdriver answers JSON");
         assert!(
             status.is_success(),
             "webdriver {method} {path}: {status} {value}"
