@@ -7,6 +7,7 @@ mod support;
 use dtc::journal::Journal;
 use dtc::saga::{Reason, TxnState};
 use http::Method;
+use std::time::Duration;
 use support::process::spawn_dtc;
 use support::*;
 
@@ -158,9 +159,9 @@ async fn an_in_doubt_write_recovery_cannot_judge_is_left_alone_until_the_re_driv
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = test_config(&nodes);
     cfg.journal.dir = dir.path().join("journal").display().to_string();
-    cfg.journal.redrive_initial = std::time::Duration::from_millis(50);
-    cfg.journal.redrive_max = std::time::Duration::from_millis(100);
-    cfg.journal.verify_after = std::time::Duration::from_millis(100);
+    cfg.journal.redrive_initial = Duration::from_millis(50);
+    cfg.journal.redrive_max = Duration::from_millis(100);
+    cfg.journal.verify_after = Duration::from_millis(100);
     let first = spawn_dtc(&cfg, dir.path());
     let url = format!("{}/v1/group/", first.url);
     let create =
@@ -192,6 +193,15 @@ async fn an_in_doubt_write_recovery_cannot_judge_is_left_alone_until_the_re_driv
     wait_until("the re-drive undid the create on a and b", || {
         nodes.iter().all(|n| n.groups().is_empty())
     })
+    .await;
+    // The undo shows on the nodes before its end is journaled: the fence lifts only once the
+    // rollback is recorded (and checked), so wait for that before the crash.
+    eventually(
+        "the rollback is journaled and the key writable again",
+        DEADLINE,
+        Duration::from_millis(20),
+        async || delete_group(&second.url, "g1").await.status() != 409,
+    )
     .await;
     second.crash();
     let (journal, _) = Journal::open(&cfg.journal).unwrap();
