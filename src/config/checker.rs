@@ -3,6 +3,7 @@
 
 use super::Problem;
 use super::locate::locate;
+use http::Method;
 
 pub(super) struct Checker<'a> {
     pub(super) text: &'a str,
@@ -18,5 +19,29 @@ impl Checker<'_> {
             line,
             message: message.into(),
         });
+    }
+}
+
+/// An HTTP method as the config spells it (in capitals).
+pub(super) fn parse_method(m: &str) -> Result<Method, String> {
+    if m.is_empty() || m.bytes().any(|b| !b.is_ascii_uppercase()) {
+        return Err(format!(
+            "`{m}` is not an HTTP method (write it in capitals, like `POST`)"
+        ));
+    }
+    Method::from_bytes(m.as_bytes()).map_err(|_| format!("`{m}` is not an HTTP method"))
+}
+
+/// Statuses of an `already` list: real HTTP statuses, and none a success.
+pub(super) fn check_statuses(c: &mut Checker, field: &str, statuses: &[u16]) {
+    for s in statuses {
+        if !(100..=599).contains(s) {
+            c.problem(field, format!("{s} is not an HTTP status"));
+        } else if (200..300).contains(s) {
+            c.problem(
+                field,
+                format!("{s} is a success already; list only non-2xx statuses here"),
+            );
+        }
     }
 }

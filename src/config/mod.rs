@@ -17,6 +17,7 @@ pub mod locate;
 pub mod model;
 #[cfg(test)]
 mod props;
+pub mod routes;
 pub mod secret;
 pub mod template;
 pub mod url;
