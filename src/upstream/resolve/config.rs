@@ -83,8 +83,10 @@ impl ResolveConfig {
 
     /// Parses `resolv.conf` text (`nameserver`, `search`/`domain`, `options ndots: timeout:
     /// attempts:`). Fails when it names no name server, as glibc then also falls back.
-    pub fn parse_resolv_conf(text: &[u8]) -> Result<ResolveConfig, String> {
-        let (dns, opts) = parse_resolv_conf(text).map_err(|e| e.to_string())?;
+    pub fn parse_resolv_conf(
+        text: &[u8],
+    ) -> Result<ResolveConfig, hickory_resolver::net::NetError> {
+        let (dns, opts) = parse_resolv_conf(text)?;
         Ok(ResolveConfig {
             nameservers: dns
                 .name_servers
