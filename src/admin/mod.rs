@@ -24,7 +24,7 @@ pub use report::{NodeStatus, StateCount, StatusReport};
 
 use crate::runtime::Current;
 use crate::saga::Coordinator;
-use crate::wire::{self, Connections, Drain, Ended, Options};
+use crate::wire::{self, Drain, Options};
 use http::Request;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -33,9 +33,9 @@ use hyper_util::server::conn::auto;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+
 use std::sync::Arc;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Config reload status, as `GET /config` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,31 +118,5 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
         let state = state.clone();
         async move { Ok::<_, Infallible>(routes::handle(&state, req).await) }
     });
-    wire::serve(listener, service, shutdown, opts, AdminConnections).await;
-}
-
-/// Admin connections: all admitted, plain TCP.
-struct AdminConnections;
-
-impl Connections for AdminConnections {
-    type Guard = ();
-    type Io = TcpStream;
-
-    fn admit(&self, stream: TcpStream, _: SocketAddr) -> Option<(TcpStream, ())> {
-        Some((stream, ()))
-    }
-
-    fn handshake(
-        &self,
-        stream: TcpStream,
-        _: SocketAddr,
-    ) -> impl Future<Output = Option<TcpStream>> + Send + 'static {
-        std::future::ready(Some(stream))
-    }
-
-    fn ended(&self, (): (), peer: SocketAddr, how: Ended) {
-        if let Ended::Failed(e) = how {
-            tracing::debug!(%peer, error = %e, "admin connection ended with an error");
-        }
-    }
+    wire::serve(listener, service, shutdown, opts, wire::Plain("admin")).await;
 }

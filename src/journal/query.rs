@@ -13,30 +13,23 @@ impl Journal {
 
     /// Transactions, newest first, optionally of one state.
     pub fn list(&self, state: Option<TxnState>, limit: usize) -> Vec<Entry> {
-        let st = self.lock();
-        let mut out: Vec<Entry> = st
-            .entries
-            .values()
-            .filter(|e| state.is_none_or(|s| e.state == s))
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| {
-            b.begin
-                .at_ms
-                .cmp(&a.begin.at_ms)
-                .then_with(|| b.begin.txn.cmp(&a.begin.txn))
-        });
+        let mut out = self.newest_first(|e| state.is_none_or(|s| e.state == s));
         out.truncate(limit);
         out
     }
 
     /// The transactions on resource `key`, newest first.
     pub fn of_key(&self, key: &str) -> Vec<Entry> {
-        let st = self.lock();
-        let mut out: Vec<Entry> = st
+        self.newest_first(|e| e.begin.key == key)
+    }
+
+    /// The entries `keep` accepts, newest first (ties by transaction id).
+    fn newest_first(&self, keep: impl Fn(&Entry) -> bool) -> Vec<Entry> {
+        let mut out: Vec<Entry> = self
+            .lock()
             .entries
             .values()
-            .filter(|e| e.begin.key == key)
+            .filter(|e| keep(e))
             .cloned()
             .collect();
         out.sort_by(|a, b| {

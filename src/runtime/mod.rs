@@ -93,7 +93,7 @@ pub struct Stopper(tokio::sync::watch::Sender<bool>);
 
 /// A background task's side of a [`Stopper`].
 #[derive(Debug, Clone)]
-pub struct Stop(Option<tokio::sync::watch::Receiver<bool>>);
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
 
 impl Stopper {
     pub fn new() -> Stopper {
@@ -102,7 +102,7 @@ impl Stopper {
 
     /// A signal for one more task.
     pub fn signal(&self) -> Stop {
-        Stop(Some(self.0.subscribe()))
+        Stop(self.0.subscribe())
     }
 
     /// Stops every task holding a signal of this stopper.
@@ -118,37 +118,23 @@ impl Default for Stopper {
 }
 
 impl Stop {
-    /// A signal that never fires (a task run alone, e.g. in a test).
-    pub fn never() -> Stop {
-        Stop(None)
-    }
-
     /// Resolves once the stopper stopped (or was dropped).
     pub async fn stopped(&mut self) {
-        match &mut self.0 {
-            Some(rx) => {
-                let _ = rx.wait_for(|stop| *stop).await;
-            }
-            None => std::future::pending().await,
-        }
+        let _ = self.0.wait_for(|stop| *stop).await;
     }
 }
 
 #[cfg(test)]
 mod stop_tests {
-    use super::{Stop, Stopper};
-    use std::time::Duration;
+    use super::Stopper;
 
     #[tokio::test(start_paused = true)]
-    async fn a_stop_reaches_every_signal_and_never_stays_pending() {
+    async fn a_stop_reaches_every_signal() {
         let stopper = Stopper::new();
         let (mut a, mut b) = (stopper.signal(), stopper.signal());
         let waiting = tokio::spawn(async move { a.stopped().await });
         stopper.stop();
         waiting.await.unwrap();
         b.stopped().await;
-        let mut never = Stop::never();
-        let pending = tokio::time::timeout(Duration::from_secs(3600), never.stopped()).await;
-        assert!(pending.is_err(), "Stop::never fired");
     }
 }

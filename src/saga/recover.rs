@@ -73,7 +73,7 @@ pub async fn resolve(rt: &Runtime, entry: &Entry, purpose: &str) -> Resolution {
         .begin
         .nodes
         .iter()
-        .map(|(name, url)| node_for(rt, name, url))
+        .map(|(name, url)| rt.nodes.node_for(name, url, &rt.settings))
         .collect();
     let headers = header_map(&entry.begin.headers);
     let mut all_read = false;
@@ -160,11 +160,6 @@ fn failed_comp(why: &str) -> CompReport {
         error: Some(why.to_string()),
         attempts: 0,
     }
-}
-
-/// The node of the running config with this name and URL, or a detached client for it.
-pub fn node_for(rt: &Runtime, name: &str, url: &str) -> Option<Arc<Node>> {
-    rt.nodes.node_for(name, url, &rt.settings)
 }
 
 /// The journaled client headers as a map.

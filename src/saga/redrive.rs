@@ -7,7 +7,7 @@
 //! destroy what the node held before.
 
 use super::compensate::run_undo;
-use super::recover::{Resolution, fresh, header_map, node_for, resolve};
+use super::recover::{Resolution, fresh, header_map, resolve};
 use crate::journal::Journal;
 use crate::journal::record::{Entry, now_ms};
 use crate::journal::shared::lease::under;
@@ -231,7 +231,10 @@ async fn reapply_undos(journal: &Arc<Journal>, rt: &Runtime, entry: &Entry) -> b
         if judgement.expect[i] != Some(State::Prior) {
             continue;
         }
-        let (Some(plan), Some(node)) = (&entry.nodes[i].undo, node_for(rt, name, url)) else {
+        let (Some(plan), Some(node)) = (
+            &entry.nodes[i].undo,
+            rt.nodes.node_for(name, url, &rt.settings),
+        ) else {
             continue;
         };
         let r = run_undo(rt, &node, plan, txn, &headers, &fresh("verify")).await;

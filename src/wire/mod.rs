@@ -11,4 +11,4 @@ pub mod serve;
 
 pub use body::{BodyError, ProxyBody, StreamBody};
 pub use buffer::buffer_body;
-pub use serve::{Connections, Drain, Ended, Options, serve};
+pub use serve::{Connections, Drain, Ended, Options, Plain, serve};

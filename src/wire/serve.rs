@@ -147,6 +147,32 @@ pub trait Connections: Send + Sync + 'static {
     }
 }
 
+/// Plain TCP connections, all admitted, named for the log (e.g. `"admin"`).
+pub struct Plain(pub &'static str);
+
+impl Connections for Plain {
+    type Guard = ();
+    type Io = TcpStream;
+
+    fn admit(&self, stream: TcpStream, _: SocketAddr) -> Option<(TcpStream, ())> {
+        Some((stream, ()))
+    }
+
+    fn handshake(
+        &self,
+        stream: TcpStream,
+        _: SocketAddr,
+    ) -> impl Future<Output = Option<TcpStream>> + Send + 'static {
+        std::future::ready(Some(stream))
+    }
+
+    fn ended(&self, (): (), peer: SocketAddr, how: Ended) {
+        if let Ended::Failed(e) = how {
+            tracing::debug!(%peer, error = %e, "{} connection ended with an error", self.0);
+        }
+    }
+}
+
 /// Serves `service` on the connections `listener` accepts until `shutdown` resolves, then stops
 /// accepting (the listener is closed) and drains as `opts` says.
 pub async fn serve<L, S, B, C>(

@@ -24,26 +24,6 @@ impl Accept for Flaky {
     }
 }
 
-/// Plain TCP connections, all admitted.
-pub struct Tcp;
-
-impl Connections for Tcp {
-    type Guard = ();
-    type Io = TcpStream;
-
-    fn admit(&self, stream: TcpStream, _: SocketAddr) -> Option<(TcpStream, ())> {
-        Some((stream, ()))
-    }
-
-    fn handshake(
-        &self,
-        stream: TcpStream,
-        _: SocketAddr,
-    ) -> impl Future<Output = Option<TcpStream>> + Send + 'static {
-        std::future::ready(Some(stream))
-    }
-}
-
 /// A service that says when a request arrived and answers once `release` is notified.
 fn held(
     arrived: mpsc::UnboundedSender<()>,
@@ -104,7 +84,7 @@ async fn an_accept_error_backs_off_and_the_loop_goes_on() {
             let _ = stopped.await;
         },
         opts,
-        Tcp,
+        Plain("test"),
     ));
     let answer = request(addr).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
@@ -134,7 +114,7 @@ async fn a_drain_waits_for_open_requests_and_accepts_no_more() {
             let _ = stopped.await;
         },
         opts,
-        Tcp,
+        Plain("test"),
     ));
     let client = tokio::spawn(request(addr));
     seen.recv().await.unwrap();
@@ -173,7 +153,7 @@ async fn a_drain_gives_up_at_its_deadline() {
             let _ = stopped.await;
         },
         options(Drain::within_at_shutdown(move || deadline)),
-        Tcp,
+        Plain("test"),
     ));
     let _client = tokio::spawn(request(addr));
     seen.recv().await.unwrap();
@@ -198,7 +178,7 @@ async fn an_abort_closes_open_connections_at_once() {
             let _ = stopped.await;
         },
         options(Drain::Abort),
-        Tcp,
+        Plain("test"),
     ));
     let client = tokio::spawn(request(addr));
     seen.recv().await.unwrap();
