@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
-# CPU time per proxied request: dtc builds and the nginx-rr peer, each alone against the kit's
-# backends, in alternating rounds. The serving process's user+system time (from /proc/<pid>/stat)
+# CPU time per proxied request: dtc builds and an nginx peer, each alone against the kit's
+# backends, in alternating rounds. GET is compared with nginx-rr, writes (any other SCRIPT) with
+# nginx-mirror-ka, which sends each write to the three nodes as dtc does. The serving process's user+system time (from /proc/<pid>/stat)
 # over one wrk run, divided by the requests wrk completed. On a shared machine this moves far
 # less than req/s does, because it does not depend on how much CPU the others left over.
 #
 #   bench/cpu.sh target/release/dtc                 # GET at 32 connections, 3 rounds
 #   SCRIPT=bench/post-keys.lua bench/cpu.sh /tmp/dtc-before target/release/dtc
+#   SCRIPT=bench/post-keys.lua DURABILITY=off bench/cpu.sh target/release/dtc   # without the journal
 #   SCRIPT=bench/post-keys.lua NGINX=0 bench/cpu.sh target/release/dtc@bench/routes/kv-undo.toml \
 #       target/release/dtc@bench/routes/kv-undo-preimage.toml     # a route's pre-image cost
 #
 # Knobs: SCRIPT (the kit's get.lua), CONNS (32), D (5s), ROUNDS (3), DURABILITY (group),
-# NGINX=0 to leave nginx-rr out (for write scripts it proxies to one node only).
+# NGINX=0 to leave nginx out, PEER=rr|mirror-ka to choose the nginx peer.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_kit
-[[ $# -ge 1 ]] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,14p' "$0" >&2; exit 2; }
 SCRIPT=${SCRIPT:-$KIT/get.lua} CONNS=${CONNS:-32} D=${D:-5s} ROUNDS=${ROUNDS:-3}
+if [[ $(basename "$SCRIPT") == get.lua ]]; then PEER=${PEER:-rr}; else PEER=${PEER:-mirror-ka}; fi
+case $PEER in rr) PEER_PORT=18101 ;; mirror-ka) PEER_PORT=18104 ;; *) echo "PEER: rr or mirror-ka" >&2; exit 2 ;; esac
 WORK=$(mktemp -d /tmp/dtc-cpu.XXXXXX)
 PID=
 cleanup() { [[ -n "$PID" ]] && kill -TERM -- "-$PID" 2>/dev/null; stop_backends; rm -rf "$WORK"; }
@@ -36,12 +40,12 @@ for l in sys.stdin:
 printf 'round\tserver\trequests\tcpu_us_per_request\tp50_us\n'
 for r in $(seq "$ROUNDS"); do
     if [[ "${NGINX:-1}" == 1 ]]; then
-        mkdir -p /tmp/bench-nginx-tmp/rr/{body,proxy,fastcgi,uwsgi,scgi}
-        setsid nginx -c "$KIT/conf/nginx-rr.nginx.conf" -e /tmp/bench-cpu-rr.error.log \
-            -g "daemon off; worker_processes 1; pid /tmp/bench-cpu-rr.pid;" >/dev/null 2>&1 &
+        mkdir -p "/tmp/bench-nginx-tmp/$PEER"/{body,proxy,fastcgi,uwsgi,scgi}
+        setsid nginx -c "$KIT/conf/nginx-$PEER.nginx.conf" -e "/tmp/bench-cpu-$PEER.error.log" \
+            -g "daemon off; worker_processes 1; pid /tmp/bench-cpu-$PEER.pid;" >/dev/null 2>&1 &
         PID=$!
-        for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18101/kv/bench-key 2>/dev/null && break; sleep 0.05; done
-        measure nginx-rr "$(pgrep -P "$PID" | head -1)" 18101
+        for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$PEER_PORT/kv/bench-key" 2>/dev/null && break; sleep 0.05; done
+        measure "nginx-$PEER" "$(pgrep -P "$PID" | head -1)" "$PEER_PORT"
         kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
     fi
     for arg in "$@"; do
