@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # CPU time per proxied request: dtc builds and an nginx peer, each alone against the kit's
 # backends, in alternating rounds. GET is compared with nginx-rr, writes (any other SCRIPT) with
-# nginx-mirror-ka, which sends each write to the three nodes as dtc does. The serving process's user+system time (from /proc/<pid>/stat)
-# over one wrk run, divided by the requests wrk completed. On a shared machine this moves far
+# nginx-mirror-ka, which sends each write to the three nodes as dtc does. The serving process's
+# user+system time (from /proc/<pid>/stat) over one wrk run, divided by the requests wrk
+# completed. On a shared machine this moves far
 # less than req/s does, because it does not depend on how much CPU the others left over.
 #
 #   bench/cpu.sh target/release/dtc                 # GET at 32 connections, 3 rounds
@@ -16,7 +17,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_kit
-[[ $# -ge 1 ]] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,16p' "$0" >&2; exit 2; }
 SCRIPT=${SCRIPT:-$KIT/get.lua} CONNS=${CONNS:-32} D=${D:-5s} ROUNDS=${ROUNDS:-3}
 if [[ $(basename "$SCRIPT") == get.lua ]]; then PEER=${PEER:-rr}; else PEER=${PEER:-mirror-ka}; fi
 case $PEER in rr) PEER_PORT=18101 ;; mirror-ka) PEER_PORT=18104 ;; *) echo "PEER: rr or mirror-ka" >&2; exit 2 ;; esac
