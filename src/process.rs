@@ -8,7 +8,7 @@ use std::process::ExitCode;
 /// Runs `fut` on a tokio runtime with `workers` threads (0: one per core). One worker is a
 /// current-thread runtime: every task on the thread that accepts, no cross-thread wake-ups,
 /// about 13 % more GETs per second than a one-worker multi-thread runtime on loopback
-/// (docs/performance.md). The journal's sync thread and the config watcher keep their own threads.
+/// (docs/performance.md). The journal writer and the config watcher keep their own threads.
 /// With several workers `fut` itself runs as a task, so the accept loop is on a worker too,
 /// not on an extra thread beside them.
 pub fn with_runtime(

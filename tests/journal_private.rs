@@ -34,7 +34,7 @@ async fn the_journal_is_0700_and_0600_and_stays_so_after_a_rewrite() {
     let (log, records, _) = Log::open(opts()).unwrap();
     assert_eq!(records, vec![b"one".to_vec()]);
     assert_eq!((mode(&dir), mode(&file)), (0o700, 0o600));
-    log.rewrite(&[b"two".to_vec()]).unwrap();
+    log.rewrite(vec![b"two".to_vec()]).await.unwrap();
     assert_eq!(
         mode(&file),
         0o600,

@@ -40,8 +40,8 @@ pub enum JournalError {
         #[source]
         source: Arc<io::Error>,
     },
-    /// The sync thread could not be started.
-    #[error("cannot start the journal sync thread: {source}")]
+    /// The writer thread could not be started.
+    #[error("cannot start the journal writer thread: {source}")]
     Spawn {
         #[source]
         source: Arc<io::Error>,
@@ -69,8 +69,8 @@ pub enum JournalError {
         #[source]
         source: Arc<io::Error>,
     },
-    /// The sync thread is gone, so nothing more can be made durable.
-    #[error("the journal sync thread for `{}` has stopped; the record is not known to be durable: restart the process", path.display())]
+    /// The writer thread is gone, so nothing more can be written.
+    #[error("the journal writer for `{}` has stopped; the record was not written: restart the process", path.display())]
     WriterGone { path: PathBuf },
     /// A record over the frame limit; the reader would take it for corruption.
     #[error(

@@ -1,11 +1,10 @@
 //! The journal's storage engine: an append-only, checksummed, durable log of opaque records.
 //!
 //! One file, `dir/journal.log`, of frames `[len: u32 LE][crc32 of payload: u32 LE][payload]`.
-//! `append` writes the record to the OS at once, on the caller's thread, under one lock (so
-//! the order callers append in, e.g. under their own mutex, is the order in the file), and
-//! returns a future that resolves once the record is as durable as the [`Durability`] mode
-//! promises. In `group` and `fsync` modes a sync thread does the fdatasync and answers; in
-//! `none` mode, which never syncs, there is no thread.
+//! A single writer thread owns the file; callers enqueue work synchronously (so the order
+//! they enqueue in, e.g. under their own mutex, is the order in the file) and await a future
+//! that resolves once the work is as durable as the [`Durability`] mode promises. In `none`
+//! mode, which never syncs, there is no thread: the caller writes to the OS itself.
 //!
 //! At open, every intact record is read back; a torn or corrupt tail (a crash mid-write, a
 //! flipped bit, garbage) is cut off and reported in a [`TailReport`], never a panic.
@@ -17,9 +16,6 @@
 //! | [`Durability::Fsync`] | `"fsync"` | yes | yes | one fdatasync of its own |
 //! | [`Durability::GroupCommit`] (default) | `"group"` | yes | yes | one fdatasync shared by every append queued meanwhile |
 //! | [`Durability::None`] | `"none"` | yes (written to the OS) | no | no sync, no thread hand-off |
-//!
-//! Every mode writes the record with one positioned write on the caller's thread; only the
-//! sync is waited for. A compaction's [`Log::rewrite`] also runs on the caller's thread.
 //!
 //! fdatasync also persists the file length, so a synced record is readable after power loss.
 //! When benchmarking, compare `group` with `fsync` under concurrency: with one caller they
@@ -40,13 +36,14 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
+        mpsc,
     },
 };
 
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use self::writer::{Syncs, Writer, lock};
+use self::writer::{Command, Done, Writer};
 use super::JournalError;
 
 /// Name of the log file inside [`LogOptions::dir`].
@@ -84,8 +81,8 @@ pub struct TailReport {
     pub reason: Option<String>,
 }
 
-/// A handle on the open log. Cheap to clone; when the last clone is dropped the sync thread
-/// answers what was waiting and stops.
+/// A handle on the open log. Cheap to clone; when the last clone is dropped the writer
+/// finishes what was queued and stops.
 #[derive(Debug, Clone)]
 pub struct Log {
     inner: Arc<Inner>,
@@ -93,25 +90,27 @@ pub struct Log {
 
 #[derive(Debug)]
 struct Inner {
-    writer: Arc<Mutex<Writer>>,
-    /// The sync thread's queue; `None` in `none` mode, which never syncs on its own.
-    syncs: Option<Arc<Syncs>>,
+    engine: Engine,
     path: PathBuf,
     size: Arc<AtomicU64>,
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(syncs) = &self.syncs {
-            syncs.stop();
-        }
-    }
+/// Who runs the commands.
+#[derive(Debug)]
+enum Engine {
+    /// The writer thread, fed through its queue (`group` and `fsync`: syncs never block the
+    /// caller's thread).
+    Thread(mpsc::Sender<Command>),
+    /// The caller's thread, under this lock (`none`: a write to the OS costs less than waking
+    /// another thread and waiting to be woken back; a compaction's rewrite, every few thousand
+    /// records, then also runs on the caller's thread).
+    Inline(Mutex<Writer>),
 }
 
 impl Log {
     /// Opens (creating the dir and file if needed), reads every intact record, cuts a torn or
     /// corrupt tail (truncating the file to the last good record, and reporting it), and
-    /// starts the sync thread.
+    /// starts the writer.
     pub fn open(opts: LogOptions) -> Result<(Log, Vec<Vec<u8>>, TailReport), JournalError> {
         private::prepare_dir(&opts.dir)?;
         let path = opts.dir.join(FILE_NAME);
@@ -148,85 +147,70 @@ impl Log {
         alloc: u64,
     ) -> Result<Log, JournalError> {
         let size = Arc::new(AtomicU64::new(len));
-        let writer = Arc::new(Mutex::new(Writer {
-            file: Arc::new(file),
+        let writer = Writer {
+            file,
             buf: Vec::new(),
             allocated: alloc,
             path: path.clone(),
             dir: opts.dir,
+            durability: opts.durability,
             size: size.clone(),
             len,
             failed: None,
-        }));
-        let syncs = if opts.durability == Durability::None {
-            None
+        };
+        let engine = if opts.durability == Durability::None {
+            Engine::Inline(Mutex::new(writer))
         } else {
-            let syncs = Arc::new(Syncs::default());
-            let (thread_syncs, thread_writer) = (syncs.clone(), writer.clone());
-            let durability = opts.durability;
+            let (tx, rx) = mpsc::channel();
             std::thread::Builder::new()
                 .name("dtc-journal".to_owned())
-                .spawn(move || thread_syncs.run(&thread_writer, durability))
+                .spawn(move || writer.run(rx))
                 .map_err(|e| JournalError::Spawn {
                     source: Arc::new(e),
                 })?;
-            Some(syncs)
+            Engine::Thread(tx)
         };
-        let inner = Inner {
-            writer,
-            syncs,
-            path,
-            size,
-        };
+        let inner = Inner { engine, path, size };
         Ok(Log {
             inner: Arc::new(inner),
         })
     }
 
-    /// Writes the record to the OS now (so callers that append under their own mutex get that
-    /// order in the file) and returns a future that resolves when the record is as durable as
-    /// the mode promises. Empty or over-64-MiB payloads are refused.
+    /// Enqueues the record now (so callers that enqueue under their own mutex get that order
+    /// in the file) and returns a future that resolves when the record is as durable as the
+    /// mode promises. Empty or over-64-MiB payloads are refused.
     pub fn append(
         &self,
         payload: Vec<u8>,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        let written =
-            check_record(&payload).and_then(|()| lock(&self.inner.writer).append(&payload));
-        let synced = written.map(|()| self.sync_requested());
-        async move {
-            match synced? {
-                Some(answer) => answer.await,
-                None => Ok(()),
-            }
-        }
+        let queued = check_record(&payload).map(|()| {
+            let frame = frame::encode(&payload);
+            self.submit(|done| Command::Append { frame, done })
+        });
+        async move { queued?.await }
     }
 
-    /// Atomically replaces the whole log with exactly these records (new file, fsync, rename
-    /// over, fsync dir), here and now on the caller's thread; appends after it go to the new
-    /// file. It costs two syncs and a write of every record, so it is for compaction, which
-    /// runs every few thousand appends.
+    /// Enqueued in order like `append`: atomically replaces the whole log with exactly these
+    /// records (new file, fsync, rename over, fsync dir), then appends go to the new file.
     ///
-    /// Records appended before this call and not in `records` are gone afterwards, so build
+    /// Records enqueued before this call and not in `records` are gone afterwards, so build
     /// `records` and call this under the same lock that orders your appends. If it fails
     /// before the rename, the old log stays in service and appends continue.
-    pub fn rewrite(&self, records: &[Vec<u8>]) -> Result<(), JournalError> {
-        records.iter().try_for_each(|r| check_record(r))?;
-        lock(&self.inner.writer).rewrite(records)
+    pub fn rewrite(
+        &self,
+        records: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        let queued = records
+            .iter()
+            .try_for_each(|r| check_record(r))
+            .map(|()| self.submit(|done| Command::Rewrite { records, done }));
+        async move { queued?.await }
     }
 
-    /// Resolves when everything appended so far is synced to disk, in every mode (used at
+    /// Resolves when everything enqueued so far is synced to disk, in every mode (used at
     /// graceful shutdown).
     pub fn flush(&self) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        let synced = match self.sync_requested() {
-            Some(answer) => Ok(Some(answer)),
-            None => lock(&self.inner.writer).sync().map(|()| None),
-        };
-        async move {
-            match synced? {
-                Some(answer) => answer.await,
-                None => Ok(()),
-            }
-        }
+        self.submit(|done| Command::Flush { done })
     }
 
     /// Current file size in bytes (as written to the OS).
@@ -239,22 +223,23 @@ impl Log {
         &self.inner.path
     }
 
-    /// Asks the sync thread to sync what is written so far; `None` in `none` mode.
-    fn sync_requested(
+    /// Sends a command now; the future waits for the writer's answer.
+    fn submit(
         &self,
-    ) -> Option<impl Future<Output = Result<(), JournalError>> + Send + 'static> {
-        let syncs = self.inner.syncs.as_ref()?;
-        let (done, answer) = oneshot::channel();
-        syncs.request(done);
-        Some(self.answer(answer))
-    }
-
-    /// Waits for the sync thread's answer; a thread that is gone dropped the sender, which is
-    /// reported instead of hanging.
-    fn answer(
-        &self,
-        answer: oneshot::Receiver<Result<(), JournalError>>,
+        command: impl FnOnce(Done) -> Command,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        let (done, answer) = oneshot::channel();
+        // If the writer is gone the command, and `done` with it, is dropped: the await below
+        // then reports it instead of hanging.
+        match &self.inner.engine {
+            Engine::Thread(tx) => {
+                let _ = tx.send(command(done));
+            }
+            Engine::Inline(writer) => writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .run_batch(std::iter::once(command(done))),
+        }
         let path = self.inner.path.clone();
         async move {
             answer

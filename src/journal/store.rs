@@ -205,13 +205,15 @@ impl Journal {
             .collect();
         st.since_compact = 0;
         let kept = records.len();
-        // Under the state lock, so no append can slip between the snapshot and the new file.
-        match log.rewrite(&records) {
-            Ok(()) => tracing::info!(kept, "journal compacted"),
-            Err(e) => {
-                tracing::error!(error = %e, "journal compaction failed; the old log stays in use")
+        let done = log.rewrite(records);
+        tokio::spawn(async move {
+            match done.await {
+                Ok(()) => tracing::info!(kept, "journal compacted"),
+                Err(e) => {
+                    tracing::error!(error = %e, "journal compaction failed; the old log stays in use")
+                }
             }
-        }
+        });
     }
 
     /// The open transaction fencing `key`, if any.

@@ -18,7 +18,6 @@ pub(super) fn encode_into(payload: &[u8], out: &mut Vec<u8>) {
 }
 
 /// The frame of one payload.
-#[cfg(test)]
 pub(super) fn encode(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     encode_into(payload, &mut out);

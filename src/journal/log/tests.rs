@@ -179,13 +179,13 @@ async fn flipped_byte_in_the_middle_cuts_from_that_record() {
 
 #[tokio::test]
 async fn rewrite_then_appends_survive_reopen_exactly() {
-    // With or without a sync thread: same outcome.
+    // `none` runs on the caller's thread, the others on the writer thread: same outcome.
     for mode in [Durability::GroupCommit, Durability::None] {
         let (dir, _) = log_with(10).await;
         let (log, _, _) = Log::open(opts(dir.path(), mode)).expect("open");
         let kept = records("kept", 2);
         let before = log.size_bytes();
-        log.rewrite(&kept).expect("rewrite");
+        log.rewrite(kept.clone()).await.expect("rewrite");
         assert!(log.size_bytes() < before);
         let new = records("new", 3);
         append_all(&log, &new).await;
@@ -202,14 +202,13 @@ async fn rewrite_then_appends_survive_reopen_exactly() {
 async fn appends_enqueued_before_a_rewrite_are_replaced_and_later_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _, _) = reopen(dir.path());
-    // Back to back, the first append not yet synced: the file follows the call order, and
-    // the append the rewrite replaced still hears success.
+    // Enqueued back to back without awaiting: the file must follow the enqueue order.
     let a = log.append(b"old".to_vec());
-    log.rewrite(&[b"kept".to_vec()]).expect("rewrite");
+    let r = log.rewrite(vec![b"kept".to_vec()]);
     let b = log.append(b"new".to_vec());
-    let (a, b) = tokio::join!(a, b);
-    for result in [a, b] {
-        result.expect("every append succeeds");
+    let (a, r, b) = tokio::join!(a, r, b);
+    for result in [a, r, b] {
+        result.expect("every command succeeds");
     }
     assert_eq!(
         reopen(dir.path()).1,
@@ -263,7 +262,7 @@ async fn failed_rewrite_keeps_the_old_log_in_service() {
     let (log, _, _) = reopen(dir.path());
     // A directory where the rewrite's temporary file must go makes the rewrite fail.
     fs::create_dir(writer::tmp_path(&file_of(dir.path()))).unwrap();
-    let err = log.rewrite(&records("kept", 1)).unwrap_err();
+    let err = log.rewrite(records("kept", 1)).await.unwrap_err();
     assert!(matches!(err, JournalError::Rewrite { .. }), "{err:?}");
     assert!(err.to_string().contains("previous log is kept"), "{err}");
     log.append(b"still".to_vec())
@@ -286,7 +285,7 @@ async fn bad_records_are_refused_before_reaching_the_file() {
         Err(JournalError::EmptyRecord)
     ));
     let huge = vec![0u8; frame::MAX_RECORD + 1];
-    let err = log.rewrite(&[huge]).unwrap_err();
+    let err = log.rewrite(vec![huge]).await.unwrap_err();
     assert!(
         matches!(err, JournalError::RecordTooLarge { .. }),
         "{err:?}"
@@ -295,57 +294,19 @@ async fn bad_records_are_refused_before_reaching_the_file() {
 }
 
 #[tokio::test]
-async fn sync_thread_gone_is_an_error_not_a_hang() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _, _) = reopen(dir.path());
-    // Waiting when the thread leaves, and asking after it left: both hear it, neither hangs.
-    let (done, waiting) = tokio::sync::oneshot::channel();
-    let idle = writer::Syncs::default(); // no thread: the request stays queued
-    idle.request(done);
-    idle.gone();
-    assert!(waiting.await.is_err(), "the waiter was dropped, not kept");
-    log.inner.syncs.as_ref().expect("group mode syncs").gone();
-    for err in [
-        log.append(b"x".to_vec()).await.unwrap_err(),
-        log.flush().await.unwrap_err(),
-    ] {
-        assert!(matches!(err, JournalError::WriterGone { .. }), "{err:?}");
-        assert!(err.to_string().contains(&dir.path().display().to_string()));
-    }
-}
-
-#[tokio::test]
-async fn an_append_is_in_the_file_before_its_future_is_awaited() {
-    for mode in [Durability::Fsync, Durability::GroupCommit, Durability::None] {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, _, _) = Log::open(opts(dir.path(), mode)).expect("open");
-        let pending = log.append(b"first".to_vec());
-        let on_disk = fs::read(file_of(dir.path())).unwrap();
-        assert_eq!(
-            frame::scan(&on_disk).records,
-            vec![b"first".to_vec()],
-            "{mode:?}: written to the OS by the call itself"
-        );
-        assert_eq!(log.size_bytes(), frames_len(&[b"first".to_vec()]));
-        pending.await.expect("synced");
-    }
-}
-
-#[tokio::test]
-async fn dropping_the_log_answers_every_waiting_append() {
-    for mode in [Durability::Fsync, Durability::GroupCommit] {
-        let dir = tempfile::tempdir().unwrap();
-        let (log, _, _) = Log::open(opts(dir.path(), mode)).expect("open");
-        let pending: Vec<_> = records("w", 20)
-            .into_iter()
-            .map(|r| log.append(r))
-            .collect();
-        drop(log);
-        for p in pending {
-            p.await.expect("answered after the last Log is gone");
-        }
-        assert_eq!(reopen(dir.path()).1, records("w", 20), "{mode:?}");
-    }
+async fn writer_gone_is_an_error_not_a_hang() {
+    let (tx, rx) = mpsc::channel();
+    drop(rx);
+    let log = Log {
+        inner: Arc::new(Inner {
+            engine: Engine::Thread(tx),
+            path: "gone/journal.log".into(),
+            size: Arc::default(),
+        }),
+    };
+    let err = log.append(b"x".to_vec()).await.unwrap_err();
+    assert!(matches!(err, JournalError::WriterGone { .. }), "{err:?}");
+    assert!(err.to_string().contains("gone/journal.log"));
 }
 
 #[test]
