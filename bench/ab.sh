@@ -28,24 +28,21 @@ cleanup() {
 }
 trap cleanup EXIT
 start_backends
-start_peer() {  # start_peer NAME CONF
-    mkdir -p "/tmp/bench-nginx-tmp/$1"/{body,proxy,fastcgi,uwsgi,scgi}
-    setsid nginx -c "$KIT/conf/$2" -e "/tmp/bench-ab-$1.error.log" \
-        -g "daemon off; worker_processes $WORKERS; pid /tmp/bench-ab-$1.pid;" >/dev/null 2>&1 &
-    PIDS+=($!)
-}
-start_peer rr nginx-rr.nginx.conf
-start_peer mirror-ka nginx-mirror-ka.nginx.conf
+start_nginx_peer rr ab
+PIDS+=("$PEER_PID")
+start_nginx_peer mirror-ka ab
+PIDS+=("$PEER_PID")
 port=18110
 for b in "${BINS[@]}"; do
     write_config "$WORK/c$port.toml" "$WORK/j$port" "$DURABILITY" "127.0.0.1:$port"
     RUST_LOG=${RUST_LOG:-warn} setsid "$b" run --config "$WORK/c$port.toml" --workers "$WORKERS" \
         >"$WORK/log$port" 2>&1 &
     PIDS+=($!)
-    for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/kv/bench-key" 2>/dev/null && break; sleep 0.05; done
+    wait_ready "$port"
     port=$((port + 1))
 done
-for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18104/kv/bench-key 2>/dev/null && break; sleep 0.05; done
+wait_ready 18101
+wait_ready 18104
 printf 'round\tworkload\tpeer\treq/s\tp50_us\tp99_us\terrors\n'
 for r in $(seq "$ROUNDS"); do
     for w in $W; do

@@ -41,11 +41,9 @@ for l in sys.stdin:
 printf 'round\tserver\trequests\tcpu_us_per_request\tp50_us\n'
 for r in $(seq "$ROUNDS"); do
     if [[ "${NGINX:-1}" == 1 ]]; then
-        mkdir -p "/tmp/bench-nginx-tmp/$PEER"/{body,proxy,fastcgi,uwsgi,scgi}
-        setsid nginx -c "$KIT/conf/nginx-$PEER.nginx.conf" -e "/tmp/bench-cpu-$PEER.error.log" \
-            -g "daemon off; worker_processes 1; pid /tmp/bench-cpu-$PEER.pid;" >/dev/null 2>&1 &
-        PID=$!
-        for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$PEER_PORT/kv/bench-key" 2>/dev/null && break; sleep 0.05; done
+        WORKERS=1 start_nginx_peer "$PEER" cpu
+        PID=$PEER_PID
+        wait_ready "$PEER_PORT"
         measure "nginx-$PEER" "$(pgrep -P "$PID" | head -1)" "$PEER_PORT"
         kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
     fi
@@ -56,7 +54,7 @@ for r in $(seq "$ROUNDS"); do
         ROUTES=$routes write_config "$WORK/dtc.toml" "$WORK/journal" "${DURABILITY:-group}" 127.0.0.1:18130
         RUST_LOG=${RUST_LOG:-warn} setsid "$b" run --config "$WORK/dtc.toml" --workers 1 >/dev/null 2>&1 &
         PID=$!
-        for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18130/kv/bench-key 2>/dev/null && break; sleep 0.05; done
+        wait_ready 18130
         measure "$arg" "$PID" 18130
         kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
     done

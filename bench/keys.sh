@@ -19,7 +19,7 @@ for mode in ${MODES:-off none group fsync}; do
     write_config "$WORK/dtc.toml" "$WORK/journal" "$mode"
     "$DTC" run --config "$WORK/dtc.toml" --workers "${WORKERS:-1}" 2>"$WORK/dtc.log" &
     DTC_PID=$!
-    for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18100/kv/bench-key && break; sleep 0.05; done
+    wait_ready 18100
     for script in "$KIT/post.lua" "$BENCH_DIR/post-keys.lua"; do
         wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$script" http://127.0.0.1:18100/kv/bench-key \
             | python3 -c 'import sys,json

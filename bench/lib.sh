@@ -56,6 +56,24 @@ write_config() {
     mv "$file.tmp" "$file"
 }
 
+# wait_ready PORT: polls GET /kv/bench-key on 127.0.0.1:PORT until it answers (5 s at most).
+wait_ready() {
+    local _
+    for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$1/kv/bench-key" 2>/dev/null && return 0; sleep 0.05; done
+    echo "nothing answers on 127.0.0.1:$1" >&2
+    return 1
+}
+
+# start_nginx_peer NAME TAG: the kit's nginx-NAME peer (rr, mirror-ka, ...) with WORKERS (1)
+# workers, in a process group of its own; sets PEER_PID. TAG names its error log and pid file.
+PEER_PID=
+start_nginx_peer() {
+    mkdir -p "/tmp/bench-nginx-tmp/$1"/{body,proxy,fastcgi,uwsgi,scgi}
+    setsid nginx -c "$KIT/conf/nginx-$1.nginx.conf" -e "/tmp/bench-$2-$1.error.log" \
+        -g "daemon off; worker_processes ${WORKERS:-1}; pid /tmp/bench-$2-$1.pid;" >/dev/null 2>&1 &
+    PEER_PID=$!
+}
+
 # start_backends: the kit's three nginx nodes on 18001-18003 (for scripts that do not run the kit).
 BACKENDS_PID=
 start_backends() {
@@ -67,7 +85,7 @@ start_backends() {
     BACKENDS_PID=$!
     local p
     for p in 18001 18002 18003; do
-        for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$p/kv/bench-key" && break; sleep 0.05; done
+        wait_ready "$p"
     done
 }
 stop_backends() {

@@ -17,7 +17,7 @@ start_backends
 write_config "$WORK/dtc.toml" "$WORK/journal" "${DURABILITY:-group}"
 "$DTC" run --config "$WORK/dtc.toml" --workers "${WORKERS:-1}" 2>"$WORK/dtc.log" &
 DTC_PID=$!
-for _ in $(seq 100); do curl -fsS -o /dev/null http://127.0.0.1:18100/kv/bench-key && break; sleep 0.05; done
+wait_ready 18100
 SCRIPT=${SCRIPT:-$KIT/$METHOD.lua}
 wrk -t1 -c"$CONNS" -d2s -s "$SCRIPT" http://127.0.0.1:18100/kv/bench-key >/dev/null
 graph=(); [[ "${CALLGRAPH:-0}" == 1 ]] && graph=(--call-graph dwarf,16384)

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Journal syncs per write: one dtc against the kit's backends under one wrk workload, with
+# strace timing every fdatasync of the journal's thread (`dtc-journal`) for 3 s of the run.
+# Prints req/s, syncs, syncs per write and the sync latency. strace slows the journal thread
+# (req/s is lower than without it) and adds a few µs to each sync it times.
+#
+#   bench/syncs.sh                                   # one key (the kit's post.lua), 32 connections
+#   SCRIPT=bench/post-keys.lua bench/syncs.sh        # a key per write
+#   DTC=/tmp/dtc-before CONNS=1 bench/syncs.sh
+#
+# Knobs: SCRIPT (the kit's post.lua), CONNS (32), D (4s), DURABILITY (group or fsync), DTC.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+need_kit
+command -v strace >/dev/null || { echo "needs strace (apt-get install strace)" >&2; exit 1; }
+[[ -x "$DTC" ]] || { echo "no dtc binary at $DTC (cargo build --release, or DTC=)" >&2; exit 1; }
+SCRIPT=${SCRIPT:-$KIT/post.lua} CONNS=${CONNS:-32} D=${D:-4s} DURABILITY=${DURABILITY:-group}
+[[ $DURABILITY == group || $DURABILITY == fsync ]] || { echo "DURABILITY: group or fsync (the others do not sync)" >&2; exit 2; }
+WORK=$(mktemp -d /tmp/dtc-syncs.XXXXXX)
+PID=
+cleanup() { [[ -n "$PID" ]] && kill -TERM -- "-$PID" 2>/dev/null; stop_backends; rm -rf "$WORK"; }
+trap cleanup EXIT
+start_backends
+write_config "$WORK/dtc.toml" "$WORK/journal" "$DURABILITY" 127.0.0.1:18140
+RUST_LOG=${RUST_LOG:-warn} setsid "$DTC" run --config "$WORK/dtc.toml" --workers 1 >"$WORK/dtc.log" 2>&1 &
+PID=$!
+wait_ready 18140
+TID=$(ps -T -p "$PID" -o spid=,comm= | awk '$2 == "dtc-journal" {print $1}')
+[[ -n "$TID" ]] || { echo "no dtc-journal thread in $PID" >&2; exit 1; }
+timeout -s INT 3 strace -T -e trace=fdatasync -p "$TID" 2>"$WORK/strace" &
+TRACE=$!
+rps=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" http://127.0.0.1:18140/kv/bench-key |
+    python3 -c 'import sys,json
+for l in sys.stdin:
+    if l.startswith("BENCHJSON "): print("%.0f" % json.loads(l[10:])["rps"])')
+wait "$TRACE" || true
+python3 - "$WORK/strace" "$rps" <<'PY'
+import re, sys
+times = sorted(float(t) * 1e6 for t in re.findall(r"<([0-9.]+)>", open(sys.argv[1]).read()))
+rps = float(sys.argv[2])
+if not times:
+    sys.exit("strace saw no fdatasync")
+pct = lambda p: times[min(len(times) - 1, int(len(times) * p))]
+print(f"req/s {rps:.0f}; fdatasync in 3 s: {len(times)} = {len(times) / 3 / rps:.2f} per write; "
+      f"p50 {pct(0.5):.0f} µs, p90 {pct(0.9):.0f} µs, p99 {pct(0.99):.0f} µs")
+PY
