@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Journal syncs per write: one dtc against the kit's backends under one wrk workload, with
-# strace timing every fdatasync of the journal's thread (`dtc-journal`) for 3 s of the run.
+# strace timing every fdatasync of the journal's thread (`dtc-journal`) for the whole run.
 # Prints req/s, syncs, syncs per write and the sync latency. strace slows the journal thread
 # (req/s is lower than without it) and adds a few µs to each sync it times.
 #
@@ -27,20 +27,24 @@ PID=$!
 wait_ready 18140
 TID=$(ps -T -p "$PID" -o spid=,comm= | awk '$2 == "dtc-journal" {print $1}')
 [[ -n "$TID" ]] || { echo "no dtc-journal thread in $PID" >&2; exit 1; }
-timeout -s INT 3 strace -T -e trace=fdatasync -p "$TID" 2>"$WORK/strace" &
+strace -T -e trace=fdatasync -p "$TID" 2>"$WORK/strace" &
 TRACE=$!
-rps=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" http://127.0.0.1:18140/kv/bench-key |
+# Traced from before the first write to after the last: nothing else writes, so every sync
+# counted is one of these writes'.
+for _ in $(seq 100); do grep -q attached "$WORK/strace" 2>/dev/null && break; sleep 0.05; done
+grep -q attached "$WORK/strace" || { echo "strace did not attach to $TID" >&2; exit 1; }
+run=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" http://127.0.0.1:18140/kv/bench-key |
     python3 -c 'import sys,json
 for l in sys.stdin:
-    if l.startswith("BENCHJSON "): print("%.0f" % json.loads(l[10:])["rps"])')
-wait "$TRACE" || true
-python3 - "$WORK/strace" "$rps" <<'PY'
+    if l.startswith("BENCHJSON "): j=json.loads(l[10:]); print("%d %.0f" % (j["requests"], j["rps"]))')
+kill -INT "$TRACE"; wait "$TRACE" || true
+python3 - "$WORK/strace" $run <<'PY'
 import re, sys
 times = sorted(float(t) * 1e6 for t in re.findall(r"<([0-9.]+)>", open(sys.argv[1]).read()))
-rps = float(sys.argv[2])
+requests, rps = int(sys.argv[2]), float(sys.argv[3])
 if not times:
     sys.exit("strace saw no fdatasync")
 pct = lambda p: times[min(len(times) - 1, int(len(times) * p))]
-print(f"req/s {rps:.0f}; fdatasync in 3 s: {len(times)} = {len(times) / 3 / rps:.2f} per write; "
+print(f"req/s {rps:.0f}; {len(times)} fdatasyncs for {requests} writes = {len(times) / requests:.2f} per write; "
       f"p50 {pct(0.5):.0f} µs, p90 {pct(0.9):.0f} µs, p99 {pct(0.99):.0f} µs")
 PY
