@@ -54,11 +54,7 @@ for r in $(seq "$ROUNDS"); do
         for b in "${BINS[@]}"; do targets+=("$b:$port"); port=$((port + 1)); done
         for t in "${targets[@]}"; do
             wrk -t1 -c"$conns" -d"$D" --latency -s "$script" "http://127.0.0.1:${t##*:}/kv/bench-key" 2>&1 |
-                python3 -c 'import sys,json
-for l in sys.stdin:
-    if l.startswith("BENCHJSON "):
-        j=json.loads(l[10:]); e=j["err_connect"]+j["err_read"]+j["err_write"]+j["err_status"]+j["err_timeout"]
-        print("\t".join(sys.argv[1:]) + "\t%.0f\t%d\t%d\t%d" % (j["rps"], j["p50_us"], j["p99_us"], e))' "$r" "$w" "${t%:*}"
+                bench_fields "$r" "$w" "${t%:*}" -- rps p50_us p99_us errors
         done
     done
 done

@@ -40,11 +40,7 @@ for mode in ${MODES:-local cluster}; do
     for conns in 1 16; do
         for script in "$KIT/post.lua" "$BENCH_DIR/post-keys.lua"; do
             wrk -t1 -c"$conns" -d"${SECS}s" --latency -s "$script" http://127.0.0.1:18100/kv/bench-key \
-                | python3 -c 'import sys,json
-for l in sys.stdin:
-    if l.startswith("BENCHJSON "):
-        j=json.loads(l[10:]); print("%s\t%s\t%s\t%.0f\t%d\t%d" % (sys.argv[1], sys.argv[2], sys.argv[3], j["rps"], j["p50_us"], j["p99_us"]))' \
-                "$mode" "$(basename "$script")" "$conns" >> "$WORK/summary.tsv"
+                | bench_fields "$mode" "$(basename "$script")" "$conns" -- rps p50_us p99_us >> "$WORK/summary.tsv"
         done
     done
     kill "$DTC_PID"; wait "$DTC_PID" 2>/dev/null || true; DTC_PID=

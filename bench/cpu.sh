@@ -31,9 +31,7 @@ measure() {  # measure NAME PID PORT
     local t0 t1 out
     t0=$(ticks "$2")
     out=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" "http://127.0.0.1:$3/kv/bench-key" |
-        python3 -c 'import sys,json
-for l in sys.stdin:
-    if l.startswith("BENCHJSON "): j=json.loads(l[10:]); print(j["requests"], j["p50_us"])')
+        bench_fields -- requests p50_us | tr '\t' ' ')
     t1=$(ticks "$2")
     python3 -c "import os,sys; n=int(sys.argv[3]); print('%s\t%s\t%d\t%.2f\t%s' % (sys.argv[1], sys.argv[2], n, (int(sys.argv[5])-int(sys.argv[4]))*1e6/os.sysconf('SC_CLK_TCK')/n, sys.argv[6]))" \
         "$r" "$1" ${out% *} "$t0" "$t1" ${out#* }

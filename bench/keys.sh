@@ -22,10 +22,7 @@ for mode in ${MODES:-off none group fsync}; do
     wait_ready 18100
     for script in "$KIT/post.lua" "$BENCH_DIR/post-keys.lua"; do
         wrk -t1 -c"$CONNS" -d"${SECS}s" --latency -s "$script" http://127.0.0.1:18100/kv/bench-key \
-            | python3 -c 'import sys,json
-for l in sys.stdin:
-    if l.startswith("BENCHJSON "):
-        j=json.loads(l[10:]); print("%s\t%s\t%.0f\t%d\t%d" % (sys.argv[1], sys.argv[2], j["rps"], j["p50_us"], j["p99_us"]))' "$mode" "$(basename "$script")"
+            | bench_fields "$mode" "$(basename "$script")" -- rps p50_us p99_us
     done
     kill "$DTC_PID"; wait "$DTC_PID" 2>/dev/null || true; DTC_PID=
 done

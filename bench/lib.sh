@@ -56,6 +56,22 @@ write_config() {
     mv "$file.tmp" "$file"
 }
 
+# wrk ... | bench_fields [LABEL...] -- FIELD...: the kit's BENCHJSON line of a wrk run as one
+# tab-separated row, the labels first. FIELD is a key of the line (rps printed rounded, the
+# others as integers) or `errors`, the sum of its err_* counts. Prints nothing if wrk printed no
+# such line.
+bench_fields() {
+    python3 -c 'import sys, json
+args = sys.argv[1:]
+cut = args.index("--")
+labels, fields = args[:cut], args[cut + 1:]
+for line in sys.stdin:
+    if line.startswith("BENCHJSON "):
+        j = json.loads(line[10:])
+        j["errors"] = sum(v for k, v in j.items() if k.startswith("err_"))
+        print("\t".join(labels + ["%.0f" % j[f] if f == "rps" else "%d" % j[f] for f in fields]))' "$@"
+}
+
 # wait_ready PORT: polls GET /kv/bench-key on 127.0.0.1:PORT until it answers (5 s at most).
 wait_ready() {
     local _

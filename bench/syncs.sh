@@ -34,9 +34,7 @@ TRACE=$!
 for _ in $(seq 100); do grep -q attached "$WORK/strace" 2>/dev/null && break; sleep 0.05; done
 grep -q attached "$WORK/strace" || { echo "strace did not attach to $TID" >&2; exit 1; }
 run=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" http://127.0.0.1:18140/kv/bench-key |
-    python3 -c 'import sys,json
-for l in sys.stdin:
-    if l.startswith("BENCHJSON "): j=json.loads(l[10:]); print("%d %.0f" % (j["requests"], j["rps"]))')
+    bench_fields -- requests rps)
 kill -INT "$TRACE"; wait "$TRACE" || true
 python3 - "$WORK/strace" $run <<'PY'
 import re, sys
