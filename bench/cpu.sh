@@ -21,18 +21,13 @@ need_kit
 SCRIPT=${SCRIPT:-$KIT/get.lua} CONNS=${CONNS:-32} D=${D:-5s} ROUNDS=${ROUNDS:-3}
 if [[ $(basename "$SCRIPT") == get.lua ]]; then PEER=${PEER:-rr}; else PEER=${PEER:-mirror-ka}; fi
 case $PEER in rr) PEER_PORT=18101 ;; mirror-ka) PEER_PORT=18104 ;; *) echo "PEER: rr or mirror-ka" >&2; exit 2 ;; esac
-WORK=$(mktemp -d /tmp/dtc-cpu.XXXXXX)
-PID=
-cleanup() { [[ -n "$PID" ]] && kill -TERM -- "-$PID" 2>/dev/null; stop_backends; rm -rf "$WORK"; }
-trap cleanup EXIT
-start_backends
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+with_backends cpu
 measure() {  # measure NAME PID PORT
     local t0 t1 out
-    t0=$(ticks "$2")
+    t0=$(cpu_ticks "$2")
     out=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" "http://127.0.0.1:$3/kv/bench-key" |
         bench_fields -- requests p50_us | tr '\t' ' ')
-    t1=$(ticks "$2")
+    t1=$(cpu_ticks "$2")
     python3 -c "import os,sys; n=int(sys.argv[3]); print('%s\t%s\t%d\t%.2f\t%s' % (sys.argv[1], sys.argv[2], n, (int(sys.argv[5])-int(sys.argv[4]))*1e6/os.sysconf('SC_CLK_TCK')/n, sys.argv[6]))" \
         "$r" "$1" ${out% *} "$t0" "$t1" ${out#* }
 }
@@ -43,7 +38,7 @@ for r in $(seq "$ROUNDS"); do
         PID=$PEER_PID
         wait_ready "$PEER_PORT"
         measure "nginx-$PEER" "$(pgrep -P "$PID" | head -1)" "$PEER_PORT"
-        kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
+        stop_server
     fi
     for arg in "$@"; do
         # BINARY@ROUTES: that binary with bench/routes/ROUTES appended to its config.
@@ -54,6 +49,6 @@ for r in $(seq "$ROUNDS"); do
         PID=$!
         wait_ready 18130
         measure "$arg" "$PID" 18130
-        kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
+        stop_server
     done
 done

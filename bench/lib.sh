@@ -108,3 +108,19 @@ stop_backends() {
     [[ -n "$BACKENDS_PID" ]] && kill -TERM -- "-$BACKENDS_PID" 2>/dev/null || true
     BACKENDS_PID=
 }
+
+# with_backends TAG: for a script that measures one server at a time against the kit's
+# backends. Makes a work dir ($WORK, /tmp/dtc-TAG.*), starts the backends, and on exit stops
+# the server being measured ($PID, a process group of its own), the backends, and removes $WORK.
+WORK= PID=
+with_backends() {
+    WORK=$(mktemp -d "/tmp/dtc-$1.XXXXXX")
+    trap stop_all EXIT
+    start_backends
+}
+stop_all() { [[ -n "$PID" ]] && kill -TERM -- "-$PID" 2>/dev/null; stop_backends; rm -rf "$WORK"; }
+# stop_server: stops the server being measured ($PID) and waits for it.
+stop_server() { kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=; }
+
+# cpu_ticks PID: the process's user + system time so far, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }

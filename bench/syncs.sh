@@ -16,11 +16,7 @@ command -v strace >/dev/null || { echo "needs strace (apt-get install strace)" >
 [[ -x "$DTC" ]] || { echo "no dtc binary at $DTC (cargo build --release, or DTC=)" >&2; exit 1; }
 SCRIPT=${SCRIPT:-$KIT/post.lua} CONNS=${CONNS:-32} D=${D:-4s} DURABILITY=${DURABILITY:-group}
 [[ $DURABILITY == group || $DURABILITY == fsync ]] || { echo "DURABILITY: group or fsync (the others do not sync)" >&2; exit 2; }
-WORK=$(mktemp -d /tmp/dtc-syncs.XXXXXX)
-PID=
-cleanup() { [[ -n "$PID" ]] && kill -TERM -- "-$PID" 2>/dev/null; stop_backends; rm -rf "$WORK"; }
-trap cleanup EXIT
-start_backends
+with_backends syncs
 write_config "$WORK/dtc.toml" "$WORK/journal" "$DURABILITY" 127.0.0.1:18140
 RUST_LOG=${RUST_LOG:-warn} setsid "$DTC" run --config "$WORK/dtc.toml" --workers 1 >"$WORK/dtc.log" 2>&1 &
 PID=$!

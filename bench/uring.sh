@@ -25,21 +25,16 @@ if [[ "${NO_BUILD:-0}" != 1 ]]; then
 fi
 [[ " $SERVERS " == *" dtc "* ]] && build_dtc
 [[ -x "$EVAL" ]] || { echo "no evaluation binary at $EVAL" >&2; exit 1; }
-WORK=$(mktemp -d /tmp/dtc-uring.XXXXXX)
-PID=
-cleanup() { [[ -n "$PID" ]] && kill -TERM -- "-$PID" 2>/dev/null; stop_backends; rm -rf "$WORK"; }
-trap cleanup EXIT
-start_backends
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+with_backends uring
 switches() { cat /proc/"$1"/task/*/status | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 measure() {  # measure NAME PID PORT
     local t0 t1 c0 c1 out
-    t0=$(ticks "$2") c0=$(switches "$2")
+    t0=$(cpu_ticks "$2") c0=$(switches "$2")
     perf stat -x, -o "$WORK/perf" -p "$2" \
         -e raw_syscalls:sys_enter,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_wait \
         -- wrk -t1 -c"$CONNS" -d"$D" -s "$KIT/get.lua" "http://127.0.0.1:$3/kv/bench-key" \
         >"$WORK/wrk" 2>/dev/null
-    t1=$(ticks "$2") c1=$(switches "$2")
+    t1=$(cpu_ticks "$2") c1=$(switches "$2")
     out=$(bench_fields -- requests rps p50_us p99_us errors <"$WORK/wrk")
     [[ -n "$out" ]] || { echo "$1: wrk printed no result" >&2; return 1; }
     python3 - "$r" "$1" "$t0" "$t1" "$c0" "$c1" "$WORK/perf" $out <<'PY'
@@ -84,6 +79,6 @@ for r in $(seq "$ROUNDS"); do
                 measure "$s" "$PID" 18140 ;;
             *) echo "unknown server $s" >&2; exit 2 ;;
         esac
-        kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=
+        stop_server
     done
 done
