@@ -142,28 +142,20 @@ fn main() {
     };
     let result = match a.runtime.as_str() {
         "tokio" => run_tokio(a.listen, a.upstreams),
-        "monoio-uring" => monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-            .build()
-            .and_then(|mut rt| rt.block_on(run_monoio(a.listen, a.upstreams))),
+        "monoio-uring" => run_monoio_uring(io_uring::IoUring::builder(), a),
         // Completions handled as task work on this thread's next entry into the kernel, not
         // announced by an inter-processor interrupt (IORING_SETUP_COOP_TASKRUN).
         "monoio-uring-coop" => {
-            let mut b = io_uring::IoUring::builder();
-            b.setup_coop_taskrun();
-            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                .uring_builder(b)
-                .build()
-                .and_then(|mut rt| rt.block_on(run_monoio(a.listen, a.upstreams)))
+            let mut ring = io_uring::IoUring::builder();
+            ring.setup_coop_taskrun();
+            run_monoio_uring(ring, a)
         }
         // Completions handled only when the thread waits for them (IORING_SETUP_SINGLE_ISSUER
         // and IORING_SETUP_DEFER_TASKRUN).
         "monoio-uring-defer" => {
-            let mut b = io_uring::IoUring::builder();
-            b.setup_single_issuer().setup_defer_taskrun();
-            monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
-                .uring_builder(b)
-                .build()
-                .and_then(|mut rt| rt.block_on(run_monoio(a.listen, a.upstreams)))
+            let mut ring = io_uring::IoUring::builder();
+            ring.setup_single_issuer().setup_defer_taskrun();
+            run_monoio_uring(ring, a)
         }
         "monoio-epoll" => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .build()
@@ -193,6 +185,14 @@ fn run_tokio(listen: SocketAddr, upstreams: Vec<SocketAddr>) -> io::Result<()> {
         }
         Ok(())
     })
+}
+
+/// monoio on io_uring, with this ring set-up (`IoUring::builder()` is monoio's own default).
+fn run_monoio_uring(ring: io_uring::Builder, a: Args) -> io::Result<()> {
+    monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+        .uring_builder(ring)
+        .build()
+        .and_then(|mut rt| rt.block_on(run_monoio(a.listen, a.upstreams)))
 }
 
 async fn run_monoio(listen: SocketAddr, upstreams: Vec<SocketAddr>) -> io::Result<()> {
