@@ -149,6 +149,9 @@ fn check(args: &CheckArgs) -> ExitCode {
                 Ok(text) => print!("{text}"),
                 Err(e) => eprintln!("dtc check: cannot print the config: {e}"),
             }
+            for w in &settings.warnings {
+                eprintln!("dtc check: warning: {w}");
+            }
             eprintln!(
                 "{}: ok ({} nodes, {} routes)",
                 args.config.display(),
@@ -172,6 +175,9 @@ fn run(args: RunArgs) -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
+    for w in &settings.warnings {
+        tracing::warn!(path = %args.config.display(), warning = %w, "config warning");
+    }
     // One process per journal directory: a second `dtc run` (or a standalone `dtc verify`)
     // on it is refused. Held until exit.
     let _lock = if settings.config.journal.durability == config::DurabilityMode::Off {

@@ -29,10 +29,12 @@
 //!   the journal, with retry and resolve.
 //! - Below the saga: [`journal`] only stores (the local log, or with `[cluster]` the PostgreSQL
 //!   store shared by the fleet, [`journal::shared`], whose leases fence every node request);
-//!   [`upstream`] holds the nodes (a connection pool each, health, probes); [`runtime`] the
-//!   config generation in effect and the reload loop ([`runtime::reload`]); [`telemetry`] the
-//!   metrics and alerts that the saga, reload and the admin record.
-//! - At the bottom: [`config`] (the file, validated into settings; the watcher), [`retry`] (the
+//!   [`upstream`] holds the nodes (a connection pool each, over TLS for `https` nodes, health,
+//!   probes); [`runtime`] the config generation in effect and the reload loop
+//!   ([`runtime::reload`]); [`telemetry`] the metrics and alerts that the saga, reload and the
+//!   admin record.
+//! - At the bottom: [`config`] (the file, validated into settings, the TLS files it names
+//!   checked; the watcher), [`retry`] (the
 //!   backoff policy and the one retry loop), [`wire`] (the HTTP toolkit of every listener: the
 //!   answer body, problem+json, connection timeouts, the accept-serve-drain loop), [`headers`],
 //!   and [`txn`], the transaction vocabulary (states, reasons, node reports, undo plans,

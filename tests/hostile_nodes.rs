@@ -17,6 +17,7 @@ async fn proxy_on(node: &RawNode, tweak: impl FnOnce(&mut dtc::config::Config)) 
     cfg.nodes = vec![NodeConfig {
         name: "raw".into(),
         url: node.url.clone(),
+        tls: None,
     }];
     cfg.health.unhealthy_threshold = 1;
     cfg.health.interval = Duration::from_secs(600);

@@ -140,6 +140,7 @@ async fn a_node_that_answers_garbage_is_a_failing_node_not_a_crash() {
     cfg.nodes.push(dtc::config::NodeConfig {
         name: "liar".into(),
         url: lying_node().await,
+        tls: None,
     });
     cfg.health.path = String::new();
     let dtc = start_proxy(cfg).await;

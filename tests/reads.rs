@@ -64,6 +64,7 @@ async fn a_configured_status_moves_the_read_to_another_node() {
         NodeConfig {
             name: "stub".into(),
             url: stub,
+            tls: None,
         },
     );
     cfg.health.path = String::new();
@@ -85,10 +86,12 @@ async fn the_last_answer_is_passed_when_every_node_says_retry() {
         NodeConfig {
             name: "s1".into(),
             url: stub,
+            tls: None,
         },
         NodeConfig {
             name: "s2".into(),
             url: stub2,
+            tls: None,
         },
     ];
     cfg.health.path = String::new();

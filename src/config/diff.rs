@@ -75,6 +75,7 @@ impl ConfigDiff {
             ("verify", o.verify != n.verify),
             ("listen", o.listen != n.listen),
             ("cluster", o.cluster != n.cluster),
+            ("tls", o.tls != n.tls),
         ]
         .into_iter()
         .filter_map(|(name, changed)| changed.then_some(name))

@@ -15,11 +15,13 @@ pub mod diff;
 pub mod duration;
 pub mod locate;
 pub mod model;
+pub mod pem;
 #[cfg(test)]
 mod props;
 pub mod routes;
 pub mod secret;
 pub mod template;
+pub mod tls;
 pub mod url;
 pub mod validate;
 pub mod verify_task;
@@ -27,6 +29,7 @@ pub mod watch;
 
 pub use cluster::ClusterConfig;
 pub use model::*;
+pub use tls::{TlsConfig, TlsSpec, TlsVersion};
 pub use validate::{NodeSpec, Route, Settings};
 pub use verify_task::VerifyTask;
 

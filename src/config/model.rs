@@ -16,6 +16,9 @@ pub struct Config {
     pub listen: Listen,
     /// The replicas. Every write goes to all of them; reads go to one.
     pub nodes: Vec<NodeConfig>,
+    /// TLS to `https` nodes: CA, client certificate, name, versions (a node's `tls` overrides).
+    #[serde(skip_serializing_if = "is_default")]
+    pub tls: super::tls::TlsConfig,
     /// Retry policy for node requests (writes, compensations, snapshots).
     pub retry: RetryConfig,
     /// Connect, per-attempt, header-read and shutdown timeouts.
@@ -39,6 +42,10 @@ pub struct Config {
     pub cluster: Option<super::ClusterConfig>,
     /// Compensation rules, first match wins.
     pub routes: Vec<RouteConfig>,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 /// Listener settings. Changing any of them needs a restart.
@@ -78,8 +85,11 @@ impl Default for Listen {
 pub struct NodeConfig {
     /// A short name used in logs, metrics and error bodies. Unique.
     pub name: String,
-    /// Base URL, `http://host:port` with an optional path prefix.
+    /// Base URL, `http://host:port` or `https://host:port`, with an optional path prefix.
     pub url: String,
+    /// TLS of an `https` node, over `[tls]` field by field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<super::tls::TlsConfig>,
 }
 
 /// Exponential backoff with jitter, under an overall deadline. One policy serves node writes,

@@ -1,12 +1,23 @@
-//! Node and webhook URLs: `http://host:port[/prefix]`, nothing else. A port must fit 1 to
-//! 65535 and a URL cannot carry `user:password@` (dtc would send it to the node in `Host` and
-//! show it in `/nodes`); messages about a URL never repeat its password.
+//! Node and webhook URLs: `http://host:port[/prefix]`, and for nodes also `https://` (TLS,
+//! [`super::tls`]). A port must fit 1 to 65535 and a URL cannot carry `user:password@` (dtc
+//! would send it to the node in `Host` and show it in `/nodes`); messages about a URL never
+//! repeat its password.
 
 use http::Uri;
 
 /// Parses an `http://host:port[/prefix]` URL into (url, authority, base path). Error messages
 /// never repeat a password the URL may carry.
 pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
+    parse_url(url, false)
+}
+
+/// Parses a node URL, `http://` or `https://host:port[/prefix]`, into (url, authority with its
+/// port, base path). Error messages never repeat a password the URL may carry.
+pub fn parse_node_url(url: &str) -> Result<(Uri, String, String), String> {
+    parse_url(url, true)
+}
+
+fn parse_url(url: &str, https: bool) -> Result<(Uri, String, String), String> {
     let shown = redact_url(url);
     if !url.contains("://") {
         return Err(format!(
@@ -16,16 +27,13 @@ pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
     let uri: Uri = url
         .parse()
         .map_err(|e| format!("url `{shown}` is not a URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "url `{shown}`: https to nodes is not supported; use http (dtc runs beside the client and nodes are reached over the pod network)"
-            ));
-        }
+    let default_port = match uri.scheme_str() {
+        Some("http") => 80,
+        Some("https") if https => 443,
         Some(other) => {
+            let use_ = if https { "http or https" } else { "http" };
             return Err(format!(
-                "url `{shown}`: scheme `{other}` is not supported; use http"
+                "url `{shown}`: scheme `{other}` is not supported; use {use_}"
             ));
         }
         None => {
@@ -33,7 +41,7 @@ pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
                 "url `{shown}` has no scheme: write `http://{shown}`"
             ));
         }
-    }
+    };
     let Some(auth) = uri.authority() else {
         return Err(format!("url `{shown}` has no host"));
     };
@@ -54,7 +62,7 @@ pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
         _ => None,
     };
     let authority = match port_text {
-        None | Some("") => format!("{}:80", auth.host()),
+        None | Some("") => format!("{}:{default_port}", auth.host()),
         Some(p) if p.parse::<u16>().is_ok_and(|n| n > 0) => auth.as_str().to_string(),
         Some(p) => {
             return Err(format!(

@@ -4,7 +4,8 @@ use super::checker::{Checker, parse_method};
 use super::routes::check_routes;
 pub use super::routes::{CompBody, CompensationRule, Route, SnapshotRule, VerifyRule};
 
-pub use super::url::{parse_http_url, redact_url};
+use super::tls::{TlsFindings, TlsSpec};
+pub use super::url::{parse_http_url, parse_node_url, redact_url};
 use super::{Config, Problem};
 use http::{Method, Uri};
 use std::net::SocketAddr;
@@ -25,6 +26,9 @@ pub struct Settings {
     pub write_methods: Vec<Method>,
     /// Compiled routes, first match wins.
     pub routes: Vec<Arc<Route>>,
+    /// What is valid but deserves attention (a certificate near its end, hostname
+    /// verification off): `dtc check` prints them, start and reload log them.
+    pub warnings: Vec<Problem>,
 }
 
 /// A node's identity: nodes with the same name and URL across reloads are the same node.
@@ -37,6 +41,8 @@ pub struct NodeSpec {
     pub authority: String,
     /// Path prefix prepended to request paths (`""` when none).
     pub base_path: String,
+    /// TLS of an `https` node; `None` for `http`.
+    pub tls: Option<Arc<TlsSpec>>,
 }
 
 /// Validates a parsed config; `text` is the file, used to point problems at lines.
@@ -51,7 +57,10 @@ pub fn validate(config: Config, text: &str) -> Result<Settings, Vec<Problem>> {
     } else {
         socket_addr(&mut c, "listen.admin", &config.listen.admin)
     };
-    let nodes = check_nodes(&mut c, &config);
+    let mut tls = TlsFindings::default();
+    let nodes = check_nodes(&mut c, &config, &mut tls);
+    let (tls_problems, warnings) = tls.located(text);
+    c.problems.extend(tls_problems);
     super::bounds::check(&mut c, &config);
     check_token(&mut c, &config.listen);
     let write_methods = check_write_methods(&mut c, &config);
@@ -71,6 +80,7 @@ pub fn validate(config: Config, text: &str) -> Result<Settings, Vec<Problem>> {
         write_methods,
         routes,
         config,
+        warnings,
     })
 }
 
@@ -87,7 +97,8 @@ fn socket_addr(c: &mut Checker, field: &str, value: &str) -> Option<SocketAddr> 
     }
 }
 
-fn check_nodes(c: &mut Checker, config: &Config) -> Vec<NodeSpec> {
+fn check_nodes(c: &mut Checker, config: &Config, tls: &mut TlsFindings) -> Vec<NodeSpec> {
+    let now = std::time::SystemTime::now();
     if config.nodes.is_empty() {
         c.problem(
             "nodes",
@@ -106,7 +117,7 @@ fn check_nodes(c: &mut Checker, config: &Config) -> Vec<NodeSpec> {
                 format!("node name `{}` is used twice", node.name),
             );
         }
-        match parse_http_url(&node.url) {
+        match parse_node_url(&node.url) {
             Ok(spec) => {
                 if out.iter().any(|n| n.url == spec.0) {
                     c.problem(
@@ -114,11 +125,29 @@ fn check_nodes(c: &mut Checker, config: &Config) -> Vec<NodeSpec> {
                         format!("`{}` is listed twice", node.url),
                     );
                 }
+                let host = spec.0.host().unwrap_or_default();
+                let node_tls = match spec.0.scheme_str() {
+                    Some("https") => {
+                        let resolved =
+                            super::tls::resolve(&config.tls, node.tls.as_ref(), i, host, now, tls);
+                        resolved.map(Arc::new)
+                    }
+                    _ => {
+                        if node.tls.is_some() {
+                            c.problem(
+                                format!("nodes[{i}].tls"),
+                                "TLS settings for an `http://` node: write its url with `https://`",
+                            );
+                        }
+                        None
+                    }
+                };
                 out.push(NodeSpec {
                     name: node.name.clone(),
                     url: spec.0,
                     authority: spec.1,
                     base_path: spec.2,
+                    tls: node_tls,
                 });
             }
             Err(e) => c.problem(format!("nodes[{i}].url"), e),

@@ -169,6 +169,9 @@ impl Reloader {
                 return Applied::Refused;
             }
         };
+        for w in &next.warnings {
+            warn!(%path, warning = %w, "config warning");
+        }
         let running = self.current.load();
         let kept = keep_restart_only(&running.settings, &mut next);
         if !kept.is_empty() {

@@ -7,13 +7,14 @@ pub mod node;
 pub mod pool;
 pub mod probe;
 pub mod resolve;
+mod tls;
 
 pub use error::{SendError, source_text};
 pub use node::{InFlight, Node};
 pub use pool::NodeBody;
 
 use crate::config::Settings;
-use crate::config::validate::{NodeSpec, parse_http_url};
+use crate::config::validate::{NodeSpec, parse_node_url};
 use std::sync::Arc;
 
 /// The nodes of one config generation, in file order.
@@ -68,12 +69,25 @@ impl NodeSet {
         {
             return Some(n.clone());
         }
-        let (uri, authority, base_path) = parse_http_url(url).ok()?;
+        let (uri, authority, base_path) = parse_node_url(url).ok()?;
+        // A node gone from the config: `[tls]` is all that is left of its TLS settings.
+        let tls = match uri.scheme_str() {
+            Some("https") => {
+                let host = uri.host().unwrap_or_default();
+                let mut findings = crate::config::tls::TlsFindings::default();
+                let now = std::time::SystemTime::now();
+                let global = &settings.config.tls;
+                let spec = crate::config::tls::resolve(global, None, 0, host, now, &mut findings);
+                Some(Arc::new(spec?))
+            }
+            _ => None,
+        };
         let spec = NodeSpec {
             name: name.to_string(),
             url: uri,
             authority,
             base_path,
+            tls,
         };
         let timeouts = &settings.config.timeouts;
         Some(Node::new(

@@ -3,6 +3,7 @@
 use super::error::SendError;
 use super::health::Health;
 use super::pool::{NodeBody, Pool};
+use super::tls::NodeTls;
 use crate::config::{HealthConfig, NodeSpec};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -34,8 +35,10 @@ pub struct Node {
 impl Node {
     /// Creates a node and its client. Health starts `up`, so traffic flows before the first probe.
     pub fn new(spec: NodeSpec, connect_timeout: Duration, health: HealthConfig) -> Arc<Node> {
-        let pool = Pool::new(
+        let tls = spec.tls.clone().map(|t| NodeTls::new(&spec.name, t));
+        let pool = Pool::with_tls(
             &spec.authority,
+            tls,
             connect_timeout,
             MAX_IDLE_CONNECTIONS,
             IDLE_TIMEOUT,

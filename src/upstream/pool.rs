@@ -1,5 +1,7 @@
-//! A node's connection pool: HTTP/1.1 connections driven by hyper's low-level client
-//! (`hyper::client::conn::http1`), kept idle on a last-in-first-out stack.
+//! A node's connection pool: connections driven by hyper's low-level client
+//! (`hyper::client::conn`), HTTP/1.1 ones kept idle on a last-in-first-out stack, and for an
+//! https node that agreed to HTTP/2 by ALPN, one shared HTTP/2 connection that carries many
+//! requests at once.
 //!
 //! Why not hyper-util's pooled client: it spawns a task per request to put the connection
 //! back once it is idle again, and races connects against checkouts. Here a connection goes
@@ -7,17 +9,25 @@
 //! request costs no task, and a request that a pooled connection could not even send (the node
 //! had closed it while idle) is sent again on another one — it never reached the node, so
 //! this is safe for writes too.
+//!
+//! An https node's connections are TLS ([`super::tls`], through hyper-rustls's connector): the
+//! connect timeout bounds the TCP connect and, once more, the TLS handshake. A handshake that
+//! fails (an untrusted certificate, a wrong name, a client certificate refused) is a connect
+//! error: no request was sent.
 
 use super::error::{SendError, source_text};
 use super::resolve::Resolver;
+use super::tls::NodeTls;
 use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper::client::conn::{http1, http2};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::connect::{Connection, HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -26,28 +36,52 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower::ServiceExt as _;
 
-type Sender = SendRequest<Full<Bytes>>;
+type H1 = http1::SendRequest<Full<Bytes>>;
+type H2 = http2::SendRequest<Full<Bytes>>;
+
+/// A connection's sending half.
+enum Sender {
+    H1(H1),
+    /// Shared: a clone of the pool's HTTP/2 connection.
+    H2(H2),
+}
 
 /// Idle connections of one node, and how to make new ones.
 pub(crate) struct Pool {
     connector: HttpConnector<Resolver>,
-    /// `http://authority`, what the connector dials.
+    /// For an https node: its TLS settings and the name it is verified by.
+    tls: Option<(NodeTls, Arc<FixedServerNameResolver>)>,
+    /// `http://authority` or `https://authority`, what the connector dials.
     target: Uri,
     host: HeaderValue,
+    connect_timeout: Duration,
     idle: Mutex<VecDeque<Idle>>,
+    /// The HTTP/2 connection, once an https node chose HTTP/2.
+    h2: Mutex<Option<H2>>,
     max_idle: usize,
     idle_timeout: Duration,
 }
 
 struct Idle {
-    tx: Sender,
+    tx: H1,
     since: Instant,
 }
 
 impl Pool {
-    /// A pool for the node at `authority` (`host:port`).
+    /// A plain-HTTP pool for the node at `authority` (`host:port`).
     pub(crate) fn new(
         authority: &str,
+        connect_timeout: Duration,
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) -> Arc<Pool> {
+        Pool::with_tls(authority, None, connect_timeout, max_idle, idle_timeout)
+    }
+
+    /// A pool for the node at `authority` (`host:port`), over TLS when `tls` is given.
+    pub(crate) fn with_tls(
+        authority: &str,
+        tls: Option<NodeTls>,
         connect_timeout: Duration,
         max_idle: usize,
         idle_timeout: Duration,
@@ -57,17 +91,25 @@ impl Pool {
         let mut connector = HttpConnector::new_with_resolver(resolver);
         connector.set_connect_timeout(Some(connect_timeout));
         connector.set_nodelay(true);
-        connector.enforce_http(true);
-        let target = format!("http://{authority}")
+        connector.enforce_http(tls.is_none());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let target = format!("{scheme}://{authority}")
             .parse()
             .unwrap_or_else(|_| Uri::from_static("http://invalid"));
         let host = HeaderValue::from_str(authority)
             .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+        let tls = tls.map(|t| {
+            let name = Arc::new(FixedServerNameResolver::new(t.server_name()));
+            (t, name)
+        });
         Arc::new(Pool {
             connector,
+            tls,
             target,
             host,
+            connect_timeout,
             idle: Mutex::new(VecDeque::new()),
+            h2: Mutex::new(None),
             max_idle,
             idle_timeout,
         })
@@ -83,20 +125,24 @@ impl Pool {
             req.headers_mut().insert(HOST, self.host.clone());
         }
         loop {
-            let (mut tx, fresh) = match self.checkout() {
+            let (tx, fresh) = match self.checkout() {
                 Some(tx) => (tx, false),
                 None => (self.connect().await?, true),
             };
-            match tx.try_send_request(req).await {
+            let (sent, lease) = match tx {
+                Sender::H1(mut tx) => {
+                    let sent = tx.try_send_request(req).await;
+                    (sent, Some(tx))
+                }
+                Sender::H2(mut tx) => (tx.try_send_request(req).await, None),
+            };
+            match sent {
                 Ok(resp) => {
-                    let lease = Lease {
+                    let lease = lease.map(|tx| Lease {
                         pool: self.clone(),
                         tx,
-                    };
-                    return Ok(resp.map(|body| NodeBody {
-                        inner: body,
-                        lease: Some(lease),
-                    }));
+                    });
+                    return Ok(resp.map(|body| NodeBody { inner: body, lease }));
                 }
                 Err(mut e) => match e.take_message() {
                     // The request never left: an idle connection the node had closed.
@@ -113,8 +159,21 @@ impl Pool {
         }
     }
 
-    /// The most recently used idle connection that can take a request now.
+    /// The HTTP/2 connection if there is a live one, else the most recently used idle
+    /// HTTP/1.1 connection that can take a request now.
     fn checkout(&self) -> Option<Sender> {
+        let mut h2 = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        match h2.as_ref() {
+            Some(tx) if tx.is_closed() => *h2 = None,
+            Some(tx) => return Some(Sender::H2(tx.clone())),
+            None => {}
+        }
+        drop(h2);
+        self.checkout_h1().map(Sender::H1)
+    }
+
+    /// The most recently used idle HTTP/1.1 connection that can take a request now.
+    fn checkout_h1(&self) -> Option<H1> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         while idle
@@ -140,7 +199,7 @@ impl Pool {
         found
     }
 
-    fn checkin(&self, tx: Sender) {
+    fn checkin(&self, tx: H1) {
         if tx.is_closed() {
             return;
         }
@@ -155,12 +214,48 @@ impl Pool {
     }
 
     async fn connect(&self) -> Result<Sender, SendError> {
-        let io = self
-            .connector
-            .clone()
-            .oneshot(self.target.clone())
+        let Some((tls, name)) = &self.tls else {
+            let io = self
+                .connector
+                .clone()
+                .oneshot(self.target.clone())
+                .await
+                .map_err(|e| SendError::Connect(source_text(&e)))?;
+            return self.handshake_h1(io).await;
+        };
+        let config = tls.config().map_err(SendError::Connect)?;
+        let https = HttpsConnector::new(self.connector.clone(), config, true, name.clone());
+        // The TCP connect has its own bound inside; this one is for the TLS handshake.
+        let io = tokio::time::timeout(self.connect_timeout * 2, https.oneshot(self.target.clone()))
+            .await
+            .map_err(|_| {
+                SendError::Connect(format!(
+                    "TLS handshake: no answer within {:?}",
+                    self.connect_timeout
+                ))
+            })?
+            .map_err(|e| SendError::Connect(format!("TLS: {}", source_text(&*e))))?;
+        if !io.connected().is_negotiated_h2() {
+            return self.handshake_h1(io).await;
+        }
+        let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .handshake(io)
             .await
             .map_err(|e| SendError::Connect(source_text(&e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %source_text(&e), "node HTTP/2 connection closed with an error");
+            }
+        });
+        *self.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx.clone());
+        Ok(Sender::H2(tx))
+    }
+
+    async fn handshake_h1<T>(&self, io: T) -> Result<Sender, SendError>
+    where
+        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
         let (tx, conn) = http1::Builder::new()
             .handshake(io)
             .await
@@ -170,7 +265,7 @@ impl Pool {
                 tracing::debug!(error = %source_text(&e), "node connection closed with an error");
             }
         });
-        Ok(tx)
+        Ok(Sender::H1(tx))
     }
 
     /// Idle connections (for tests and diagnostics).
@@ -180,14 +275,15 @@ impl Pool {
     }
 }
 
-/// A connection lent to one request until its response body ends.
+/// An HTTP/1.1 connection lent to one request until its response body ends.
 struct Lease {
     pool: Arc<Pool>,
-    tx: Sender,
+    tx: H1,
 }
 
-/// A node's response body. When it has been read to the end, its connection goes back to the
-/// pool; dropped earlier, the connection is closed instead (it still carries unread bytes).
+/// A node's response body. When it has been read to the end, its HTTP/1.1 connection goes back
+/// to the pool; dropped earlier, the connection is closed instead (it still carries unread
+/// bytes). An HTTP/2 stream has no connection of its own to return.
 pub struct NodeBody {
     inner: Incoming,
     lease: Option<Lease>,

@@ -12,6 +12,7 @@ pub mod pg;
 pub mod process;
 pub mod raw;
 pub mod reload;
+pub mod tls;
 pub mod webdriver;
 
 use bytes::Bytes;
@@ -254,6 +255,7 @@ pub fn test_config(nodes: &[RefNode]) -> Config {
         .map(|n| NodeConfig {
             name: n.name().to_string(),
             url: n.url(),
+            tls: None,
         })
         .collect();
     cfg.retry.attempts = 4;
