@@ -52,6 +52,7 @@ impl NodeArgs {
                 down: self.down,
                 seed: self.seed,
                 duplicate_as_500: self.duplicate_as_500,
+                reset_rate: 0.0,
             },
         }
     }

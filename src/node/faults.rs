@@ -3,10 +3,10 @@
 //! gets when it arrives.
 //!
 //! One-shot faults are consumed by write requests (POST, PUT, PATCH, DELETE)
-//! in this order of precedence: fail, apply-then-fail, reject, hold. A write
+//! in this order of precedence: fail, apply-then-fail, reject, hold, reset. A write
 //! that finds no one-shot fault pending rolls the seeded dice of the rates
-//! (`error_rate` first, then `apply_then_fail_rate`), so runs with the same
-//! seed and the same request order fail the same writes.
+//! (`error_rate` first, then `apply_then_fail_rate`, then `reset_rate`), so runs
+//! with the same seed and the same request order fail the same writes.
 
 use http::StatusCode;
 use std::time::Duration;
@@ -30,6 +30,9 @@ pub struct Faults {
     /// Answer a create of a group that already exists with `500 text/html` "Insert failed,
     /// duplicate id" instead of 400, as json-server 0.17 does: nothing applied, yet a 500.
     pub duplicate_as_500: bool,
+    /// Probability (0.0 to 1.0) that a write's connection is cut with no answer (a reset); half
+    /// of them, drawn from the seeded generator, after the write was applied.
+    pub reset_rate: f64,
 }
 
 /// What happens to a write request once it is let through.
@@ -43,6 +46,8 @@ pub(crate) enum WriteFault {
     ApplyThenFail,
     /// Answer this status without applying.
     Reject(StatusCode),
+    /// Cut the connection with no answer, after applying the write when `applied`.
+    Reset { applied: bool },
 }
 
 /// The decision a write request gets on arrival.
@@ -61,6 +66,7 @@ pub(crate) struct FaultState {
     rng: fastrand::Rng,
     error_rate: f64,
     apply_then_fail_rate: f64,
+    reset_rate: f64,
     delay: Duration,
     jitter: Duration,
     fail: usize,
@@ -68,6 +74,7 @@ pub(crate) struct FaultState {
     reject: usize,
     reject_status: StatusCode,
     hold: usize,
+    reset: usize,
     duplicate_as_500: bool,
 }
 
@@ -78,6 +85,7 @@ impl FaultState {
             rng: fastrand::Rng::with_seed(faults.seed),
             error_rate: clamp_rate(faults.error_rate),
             apply_then_fail_rate: clamp_rate(faults.apply_then_fail_rate),
+            reset_rate: clamp_rate(faults.reset_rate),
             delay: faults.delay,
             jitter: faults.jitter,
             fail: 0,
@@ -85,6 +93,7 @@ impl FaultState {
             reject: 0,
             reject_status: StatusCode::UNPROCESSABLE_ENTITY,
             hold: 0,
+            reset: 0,
             duplicate_as_500: faults.duplicate_as_500,
         }
     }
@@ -110,6 +119,8 @@ impl FaultState {
             Arrival::Now(WriteFault::Reject(self.reject_status))
         } else if take(&mut self.hold) {
             Arrival::Hold
+        } else if take(&mut self.reset) {
+            Arrival::Now(WriteFault::Reset { applied: false })
         } else {
             Arrival::Now(self.random_write())
         }
@@ -122,6 +133,10 @@ impl FaultState {
             WriteFault::Fail
         } else if self.apply_then_fail_rate > 0.0 && self.rng.f64() < self.apply_then_fail_rate {
             WriteFault::ApplyThenFail
+        } else if self.reset_rate > 0.0 && self.rng.f64() < self.reset_rate {
+            WriteFault::Reset {
+                applied: self.rng.bool(),
+            }
         } else {
             WriteFault::None
         }
@@ -158,12 +173,18 @@ impl FaultState {
         self.hold += n;
     }
 
+    /// Adds `n` writes whose connection is cut with no answer, not applied.
+    pub(crate) fn reset_next(&mut self, n: usize) {
+        self.reset += n;
+    }
+
     /// Drops every pending one-shot fault (rates and delay stay).
     pub(crate) fn clear_one_shots(&mut self) {
         self.fail = 0;
         self.apply_then_fail = 0;
         self.reject = 0;
         self.hold = 0;
+        self.reset = 0;
     }
 
     /// Sets the added latency.
@@ -179,6 +200,11 @@ impl FaultState {
     /// Sets the apply-then-fail rate (clamped to 0.0..=1.0).
     pub(crate) fn set_apply_then_fail_rate(&mut self, rate: f64) {
         self.apply_then_fail_rate = clamp_rate(rate);
+    }
+
+    /// Sets the reset rate (clamped to 0.0..=1.0).
+    pub(crate) fn set_reset_rate(&mut self, rate: f64) {
+        self.reset_rate = clamp_rate(rate);
     }
 }
 

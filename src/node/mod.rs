@@ -252,6 +252,20 @@ impl RefNode {
         info!(node = %self.name(), on, "fault: duplicate create answers 500");
     }
 
+    /// The next `n` writes have their connection cut with no answer, not applied (adds to
+    /// pending).
+    pub fn reset_next(&self, n: usize) {
+        self.shared.faults().reset_next(n);
+        info!(node = %self.name(), n, "fault: reset next writes");
+    }
+
+    /// Sets the probability that a write's connection is cut with no answer (half of them after
+    /// the write was applied).
+    pub fn set_reset_rate(&self, rate: f64) {
+        self.shared.faults().set_reset_rate(rate);
+        info!(node = %self.name(), rate, "fault: reset rate");
+    }
+
     /// Sets the probability that a write is applied, then answers 500.
     pub fn set_apply_then_fail_rate(&self, rate: f64) {
         self.shared.faults().set_apply_then_fail_rate(rate);

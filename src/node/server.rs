@@ -40,6 +40,9 @@ enum ServeError {
     /// The client's body could not be read.
     #[error("cannot read the request body: {0}")]
     Body(#[from] hyper::Error),
+    /// A reset was injected: the connection is cut with no answer.
+    #[error("injected reset (applied: {applied})")]
+    Reset { applied: bool },
 }
 
 /// A listener being served: the accept loop and its connections.
@@ -227,6 +230,13 @@ async fn handle_write(
             )
         }
         WriteFault::Reject(status) => Reply::error(status, "injected rejection (not applied)"),
+        WriteFault::Reset { applied } => {
+            if applied {
+                apply();
+            }
+            debug!(node = %shared.name, applied, "write fault: reset");
+            return Err(ServeError::Reset { applied });
+        }
     };
     if fault != WriteFault::None {
         debug!(node = %shared.name, ?fault, "write fault");
