@@ -10,7 +10,8 @@ use http::header::RETRY_AFTER;
 use http::{Response, StatusCode};
 use std::time::Duration;
 
-/// The client's answer for a write that did not simply pass through a node's answer.
+/// The client's answer for a write that did not simply pass through a node's answer. A 503
+/// carries `Retry-After`: the outcome's own (a down node's next trial) or `retry_after`.
 pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
     let (status, title, retryable) = match o.state {
         TxnState::Rejected if o.reason == Some(Reason::NoRoute) => (
@@ -68,7 +69,9 @@ pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
     };
     let mut resp = respond(status, &p);
     if status == StatusCode::SERVICE_UNAVAILABLE {
-        let secs = retry_after.as_secs().max(1);
+        // Whole seconds (HTTP's unit), rounded up: never before the next trial is due.
+        let wait = o.retry_after.unwrap_or(retry_after);
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
         resp.headers_mut()
             .insert(RETRY_AFTER, headers::value(&secs.to_string()));
     }

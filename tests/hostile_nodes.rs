@@ -10,8 +10,9 @@ use support::*;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-/// A proxy in front of one raw node; one failure takes the node down, and no probe runs during
-/// the test to bring it back.
+/// A proxy in front of one raw node; one call that gets no complete answer takes the node down
+/// (whatever answered before it). Its health probe answers, so a half-open trial brings it back
+/// a little later.
 async fn proxy_on(node: &RawNode, tweak: impl FnOnce(&mut dtc::config::Config)) -> Dtc {
     let mut cfg = test_config(&[]);
     cfg.nodes = vec![NodeConfig {
@@ -20,6 +21,7 @@ async fn proxy_on(node: &RawNode, tweak: impl FnOnce(&mut dtc::config::Config)) 
         tls: None,
     }];
     cfg.health.unhealthy_threshold = 1;
+    cfg.health.failure_rate = 0.1;
     cfg.health.interval = Duration::from_secs(600);
     tweak(&mut cfg);
     start_proxy(cfg).await

@@ -17,8 +17,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("config", &["txn"]),
     // The journal only stores: neither upstream nor saga (nor anything above).
     ("journal", &["config", "txn"]),
-    // Upstream imports no saga.
-    ("upstream", &["config"]),
+    // Upstream imports no saga; its half-open trials follow the one backoff policy.
+    ("upstream", &["config", "retry"]),
     ("retry", &["config"]),
     ("wire", &[]),
 ];

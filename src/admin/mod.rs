@@ -5,6 +5,7 @@
 //!   reads transactions through [`TxnStore`] (defined in [`crate::txn`], implemented by the saga
 //!   over the journal);
 //! - [`report`]: [`StatusReport`], the operator's summary that the page and `dtc status` show;
+//!   [`node_state`]: each node's health in it (up, down since when and why, half-open);
 //! - `page`: the HTML status page at `GET /`;
 //! - `routes`, `status`, `actions`, `verify`: the HTTP endpoints (listed in [`serve`]).
 //!
@@ -12,6 +13,7 @@
 //! tests run it in-process on port 0.
 
 mod actions;
+pub mod node_state;
 mod page;
 pub mod report;
 mod routes;

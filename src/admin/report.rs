@@ -21,6 +21,9 @@ pub struct NodeStatus {
     pub in_flight: usize,
     /// Recent time to a response head (writes, reads, probes), in milliseconds.
     pub latency_ms: Option<f64>,
+    /// Up, down since when and why, half-open.
+    #[serde(flatten)]
+    pub health: super::node_state::NodeState,
 }
 
 /// How many transactions ended in one state.
@@ -65,6 +68,7 @@ impl StatusReport {
                 up: n.health.is_up(),
                 in_flight: n.in_flight(),
                 latency_ms: n.recent_latency().map(|d| d.as_secs_f64() * 1000.0),
+                health: super::node_state::NodeState::of(n),
             })
             .collect();
         let (in_doubt, failed) = state.txns.counts();
@@ -95,8 +99,12 @@ impl StatusReport {
         if !self.journal_open {
             out.push("the transaction journal is not open".to_string());
         }
-        for n in self.nodes.iter().filter(|n| !n.up) {
-            out.push(format!("node {} ({}) is down", n.name, n.url));
+        for n in &self.nodes {
+            match n.health.problem() {
+                Some(p) => out.push(format!("node {} ({}) {p}", n.name, n.url)),
+                None if !n.up => out.push(format!("node {} ({}) is down", n.name, n.url)),
+                None => {}
+            }
         }
         if self.failed > 0 {
             out.push(format!(
@@ -157,6 +165,7 @@ mod tests {
                 up: true,
                 in_flight: 0,
                 latency_ms: None,
+                health: Default::default(),
             }],
             reload: ReloadView::default(),
             finished: Vec::new(),

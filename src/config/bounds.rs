@@ -69,7 +69,7 @@ pub fn counts(c: &Config) -> [Count; 13] {
 }
 
 /// Every duration setting with its valid range (inclusive).
-pub fn spans(c: &Config) -> [Span; 16] {
+pub fn spans(c: &Config) -> [Span; 19] {
     let (r, t, h, j) = (&c.retry, &c.timeouts, &c.health, &c.journal);
     let zero = Duration::ZERO;
     [
@@ -85,6 +85,9 @@ pub fn spans(c: &Config) -> [Span; 16] {
         ("timeouts.read_total", t.read_total, MS, DAY),
         ("health.interval", h.interval, MS, HOUR),
         ("health.timeout", h.timeout, MS, HOUR),
+        ("health.window", h.window, MS * 10, HOUR),
+        ("health.trial_initial", h.trial_initial, MS, HOUR),
+        ("health.trial_max", h.trial_max, MS, HOUR),
         ("writes.retry_after", c.writes.retry_after, zero, HOUR),
         ("journal.redrive_initial", j.redrive_initial, MS, HOUR),
         ("journal.redrive_max", j.redrive_max, MS, DAY),
@@ -134,6 +137,15 @@ pub(super) fn check(c: &mut Checker, config: &Config) {
         );
     }
     let h = &config.health;
+    if !(h.failure_rate.is_finite() && h.failure_rate > 0.0 && h.failure_rate <= 1.0) {
+        c.problem(
+            "health.failure_rate",
+            "must be a share above 0 and at most 1 (e.g. 0.5)",
+        );
+    }
+    if h.trial_initial > h.trial_max {
+        c.problem("health.trial_initial", "is larger than health.trial_max");
+    }
     if !h.path.is_empty() && !h.path.starts_with('/') {
         c.problem(
             "health.path",

@@ -199,23 +199,48 @@ impl Default for Limits {
     }
 }
 
-/// Node health. Passive: `unhealthy_threshold` consecutive transient failures of real traffic
-/// mark a node down. Active: a GET of `path` every `interval`; any answer below 500 counts as up.
+/// Node health: when a node counts as down for fail-fast and reads, and how it comes back
+/// (`src/upstream/health.rs` has the state machine and the reasons behind the numbers).
+///
+/// Down means unreachable: a node is marked down when, within the last `window`, at least
+/// `unhealthy_threshold` of its calls (writes, undos, reads, probes) found it unreachable —
+/// connection refused or failed, connect timeout, no answer within the attempt timeout — and they
+/// are at least `failure_rate` of all its calls. Any HTTP answer, 5xx included, means the node is
+/// talking: that is the retry loop's business, not a reason to stop sending. A down node gets
+/// half-open trials (a probe of `path`, or a write whose route can be undone) after
+/// `trial_initial`, doubling up to `trial_max`; `healthy_threshold` trials that reach it bring
+/// it back.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
-    /// Probe path. Default `/healthz`. An empty string disables active probing.
+    /// Probe path. Default `/healthz`. An empty string disables probing, and then a node is never
+    /// marked down (nothing would bring it back).
     pub path: String,
-    /// Time between probes. Default `2s`.
+    /// Time between probes of a node that is up. Default `2s`.
     #[serde(with = "super::duration")]
     pub interval: Duration,
-    /// Probe timeout. Default `1s`.
+    /// Probe timeout; also how long a half-open trial may take before it counts as failed.
+    /// Default `1s`.
     #[serde(with = "super::duration")]
     pub timeout: Duration,
-    /// Consecutive good probes that bring a down node up. Default 2.
+    /// Trials in a row that must reach a down node to bring it up. Default 1.
     pub healthy_threshold: u32,
-    /// Consecutive failures (probes or traffic) that take a node down. Default 3.
+    /// The fewest unreachable calls within `window` that can mark a node down. Default 3.
     pub unhealthy_threshold: u32,
+    /// The sliding window over which a node's calls are counted. Default `2s`.
+    #[serde(with = "super::duration")]
+    pub window: Duration,
+    /// The share (0 to 1) of a node's calls within `window` that must have found it unreachable
+    /// for it to be marked down. Default 0.5.
+    pub failure_rate: f64,
+    /// The first half-open trial of a down node comes this long after it was marked down; after
+    /// each failed trial the wait doubles. Default `100ms`.
+    #[serde(with = "super::duration")]
+    pub trial_initial: Duration,
+    /// The longest wait between two trials: a node that returns is used again within about this
+    /// long. Default `500ms`.
+    #[serde(with = "super::duration")]
+    pub trial_max: Duration,
 }
 
 impl Default for HealthConfig {
@@ -224,8 +249,12 @@ impl Default for HealthConfig {
             path: "/healthz".into(),
             interval: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
-            healthy_threshold: 2,
+            healthy_threshold: 1,
             unhealthy_threshold: 3,
+            window: Duration::from_secs(2),
+            failure_rate: 0.5,
+            trial_initial: Duration::from_millis(100),
+            trial_max: Duration::from_millis(500),
         }
     }
 }
@@ -248,7 +277,8 @@ pub struct Writes {
     pub methods: Vec<String>,
     /// Writes that match no route: `replicate` (default) or `refuse`.
     pub unmatched: Unmatched,
-    /// Refuse a write with 503 `to_be_retried`, touching no node, while a node is known down.
+    /// Refuse a write with 503 `to_be_retried`, touching no node, while a node it needs is down
+    /// (unreachable, see [`HealthConfig`]); `Retry-After` says when that node's next trial is due.
     /// Default true.
     pub fail_fast: bool,
     /// `Retry-After` sent with 503 answers. Default `1s`.

@@ -59,7 +59,10 @@ pub fn status(admin: &str, r: &StatusReport, problems: &[String]) -> String {
             vec![
                 n.name.clone(),
                 n.url.clone(),
-                if n.up { "up" } else { "DOWN" }.into(),
+                match n.up {
+                    true => n.health.short(),
+                    false => n.health.short().to_uppercase(),
+                },
                 n.in_flight.to_string(),
                 n.latency_ms.map_or("-".into(), |ms| format!("{ms:.1} ms")),
             ]

@@ -38,14 +38,10 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
             body.clone(),
         );
         let guard = node.track();
+        let sent = tokio::time::Instant::now();
         match tokio::time::timeout(cfg.timeouts.attempt, node.send(out)).await {
             Ok(Ok(resp)) => {
                 let status = resp.status();
-                // A good head is counted once its body has arrived whole (`stream::stream`),
-                // so a node that stalls mid-body does not look healthy.
-                if status.is_server_error() {
-                    node.observe(true);
-                }
                 let (mut head, body) = resp.into_parts();
                 headers::strip_hop_by_hop(&mut head.headers);
                 let t = &cfg.timeouts;
@@ -59,12 +55,11 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
                 return resp;
             }
             Ok(Err(e)) => {
-                node.observe(true);
                 tracing::debug!(node = %node.name(), error = %e, "read failed, trying another node");
                 last_error = format!("{}: {e}", node.name());
             }
             Err(_) => {
-                node.observe(true);
+                node.timed_out(sent, cfg.timeouts.attempt);
                 last_error = format!(
                     "{}: no answer within {:?}",
                     node.name(),

@@ -3,7 +3,7 @@
 //! It is bounded in time: `timeouts.read_idle` between two chunks and
 //! `timeouts.read_total` overall. A node that stalls past either ends the body with an error,
 //! which hyper turns into a closed client connection (the head is already sent, so no status can
-//! tell the client), and counts as a failure of that node for passive health.
+//! tell the client), and counts for the node's health like an attempt timeout.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -20,8 +20,8 @@ pub struct Streamed {
     body: NodeBody,
     /// Keeps the node's in-flight count until the body ends; also names the node to blame.
     guard: Option<InFlight>,
-    /// Whether the node's good answer was already counted for passive health.
-    counted: bool,
+    /// When the body started: a stall is a call that got no complete answer since.
+    started: Instant,
     idle_for: Duration,
     total_for: Duration,
     idle: Pin<Box<Sleep>>,
@@ -39,16 +39,11 @@ pub enum StreamError {
 
 /// A node's body, cut off after `idle` without data or `total` overall.
 pub fn stream(body: NodeBody, guard: InFlight, idle: Duration, total: Duration) -> ProxyBody {
-    // An empty body may never be polled: its good answer counts now.
-    let counted = body.is_end_stream();
-    if counted {
-        guard.node().observe(false);
-    }
     let now = Instant::now();
     ProxyBody::Stream(Box::new(Streamed {
         body,
         guard: Some(guard),
-        counted,
+        started: now,
         idle_for: idle,
         total_for: total,
         idle: Box::pin(tokio::time::sleep_until(now + idle)),
@@ -69,11 +64,7 @@ impl Streamed {
                 Poll::Ready(Some(Err(e.into())))
             }
             Poll::Ready(None) => {
-                if let Some(g) = self.guard.take()
-                    && !self.counted
-                {
-                    g.node().observe(false);
-                }
+                self.guard.take();
                 Poll::Ready(None)
             }
             Poll::Pending => {
@@ -91,7 +82,7 @@ impl Streamed {
     fn stalled(&mut self, idle: bool) -> StreamError {
         let node = match self.guard.take() {
             Some(g) => {
-                g.node().observe(true);
+                g.node().timed_out(self.started, self.started.elapsed());
                 g.node().name().to_string()
             }
             None => String::new(),

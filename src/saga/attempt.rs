@@ -92,10 +92,6 @@ pub async fn call_with_retries(
             Ok(r) => classify(r.status.as_u16(), call.already),
             Err(_) => Class::Transient,
         };
-        call.node.observe(match &answer {
-            Ok(r) => r.status.is_server_error(),
-            Err(_) => true,
-        });
         if class != Class::Transient {
             return Attempt::Done(CallResult {
                 class,
@@ -135,6 +131,7 @@ pub async fn send_once(
         call.body.clone(),
     );
     let _in_flight = call.node.track();
+    let sent = tokio::time::Instant::now();
     let exchange = async {
         let resp = call.node.send(req).await?;
         let (parts, body) = resp.into_parts();
@@ -156,6 +153,9 @@ pub async fn send_once(
     };
     match tokio::time::timeout(timeout, exchange).await {
         Ok(r) => r,
-        Err(_) => Err(SendError::Timeout(timeout)),
+        Err(_) => {
+            call.node.timed_out(sent, timeout);
+            Err(SendError::Timeout(timeout))
+        }
     }
 }

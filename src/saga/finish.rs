@@ -85,6 +85,7 @@ pub(super) fn finish(
         nodes,
         response,
         elapsed: t.started.elapsed(),
+        retry_after: None,
     }
 }
 

@@ -211,7 +211,7 @@ impl Coordinator {
     }
 
     /// The checks before anything is read or sent: a route (or pass-through allowed), the key's
-    /// turn, no fence on it, no node down under `fail_fast`. `Err` is the answer without
+    /// turn, no fence on it, no node down under `fail_fast` (or this write is its trial). `Err` is the answer without
     /// touching a node.
     async fn admit(&self, t: &Txn<'_>) -> Result<KeyGuard, Outcome> {
         let settings = &t.rt.settings;
@@ -227,12 +227,16 @@ impl Coordinator {
             let reason = Reason::Fenced(blocking);
             return Err(self.untouched(t, TxnState::Rejected, reason, not_sent(t.rt.nodes.all())));
         }
+        // Last, so a write that is a down node's half-open trial is not refused after claiming it.
+        let undoable = t.route.is_some_and(|r| r.compensation.is_some());
         if settings.config.writes.fail_fast
-            && let Some(down) = t.rt.nodes.first_down()
+            && let Err(down) = t.rt.nodes.admit_write(undoable)
         {
-            let reason = Reason::NodeDown(down.name().to_string());
+            let reason = Reason::NodeDown(down.node);
             let nodes = not_sent(t.rt.nodes.all());
-            return Err(self.untouched(t, TxnState::ToBeRetried, reason, nodes));
+            let mut refused = self.untouched(t, TxnState::ToBeRetried, reason, nodes);
+            refused.retry_after = Some(down.retry_in);
+            return Err(refused);
         }
         Ok(guard)
     }

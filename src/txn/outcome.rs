@@ -210,6 +210,9 @@ pub struct Outcome {
     /// The node answer passed to the client for `succeeded` (and `rejected` when all agree).
     pub response: Option<NodeResponse>,
     pub elapsed: Duration,
+    /// When the client may retry, where dtc knows better than `writes.retry_after` (a down
+    /// node's next half-open trial).
+    pub retry_after: Option<Duration>,
 }
 
 impl Outcome {

@@ -1,5 +1,6 @@
 //! How a request to a node fails, and the text of an error with its causes.
 
+use super::health::Reach;
 use std::time::Duration;
 
 /// How a request to a node failed before a response came.
@@ -23,6 +24,18 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// What the failure says about reaching the node: a connection that could not be made
+    /// means it cannot be reached; one that broke after the request went out (a reset), an
+    /// oversized answer or a request never sent say nothing either way. (An attempt timeout is
+    /// reported by the caller that set it, [`super::Node::timed_out`].)
+    pub fn reach(&self) -> Reach {
+        match self {
+            SendError::Connect(e) => Reach::Unreachable(format!("connect failed: {e}")),
+            SendError::Timeout(d) => Reach::Unreachable(format!("no answer within {d:?}")),
+            SendError::Broken(_) | SendError::TooLarge(_) | SendError::NotSent(_) => Reach::Unclear,
+        }
+    }
+
     /// Whether the node may have applied the request anyway.
     pub fn maybe_applied(&self) -> bool {
         !matches!(self, SendError::Connect(_) | SendError::NotSent(_))

@@ -15,7 +15,18 @@ pub use pool::NodeBody;
 
 use crate::config::Settings;
 use crate::config::validate::{NodeSpec, parse_node_url};
+use health::Admission;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A write refused by fail-fast ([`NodeSet::admit_write`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// A node the write needs that is down.
+    pub node: String,
+    /// When its next half-open trial is due (the latest, if several nodes are down).
+    pub retry_in: Duration,
+}
 
 /// The nodes of one config generation, in file order.
 #[derive(Clone)]
@@ -102,9 +113,32 @@ impl NodeSet {
         &self.nodes
     }
 
-    /// The first node that is down, if any.
-    pub fn first_down(&self) -> Option<&Arc<Node>> {
-        self.nodes.iter().find(|n| !n.health.is_up())
+    /// Fail-fast for one write: `Ok` when every node is up, or when the one node that is down
+    /// takes this write as its half-open trial (only a write whose route can undo it,
+    /// `undoable`, may be a trial: if the node is still gone it is undone where it applied).
+    /// Otherwise the refusal names a down node and when the last of their next trials is due.
+    pub fn admit_write(&self, undoable: bool) -> Result<(), Refusal> {
+        let mut down = self.nodes.iter().filter(|n| !n.health.is_up()).peekable();
+        let Some(first) = down.next() else {
+            return Ok(());
+        };
+        let trial = undoable && down.peek().is_none();
+        let mut refusal: Option<Refusal> = None;
+        for n in std::iter::once(first).chain(down) {
+            match n.health.admit_write(trial, &n.health_config.load()) {
+                Admission::Up | Admission::Trial => {}
+                Admission::Refused(retry_in) => match &mut refusal {
+                    Some(r) => r.retry_in = r.retry_in.max(retry_in),
+                    None => {
+                        refusal = Some(Refusal {
+                            node: n.name().to_string(),
+                            retry_in,
+                        })
+                    }
+                },
+            }
+        }
+        refusal.map_or(Ok(()), Err)
     }
 
     /// Picks a healthy node not in `tried` (indexes), by power of two choices on in-flight
@@ -139,3 +173,6 @@ impl NodeSet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 //! One node: its connection pool ([`super::pool`]), health and in-flight count.
 
 use super::error::SendError;
-use super::health::Health;
+use super::health::{Flip, Health, HealthView, Reach};
 use super::pool::{NodeBody, Pool};
 use super::tls::NodeTls;
 use crate::config::{HealthConfig, NodeSpec};
@@ -93,13 +93,59 @@ impl Node {
 
     /// Sends one request (origin-form URI, from [`Node::uri`]) and waits for the response head.
     /// Its connection returns to the node's pool once the body has been read to the end.
+    ///
+    /// Whether the node could be reached is recorded for its health here, for every call; a
+    /// caller that gives up waiting (its attempt timeout) reports that with [`Node::timed_out`].
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<NodeBody>, SendError> {
         let start = Instant::now();
         let resp = self.pool.send(req).await;
-        if resp.is_ok() {
-            self.observe_latency(start.elapsed());
+        match &resp {
+            Ok(_) => {
+                self.observe_latency(start.elapsed());
+                self.observe(&Reach::Reached, start);
+            }
+            Err(e) => self.observe(&e.reach(), start),
         }
         resp
+    }
+
+    /// A call sent at `sent` got no complete answer within `waited`: evidence that the node
+    /// cannot be reached.
+    pub fn timed_out(&self, sent: Instant, waited: Duration) {
+        self.observe(
+            &Reach::Unreachable(format!("no answer within {waited:?}")),
+            sent,
+        );
+    }
+
+    /// The node's health as the admin shows it.
+    pub fn health_view(&self) -> HealthView {
+        self.health.view()
+    }
+
+    /// Records one call's evidence; logs a flip once.
+    fn observe(&self, reach: &Reach, sent: Instant) {
+        let cfg = self.health_config.load();
+        match self.health.record(reach, sent, &cfg) {
+            Some(Flip::Down {
+                reason,
+                unreachable,
+                calls,
+            }) => tracing::warn!(
+                node = %self.name(),
+                unreachable,
+                calls,
+                window = ?cfg.window,
+                reason = %reason,
+                "node marked down: it cannot be reached; writes that need it are refused until a trial reaches it"
+            ),
+            Some(Flip::Up { down_for }) => tracing::info!(
+                node = %self.name(),
+                down_ms = down_for.as_millis() as u64,
+                "node is up again: a trial reached it"
+            ),
+            None => {}
+        }
     }
 
     /// Recent time from sending a request to its response head (writes, reads and probes), as

@@ -1,63 +1,65 @@
-//! Health checks of a node: passive (the outcome of real traffic) and active (a probe of the
-//! configured path every interval), both feeding the node's [`super::health::Health`].
+//! The active check of a node: a `GET health.path` every `health.interval` while it is up, and
+//! the half-open trials of [`super::health`] while it is down. Every probe's evidence goes
+//! through [`Node::send`] like any other call's; the loop only decides when to probe.
 
+use super::health::{Reach, Step};
 use super::node::Node;
 use http::Method;
 use http_body_util::BodyExt;
 use std::sync::Weak;
 use std::time::Duration;
+use tokio::time::Instant;
 
-impl Node {
-    /// Records the outcome of a request of real traffic (passive health).
-    pub fn observe(&self, transient_failure: bool) {
-        let cfg = self.health_config.load();
-        if transient_failure {
-            if !cfg.path.is_empty() && self.health.failure(cfg.unhealthy_threshold) {
-                tracing::warn!(node = %self.name(), failures = cfg.unhealthy_threshold, "node marked down by failed requests");
-            }
-        } else if self.health.success(cfg.healthy_threshold) {
-            tracing::info!(node = %self.name(), "node is up again");
-        }
-    }
-}
-
-/// Probes the node until it is dropped. Interval and path are re-read each round, so a reload
-/// applies to the next probe.
+/// Probes the node until it is dropped. The config is re-read each round, so a reload applies
+/// to the next probe.
 pub async fn probe_loop(node: Weak<Node>) {
     loop {
-        let interval = match node.upgrade() {
-            Some(n) => n.health_config.load().interval,
-            None => return,
-        };
-        tokio::time::sleep(interval).await;
         let Some(n) = node.upgrade() else { return };
         let cfg = n.health_config.load_full();
         if cfg.path.is_empty() {
+            // Probing is off; wait for a reload to turn it on (re-read every interval).
+            drop(n);
+            tokio::time::sleep(cfg.interval).await;
             continue;
         }
-        let ok = probe_once(&n, &cfg.path, cfg.timeout).await;
-        if ok {
-            if n.health.success(cfg.healthy_threshold) {
-                tracing::info!(node = %n.name(), "node is up (probe)");
+        match n.health.poll(&cfg) {
+            Step::Probe => {
+                let reach = probe_once(&n, &cfg.path, cfg.timeout).await;
+                n.health.probed(&reach, &cfg);
             }
-        } else if n.health.failure(cfg.unhealthy_threshold) {
-            tracing::warn!(node = %n.name(), path = %cfg.path, "node marked down (probe)");
+            // A removed node ends its loop at most one wait later.
+            Step::Wait(until) => tokio::select! {
+                () = tokio::time::sleep_until(until) => {}
+                () = n.health.changed() => {}
+            },
         }
     }
 }
 
-async fn probe_once(node: &Node, path: &str, timeout: Duration) -> bool {
+/// One probe: any HTTP answer means the node was reached (its status is the retry loop's
+/// business, not health's).
+async fn probe_once(node: &Node, path: &str, timeout: Duration) -> Reach {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         http::header::USER_AGENT,
         http::HeaderValue::from_static("dtc-health"),
     );
     let req = node.request(Method::GET, path, headers, bytes::Bytes::new());
+    let sent = Instant::now();
     let attempt = async {
-        let resp = node.send(req).await.ok()?;
-        let status = resp.status();
-        resp.into_body().collect().await.ok()?;
-        Some(status.as_u16() < 500)
+        let resp = match node.send(req).await {
+            Ok(resp) => resp,
+            Err(e) => return e.reach(),
+        };
+        // Read to the end, so the connection goes back to the pool.
+        let _ = resp.into_body().collect().await;
+        Reach::Reached
     };
-    matches!(tokio::time::timeout(timeout, attempt).await, Ok(Some(true)))
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(reach) => reach,
+        Err(_) => {
+            node.timed_out(sent, timeout);
+            Reach::Unreachable(format!("no answer within {timeout:?} (health.timeout)"))
+        }
+    }
 }

@@ -98,14 +98,16 @@ fn nodes(out: &mut String, nodes: &[NodeStatus]) {
          <th>health</th><th>in flight</th><th>recent latency</th></tr></thead><tbody>",
     );
     for n in nodes {
-        let (class, health) = if n.up { ("ok", "up") } else { ("bad", "down") };
+        let class = if n.up { "ok" } else { "bad" };
+        let health = escape(&n.health.short());
+        let why = escape(&n.health.problem().unwrap_or_default());
         let latency = n
             .latency_ms
             .map(|ms| format!("{ms:.1} ms"))
             .unwrap_or_else(|| "–".into());
         let _ = write!(
             out,
-            "<tr><td>{}</td><td><code>{}</code></td><td class=\"{class}\">{health}</td>\
+            "<tr><td>{}</td><td><code>{}</code></td><td class=\"{class}\" title=\"{why}\">{health}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{latency}</td></tr>",
             escape(&n.name),
             escape(&n.url),

@@ -1,0 +1,72 @@
+//! Fail-fast over a node set: which writes a down node turns away, and which one is its trial.
+
+use super::*;
+use crate::config::HealthConfig;
+use health::Reach;
+use tokio::time::Instant;
+
+fn node(name: &str) -> Arc<Node> {
+    let (url, authority, base_path) = parse_node_url("http://127.0.0.1:9").unwrap();
+    let spec = NodeSpec {
+        name: name.into(),
+        url,
+        authority,
+        base_path,
+        tls: None,
+    };
+    Node::new(spec, Duration::from_millis(100), HealthConfig::default())
+}
+
+fn set(names: &[&str]) -> NodeSet {
+    NodeSet {
+        nodes: names.iter().map(|n| node(n)).collect::<Vec<_>>().into(),
+    }
+}
+
+fn take_down(n: &Node) {
+    let refused = Reach::Unreachable("connect failed".into());
+    for _ in 0..3 {
+        n.health
+            .record(&refused, Instant::now(), &HealthConfig::default());
+    }
+    assert!(!n.health.is_up());
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_node_up_admits_every_write() {
+    let s = set(&["a", "b"]);
+    assert_eq!(s.admit_write(false), Ok(()));
+    assert_eq!(s.admit_write(true), Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_down_node_refuses_until_its_trial_which_only_an_undoable_write_may_be() {
+    let s = set(&["a", "b", "c"]);
+    take_down(&s.all()[2]);
+    let refusal = s.admit_write(true).unwrap_err();
+    assert_eq!(refusal.node, "c");
+    assert!(refusal.retry_in <= HealthConfig::default().trial_initial);
+    tokio::time::advance(HealthConfig::default().trial_initial).await;
+    assert!(s.admit_write(false).is_err(), "no undo: never a trial");
+    assert_eq!(s.admit_write(true), Ok(()), "the trial");
+    assert!(s.admit_write(true).is_err(), "one trial at a time");
+    assert_eq!(s.all()[2].health_view().state, "half_open");
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_two_nodes_down_no_write_is_a_trial_and_the_wait_is_the_longer_one() {
+    let s = set(&["a", "b", "c"]);
+    take_down(&s.all()[1]);
+    tokio::time::advance(Duration::from_millis(300)).await;
+    take_down(&s.all()[2]);
+    tokio::time::advance(HealthConfig::default().trial_initial).await;
+    let refusal = s.admit_write(true).unwrap_err();
+    assert_eq!(refusal.node, "b");
+    assert!(refusal.retry_in.is_zero(), "b's trial is due: {refusal:?}");
+    tokio::time::advance(HealthConfig::default().trial_initial).await;
+    assert!(
+        s.admit_write(true).is_err(),
+        "both due, still no trial write"
+    );
+    assert_eq!(s.all()[1].health_view().state, "down", "not claimed");
+}

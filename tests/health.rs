@@ -1,0 +1,120 @@
+//! Node health as a client sees it (issue 23): a node that is flaky but talking is never
+//! refused for; a node that cannot be reached is, at once and only while it is gone, with a
+//! `Retry-After` that says when the next trial is due; a node that comes back is used again.
+//! (The half-open schedule itself, on paused time: `src/upstream/health/tests.rs`.)
+
+mod support;
+
+use dtc::config::NodeConfig;
+use http::Method;
+use support::*;
+
+/// Whether `a` is a fail-fast refusal naming `node`.
+fn refused_for(a: &Answer, node: &str) -> bool {
+    a.status() == 503
+        && a.state() == "to_be_retried"
+        && a.problem()["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains(&format!("node {node} is down")))
+}
+
+#[tokio::test]
+async fn a_flaky_node_answering_500s_and_resetting_connections_is_never_marked_down() {
+    let (nodes, dtc) = cluster().await;
+    let flaky = nodes.c();
+    // Half of its writes fail, one in five more has its connection cut (some after applying).
+    flaky.set_error_rate(0.5);
+    flaky.set_reset_rate(0.2);
+    let mut states = std::collections::BTreeMap::<String, usize>::new();
+    for i in 0..60 {
+        let id = format!("g{}", i % 7);
+        let a = if i % 2 == 0 {
+            create_group(&dtc, &id).await
+        } else {
+            delete_group(&dtc, &id).await
+        };
+        assert!(
+            !refused_for(&a, "c"),
+            "write {i} refused for a node that answers: {}",
+            a.text()
+        );
+        assert!(dtc.sees_up(flaky), "write {i} left node c marked down");
+        *states.entry(a.state().to_string()).or_default() += 1;
+    }
+    let resets = flaky.requests().len();
+    assert!(resets > 60, "node c saw retries: {resets} requests");
+    eprintln!("flaky node c: states {states:?}");
+}
+
+#[tokio::test]
+async fn a_node_answering_500_to_everything_probes_included_is_talking_not_down() {
+    let (nodes, _) = cluster().await;
+    let (stub, hits) = stub_node(500).await;
+    let mut cfg = test_config(&nodes[..2]);
+    cfg.nodes.push(NodeConfig {
+        name: "stub".into(),
+        url: stub,
+        tls: None,
+    });
+    let dtc = start_proxy(cfg).await;
+    // Probes every 50 ms (the tests' interval) and writes, all answered 500.
+    for i in 0..5 {
+        let a = create_group(&dtc, &format!("g{i}")).await;
+        assert!(!refused_for(&a, "stub"), "{}", a.text());
+    }
+    wait_until("a dozen probes and writes reached the stub", || {
+        hits.load(std::sync::atomic::Ordering::SeqCst) > 30
+    })
+    .await;
+    assert!(
+        dtc.node_up(2),
+        "a node that answers is up, whatever it answers"
+    );
+}
+
+#[tokio::test]
+async fn a_node_refusing_connections_is_down_after_one_write_and_refused_for_while_it_is_gone() {
+    let (nodes, dtc) = cluster().await;
+    let gone = nodes.c();
+    gone.set_down(true).await;
+    // The first write tries c four times; every attempt is refused: down within the window.
+    let first = create_group(&dtc, "g1").await;
+    assert_eq!(first.state(), "rolled_back", "{}", first.text());
+    assert!(!dtc.sees_up(gone), "four refusals in a row mark it down");
+    let a = create_group(&dtc, "g2").await;
+    assert!(refused_for(&a, "c"), "{}", a.text());
+    assert_eq!(
+        a.header("retry-after"),
+        "1",
+        "the next trial is due within a second"
+    );
+    assert!(
+        nodes[..2].iter().all(|n| !n.groups().contains("g2")),
+        "a refused write touches no node"
+    );
+    // Back: a trial reaches it and writes flow again.
+    gone.set_down(false).await;
+    wait_until("a trial reaches node c", || dtc.sees_up(gone)).await;
+    let a = create_group(&dtc, "g2").await;
+    assert_eq!(a.status(), 201, "{}", a.text());
+    assert!(nodes.iter().all(|n| n.groups().contains("g2")));
+}
+
+#[tokio::test]
+async fn status_names_the_down_node_and_why() {
+    let (nodes, dtc) = cluster().await;
+    let admin = dtc.serve_admin().await;
+    nodes.b().set_down(true).await;
+    wait_until("the probes find node b gone", || !dtc.sees_up(nodes.b())).await;
+    let status = send(Method::GET, &format!("{admin}/status"), None, &[]).await;
+    let b = &status.json()["nodes"][1];
+    assert_eq!(b["name"], "b");
+    assert!(
+        matches!(b["state"].as_str(), Some("down" | "half_open")),
+        "{b}"
+    );
+    assert!(b["down_since_ms"].as_u64().is_some(), "{b}");
+    let reason = b["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("unreachable"), "{b}");
+    assert_eq!(status.json()["nodes"][0]["state"], "up");
+}
