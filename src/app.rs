@@ -150,12 +150,15 @@ async fn with_journal(
     StartError,
 > {
     let cfg = current.load().settings.config.clone();
-    let metrics = Metrics::new();
+    let metrics = match cfg.cluster {
+        Some(_) => Metrics::with_store(),
+        None => Metrics::new(),
+    };
     let alerter = Alerter::new(cfg.alerts.webhook.clone());
     let on_change = on_change(metrics.clone(), alerter.clone());
     let journal = match &cfg.cluster {
         Some(cluster) => {
-            let shared = Shared::connect(cluster).await?;
+            let shared = Shared::connect_metered(cluster, Some(metrics.clone())).await?;
             let journal = Journal::shared(cfg.journal.keep_finished, shared);
             let taken = takeover::scan_once(&journal, current, Some(&on_change)).await;
             let (in_doubt, failed) = journal.counts();

@@ -497,3 +497,9 @@ async fn dtc_verify_reads_the_fleets_keys_from_the_store_and_repairs_under_the_l
 
 #[path = "cluster/lease.rs"]
 mod lease;
+
+#[path = "cluster/fencing.rs"]
+mod fencing;
+
+#[path = "cluster/cleanup.rs"]
+mod cleanup;

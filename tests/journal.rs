@@ -279,6 +279,7 @@ async fn finished_transactions_are_compacted_away_keeping_a_window() {
         verify: None,
         pre: vec![],
         pre_restores: false,
+        body_hash: None,
     };
     // One failed transaction stays open across compactions.
     journal.begin(begin(0)).await.unwrap();

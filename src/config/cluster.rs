@@ -17,7 +17,8 @@ pub struct ClusterConfig {
     #[serde(default)]
     pub database_url: String,
     /// How long a key's lease lasts without renewal; a sidecar that dies holds its keys this
-    /// long before another takes its transactions over. Must exceed `timeouts.attempt`.
+    /// long before another takes its transactions over. A holder counts it, less a tenth
+    /// (the clock margin), from before it asked; that must exceed `timeouts.attempt`.
     /// Default `10s`.
     #[serde(default = "lease", with = "super::duration")]
     pub lease: Duration,
@@ -67,6 +68,12 @@ impl ClusterConfig {
         }
     }
 
+    /// The safety margin a holder keeps off every grant of `lease` (a tenth of it): what the
+    /// sidecars' and the store's clocks may drift apart over one lease.
+    pub fn lease_margin(&self) -> Duration {
+        self.lease / 10
+    }
+
     /// Every problem with the section, as `(field, message)`.
     pub fn problems(&self, attempt_timeout: Duration) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
@@ -84,11 +91,11 @@ impl ClusterConfig {
                 ),
             ));
         }
-        if self.lease <= attempt_timeout {
+        if self.lease - self.lease_margin() <= attempt_timeout {
             out.push((
                 "cluster.lease",
                 format!(
-                    "must be longer than timeouts.attempt ({attempt_timeout:?}): a node request is only started while the lease outlives it"
+                    "must be longer than timeouts.attempt ({attempt_timeout:?}) plus a tenth of the lease (the clock margin): a node request is only started while the lease outlives it"
                 ),
             ));
         }

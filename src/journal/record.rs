@@ -87,6 +87,20 @@ pub struct Begin {
     /// Whether the undo plans put back those pre-images (snapshot compensation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pre_restores: bool,
+    /// [`body_hash`] of the written body, for writes that leave a representation (not
+    /// deletes): `dtc verify` tells by it which node holds the last acknowledged write.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_hash: Option<u32>,
+}
+
+/// CRC-32 of a body in a canonical form: JSON re-serialized compactly (keys in their order),
+/// anything else as it is. A node's representation of a replaced resource hashes the same as
+/// the body that replaced it when the node stores the body as sent.
+pub fn body_hash(body: &[u8]) -> u32 {
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(v) => crc32fast::hash(v.to_string().as_bytes()),
+        Err(_) => crc32fast::hash(body),
+    }
 }
 
 /// A rendered read-back: the request, and which statuses mean which state.

@@ -7,7 +7,7 @@ use super::run::Txn;
 use super::undo::{self, PlanError, Snapshot, UndoInputs};
 use crate::config::template::{Context, Escape, RenderError};
 use crate::headers;
-use crate::journal::record::{Begin, VerifyPlan, now_ms};
+use crate::journal::record::{Begin, VerifyPlan, body_hash, now_ms};
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
 use crate::txn::UndoPlan;
@@ -223,6 +223,7 @@ pub(super) fn begin_record(
         verify: verify_plan(t),
         pre_restores: !pre.is_empty() && super::live::restores(t),
         pre,
+        body_hash: (t.req.method != http::Method::DELETE).then(|| body_hash(&t.req.body)),
     }
 }
 

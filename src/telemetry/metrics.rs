@@ -6,6 +6,7 @@
 //! atomic add — plus, for per-node metrics, a read-locked map lookup by `&str` that allocates
 //! nothing. Encoding uses the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
 
+use super::store::StoreMetrics;
 use crate::txn::{Class, TxnState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
@@ -76,6 +77,8 @@ pub struct Metrics {
     divergent_keys: Gauge,
     nodes: RwLock<HashMap<Box<str>, NodeCounters>>,
     connections: Gauge,
+    /// The shared store's metrics, in cluster mode.
+    store: Option<StoreMetrics>,
 }
 
 /// What the scrape-time gauges are computed from.
@@ -121,6 +124,15 @@ fn result_pair(
 impl Metrics {
     /// Registers every metric, with a zero series for each state and result.
     pub fn new() -> Arc<Metrics> {
+        Metrics::build(false)
+    }
+
+    /// Like [`Metrics::new`], with the shared store's metrics (cluster mode).
+    pub fn with_store() -> Arc<Metrics> {
+        Metrics::build(true)
+    }
+
+    fn build(with_store: bool) -> Arc<Metrics> {
         let mut r = Registry::default();
         let txns: Family<StateLabel, Counter> = add(
             &mut r,
@@ -165,7 +177,9 @@ impl Metrics {
             "dtc_client_connections",
             "Client connections open now (limits.max_connections bounds them)",
         );
+        let store = with_store.then(|| StoreMetrics::register(&mut r));
         Arc::new(Metrics {
+            store,
             registry: r,
             connections,
             txns: TxnState::ALL
@@ -181,6 +195,11 @@ impl Metrics {
             divergent_keys,
             nodes: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// The shared store's metrics, in cluster mode.
+    pub fn store(&self) -> Option<&StoreMetrics> {
+        self.store.as_ref()
     }
 
     /// A client connection took a `limits.max_connections` slot.

@@ -45,7 +45,7 @@ impl Model {
     }
 }
 
-fn entry(key: &str) -> Entry {
+pub(super) fn entry(key: &str) -> Entry {
     Entry::new(Begin {
         txn: dtc::saga::new_txn_id(),
         at_ms: dtc::journal::record::now_ms(),
@@ -60,6 +60,7 @@ fn entry(key: &str) -> Entry {
         verify: None,
         pre: Vec::new(),
         pre_restores: false,
+        body_hash: None,
     })
 }
 

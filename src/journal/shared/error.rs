@@ -50,3 +50,19 @@ impl StoreError {
         matches!(self, StoreError::Unreachable { .. } | StoreError::Query(_))
     }
 }
+
+/// `e` and every error beneath it, joined: tokio-postgres says "error performing TLS handshake"
+/// and keeps why (an unknown issuer, a name mismatch) in its source.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -1,26 +1,55 @@
-//! A held lease: the key, its fencing epoch, and how long this sidecar may still act on it by
-//! its own clock. A background task renews it every third of the lease; before each node request
-//! [`may_send`] checks that the lease outlives the request and renews it first when it does not.
+//! A held lease: its fencing [`Token`] (key, transaction, epoch, holder) and how long this
+//! sidecar may still act on it (a deadline from the store's answers, see [`super::clock`]). A
+//! background task renews it every third of the lease; before each node request [`may_send`]
+//! checks that the lease outlives the request and renews it first when it does not.
 //!
 //! The holder is scoped on the task that runs the transaction ([`under`]), so the node-request
 //! code checks it without every call site passing it along.
+//!
+//! **Why fencing holds, even after a lost commit.** A lease row carries three things: the
+//! epoch, the holder (this sidecar's name and 64 random bits drawn for each grant) and the
+//! transaction. A renewal, an intent, an entry's write and a release each name all three and
+//! change the row only when it carries all three, in the statement that makes the change. Epochs
+//! come from one sequence, so within one history of the database no two grants share an epoch.
+//! A failover to an asynchronous replica can lose the tail of that history: a grant (epoch `e`
+//! to holder `h` for transaction `t`) committed on the old primary, and the sequence's advance
+//! with it, and the new primary may grant `e` again. It grants it to another holder id (a fresh
+//! random suffix per grant; even the same sidecar claiming the same transaction again draws a new
+//! one) and, for any new write, another transaction. So the old holder's token never matches
+//! the new row: its renewal finds no row, it stops before its next node request, and none of its
+//! state changes applies. What a lost commit can still lose is the commit itself: an
+//! acknowledged write whose end record was on the lost tail. Run the store with synchronous
+//! replication (`synchronous_commit = on` with a synchronous standby) when that matters.
 
 use super::super::record::Entry;
 use super::Shared;
 use super::StoreError;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// What names one grant of a key's lease: a change applies only while the row carries all of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub key: String,
+    pub txn: String,
+    pub epoch: i64,
+    /// The grant's holder: the sidecar's name and a random suffix.
+    pub holder: String,
+}
 
 /// A lease this sidecar holds.
 pub struct Hold {
     pub key: String,
     pub txn: String,
     pub epoch: i64,
+    pub holder: String,
     /// Local time until which the lease is surely held: the send time of the last successful
-    /// acquire or renewal plus the lease (the database's `now()` came later than the send).
+    /// acquire or renewal plus what the store granted, less the margin.
     valid_until: Mutex<Instant>,
+    /// The store clock's forward steps seen when `valid_until` was set.
+    shift_at: AtomicI64,
     released: AtomicBool,
     /// Entry versions handed out (one per folded record).
     seq: AtomicU64,
@@ -31,18 +60,14 @@ pub struct Hold {
 }
 
 impl Hold {
-    pub(super) fn new(
-        shared: &Arc<Shared>,
-        key: &str,
-        txn: &str,
-        epoch: i64,
-        sent: Instant,
-    ) -> Arc<Hold> {
+    pub(super) fn new(shared: &Arc<Shared>, token: Token, deadline: Instant) -> Arc<Hold> {
         let hold = Arc::new(Hold {
-            key: key.to_string(),
-            txn: txn.to_string(),
-            epoch,
-            valid_until: Mutex::new(sent + shared.cfg.lease),
+            key: token.key,
+            txn: token.txn,
+            epoch: token.epoch,
+            holder: token.holder,
+            valid_until: Mutex::new(deadline),
+            shift_at: AtomicI64::new(shared.clock.shift_ms()),
             released: AtomicBool::new(false),
             seq: AtomicU64::new(0),
             writing: tokio::sync::Mutex::new(0),
@@ -50,6 +75,16 @@ impl Hold {
         });
         tokio::spawn(renew_loop(Arc::downgrade(&hold), shared.cfg.lease / 3));
         hold
+    }
+
+    /// The grant's fencing token.
+    pub fn token(&self) -> Token {
+        Token {
+            key: self.key.clone(),
+            txn: self.txn.clone(),
+            epoch: self.epoch,
+            holder: self.holder.clone(),
+        }
     }
 
     /// The next version number of the entry (take it when the record is folded).
@@ -79,11 +114,16 @@ impl Hold {
         self.released.store(true, Ordering::Relaxed);
     }
 
+    /// How long the lease surely lasts: to the deadline, less any step of the store's clock seen
+    /// since it was set.
     fn remaining(&self) -> Duration {
-        self.valid_until
+        let left = self
+            .valid_until
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .saturating_duration_since(Instant::now())
+            .saturating_duration_since(Instant::now());
+        let stepped = self.shared.clock.shift_ms() - self.shift_at.load(Ordering::Relaxed);
+        left.saturating_sub(Duration::from_millis(stepped.max(0) as u64))
     }
 
     /// Renews the lease once; false when it is lost or the store cannot say.
@@ -91,15 +131,18 @@ impl Hold {
         if self.released.load(Ordering::Relaxed) {
             return false;
         }
-        let sent = Instant::now();
-        match self.shared.renew(&self.key, self.epoch).await {
-            Ok(true) => {
-                *self.valid_until.lock().unwrap_or_else(|p| p.into_inner()) =
-                    sent + self.shared.cfg.lease;
+        match self.shared.renew(&self.token()).await {
+            Ok(Some(deadline)) => {
+                *self.valid_until.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+                self.shift_at
+                    .store(self.shared.clock.shift_ms(), Ordering::Relaxed);
                 true
             }
-            Ok(false) => {
+            Ok(None) => {
                 tracing::error!(txn = %self.txn, key = %self.key, epoch = self.epoch, "lease lost: another sidecar took the key over");
+                if let Some(m) = self.shared.pool.metrics() {
+                    m.error(crate::telemetry::store::StoreErrorKind::LeaseLost);
+                }
                 self.release();
                 false
             }

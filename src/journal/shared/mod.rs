@@ -1,13 +1,15 @@
-//! The shared coordination store on PostgreSQL (`[cluster]`): per-key leases with a fencing
-//! epoch, the fleet's journal entries, fences, and takeover of expired leases.
+//! The shared coordination store on PostgreSQL (`[cluster]`): per-key leases fenced by epoch,
+//! holder and transaction, the fleet's journal entries, fences, and takeover of expired leases.
 //!
-//! - [`sql`]: the schema and every statement; [`schema`]: create or check it at start;
-//! - [`pool`]: connections with prepared statements; [`lease`]: a held lease, renewal, and the
-//!   check before every node request; [`error`]: [`StoreError`].
+//! - [`sql`]: the schema and every statement; [`schema`]: create, upgrade or check it at start;
+//! - [`pool`]: connections with prepared statements; [`lease`]: a held lease, renewal, the check
+//!   before every node request, and why fencing holds; [`clock`]: lease deadlines on the store's
+//!   clock alone; [`error`]: [`StoreError`].
 //!
 //! A write costs two round trips: lease + intent in one statement ([`Shared::begin`]), end +
 //! release in one ([`Shared::write`]). Node answers that add to the intent cost one each.
 
+pub mod clock;
 pub mod error;
 pub mod lease;
 pub mod pool;
@@ -15,11 +17,14 @@ pub mod schema;
 pub mod sql;
 
 pub use error::StoreError;
-pub use lease::Hold;
+pub use lease::{Hold, Token};
 
 use super::record::Entry;
 use crate::config::ClusterConfig;
 use crate::config::cluster::redact_url;
+use crate::telemetry::Metrics;
+use crate::telemetry::store::{Acquired, StoreErrorKind};
+use clock::StoreClock;
 use pool::Pool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,16 +34,34 @@ use tokio::time::Instant;
 pub struct Shared {
     pub cfg: ClusterConfig,
     pub pool: Pool,
-    /// This sidecar's name in lease rows.
+    /// This sidecar's name; each grant's holder is this name and a random suffix.
     pub owner: String,
+    /// What the store's clock has shown.
+    pub clock: StoreClock,
 }
 
 /// Longest wait between two looks at a busy key.
 const MAX_POLL: Duration = Duration::from_millis(50);
 
+/// Most batches of [`sql::PRUNE`] one [`Shared::prune`] runs.
+const PRUNE_BATCHES: usize = 20;
+
+/// The sidecar part of a holder id (`name/suffix`), for messages.
+fn sidecar_of(holder: &str) -> &str {
+    holder.rsplit_once('/').map_or(holder, |(name, _)| name)
+}
+
 impl Shared {
     /// Connects, creates or checks the schema. Fails when the store is unreachable or foreign.
     pub async fn connect(cfg: &ClusterConfig) -> Result<Arc<Shared>, StoreError> {
+        Shared::connect_metered(cfg, None).await
+    }
+
+    /// Like [`Shared::connect`], counting in `metrics`' store metrics.
+    pub async fn connect_metered(
+        cfg: &ClusterConfig,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Result<Arc<Shared>, StoreError> {
         let url = redact_url(&cfg.database_url);
         let mut pg: tokio_postgres::Config =
             cfg.database_url
@@ -53,7 +76,7 @@ impl Shared {
             cfg.statement_timeout.as_millis()
         ));
         pg.application_name("dtc");
-        let pool = Pool::new(pg, url, cfg.pool_size, cfg.statement_timeout);
+        let pool = Pool::new(pg, url, cfg.pool_size, cfg.statement_timeout, metrics);
         schema::migrate(&pool).await?;
         let owner = format!(
             "{}-{}-{:08x}",
@@ -63,6 +86,7 @@ impl Shared {
         );
         tracing::info!(url = %pool.url, owner = %owner, lease = ?cfg.lease, "shared store ready");
         Ok(Arc::new(Shared {
+            clock: StoreClock::new(cfg.lease_margin()),
             cfg: cfg.clone(),
             pool,
             owner,
@@ -71,6 +95,32 @@ impl Shared {
 
     fn lease_ms(&self) -> i64 {
         self.cfg.lease.as_millis() as i64
+    }
+
+    /// A fresh holder id for one grant: this sidecar's name and 64 random bits.
+    fn holder(&self) -> String {
+        format!("{}/{:016x}", self.owner, fastrand::u64(..))
+    }
+
+    /// The local deadline of a grant of `granted_ms` asked for at `sent`, from the store's answer
+    /// (which also shows its clock, `store_ms`).
+    fn deadline(&self, sent: Instant, granted_ms: i64, store_ms: i64) -> Instant {
+        if let Some(step) = self.clock.observe(sent, Instant::now(), store_ms) {
+            tracing::error!(
+                step_ms = step,
+                "the shared store's clock stepped forward: every lease held ends early by the step; keep the store's clock slewed, never stepped"
+            );
+            if let Some(m) = self.pool.metrics() {
+                m.clock_step();
+            }
+        }
+        clock::deadline(sent, granted_ms, self.cfg.lease_margin())
+    }
+
+    fn count_acquired(&self, how: Acquired, started: Instant) {
+        if let Some(m) = self.pool.metrics() {
+            m.acquired(how, started.elapsed().as_secs_f64());
+        }
     }
 
     /// Takes `entry`'s key lease and records its intent in one statement, waiting up to
@@ -86,13 +136,14 @@ impl Shared {
         let state = entry.state.to_string();
         if let Some(hold) = pre {
             let c = self.pool.get().await?;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
                 &b.key,
                 &hold.epoch,
                 &b.txn,
                 &(b.at_ms as i64),
                 &json,
                 &state,
+                &hold.holder,
             ];
             let rows = self
                 .pool
@@ -121,20 +172,21 @@ impl Shared {
         let started = Instant::now();
         let mut poll = Duration::from_millis(2);
         let lease = self.lease_ms();
+        let holder = self.holder();
         loop {
             let c = self.pool.get().await?;
             let sent = Instant::now();
             let rows = match &intent {
                 Some((at, json, state)) => {
                     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-                        [&key, &self.owner, &txn, &lease, at, json, state];
+                        [&key, &holder, &txn, &lease, at, json, state];
                     self.pool
                         .timed(c.client.query(&c.st.begin, &params))
                         .await?
                 }
                 None => {
                     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
-                        [&key, &self.owner, &txn, &lease];
+                        [&key, &holder, &txn, &lease];
                     self.pool
                         .timed(c.client.query(&c.st.acquire, &params))
                         .await?
@@ -143,12 +195,25 @@ impl Shared {
             let row = rows
                 .first()
                 .ok_or_else(|| StoreError::Query("no row".into()))?;
-            let (epoch, fence, owner): (Option<i64>, Option<String>, Option<String>) =
+            let (epoch, granted, store_ms): (Option<i64>, Option<i64>, i64) =
                 (row.get(0), row.get(1), row.get(2));
-            if let Some(epoch) = epoch {
-                return Ok(Hold::new(self, key, txn, epoch, sent));
+            let (fence, owner): (Option<String>, Option<String>) = (row.get(3), row.get(4));
+            if let (Some(epoch), Some(granted)) = (epoch, granted) {
+                self.count_acquired(Acquired::Granted, started);
+                let token = Token {
+                    key: key.to_string(),
+                    txn: txn.to_string(),
+                    epoch,
+                    holder,
+                };
+                return Ok(Hold::new(
+                    self,
+                    token,
+                    self.deadline(sent, granted, store_ms),
+                ));
             }
             if let Some(txn) = fence {
+                self.count_acquired(Acquired::Fenced, started);
                 return Err(StoreError::Fenced {
                     key: key.to_string(),
                     txn,
@@ -156,9 +221,12 @@ impl Shared {
             }
             let waited = started.elapsed();
             if waited + poll > self.cfg.wait {
+                self.count_acquired(Acquired::Busy, started);
                 return Err(StoreError::Busy {
                     key: key.to_string(),
-                    owner: owner.unwrap_or_else(|| "another sidecar".into()),
+                    owner: owner
+                        .map(|o| sidecar_of(&o).to_string())
+                        .unwrap_or_else(|| "another sidecar".into()),
                     waited_ms: waited.as_millis() as u64,
                 });
             }
@@ -173,7 +241,7 @@ impl Shared {
         let json = serde_json::to_string(entry).unwrap_or_default();
         let state = entry.state.to_string();
         let c = self.pool.get().await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
             &hold.txn,
             &hold.epoch,
             &state,
@@ -182,6 +250,7 @@ impl Shared {
             &hold.key,
             &entry.fences(),
             &release,
+            &hold.holder,
         ];
         let rows = self
             .pool
@@ -200,23 +269,33 @@ impl Shared {
     pub async fn free(&self, hold: &Hold) -> Result<(), StoreError> {
         hold.release();
         let c = self.pool.get().await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&hold.key, &hold.epoch, &hold.holder, &hold.txn];
         self.pool
-            .timed(c.client.execute(&c.st.free, &[&hold.key, &hold.epoch]))
+            .timed(c.client.execute(&c.st.free, &params))
             .await?;
         Ok(())
     }
 
-    /// Extends a lease; false when the epoch is no longer current.
-    pub async fn renew(&self, key: &str, epoch: i64) -> Result<bool, StoreError> {
+    /// Extends the lease `token` names: its new local deadline, or `None` when the row no longer
+    /// carries the token's epoch, holder and transaction (the lease is lost).
+    pub async fn renew(&self, token: &Token) -> Result<Option<Instant>, StoreError> {
         let c = self.pool.get().await?;
+        let sent = Instant::now();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] = [
+            &token.key,
+            &token.epoch,
+            &self.lease_ms(),
+            &token.holder,
+            &token.txn,
+        ];
         let rows = self
             .pool
-            .timed(
-                c.client
-                    .query(&c.st.renew, &[&key, &epoch, &self.lease_ms()]),
-            )
+            .timed(c.client.query(&c.st.renew, &params))
             .await?;
-        Ok(!rows.is_empty())
+        Ok(rows
+            .first()
+            .map(|r| self.deadline(sent, r.get(0), r.get(1))))
     }
 
     /// Claims a free key for work on `txn` (the transaction fencing it, or none); returns the
@@ -227,18 +306,28 @@ impl Shared {
         txn: &str,
     ) -> Result<Option<(Arc<Hold>, Entry)>, StoreError> {
         let c = self.pool.get().await?;
+        let holder = self.holder();
         let sent = Instant::now();
+        let started = sent;
         let rows = self
             .pool
             .timed(
                 c.client
-                    .query(&c.st.claim, &[&key, &self.owner, &txn, &self.lease_ms()]),
+                    .query(&c.st.claim, &[&key, &holder, &txn, &self.lease_ms()]),
             )
             .await?;
         let Some(row) = rows.first() else {
+            self.count_acquired(Acquired::Busy, started);
             return Ok(None);
         };
-        let hold = Hold::new(self, key, txn, row.get(0), sent);
+        self.count_acquired(Acquired::Granted, started);
+        let token = Token {
+            key: key.to_string(),
+            txn: txn.to_string(),
+            epoch: row.get(0),
+            holder,
+        };
+        let hold = Hold::new(self, token, self.deadline(sent, row.get(1), row.get(2)));
         match self.load(txn).await {
             Ok(Some(e)) => Ok(Some((hold, e))),
             other => {
@@ -254,19 +343,28 @@ impl Shared {
         limit: i64,
     ) -> Result<Vec<(Arc<Hold>, Entry)>, StoreError> {
         let c = self.pool.get().await?;
+        let holder = self.holder();
         let sent = Instant::now();
         let rows = self
             .pool
             .timed(
                 c.client
-                    .query(&c.st.take_over, &[&self.owner, &self.lease_ms(), &limit]),
+                    .query(&c.st.take_over, &[&holder, &self.lease_ms(), &limit]),
             )
             .await?;
+        if let Some(m) = self.pool.metrics() {
+            m.took_over(rows.len() as u64);
+        }
         let mut out = Vec::new();
         for row in rows {
-            let (key, txn, epoch): (String, String, i64) = (row.get(0), row.get(1), row.get(2));
-            let hold = Hold::new(self, &key, &txn, epoch, sent);
-            match self.load(&txn).await? {
+            let token = Token {
+                key: row.get(0),
+                txn: row.get(1),
+                epoch: row.get(2),
+                holder: holder.clone(),
+            };
+            let hold = Hold::new(self, token, self.deadline(sent, row.get(3), row.get(4)));
+            match self.load(&hold.txn).await? {
                 Some(e) => out.push((hold, e)),
                 None => self.free(&hold).await?,
             }
@@ -281,6 +379,19 @@ impl Shared {
         Ok(rows
             .first()
             .and_then(|r| serde_json::from_str(r.get::<_, &str>(0)).ok()))
+    }
+
+    /// Every transaction the store holds for `key`, newest first.
+    pub async fn history(&self, key: &str) -> Result<Vec<Entry>, StoreError> {
+        let c = self.pool.get().await?;
+        let rows = self
+            .pool
+            .timed(c.client.query(&c.st.history, &[&key]))
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(r.get::<_, &str>(0)).ok())
+            .collect())
     }
 
     /// Records a transaction that touched no node.
@@ -314,12 +425,22 @@ impl Shared {
             .collect())
     }
 
-    /// Deletes finished transactions beyond the newest `keep`; how many it deleted.
+    /// Deletes finished transactions beyond the newest `keep`, batch after batch (at most
+    /// [`PRUNE_BATCHES`] per call, so one call stays short); how many it deleted.
     pub async fn prune(&self, keep: i64) -> Result<u64, StoreError> {
-        let c = self.pool.get().await?;
-        self.pool
-            .timed(c.client.execute(&c.st.prune, &[&keep]))
-            .await
+        let mut deleted = 0;
+        for _ in 0..PRUNE_BATCHES {
+            let c = self.pool.get().await?;
+            let n = self
+                .pool
+                .timed(c.client.execute(&c.st.prune, &[&keep, &sql::PRUNE_BATCH]))
+                .await?;
+            deleted += n;
+            if n < sql::PRUNE_BATCH as u64 {
+                break;
+            }
+        }
+        Ok(deleted)
     }
 
     /// Why the store is not usable now, if it is not.
@@ -329,6 +450,9 @@ impl Shared {
 
     fn lost(&self, hold: &Hold) -> StoreError {
         hold.release();
+        if let Some(m) = self.pool.metrics() {
+            m.error(StoreErrorKind::LeaseLost);
+        }
         StoreError::LeaseLost {
             txn: hold.txn.clone(),
             key: hold.key.clone(),

@@ -6,6 +6,8 @@
 
 use super::StoreError;
 use super::sql;
+use crate::telemetry::Metrics;
+use crate::telemetry::store::{StoreErrorKind, StoreMetrics};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,7 @@ pub struct Statements {
     pub note: Statement,
     pub fleet: Statement,
     pub prune: Statement,
+    pub history: Statement,
 }
 
 /// The pool.
@@ -44,12 +47,20 @@ pub struct Pool {
     timeout: Duration,
     up: AtomicBool,
     last_error: Mutex<Option<String>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Pool {
-    /// A pool of `size` connections (made lazily) to `cfg`.
-    pub fn new(cfg: tokio_postgres::Config, url: String, size: usize, timeout: Duration) -> Pool {
+    /// A pool of `size` connections (made lazily) to `cfg`, counted in `metrics`' store metrics.
+    pub fn new(
+        cfg: tokio_postgres::Config,
+        url: String,
+        size: usize,
+        timeout: Duration,
+        metrics: Option<Arc<Metrics>>,
+    ) -> Pool {
         Pool {
+            metrics,
             cfg,
             url,
             slots: (0..size.max(1))
@@ -68,7 +79,12 @@ impl Pool {
         let (client, connection) = tokio::time::timeout(self.timeout, connecting)
             .await
             .map_err(|_| self.unreachable(format!("no connection within {:?}", self.timeout)))?
-            .map_err(|e| self.unreachable(e.to_string()))?;
+            .map_err(|e| {
+                if let Some(m) = self.metrics() {
+                    m.error(StoreErrorKind::Unreachable);
+                }
+                self.unreachable(super::error::describe(&e))
+            })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "store connection closed");
@@ -92,19 +108,38 @@ impl Pool {
         Ok(conn)
     }
 
+    /// The store's metrics, in cluster mode with metrics.
+    pub fn metrics(&self) -> Option<&StoreMetrics> {
+        self.metrics.as_ref().and_then(|m| m.store())
+    }
+
     /// Runs one round trip within the statement timeout, recording whether the store is up.
     pub async fn timed<T>(
         &self,
         f: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, StoreError> {
-        let r = match tokio::time::timeout(self.timeout, f).await {
-            Err(_) => Err(self.unreachable(format!("no answer within {:?}", self.timeout))),
-            Ok(Err(e)) if e.is_closed() || e.as_db_error().is_none() => {
-                Err(self.unreachable(e.to_string()))
-            }
-            Ok(Err(e)) => Err(StoreError::Query(e.to_string())),
-            Ok(Ok(v)) => Ok(v),
+        let started = tokio::time::Instant::now();
+        let (r, kind) = match tokio::time::timeout(self.timeout, f).await {
+            Err(_) => (
+                Err(self.unreachable(format!("no answer within {:?}", self.timeout))),
+                Some(StoreErrorKind::Timeout),
+            ),
+            Ok(Err(e)) if e.is_closed() || e.as_db_error().is_none() => (
+                Err(self.unreachable(super::error::describe(&e))),
+                Some(StoreErrorKind::Unreachable),
+            ),
+            Ok(Err(e)) => (
+                Err(StoreError::Query(e.to_string())),
+                Some(StoreErrorKind::Query),
+            ),
+            Ok(Ok(v)) => (Ok(v), None),
         };
+        if let Some(m) = self.metrics() {
+            m.round_trip(started.elapsed().as_secs_f64());
+            if let Some(kind) = kind {
+                m.error(kind);
+            }
+        }
         self.note(r)
     }
 
@@ -113,9 +148,15 @@ impl Pool {
             Ok(_) => {
                 if !self.up.swap(true, Ordering::Relaxed) {
                     tracing::info!(url = %self.url, "shared store reachable again");
+                    if let Some(m) = self.metrics() {
+                        m.set_up(true);
+                    }
                 }
             }
             Err(e) if e.is_outage() => {
+                if let Some(m) = self.metrics() {
+                    m.set_up(false);
+                }
                 if self.up.swap(false, Ordering::Relaxed) {
                     tracing::error!(url = %self.url, error = %e, "shared store unreachable: writes answer 503 until it is back");
                 }
@@ -161,5 +202,6 @@ async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
         note: c.prepare(sql::NOTE).await?,
         fleet: c.prepare(sql::FLEET).await?,
         prune: c.prepare(sql::PRUNE).await?,
+        history: c.prepare(sql::HISTORY).await?,
     })
 }

@@ -1,11 +1,17 @@
-//! Creating or checking the store's schema at start, under an advisory lock so that sidecars
-//! starting together migrate once.
+//! Creating, upgrading or checking the store's schema at start, under an advisory lock so that
+//! sidecars starting together migrate once.
+//!
+//! Version 1 (leases with per-key epochs, a row per key ever written) is upgraded in place to
+//! version 2 (epochs from a sequence, rows only for keys in use). Sidecars of version 1 that run
+//! on meanwhile stay safe: every statement of theirs still checks the epoch and the transaction,
+//! and a transaction id is never granted twice.
 
 use super::StoreError;
 use super::pool::Pool;
 use super::sql;
 
-/// Creates the schema in an empty database, or checks that the one there is dtc's and not newer.
+/// Creates the schema in an empty database, upgrades an older one of dtc's, or checks that the one
+/// there is dtc's and not newer.
 pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.connect_raw().await?;
     let tx = pool.timed(client.transaction()).await?;
@@ -40,6 +46,12 @@ pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
             found: v,
             known: sql::VERSION,
         }),
+        Some(1) => {
+            pool.timed(tx.batch_execute(sql::UPGRADE_1)).await?;
+            pool.timed(tx.commit()).await?;
+            tracing::info!(url = %pool.url, from = 1, to = sql::VERSION, "shared store schema upgraded");
+            Ok(())
+        }
         Some(_) => {
             pool.timed(tx.commit()).await?;
             Ok(())

@@ -1,21 +1,28 @@
 //! The store's schema and every statement dtc runs on it.
 //!
-//! Two tables. `dtc_leases` has one row per resource key ever written: the current lease
-//! (`owner`, `txn`, `expires` by the database's clock), its fencing `epoch` (bumped by every
-//! acquisition, so it only grows), and the `fence`, the unresolved transaction that blocks new
-//! writes. `dtc_txns` holds every transaction's folded journal entry (JSON) with the columns the
-//! scans need. A state change is allowed only while the lease row still carries the writer's
-//! epoch and transaction, checked in the same statement that makes the change.
+//! Two tables and a sequence. `dtc_leases` has a row per key that is leased or fenced now: the
+//! current lease (`owner`: the holder of this grant, `txn`, `expires` by the store's clock), its
+//! fencing `epoch`, and the `fence`, the unresolved transaction that blocks new writes. A row is
+//! deleted when its lease is released and no fence is left, so the table holds the keys in use,
+//! not every key ever written. Epochs come from the sequence `dtc_epochs`, so a key whose row
+//! was deleted still gets an epoch above every one granted before. `dtc_txns` holds every
+//! transaction's folded journal entry (JSON) with the columns the scans need.
+//!
+//! A renewal or a state change is allowed only while the lease row still carries the writer's
+//! epoch, holder and transaction, all three checked in the statement that makes the change (the
+//! argument is in [`super::lease`]). Every statement that grants or renews a lease returns the
+//! time it granted, as the store counts it, and the store's clock (both in milliseconds).
 
 /// The schema version this dtc creates and understands.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 
 /// Key of the advisory lock that serialises migrations of sidecars starting together.
 pub const MIGRATION_LOCK: i64 = 0x6474_635f_7363_6831;
 
-/// Creates schema version 1.
+/// Creates the schema (version 2) in an empty database.
 pub const CREATE: &str = "
 CREATE TABLE dtc_schema (version integer NOT NULL);
+CREATE SEQUENCE dtc_epochs;
 CREATE TABLE dtc_leases (
     key     text PRIMARY KEY,
     epoch   bigint NOT NULL,
@@ -35,7 +42,18 @@ CREATE TABLE dtc_txns (
 );
 CREATE INDEX dtc_txns_open ON dtc_txns (begun_ms) WHERE open;
 CREATE INDEX dtc_txns_begun ON dtc_txns (begun_ms);
-INSERT INTO dtc_schema (version) VALUES (1);
+CREATE INDEX dtc_txns_key ON dtc_txns (key, begun_ms);
+INSERT INTO dtc_schema (version) VALUES (2);
+";
+
+/// Upgrades schema version 1: epochs from a sequence that starts above every epoch granted so
+/// far, the rows of free and unfenced keys dropped, the index a key's history is read by.
+pub const UPGRADE_1: &str = "
+CREATE SEQUENCE dtc_epochs;
+SELECT setval('dtc_epochs', greatest(1, (SELECT max(epoch) FROM dtc_leases)));
+DELETE FROM dtc_leases WHERE txn IS NULL AND fence IS NULL;
+CREATE INDEX dtc_txns_key ON dtc_txns (key, begun_ms);
+UPDATE dtc_schema SET version = 2;
 ";
 
 /// Whether dtc's tables exist.
@@ -47,23 +65,51 @@ pub const SHAPE: &str = "SELECT (SELECT max(version) FROM dtc_schema), \
      (SELECT count(*) FROM (SELECT key, epoch, owner, txn, expires, fence FROM dtc_leases LIMIT 0) l), \
      (SELECT count(*) FROM (SELECT txn, key, state, open, begun_ms, entry FROM dtc_txns LIMIT 0) t)";
 
-/// The lease-taking part of [`BEGIN`] and [`ACQUIRE`].
+/// Milliseconds of an interval or since the Unix epoch of a timestamp.
+macro_rules! ms {
+    ($e:expr) => {
+        concat!("(extract(epoch FROM ", $e, ") * 1000)::int8")
+    };
+}
+
+/// The lease-taking part of [`BEGIN`] and [`ACQUIRE`]: a new row, or a free and unfenced one
+/// taken with a fresh epoch.
 macro_rules! take {
     () => {
         "
     INSERT INTO dtc_leases AS l (key, epoch, owner, txn, expires)
-    VALUES ($1::text, 1, $2::text, $3::text, now() + $4::int8 * interval '1 millisecond')
+    VALUES ($1::text, nextval('dtc_epochs'), $2::text, $3::text,
+            now() + $4::int8 * interval '1 millisecond')
     ON CONFLICT (key) DO UPDATE
-        SET epoch = l.epoch + 1, owner = EXCLUDED.owner, txn = EXCLUDED.txn,
+        SET epoch = EXCLUDED.epoch, owner = EXCLUDED.owner, txn = EXCLUDED.txn,
             expires = EXCLUDED.expires
         WHERE l.txn IS NULL AND l.fence IS NULL
-    RETURNING epoch"
+    RETURNING epoch, expires"
+    };
+}
+
+/// The columns after the epoch in the answer of [`BEGIN`] and [`ACQUIRE`]: the time granted,
+/// the store's clock, and the fence or the holder (as of the statement's start) when the key is
+/// not free.
+macro_rules! taken {
+    () => {
+        concat!(
+            "
+       (SELECT ",
+            ms!("expires - now()"),
+            " FROM l),
+       ",
+            ms!("now()"),
+            ",
+       (SELECT fence FROM dtc_leases WHERE key = $1),
+       (SELECT owner FROM dtc_leases WHERE key = $1)"
+        )
     };
 }
 
 /// Takes a free, unfenced key's lease and records the intent, in one statement. Returns the
-/// new epoch, or NULL with the fence or the holder (as of the statement's start) when the key
-/// is not free. Params: key, owner, txn, lease ms, begun ms, entry, state.
+/// new epoch (NULL when the key is not free) and [`taken!`]'s columns. Params: key, holder, txn,
+/// lease ms, begun ms, entry, state.
 pub const BEGIN: &str = concat!(
     "WITH l AS (",
     take!(),
@@ -71,79 +117,117 @@ pub const BEGIN: &str = concat!(
     INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry)
     SELECT $3, $1, $7::text, true, $5::int8, $6::text FROM l
     RETURNING 1)
-SELECT (SELECT epoch FROM l WHERE EXISTS (SELECT 1 FROM t)),
-       (SELECT fence FROM dtc_leases WHERE key = $1),
-       (SELECT owner FROM dtc_leases WHERE key = $1)"
+SELECT (SELECT epoch FROM l WHERE EXISTS (SELECT 1 FROM t)),",
+    taken!()
 );
 
-/// Takes the lease alone (for a write that reads pre-images first). Same params (first four)
-/// and result as [`BEGIN`].
+/// Takes the lease alone (for a write that reads pre-images first, or a repair that reads the
+/// nodes under it). Same params (first four) and answer as [`BEGIN`].
 pub const ACQUIRE: &str = concat!(
     "WITH l AS (",
     take!(),
     ")
-SELECT (SELECT epoch FROM l),
-       (SELECT fence FROM dtc_leases WHERE key = $1),
-       (SELECT owner FROM dtc_leases WHERE key = $1)"
+SELECT (SELECT epoch FROM l),",
+    taken!()
 );
 
 /// Records the intent under a lease taken with [`ACQUIRE`]. Params: key, epoch, txn, begun ms,
-/// entry, state. One row when the lease is still held.
+/// entry, state, holder. One row when the lease is still held.
 pub const INTENT: &str = "
 WITH l AS (SELECT key FROM dtc_leases
-           WHERE key = $1::text AND epoch = $2::int8 AND txn = $3::text FOR UPDATE)
+           WHERE key = $1::text AND epoch = $2::int8 AND txn = $3::text AND owner = $7::text
+           FOR UPDATE)
 INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry)
 SELECT $3, $1, $6::text, true, $4::int8, $5::text FROM l
 RETURNING 1";
 
-/// Writes a transaction's entry if the lease still has this epoch; sets or clears the key's
-/// fence; releases the lease when asked. One row when done. Params: txn, epoch, state, open,
-/// entry, key, fences, release.
+/// Writes a transaction's entry if the lease still has this epoch, holder and transaction; sets
+/// or clears the key's fence; releases the lease when asked, deleting the row when no fence is
+/// left. One row when done. Params: txn, epoch, state, open, entry, key, fences, release,
+/// holder.
 pub const WRITE: &str = "
-WITH l AS (
+WITH d AS (
+    DELETE FROM dtc_leases
+    WHERE key = $6::text AND epoch = $2::int8 AND txn = $1::text AND owner = $9::text
+      AND $8::bool AND NOT $7::bool AND (fence IS NULL OR fence = $1::text)
+    RETURNING 1),
+u AS (
     UPDATE dtc_leases SET
         txn     = CASE WHEN $8::bool THEN NULL ELSE txn END,
         owner   = CASE WHEN $8::bool THEN NULL ELSE owner END,
         expires = CASE WHEN $8::bool THEN now() ELSE expires END,
         fence   = CASE WHEN $7::bool THEN $1::text WHEN fence = $1::text THEN NULL ELSE fence END
-    WHERE key = $6::text AND epoch = $2::int8 AND txn = $1::text
+    WHERE key = $6::text AND epoch = $2::int8 AND txn = $1::text AND owner = $9::text
+      AND NOT ($8::bool AND NOT $7::bool AND (fence IS NULL OR fence = $1::text))
     RETURNING 1)
 UPDATE dtc_txns SET state = $3::text, open = $4::bool, entry = $5::text
-WHERE txn = $1::text AND EXISTS (SELECT 1 FROM l)
+WHERE txn = $1::text AND EXISTS (SELECT 1 FROM d UNION ALL SELECT 1 FROM u)
 RETURNING 1";
 
-/// Frees a lease whose transaction has no entry (it ended before its intent). Params: key,
-/// epoch.
+/// Frees a lease whose transaction has no entry (it ended before its intent): deletes the row,
+/// or clears the lease when a fence stays. Params: key, epoch, holder, txn.
 pub const FREE: &str = "
+WITH d AS (
+    DELETE FROM dtc_leases
+    WHERE key = $1::text AND epoch = $2::int8 AND owner = $3::text AND txn = $4::text
+      AND fence IS NULL
+    RETURNING 1)
 UPDATE dtc_leases SET txn = NULL, owner = NULL, expires = now()
-WHERE key = $1::text AND epoch = $2::int8";
+WHERE key = $1::text AND epoch = $2::int8 AND owner = $3::text AND txn = $4::text
+  AND fence IS NOT NULL";
 
-/// Extends a held lease. Params: key, epoch, lease ms.
-pub const RENEW: &str = "
+/// Extends a held lease. Params: key, epoch, lease ms, holder, txn. Returns the time granted
+/// and the store's clock; no row when the lease is not this holder's any more.
+pub const RENEW: &str = concat!(
+    "
 UPDATE dtc_leases SET expires = now() + $3::int8 * interval '1 millisecond'
-WHERE key = $1::text AND epoch = $2::int8 AND txn IS NOT NULL
-RETURNING 1";
+WHERE key = $1::text AND epoch = $2::int8 AND owner = $4::text AND txn = $5::text
+RETURNING ",
+    ms!("expires - now()"),
+    ", ",
+    ms!("now()")
+);
 
-/// Takes a free key's lease for work on the transaction that fences it (re-drive, check,
-/// resolve). Params: key, owner, txn, lease ms. Returns the new epoch.
-pub const CLAIM: &str = "
-UPDATE dtc_leases SET epoch = epoch + 1, owner = $2::text, txn = $3::text,
-    expires = now() + $4::int8 * interval '1 millisecond'
-WHERE key = $1::text AND txn IS NULL AND (fence IS NULL OR fence = $3::text)
-RETURNING epoch";
+/// Takes a free key's lease for work on the transaction that fences it, or on one that no
+/// longer does (re-drive, check, resolve). Params: key, holder, txn, lease ms. Returns the new
+/// epoch, the time granted and the store's clock.
+pub const CLAIM: &str = concat!(
+    "
+INSERT INTO dtc_leases AS l (key, epoch, owner, txn, expires)
+VALUES ($1::text, nextval('dtc_epochs'), $2::text, $3::text,
+        now() + $4::int8 * interval '1 millisecond')
+ON CONFLICT (key) DO UPDATE
+    SET epoch = EXCLUDED.epoch, owner = EXCLUDED.owner, txn = EXCLUDED.txn,
+        expires = EXCLUDED.expires
+    WHERE l.txn IS NULL AND (l.fence IS NULL OR l.fence = $3::text)
+RETURNING epoch, ",
+    ms!("expires - now()"),
+    ", ",
+    ms!("now()")
+);
 
 /// Takes over expired leases, each by exactly one sidecar (rows another sidecar is claiming
-/// are skipped). Params: owner, lease ms, limit. Returns key, txn, new epoch.
-pub const TAKE_OVER: &str = "
-UPDATE dtc_leases l SET epoch = l.epoch + 1, owner = $1::text,
+/// are skipped). Params: holder, lease ms, limit. Returns key, txn, new epoch, the time granted
+/// and the store's clock.
+pub const TAKE_OVER: &str = concat!(
+    "
+UPDATE dtc_leases l SET epoch = nextval('dtc_epochs'), owner = $1::text,
     expires = now() + $2::int8 * interval '1 millisecond'
 FROM (SELECT key FROM dtc_leases WHERE txn IS NOT NULL AND expires < now()
       ORDER BY expires LIMIT $3::int8 FOR UPDATE SKIP LOCKED) c
 WHERE l.key = c.key
-RETURNING l.key, l.txn, l.epoch";
+RETURNING l.key, l.txn, l.epoch, ",
+    ms!("l.expires - now()"),
+    ", ",
+    ms!("now()")
+);
 
 /// One transaction's entry. Params: txn.
 pub const LOAD: &str = "SELECT entry FROM dtc_txns WHERE txn = $1::text";
+
+/// Every transaction the store holds for a key, newest first. Params: key.
+pub const HISTORY: &str =
+    "SELECT entry FROM dtc_txns WHERE key = $1::text ORDER BY begun_ms DESC, txn";
 
 /// Records a transaction that touched no node (no lease). Params: txn, key, state, begun ms,
 /// entry.
@@ -152,11 +236,14 @@ INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry)
 VALUES ($1::text, $2::text, $3::text, false, $4::int8, $5::text)
 ON CONFLICT (txn) DO NOTHING";
 
-/// Deletes up to 1000 finished transactions beyond the newest `keep` (the inspection window of
-/// `journal.keep_finished`, fleet-wide). Params: keep.
+/// How many finished transactions one [`PRUNE`] deletes at most.
+pub const PRUNE_BATCH: i64 = 5000;
+
+/// Deletes up to [`PRUNE_BATCH`] finished transactions beyond the newest `keep` (the
+/// inspection window of `journal.keep_finished`, fleet-wide). Params: keep, batch.
 pub const PRUNE: &str = "
 DELETE FROM dtc_txns WHERE txn IN (
-    SELECT txn FROM dtc_txns WHERE NOT open ORDER BY begun_ms DESC OFFSET $1::int8 LIMIT 1000)";
+    SELECT txn FROM dtc_txns WHERE NOT open ORDER BY begun_ms DESC OFFSET $1::int8 LIMIT $2::int8)";
 
 /// The fleet's open transactions and its latest finished ones. Params: how many finished.
 pub const FLEET: &str = "
