@@ -503,3 +503,6 @@ mod fencing;
 
 #[path = "cluster/cleanup.rs"]
 mod cleanup;
+
+#[path = "cluster/repair.rs"]
+mod repair;

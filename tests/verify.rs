@@ -1,5 +1,6 @@
 //! `dtc verify`: divergences planted directly on a node (not through dtc) are found, named with
-//! their evidence, and repaired as journaled transactions; no majority is never guessed at.
+//! their evidence, and repaired as journaled transactions toward the last acknowledged write; a
+//! majority never outvotes it, and what nothing decides is never guessed at.
 
 mod support;
 
@@ -129,7 +130,7 @@ async fn a_divergence_planted_on_one_node_is_found_and_repaired_through_the_runn
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are_restored() {
+async fn the_last_acknowledged_write_decides_and_a_contradicted_majority_is_left_alone() {
     let (nodes, dtc) = cluster().await;
     for id in [7, 8] {
         let a = send(
@@ -154,7 +155,7 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
     nodes.a().insert_group("g3");
     delete_behind_dtc(nodes.a(), "g4").await;
     delete_behind_dtc(nodes.b(), "g4").await;
-    // Item 7: three different bodies; item 8: c alone differs.
+    // Item 7: three different bodies, c's the last acknowledged one; item 8: c alone differs.
     for (node, id, body) in [
         (0, 7, r#"{"v":1}"#),
         (1, 7, r#"{"v":2}"#),
@@ -177,8 +178,12 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
     let report = verifier.run(&opts, &|_, _| {}).await;
     let find = |key: &str| report.findings.iter().find(|k| k.key == key).unwrap();
     let seven = find("item/7");
-    assert_eq!(seven.finding, Finding::NoMajority, "{}", seven.line());
-    assert!(seven.repair.is_none());
+    assert_eq!(
+        (seven.finding, &seven.odd),
+        (Finding::Divergent, &vec!["a".to_string(), "b".to_string()]),
+        "no majority, but c holds the last acknowledged body"
+    );
+    assert!(seven.repaired(), "{}", seven.line());
     let eight = find("item/8");
     assert_eq!(
         (eight.finding, &eight.odd),
@@ -209,15 +214,15 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
     };
     assert_eq!(
         bodies(7),
-        [1, 2, 0].map(|v| serde_json::json!({"v": v})),
-        "untouched"
+        [0, 0, 0].map(|v| serde_json::json!({"v": v})),
+        "restored to the last acknowledged write"
     );
     assert_eq!(
         bodies(8),
         [0, 0, 0].map(|v| serde_json::json!({"v": v})),
         "restored"
     );
-    assert_eq!(report.exit_code(), 1, "item 7 and g4 still differ");
+    assert_eq!(report.exit_code(), 1, "g4 still differs");
     let journal = dtc.app.journal().unwrap();
     let mut repairs: Vec<_> = journal
         .list(None, 100)
@@ -226,11 +231,47 @@ async fn no_majority_and_a_contradicted_majority_are_left_alone_while_others_are
         .map(|e| e.begin.key)
         .collect();
     repairs.sort();
-    assert_eq!(repairs, ["group/g3", "item/8"]);
+    assert_eq!(repairs, ["group/g3", "item/7", "item/8"]);
     let metrics = dtc.app.admin.metrics.encode(&Default::default());
     assert!(
-        metrics.lines().any(|l| l == "dtc_divergent_keys 2"),
+        metrics.lines().any(|l| l == "dtc_divergent_keys 1"),
         "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_majority_holding_an_older_body_never_overwrites_the_last_acknowledged_one() {
+    let (nodes, dtc) = cluster().await;
+    for v in [1, 2] {
+        let body = format!(r#"{{"v": {v}}}"#);
+        let a = send(Method::PUT, &dtc.at("/items/9"), Some(&body), &[]).await;
+        assert!(a.status().is_success(), "{a:?}");
+    }
+    // a and b hold the older body again (written behind dtc's back): the majority is older
+    // than the last acknowledged write, which c alone holds.
+    for node in [nodes.a(), nodes.b()] {
+        let url = format!("{}/items/9", node.url());
+        let put = send(Method::PUT, &url, Some(r#"{"v": 1}"#), &[]).await;
+        assert!(put.status().is_success());
+    }
+    let verifier = Verifier::new(&dtc.app.proxy.coordinator).unwrap();
+    let opts = Options {
+        since: Duration::from_secs(60),
+        limit: 10,
+        repair: true,
+    };
+    let report = verifier.run(&opts, &|_, _| {}).await;
+    let nine = report
+        .findings
+        .iter()
+        .find(|k| k.key == "item/9")
+        .expect("item/9 differs");
+    assert_eq!(nine.finding, Finding::Contradicted, "{}", nine.line());
+    assert!(nine.repair.is_none(), "{}", nine.line());
+    assert_eq!(
+        nodes.c().items()[&9],
+        serde_json::json!({"v": 2}),
+        "the last acknowledged body stays"
     );
 }
 

@@ -163,6 +163,15 @@ impl Journal {
         hold.release();
     }
 
+    /// Every transaction on `key`, newest first: in cluster mode the store's (complete when read
+    /// under the key's lease), else the journal's own.
+    pub async fn key_history(&self, key: &str) -> Result<Vec<Entry>, JournalError> {
+        match &self.shared {
+            Some(shared) => Ok(shared.history(key).await?),
+            None => Ok(self.of_key(key)),
+        }
+    }
+
     /// Takes over expired leases; returns the entries now held.
     pub async fn take_over(&self) -> Result<Vec<Entry>, JournalError> {
         let Some(shared) = &self.shared else {

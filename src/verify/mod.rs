@@ -2,7 +2,8 @@
 //! node and reports (and with `repair`, fixes) keys on which the nodes differ.
 //!
 //! - [`keys`]: [`RecentKeys`], where the recently written keys come from (the journal);
-//! - `read`: the route's read of a key on each node, and the judgment (majority, journal);
+//! - `read`: the route's read of a key on each node, and the judgment (the last acknowledged
+//!   write, never outvoted);
 //! - `repair`: the repair write, sent as a journaled transaction;
 //! - [`report`]: findings, printed lines, exit codes;
 //! - [`cli`]: the `dtc verify` command (through a running sidecar's admin API, or standalone);
@@ -10,7 +11,12 @@
 //!
 //! Each key is checked under its lock ([`crate::saga::locks`]), so the reads and a repair never
 //! interleave with a write of the same sidecar to that key; a key fenced by a failed transaction
-//! is left to the re-drive.
+//! is left to the re-drive. With `[cluster]` other sidecars write too, and this sidecar's view of
+//! their transactions may be a scan old: a key whose first look differs is looked at again under
+//! its lease — taken *first*, then the key's whole history read from the store and every node
+//! read again — and only that second look is reported and decides a repair, which runs under
+//! the same lease. So a repair never acts on a read taken while another sidecar's write was half
+//! done, nor against a write acknowledged meanwhile.
 
 pub mod cli;
 pub mod keys;
@@ -27,7 +33,7 @@ use crate::journal::Journal;
 use crate::journal::record::now_ms;
 use crate::runtime::{Current, Runtime};
 use crate::saga::locks::KeyLocks;
-use crate::saga::{Coordinator, TxnState};
+use crate::saga::{Coordinator, TxnState, new_txn_id};
 use crate::telemetry::{AlertEvent, AlertKind, Alerter, Metrics};
 use read::{Held, Judgment, ReadPlan};
 use report::{NodeHeld, RepairBrief, TxnBrief};
@@ -118,92 +124,184 @@ impl Verifier {
             report.skipped += 1;
             return;
         };
-        let in_doubt = history.txns.iter().find(|e| e.state == TxnState::InDoubt);
-        let owner = match (self.journal.fence_of(&history.key), in_doubt) {
-            (Some(txn), _) => Some(format!(
-                "failed transaction {txn} fences the key: re-drive or resolve it first"
-            )),
-            (None, Some(e)) => Some(format!(
-                "transaction {} is in doubt: the recovery of the next dtc start undoes it",
-                e.begin.txn
-            )),
-            (None, None) => None,
-        };
-        if let Some(note) = owner {
-            let mut k = key_report(&history, &plan, Finding::Fenced, &[], &rt);
-            k.note = Some(note);
+        if let Some(k) = self.blocked(&history, &plan, &rt) {
             report.findings.push(k);
             return;
         }
-        let held = futures_util::future::join_all(
-            rt.nodes.all().iter().map(|n| read::read(&rt, n, &plan)),
-        )
-        .await;
+        let held = read_all(&rt, &plan).await;
         report.checked += 1;
-        let finding = match read::judge(&held, read::journaled(&history)) {
-            Judgment::Agree => {
-                report.agreed += 1;
-                return;
+        let judgment = read::judge(&held, read::journaled(&history));
+        if judgment == Judgment::Agree {
+            report.agreed += 1;
+            return;
+        }
+        let look = match self.journal.store() {
+            None => Look {
+                history,
+                plan,
+                held,
+                judgment,
+                txn: new_txn_id(),
+            },
+            Some(_) => match self.look_under_lease(&rt, &history.key, &plan).await {
+                Ok(look) => look,
+                Err(k) => {
+                    report.findings.push(*k);
+                    return;
+                }
+            },
+        };
+        if look.judgment == Judgment::Agree {
+            self.journal.release(&look.txn).await;
+            report.agreed += 1;
+            return;
+        }
+        let finding = self.finding(&rt, &look, repair).await;
+        self.journal.release(&look.txn).await;
+        if finding.finding.differs() {
+            self.alert(&look.history, &finding);
+        }
+        report.findings.push(finding);
+    }
+
+    /// Why the key cannot be checked now (a fence, a transaction in doubt), as its report line.
+    fn blocked(&self, history: &KeyHistory, plan: &ReadPlan, rt: &Runtime) -> Option<KeyReport> {
+        let in_doubt = history.txns.iter().find(|e| e.state == TxnState::InDoubt);
+        let note = match (self.journal.fence_of(&history.key), in_doubt) {
+            (Some(txn), _) => {
+                format!("failed transaction {txn} fences the key: re-drive or resolve it first")
             }
-            Judgment::Unreadable => key_report(&history, &plan, Finding::Unreadable, &held, &rt),
+            (None, Some(e)) => format!(
+                "transaction {} is in doubt: the recovery of the next dtc start undoes it",
+                e.begin.txn
+            ),
+            (None, None) => return None,
+        };
+        let mut k = key_report(history, plan, Finding::Fenced, &[], rt);
+        k.note = Some(note);
+        Some(k)
+    }
+
+    /// The second look of cluster mode: the key's lease first (held on for a repair, as
+    /// transaction `txn`), then its whole history from the store and every node read again.
+    /// `Err` is the report line (after `plan`, the first look's read) when the lease or the
+    /// history cannot be had.
+    async fn look_under_lease(
+        &self,
+        rt: &Runtime,
+        key: &str,
+        plan: &ReadPlan,
+    ) -> Result<Look, Box<KeyReport>> {
+        let txn = new_txn_id();
+        let unchecked = |why: String| {
+            let mut k = key_report(&self.keys.history(key), plan, Finding::Fenced, &[], rt);
+            k.note = Some(why);
+            Box::new(k)
+        };
+        if let Err(e) = self.journal.lease_first(key, &txn).await {
+            return Err(unchecked(format!(
+                "not confirmed under the key's lease: {e}"
+            )));
+        }
+        let txns = match self.journal.key_history(key).await {
+            Ok(txns) => txns,
+            Err(e) => {
+                self.journal.release(&txn).await;
+                return Err(unchecked(format!("the key's history cannot be read: {e}")));
+            }
+        };
+        let history = KeyHistory {
+            key: key.to_string(),
+            txns,
+        };
+        let plan = read::plan(rt, &history).unwrap_or_else(|| plan.clone());
+        if let Some(k) = self.blocked(&history, &plan, rt) {
+            self.journal.release(&txn).await;
+            return Err(Box::new(k));
+        }
+        let held = read_all(rt, &plan).await;
+        let judgment = read::judge(&held, read::journaled(&history));
+        Ok(Look {
+            history,
+            plan,
+            held,
+            judgment,
+            txn,
+        })
+    }
+
+    /// The report line of a look that differs, repairing first when asked and possible.
+    async fn finding(&self, rt: &Runtime, look: &Look, repair: bool) -> KeyReport {
+        let Look {
+            history,
+            plan,
+            held,
+            ..
+        } = look;
+        match &look.judgment {
+            Judgment::Agree | Judgment::Unreadable => {
+                key_report(history, plan, Finding::Unreadable, held, rt)
+            }
             Judgment::NoMajority => {
-                let mut k = key_report(&history, &plan, Finding::NoMajority, &held, &rt);
-                k.note =
-                    Some("no majority and no journaled outcome names one state: left as is".into());
+                let mut k = key_report(history, plan, Finding::NoMajority, held, rt);
+                k.note = Some(
+                    "nothing tells which node holds the last acknowledged write: left as is".into(),
+                );
                 k
             }
             Judgment::Contradicted { majority } => {
-                let mut k = key_report(&history, &plan, Finding::Contradicted, &held, &rt);
+                let mut k = key_report(history, plan, Finding::Contradicted, held, rt);
                 k.target = Some(format!("{} (majority)", majority.describe()));
                 k.note =
-                    Some("the majority contradicts the last journaled outcome: left as is".into());
+                    Some("the majority contradicts the last acknowledged write: left as is".into());
                 k
             }
             Judgment::Divergent { odd, target, by } => {
-                let mut k = key_report(&history, &plan, Finding::Divergent, &held, &rt);
+                let mut k = key_report(history, plan, Finding::Divergent, held, rt);
                 k.odd = odd
                     .iter()
                     .map(|&i| rt.nodes.all()[i].name().to_string())
                     .collect();
                 k.target = Some(format!("{} ({by})", target.describe()));
                 if repair {
-                    k.repair = Some(
-                        self.repair(&rt, &history, &plan, &odd, &held, &target)
-                            .await,
-                    );
+                    k.repair = Some(self.repair(rt, look, odd, target).await);
                 }
                 k
             }
-        };
-        if finding.finding.differs() {
-            self.alert(&history, &finding);
         }
-        report.findings.push(finding);
     }
 
     async fn repair(
         &self,
         rt: &Runtime,
-        history: &KeyHistory,
-        plan: &ReadPlan,
+        look: &Look,
         odd: &[usize],
-        held: &[Held],
         target: &read::Target,
     ) -> RepairBrief {
         let writes: Result<Vec<_>, String> = odd
             .iter()
             .map(|&i| {
-                let w = repair::choose(rt, history, target, &held[i])?;
+                let w = repair::choose(rt, &look.history, target, &look.held[i])?;
                 Ok((rt.nodes.all()[i].clone(), w))
             })
             .collect();
+        let key = &look.history.key;
         let result = match writes {
-            Ok(w) => repair::run(&self.journal, rt, &history.key, &w, plan, target).await,
+            Ok(w) => {
+                let r = repair::Repair {
+                    txn: &look.txn,
+                    key,
+                    writes: &w,
+                    read_plan: &look.plan,
+                    target,
+                };
+                repair::run(&self.journal, rt, r).await
+            }
             Err(e) => Err(e),
         };
         match result {
             Ok(r) => {
-                tracing::info!(txn = %r.txn, key = %history.key, state = %r.state, "verify repair finished");
+                tracing::info!(txn = %r.txn, key = %key, state = %r.state, "verify repair finished");
                 self.metrics.txn_finished(r.state, r.elapsed.as_secs_f64());
                 RepairBrief {
                     txn: Some(r.txn),
@@ -239,6 +337,22 @@ impl Verifier {
             at_ms: now_ms(),
         });
     }
+}
+
+/// What one look at a key found: the history and the nodes' reads it was judged on, and the
+/// transaction id a repair runs as (in cluster mode its lease is held until the caller
+/// releases it).
+struct Look {
+    history: KeyHistory,
+    plan: ReadPlan,
+    held: Vec<Held>,
+    judgment: Judgment,
+    txn: String,
+}
+
+/// Reads the key on every node at once.
+async fn read_all(rt: &Runtime, plan: &ReadPlan) -> Vec<Held> {
+    futures_util::future::join_all(rt.nodes.all().iter().map(|n| read::read(rt, n, plan))).await
 }
 
 fn key_report(

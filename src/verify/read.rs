@@ -1,9 +1,16 @@
 //! Reading one key on every node and judging what they hold: the read the route defines
 //! (`verify`, else `snapshot`), each node's answer reduced to [`Held`], and the [`Judgment`]:
 //! agree, or which nodes are the odd ones and what they should hold.
+//!
+//! The judgment rests on the key's last acknowledged write ([`journaled`]): it wins, and a
+//! majority never outvotes it. A majority that holds something else is listed, not repaired;
+//! among nodes holding different bodies, the one holding the last acknowledged write's body (by
+//! its hash) is the target; when nothing tells which body is the newest, the key is listed.
+//! Only a key with no acknowledged write in the journal goes by the majority.
 
 use super::keys::KeyHistory;
 use crate::config::template::{Context, Escape};
+use crate::journal::record::body_hash;
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
 use crate::saga::attempt::{Call, CallLimits, call_with_retries};
@@ -64,6 +71,14 @@ impl Held {
         }
     }
 
+    /// [`body_hash`] of what a present node holds.
+    fn hash(&self) -> Option<u32> {
+        match self {
+            Held::Present { body, .. } => Some(body_hash(body)),
+            _ => None,
+        }
+    }
+
     fn same_state(&self, other: &Held) -> bool {
         match (self, other) {
             (Held::Absent { .. }, Held::Absent { .. }) => true,
@@ -111,8 +126,8 @@ impl Target {
 pub enum Journaled {
     /// A delete succeeded last.
     Absent,
-    /// A create or replace succeeded last (its body is not journaled).
-    Present,
+    /// A create or replace succeeded last, with the hash of its body when journaled.
+    Present { hash: Option<u32> },
 }
 
 /// The verdict on one key.
@@ -134,8 +149,7 @@ pub enum Judgment {
     Contradicted { majority: Target },
 }
 
-/// Judges what the nodes hold: the majority wins; without one, the journal's last outcome
-/// decides when it names a single state the present nodes share; otherwise nothing is decided.
+/// Judges what the nodes hold against the last acknowledged write (see the module docs).
 pub fn judge(held: &[Held], journaled: Option<Journaled>) -> Judgment {
     if held.iter().any(|h| matches!(h, Held::Unknown { .. })) {
         return Judgment::Unreadable;
@@ -146,35 +160,46 @@ pub fn judge(held: &[Held], journaled: Option<Journaled>) -> Judgment {
     let majority = held
         .iter()
         .find(|h| held.iter().filter(|o| o.same_state(h)).count() * 2 > held.len());
-    let target = match (majority.and_then(Target::of), journaled) {
-        (Some(m), Some(j)) if !agrees(&m, j) => return Judgment::Contradicted { majority: m },
-        (Some(m), _) => (m, "majority"),
-        (None, Some(Journaled::Absent)) => (Target::Absent, "journal"),
-        (None, Some(Journaled::Present)) => {
-            let mut present = held.iter().filter(|h| matches!(h, Held::Present { .. }));
-            let first = present.next().expect("nodes differ, so one is present");
-            if !present.all(|h| h.same_state(first)) {
-                return Judgment::NoMajority;
-            }
-            (Target::of(first).expect("present"), "journal")
-        }
-        (None, None) => return Judgment::NoMajority,
+    let (target, by) = match journaled {
+        None => match majority.and_then(Target::of) {
+            Some(m) => (m, "majority"),
+            None => return Judgment::NoMajority,
+        },
+        Some(Journaled::Absent) => (Target::Absent, LAST_ACKNOWLEDGED),
+        Some(Journaled::Present { hash }) => match acknowledged_body(held, hash) {
+            Some(t) => (t, LAST_ACKNOWLEDGED),
+            // Present nodes hold different bodies and none is the last acknowledged one.
+            None => return Judgment::NoMajority,
+        },
     };
-    let odd = (0..held.len())
-        .filter(|&i| !held[i].matches(&target.0))
-        .collect();
-    Judgment::Divergent {
-        odd,
-        target: target.0,
-        by: target.1,
+    if let Some(m) = majority
+        && !m.matches(&target)
+    {
+        let majority = Target::of(m).expect("a majority is present or absent");
+        return Judgment::Contradicted { majority };
     }
+    let odd = (0..held.len())
+        .filter(|&i| !held[i].matches(&target))
+        .collect();
+    Judgment::Divergent { odd, target, by }
 }
 
-fn agrees(t: &Target, j: Journaled) -> bool {
-    matches!(
-        (t, j),
-        (Target::Absent, Journaled::Absent) | (Target::Present { .. }, Journaled::Present)
-    )
+/// How a target decided by the key's last acknowledged write is labelled.
+const LAST_ACKNOWLEDGED: &str = "last acknowledged write";
+
+/// The body the last acknowledged create or replace left: the one whose hash it journaled, else
+/// the one every present node shares; `None` when the present nodes differ and none matches.
+fn acknowledged_body(held: &[Held], hash: Option<u32>) -> Option<Target> {
+    if let Some(h) = hash
+        && let Some(found) = held.iter().find(|x| x.hash() == Some(h))
+    {
+        return Target::of(found);
+    }
+    let mut present = held.iter().filter(|h| matches!(h, Held::Present { .. }));
+    let first = present.next()?;
+    present
+        .all(|h| h.same_state(first))
+        .then(|| Target::of(first))?
 }
 
 /// The outcome of the newest transaction on the key that changed every node (`succeeded`);
@@ -187,7 +212,9 @@ pub fn journaled(history: &KeyHistory) -> Option<Journaled> {
     Some(if last.begin.method == "DELETE" {
         Journaled::Absent
     } else {
-        Journaled::Present
+        Journaled::Present {
+            hash: last.begin.body_hash,
+        }
     })
 }
 
@@ -279,11 +306,11 @@ mod tests {
     const ABSENT: Held = Held::Absent { status: 404 };
 
     #[test]
-    fn the_majority_names_the_odd_node() {
+    fn the_last_acknowledged_write_names_the_odd_node() {
         let held = [present("x"), ABSENT, present("x")];
-        match judge(&held, Some(Journaled::Present)) {
+        match judge(&held, Some(Journaled::Present { hash: None })) {
             Judgment::Divergent { odd, by, target } => {
-                assert_eq!((odd, by), (vec![1], "majority"));
+                assert_eq!((odd, by), (vec![1], LAST_ACKNOWLEDGED));
                 assert!(matches!(target, Target::Present { .. }));
             }
             other => panic!("{other:?}"),
@@ -292,20 +319,52 @@ mod tests {
     }
 
     #[test]
-    fn without_a_majority_only_the_journal_decides_and_never_by_guessing_a_body() {
+    fn without_an_acknowledged_write_only_a_majority_decides() {
         let split = [present("x"), ABSENT];
         assert_eq!(judge(&split, None), Judgment::NoMajority);
         assert!(matches!(
-            judge(&split, Some(Journaled::Absent)),
-            Judgment::Divergent { by: "journal", ref odd, .. } if odd == &vec![0]
+            judge(&[present("x"), ABSENT, ABSENT], None),
+            Judgment::Divergent { by: "majority", ref odd, .. } if odd == &vec![0]
         ));
         assert!(matches!(
-            judge(&split, Some(Journaled::Present)),
-            Judgment::Divergent { by: "journal", ref odd, .. } if odd == &vec![1]
+            judge(&split, Some(Journaled::Absent)),
+            Judgment::Divergent { by: LAST_ACKNOWLEDGED, ref odd, .. } if odd == &vec![0]
+        ));
+        assert!(matches!(
+            judge(&split, Some(Journaled::Present { hash: None })),
+            Judgment::Divergent { by: LAST_ACKNOWLEDGED, ref odd, .. } if odd == &vec![1]
         ));
         let three = [present("x"), present("y"), ABSENT];
         assert_eq!(
-            judge(&three, Some(Journaled::Present)),
+            judge(&three, Some(Journaled::Present { hash: None })),
+            Judgment::NoMajority
+        );
+    }
+
+    #[test]
+    fn the_body_of_the_last_acknowledged_write_wins_but_a_majority_against_it_is_listed() {
+        let y = Some(body_hash(b"{\"v\": 2}"));
+        let three = [
+            present("{\"v\":1}"),
+            present("{\"v\":3}"),
+            present("{\"v\":2}"),
+        ];
+        assert!(matches!(
+            judge(&three, Some(Journaled::Present { hash: y })),
+            Judgment::Divergent { ref odd, .. } if odd == &vec![0, 1]
+        ));
+        let older = [
+            present("{\"v\":1}"),
+            present("{\"v\":1}"),
+            present("{\"v\":2}"),
+        ];
+        assert!(matches!(
+            judge(&older, Some(Journaled::Present { hash: y })),
+            Judgment::Contradicted { .. }
+        ));
+        let none = [present("{\"v\":1}"), present("{\"v\":3}"), ABSENT];
+        assert_eq!(
+            judge(&none, Some(Journaled::Present { hash: y })),
             Judgment::NoMajority
         );
     }
@@ -314,7 +373,14 @@ mod tests {
     fn a_majority_the_journal_contradicts_is_not_repaired_and_an_unread_node_stops_all() {
         let held = [ABSENT, ABSENT, present("x")];
         assert!(matches!(
-            judge(&held, Some(Journaled::Present)),
+            judge(&held, Some(Journaled::Present { hash: None })),
+            Judgment::Contradicted { .. }
+        ));
+        assert!(matches!(
+            judge(
+                &[ABSENT, present("x"), present("x")],
+                Some(Journaled::Absent)
+            ),
             Judgment::Contradicted { .. }
         ));
         let unread = [

@@ -11,18 +11,26 @@
 //!
 //! After the write the node is read again: the repair converged only when it now holds the
 //! target.
+//!
+//! With `[cluster]` the caller took the key's lease before it read the nodes it decided from
+//! (`super::Verifier`), and the repair's intent is recorded under that same lease.
+//!
+//! Left for the saga's single write path (issue 24): this module still builds its own journal
+//! records and node requests (`run`) instead of handing explicit per-node writes to the saga;
+//! its undo rules and evidence are not the saga's. The decision it acts on is sound; the write
+//! itself is a second copy of the saga's.
 
 use super::keys::KeyHistory;
 use super::read::{self, Held, ReadPlan, Target};
 use crate::config::validate::CompBody;
 use crate::headers;
 use crate::journal::Journal;
-use crate::journal::record::{Begin, now_ms};
+use crate::journal::record::{Begin, body_hash, now_ms};
 use crate::journal::shared::lease::under;
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
 use crate::saga::attempt::{Call, CallLimits, call_with_retries};
-use crate::saga::{Class, NodeReport, Reason, TxnState, new_txn_id};
+use crate::saga::{Class, NodeReport, Reason, TxnState};
 use crate::upstream::Node;
 use bytes::Bytes;
 use http::Method;
@@ -158,18 +166,30 @@ fn already_of(rt: &Runtime, name: Option<&str>) -> Vec<u16> {
         .unwrap_or_default()
 }
 
-/// Sends `writes` (per odd node) as one journaled transaction on `key`, then reads each node
-/// again. The caller holds the key's lock.
-pub async fn run(
-    journal: &Arc<Journal>,
-    rt: &Runtime,
-    key: &str,
-    writes: &[(Arc<Node>, RepairWrite)],
-    read_plan: &ReadPlan,
-    target: &Target,
-) -> Result<Repaired, String> {
+/// One repair: what to send where, and how to tell it worked.
+pub struct Repair<'a> {
+    /// The transaction id; in cluster mode the caller holds the key's lease as this transaction.
+    pub txn: &'a str,
+    pub key: &'a str,
+    /// Per odd node, the write.
+    pub writes: &'a [(Arc<Node>, RepairWrite)],
+    /// The read that tells what a node holds.
+    pub read_plan: &'a ReadPlan,
+    pub target: &'a Target,
+}
+
+/// Sends the writes of `r` as one journaled transaction on its key, then reads each node again.
+/// The caller holds the key's lock (and with `[cluster]` its lease).
+pub async fn run(journal: &Arc<Journal>, rt: &Runtime, r: Repair<'_>) -> Result<Repaired, String> {
+    let Repair {
+        txn,
+        key,
+        writes,
+        read_plan,
+        target,
+    } = r;
     let started = tokio::time::Instant::now();
-    let txn = new_txn_id();
+    let txn = txn.to_string();
     let first = &writes.first().ok_or("nothing to repair")?.1;
     let begin = Begin {
         txn: txn.clone(),
@@ -188,6 +208,10 @@ pub async fn run(
         verify: None,
         pre: Vec::new(),
         pre_restores: false,
+        body_hash: match target {
+            Target::Present { body, .. } => Some(body_hash(body)),
+            Target::Absent => None,
+        },
     };
     journal.begin(begin).await.map_err(|e| e.to_string())?;
     let policy = Backoff::from(&rt.settings.config.retry);
@@ -229,7 +253,7 @@ pub async fn run(
             (converged, report)
         }
     });
-    // With `[cluster]` the intent took the key's lease: the repair's requests respect it.
+    // With `[cluster]` the intent is recorded under the key's lease: the requests respect it.
     let hold = journal.hold(&txn);
     let results = under(hold, futures_util::future::join_all(sends)).await;
     let all = results.iter().all(|(c, _)| *c);
