@@ -14,6 +14,7 @@ use crate::config::Settings;
 use crate::config::watch::WatchError;
 use crate::journal::Journal;
 use crate::journal::shared::Shared;
+use crate::journal::shared::events::StoreEvents;
 use crate::proxy::{Proxy, server};
 use crate::runtime::reload::{ReloadHandle, ReloadStatus, Reloader};
 use crate::runtime::{Current, Stopper};
@@ -158,7 +159,8 @@ async fn with_journal(
     let on_change = on_change(metrics.clone(), alerter.clone());
     let journal = match &cfg.cluster {
         Some(cluster) => {
-            let shared = Shared::connect_metered(cluster, Some(metrics.clone())).await?;
+            let events = metrics.store().map(|m| m as Arc<dyn StoreEvents>);
+            let shared = Shared::connect_metered(cluster, events).await?;
             let journal = Journal::shared(cfg.journal.keep_finished, shared);
             let taken = takeover::scan_once(&journal, current, Some(&on_change)).await;
             let (in_doubt, failed) = journal.counts();

@@ -158,13 +158,39 @@ fn check(args: &CheckArgs) -> ExitCode {
                 settings.nodes.len(),
                 settings.routes.len()
             );
-            ExitCode::SUCCESS
+            match &settings.config.cluster {
+                Some(cluster) => check_store(cluster.clone()),
+                None => ExitCode::SUCCESS,
+            }
         }
         Err(e) => {
             eprintln!("dtc check: {e}");
             ExitCode::from(exit::CONFIG)
         }
     }
+}
+
+/// Connects to the shared store once: TLS settings that cannot work (a file, a CA that does not
+/// vouch for the store's certificate) are config errors; a store that cannot be reached from
+/// here is only a warning (`dtc check` often runs where the store is not).
+fn check_store(cluster: config::ClusterConfig) -> ExitCode {
+    use crate::journal::shared::{Shared, StoreError};
+    with_runtime(1, async move {
+        match Shared::probe(&cluster).await {
+            Ok(answer) => {
+                eprintln!("{answer}");
+                ExitCode::SUCCESS
+            }
+            Err(e @ (StoreError::Tls { .. } | StoreError::Untrusted { .. })) => {
+                eprintln!("dtc check: `cluster.database_url`: {e}");
+                ExitCode::from(exit::CONFIG)
+            }
+            Err(e) => {
+                eprintln!("dtc check: warning: {e}");
+                ExitCode::SUCCESS
+            }
+        }
+    })
 }
 
 fn run(args: RunArgs) -> ExitCode {

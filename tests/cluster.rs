@@ -506,3 +506,6 @@ mod cleanup;
 
 #[path = "cluster/repair.rs"]
 mod repair;
+
+#[path = "cluster/tls.rs"]
+mod tls;

@@ -13,7 +13,8 @@ use std::time::Duration;
 pub struct ClusterConfig {
     /// `postgresql://USER[:PASSWORD]@HOST:PORT/DB` (or a libpq key=value string). Required,
     /// here or in the `DTC_DATABASE_URL` environment variable (which wins; Kubernetes fills it
-    /// from a Secret). The password is redacted in `GET /config` and in logs.
+    /// from a Secret). The password is redacted in `GET /config` and in logs. TLS is set with
+    /// libpq's `sslmode`, `sslrootcert`, `sslcert` and `sslkey` ([`super::store_tls`]).
     #[serde(default)]
     pub database_url: String,
     /// How long a key's lease lasts without renewal; a sidecar that dies holds its keys this
@@ -82,14 +83,21 @@ impl ClusterConfig {
                 "cluster.database_url",
                 format!("is required: write `database_url = \"postgresql://USER@HOST:PORT/DB\"` or set {DATABASE_URL_ENV}"),
             ));
-        } else if let Err(e) = self.database_url.parse::<tokio_postgres::Config>() {
-            out.push((
-                "cluster.database_url",
-                format!(
-                    "`{}` is not a PostgreSQL connection string ({e}); write `postgresql://USER@HOST:PORT/DB`",
-                    redact_url(&self.database_url)
-                ),
-            ));
+        } else {
+            match super::store_tls::split(&self.database_url) {
+                Err(e) => out.push(("cluster.database_url", e)),
+                Ok((url, _)) => {
+                    if let Err(e) = url.parse::<tokio_postgres::Config>() {
+                        out.push((
+                            "cluster.database_url",
+                            format!(
+                                "`{}` is not a PostgreSQL connection string ({e}); write `postgresql://USER@HOST:PORT/DB`",
+                                redact_url(&self.database_url)
+                            ),
+                        ));
+                    }
+                }
+            }
         }
         if self.lease - self.lease_margin() <= attempt_timeout {
             out.push((

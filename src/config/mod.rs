@@ -20,6 +20,7 @@ pub mod pem;
 mod props;
 pub mod routes;
 pub mod secret;
+pub mod store_tls;
 pub mod template;
 pub mod tls;
 pub mod url;

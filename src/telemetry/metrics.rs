@@ -78,7 +78,7 @@ pub struct Metrics {
     nodes: RwLock<HashMap<Box<str>, NodeCounters>>,
     connections: Gauge,
     /// The shared store's metrics, in cluster mode.
-    store: Option<StoreMetrics>,
+    store: Option<Arc<StoreMetrics>>,
 }
 
 /// What the scrape-time gauges are computed from.
@@ -177,7 +177,7 @@ impl Metrics {
             "dtc_client_connections",
             "Client connections open now (limits.max_connections bounds them)",
         );
-        let store = with_store.then(|| StoreMetrics::register(&mut r));
+        let store = with_store.then(|| Arc::new(StoreMetrics::register(&mut r)));
         Arc::new(Metrics {
             store,
             registry: r,
@@ -198,8 +198,8 @@ impl Metrics {
     }
 
     /// The shared store's metrics, in cluster mode.
-    pub fn store(&self) -> Option<&StoreMetrics> {
-        self.store.as_ref()
+    pub fn store(&self) -> Option<Arc<StoreMetrics>> {
+        self.store.clone()
     }
 
     /// A client connection took a `limits.max_connections` slot.

@@ -2,6 +2,7 @@
 //! lease acquisitions and how long they waited, takeovers, store round trips, store errors by
 //! kind, whether the store is reachable, and steps of its clock.
 
+use crate::journal::shared::events::{Acquired, StoreErrorKind, StoreEvents};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -17,48 +18,6 @@ struct ResultLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabel {
     kind: &'static str,
-}
-
-/// How a lease acquisition ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Acquired {
-    /// The lease was granted.
-    Granted,
-    /// Another sidecar held the key for the whole `cluster.wait`.
-    Busy,
-    /// An unresolved transaction fences the key.
-    Fenced,
-}
-
-/// What went wrong with the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreErrorKind {
-    /// No connection, or it broke.
-    Unreachable,
-    /// No answer within `cluster.statement_timeout`.
-    Timeout,
-    /// The store refused a statement.
-    Query,
-    /// A lease was found taken over.
-    LeaseLost,
-}
-
-impl StoreErrorKind {
-    const ALL: [StoreErrorKind; 4] = [
-        StoreErrorKind::Unreachable,
-        StoreErrorKind::Timeout,
-        StoreErrorKind::Query,
-        StoreErrorKind::LeaseLost,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            StoreErrorKind::Unreachable => "unreachable",
-            StoreErrorKind::Timeout => "timeout",
-            StoreErrorKind::Query => "query",
-            StoreErrorKind::LeaseLost => "lease_lost",
-        }
-    }
 }
 
 /// The store's counters, histograms and gauge, registered once.
@@ -132,25 +91,27 @@ impl StoreMetrics {
             clock_steps,
         }
     }
+}
 
+impl StoreEvents for StoreMetrics {
     /// A lease acquisition ended as `how` after `waited_seconds`.
-    pub fn acquired(&self, how: Acquired, waited_seconds: f64) {
+    fn acquired(&self, how: Acquired, waited_seconds: f64) {
         self.acquisitions[how as usize].inc();
         self.lease_wait.observe(waited_seconds);
     }
 
     /// `n` expired leases were taken over.
-    pub fn took_over(&self, n: u64) {
+    fn took_over(&self, n: u64) {
         self.takeovers.inc_by(n);
     }
 
     /// One statement took `seconds`.
-    pub fn round_trip(&self, seconds: f64) {
+    fn round_trip(&self, seconds: f64) {
         self.round_trip.observe(seconds);
     }
 
     /// A store operation failed.
-    pub fn error(&self, kind: StoreErrorKind) {
+    fn error(&self, kind: StoreErrorKind) {
         let i = StoreErrorKind::ALL
             .iter()
             .position(|k| *k == kind)
@@ -159,12 +120,12 @@ impl StoreMetrics {
     }
 
     /// The store answered (`true`) or not.
-    pub fn set_up(&self, up: bool) {
+    fn set_up(&self, up: bool) {
         self.up.set(i64::from(up));
     }
 
     /// The store's clock stepped forward.
-    pub fn clock_step(&self) {
+    fn clock_step(&self) {
         self.clock_steps.inc();
     }
 }

@@ -16,6 +16,17 @@ pub struct PgServer {
     dir: PathBuf,
     bin: PathBuf,
     root: bool,
+    /// More `-c` settings for `postgres`.
+    extra: String,
+}
+
+/// The files of a server with `ssl = on`: its certificate and key, the CA its clients'
+/// certificates must chain to, and `pg_hba.conf` (PEM and text).
+pub struct TlsFiles<'a> {
+    pub cert: &'a str,
+    pub key: &'a str,
+    pub client_ca: &'a str,
+    pub hba: &'a str,
 }
 
 /// The server of this test binary, started at first use.
@@ -64,6 +75,38 @@ fn free_port() -> u16 {
 impl PgServer {
     /// initdb into a new temporary directory and start on a free port (retrying on a clash).
     pub fn start() -> PgServer {
+        PgServer::init().boot()
+    }
+
+    /// A server with `ssl = on` and `tls`'s files (the key owned by the server's user, 0600).
+    pub fn start_tls(tls: &TlsFiles<'_>) -> PgServer {
+        let mut server = PgServer::init();
+        let data = server.data();
+        for (name, text) in [
+            ("server.crt", tls.cert),
+            ("server.key", tls.key),
+            ("client-ca.crt", tls.client_ca),
+            ("pg_hba.conf", tls.hba),
+        ] {
+            std::fs::write(data.join(name), text).expect("write a TLS file");
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .expect("chmod the key");
+        if server.root {
+            run(Command::new("chown").args(["-R", "postgres:"]).arg(&data));
+        }
+        server.extra =
+            " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key -c ssl_ca_file=client-ca.crt"
+                .into();
+        server.boot()
+    }
+
+    /// initdb into a new temporary directory, not started.
+    fn init() -> PgServer {
         let root = is_root();
         let dir = tempfile::Builder::new()
             .prefix("dtc-pg-")
@@ -73,11 +116,12 @@ impl PgServer {
         if root {
             run(Command::new("chown").args(["-R", "postgres:"]).arg(&dir));
         }
-        let mut server = PgServer {
+        let server = PgServer {
             port: 0,
             dir,
             bin: bin_dir(),
             root,
+            extra: String::new(),
         };
         let data = server.data();
         server.run_pg("initdb", |c| {
@@ -85,13 +129,18 @@ impl PgServer {
                 .arg(&data);
         });
         server.watchdog();
+        server
+    }
+
+    /// Starts on a free port (retrying on a clash).
+    fn boot(mut self) -> PgServer {
         for _ in 0..5 {
-            server.port = free_port();
-            if server.try_start() {
-                return server;
+            self.port = free_port();
+            if self.try_start() {
+                return self;
             }
         }
-        panic!("PostgreSQL did not start; see {}/log", server.dir.display());
+        panic!("PostgreSQL did not start; see {}/log", self.dir.display());
     }
 
     fn data(&self) -> PathBuf {
@@ -118,9 +167,10 @@ impl PgServer {
 
     fn try_start(&self) -> bool {
         let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.extra
         );
         let (data, log) = (self.data(), self.dir.join("log"));
         self.run_pg("pg_ctl", |c| {
@@ -181,11 +231,22 @@ impl PgServer {
         format!("postgresql://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
+    /// The unix-socket connection string of database `name`, for the tests' own SQL (it works
+    /// whatever `pg_hba.conf` says of TCP).
+    fn socket(&self, name: &str) -> String {
+        format!(
+            "host={} port={} user=postgres dbname={name}",
+            self.dir.display(),
+            self.port
+        )
+    }
+
     /// Creates database `name`; its URL.
     pub async fn database(&self, name: &str) -> String {
-        let (client, conn) = tokio_postgres::connect(&self.url("postgres"), tokio_postgres::NoTls)
-            .await
-            .expect("connect to the test PostgreSQL");
+        let (client, conn) =
+            tokio_postgres::connect(&self.socket("postgres"), tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test PostgreSQL");
         tokio::spawn(conn);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -196,7 +257,7 @@ impl PgServer {
 
     /// The single number `sql` yields on database `name`.
     pub async fn count(&self, name: &str, sql: &str) -> i64 {
-        let (client, conn) = tokio_postgres::connect(&self.url(name), tokio_postgres::NoTls)
+        let (client, conn) = tokio_postgres::connect(&self.socket(name), tokio_postgres::NoTls)
             .await
             .expect("connect to the test PostgreSQL");
         tokio::spawn(conn);
@@ -209,7 +270,7 @@ impl PgServer {
 
     /// Runs `sql` on database `name`.
     pub async fn exec(&self, name: &str, sql: &str) {
-        let (client, conn) = tokio_postgres::connect(&self.url(name), tokio_postgres::NoTls)
+        let (client, conn) = tokio_postgres::connect(&self.socket(name), tokio_postgres::NoTls)
             .await
             .expect("connect to the test PostgreSQL");
         tokio::spawn(conn);

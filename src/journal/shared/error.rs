@@ -8,6 +8,16 @@ pub enum StoreError {
         "the shared store at {url} is unreachable: {why}; check that PostgreSQL runs there and that cluster.database_url is right"
     )]
     Unreachable { url: String, why: String },
+    /// The TLS settings in the URL cannot be used (a certificate or key file missing or bad).
+    #[error(
+        "the shared store's TLS settings cannot be used: {why}; fix sslrootcert, sslcert or sslkey in cluster.database_url"
+    )]
+    Tls { why: String },
+    /// The store's certificate is not one the URL's `sslrootcert` vouches for.
+    #[error(
+        "the shared store at {url} presented a certificate that cannot be trusted ({why}): point sslrootcert in cluster.database_url at the CA that signed it, and with sslmode=verify-full connect by a name the certificate holds"
+    )]
+    Untrusted { url: String, why: String },
     /// A query failed for another reason than the connection.
     #[error("the shared store refused a query: {0}")]
     Query(String),
@@ -47,7 +57,10 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the store itself is the problem (not a key's state).
     pub fn is_outage(&self) -> bool {
-        matches!(self, StoreError::Unreachable { .. } | StoreError::Query(_))
+        matches!(
+            self,
+            StoreError::Unreachable { .. } | StoreError::Query(_) | StoreError::Untrusted { .. }
+        )
     }
 }
 

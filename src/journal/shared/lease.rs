@@ -141,7 +141,7 @@ impl Hold {
             Ok(None) => {
                 tracing::error!(txn = %self.txn, key = %self.key, epoch = self.epoch, "lease lost: another sidecar took the key over");
                 if let Some(m) = self.shared.pool.metrics() {
-                    m.error(crate::telemetry::store::StoreErrorKind::LeaseLost);
+                    m.error(super::events::StoreErrorKind::LeaseLost);
                 }
                 self.release();
                 false

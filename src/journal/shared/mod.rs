@@ -4,27 +4,28 @@
 //! - [`sql`]: the schema and every statement; [`schema`]: create, upgrade or check it at start;
 //! - [`pool`]: connections with prepared statements; [`lease`]: a held lease, renewal, the check
 //!   before every node request, and why fencing holds; [`clock`]: lease deadlines on the store's
-//!   clock alone; [`error`]: [`StoreError`].
+//!   clock alone; [`tls`]: TLS as the URL's libpq parameters ask; [`events`]: what the store
+//!   tells the metrics; [`error`]: [`StoreError`].
 //!
 //! A write costs two round trips: lease + intent in one statement ([`Shared::begin`]), end +
 //! release in one ([`Shared::write`]). Node answers that add to the intent cost one each.
 
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod lease;
 pub mod pool;
 pub mod schema;
 pub mod sql;
+pub mod tls;
 
 pub use error::StoreError;
 pub use lease::{Hold, Token};
 
 use super::record::Entry;
 use crate::config::ClusterConfig;
-use crate::config::cluster::redact_url;
-use crate::telemetry::Metrics;
-use crate::telemetry::store::{Acquired, StoreErrorKind};
 use clock::StoreClock;
+use events::{Acquired, StoreErrorKind, StoreEvents};
 use pool::Pool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,26 +58,25 @@ impl Shared {
         Shared::connect_metered(cfg, None).await
     }
 
-    /// Like [`Shared::connect`], counting in `metrics`' store metrics.
+    /// Connects once and asks the store for nothing but an answer (`dtc check`): whether it is
+    /// reachable, and over TLS whether its certificate is trusted. No schema is created.
+    pub async fn probe(cfg: &ClusterConfig) -> Result<String, StoreError> {
+        let (pool, mode) = Pool::open(cfg, None)?;
+        let client = pool.connect_raw().await?;
+        pool.timed(client.simple_query("SELECT 1")).await?;
+        Ok(format!(
+            "the shared store at {} answers (sslmode={})",
+            pool.url,
+            mode.as_str()
+        ))
+    }
+
+    /// Like [`Shared::connect`], telling `events` (the store metrics) what happens.
     pub async fn connect_metered(
         cfg: &ClusterConfig,
-        metrics: Option<Arc<Metrics>>,
+        events: Option<Arc<dyn StoreEvents>>,
     ) -> Result<Arc<Shared>, StoreError> {
-        let url = redact_url(&cfg.database_url);
-        let mut pg: tokio_postgres::Config =
-            cfg.database_url
-                .parse()
-                .map_err(|e: tokio_postgres::Error| StoreError::Unreachable {
-                    url: url.clone(),
-                    why: e.to_string(),
-                })?;
-        pg.connect_timeout(cfg.statement_timeout);
-        pg.options(format!(
-            "-c statement_timeout={}",
-            cfg.statement_timeout.as_millis()
-        ));
-        pg.application_name("dtc");
-        let pool = Pool::new(pg, url, cfg.pool_size, cfg.statement_timeout, metrics);
+        let (pool, mode) = Pool::open(cfg, events)?;
         schema::migrate(&pool).await?;
         let owner = format!(
             "{}-{}-{:08x}",
@@ -84,7 +84,7 @@ impl Shared {
             std::process::id(),
             fastrand::u32(..)
         );
-        tracing::info!(url = %pool.url, owner = %owner, lease = ?cfg.lease, "shared store ready");
+        tracing::info!(url = %pool.url, owner = %owner, lease = ?cfg.lease, sslmode = mode.as_str(), "shared store ready");
         Ok(Arc::new(Shared {
             clock: StoreClock::new(cfg.lease_margin()),
             cfg: cfg.clone(),

@@ -5,14 +5,17 @@
 //! serve many writes; a pool crate would add little but another dependency.
 
 use super::StoreError;
-use super::sql;
-use crate::telemetry::Metrics;
-use crate::telemetry::store::{StoreErrorKind, StoreMetrics};
+use super::events::{StoreErrorKind, StoreEvents};
+use super::{sql, tls};
+use crate::config::ClusterConfig;
+use crate::config::cluster::redact_url;
+use crate::config::store_tls::{self, SslMode};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// One connection and its prepared statements.
 pub struct Conn {
@@ -40,6 +43,7 @@ pub struct Statements {
 /// The pool.
 pub struct Pool {
     cfg: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     /// The URL with its password redacted, for messages.
     pub url: String,
     slots: Vec<tokio::sync::Mutex<Option<Arc<Conn>>>>,
@@ -47,21 +51,23 @@ pub struct Pool {
     timeout: Duration,
     up: AtomicBool,
     last_error: Mutex<Option<String>>,
-    metrics: Option<Arc<Metrics>>,
+    events: Option<Arc<dyn StoreEvents>>,
 }
 
 impl Pool {
-    /// A pool of `size` connections (made lazily) to `cfg`, counted in `metrics`' store metrics.
+    /// A pool of `size` connections (made lazily) to `cfg`, its events told to `events`.
     pub fn new(
         cfg: tokio_postgres::Config,
+        tls: MakeRustlsConnect,
         url: String,
         size: usize,
         timeout: Duration,
-        metrics: Option<Arc<Metrics>>,
+        events: Option<Arc<dyn StoreEvents>>,
     ) -> Pool {
         Pool {
-            metrics,
+            events,
             cfg,
+            tls,
             url,
             slots: (0..size.max(1))
                 .map(|_| tokio::sync::Mutex::new(None))
@@ -73,9 +79,43 @@ impl Pool {
         }
     }
 
+    /// The pool `cfg` asks for (its URL's TLS settings applied, the certificate files read), and
+    /// the TLS mode.
+    pub fn open(
+        cfg: &ClusterConfig,
+        events: Option<Arc<dyn StoreEvents>>,
+    ) -> Result<(Pool, SslMode), StoreError> {
+        let url = redact_url(&cfg.database_url);
+        let (plain, settings) =
+            store_tls::split(&cfg.database_url).map_err(|why| StoreError::Tls { why })?;
+        let connector = tls::connector(&settings).map_err(|why| StoreError::Tls { why })?;
+        let mut pg: tokio_postgres::Config =
+            plain
+                .parse()
+                .map_err(|e: tokio_postgres::Error| StoreError::Unreachable {
+                    url: url.clone(),
+                    why: e.to_string(),
+                })?;
+        pg.connect_timeout(cfg.statement_timeout);
+        pg.options(format!(
+            "-c statement_timeout={}",
+            cfg.statement_timeout.as_millis()
+        ));
+        pg.application_name("dtc");
+        let pool = Pool::new(
+            pg,
+            connector,
+            url,
+            cfg.pool_size,
+            cfg.statement_timeout,
+            events,
+        );
+        Ok((pool, settings.mode))
+    }
+
     /// A fresh connection, without prepared statements (schema migration uses it).
     pub async fn connect_raw(&self) -> Result<Client, StoreError> {
-        let connecting = self.cfg.connect(NoTls);
+        let connecting = self.cfg.connect(self.tls.clone());
         let (client, connection) = tokio::time::timeout(self.timeout, connecting)
             .await
             .map_err(|_| self.unreachable(format!("no connection within {:?}", self.timeout)))?
@@ -83,7 +123,13 @@ impl Pool {
                 if let Some(m) = self.metrics() {
                     m.error(StoreErrorKind::Unreachable);
                 }
-                self.unreachable(super::error::describe(&e))
+                match super::tls::refused_certificate(&e) {
+                    true => StoreError::Untrusted {
+                        url: self.url.clone(),
+                        why: super::error::describe(&e),
+                    },
+                    false => self.unreachable(super::error::describe(&e)),
+                }
             })?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -108,9 +154,9 @@ impl Pool {
         Ok(conn)
     }
 
-    /// The store's metrics, in cluster mode with metrics.
-    pub fn metrics(&self) -> Option<&StoreMetrics> {
-        self.metrics.as_ref().and_then(|m| m.store())
+    /// Whoever counts the store's events.
+    pub fn metrics(&self) -> Option<&dyn StoreEvents> {
+        self.events.as_deref()
     }
 
     /// Runs one round trip within the statement timeout, recording whether the store is up.
