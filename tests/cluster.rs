@@ -509,3 +509,6 @@ mod repair;
 
 #[path = "cluster/tls.rs"]
 mod tls;
+
+#[path = "cluster/failover.rs"]
+mod failover;

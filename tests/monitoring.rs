@@ -64,9 +64,12 @@ fn dashboard_queries(v: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// The metric names a dtc serves on `/metrics` after a failed write (retries, undos) and a read.
+/// The metric names a dtc serves on `/metrics` after a failed write (retries, undos) and a read,
+/// in cluster mode (which adds the store's metrics to all the others).
 async fn exported() -> BTreeSet<String> {
+    let url = support::pg::database("monitoring").await;
     let (nodes, dtc) = cluster_with(|c| {
+        c.cluster = Some(dtc::config::ClusterConfig::with_url(&url));
         c.writes.fail_fast = false;
         // Without a read-back, c's 500s leave its state open: it is undone, and that undo fails.
         c.routes.iter_mut().for_each(|r| r.verify = None);
@@ -112,6 +115,11 @@ async fn the_rules_and_the_dashboard_use_only_metrics_dtc_exports() {
         "dtc_retries_total",
         "dtc_compensations_total",
         "dtc_config_reloads_total",
+        "dtc_store_up",
+        "dtc_store_round_trip_seconds_bucket",
+        "dtc_lease_wait_seconds_bucket",
+        "dtc_lease_takeovers_total",
+        "dtc_store_errors_total",
     ] {
         assert!(
             dashboard_names.contains(wanted),
