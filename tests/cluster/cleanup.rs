@@ -106,10 +106,16 @@ async fn a_hundred_thousand_keys_through_one_sidecar_leave_no_lease_row_per_key(
     let took = started.elapsed();
     let finished = "SELECT count(*) FROM dtc_txns WHERE NOT open";
     eventually(
-        "the scan trims finished transactions to journal.keep_finished",
+        "the scan trims finished transactions to journal.keep_finished, and no lease row is left",
         Duration::from_secs(30),
         Duration::from_millis(200),
-        || async { pg::shared().count("cleanup", finished).await <= keep as i64 },
+        || async {
+            pg::shared().count("cleanup", finished).await <= keep as i64
+                && pg::shared()
+                    .count("cleanup", "SELECT count(*) FROM dtc_leases")
+                    .await
+                    == 0
+        },
     )
     .await;
     let after = (
