@@ -69,12 +69,18 @@ pub fn read_identity(cert: &Path, key: &Path) -> Result<Identity, FileError> {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
             Ok((chain, der))
         }
-        Err(_) => Err(file_error(
+        Err(rustls::Error::InconsistentKeys(_)) => Err(file_error(
             key,
             format!(
                 "the key does not match the certificate in `{}`",
                 cert.display()
             ),
+        )),
+        // webpki's own refusals, e.g. an X.509 v1 certificate (`openssl x509 -req` without
+        // extensions makes one).
+        Err(e) => Err(file_error(
+            cert,
+            format!("the certificate cannot be used: {e}"),
         )),
     }
 }
