@@ -66,6 +66,7 @@ pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
         retryable,
         blocking_transaction: blocking,
         nodes: &o.nodes,
+        trace_id: o.trace_id.as_deref(),
     };
     let mut resp = respond(status, &p);
     if status == StatusCode::SERVICE_UNAVAILABLE {

@@ -22,6 +22,7 @@ use crate::saga::redrive::{self, OnChange};
 use crate::saga::takeover;
 use crate::saga::txns::{JournalTxns, view};
 use crate::saga::{Coordinator, TxnState};
+use crate::telemetry::trace::Tracing;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -113,6 +114,9 @@ impl Builder {
             (Coordinator::new(current.clone()), None, None)
         };
         let metrics = coordinator.metrics().clone();
+        let tracing_config = &current.load().settings.config.tracing;
+        let coordinator =
+            coordinator.with_tracing(Arc::new(Tracing::new(tracing_config, metrics.clone())));
         let reload = reload_status(&current, &metrics);
         let mut admin = AdminState {
             metrics,
@@ -281,6 +285,7 @@ impl App {
             }))
         });
         let journal = self.journal().cloned();
+        let tracing = self.proxy.coordinator.tracing().clone();
         server::serve(client, self.proxy, shutdown).await;
         self.stopper.stop();
         if let Some(j) = journal {
@@ -289,6 +294,8 @@ impl App {
                 Err(e) => tracing::error!(error = %e, "journal flush failed at shutdown"),
             }
         }
+        // Joins the exporter's thread, which sends what is queued (bounded by its timeout).
+        let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
         let _ = stop_admin.send(());
         if let Some(t) = admin_task {
             let _ = t.await;

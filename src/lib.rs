@@ -32,7 +32,8 @@
 //!   [`upstream`] holds the nodes (a connection pool each, over TLS for `https` nodes, health,
 //!   probes); [`runtime`] the config generation in effect and the reload loop
 //!   ([`runtime::reload`]); [`telemetry`] the metrics and alerts that the saga, reload and the
-//!   admin record.
+//!   admin record, and the W3C trace of each write ([`telemetry::trace`]: a span per node
+//!   request, read-back and undo, exported over OTLP).
 //! - At the bottom: [`config`] (the file, validated into settings, the TLS files it names
 //!   checked; the watcher), [`retry`] (the
 //!   backoff policy and the one retry loop), [`wire`] (the HTTP toolkit of every listener: the

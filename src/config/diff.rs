@@ -11,9 +11,10 @@ use super::Settings;
 ///
 /// The listeners are bound once (a rebind would have to hand over established client
 /// connections), the worker count sizes the Tokio runtime, and the journal directory holds
-/// the open journal, and `[cluster]` the store's connections and leases. Changing them needs a
+/// the open journal, `[cluster]` the store's connections and leases, and `[tracing]` the
+/// span exporter. Changing them needs a
 /// restart; everything else reloads live.
-pub const RESTART_ONLY: [&str; 12] = [
+pub const RESTART_ONLY: [&str; 13] = [
     "listen.address",
     "listen.admin",
     "listen.workers",
@@ -26,6 +27,7 @@ pub const RESTART_ONLY: [&str; 12] = [
     "limits.max_headers",
     "timeouts.idle",
     "cluster",
+    "tracing",
 ];
 
 /// How the next settings differ from the running ones.
@@ -150,6 +152,11 @@ pub fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'stati
     if new.cluster != old.cluster {
         kept.push(RESTART_ONLY[11]);
         new.cluster.clone_from(&old.cluster);
+    }
+    // The exporter and its thread are built once, at start.
+    if new.tracing != old.tracing {
+        kept.push(RESTART_ONLY[12]);
+        new.tracing.clone_from(&old.tracing);
     }
     next.listen = running.listen;
     next.admin = running.admin;

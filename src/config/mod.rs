@@ -23,6 +23,7 @@ pub mod secret;
 pub mod store_tls;
 pub mod template;
 pub mod tls;
+pub mod trace;
 pub mod url;
 pub mod validate;
 pub mod verify_task;
@@ -31,6 +32,7 @@ pub mod watch;
 pub use cluster::ClusterConfig;
 pub use model::*;
 pub use tls::{TlsConfig, TlsSpec, TlsVersion};
+pub use trace::TracingConfig;
 pub use validate::{NodeSpec, Route, Settings};
 pub use verify_task::VerifyTask;
 

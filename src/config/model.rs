@@ -37,6 +37,8 @@ pub struct Config {
     pub alerts: Alerts,
     /// The optional background check that nodes agree on recently written keys.
     pub verify: super::VerifyTask,
+    /// W3C trace context, and spans exported over OTLP. Needs a restart to change.
+    pub tracing: super::TracingConfig,
     /// Many sidecars, one PostgreSQL store (leases, shared journal). Absent: the local journal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<super::ClusterConfig>,

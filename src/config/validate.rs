@@ -62,6 +62,7 @@ pub fn validate(config: Config, text: &str) -> Result<Settings, Vec<Problem>> {
     let (tls_problems, warnings) = tls.located(text);
     c.problems.extend(tls_problems);
     super::bounds::check(&mut c, &config);
+    super::trace::check(&mut c, &config.tracing);
     check_token(&mut c, &config.listen);
     let write_methods = check_write_methods(&mut c, &config);
     let routes = check_routes(&mut c, &config, &write_methods);

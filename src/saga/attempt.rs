@@ -3,11 +3,13 @@
 
 use crate::retry::{Attempt, Backoff, retry};
 use crate::runtime::Runtime;
+use crate::telemetry::trace;
 use crate::txn::outcome::{Class, NodeResponse, classify};
 use crate::upstream::{Node, SendError};
 use bytes::Bytes;
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, Limited};
+use opentelemetry::context::FutureExt as _;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
@@ -87,11 +89,20 @@ pub async fn call_with_retries(
                 ambiguous: ambiguous.load(Relaxed),
             });
         }
-        let answer = send_once(call, timeout, limits.max_body).await;
+        let span = trace::NodeSpan::start(call.node.name(), &call.method, n);
+        let answer = send_once(call, timeout, limits.max_body)
+            .with_context(span.context())
+            .await;
         let class = match &answer {
             Ok(r) => classify(r.status.as_u16(), call.already),
             Err(_) => Class::Transient,
         };
+        let error = answer.as_ref().err().map(ToString::to_string);
+        span.end(
+            answer.as_ref().ok().map(|r| r.status.as_u16()),
+            error.as_deref(),
+            class.as_str(),
+        );
         if class != Class::Transient {
             return Attempt::Done(CallResult {
                 class,
@@ -124,12 +135,13 @@ pub async fn send_once(
     timeout: Duration,
     max_body: usize,
 ) -> Result<NodeResponse, SendError> {
-    let req = call.node.request(
+    let mut req = call.node.request(
         call.method.clone(),
         &call.path_and_query,
         call.headers.clone(),
         call.body.clone(),
     );
+    trace::inject(req.headers_mut());
     let _in_flight = call.node.track();
     let sent = tokio::time::Instant::now();
     let exchange = async {

@@ -10,6 +10,7 @@ use crate::headers;
 use crate::journal::record::{Begin, VerifyPlan, body_hash, now_ms};
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
+use crate::telemetry::trace;
 use crate::txn::UndoPlan;
 use crate::txn::outcome::{
     Class, CompOutcome, CompReport, NodeReport, NodeResponse, Reason, TxnState,
@@ -18,6 +19,7 @@ use crate::upstream::{Node, SendError};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use http::{HeaderMap, Method};
+use opentelemetry::context::FutureExt as _;
 use std::sync::Arc;
 
 /// Why the pre-images of a write could not be read (nothing was sent to any node).
@@ -294,16 +296,19 @@ pub(crate) async fn run_undo(
         body: plan.body.clone(),
         already: &plan.already,
     };
+    let step = trace::step("dtc.undo", node.name());
     let r = call_with_retries(
         &call,
         &Backoff::from(&rt.settings.config.retry),
         CallLimits::of(rt),
     )
+    .with_context(step.context())
     .await;
     let outcome = match r.class {
         Class::Applied | Class::Already => CompOutcome::Undone,
         _ => CompOutcome::Failed,
     };
+    step.end(r.status(), r.error().as_deref(), r.class.as_str());
     CompReport {
         outcome,
         status: r.status(),

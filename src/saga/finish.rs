@@ -86,6 +86,7 @@ pub(super) fn finish(
         response,
         elapsed: t.started.elapsed(),
         retry_after: None,
+        trace_id: None,
     }
 }
 
@@ -93,17 +94,18 @@ pub(super) fn log_outcome(o: &Outcome) {
     let ms = o.elapsed.as_secs_f64() * 1000.0;
     let route = o.route.as_deref().unwrap_or("-");
     let nodes = o.summary();
+    let trace_id = o.trace_id.as_deref().unwrap_or("-");
     match o.state {
         TxnState::Succeeded | TxnState::Rejected => {
-            tracing::info!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, "write finished")
+            tracing::info!(txn = %o.txn, trace_id = %trace_id, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, "write finished")
         }
         TxnState::ToBeRetried | TxnState::RolledBack => {
             let reason = o.reason.as_ref().map(Reason::describe).unwrap_or_default();
-            tracing::warn!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, reason, "write finished")
+            tracing::warn!(txn = %o.txn, trace_id = %trace_id, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, reason, "write finished")
         }
         TxnState::Failed | TxnState::InDoubt => {
             let reason = o.reason.as_ref().map(Reason::describe).unwrap_or_default();
-            tracing::error!(txn = %o.txn, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, reason, "write finished")
+            tracing::error!(txn = %o.txn, trace_id = %trace_id, state = %o.state, route, key = %o.key, generation = o.generation, ms, nodes = %nodes, reason, "write finished")
         }
     }
 }

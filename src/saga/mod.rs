@@ -45,6 +45,7 @@ pub use run::WriteRequest;
 
 use crate::journal::Journal;
 use crate::runtime::Current;
+use crate::telemetry::trace::Tracing;
 use crate::telemetry::{Alerter, Metrics};
 use locks::KeyLocks;
 use std::sync::Arc;
@@ -57,6 +58,7 @@ pub struct Coordinator {
     pub(crate) journal: Option<Arc<Journal>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) alerter: Option<Arc<Alerter>>,
+    pub(crate) tracing: Arc<Tracing>,
 }
 
 impl Coordinator {
@@ -68,7 +70,19 @@ impl Coordinator {
             journal: None,
             metrics: Metrics::new(),
             alerter: None,
+            tracing: Arc::new(Tracing::disabled()),
         }
+    }
+
+    /// Traces writes with `tracing` (its sampler and exporter).
+    pub fn with_tracing(mut self, tracing: Arc<Tracing>) -> Coordinator {
+        self.tracing = tracing;
+        self
+    }
+
+    /// The tracing writes run under.
+    pub fn tracing(&self) -> &Arc<Tracing> {
+        &self.tracing
     }
 
     /// Counts transactions and node requests in `metrics`.

@@ -5,10 +5,12 @@ use super::attempt::{Call, CallLimits, call_with_retries};
 use crate::journal::record::VerifyPlan;
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
+use crate::telemetry::trace;
 use crate::txn::evidence::{ReadBack, State};
 use crate::upstream::Node;
 use futures_util::future::join_all;
 use http::HeaderMap;
+use opentelemetry::context::FutureExt as _;
 use std::sync::Arc;
 
 /// What one read showed, with the report line for the node (`target`, `prior`, `unclear: ...`).
@@ -44,7 +46,11 @@ pub async fn read_state(
         already: &[],
     };
     let limits = CallLimits::of(rt);
-    let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits).await;
+    let step = trace::step("dtc.read_back", node.name());
+    let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits)
+        .with_context(step.context())
+        .await;
+    step.end(r.status(), r.error().as_deref(), r.class.as_str());
     match (r.status(), r.error()) {
         (Some(status), _) => match plan.state_of(status) {
             Some(State::Target) => Read {

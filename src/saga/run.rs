@@ -21,6 +21,7 @@ use crate::txn::outcome::{Class, NodeReport, NodeResponse, Outcome, Reason, TxnS
 use bytes::Bytes;
 use futures_util::future::{OptionFuture, join_all};
 use http::{HeaderMap, Method};
+use opentelemetry::context::FutureExt as _;
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
@@ -129,6 +130,8 @@ impl Coordinator {
             node_headers.insert(headers::IDEMPOTENCY_KEY, headers::value(&id));
         }
         node_headers.insert(headers::TXN_ID, headers::value(&id));
+        let name = route.map_or(req.method.as_str(), |r| r.name.as_str());
+        let trace = self.tracing.write(&req.headers, name, &req.method, &id);
         let txn = Txn {
             id,
             rt: &rt,
@@ -140,7 +143,10 @@ impl Coordinator {
             node_headers,
             started: Instant::now(),
         };
-        let outcome = self.run(&txn).await;
+        let mut outcome = self.run(&txn).with_context(trace.context()).await;
+        outcome.trace_id = Some(trace.trace_id());
+        let status = outcome.response.as_ref().map(|r| r.status.as_u16());
+        trace.end(outcome.state.as_str(), status);
         log_outcome(&outcome);
         self.count(&outcome);
         outcome

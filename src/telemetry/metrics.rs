@@ -79,6 +79,7 @@ pub struct Metrics {
     connections: Gauge,
     /// The shared store's metrics, in cluster mode.
     store: Option<Arc<StoreMetrics>>,
+    spans: Pair,
 }
 
 /// What the scrape-time gauges are computed from.
@@ -178,8 +179,14 @@ impl Metrics {
             "Client connections open now (limits.max_connections bounds them)",
         );
         let store = with_store.then(|| Arc::new(StoreMetrics::register(&mut r)));
+        let spans = add(
+            &mut r,
+            "dtc_trace_spans",
+            "Spans for the OTLP collector, by result (dropped: queue full or export failed)",
+        );
         Arc::new(Metrics {
             store,
+            spans: result_pair(&spans, "exported", "dropped"),
             registry: r,
             connections,
             txns: TxnState::ALL
@@ -261,6 +268,16 @@ impl Metrics {
     pub fn read_finished(&self, seconds: f64, ok: bool) {
         self.reads[usize::from(!ok)].inc();
         self.read_seconds.observe(seconds);
+    }
+
+    /// `n` spans reached the collector.
+    pub fn spans_exported(&self, n: u64) {
+        self.spans[0].inc_by(n);
+    }
+
+    /// `n` spans were dropped: the export queue was full, or the collector did not take them.
+    pub fn spans_dropped(&self, n: u64) {
+        self.spans[1].inc_by(n);
     }
 
     /// A config reload was applied (`ok`) or refused.

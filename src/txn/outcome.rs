@@ -70,6 +70,19 @@ pub enum Class {
     NotSent,
 }
 
+impl Class {
+    /// The class as its snake-case name (`applied`, `not_sent`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Applied => "applied",
+            Class::Already => "already",
+            Class::Rejected => "rejected",
+            Class::Transient => "transient",
+            Class::NotSent => "not_sent",
+        }
+    }
+}
+
 /// Classifies a status under a route's "already" list.
 pub fn classify(status: u16, already: &[u16]) -> Class {
     match status {
@@ -213,6 +226,8 @@ pub struct Outcome {
     /// When the client may retry, where dtc knows better than `writes.retry_after` (a down
     /// node's next half-open trial).
     pub retry_after: Option<Duration>,
+    /// The W3C trace the write ran in (32 hex digits).
+    pub trace_id: Option<String>,
 }
 
 impl Outcome {

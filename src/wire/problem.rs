@@ -27,6 +27,9 @@ pub struct Problem<'a, S = (), N = ()> {
     pub blocking_transaction: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub nodes: &'a [N],
+    /// The W3C trace id of the write, to find its spans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
 }
 
 impl Problem<'static> {
@@ -42,6 +45,7 @@ impl Problem<'static> {
             state: None,
             retryable: matches!(status.as_u16(), 408 | 429 | 502..=504),
             blocking_transaction: None,
+            trace_id: None,
             nodes: &[],
         }
     }
