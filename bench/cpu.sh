@@ -11,17 +11,22 @@
 #   SCRIPT=bench/post-keys.lua DURABILITY=off bench/cpu.sh target/release/dtc   # without the journal
 #   SCRIPT=bench/post-keys.lua NGINX=0 bench/cpu.sh target/release/dtc@bench/routes/kv-undo.toml \
 #       target/release/dtc@bench/routes/kv-undo-preimage.toml     # a route's pre-image cost
+#   TLS=1 OTLP_SINK=1 NGINX=0 bench/cpu.sh target/release/dtc target/release/dtc@bench/routes/tls-nodes.toml \
+#       target/release/dtc@bench/routes/tracing.toml target/release/dtc@bench/routes/tracing-dead.toml
 #
 # Knobs: SCRIPT (the kit's get.lua), CONNS (32), D (5s), ROUNDS (3), DURABILITY (group),
-# NGINX=0 to leave nginx out, PEER=rr|mirror-ka to choose the nginx peer.
+# NGINX=0 to leave nginx out, PEER=rr|mirror-ka to choose the nginx peer, TLS=1 to start the
+# TLS fronts of the backends (lib.sh's start_tls_fronts), OTLP_SINK=1 to start a collector.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_kit
-[[ $# -ge 1 ]] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,20p' "$0" >&2; exit 2; }
 SCRIPT=${SCRIPT:-$KIT/get.lua} CONNS=${CONNS:-32} D=${D:-5s} ROUNDS=${ROUNDS:-3}
 if [[ $(basename "$SCRIPT") == get.lua ]]; then PEER=${PEER:-rr}; else PEER=${PEER:-mirror-ka}; fi
 case $PEER in rr) PEER_PORT=18101 ;; mirror-ka) PEER_PORT=18104 ;; *) echo "PEER: rr or mirror-ka" >&2; exit 2 ;; esac
 with_backends cpu
+[[ "${TLS:-0}" == 1 ]] && start_tls_fronts
+[[ "${OTLP_SINK:-0}" == 1 ]] && start_otlp_sink
 measure() {  # measure NAME PID PORT
     local t0 t1 out
     t0=$(cpu_ticks "$2")

@@ -23,7 +23,8 @@ build_dtc() {
 
 # write_config FILE JOURNAL_DIR DURABILITY [LISTEN] [NODE PORTS...]  (ROUTES=FILE adds routes)
 # A dtc config for the kit's backends: nodes 127.0.0.1:18001-18003 unless ports are given,
-# admin off, health probing on (the kit's nginx answers GET /healthz with 200).
+# admin off, health probing on (the kit's nginx answers GET /healthz with 200). A ROUTES file
+# with [[nodes]] of its own (bench/routes/tls-nodes.toml) replaces the node list.
 write_config() {
     local file=$1 dir=$2 durability=$3 listen=${4:-127.0.0.1:18100}
     shift 4 2>/dev/null || shift $#
@@ -35,12 +36,14 @@ write_config() {
         echo "admin = \"\""
         echo
         local p
-        for p in "${ports[@]}"; do
-            echo "[[nodes]]"
-            echo "name = \"node-$p\""
-            echo "url = \"http://127.0.0.1:$p\""
-            echo
-        done
+        if [[ -z "${ROUTES:-}" ]] || ! grep -q '^\[\[nodes\]\]' "$ROUTES"; then
+            for p in "${ports[@]}"; do
+                echo "[[nodes]]"
+                echo "name = \"node-$p\""
+                echo "url = \"http://127.0.0.1:$p\""
+                echo
+            done
+        fi
         echo "[limits]"
         echo "max_connections = 8192"
         echo
@@ -118,9 +121,68 @@ with_backends() {
     trap stop_all EXIT
     start_backends
 }
-stop_all() { [[ -n "$PID" ]] && kill -TERM -- "-$PID" 2>/dev/null; stop_backends; rm -rf "$WORK"; }
+stop_all() {
+    [[ -n "$PID" ]] && kill -TERM -- "-$PID" 2>/dev/null
+    stop_tls_fronts; stop_otlp_sink; stop_backends; rm -rf "$WORK"
+}
 # stop_server: stops the server being measured ($PID) and waits for it.
 stop_server() { kill -TERM -- "-$PID"; wait "$PID" 2>/dev/null || true; PID=; }
 
 # cpu_ticks PID: the process's user + system time so far, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# start_tls_fronts: nginx terminating TLS (1.3, ALPN h2 and http/1.1) on 127.0.0.1:18201-18203
+# in front of the backends 18001-18003, with a test CA and certificate made by openssl in
+# $TLS_DIR (/tmp/dtc-bench-tls, where bench/routes/tls-nodes.toml looks for ca.pem). Sets
+# TLS_FRONTS_PID; stop_tls_fronts stops it.
+TLS_DIR=/tmp/dtc-bench-tls TLS_FRONTS_PID=
+start_tls_fronts() {
+    mkdir -p "$TLS_DIR" /tmp/bench-nginx-tmp/tls/{body,proxy,fastcgi,uwsgi,scgi}
+    if [[ ! -s "$TLS_DIR/node.pem" ]]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+            -subj /CN=bench-ca -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=node \
+            -keyout "$TLS_DIR/node.key" -out "$TLS_DIR/node.csr" 2>/dev/null
+        openssl x509 -req -in "$TLS_DIR/node.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+            -days 30 -extfile <(echo "subjectAltName=IP:127.0.0.1,DNS:localhost") \
+            -out "$TLS_DIR/node.pem" 2>/dev/null
+    fi
+    {
+        echo "worker_rlimit_nofile 16384; events { worker_connections 8192; }"
+        echo "http { access_log off; keepalive_requests 1000000; keepalive_timeout 75s;"
+        local d
+        for d in body proxy fastcgi uwsgi scgi; do echo "${d}_temp_path /tmp/bench-nginx-tmp/tls/$d;" | sed 's/^body_/client_body_/'; done
+        local i
+        for i in 1 2 3; do
+            echo "upstream n$i { server 127.0.0.1:1800$i; keepalive 64; }"
+            echo "server { listen 127.0.0.1:1820$i ssl http2 backlog=4096;"
+            echo "  ssl_certificate $TLS_DIR/node.pem; ssl_certificate_key $TLS_DIR/node.key;"
+            echo "  ssl_protocols TLSv1.2 TLSv1.3;"
+            echo "  location / { proxy_pass http://n$i; proxy_http_version 1.1; proxy_set_header Connection \"\"; } }"
+        done
+        echo "}"
+    } > "$TLS_DIR/fronts.nginx.conf"
+    setsid nginx -c "$TLS_DIR/fronts.nginx.conf" -e /tmp/bench-tls-fronts.error.log \
+        -g "daemon off; worker_processes ${TLS_WORKERS:-1}; pid /tmp/bench-tls-fronts.pid;" >/dev/null 2>&1 &
+    TLS_FRONTS_PID=$!
+    for i in 1 2 3; do
+        local _
+        for _ in $(seq 100); do curl -fsS --cacert "$TLS_DIR/ca.pem" -o /dev/null "https://127.0.0.1:1820$i/kv/bench-key" 2>/dev/null && break; sleep 0.05; done
+    done
+}
+stop_tls_fronts() {
+    [[ -n "$TLS_FRONTS_PID" ]] && kill -TERM -- "-$TLS_FRONTS_PID" 2>/dev/null || true
+    TLS_FRONTS_PID=
+}
+
+# start_otlp_sink: an OTLP/HTTP collector stand-in on 127.0.0.1:18140 that reads each export
+# and answers 200 (bench/routes/tracing.toml sends there). Sets OTLP_SINK_PID.
+OTLP_SINK_PID=
+start_otlp_sink() {
+    setsid python3 "$BENCH_DIR/otlp-sink.py" 18140 >/dev/null 2>&1 &
+    OTLP_SINK_PID=$!
+}
+stop_otlp_sink() {
+    [[ -n "$OTLP_SINK_PID" ]] && kill -TERM -- "-$OTLP_SINK_PID" 2>/dev/null || true
+    OTLP_SINK_PID=
+}
