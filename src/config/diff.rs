@@ -218,7 +218,8 @@ mod tests {
              [journal]\ndir = \"/elsewhere\"\ndurability = \"fsync\"\nkeep_finished = 5\n\
              [limits]\nmax_connections = 2\nmax_header_bytes = 9000\nmax_headers = 7\n\
              [timeouts]\nheader_read = \"1s\"\nidle = \"3s\"\n[retry]\nattempts = 9\n\
-             [cluster]\ndatabase_url = \"postgresql://dtc@127.0.0.1:1/dtc\"\n{base}"
+             [cluster]\ndatabase_url = \"postgresql://dtc@127.0.0.1:1/dtc\"\n\
+             [tracing]\nsample_ratio = 0.5\n{base}"
         ));
         let kept = keep_restart_only(&running, &mut next);
         assert_eq!(kept, RESTART_ONLY);
@@ -227,6 +228,7 @@ mod tests {
         assert_eq!(next.config.limits, running.config.limits);
         assert_eq!(next.config.timeouts, running.config.timeouts);
         assert_eq!(next.config.cluster, None);
+        assert_eq!(next.config.tracing, running.config.tracing);
         assert_eq!((next.listen, next.admin), (running.listen, running.admin));
         assert_eq!(next.config.retry.attempts, 9);
         assert_eq!(ConfigDiff::between(&running, &next).sections, ["retry"]);
