@@ -85,6 +85,7 @@ pub struct Builder {
     settings: Settings,
     config_file: Option<(PathBuf, String)>,
     journal: bool,
+    accept_journal_damage: bool,
 }
 
 impl Builder {
@@ -92,6 +93,14 @@ impl Builder {
     /// returns them): [`App::serve`] hot-reloads it, and only real edits of `text` reload.
     pub fn config_file(mut self, path: PathBuf, text: String) -> Builder {
         self.config_file = Some((path, text));
+        self
+    }
+
+    /// Start on a damaged journal: damaged bytes are set aside in side files and dtc starts on
+    /// every intact record (`dtc run --accept-journal-damage`). Without it such a journal is
+    /// refused ([`crate::journal::JournalError::Damaged`]).
+    pub fn accept_journal_damage(mut self, accept: bool) -> Builder {
+        self.accept_journal_damage = accept;
         self
     }
 
@@ -109,7 +118,7 @@ impl Builder {
         let current = Arc::new(Current::new(self.settings));
         let stopper = Arc::new(Stopper::new());
         let (coordinator, txns, verifier) = if self.journal {
-            with_journal(&current, &stopper).await?
+            with_journal(&current, &stopper, self.accept_journal_damage).await?
         } else {
             (Coordinator::new(current.clone()), None, None)
         };
@@ -146,6 +155,7 @@ impl Builder {
 async fn with_journal(
     current: &Arc<Current>,
     stopper: &Stopper,
+    accept_damage: bool,
 ) -> Result<
     (
         Coordinator,
@@ -183,7 +193,7 @@ async fn with_journal(
             journal
         }
         None => {
-            let (journal, _tail) = Journal::open(&cfg.journal)?;
+            let (journal, _report) = Journal::open_with(&cfg.journal, accept_damage)?;
             let (in_doubt, _) = journal.counts();
             if in_doubt > 0 {
                 tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: deciding them from the nodes' state before serving");
@@ -225,6 +235,7 @@ impl App {
             settings,
             config_file: None,
             journal: true,
+            accept_journal_damage: false,
         }
     }
 

@@ -1,4 +1,5 @@
-//! The command line: `dtc run | check | verify | node | demo | inject | webhook | status | txn`.
+//! The command line: `dtc run | check | verify | node | demo | inject | webhook | status | txn |
+//! journal`.
 
 use crate::process::with_runtime;
 use crate::{config, exit};
@@ -54,6 +55,9 @@ pub enum Command {
     Status(crate::ops::AdminArgs),
     /// List, show, retry or resolve a running dtc's transactions.
     Txn(crate::ops::TxnArgs),
+    /// Check, dump or repair a journal directory offline (exit 0 intact, 1 something open,
+    /// 65 damaged, 66 no journal, 69 in use, 74 I/O).
+    Journal(crate::ops::journal::JournalArgs),
 }
 
 /// `dtc run`.
@@ -66,6 +70,10 @@ pub struct RunArgs {
     /// runtime).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Start even on a journal with damage that may have held an in-doubt or failed
+    /// transaction: the damaged bytes are set aside in side files (see `dtc journal check`).
+    #[arg(long)]
+    pub accept_journal_damage: bool,
 }
 
 /// The arguments of a subcommand this build leaves out, taken as they come so that the command
@@ -109,6 +117,7 @@ pub fn main() -> ExitCode {
         Command::Node(args) => with_runtime(0, crate::node::node_main(args)),
         Command::Status(args) => crate::ops::status_main(args),
         Command::Txn(args) => crate::ops::txn_main(args),
+        Command::Journal(args) => crate::ops::journal::journal_main(args),
     }
 }
 
@@ -221,6 +230,7 @@ fn run(args: RunArgs) -> ExitCode {
     with_runtime(workers, async move {
         let app = crate::app::App::builder(settings)
             .config_file(args.config, text)
+            .accept_journal_damage(args.accept_journal_damage)
             .start()
             .await;
         match app.map(|app| crate::app::run(app, |_| {})) {
@@ -233,10 +243,24 @@ fn run(args: RunArgs) -> ExitCode {
             },
             Err(e) => {
                 tracing::error!("{e}");
-                ExitCode::from(exit::UNAVAILABLE)
+                ExitCode::from(start_exit_code(&e))
             }
         }
     })
+}
+
+/// A journal that is damaged, foreign or of a newer format is bad input ([`exit::DATA`]);
+/// anything else that stops the start is [`exit::UNAVAILABLE`].
+fn start_exit_code(e: &crate::app::StartError) -> u8 {
+    use crate::journal::JournalError;
+    match e {
+        crate::app::StartError::Journal(
+            JournalError::Damaged { .. }
+            | JournalError::Foreign { .. }
+            | JournalError::FutureFormat { .. },
+        ) => exit::DATA,
+        _ => exit::UNAVAILABLE,
+    }
 }
 
 fn demo() -> ExitCode {

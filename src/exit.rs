@@ -9,7 +9,7 @@
 //! | 1 | [`DIVERGENT`] | `dtc verify`: a divergence remains |
 //! | 3 | [`INCOMPLETE`] | `dtc verify`: no divergence remains, but some keys could not be checked |
 //! | 64 | [`USAGE`] | the command line is wrong: an unknown flag, a bad value, `--admin` not `http://HOST:PORT`, sidecar flags Kubernetes would refuse |
-//! | 65 | [`DATA`] | the input is not what it should be: YAML that is not Kubernetes objects; the admin API refused the action |
+//! | 65 | [`DATA`] | the input is not what it should be: YAML that is not Kubernetes objects; the admin API refused the action; a damaged, foreign or newer journal (`dtc run`, `dtc journal`) |
 //! | 66 | [`NO_INPUT`] | something named does not exist: the file to inject, the transaction id |
 //! | 69 | [`UNAVAILABLE`] | a service cannot start or be reached: a port in use, a journal directory locked by another dtc, the admin listener unreachable, `dtc verify` cannot run, `dtc inject` or `dtc webhook` in a build without the `k8s` feature |
 //! | 70 | [`SOFTWARE`] | dtc itself failed (a bug: please report it) |

@@ -323,10 +323,7 @@ async fn finished_transactions_are_compacted_away_keeping_a_window() {
 /// The kinds of record (`begin`, `node`, `end`, ...) the journal in `dir` holds for `txn`, and
 /// for each `node` record the node's index, in file order.
 fn records_of(dir: &std::path::Path, txn: &str) -> Vec<String> {
-    let opts = dtc::journal::log::LogOptions {
-        dir: dir.to_owned(),
-        durability: dtc::journal::log::Durability::None,
-    };
+    let opts = dtc::journal::log::LogOptions::new(dir, dtc::journal::log::Durability::None);
     let (_log, records, _) = dtc::journal::log::Log::open(opts).unwrap();
     records
         .iter()

@@ -19,10 +19,7 @@ fn mode(path: &Path) -> u32 {
 async fn the_journal_is_0700_and_0600_and_stays_so_after_a_rewrite() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("journal");
-    let opts = || LogOptions {
-        dir: dir.clone(),
-        durability: Durability::Fsync,
-    };
+    let opts = || LogOptions::new(dir.clone(), Durability::Fsync);
     let (log, _, _) = Log::open(opts()).unwrap();
     log.append(b"one".to_vec()).await.unwrap();
     let file = dir.join(dtc::journal::log::FILE_NAME);
@@ -60,11 +57,7 @@ fn a_journal_in_a_directory_others_own_and_can_enter_is_refused() {
         fs::metadata(&dir).unwrap().uid(),
         "the directory is another user's"
     );
-    let err = Log::open(LogOptions {
-        dir: dir.clone(),
-        durability: Durability::Fsync,
-    })
-    .unwrap_err();
+    let err = Log::open(LogOptions::new(dir.clone(), Durability::Fsync)).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("open to other users") && text.contains("journal.dir"),

@@ -51,6 +51,9 @@ pub struct StatusReport {
     pub failed: usize,
     /// The failed (unresolved) and in-doubt transactions, newest first, at most [`MAX_LISTED`].
     pub attention: Vec<TxnView>,
+    /// The local journal: size, oldest kept transaction, compaction, why it refuses records.
+    #[serde(default)]
+    pub journal: Option<crate::txn::JournalStats>,
 }
 
 impl StatusReport {
@@ -90,14 +93,26 @@ impl StatusReport {
             in_doubt,
             failed,
             attention,
+            journal: state.txns.journal_stats(),
         }
     }
 
     /// What needs a person, one line each; empty when all is well.
     pub fn problems(&self) -> Vec<String> {
         let mut out = Vec::new();
-        if !self.journal_open {
-            out.push("the transaction journal is not open".to_string());
+        match self.journal.as_ref().and_then(|j| j.problem.as_ref()) {
+            Some(why) => out.push(format!("writes are refused: {why}")),
+            None if !self.journal_open => {
+                out.push("the transaction journal is not open".to_string());
+            }
+            None => {}
+        }
+        if let Some(behind) = self
+            .journal
+            .as_ref()
+            .and_then(|j| j.compaction_behind.as_ref())
+        {
+            out.push(format!("journal compaction cannot keep up: {behind}"));
         }
         for n in &self.nodes {
             match n.health.problem() {
@@ -172,6 +187,7 @@ mod tests {
             in_doubt: 0,
             failed: 0,
             attention: Vec::new(),
+            journal: None,
         }
     }
 

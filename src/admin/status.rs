@@ -16,11 +16,12 @@ const REDACTED: &str = "***";
 pub(super) fn readyz(state: &AdminState) -> Response<ProxyBody> {
     let rt = state.current.load();
     let mut missing = Vec::new();
-    if !state.txns.journal_open() {
-        missing.push("the transaction journal is not open".to_string());
-    }
-    if let Some(why) = state.txns.store_problem() {
-        missing.push(format!("writes are refused: {why}"));
+    match state.txns.store_problem() {
+        Some(why) => missing.push(format!("writes are refused: {why}")),
+        None if !state.txns.journal_open() => {
+            missing.push("the transaction journal is not open".to_string());
+        }
+        None => {}
     }
     let nodes = rt.nodes.all();
     if !nodes.iter().any(|n| n.health.is_up()) {
@@ -49,7 +50,8 @@ pub(super) fn readyz(state: &AdminState) -> Response<ProxyBody> {
 
 /// `GET /metrics`: the Prometheus text format.
 pub(super) fn metrics(state: &AdminState) -> Response<ProxyBody> {
-    let view = state.current.load().scrape_view(state.txns.counts());
+    let mut view = state.current.load().scrape_view(state.txns.counts());
+    view.journal = state.txns.journal_stats();
     let mut resp = Response::new(ProxyBody::full(state.metrics.encode(&view)));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,

@@ -46,10 +46,11 @@ pub enum JournalError {
         #[source]
         source: Arc<io::Error>,
     },
-    /// A write or sync failed. The log refuses every later record, because what reached the
-    /// disk is no longer known; records acknowledged before this are safe.
+    /// A write or sync failed. The records since the last acknowledged one were refused (after
+    /// a failed fdatasync none of them can be trusted to be on disk); records acknowledged
+    /// before are safe. The log refuses records until a probe has re-established what is durable.
     #[error(
-        "journal {op} on `{}` failed: {source}; the journal accepts no more records: free disk space or repair the volume, then restart",
+        "journal {op} on `{}` failed: {source}; records not yet acknowledged were refused, and dtc takes records again once the disk does (free disk space, or repair or remount the volume read-write)",
         path.display()
     )]
     Write {
@@ -57,6 +58,41 @@ pub enum JournalError {
         op: &'static str,
         #[source]
         source: Arc<io::Error>,
+    },
+    /// The log refuses records until the disk works again (see `Write`).
+    #[error("the journal cannot take records now: {cause}")]
+    Unavailable { cause: String },
+    /// Another file took the log's path while dtc ran.
+    #[error(
+        "another file replaced the journal `{}` while dtc ran: dtc will not guess which one is the journal; move one of them aside and restart dtc",
+        path.display()
+    )]
+    Replaced { path: PathBuf },
+    /// The file at the journal's path is not a dtc journal.
+    #[error(
+        "`{}` is not a dtc journal (no dtc header and not one readable record): dtc will not overwrite it; move it away or point journal.dir at a directory of dtc's own",
+        path.display()
+    )]
+    Foreign { path: PathBuf },
+    /// The journal was written by a newer dtc.
+    #[error(
+        "`{}` is a dtc journal of format {version}, newer than this dtc reads ({supported}): run the dtc that wrote it, or a newer one",
+        path.display()
+    )]
+    FutureFormat {
+        path: PathBuf,
+        version: u32,
+        supported: u32,
+    },
+    /// The journal holds damage that may have held an in-doubt or failed transaction.
+    #[error(
+        "the journal `{}` is damaged and dtc will not start on it by itself: {summary}. A damaged record may have held an in-doubt or failed transaction, which dtc would then never recover or fence. See `dtc journal check {}`; then `dtc journal repair {}` (or `dtc run --accept-journal-damage`) sets the damaged bytes aside in side files and starts on every intact record",
+        path.display(), dir.display(), dir.display()
+    )]
+    Damaged {
+        path: PathBuf,
+        dir: PathBuf,
+        summary: String,
     },
     /// Compaction failed before the new file replaced the old one: the old log is kept and
     /// appends go on into it.

@@ -1,13 +1,20 @@
 //! The journal's storage engine: an append-only, checksummed, durable log of opaque records.
 //!
-//! One file, `dir/journal.log`, of frames `[len: u32 LE][crc32 of payload: u32 LE][payload]`.
-//! A single writer thread owns the file; callers enqueue work synchronously (so the order
-//! they enqueue in, e.g. under their own mutex, is the order in the file) and await a future
-//! that resolves once the work is as durable as the [`Durability`] mode promises. In `none`
-//! mode, which never syncs, there is no thread: the caller writes to the OS itself.
+//! One file, `dir/journal.log`: a header frame (magic, format version, first sequence number;
+//! see [`format`]) then frames `[len: u32 LE][crc32 of payload: u32 LE][payload]`. A single
+//! writer thread owns the file; callers enqueue work synchronously (so the order they enqueue
+//! in, e.g. under their own mutex, is the order in the file) and await a future that resolves
+//! once the work is as durable as the [`Durability`] mode promises. In `none` mode, which never
+//! syncs, appends run on the caller's thread (a small thread only probes a broken disk).
 //!
-//! At open, every intact record is read back; a torn or corrupt tail (a crash mid-write, a
-//! flipped bit, garbage) is cut off and reported in a [`TailReport`], never a panic.
+//! Opening is two steps, so the owner can judge damage before anything changes: [`Log::read`]
+//! reads every intact record — resynchronising on the next intact frame after a damaged one —
+//! and classifies each damaged stretch ([`DamageKind`]); [`Log::start`] quarantines the damaged
+//! bytes to side files, makes the file clean and starts the writer ([`open`]).
+//!
+//! A failed write or sync does not stop the log for good: it refuses records until a probe,
+//! on a backoff, has re-established what is durable ([`repair`], the fsyncgate rule); then it
+//! takes records again, and hands the records it read back to the owner ([`Log::take_reread`]).
 //!
 //! # What each durability mode promises (when `append` resolves `Ok`)
 //!
@@ -22,27 +29,32 @@
 //! cost the same; with many, `group` amortises one sync over the whole batch.
 //! [`Log::flush`] syncs in every mode, `none` included.
 
+mod faults;
+pub mod format;
 mod frame;
 #[cfg(test)]
 mod frame_props;
+mod open;
 pub mod private;
+mod repair;
 mod writer;
 
 use std::{
-    fs::{self, File},
     future::Future,
-    io::Read,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex,
+        Arc, Mutex, Weak,
         atomic::{AtomicU64, Ordering},
         mpsc,
     },
+    time::Instant,
 };
 
 use tokio::sync::oneshot;
-use tracing::warn;
 
+pub use self::faults::{Fault, Faults};
+pub use self::format::{Damage, DamageKind, Format};
+pub use self::open::{Found, OpenReport};
 use self::writer::{Command, Done, Writer};
 use super::JournalError;
 
@@ -70,15 +82,58 @@ pub struct LogOptions {
     pub dir: PathBuf,
     /// Durability promised by `append`.
     pub durability: Durability,
+    /// The fault-injection seam (tests); [`Faults::default`] injects nothing.
+    pub faults: Arc<Faults>,
+    /// After a repair, refuse records until [`Log::resume`]: for an owner whose state must be
+    /// rebuilt from the records read back before it writes again.
+    pub hold_after_repair: bool,
 }
 
-/// What [`Log::open`] cut off the end of the file, if anything.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TailReport {
-    /// Bytes removed after the last intact record; 0 when the file was clean.
-    pub cut_bytes: u64,
-    /// Why the tail was cut (torn, checksum mismatch, ...) and at which offset.
-    pub reason: Option<String>,
+impl LogOptions {
+    /// The log in `dir`, with `durability`, no faults, no hold after a repair.
+    pub fn new(dir: impl Into<PathBuf>, durability: Durability) -> LogOptions {
+        LogOptions {
+            dir: dir.into(),
+            durability,
+            faults: Arc::default(),
+            hold_after_repair: false,
+        }
+    }
+}
+
+/// What the writer shares with every handle: size, health, and the records a repair read back.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    size: AtomicU64,
+    /// Why records are refused now (and since when, in ms since the epoch).
+    problem: Mutex<Option<(String, u64)>>,
+    /// How many times the log stopped taking records.
+    failures: AtomicU64,
+    /// The records the last repair read back, with its generation.
+    reread: Mutex<Option<(u64, Vec<Vec<u8>>)>>,
+    generation: AtomicU64,
+    /// The generation the owner has rebuilt its state from.
+    resumed: AtomicU64,
+}
+
+impl Shared {
+    fn set_problem(&self, cause: Option<String>) {
+        let mut p = self.problem.lock().unwrap_or_else(|p| p.into_inner());
+        *p = match (cause, p.take()) {
+            (Some(cause), Some((_, since))) => Some((cause, since)),
+            (Some(cause), None) => Some((cause, super::record::now_ms())),
+            (None, _) => None,
+        };
+    }
+
+    /// Publishes the records a repair read back; returns their generation.
+    fn publish(&self, records: Vec<Vec<u8>>) -> u64 {
+        let mut slot = self.reread.lock().unwrap_or_else(|p| p.into_inner());
+        let generation = self.generation.load(Ordering::Acquire) + 1;
+        *slot = Some((generation, records));
+        self.generation.store(generation, Ordering::Release);
+        generation
+    }
 }
 
 /// A handle on the open log. Cheap to clone; when the last clone is dropped the writer
@@ -92,7 +147,8 @@ pub struct Log {
 struct Inner {
     engine: Engine,
     path: PathBuf,
-    size: Arc<AtomicU64>,
+    shared: Arc<Shared>,
+    faults: Arc<Faults>,
 }
 
 /// Who runs the commands.
@@ -103,77 +159,95 @@ enum Engine {
     Thread(mpsc::Sender<Command>),
     /// The caller's thread, under this lock (`none`: a write to the OS costs less than waking
     /// another thread and waiting to be woken back; a compaction's rewrite, every few thousand
-    /// records, then also runs on the caller's thread).
-    Inline(Mutex<Writer>),
+    /// records, then also runs on the caller's thread). A small thread ticks it (probes).
+    Inline(Arc<Mutex<Writer>>),
 }
 
 impl Log {
-    /// Opens (creating the dir and file if needed), reads every intact record, cuts a torn or
-    /// corrupt tail (truncating the file to the last good record, and reporting it), and
-    /// starts the writer.
-    pub fn open(opts: LogOptions) -> Result<(Log, Vec<Vec<u8>>, TailReport), JournalError> {
-        private::prepare_dir(&opts.dir)?;
-        let path = opts.dir.join(FILE_NAME);
-        // A leftover is a rewrite that crashed before its rename: the log itself is intact.
-        let _ = fs::remove_file(writer::tmp_path(&path));
-        let mut file =
-            private::open_file(&path).map_err(|e| JournalError::open(path.clone(), "open", e))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| JournalError::open(path.clone(), "read", e))?;
-        let scan = frame::scan(&bytes);
-        // The file is grown ahead of its records with zeros (see `writer`): zeros after the
-        // last record are room, not damage. Anything else there is cut, zeros after it too.
-        let after = &bytes[usize::try_from(scan.good_len).unwrap_or(bytes.len())..];
-        let damaged = after.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        let (tail, allocated) = if damaged == 0 {
-            (TailReport::default(), bytes.len() as u64)
-        } else {
-            let end = scan.good_len + damaged as u64;
-            let tail = cut_tail(&file, &path, end, scan.good_len, scan.reason)?;
-            (tail, scan.good_len)
-        };
-        // Makes the directory entry of a newly created file durable.
-        writer::sync_dir(&opts.dir).map_err(|e| JournalError::open(path.clone(), "sync", e))?;
-        let log = Log::start(file, path, opts, scan.good_len, allocated)?;
-        Ok((log, scan.records, tail))
+    /// Opens (creating the dir and file if needed), reads every intact record, sets any
+    /// damage aside (quarantined, then cut), and starts the writer. Accepts every damage it
+    /// can read past: an owner that must judge damage first uses [`Log::read`] and [`Log::start`].
+    pub fn open(opts: LogOptions) -> Result<(Log, Vec<Vec<u8>>, OpenReport), JournalError> {
+        let found = Log::read(&opts.dir)?;
+        Log::start(opts, found)
     }
 
-    fn start(
-        file: File,
-        path: PathBuf,
+    /// Reads the log in `dir` (creating the directory and an empty file if needed) without
+    /// changing it. A foreign file or a newer format is an error here.
+    pub fn read(dir: &Path) -> Result<Found, JournalError> {
+        Found::read_or_create(dir)
+    }
+
+    /// Quarantines the damage `found` holds, makes the file clean (see [`open`]) and starts
+    /// the writer; returns the records.
+    pub fn start(
         opts: LogOptions,
-        len: u64,
-        alloc: u64,
-    ) -> Result<Log, JournalError> {
-        let size = Arc::new(AtomicU64::new(len));
+        found: Found,
+    ) -> Result<(Log, Vec<Vec<u8>>, OpenReport), JournalError> {
+        let records = found.payloads();
+        let path = found.path.clone();
+        let (prepared, report) = open::prepare(&opts.dir, found)?;
+        let shared = Arc::new(Shared::default());
+        shared.size.store(prepared.len, Ordering::Release);
+        let id = prepared
+            .file
+            .metadata()
+            .map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.dev(), m.ino())
+            })
+            .map_err(|e| JournalError::open(path.clone(), "stat", e))?;
+        let seq = prepared.first_seq + records.len() as u64;
         let writer = Writer {
-            file,
+            file: prepared.file,
+            id,
             buf: Vec::new(),
-            allocated: alloc,
+            allocated: prepared.allocated,
             path: path.clone(),
             dir: opts.dir,
             durability: opts.durability,
-            size: size.clone(),
-            len,
-            failed: None,
+            shared: shared.clone(),
+            faults: opts.faults.clone(),
+            len: prepared.len,
+            acked: prepared.len,
+            seq,
+            acked_seq: seq,
+            broken: None,
+            hold_after_repair: opts.hold_after_repair,
+            checked: Instant::now(),
         };
-        let engine = if opts.durability == Durability::None {
-            Engine::Inline(Mutex::new(writer))
-        } else {
-            let (tx, rx) = mpsc::channel();
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
-                .name("dtc-journal".to_owned())
-                .spawn(move || writer.run(rx))
+                .name(name.to_owned())
+                .spawn(f)
+                .map(drop)
                 .map_err(|e| JournalError::Spawn {
                     source: Arc::new(e),
-                })?;
+                })
+        };
+        let engine = if opts.durability == Durability::None {
+            let writer = Arc::new(Mutex::new(writer));
+            let weak = Arc::downgrade(&writer);
+            spawn(
+                "dtc-journal-probe",
+                Box::new(move || tick_while_alive(&weak)),
+            )?;
+            Engine::Inline(writer)
+        } else {
+            let (tx, rx) = mpsc::channel();
+            spawn("dtc-journal", Box::new(move || writer.run(rx)))?;
             Engine::Thread(tx)
         };
-        let inner = Inner { engine, path, size };
-        Ok(Log {
+        let inner = Inner {
+            engine,
+            path,
+            shared,
+            faults: opts.faults,
+        };
+        let log = Log {
             inner: Arc::new(inner),
-        })
+        };
+        Ok((log, records, report))
     }
 
     /// Enqueues the record now (so callers that enqueue under their own mutex get that order
@@ -213,14 +287,59 @@ impl Log {
         self.submit(|done| Command::Flush { done })
     }
 
-    /// Current file size in bytes (as written to the OS).
+    /// Current size of the records in bytes (header included; as written to the OS).
     pub fn size_bytes(&self) -> u64 {
-        self.inner.size.load(Ordering::Acquire)
+        self.inner.shared.size.load(Ordering::Acquire)
     }
 
     /// Path of the log file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// Why the log refuses records now, and since when (ms since the epoch); `None` while it
+    /// takes them.
+    pub fn problem(&self) -> Option<(String, u64)> {
+        self.inner
+            .shared
+            .problem
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How many times the log stopped taking records since it was opened.
+    pub fn failures(&self) -> u64 {
+        self.inner.shared.failures.load(Ordering::Acquire)
+    }
+
+    /// The fault-injection seam of this log's writer.
+    pub fn faults(&self) -> &Arc<Faults> {
+        &self.inner.faults
+    }
+
+    /// The generation of the last repair (0: none yet).
+    pub fn generation(&self) -> u64 {
+        self.inner.shared.generation.load(Ordering::Acquire)
+    }
+
+    /// The records the last repair read back from the disk, with its generation, once.
+    pub fn take_reread(&self) -> Option<(u64, Vec<Vec<u8>>)> {
+        self.inner
+            .shared
+            .reread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    /// The owner has rebuilt its state from generation `generation`'s records: with
+    /// [`LogOptions::hold_after_repair`], records are taken again.
+    pub fn resume(&self, generation: u64) {
+        self.inner
+            .shared
+            .resumed
+            .fetch_max(generation, Ordering::AcqRel);
     }
 
     /// Sends a command now; the future waits for the writer's answer.
@@ -249,6 +368,17 @@ impl Log {
     }
 }
 
+/// The `none` engine's prober: ticks the writer (probes, file checks) while a `Log` holds it.
+fn tick_while_alive(writer: &Weak<Mutex<Writer>>) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let Some(writer) = writer.upgrade() else {
+            return;
+        };
+        writer.lock().unwrap_or_else(|p| p.into_inner()).tick();
+    }
+}
+
 /// Refuses records the reader would reject: empty ones and ones over the frame limit.
 fn check_record(payload: &[u8]) -> Result<(), JournalError> {
     match payload.len() {
@@ -261,24 +391,7 @@ fn check_record(payload: &[u8]) -> Result<(), JournalError> {
     }
 }
 
-/// Truncates the file to its intact prefix, durably, and says what was cut.
-fn cut_tail(
-    file: &File,
-    path: &Path,
-    file_len: u64,
-    good_len: u64,
-    reason: Option<String>,
-) -> Result<TailReport, JournalError> {
-    let cut_bytes = file_len.saturating_sub(good_len);
-    if cut_bytes == 0 {
-        return Ok(TailReport::default());
-    }
-    warn!(path = %path.display(), cut_bytes, reason = reason.as_deref().unwrap_or(""), "cutting damaged journal tail");
-    file.set_len(good_len)
-        .and_then(|()| file.sync_all())
-        .map_err(|e| JournalError::open(path.to_owned(), "cut the damaged tail of", e))?;
-    Ok(TailReport { cut_bytes, reason })
-}
-
+#[cfg(test)]
+mod fault_tests;
 #[cfg(test)]
 mod tests;

@@ -2,7 +2,10 @@
 //! API's view of it are sagas run again and live in [`crate::saga`].
 //!
 //! - [`log`]: the storage engine, an append-only, checksummed record log that knows
-//!   nothing about transactions (records are opaque bytes).
+//!   nothing about transactions (records are opaque bytes): a file header with a format
+//!   version, damage classified and quarantined at open, write failures repaired by itself.
+//! - [`check`]: what a journal file holds and whether its damage needs a person (`dtc journal`,
+//!   and the refusal at start).
 //! - [`record`]: what a transaction writes (intent, node answers, end) and the entry it folds into.
 //! - [`store`]: [`Journal`]: appends records, keeps entries, fences resources, compacts;
 //!   [`query`]: reading its entries.
@@ -12,6 +15,7 @@
 //!   expired leases claimed for [`crate::saga::takeover`]).
 //! - [`error`]: [`JournalError`], shared by every layer of the journal.
 
+pub mod check;
 pub mod cluster;
 pub mod error;
 pub mod lock;
@@ -23,5 +27,5 @@ pub mod store;
 
 pub use error::JournalError;
 pub use lock::DirLock;
-pub use log::{Durability, Log, LogOptions, TailReport};
+pub use log::{Durability, Log, LogOptions, OpenReport};
 pub use store::Journal;

@@ -3,13 +3,21 @@
 //!
 //! Every append is enqueued under the state mutex, so the file's order is the order in which the
 //! in-memory entries changed; compaction, enqueued the same way, can never drop a record.
+//!
+//! The entries follow the disk. An intent enters memory only once it is durable (a refused one
+//! leaves nothing behind); later records are folded when enqueued, so a fence is up before the
+//! key is released, and a record the log then fails to write is undone when the log, repaired,
+//! hands back what it read from the disk: the state is rebuilt from exactly those records
+//! before another record is taken. While the log refuses records, appends fail at once and
+//! change nothing.
 
 use super::JournalError;
-use super::log::{Durability, Log, LogOptions, TailReport};
+use super::check::{self, Loaded};
+use super::log::{Durability, Log, LogOptions, OpenReport};
 use super::record::{Begin, Entry, Record, now_ms};
 use super::shared::{Hold, Shared};
 use crate::config::{DurabilityMode, JournalConfig};
-use crate::txn::UndoPlan;
+use crate::txn::{JournalStats, UndoPlan};
 use crate::txn::{NodeReport, Reason, TxnState};
 use futures_util::future::Either;
 use std::collections::{HashMap, VecDeque};
@@ -32,6 +40,18 @@ pub struct Journal {
     pub(super) shared: Option<Arc<Shared>>,
     /// With `[cluster]`: the leases this sidecar holds, by transaction.
     pub(super) holds: Mutex<HashMap<String, Arc<Hold>>>,
+    /// How compaction keeps up.
+    compaction: Arc<Mutex<Compaction>>,
+}
+
+/// How compaction keeps up with the appends.
+#[derive(Debug, Default, Clone)]
+struct Compaction {
+    /// Compactions that failed since the last one that did not.
+    failed_in_row: u32,
+    last_error: Option<String>,
+    /// Records appended since the last compaction that succeeded (or the open).
+    since_good: u64,
 }
 
 /// The entries in memory: all of them with a local log; with `[cluster]`, this sidecar's
@@ -43,65 +63,109 @@ pub(super) struct State {
     /// Resource key → the open transaction that fences it.
     pub(super) fences: HashMap<String, String>,
     since_compact: usize,
+    /// The log's repair generation the entries were last rebuilt from.
+    generation: u64,
 }
 
 impl Journal {
-    /// Opens the journal in `cfg.dir`, reading back every transaction it holds. A torn or
-    /// corrupt tail is cut and reported, never fatal.
-    pub fn open(cfg: &JournalConfig) -> Result<(Arc<Journal>, TailReport), JournalError> {
+    /// Opens the journal in `cfg.dir`, reading back every transaction it holds. A torn write
+    /// is set aside and reported; damage that may have held an in-doubt or failed transaction
+    /// is refused ([`JournalError::Damaged`]), unless [`Journal::open_with`] accepts it.
+    pub fn open(cfg: &JournalConfig) -> Result<(Arc<Journal>, OpenReport), JournalError> {
+        Journal::open_with(cfg, false)
+    }
+
+    /// Like [`Journal::open`]; with `accept_damage` (`dtc run --accept-journal-damage`, `dtc
+    /// journal repair`) damaged bytes are quarantined to side files and dtc starts on every
+    /// intact record.
+    pub fn open_with(
+        cfg: &JournalConfig,
+        accept_damage: bool,
+    ) -> Result<(Arc<Journal>, OpenReport), JournalError> {
         let durability = match cfg.durability {
-            DurabilityMode::Fsync => Some(Durability::Fsync),
-            DurabilityMode::Group => Some(Durability::GroupCommit),
-            DurabilityMode::None => Some(Durability::None),
-            DurabilityMode::Off => None,
-        };
-        let (log, records, tail) = match durability {
-            Some(durability) => {
-                let (log, records, tail) = Log::open(LogOptions {
-                    dir: PathBuf::from(&cfg.dir),
-                    durability,
-                })?;
-                (Some(log), records, tail)
-            }
-            None => {
+            DurabilityMode::Fsync => Durability::Fsync,
+            DurabilityMode::Group => Durability::GroupCommit,
+            DurabilityMode::None => Durability::None,
+            DurabilityMode::Off => {
                 tracing::warn!(
                     "journal.durability = \"off\": transactions are kept in memory only; a crash forgets those in flight and those that failed"
                 );
-                (None, Vec::new(), TailReport::default())
+                let journal = Journal::bare(None, cfg.keep_finished, None);
+                return Ok((Arc::new(journal), OpenReport::default()));
             }
         };
-        let journal = Journal::bare(log, cfg.keep_finished, None);
-        let mut skipped = 0;
-        {
-            let mut st = journal.lock();
-            for bytes in &records {
-                match serde_json::from_slice::<Record>(bytes) {
-                    Ok(rec) => journal.fold(&mut st, &rec),
-                    Err(_) => skipped += 1,
-                }
+        let dir = PathBuf::from(&cfg.dir);
+        let found = Log::read(&dir)?;
+        if let Some(summary) = check::refusal(&found) {
+            if !accept_damage {
+                return Err(JournalError::Damaged {
+                    path: found.path.clone(),
+                    dir,
+                    summary,
+                });
             }
-            let open: Vec<String> = st
-                .entries
-                .values()
-                .filter(|e| e.is_open())
-                .map(|e| e.begin.txn.clone())
-                .collect();
-            for txn in open {
-                refence(&mut st, &txn);
-            }
-            journal.trim(&mut st);
+            tracing::error!(path = %found.path.display(), damage = %summary, "starting on a damaged journal as told: its damaged bytes are set aside in side files");
         }
-        if skipped > 0 {
-            tracing::warn!(skipped, "journal records of an unknown shape were skipped");
-        }
-        if tail.cut_bytes > 0 {
+        let mut opts = LogOptions::new(dir, durability);
+        opts.hold_after_repair = true;
+        let (log, records, report) = Log::start(opts, found)?;
+        let journal = Journal::bare(Some(log), cfg.keep_finished, None);
+        let loaded = journal.load(&records);
+        if loaded.skipped > 0 {
             tracing::warn!(
-                cut_bytes = tail.cut_bytes,
-                reason = tail.reason.as_deref().unwrap_or(""),
-                "journal tail was damaged and cut; what was intact is recovered"
+                skipped = loaded.skipped,
+                "journal records of an unknown shape were skipped"
             );
         }
-        Ok((Arc::new(journal), tail))
+        if !loaded.orphans.is_empty() {
+            tracing::error!(transactions = ?loaded.orphans, "journal records whose intent was lost to damage: these transactions cannot be recovered");
+        }
+        if report.cut_bytes > 0 {
+            tracing::warn!(
+                cut_bytes = report.cut_bytes,
+                reason = report.reason.as_deref().unwrap_or(""),
+                quarantined = ?report.quarantined,
+                "damaged journal bytes were set aside; what was intact is recovered"
+            );
+        }
+        Ok((Arc::new(journal), report))
+    }
+
+    /// Replaces the entries with those `records` fold into (at open, and after a repair).
+    pub(super) fn load(&self, records: &[Vec<u8>]) -> Loaded {
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.load_into(&mut st, records)
+    }
+
+    fn load_into(&self, st: &mut State, records: &[Vec<u8>]) -> Loaded {
+        st.entries.clear();
+        st.finished.clear();
+        st.fences.clear();
+        let mut loaded = Loaded::default();
+        for bytes in records {
+            match serde_json::from_slice::<Record>(bytes) {
+                Ok(rec) => {
+                    let orphan = !matches!(rec, Record::Begin(_) | Record::Entry(_))
+                        && !st.entries.contains_key(rec.txn());
+                    if orphan {
+                        loaded.orphans.insert(rec.txn().to_owned());
+                    }
+                    self.fold(st, &rec);
+                }
+                Err(_) => loaded.skipped += 1,
+            }
+        }
+        let open: Vec<String> = st
+            .entries
+            .values()
+            .filter(|e| e.is_open())
+            .map(|e| e.begin.txn.clone())
+            .collect();
+        for txn in open {
+            refence(st, &txn);
+        }
+        self.trim(st);
+        loaded
     }
 
     pub(super) fn bare(
@@ -116,11 +180,30 @@ impl Journal {
             wake: tokio::sync::Notify::new(),
             shared,
             holds: Mutex::new(HashMap::new()),
+            compaction: Arc::default(),
         }
     }
 
+    /// The entries, rebuilt first from what the disk holds when the log was repaired since.
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = &self.log {
+            let generation = log.generation();
+            if generation != st.generation {
+                if let Some((generation, records)) = log.take_reread() {
+                    let loaded = self.load_into(&mut st, &records);
+                    tracing::warn!(
+                        generation,
+                        records = records.len(),
+                        skipped = loaded.skipped,
+                        "journal entries rebuilt from the records read back after a repair"
+                    );
+                }
+                st.generation = generation;
+                log.resume(generation);
+            }
+        }
+        st
     }
 
     pub(super) fn fold(&self, st: &mut State, rec: &Record) {
@@ -164,25 +247,47 @@ impl Journal {
         &self,
         rec: Record,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        // Serialised before the lock is taken; with `off` there is nothing to write.
-        let to_write = self
-            .log
-            .as_ref()
-            .map(|log| (log, serde_json::to_vec(&rec).unwrap_or_default()));
-        let mut st = self.lock();
-        self.fold(&mut st, &rec);
-        let txn = rec.txn().to_string();
-        refence(&mut st, &txn);
-        self.trim(&mut st);
-        let Some((log, bytes)) = to_write else {
+        let Some(log) = &self.log else {
+            // `off`: nothing to write; an intent is folded by `begin` like a durable one.
+            if !matches!(rec, Record::Begin(_)) {
+                let mut st = self.lock();
+                self.fold(&mut st, &rec);
+                refence(&mut st, rec.txn());
+                self.trim(&mut st);
+            }
             return Either::Left(std::future::ready(Ok(())));
         };
+        // Serialised before the lock is taken.
+        let bytes = serde_json::to_vec(&rec).unwrap_or_default();
+        let mut st = self.lock();
+        if let Some((cause, _)) = log.problem() {
+            return Either::Left(std::future::ready(Err(JournalError::Unavailable { cause })));
+        }
+        if !matches!(rec, Record::Begin(_)) {
+            self.fold(&mut st, &rec);
+            refence(&mut st, rec.txn());
+            self.trim(&mut st);
+        }
         let done = log.append(bytes);
         st.since_compact += 1;
+        self.compaction_state().since_good += 1;
         if st.since_compact >= COMPACT_EVERY {
             self.compact(log, &mut st);
         }
         Either::Right(done)
+    }
+
+    fn compaction_state(&self) -> MutexGuard<'_, Compaction> {
+        self.compaction.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Folds an intent once it is durable (unless a rebuild from the disk already did).
+    fn fold_durable_begin(&self, b: Begin) {
+        let mut st = self.lock();
+        if !st.entries.contains_key(&b.txn) {
+            self.fold(&mut st, &Record::Begin(b));
+            self.trim(&mut st);
+        }
     }
 
     /// Drops the oldest finished transactions beyond the inspection window.
@@ -206,11 +311,19 @@ impl Journal {
         st.since_compact = 0;
         let kept = records.len();
         let done = log.rewrite(records);
+        let compaction = self.compaction.clone();
         tokio::spawn(async move {
-            match done.await {
-                Ok(()) => tracing::info!(kept, "journal compacted"),
+            let result = done.await;
+            let mut c = compaction.lock().unwrap_or_else(|p| p.into_inner());
+            match result {
+                Ok(()) => {
+                    tracing::info!(kept, "journal compacted");
+                    *c = Compaction::default();
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "journal compaction failed; the old log stays in use")
+                    tracing::error!(error = %e, "journal compaction failed; the old log stays in use");
+                    c.failed_in_row += 1;
+                    c.last_error = Some(e.to_string());
                 }
             }
         });
@@ -230,7 +343,13 @@ impl Journal {
         if self.shared.is_some() {
             return Either::Right(self.begin_shared(b));
         }
-        Either::Left(self.append(Record::Begin(b)))
+        let journal = self.clone();
+        let done = self.append(Record::Begin(b.clone()));
+        Either::Left(async move {
+            done.await?;
+            journal.fold_durable_begin(b);
+            Ok(())
+        })
     }
 
     /// Records one node's answer and the undo it would need.
@@ -361,6 +480,58 @@ impl Journal {
     /// Size of the log file in bytes.
     pub fn size_bytes(&self) -> u64 {
         self.log.as_ref().map_or(0, Log::size_bytes)
+    }
+
+    /// The local log, when there is one (not with `durability = "off"` or `[cluster]`).
+    pub fn log(&self) -> Option<&Log> {
+        self.log.as_ref()
+    }
+
+    /// Why the local log refuses records now, if it does.
+    pub fn log_problem(&self) -> Option<String> {
+        // Through `lock`: a repair's records are folded in before the log is called healthy.
+        drop(self.lock());
+        self.log.as_ref()?.problem().map(|(cause, _)| cause)
+    }
+
+    /// Size, age and health of the local log (`None` without one).
+    pub fn stats(&self) -> Option<JournalStats> {
+        let log = self.log.as_ref()?;
+        let (live, oldest) = {
+            let st = self.lock();
+            let oldest = st.entries.values().map(|e| e.begin.at_ms).min();
+            (st.entries.len(), oldest)
+        };
+        let c = self.compaction_state().clone();
+        let behind = if c.failed_in_row > 0 {
+            Some(format!(
+                "the last {} compaction(s) failed ({}): the log grows until one succeeds",
+                c.failed_in_row,
+                c.last_error.as_deref().unwrap_or("")
+            ))
+        } else if c.since_good >= 2 * COMPACT_EVERY as u64 {
+            Some(format!(
+                "{} records appended since the last compaction (one runs every {COMPACT_EVERY})",
+                c.since_good
+            ))
+        } else if live >= COMPACT_EVERY {
+            Some(format!(
+                "{live} transactions are kept (open ones and journal.keep_finished): each compaction keeps more than it drops; resolve failed transactions or lower journal.keep_finished"
+            ))
+        } else {
+            None
+        };
+        let problem = log.problem();
+        Some(JournalStats {
+            size_bytes: log.size_bytes(),
+            live_entries: live,
+            oldest_live_ms: oldest,
+            records_since_compaction: c.since_good,
+            compaction_behind: behind,
+            problem_since_ms: problem.as_ref().map(|(_, since)| *since),
+            problem: problem.map(|(cause, _)| cause),
+            failures: log.failures(),
+        })
     }
 }
 

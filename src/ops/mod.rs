@@ -1,5 +1,6 @@
 //! The operator's commands: `dtc status` and `dtc txn list|show|retry|resolve`, clients of a
-//! running dtc's admin API (`--admin URL`, token from `DTC_ADMIN_TOKEN`).
+//! running dtc's admin API (`--admin URL`, token from `DTC_ADMIN_TOKEN`); and [`journal`],
+//! `dtc journal check|dump|repair`, which reads a journal directory offline.
 //!
 //! - `client`: the admin API over dtc's own hyper connection pool;
 //! - `table`: what a person reads (`--output table`, the default);
@@ -19,6 +20,7 @@
 //! | 77 | the token is missing or wrong |
 
 mod client;
+pub mod journal;
 mod table;
 
 pub use client::AdminClient;

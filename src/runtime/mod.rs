@@ -82,6 +82,7 @@ impl Runtime {
                 .iter()
                 .map(|n| (n.name().to_string(), n.health.is_up()))
                 .collect(),
+            journal: None,
         }
     }
 }

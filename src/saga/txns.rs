@@ -55,11 +55,17 @@ impl JournalTxns {
 
 impl TxnStore for JournalTxns {
     fn journal_open(&self) -> bool {
-        true
+        self.journal.log_problem().is_none()
     }
 
     fn store_problem(&self) -> Option<String> {
-        self.journal.store_problem()
+        self.journal
+            .store_problem()
+            .or_else(|| self.journal.log_problem())
+    }
+
+    fn journal_stats(&self) -> Option<crate::txn::JournalStats> {
+        self.journal.stats()
     }
 
     fn list(&self, state: Option<TxnState>, limit: usize) -> Vec<TxnView> {

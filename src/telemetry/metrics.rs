@@ -7,7 +7,7 @@
 //! nothing. Encoding uses the Prometheus text format 0.0.4 ([`CONTENT_TYPE`]).
 
 use super::store::StoreMetrics;
-use crate::txn::{Class, TxnState};
+use crate::txn::{Class, JournalStats, TxnState};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::counter::Counter;
@@ -93,6 +93,8 @@ pub struct ScrapeView {
     pub failed: usize,
     /// Each node of the current generation and whether it is up.
     pub nodes: Vec<(String, bool)>,
+    /// The local journal, when there is one.
+    pub journal: Option<JournalStats>,
 }
 
 /// Registers a new metric of type `M` under `name` and returns a handle on it.
@@ -377,7 +379,54 @@ fn scrape_registry(s: &ScrapeView) -> Registry {
         "Whether a node is healthy (1) or down (0)",
         up,
     );
+    if let Some(j) = &s.journal {
+        register_journal(&mut registry, j);
+    }
     registry
+}
+
+/// The local journal's gauges.
+fn register_journal(registry: &mut Registry, j: &JournalStats) {
+    let gauge = |v: i64| {
+        let g = Gauge::<i64>::default();
+        g.set(v);
+        g
+    };
+    registry.register(
+        "dtc_journal_writable",
+        "Whether the journal takes records (1) or refuses them: disk full, I/O error, read-only, file gone (0)",
+        gauge(i64::from(j.problem.is_none())),
+    );
+    let failures = Counter::<u64>::default();
+    failures.inc_by(j.failures);
+    registry.register(
+        "dtc_journal_write_failures",
+        "Times the journal stopped taking records since dtc started",
+        failures,
+    );
+    registry.register(
+        "dtc_journal_size_bytes",
+        "Bytes of records in the journal file",
+        gauge(i64::try_from(j.size_bytes).unwrap_or(i64::MAX)),
+    );
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let age = j
+        .oldest_live_ms
+        .map_or(0.0, |ms| now_ms.saturating_sub(ms) as f64 / 1000.0);
+    let age_gauge = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+    age_gauge.set(age);
+    registry.register(
+        "dtc_journal_oldest_live_record_age_seconds",
+        "Age of the oldest transaction the journal keeps (open, or in the keep_finished window)",
+        age_gauge,
+    );
+    registry.register(
+        "dtc_journal_compaction_behind",
+        "Whether compaction cannot keep up with the appends (1): see /status",
+        gauge(i64::from(j.compaction_behind.is_some())),
+    );
 }
 
 #[cfg(test)]
@@ -397,6 +446,7 @@ mod tests {
             in_doubt: 1,
             failed: 2,
             nodes: vec![("a".into(), true), ("b".into(), false)],
+            journal: None,
         });
         for line in [
             "dtc_transactions_total{state=\"failed\"} 1",

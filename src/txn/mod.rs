@@ -15,4 +15,4 @@ pub use outcome::{
     Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState, classify,
 };
 pub use plan::UndoPlan;
-pub use view::{NoJournal, TxnActionError, TxnStore, TxnView};
+pub use view::{JournalStats, NoJournal, TxnActionError, TxnStore, TxnView};

@@ -39,6 +39,27 @@ pub struct TxnView {
     pub resolution: Option<String>,
 }
 
+/// The local journal's size, age and health (`/metrics`, `/status`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Bytes of records in the log file (header included).
+    pub size_bytes: u64,
+    /// Transactions kept: the open ones and the `journal.keep_finished` window.
+    pub live_entries: usize,
+    /// Start of the oldest kept transaction, in milliseconds since the Unix epoch.
+    pub oldest_live_ms: Option<u64>,
+    /// Records appended since the last successful compaction.
+    pub records_since_compaction: u64,
+    /// Why compaction cannot keep up, when it cannot.
+    pub compaction_behind: Option<String>,
+    /// Why the journal refuses records now (disk full, I/O error, read-only, file gone).
+    pub problem: Option<String>,
+    /// Since when it refuses them, in milliseconds since the Unix epoch.
+    pub problem_since_ms: Option<u64>,
+    /// How many times the journal stopped taking records since dtc started.
+    pub failures: u64,
+}
+
 /// Why a retry or resolve could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum TxnActionError {
@@ -58,8 +79,13 @@ pub enum TxnActionError {
 pub trait TxnStore: Send + Sync + 'static {
     /// Whether the journal is open and accepting records (a readiness condition).
     fn journal_open(&self) -> bool;
-    /// Why the shared store (`[cluster]`) cannot take writes now, if it cannot.
+    /// Why the journal (the local log, or with `[cluster]` the shared store) cannot take
+    /// writes now, if it cannot.
     fn store_problem(&self) -> Option<String> {
+        None
+    }
+    /// The local journal's size, age and health, when there is a local journal.
+    fn journal_stats(&self) -> Option<JournalStats> {
         None
     }
     /// Transactions, newest first, optionally only those in `state`, at most `limit`.

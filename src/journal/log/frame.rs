@@ -1,5 +1,5 @@
 //! The on-disk frame, `[len: u32 LE][crc32 of payload: u32 LE][payload]`, and the scan that
-//! reads frames back and finds where the intact prefix of a file ends.
+//! reads frames back, resynchronising on the next intact frame after a damaged one.
 
 /// Bytes before the payload: length then checksum.
 pub(super) const HEADER_LEN: usize = 8;
@@ -24,42 +24,75 @@ pub(super) fn encode(payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A stretch of bytes between intact frames (or after the last one) that is no intact frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Bad {
+    pub start: usize,
+    pub end: usize,
+    /// Why the frame at `start` is not intact.
+    pub why: String,
+}
+
 /// What a scan of a file's bytes found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Scan {
-    /// Payloads of the intact frames, in file order.
-    pub records: Vec<Vec<u8>>,
-    /// Length of the intact prefix; everything after it is to be cut.
-    pub good_len: u64,
-    /// Why the scan stopped before the end of the bytes, if it did.
-    pub reason: Option<String>,
+    /// Offset and payload of every intact frame, in file order.
+    pub records: Vec<(usize, Vec<u8>)>,
+    /// The damaged stretches, in file order.
+    pub bad: Vec<Bad>,
+    /// End of the last intact frame (`from` when there is none).
+    pub end: usize,
 }
 
-/// Reads frames until the bytes end or a frame is torn or corrupt. Never panics.
+/// Reads frames from `from` to `data_end` (the end of the non-zero bytes: zeros after it are
+/// room the file was grown by). After a bad frame it looks for the next offset where an intact
+/// frame starts and goes on from there, so one damaged record costs only itself. Never panics.
 ///
-/// Everything from the first bad frame on is treated as damage: later frames that happen to
-/// check out cannot be trusted to be in order with what was lost.
-pub(super) fn scan(bytes: &[u8]) -> Scan {
-    let mut scan = Scan::default();
-    let mut at = 0usize;
-    while at < bytes.len() {
+/// A frame's header is 8 bytes whose fourth byte (the length's highest) is at most 4, and dtc's
+/// records are JSON text, which holds no byte below 0x20: the search can only stop at a real
+/// frame boundary (or, with odds of 2^-32 per candidate, in binary garbage).
+pub(super) fn scan(bytes: &[u8], from: usize, data_end: usize) -> Scan {
+    let mut scan = Scan {
+        end: from,
+        ..Scan::default()
+    };
+    let mut at = from;
+    while at < data_end {
         match read_frame(&bytes[at..]) {
             Ok(payload) => {
-                scan.records.push(payload.to_vec());
+                scan.records.push((at, payload.to_vec()));
                 at += HEADER_LEN + payload.len();
+                scan.end = at;
             }
             Err(why) => {
-                scan.reason = Some(format!("{why} at offset {at}"));
-                break;
+                let next = (at + 1..data_end).find(|&p| read_frame(&bytes[p..]).is_ok());
+                let end = next.unwrap_or(data_end);
+                scan.bad.push(Bad {
+                    start: at,
+                    end,
+                    why: format!("{why} at offset {at}"),
+                });
+                at = end;
             }
         }
     }
-    scan.good_len = at as u64;
     scan
 }
 
+/// The end of the bytes that are not zero.
+pub(super) fn data_end(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1)
+}
+
+/// The length a frame header at the start of `rest` claims, if it has a whole header.
+pub(super) fn claimed_len(rest: &[u8]) -> Option<usize> {
+    let (header, _) = rest.split_first_chunk::<HEADER_LEN>()?;
+    let [l0, l1, l2, l3, ..] = *header;
+    Some(u32::from_le_bytes([l0, l1, l2, l3]) as usize)
+}
+
 /// One frame from the start of `rest`, or why it is not intact.
-fn read_frame(rest: &[u8]) -> Result<&[u8], String> {
+pub(super) fn read_frame(rest: &[u8]) -> Result<&[u8], String> {
     let Some((header, body)) = rest.split_first_chunk::<HEADER_LEN>() else {
         return Err(format!(
             "torn header ({} of {HEADER_LEN} bytes)",
@@ -94,23 +127,46 @@ mod tests {
         out
     }
 
+    fn scan_all(bytes: &[u8]) -> Scan {
+        scan(bytes, 0, data_end(bytes))
+    }
+
+    fn payloads(s: &Scan) -> Vec<Vec<u8>> {
+        s.records.iter().map(|(_, p)| p.clone()).collect()
+    }
+
     #[test]
-    fn zeroed_blocks_are_not_records() {
-        let scan = scan(&[0u8; 64]);
-        assert!(scan.records.is_empty());
-        assert_eq!(scan.good_len, 0);
-        assert!(scan.reason.is_some_and(|r| r.contains("empty record")));
+    fn zeroed_blocks_are_room_not_records() {
+        let s = scan_all(&[0u8; 64]);
+        assert!(s.records.is_empty() && s.bad.is_empty());
     }
 
     #[test]
     fn absurd_length_is_corruption() {
         let mut bytes = file_of(&[b"ok".to_vec()]);
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
-        bytes.extend_from_slice(&[0; 12]);
-        let scan = scan(&bytes);
-        assert_eq!(scan.records, vec![b"ok".to_vec()]);
-        assert_eq!(scan.good_len, 10);
-        assert!(scan.reason.is_some_and(|r| r.contains("corrupt header")));
+        bytes.extend_from_slice(&[7; 12]);
+        let s = scan_all(&bytes);
+        assert_eq!(payloads(&s), vec![b"ok".to_vec()]);
+        assert_eq!(s.end, 10);
+        assert!(s.bad[0].why.contains("corrupt header"), "{:?}", s.bad);
+    }
+
+    #[test]
+    fn a_flipped_frame_in_the_middle_costs_only_itself() {
+        let records = vec![b"one".to_vec(), b"two".to_vec(), b"three".to_vec()];
+        let mut bytes = file_of(&records);
+        bytes[HEADER_LEN + 3 + HEADER_LEN + 1] ^= 0x20;
+        let s = scan_all(&bytes);
+        assert_eq!(payloads(&s), vec![b"one".to_vec(), b"three".to_vec()]);
+        assert_eq!(
+            s.bad,
+            vec![Bad {
+                start: 11,
+                end: 22,
+                why: "checksum mismatch in a 3-byte record at offset 11".into()
+            }]
+        );
     }
 
     /// Any cut of a valid file yields exactly the records wholly before the cut; random
@@ -120,22 +176,21 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(0x5eed);
         for _ in 0..500 {
             let records: Vec<Vec<u8>> = (0..rng.usize(0..8))
-                .map(|_| (0..rng.usize(1..40)).map(|_| rng.u8(..)).collect())
+                .map(|_| (0..rng.usize(1..40)).map(|_| rng.u8(1..)).collect())
                 .collect();
             let bytes = file_of(&records);
             let cut = rng.usize(0..=bytes.len());
-            let scan = scan(&bytes[..cut]);
+            let s = scan_all(&bytes[..cut]);
             let mut ends = records.iter().scan(0, |end, r| {
                 *end += HEADER_LEN + r.len();
                 Some(*end)
             });
             let whole = ends.by_ref().take_while(|&end| end <= cut).count();
-            assert_eq!(scan.records, records[..whole]);
-            assert_eq!(scan.reason.is_some(), (scan.good_len as usize) < cut);
+            assert_eq!(payloads(&s), records[..whole]);
 
             let garbage: Vec<u8> = (0..rng.usize(0..64)).map(|_| rng.u8(..)).collect();
-            let scan = super::scan(&garbage);
-            assert!(scan.good_len as usize <= garbage.len());
+            let s = scan_all(&garbage);
+            assert!(s.end <= garbage.len());
         }
     }
 }

@@ -6,10 +6,7 @@ use std::{fs, os::unix::fs::FileExt, path::Path};
 use super::*;
 
 fn opts(dir: &Path, durability: Durability) -> LogOptions {
-    LogOptions {
-        dir: dir.to_owned(),
-        durability,
-    }
+    LogOptions::new(dir, durability)
 }
 
 fn records(prefix: &str, n: usize) -> Vec<Vec<u8>> {
@@ -24,7 +21,7 @@ async fn append_all(log: &Log, records: &[Vec<u8>]) {
     }
 }
 
-fn reopen(dir: &Path) -> (Log, Vec<Vec<u8>>, TailReport) {
+fn reopen(dir: &Path) -> (Log, Vec<Vec<u8>>, OpenReport) {
     Log::open(opts(dir, Durability::GroupCommit)).expect("reopen")
 }
 
@@ -32,13 +29,17 @@ fn file_of(dir: &Path) -> std::path::PathBuf {
     dir.join(FILE_NAME)
 }
 
-/// Bytes the frames of `records` take: where the records end in the file.
+/// Bytes the header and the frames of `records` take: where the records end in the file.
 fn frames_len(records: &[Vec<u8>]) -> u64 {
-    records
-        .iter()
-        .map(|r| (frame::HEADER_LEN + r.len()) as u64)
-        .sum()
+    HEADER
+        + records
+            .iter()
+            .map(|r| (frame::HEADER_LEN + r.len()) as u64)
+            .sum::<u64>()
 }
+
+/// Bytes of the header frame.
+const HEADER: u64 = 28;
 
 /// Writes `n` records in a fresh log and returns the directory.
 async fn log_with(n: usize) -> (tempfile::TempDir, Vec<Vec<u8>>) {
@@ -56,7 +57,7 @@ async fn round_trip_in_every_mode() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (log, found, tail) = Log::open(opts(dir.path(), mode)).expect("open");
         assert!(found.is_empty());
-        assert_eq!(tail, TailReport::default());
+        assert_eq!(tail, OpenReport::default());
         let written = records("x", 5);
         append_all(&log, &written).await;
         log.flush().await.expect("flush");
@@ -107,7 +108,7 @@ async fn torn_last_record_is_cut_and_reported() {
     assert_eq!(fs::metadata(&path).unwrap().len(), len - 2 - tail.cut_bytes);
     assert_eq!(
         reopen(dir.path()).2,
-        TailReport::default(),
+        OpenReport::default(),
         "the cut is durable"
     );
 }
@@ -122,7 +123,7 @@ async fn zeros_the_file_was_grown_by_are_room_not_damage() {
     );
     let (log, found, tail) = reopen(dir.path());
     assert_eq!(found, written);
-    assert_eq!(tail, TailReport::default(), "nothing reported, nothing cut");
+    assert_eq!(tail, OpenReport::default(), "nothing reported, nothing cut");
     log.append(b"next".to_vec()).await.unwrap();
     drop(log);
     let mut expected = written;
@@ -132,7 +133,7 @@ async fn zeros_the_file_was_grown_by_are_room_not_damage() {
         found, expected,
         "the next record follows the last one, not the zeros"
     );
-    assert_eq!(tail, TailReport::default());
+    assert_eq!(tail, OpenReport::default());
 }
 
 #[tokio::test]
@@ -158,22 +159,86 @@ async fn garbage_after_the_records_is_cut_and_reported() {
 }
 
 #[tokio::test]
-async fn flipped_byte_in_the_middle_cuts_from_that_record() {
+async fn a_flipped_record_in_the_middle_costs_only_itself_and_is_quarantined() {
     let (dir, written) = log_with(3).await;
     let path = file_of(dir.path());
     let mut bytes = fs::read(&path).unwrap();
-    let second_payload = 2 * frame::HEADER_LEN + written[0].len() + 1;
+    let second_payload = HEADER as usize + 2 * frame::HEADER_LEN + written[0].len() + 1;
     bytes[second_payload] ^= 0x40;
     fs::write(&path, &bytes).unwrap();
 
-    let (_, found, tail) = reopen(dir.path());
-    assert_eq!(found, written[..1]);
-    let first_frame = (frame::HEADER_LEN + written[0].len()) as u64;
-    assert_eq!(tail.cut_bytes, frames_len(&written) - first_frame);
-    let reason = tail.reason.unwrap();
+    let found = Log::read(dir.path()).unwrap();
+    assert_eq!(found.damage.len(), 1);
+    assert_eq!(found.damage[0].kind, DamageKind::Damaged);
+    let (_, records, report) =
+        Log::start(opts(dir.path(), Durability::GroupCommit), found).unwrap();
+    assert_eq!(
+        records,
+        vec![written[0].clone(), written[2].clone()],
+        "the record after the damage is kept"
+    );
+    let first_frame = HEADER + (frame::HEADER_LEN + written[0].len()) as u64;
+    let damaged_len = (frame::HEADER_LEN + written[1].len()) as u64;
+    assert_eq!(report.cut_bytes, damaged_len);
+    let reason = report.reason.unwrap();
     assert!(
         reason.contains("checksum mismatch") && reason.contains(&format!("offset {first_frame}")),
         "{reason}"
+    );
+    let side = fs::read(&report.quarantined[0]).unwrap();
+    let at = first_frame as usize;
+    assert_eq!(
+        side,
+        bytes[at..at + damaged_len as usize],
+        "the damaged bytes are kept aside"
+    );
+    let (_, again, clean) = reopen(dir.path());
+    assert_eq!(again, records);
+    assert_eq!(clean, OpenReport::default(), "the file was rewritten clean");
+}
+
+#[tokio::test]
+async fn a_file_without_a_header_opens_and_gets_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let written = records("old", 3);
+    let mut bytes = Vec::new();
+    written
+        .iter()
+        .for_each(|r| frame::encode_into(r, &mut bytes));
+    fs::write(file_of(dir.path()), &bytes).unwrap();
+    let (log, found, report) = reopen(dir.path());
+    assert_eq!(found, written);
+    assert!(report.upgraded);
+    log.append(b"new".to_vec()).await.unwrap();
+    drop(log);
+    let on_disk = fs::read(file_of(dir.path())).unwrap();
+    assert_eq!(&on_disk[8..16], &format::MAGIC, "a header now");
+    let (_, found, report) = reopen(dir.path());
+    assert_eq!(found, [written, vec![b"new".to_vec()]].concat());
+    assert!(!report.upgraded);
+}
+
+#[test]
+fn a_foreign_file_and_a_newer_format_are_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file_of(dir.path());
+    fs::write(&path, b"2026-12-01 some other program's log\n").unwrap();
+    let err = Log::read(dir.path()).unwrap_err();
+    assert!(matches!(err, JournalError::Foreign { .. }), "{err}");
+    assert!(err.to_string().contains("not a dtc journal"), "{err}");
+    let mut payload = format::MAGIC.to_vec();
+    payload.extend_from_slice(&9u32.to_le_bytes());
+    payload.extend_from_slice(&0u64.to_le_bytes());
+    fs::write(&path, frame::encode(&payload)).unwrap();
+    let err = Log::read(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, JournalError::FutureFormat { version: 9, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        frame::encode(&payload),
+        "nothing changed"
     );
 }
 
@@ -290,7 +355,7 @@ async fn bad_records_are_refused_before_reaching_the_file() {
         matches!(err, JournalError::RecordTooLarge { .. }),
         "{err:?}"
     );
-    assert_eq!(log.size_bytes(), 0);
+    assert_eq!(log.size_bytes(), HEADER, "only the header");
 }
 
 #[tokio::test]
@@ -301,7 +366,8 @@ async fn writer_gone_is_an_error_not_a_hang() {
         inner: Arc::new(Inner {
             engine: Engine::Thread(tx),
             path: "gone/journal.log".into(),
-            size: Arc::default(),
+            shared: Arc::default(),
+            faults: Arc::default(),
         }),
     };
     let err = log.append(b"x".to_vec()).await.unwrap_err();

@@ -1,28 +1,31 @@
-//! The writer thread: the only code that writes the journal file once it is open. It takes
-//! commands off its queue in batches, so group commit costs one fdatasync per batch however
-//! many appends arrived while the previous sync ran.
+//! The writer: the only code that writes the journal file once it is open. It takes commands
+//! off its queue in batches, so group commit costs one fdatasync per batch however many
+//! appends arrived while the previous sync ran.
 //!
 //! The file is grown ahead of the records in zero-filled chunks ([`PREALLOCATE`]): a record
 //! then overwrites bytes the file already has, and its fdatasync need not also commit a new
 //! file size — on ext4 here that is 91 µs instead of 131 µs per sync (docs/performance.md).
-//! A batch's frames go out in one positioned write at the logical end of the log.
+//! A batch's frames go out in one positioned write at the logical end of the log, at most
+//! [`MAX_BATCH_BYTES`] per write and sync.
+//!
+//! A write or sync that fails makes the writer *broken*, not dead: every waiting and later
+//! record is refused (none of them was acknowledged) until a probe, on a backoff, re-establishes
+//! what is durable ([`super::heal`]).
 
 use std::{
     fs::{self, File},
     io::{self, BufWriter, Write},
-    os::unix::fs::FileExt,
+    os::unix::fs::{FileExt, MetadataExt},
     path::{Path, PathBuf},
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-        mpsc::Receiver,
-    },
+    sync::{Arc, atomic::Ordering, mpsc},
+    time::{Duration, Instant},
 };
 
 use tokio::sync::oneshot;
 use tracing::{debug, error, info};
 
-use super::{Durability, frame};
+use super::format::{self, MAX_BATCH_BYTES};
+use super::{Durability, Faults, Shared, frame};
 use crate::journal::JournalError;
 
 /// Where the writer reports that a command is done (or failed).
@@ -34,6 +37,9 @@ const MAX_BATCH: usize = 4096;
 /// How far ahead of the records the file is grown, zero-filled.
 pub(super) const PREALLOCATE: u64 = 1 << 20;
 
+/// How often a healthy writer checks that its file is still the one at its path.
+pub(super) const CHECK_EVERY: Duration = Duration::from_secs(1);
+
 /// One unit of work, in the order callers enqueued it.
 pub(super) enum Command {
     /// Write this already-encoded frame.
@@ -44,10 +50,34 @@ pub(super) enum Command {
     Flush { done: Done },
 }
 
+/// How a broken writer gets back to a file it can trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Repair {
+    /// The file is where it was: cut it back to the acknowledged records and check them.
+    CutBack,
+    /// The file (or its directory) is gone, or the directory entry may not be durable: write
+    /// the acknowledged records, read from the open file, as a new file at the path.
+    CopyForward,
+    /// Another file took its path: a person decides which is the journal; restart dtc.
+    Replaced,
+}
+
+/// Why the writer refuses records, and when it next tries to stop refusing.
+#[derive(Debug)]
+pub(super) struct Broken {
+    pub cause: String,
+    pub repair: Repair,
+    pub since: Instant,
+    pub probes: u32,
+    pub next: Instant,
+}
+
 /// What writes the file: owned by the writer thread, or (in `none` mode) locked by the caller.
 #[derive(Debug)]
 pub(super) struct Writer {
     pub file: File,
+    /// (device, inode) of `file`, to notice that the path no longer leads to it.
+    pub id: (u64, u64),
     /// Frames of the current batch, not yet written.
     pub buf: Vec<u8>,
     /// Bytes the file has on disk: records, then zeros up to here.
@@ -55,33 +85,75 @@ pub(super) struct Writer {
     pub path: PathBuf,
     pub dir: PathBuf,
     pub durability: Durability,
-    /// Length of the records as written to the OS; shared with `Log::size_bytes`.
-    pub size: Arc<AtomicU64>,
-    /// Where the next frame goes: the end of the records (not of the file).
+    pub shared: Arc<Shared>,
+    pub faults: Arc<Faults>,
+    /// Where the next frame goes: the end of the records written (not of the file).
     pub len: u64,
-    /// Set at the first write or sync failure; every later command gets this error.
-    pub failed: Option<JournalError>,
+    /// End of the records acknowledged to their callers: synced (or, in `none`, written).
+    pub acked: u64,
+    /// Number of the next record, and of the first one not acknowledged.
+    pub seq: u64,
+    pub acked_seq: u64,
+    pub broken: Option<Broken>,
+    /// After a repair, refuse records until the owner has rebuilt its state from the records
+    /// read back ([`super::Log::resume`]).
+    pub hold_after_repair: bool,
+    pub checked: Instant,
 }
 
 impl Writer {
     /// Runs until every `Log` clone is gone (the queue disconnects), after finishing what
-    /// was already queued.
-    pub fn run(mut self, rx: Receiver<Command>) {
-        while let Ok(first) = rx.recv() {
-            let mut batch = vec![first];
-            batch.extend(rx.try_iter().take(MAX_BATCH - 1));
-            self.run_batch(batch);
+    /// was already queued; probes a broken disk and checks the file between batches.
+    pub fn run(mut self, rx: mpsc::Receiver<Command>) {
+        loop {
+            match rx.recv_timeout(self.idle_wait()) {
+                Ok(first) => {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter().take(MAX_BATCH - 1));
+                    self.run_batch(batch);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            self.tick();
         }
         debug!(path = %self.path.display(), "journal writer stopped");
     }
 
+    fn idle_wait(&self) -> Duration {
+        match &self.broken {
+            Some(b) => b.next.saturating_duration_since(Instant::now()),
+            None => CHECK_EVERY,
+        }
+    }
+
+    /// Between batches: a broken writer probes when due; a healthy one checks its file.
+    pub(super) fn tick(&mut self) {
+        if self.broken.is_some() {
+            self.probe_if_due();
+        } else if self.checked.elapsed() >= CHECK_EVERY {
+            self.checked = Instant::now();
+            self.check_file();
+        }
+    }
+
     pub(super) fn run_batch(&mut self, batch: impl IntoIterator<Item = Command>) {
+        // An append that arrives when a probe is due runs it at once.
+        self.probe_if_due();
         let mut waiters = Vec::new();
         let mut flush_asked = false;
         for command in batch {
             match command {
                 Command::Append { frame, done } => {
-                    self.write(&frame);
+                    if let Some(refused) = self.refusal() {
+                        let _ = done.send(Err(refused));
+                        continue;
+                    }
+                    if !self.buf.is_empty() && self.buf.len() + frame.len() > MAX_BATCH_BYTES {
+                        self.commit(&mut waiters, self.syncs_batches());
+                    }
+                    self.buf.extend_from_slice(&frame);
+                    self.seq += 1;
                     waiters.push(done);
                     if self.durability == Durability::Fsync {
                         self.commit(&mut waiters, true);
@@ -107,10 +179,44 @@ impl Writer {
         self.durability == Durability::GroupCommit
     }
 
-    fn write(&mut self, frame: &[u8]) {
-        if self.failed.is_none() {
-            self.buf.extend_from_slice(frame);
+    /// Why records are refused now, if they are.
+    fn refusal(&self) -> Option<JournalError> {
+        if let Some(b) = &self.broken {
+            return Some(JournalError::Unavailable {
+                cause: b.cause.clone(),
+            });
         }
+        let held = self.hold_after_repair
+            && self.shared.resumed.load(Ordering::Acquire)
+                < self.shared.generation.load(Ordering::Acquire);
+        held.then(|| JournalError::Unavailable {
+            cause: "the journal is re-reading what is durable after a repair".to_owned(),
+        })
+    }
+
+    /// Writes `bytes` at `at` (through the fault seam).
+    pub(super) fn write_at(&self, file: &File, bytes: &[u8], at: u64) -> io::Result<()> {
+        self.faults.write()?;
+        file.write_all_at(bytes, at)
+    }
+
+    /// fdatasync (through the fault seam).
+    pub(super) fn sync_data(&self, file: &File) -> io::Result<()> {
+        self.faults.sync()?;
+        file.sync_data()
+    }
+
+    /// Grows `file` with zeros from `from` to `to`. From a static block of zeros: growing the
+    /// file allocates nothing.
+    pub(super) fn grow(&self, file: &File, from: u64, to: u64) -> io::Result<()> {
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        let mut at = from;
+        while at < to {
+            let n = (to - at).min(ZEROS.len() as u64);
+            self.write_at(file, &ZEROS[..n as usize], at)?;
+            at += n;
+        }
+        Ok(())
     }
 
     /// Writes the batch's frames at the end of the records, growing the file first if needed.
@@ -121,17 +227,10 @@ impl Writer {
         let end = self.len + self.buf.len() as u64;
         if end > self.allocated {
             let grown = end + PREALLOCATE;
-            // From a static block of zeros: growing the file allocates nothing.
-            static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-            let mut at = self.allocated;
-            while at < grown {
-                let n = (grown - at).min(ZEROS.len() as u64);
-                self.file.write_all_at(&ZEROS[..n as usize], at)?;
-                at += n;
-            }
+            self.grow(&self.file, self.allocated, grown)?;
             self.allocated = grown;
         }
-        self.file.write_all_at(&self.buf, self.len)?;
+        self.write_at(&self.file, &self.buf, self.len)?;
         self.len = end;
         self.buf.clear();
         Ok(())
@@ -142,42 +241,110 @@ impl Writer {
         if waiters.is_empty() {
             return;
         }
-        if self.failed.is_none() {
-            if let Err(e) = self.write_out() {
-                self.buf.clear();
-                self.fail("write", e);
-            } else if sync && let Err(e) = self.file.sync_data() {
-                self.fail("fdatasync", e);
-            }
-        }
-        if self.failed.is_none() {
-            self.size.store(self.len, Ordering::Release);
-        }
-        let result = self.failed.clone().map_or(Ok(()), Err);
+        let result = match self.refusal() {
+            Some(refused) => Err(refused),
+            None => self.persist(sync),
+        };
         for done in waiters.drain(..) {
             // A caller that stopped waiting is no error of ours.
             let _ = done.send(result.clone());
         }
     }
 
-    /// Makes the writer refuse everything from now on, and returns the error to report.
-    fn fail(&mut self, op: &'static str, e: io::Error) -> JournalError {
-        error!(path = %self.path.display(), op, error = %e, "journal writer failed; refusing further records");
+    fn persist(&mut self, sync: bool) -> Result<(), JournalError> {
+        if let Err(e) = self.write_out() {
+            return Err(self.fail("write", e, Repair::CutBack));
+        }
+        if sync && let Err(e) = self.sync_data(&self.file) {
+            return Err(self.fail("fdatasync", e, Repair::CutBack));
+        }
+        self.acked = self.len;
+        self.acked_seq = self.seq;
+        self.shared.size.store(self.len, Ordering::Release);
+        Ok(())
+    }
+
+    /// Makes the writer refuse records until a probe repairs it; forgets everything written
+    /// since the last acknowledged record (none of it was acknowledged, and after a failed
+    /// fdatasync none of it can be trusted to be on disk). Returns the error to report.
+    pub(super) fn fail(&mut self, op: &'static str, e: io::Error, repair: Repair) -> JournalError {
         let failure = JournalError::write(self.path.clone(), op, e);
-        self.failed = Some(failure.clone());
+        error!(path = %self.path.display(), op, error = %failure, "journal write failed; refusing records until the disk takes them again");
+        self.buf.clear();
+        self.len = self.acked;
+        self.seq = self.acked_seq;
+        let now = Instant::now();
+        self.broken = Some(Broken {
+            cause: failure.to_string(),
+            repair,
+            since: now,
+            probes: 0,
+            next: now + probe_delay(1),
+        });
+        self.shared.set_problem(Some(failure.to_string()));
+        self.shared.failures.fetch_add(1, Ordering::AcqRel);
         failure
+    }
+
+    /// Probes a broken disk when the backoff says so; on success the writer takes records
+    /// again and the records read back are published for the owner.
+    fn probe_if_due(&mut self) {
+        let Some(b) = &mut self.broken else { return };
+        if Instant::now() < b.next {
+            return;
+        }
+        b.probes += 1;
+        let (repair, probes, since) = (b.repair, b.probes, b.since);
+        match self.repair(repair) {
+            Ok(records) => {
+                self.broken = None;
+                let generation = self.shared.publish(records);
+                self.shared.set_problem(None);
+                info!(path = %self.path.display(), down_ms = since.elapsed().as_millis() as u64, probes, generation, "journal writable again: what is durable was read back");
+            }
+            Err(e) => {
+                let cause = e.to_string();
+                debug!(path = %self.path.display(), probes, error = %cause, "journal still not writable");
+                self.shared.set_problem(Some(cause.clone()));
+                if let Some(b) = &mut self.broken {
+                    b.cause = cause;
+                    b.next = Instant::now() + probe_delay(probes + 1);
+                    if matches!(e, JournalError::Replaced { .. }) {
+                        b.repair = Repair::Replaced;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Notices that the file was removed (or its directory) or replaced under dtc.
+    fn check_file(&mut self) {
+        match fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.id => {}
+            Ok(_) => {
+                let e = io::Error::other("another file now has the journal's path");
+                self.fail("check", e, Repair::Replaced);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.fail("check", e, Repair::CopyForward);
+            }
+            Err(_) => {}
+        }
     }
 
     /// Write a new file beside the log, sync it, rename it over the log, sync the directory.
     fn rewrite(&mut self, records: &[Vec<u8>]) -> Result<(), JournalError> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
+        if let Some(refused) = self.refusal() {
+            return Err(refused);
         }
         let tmp = tmp_path(&self.path);
-        let written = write_file(&tmp, records).and_then(|(file, len)| {
-            fs::rename(&tmp, &self.path)?;
-            Ok((file, len))
-        });
+        let first_seq = self.seq;
+        let written = self
+            .write_file(&tmp, first_seq, records)
+            .and_then(|(file, len)| {
+                fs::rename(&tmp, &self.path)?;
+                Ok((file, len))
+            });
         let (file, len) = match written {
             Ok(done) => done,
             Err(e) => {
@@ -189,17 +356,61 @@ impl Writer {
                 });
             }
         };
-        self.file = file;
-        self.len = len;
-        self.allocated = len;
-        self.size.store(len, Ordering::Release);
+        self.install(file, len);
+        self.seq = first_seq + records.len() as u64;
+        self.acked_seq = self.seq;
         if let Err(e) = sync_dir(&self.dir) {
-            // The rename may not survive a crash: which file is the log is no longer known.
-            return Err(self.fail("directory fsync after rename", e));
+            // The rename may not survive a crash: which file is the log is no longer known
+            // until a fresh copy is renamed into place and its directory synced.
+            return Err(self.fail("directory fsync after rename", e, Repair::CopyForward));
         }
         info!(path = %self.path.display(), records = records.len(), bytes = len, "journal rewritten");
         Ok(())
     }
+
+    /// Makes `file`, holding `len` bytes of records, the log.
+    pub(super) fn install(&mut self, file: File, len: u64) {
+        if let Ok(m) = file.metadata() {
+            self.id = (m.dev(), m.ino());
+        }
+        self.file = file;
+        self.len = len;
+        self.acked = len;
+        self.allocated = len;
+        self.shared.size.store(len, Ordering::Release);
+    }
+
+    /// Writes a header and `records` as a fresh, synced file; returns it and its length.
+    fn write_file(
+        &self,
+        path: &Path,
+        first_seq: u64,
+        records: &[Vec<u8>],
+    ) -> io::Result<(File, u64)> {
+        self.faults.write()?;
+        let file = super::private::create_file(path)?;
+        let mut out = BufWriter::new(file);
+        let header = format::header_frame(first_seq);
+        out.write_all(&header)?;
+        let mut frame = Vec::new();
+        let mut len = header.len() as u64;
+        for record in records {
+            frame.clear();
+            frame::encode_into(record, &mut frame);
+            out.write_all(&frame)?;
+            len += frame.len() as u64;
+        }
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        self.sync_data(&file)?;
+        Ok((file, len))
+    }
+}
+
+/// The wait before probe number `n` (1-based): 50 ms, doubling, at most 1 s — so writes
+/// resume within about a second of the disk taking them again.
+fn probe_delay(n: u32) -> Duration {
+    let ms = 50u64.saturating_mul(1 << n.saturating_sub(1).min(10));
+    Duration::from_millis(ms.min(1000))
 }
 
 /// Where a rewrite builds its new file; a leftover one is a crashed rewrite's, and is removed at open.
@@ -212,21 +423,4 @@ pub(super) fn tmp_path(path: &Path) -> PathBuf {
 /// Makes a create, truncate or rename inside `dir` durable.
 pub(super) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// Writes `records` as a fresh, synced file; returns it positioned at its end.
-fn write_file(path: &Path, records: &[Vec<u8>]) -> io::Result<(File, u64)> {
-    let file = super::private::create_file(path)?;
-    let mut out = BufWriter::new(file);
-    let mut frame = Vec::new();
-    let mut len = 0u64;
-    for record in records {
-        frame.clear();
-        frame::encode_into(record, &mut frame);
-        out.write_all(&frame)?;
-        len += frame.len() as u64;
-    }
-    let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
-    file.sync_data()?;
-    Ok((file, len))
 }

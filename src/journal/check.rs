@@ -1,0 +1,169 @@
+//! What a journal file holds, judged offline: its transactions (in doubt, failed, to verify),
+//! its damaged stretches and what each may have held, and whether dtc may start on it by itself.
+//! [`super::Journal::open`] refuses damage with [`Check::summary`]; `dtc journal check` prints
+//! the whole [`Check`].
+//!
+//! The rule: a torn write (at the end, or a batch cut short by a power loss) was never
+//! acknowledged, so nothing dtc must remember depends on it: it is set aside without asking.
+//! Any other damaged record may have been a transaction's intent — one in doubt or failed,
+//! which dtc would then never recover or fence —, so dtc starts on it only when a person says
+//! so (`dtc journal repair`, or `dtc run --accept-journal-damage`).
+
+use super::log::{DamageKind, Format, Found};
+use super::record::Record;
+use super::store::Journal;
+use crate::txn::TxnState;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// One damaged stretch, as a person reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DamageView {
+    pub start: u64,
+    pub end: u64,
+    pub kind: DamageKind,
+    pub reason: String,
+    /// What the damaged bytes still read as, if anything (unverified: the checksum failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads_as: Option<String>,
+    /// Whether dtc needs a person's word before it starts on the file.
+    pub needs_a_person: bool,
+}
+
+/// What a journal holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub path: String,
+    /// 0 (no header), 1, or `None` for an empty file.
+    pub format: Option<u32>,
+    pub records: usize,
+    /// Records of a shape this dtc does not know (skipped when dtc starts).
+    pub unreadable_records: usize,
+    /// Transactions dtc would keep: the open ones and the last `journal.keep_finished` (its
+    /// default) finished ones.
+    pub transactions: usize,
+    pub in_doubt: Vec<String>,
+    pub failed: Vec<String>,
+    pub to_verify: Vec<String>,
+    pub damage: Vec<DamageView>,
+    /// Transactions with records after the damage but no intent: known to be affected.
+    pub orphans: Vec<String>,
+}
+
+impl Check {
+    /// Judges a file read back (nothing is changed).
+    pub fn of(found: &Found) -> Check {
+        let keep = crate::config::JournalConfig::default().keep_finished;
+        let journal = Journal::bare(None, keep, None);
+        let loaded = journal.load(&found.payloads());
+        let entries = journal.list(None, usize::MAX);
+        let ids = |keep: &dyn Fn(&super::record::Entry) -> bool| {
+            let mut v: Vec<String> = entries
+                .iter()
+                .filter(|e| keep(e))
+                .map(|e| e.begin.txn.clone())
+                .collect();
+            v.sort();
+            v
+        };
+        Check {
+            path: found.path.display().to_string(),
+            format: match found.format {
+                Format::Empty => None,
+                Format::Legacy => Some(0),
+                Format::V1 { .. } => Some(1),
+            },
+            records: found.records.len(),
+            unreadable_records: loaded.skipped,
+            transactions: entries.len(),
+            in_doubt: ids(&|e| e.state == TxnState::InDoubt),
+            failed: ids(&|e| e.state == TxnState::Failed && e.resolution.is_none()),
+            to_verify: ids(&|e| e.verify_pending && e.resolution.is_none()),
+            damage: damage_views(found),
+            orphans: loaded.orphans.into_iter().collect(),
+        }
+    }
+
+    /// Whether some damage needs a person's word before dtc starts.
+    pub fn needs_a_person(&self) -> bool {
+        self.damage.iter().any(|d| d.needs_a_person)
+    }
+
+    /// The damage in one line: each stretch, and the transactions known to be affected.
+    pub fn summary(&self) -> String {
+        summary(&self.damage, &self.orphans)
+    }
+}
+
+/// The damaged stretches of `found`, judged.
+pub fn damage_views(found: &Found) -> Vec<DamageView> {
+    found
+        .damage
+        .iter()
+        .map(|d| DamageView {
+            start: d.start,
+            end: d.end,
+            kind: d.kind,
+            reason: d.reason.clone(),
+            reads_as: reads_as(&d.bytes),
+            needs_a_person: d.kind == DamageKind::Damaged,
+        })
+        .collect()
+}
+
+/// The damage of `found` that needs a person, in one line; `None` when dtc may start.
+pub fn refusal(found: &Found) -> Option<String> {
+    let views = damage_views(found);
+    if !views.iter().any(|d| d.needs_a_person) {
+        return None;
+    }
+    let journal = Journal::bare(None, 0, None);
+    let orphans: Vec<String> = journal
+        .load(&found.payloads())
+        .orphans
+        .into_iter()
+        .collect();
+    Some(summary(&views, &orphans))
+}
+
+fn summary(damage: &[DamageView], orphans: &[String]) -> String {
+    let mut parts: Vec<String> = damage
+        .iter()
+        .filter(|d| d.needs_a_person)
+        .map(|d| {
+            let reads = d
+                .reads_as
+                .as_ref()
+                .map(|r| format!("; its bytes read as {r}, unverified"))
+                .unwrap_or_default();
+            format!("bytes {}..{} ({}{reads})", d.start, d.end, d.reason)
+        })
+        .collect();
+    if !orphans.is_empty() {
+        parts.push(format!(
+            "transactions with records after the damage but no intent: {}",
+            orphans.join(", ")
+        ));
+    }
+    parts.join("; ")
+}
+
+/// What the first frame of damaged bytes still reads as: `a \`begin\` record of txn X`.
+fn reads_as(bytes: &[u8]) -> Option<String> {
+    let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let payload = bytes.get(8..8usize.checked_add(len)?)?;
+    let kind = serde_json::from_slice::<serde_json::Value>(payload).ok()?["t"]
+        .as_str()?
+        .to_owned();
+    let rec: Record = serde_json::from_slice(payload).ok()?;
+    Some(format!("a `{kind}` record of transaction {}", rec.txn()))
+}
+
+/// What loading records into a journal found besides its entries.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Records of a shape this dtc does not know.
+    pub skipped: usize,
+    /// Transactions with records but no intent (their intent was lost to damage).
+    pub orphans: BTreeSet<String>,
+}

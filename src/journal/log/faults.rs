@@ -1,0 +1,70 @@
+//! The fault-injection seam of the writer: every write and sync of the log file goes through
+//! [`Faults`] first, so tests make the disk fail the way real disks do (EIO on fdatasync,
+//! ENOSPC, EROFS) without needing one. Nothing sets it outside tests; unset, it costs an atomic
+//! load per write and per sync.
+
+use std::io;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// A failure a disk reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `EIO`: the device failed the operation.
+    Io,
+    /// `ENOSPC`: the filesystem is full.
+    NoSpace,
+    /// `EROFS`: the filesystem was remounted read-only.
+    ReadOnly,
+}
+
+impl Fault {
+    fn errno(self) -> i32 {
+        match self {
+            Fault::Io => 5,
+            Fault::NoSpace => 28,
+            Fault::ReadOnly => 30,
+        }
+    }
+}
+
+/// Faults the writer meets on purpose, until cleared. Shared: see [`super::Log::faults`].
+#[derive(Debug, Default)]
+pub struct Faults {
+    writes: AtomicI32,
+    syncs: AtomicI32,
+}
+
+impl Faults {
+    /// Every write of the log file fails with `fault` until [`Faults::clear`].
+    pub fn fail_writes(&self, fault: Fault) {
+        self.writes.store(fault.errno(), Ordering::Release);
+    }
+
+    /// Every fdatasync/fsync of the log file fails with `fault` until [`Faults::clear`]. The
+    /// data written before it stays in the file, as it would in the page cache of a real disk
+    /// whose writeback failed.
+    pub fn fail_syncs(&self, fault: Fault) {
+        self.syncs.store(fault.errno(), Ordering::Release);
+    }
+
+    /// The disk works again.
+    pub fn clear(&self) {
+        self.writes.store(0, Ordering::Release);
+        self.syncs.store(0, Ordering::Release);
+    }
+
+    pub(super) fn write(&self) -> io::Result<()> {
+        check(&self.writes)
+    }
+
+    pub(super) fn sync(&self) -> io::Result<()> {
+        check(&self.syncs)
+    }
+}
+
+fn check(errno: &AtomicI32) -> io::Result<()> {
+    match errno.load(Ordering::Acquire) {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
