@@ -11,8 +11,9 @@ use dtc::saga::TxnState;
 use http::Method;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::*;
+use tokio::time::Instant;
 
 /// `{"groupId": id, "pad": "xxx…"}` with `pad` bytes of padding: a big journal record.
 fn padded_group(id: &str, pad: usize) -> String {

@@ -43,14 +43,15 @@ use std::{
     future::Future,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex, Weak,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
         mpsc,
     },
-    time::Instant,
 };
 
 use tokio::sync::oneshot;
+// On the writer thread, outside any runtime, this is the real clock.
+use tokio::time::Instant;
 
 pub use self::faults::{Fault, Faults};
 pub use self::format::{Damage, DamageKind, Format};
@@ -159,8 +160,12 @@ enum Engine {
     Thread(mpsc::Sender<Command>),
     /// The caller's thread, under this lock (`none`: a write to the OS costs less than waking
     /// another thread and waiting to be woken back; a compaction's rewrite, every few thousand
-    /// records, then also runs on the caller's thread). A small thread ticks it (probes).
-    Inline(Arc<Mutex<Writer>>),
+    /// records, then also runs on the caller's thread). A small thread ticks it (probes)
+    /// until the sender is dropped with the last `Log`.
+    Inline {
+        writer: Arc<Mutex<Writer>>,
+        _stop_ticks: mpsc::Sender<()>,
+    },
 }
 
 impl Log {
@@ -227,12 +232,16 @@ impl Log {
         };
         let engine = if opts.durability == Durability::None {
             let writer = Arc::new(Mutex::new(writer));
-            let weak = Arc::downgrade(&writer);
+            let (stop, stopped) = mpsc::channel();
+            let ticked = writer.clone();
             spawn(
                 "dtc-journal-probe",
-                Box::new(move || tick_while_alive(&weak)),
+                Box::new(move || tick_until_stopped(&ticked, &stopped)),
             )?;
-            Engine::Inline(writer)
+            Engine::Inline {
+                writer,
+                _stop_ticks: stop,
+            }
         } else {
             let (tx, rx) = mpsc::channel();
             spawn("dtc-journal", Box::new(move || writer.run(rx)))?;
@@ -354,7 +363,7 @@ impl Log {
             Engine::Thread(tx) => {
                 let _ = tx.send(command(done));
             }
-            Engine::Inline(writer) => writer
+            Engine::Inline { writer, .. } => writer
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .run_batch(std::iter::once(command(done))),
@@ -368,13 +377,12 @@ impl Log {
     }
 }
 
-/// The `none` engine's prober: ticks the writer (probes, file checks) while a `Log` holds it.
-fn tick_while_alive(writer: &Weak<Mutex<Writer>>) {
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        let Some(writer) = writer.upgrade() else {
-            return;
-        };
+/// The `none` engine's prober: ticks the writer (probes, file checks) every 50 ms until the
+/// last `Log` drops the sender.
+fn tick_until_stopped(writer: &Mutex<Writer>, stopped: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) =
+        stopped.recv_timeout(std::time::Duration::from_millis(50))
+    {
         writer.lock().unwrap_or_else(|p| p.into_inner()).tick();
     }
 }

@@ -99,10 +99,7 @@ impl Writer {
             .write(true)
             .open(&self.path)
             .map_err(self.err("reopen"))
-            .map(|reopened| {
-                drop(file);
-                reopened
-            })?;
+            .inspect(|_| drop(file))?;
         self.probe_space(&file)?;
         self.install(file, acked);
         self.allocated = acked + PREALLOCATE;

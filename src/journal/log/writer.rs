@@ -18,10 +18,12 @@ use std::{
     os::unix::fs::{FileExt, MetadataExt},
     path::{Path, PathBuf},
     sync::{Arc, atomic::Ordering, mpsc},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use tokio::sync::oneshot;
+// On the writer thread, outside any runtime, this is the real clock.
+use tokio::time::Instant;
 use tracing::{debug, error, info};
 
 use super::format::{self, MAX_BATCH_BYTES};
