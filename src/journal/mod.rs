@@ -4,8 +4,8 @@
 //! - [`log`]: the storage engine, an append-only, checksummed record log that knows
 //!   nothing about transactions (records are opaque bytes): a file header with a format
 //!   version, damage classified and quarantined at open, write failures repaired by itself.
-//! - [`check`]: what a journal file holds and whether its damage needs a person (`dtc journal`,
-//!   and the refusal at start).
+//! - [`check`]: what a journal file holds (`dtc journal check`); [`damage`]: whether its damage
+//!   needs a person (the refusal at start).
 //! - [`record`]: what a transaction writes (intent, node answers, end) and the entry it folds into.
 //! - [`store`]: [`Journal`]: appends records, keeps entries, fences resources, compacts;
 //!   [`query`]: reading its entries.
@@ -17,6 +17,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod damage;
 pub mod error;
 pub mod lock;
 pub mod log;

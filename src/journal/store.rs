@@ -12,7 +12,7 @@
 //! change nothing.
 
 use super::JournalError;
-use super::check::{self, Loaded};
+use super::damage;
 use super::log::{Durability, Log, LogOptions, OpenReport};
 use super::record::{Begin, Entry, Record, now_ms};
 use super::shared::{Hold, Shared};
@@ -20,7 +20,7 @@ use crate::config::{DurabilityMode, JournalConfig};
 use crate::txn::{JournalStats, UndoPlan};
 use crate::txn::{NodeReport, Reason, TxnState};
 use futures_util::future::Either;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -42,6 +42,15 @@ pub struct Journal {
     pub(super) holds: Mutex<HashMap<String, Arc<Hold>>>,
     /// How compaction keeps up.
     compaction: Arc<Mutex<Compaction>>,
+}
+
+/// What loading records into a journal found besides its entries.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Records of a shape this dtc does not know.
+    pub skipped: usize,
+    /// Transactions with records but no intent (their intent was lost to damage).
+    pub orphans: BTreeSet<String>,
 }
 
 /// How compaction keeps up with the appends.
@@ -96,7 +105,7 @@ impl Journal {
         };
         let dir = PathBuf::from(&cfg.dir);
         let found = Log::read(&dir)?;
-        if let Some(summary) = check::refusal(&found) {
+        if let Some(summary) = damage::refusal(&found) {
             if !accept_damage {
                 return Err(JournalError::Damaged {
                     path: found.path.clone(),
