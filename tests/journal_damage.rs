@@ -202,6 +202,7 @@ async fn dtc_journal_check_dump_repair_and_run_say_what_the_journal_holds() {
     config.nodes = vec![dtc::config::NodeConfig {
         name: "a".into(),
         url: "http://127.0.0.1:9".into(),
+        tls: None,
     }];
     let config_path = root.path().join("dtc.toml");
     std::fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
