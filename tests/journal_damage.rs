@@ -36,6 +36,7 @@ fn begin(txn: &str) -> Begin {
         verify: None,
         pre: vec![],
         pre_restores: false,
+        body_hash: None,
     }
 }
 
