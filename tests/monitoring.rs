@@ -89,9 +89,26 @@ async fn exported() -> BTreeSet<String> {
         .collect()
 }
 
+/// The metric names only a dtc with a local journal (no `[cluster]`) serves: the journal's.
+async fn exported_with_a_local_journal() -> BTreeSet<String> {
+    let (_nodes, dtc) = cluster().await;
+    let admin = dtc.serve_admin().await;
+    assert_eq!(create_group(&dtc, "g1").await.status(), 201);
+    let m = send(Method::GET, &format!("{admin}/metrics"), None, &[]).await;
+    String::from_utf8(m.body().to_vec())
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("dtc_journal_"))
+        .map(|l| l.split(['{', ' ']).next().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test]
 async fn the_rules_and_the_dashboard_use_only_metrics_dtc_exports() {
-    let exported = exported().await;
+    let mut exported = exported().await;
+    let local = exported_with_a_local_journal().await;
+    assert!(local.contains("dtc_journal_writable"), "{local:?}");
+    exported.extend(local);
     let rules = yaml("manifests/monitoring/dtc-rules.yaml");
     let mut used: BTreeSet<String> = rule_exprs(&rules)
         .iter()
