@@ -24,6 +24,16 @@ pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
             "resource fenced by an unresolved transaction",
             false,
         ),
+        TxnState::Rejected if matches!(o.reason, Some(Reason::KeyReused(_))) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency key reused with another request",
+            false,
+        ),
+        TxnState::ToBeRetried if matches!(o.reason, Some(Reason::KeyInProgress(_))) => (
+            StatusCode::CONFLICT,
+            "a request with this idempotency key is still running",
+            true,
+        ),
         TxnState::Rejected if o.reason == Some(Reason::TargetStateHolds) => (
             StatusCode::CONFLICT,
             "write not confirmed: every node already holds its target state",
@@ -53,7 +63,12 @@ pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
         TxnState::Succeeded => (StatusCode::OK, "succeeded", false),
     };
     let blocking = match &o.reason {
-        Some(Reason::Fenced(t)) => Some(t.as_str()),
+        Some(
+            Reason::Fenced(t)
+            | Reason::KeyReused(t)
+            | Reason::KeyInProgress(t)
+            | Reason::Checking(t),
+        ) => Some(t.as_str()),
         _ => None,
     };
     let p = Problem {
@@ -69,8 +84,8 @@ pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
         trace_id: o.trace_id.as_deref(),
     };
     let mut resp = respond(status, &p);
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        // Whole seconds (HTTP's unit), rounded up: never before the next trial is due.
+    if status == StatusCode::SERVICE_UNAVAILABLE || (retryable && status == StatusCode::CONFLICT) {
+        // Whole seconds (HTTP's unit), rounded up: never before the retry can work.
         let wait = o.retry_after.unwrap_or(retry_after);
         let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
         resp.headers_mut()

@@ -115,6 +115,9 @@ impl Builder {
     /// serving (so no new write races the recovery; with `[cluster]`: takes over expired
     /// leases), and starts the background re-drive and verify. Must run inside a tokio runtime.
     pub async fn start(self) -> Result<App, StartError> {
+        for advice in crate::config::advice::advice(&self.settings) {
+            tracing::warn!(advice, "config");
+        }
         let current = Arc::new(Current::new(self.settings));
         let stopper = Arc::new(Stopper::new());
         let (coordinator, txns, verifier) = if self.journal {
@@ -171,12 +174,14 @@ async fn with_journal(
     };
     let alerter = Alerter::new(cfg.alerts.webhook.clone());
     let on_change = on_change(metrics.clone(), alerter.clone());
+    // One table of key turns for the live writes and every background task on their keys.
+    let locks = Arc::new(crate::saga::locks::KeyLocks::default());
     let journal = match &cfg.cluster {
         Some(cluster) => {
             let events = metrics.store().map(|m| m as Arc<dyn StoreEvents>);
             let shared = Shared::connect_metered(cluster, events).await?;
             let journal = Journal::shared(cfg.journal.keep_finished, shared);
-            let taken = takeover::scan_once(&journal, current, Some(&on_change)).await;
+            let taken = takeover::scan_once(&journal, current, &locks, Some(&on_change)).await;
             let (in_doubt, failed) = journal.counts();
             tracing::info!(
                 taken_over = taken,
@@ -187,6 +192,7 @@ async fn with_journal(
             tokio::spawn(takeover::run(
                 journal.clone(),
                 current.clone(),
+                locks.clone(),
                 Some(on_change.clone()),
                 stopper.signal(),
             ));
@@ -198,25 +204,30 @@ async fn with_journal(
             if in_doubt > 0 {
                 tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: deciding them from the nodes' state before serving");
             }
-            let recovered = redrive::recover(&journal, current, Some(&on_change)).await;
+            let recovered = redrive::recover(&journal, current, &locks, Some(&on_change)).await;
             let (_, failed) = journal.counts();
             tracing::info!(dir = %cfg.journal.dir, durability = ?cfg.journal.durability, recovered_rolled_back = recovered.rolled_back, recovered_completed = recovered.completed, recovered_unchanged = recovered.unchanged, failed, "journal open");
             journal
         }
     };
+    journal.remember_keys(cfg.idempotency.window, cfg.idempotency.max_keys);
+    journal.keep_key_states(cfg.journal.key_states);
     tokio::spawn(redrive::run_worker(
         journal.clone(),
         current.clone(),
+        locks.clone(),
         Some(on_change.clone()),
         stopper.signal(),
     ));
     let coordinator = Coordinator::new(current.clone())
+        .with_locks(locks.clone())
         .with_journal(journal.clone())
         .with_metrics(metrics)
         .with_alerter(alerter);
     let txns = Arc::new(JournalTxns {
         journal,
         current: current.clone(),
+        locks,
         on_change: Some(on_change),
     });
     let verifier = crate::verify::Verifier::new(&coordinator);

@@ -161,6 +161,9 @@ fn check(args: &CheckArgs) -> ExitCode {
             for w in &settings.warnings {
                 eprintln!("dtc check: warning: {w}");
             }
+            for warning in config::advice::advice(&settings) {
+                eprintln!("dtc check: warning: {warning}");
+            }
             eprintln!(
                 "{}: ok ({} nodes, {} routes)",
                 args.config.display(),
@@ -213,21 +216,24 @@ fn run(args: RunArgs) -> ExitCode {
     for w in &settings.warnings {
         tracing::warn!(path = %args.config.display(), warning = %w, "config warning");
     }
-    // One process per journal directory: a second `dtc run` (or a standalone `dtc verify`)
-    // on it is refused. Held until exit.
-    let _lock = if settings.config.journal.durability == config::DurabilityMode::Off {
-        None
-    } else {
-        match crate::journal::DirLock::acquire(std::path::Path::new(&settings.config.journal.dir)) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                eprintln!("dtc: {e}");
-                return ExitCode::from(exit::UNAVAILABLE);
-            }
-        }
-    };
     let workers = args.workers.unwrap_or(settings.config.listen.workers);
     with_runtime(workers, async move {
+        // One process per journal directory: a second `dtc run` (or a standalone `dtc verify`)
+        // on it is refused, after waiting `journal.lock_wait` for a predecessor still exiting.
+        // Held until exit.
+        let _lock = if settings.config.journal.durability == config::DurabilityMode::Off {
+            None
+        } else {
+            let dir = std::path::Path::new(&settings.config.journal.dir);
+            let wait = settings.config.journal.lock_wait;
+            match crate::journal::DirLock::acquire_within(dir, wait).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    eprintln!("dtc: {e}");
+                    return ExitCode::from(exit::UNAVAILABLE);
+                }
+            }
+        };
         let app = crate::app::App::builder(settings)
             .config_file(args.config, text)
             .accept_journal_damage(args.accept_journal_damage)

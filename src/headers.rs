@@ -20,8 +20,11 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 pub const TXN_ID: HeaderName = HeaderName::from_static("x-dtc-transaction-id");
 /// The transaction state header on every answer to a write.
 pub const TXN_STATE: HeaderName = HeaderName::from_static("x-dtc-state");
-/// Sent to every node with a write; the client's own is kept.
+/// The client's key of a write (dtc keeps it, see `saga::idem`), and the key of each
+/// transaction sent to every node with it.
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+/// On an answer given again for a client's repeated `Idempotency-Key` (as Stripe names it).
+pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use support::*;
-use support::{model, process};
+use support::{double, model, process};
 
 const WORKERS: u64 = 8;
 const KEYS_PER_WORKER: u64 = 3;
@@ -155,6 +155,10 @@ const CRASH_WORKERS: u64 = 4;
 const CRASHES: usize = 3;
 /// Writes between two crashes, over all workers.
 const WRITES_PER_CRASH: usize = 60;
+/// A client sends one write this many times at most, with the same `Idempotency-Key`.
+const SENDS_PER_WRITE: usize = 3;
+/// The longest a late node holds a write before applying it.
+const LATE_MAX: std::time::Duration = std::time::Duration::from_millis(300);
 
 async fn crash_node(name: &str, seed: u64) -> RefNode {
     let node = faulty_node(name, seed).await;
@@ -162,7 +166,84 @@ async fn crash_node(name: &str, seed: u64) -> RefNode {
     node
 }
 
-/// One worker's keys, written one at a time (each key has one writer): the model per key.
+/// The nodes of a crash run: a faulty reference node; a node that ignores `Idempotency-Key`,
+/// sheds load with 503 and fails after applying; and one that also takes writes without
+/// answering and applies them up to [`LATE_MAX`] later, shedding load meanwhile.
+struct CrashNodes {
+    reference: RefNode,
+    forgetful: double::Double,
+    late: double::Double,
+}
+
+impl CrashNodes {
+    async fn start(seed: u64) -> CrashNodes {
+        let forgetful = double::Double::start("b", double::Behaviour::default()).await;
+        forgetful.randomly(
+            seed * 10 + 2,
+            Some(double::Random {
+                refuse: 0.15,
+                apply_then_fail: 0.05,
+                ..double::Random::default()
+            }),
+        );
+        let late = double::Double::start(
+            "c",
+            double::Behaviour {
+                shed_while_late: true,
+                ..double::Behaviour::default()
+            },
+        )
+        .await;
+        late.randomly(
+            seed * 10 + 3,
+            Some(double::Random {
+                refuse: 0.1,
+                apply_then_fail: 0.05,
+                late: 0.05,
+                late_max: LATE_MAX,
+            }),
+        );
+        CrashNodes {
+            reference: crash_node("a", seed * 10 + 1).await,
+            forgetful,
+            late,
+        }
+    }
+
+    fn urls(&self) -> Vec<(String, String)> {
+        vec![
+            ("a".into(), self.reference.url()),
+            ("b".into(), self.forgetful.url()),
+            ("c".into(), self.late.url()),
+        ]
+    }
+
+    fn heal(&self) {
+        self.reference.set_error_rate(0.0);
+        self.reference.set_apply_then_fail_rate(0.0);
+        self.forgetful.randomly(0, None);
+        self.late.randomly(0, None);
+    }
+
+    fn held(&self, key: &str) -> Vec<bool> {
+        vec![
+            self.reference.groups().contains(key),
+            self.forgetful.has(key),
+            self.late.has(key),
+        ]
+    }
+}
+
+/// Whether a client would send the write again: no answer, or an answer that says retry.
+fn retryable(seen: &Result<Answer, hyper_util::client::legacy::Error>) -> bool {
+    match seen {
+        Err(_) => true,
+        Ok(a) => matches!(a.state(), "to_be_retried" | "rolled_back"),
+    }
+}
+
+/// One worker's keys, written one at a time (each key has one writer): the model per key. Each
+/// write carries its own `Idempotency-Key`, reused on every retry of it.
 async fn crash_worker(
     w: u64,
     seed: u64,
@@ -175,22 +256,36 @@ async fn crash_worker(
         .map(|k| (format!("s{seed}w{w}k{k}"), model::Key::absent()))
         .collect();
     let names: Vec<String> = keys.keys().cloned().collect();
+    let mut n = 0;
     while !stop.load(Ordering::SeqCst) {
         let key = &names[rng.usize(..names.len())];
         let create = rng.bool();
         let method = if create { Method::POST } else { Method::DELETE };
-        let base = url.borrow_and_update().clone();
-        let r = try_send(method, &format!("{base}/v1/group/"), Some(&group(key)), &[]).await;
-        let seen = match &r {
-            Ok(a) => model::Seen::Answered(a),
-            Err(e) if e.is_connect() => model::Seen::NotSent,
-            Err(_) => model::Seen::NoAnswer,
-        };
-        keys.get_mut(key).unwrap().write(create, seen);
-        done.fetch_add(1, Ordering::SeqCst);
-        if r.is_err() && !stop.load(Ordering::SeqCst) {
-            // dtc is down: wait for the next one (or the end of the run).
-            let _ = tokio::time::timeout(DEADLINE, url.changed()).await;
+        n += 1;
+        let idem = format!("s{seed}w{w}n{n}");
+        for _ in 0..SENDS_PER_WRITE {
+            let base = url.borrow_and_update().clone();
+            let r = try_send(
+                method.clone(),
+                &format!("{base}/v1/group/"),
+                Some(&group(key)),
+                &[("idempotency-key", &idem)],
+            )
+            .await;
+            let seen = match &r {
+                Ok(a) => model::Seen::Answered(a),
+                Err(e) if e.is_connect() => model::Seen::NotSent,
+                Err(_) => model::Seen::NoAnswer,
+            };
+            keys.get_mut(key).unwrap().write(create, seen);
+            done.fetch_add(1, Ordering::SeqCst);
+            if r.is_err() && !stop.load(Ordering::SeqCst) {
+                // dtc is down: wait for the next one (or the end of the run).
+                let _ = tokio::time::timeout(DEADLINE, url.changed()).await;
+            }
+            if !retryable(&r) || stop.load(Ordering::SeqCst) {
+                break;
+            }
         }
     }
     keys
@@ -208,18 +303,16 @@ async fn wait_for_writes(done: &AtomicUsize, n: usize) {
 }
 
 async fn crash_run(seed: u64) -> String {
-    let nodes = vec![
-        crash_node("a", seed * 10 + 1).await,
-        crash_node("b", seed * 10 + 2).await,
-        crash_node("c", seed * 10 + 3).await,
-    ];
+    let nodes = CrashNodes::start(seed).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = test_config(&nodes);
+    let mut cfg = double::config_for(&nodes.urls());
     cfg.health.unhealthy_threshold = 1000;
+    cfg.timeouts.attempt = std::time::Duration::from_millis(200);
     cfg.journal.dir = dir.path().join("journal").display().to_string();
     cfg.journal.redrive_initial = std::time::Duration::from_millis(50);
     cfg.journal.redrive_max = std::time::Duration::from_millis(100);
-    cfg.journal.verify_after = std::time::Duration::from_millis(100);
+    // Longer than a late node holds a write: the check of a rollback sees what landed late.
+    cfg.journal.verify_after = 3 * LATE_MAX;
     let mut dtc = process::spawn_dtc(&cfg, dir.path());
     let (url_tx, url_rx) = tokio::sync::watch::channel(dtc.url.clone());
     let done = Arc::new(AtomicUsize::new(0));
@@ -237,7 +330,8 @@ async fn crash_run(seed: u64) -> String {
         .collect();
     for crash in 1..=CRASHES {
         wait_for_writes(&done, crash * WRITES_PER_CRASH).await;
-        dtc.crash();
+        // Restarted at once: the killed process may still hold the journal's lock.
+        dtc.crash_nowait();
         dtc = process::spawn_dtc(&cfg, dir.path());
         url_tx.send(dtc.url.clone()).unwrap();
     }
@@ -249,13 +343,10 @@ async fn crash_run(seed: u64) -> String {
     }
     dtc.crash();
     // The nodes heal; a last dtc (in-process, same journal) recovers and re-drives to the end.
-    for n in &nodes {
-        n.set_error_rate(0.0);
-        n.set_apply_then_fail_rate(0.0);
-    }
+    nodes.heal();
     let last = start_proxy(cfg).await;
     let journal = last.app.journal().unwrap().clone();
-    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let deadline = tokio::time::Instant::now() + 2 * DEADLINE;
     while !journal.open_entries().is_empty() {
         let open: Vec<_> = journal.open_entries();
         assert!(
@@ -277,7 +368,7 @@ async fn crash_run(seed: u64) -> String {
         "seed {seed}: a crash caught no write in flight"
     );
     for (key, k) in &keys {
-        let held: Vec<bool> = nodes.iter().map(|n| n.groups().contains(key)).collect();
+        let held = nodes.held(key);
         assert!(
             held.iter().all(|&h| h == held[0]),
             "seed {seed}: {key} differs across nodes {held:?}; its writes:\n{}",
@@ -292,7 +383,7 @@ async fn crash_run(seed: u64) -> String {
         );
     }
     format!(
-        "seed {seed}: {} writes ({redundant} to the key's own state, {unanswered} unanswered), {CRASHES} SIGKILLs, {} keys alike and explained",
+        "seed {seed}: {} sends ({redundant} to the key's own state, {unanswered} unanswered), {CRASHES} SIGKILLs, {} keys alike and explained",
         done.load(Ordering::SeqCst),
         keys.len()
     )

@@ -184,7 +184,7 @@ async fn a_partial_write_without_a_compensation_rule_ends_failed() {
 
 #[tokio::test]
 async fn unmatched_writes_can_be_refused_before_touching_any_node() {
-    let (nodes, dtc) = cluster_with(|c| c.writes.unmatched = Unmatched::Refuse).await;
+    let (nodes, dtc) = cluster_with(|c| c.writes.unmatched = Some(Unmatched::Refuse)).await;
     let a = send(Method::POST, &dtc.at("/unknown/"), Some("{}"), &[]).await;
     assert_eq!((a.status().as_u16(), a.state()), (501, "rejected"));
     assert!(a.json()["detail"].as_str().unwrap().contains("no route"));

@@ -6,7 +6,7 @@ mod support;
 
 use dtc::config::Config;
 use dtc::saga::TxnState;
-use http::Method;
+use http::{Method, StatusCode};
 use std::process::Command;
 use std::time::Duration;
 use support::process::spawn_dtc;
@@ -149,9 +149,15 @@ async fn a_late_write_after_a_rollback_is_caught_and_undone() {
     let journal = dtc.app.journal().unwrap().clone();
     // The held write lands late on c, after the rollback (as a node that processed it slowly would).
     late.insert_group("g1");
-    // Until the check, the resource is fenced: writes to it wait for the check.
+    // Until the check, the resource is fenced: writes to it are refused, touching no node, with
+    // a Retry-After that points past the check (503, not a 409 that asks for a person).
     let fenced = create_group(&dtc, "g1").await;
-    assert_eq!(fenced.status(), 409);
+    assert_eq!(
+        (fenced.status(), fenced.state()),
+        (StatusCode::SERVICE_UNAVAILABLE, "to_be_retried")
+    );
+    assert_eq!(fenced.problem()["blocking_transaction"], txn.as_str());
+    assert!(fenced.header("retry-after").parse::<u64>().unwrap() >= 1);
     wait_until("the check undid the late write", || {
         !late.groups().contains("g1")
     })
@@ -278,19 +284,18 @@ async fn finished_transactions_are_compacted_away_keeping_a_window() {
         undo: vec![None],
         verify: None,
         pre: vec![],
-        pre_restores: false,
-        body_hash: None,
+        ..Begin::default()
     };
     // One failed transaction stays open across compactions.
     journal.begin(begin(0)).await.unwrap();
     journal
-        .end("t00000", TxnState::Failed, None, vec![])
+        .end("t00000", TxnState::Failed, None, vec![], None)
         .await
         .unwrap();
     for i in 1..=5000 {
         journal.begin(begin(i)).await.unwrap();
         journal
-            .end(&format!("t{i:05}"), TxnState::Succeeded, None, vec![])
+            .end(&format!("t{i:05}"), TxnState::Succeeded, None, vec![], None)
             .await
             .unwrap();
     }

@@ -37,6 +37,7 @@ fn begin(txn: &str) -> Begin {
         pre: vec![],
         pre_restores: false,
         body_hash: None,
+        idem: None,
     }
 }
 
@@ -51,7 +52,7 @@ async fn journal_with_a_failed_transaction(dir: &Path) -> JournalConfig {
         ("t3", TxnState::Succeeded),
     ] {
         journal.begin(begin(txn)).await.unwrap();
-        journal.end(txn, state, None, vec![]).await.unwrap();
+        journal.end(txn, state, None, vec![], None).await.unwrap();
     }
     journal.flush().await.unwrap();
     assert_eq!(journal.fence_of("group/t2").as_deref(), Some("t2"));

@@ -19,7 +19,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 const MIB: u64 = 1024 * 1024;
 
 /// Every whole-number setting with its valid range (inclusive).
-pub fn counts(c: &Config) -> [Count; 13] {
+pub fn counts(c: &Config) -> [Count; 16] {
     let n = |v: usize| v as u64;
     [
         ("listen.workers", n(c.listen.workers), 0, 1024),
@@ -65,11 +65,24 @@ pub fn counts(c: &Config) -> [Count; 13] {
             100,
         ),
         ("writes.methods", c.writes.methods.len() as u64, 0, 32),
+        ("journal.key_states", n(c.journal.key_states), 0, 10_000_000),
+        (
+            "idempotency.max_keys",
+            n(c.idempotency.max_keys),
+            0,
+            10_000_000,
+        ),
+        (
+            "idempotency.max_answer",
+            n(c.idempotency.max_answer),
+            0,
+            1024 * MIB,
+        ),
     ]
 }
 
 /// Every duration setting with its valid range (inclusive).
-pub fn spans(c: &Config) -> [Span; 19] {
+pub fn spans(c: &Config) -> [Span; 21] {
     let (r, t, h, j) = (&c.retry, &c.timeouts, &c.health, &c.journal);
     let zero = Duration::ZERO;
     [
@@ -92,6 +105,8 @@ pub fn spans(c: &Config) -> [Span; 19] {
         ("journal.redrive_initial", j.redrive_initial, MS, HOUR),
         ("journal.redrive_max", j.redrive_max, MS, DAY),
         ("journal.verify_after", j.verify_after, MS, HOUR),
+        ("journal.lock_wait", j.lock_wait, zero, HOUR),
+        ("idempotency.window", c.idempotency.window, zero, 30 * DAY),
     ]
 }
 

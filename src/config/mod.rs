@@ -6,8 +6,10 @@
 //! `DTC_DATABASE_URL` applied ([`cluster::apply_env`]) → [`Config`] with
 //! documented defaults for every missing field → [`validate::validate`], which returns *every*
 //! problem with its field path and line → [`Settings`], the compiled form the proxy runs on.
-//! `dtc check` and hot reload run exactly this pipeline.
+//! `dtc check` and hot reload run exactly this pipeline; [`advice`] then names what a valid
+//! config may not do as its author expects.
 
+pub mod advice;
 pub mod bounds;
 mod checker;
 pub mod cluster;

@@ -33,6 +33,8 @@ pub struct Config {
     pub reads: Reads,
     /// The durable transaction journal.
     pub journal: JournalConfig,
+    /// How long and how many clients' `Idempotency-Key`s dtc remembers.
+    pub idempotency: Idempotency,
     /// Where alerts about failed transactions go.
     pub alerts: Alerts,
     /// The optional background check that nodes agree on recently written keys.
@@ -277,8 +279,12 @@ pub enum Unmatched {
 pub struct Writes {
     /// Methods that are replicated to every node. Default POST, PUT, PATCH, DELETE.
     pub methods: Vec<String>,
-    /// Writes that match no route: `replicate` (default) or `refuse`.
-    pub unmatched: Unmatched,
+    /// Writes that match no route: `refuse` (501, no node touched) or `replicate` (keyed by the
+    /// path's normal form; nothing can undo such a write). Default: `refuse` when the config
+    /// declares routes (a write they do not name is most likely a typo or an endpoint nobody
+    /// described), `replicate` when it declares none (dtc as a plain fan-out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unmatched: Option<Unmatched>,
     /// Refuse a write with 503 `to_be_retried`, touching no node, while a node it needs is down
     /// (unreachable, see [`HealthConfig`]); `Retry-After` says when that node's next trial is due.
     /// Default true.
@@ -292,7 +298,7 @@ impl Default for Writes {
     fn default() -> Self {
         Writes {
             methods: ["POST", "PUT", "PATCH", "DELETE"].map(String::from).into(),
-            unmatched: Unmatched::Replicate,
+            unmatched: None,
             fail_fast: true,
             retry_after: Duration::from_secs(1),
         }
@@ -354,6 +360,13 @@ pub struct JournalConfig {
     /// still land) the rollback is checked again on that node. Default `10s`.
     #[serde(with = "super::duration")]
     pub verify_after: Duration,
+    /// How many resource keys' last acknowledged state is kept (the newest): the prior state of
+    /// the next write on the key, which outranks what the nodes show. Default 100000.
+    pub key_states: usize,
+    /// How long `dtc run` waits at start for the journal directory's lock while another process
+    /// holds it (a predecessor killed a moment ago may still be exiting). Default `10s`.
+    #[serde(with = "super::duration")]
+    pub lock_wait: Duration,
     /// The client request headers a transaction's journal record keeps, for an undo that runs
     /// after a restart (the re-drive). Names are case-insensitive; `["*"]` keeps every
     /// end-to-end header. Default `["authorization"]`: the rest are dropped, never written.
@@ -369,7 +382,36 @@ impl Default for JournalConfig {
             redrive_initial: Duration::from_secs(1),
             redrive_max: Duration::from_secs(300),
             verify_after: Duration::from_secs(10),
+            lock_wait: Duration::from_secs(10),
+            key_states: 100_000,
             headers: vec!["authorization".into()],
+        }
+    }
+}
+
+/// Clients' `Idempotency-Key`s (see the README's "What a write does"). dtc owns the key: a
+/// retry of a finished write gets the first answer again without touching the nodes, a retry
+/// after `rolled_back` or `to_be_retried` runs anew, a reused key with another request is
+/// refused (422). Kept in the journal (with `[cluster]`, in the shared store).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Idempotency {
+    /// How long a key is remembered after its transaction began. Default `24h`.
+    #[serde(with = "super::duration")]
+    pub window: Duration,
+    /// At most this many keys are remembered; the oldest go first. Default 100000.
+    pub max_keys: usize,
+    /// An answer body longer than this is not kept for replay: a retry of that write runs again
+    /// (and the nodes' own "already" answers make it converge). Default 65536.
+    pub max_answer: usize,
+}
+
+impl Default for Idempotency {
+    fn default() -> Self {
+        Idempotency {
+            window: Duration::from_secs(24 * 3600),
+            max_keys: 100_000,
+            max_answer: 64 * 1024,
         }
     }
 }
@@ -442,9 +484,19 @@ pub struct RouteConfig {
     pub method: String,
     /// Path template: literal segments and `{name}` segments that capture one segment.
     pub path: String,
-    /// Resource key template. Writes with the same key are serialized; default: the request path.
+    /// Resource key template. Writes with the same key are serialized. Default: the request
+    /// path's normal form, except for a `POST`, which creates a resource the node names and
+    /// gets a key of its own per request.
     #[serde(default)]
     pub key: Option<String>,
+    /// Whether sending the write to a node again, after an attempt whose outcome is unknown
+    /// (a timeout, a cut connection, a 5xx other than 503), is safe: `already` (a duplicate
+    /// answers one of `already`), `replace` (it sets the same state again, as a PUT does), `key`
+    /// (the nodes honour `Idempotency-Key`), or `no`: then dtc re-sends only after reading the
+    /// resource back shows the write did not land (with `verify`), and otherwise stops.
+    /// Default: `already` when `already` lists statuses, `replace` for PUT, else `no`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<Idempotent>,
     /// Statuses of the write meaning "the node is already in the target state".
     #[serde(default)]
     pub already: Vec<u16>,
@@ -459,6 +511,16 @@ pub struct RouteConfig {
     /// another node's answer or a pre-image tells its prior state.
     #[serde(default)]
     pub verify: Option<VerifyConfig>,
+}
+
+/// Why sending a write again is safe (see [`RouteConfig::idempotent`]).
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Idempotent {
+    Already,
+    Replace,
+    Key,
+    No,
 }
 
 /// A read of the resource that tells a node's state: the write's target state or the prior one.

@@ -16,6 +16,8 @@ pub struct Route {
     pub pattern: Pattern,
     pub key: Option<Template>,
     pub already: Vec<u16>,
+    /// Whether a node may get the write again after an attempt whose outcome is unknown.
+    pub resend: bool,
     pub snapshot: Option<SnapshotRule>,
     pub compensation: Option<CompensationRule>,
     pub verify: Option<VerifyRule>,
@@ -145,12 +147,14 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
             Some(CompensationRule { method: method?, path: path?, body: body?, already: comp.already.clone() })
         });
         if let (Some(method), Some(pattern)) = (method, pattern) {
+            let resend = resend(r, &method);
             out.push(Arc::new(Route {
                 name: format!("{} {}", r.method, r.path),
                 method,
                 pattern,
                 key,
                 already: r.already.clone(),
+                resend,
                 snapshot,
                 compensation,
                 verify,
@@ -158,6 +162,20 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
         }
     }
     out
+}
+
+/// Whether the route's write may be sent again after an ambiguous attempt: its declaration, or
+/// the default (`already` statuses listed, or a PUT).
+fn resend(r: &super::RouteConfig, method: &Method) -> bool {
+    use super::Idempotent;
+    let declared = r.idempotent.unwrap_or(if !r.already.is_empty() {
+        Idempotent::Already
+    } else if *method == Method::PUT {
+        Idempotent::Replace
+    } else {
+        Idempotent::No
+    });
+    declared != Idempotent::No
 }
 
 /// The read-back's two status lists, the missing one derived from the other.

@@ -224,13 +224,14 @@ enum Segment {
 }
 
 impl Pattern {
-    /// Compiles `/a/{b}/c`. The path must start with `/`.
+    /// Compiles `/a/{b}/c`. The path must start with `/`; a trailing slash and empty segments
+    /// do not count (see [`crate::wire::path`]: `/v1/group/` matches `/v1/group` too).
     pub fn compile(text: &str) -> Result<Pattern, String> {
         if !text.starts_with('/') {
             return Err(format!("path `{text}` must start with `/`"));
         }
         let mut segments = Vec::new();
-        for seg in text[1..].split('/') {
+        for seg in text[1..].split('/').filter(|s| !s.is_empty()) {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 if name.is_empty() || name.contains(['{', '}', ':']) {
                     return Err(format!(
@@ -260,11 +261,12 @@ impl Pattern {
             .collect()
     }
 
-    /// Matches a request path (without query); returns the captures.
+    /// Matches a request path in its normal form ([`crate::wire::path::normalize`]; without a
+    /// query); returns the captures.
     pub fn matches(&self, path: &str) -> Option<Vec<(String, String)>> {
         let rest = path.strip_prefix('/')?;
         let mut captures = Vec::new();
-        let mut parts = rest.split('/');
+        let mut parts = rest.split('/').filter(|s| !s.is_empty());
         for seg in &self.segments {
             let got = parts.next()?;
             match seg {
@@ -306,7 +308,7 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn pattern_captures_segments_and_respects_trailing_slash() {
+    fn pattern_captures_segments_and_ignores_the_trailing_slash() {
         let p = Pattern::compile("/items/{id}").unwrap();
         assert_eq!(
             p.matches("/items/42"),
@@ -316,7 +318,9 @@ mod tests {
         assert_eq!(p.matches("/items/42/x"), None);
         let g = Pattern::compile("/v1/group/").unwrap();
         assert_eq!(g.matches("/v1/group/"), Some(vec![]));
-        assert_eq!(g.matches("/v1/group"), None);
+        // One resource, one spelling: the trailing slash does not count.
+        assert_eq!(g.matches("/v1/group"), Some(vec![]));
+        assert_eq!(Pattern::compile("/").unwrap().matches("/"), Some(vec![]));
         assert_eq!(
             p.matches("/items/a%20b"),
             Some(vec![("id".into(), "a b".into())])

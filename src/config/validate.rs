@@ -31,6 +31,20 @@ pub struct Settings {
     pub warnings: Vec<Problem>,
 }
 
+impl Settings {
+    /// What happens to a write no route matches: `writes.unmatched`, or its default (refuse
+    /// when routes are declared, replicate when none are).
+    pub fn unmatched(&self) -> super::Unmatched {
+        self.config
+            .writes
+            .unmatched
+            .unwrap_or(match self.routes.is_empty() {
+                true => super::Unmatched::Replicate,
+                false => super::Unmatched::Refuse,
+            })
+    }
+}
+
 /// A node's identity: nodes with the same name and URL across reloads are the same node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeSpec {

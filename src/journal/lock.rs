@@ -4,7 +4,10 @@
 //! lives, and so does a standalone `dtc verify`; the lock file also names the holder's pid. A
 //! second process that would append to (or compact) the same log is refused with a message that
 //! says who holds it. The operating system releases the lock when the holder exits, SIGKILL
-//! included, so a crash never leaves a stale lock behind.
+//! included, so a crash never leaves a stale lock behind — but not at once: a killed process
+//! keeps its files open until the kernel has finished tearing it down, which under load can take
+//! a while. A restart right after a crash therefore waits for the lock
+//! ([`DirLock::acquire_within`], `journal.lock_wait`) instead of giving up at the first try.
 
 use super::JournalError;
 use std::fs::{File, OpenOptions, TryLockError};
@@ -53,6 +56,30 @@ impl DirLock {
         Ok(DirLock { _file: file, path })
     }
 
+    /// Takes the lock of `dir`, waiting up to `wait` while another process holds it (a
+    /// predecessor killed a moment ago may still be exiting); says who holds it after that.
+    pub async fn acquire_within(
+        dir: &Path,
+        wait: std::time::Duration,
+    ) -> Result<DirLock, JournalError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut said = false;
+        loop {
+            match DirLock::acquire(dir) {
+                Err(JournalError::Locked { holder, .. })
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    if !said {
+                        tracing::warn!(dir = %dir.display(), holder = ?holder, wait = ?wait, "another dtc holds the journal directory; waiting for it to exit");
+                        said = true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -84,5 +111,23 @@ mod tests {
         assert!(refused.to_string().contains("another dtc"), "{refused}");
         drop(first);
         DirLock::acquire(dir.path()).expect("free again");
+    }
+
+    #[tokio::test]
+    async fn a_restart_waits_for_a_holder_that_is_still_exiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire(dir.path()).unwrap();
+        let quick = DirLock::acquire_within(dir.path(), std::time::Duration::from_millis(30)).await;
+        assert!(
+            matches!(quick, Err(JournalError::Locked { .. })),
+            "refused after the wait"
+        );
+        let path = dir.path().to_path_buf();
+        let waiter = tokio::spawn(async move {
+            DirLock::acquire_within(&path, std::time::Duration::from_secs(30)).await
+        });
+        tokio::task::yield_now().await;
+        drop(first);
+        waiter.await.unwrap().expect("taken once the holder let go");
     }
 }

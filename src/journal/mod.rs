@@ -9,6 +9,8 @@
 //! - [`record`]: what a transaction writes (intent, node answers, end) and the entry it folds into.
 //! - [`store`]: [`Journal`]: appends records, keeps entries, fences resources, compacts;
 //!   [`query`]: reading its entries.
+//! - [`idem`]: clients' idempotency keys, bound to their transactions, kept for a window;
+//!   [`history`]: each key's last acknowledged state, the prior state of its next write.
 //! - [`lock`]: [`DirLock`], one process per journal directory.
 //! - [`shared`]: with `[cluster]`, the PostgreSQL store the records go to instead of the log,
 //!   with per-key leases; [`cluster`]: the journal's side of it (leases held, the fleet's view,
@@ -19,6 +21,8 @@ pub mod check;
 pub mod cluster;
 pub mod damage;
 pub mod error;
+pub mod history;
+pub mod idem;
 pub mod lock;
 pub mod log;
 pub mod query;

@@ -1,7 +1,8 @@
 //! Reading the journal's entries: one transaction, lists, the open ones, counts (for the admin
 //! API, the re-drive and the metrics). With `[cluster]` these read the fleet's view in memory.
 
-use super::record::Entry;
+use super::idem::Remembered;
+use super::record::{Entry, Known};
 use super::store::Journal;
 use crate::txn::TxnState;
 
@@ -41,6 +42,23 @@ impl Journal {
         out
     }
 
+    /// How long until the late-write check of `txn` is due (at least a moment: the check itself
+    /// takes one), when `txn` is a rollback waiting for one rather than a failed transaction.
+    pub fn check_due_in(
+        &self,
+        txn: &str,
+        verify_after: std::time::Duration,
+    ) -> Option<std::time::Duration> {
+        let st = self.lock();
+        let e = st.entries.get(txn)?;
+        if e.state == TxnState::Failed || !e.verify_pending {
+            return None;
+        }
+        let due = e.finished_ms.unwrap_or(0) + verify_after.as_millis() as u64;
+        let left = due.saturating_sub(crate::journal::record::now_ms());
+        Some(std::time::Duration::from_millis(left + 250))
+    }
+
     /// Transactions with unfinished business (in doubt, failed and unresolved, to verify).
     pub fn open_entries(&self) -> Vec<Entry> {
         self.lock()
@@ -65,5 +83,69 @@ impl Journal {
             .filter(|e| e.state == TxnState::Failed && e.resolution.is_none())
             .count();
         (in_doubt, failed)
+    }
+}
+
+/// Each key's last acknowledged state ([`super::history`]).
+impl Journal {
+    /// What `key` held after its last acknowledged write, if the journal knows. With
+    /// `[cluster]` other sidecars write the key too and this sidecar's view of them is a scan
+    /// old, so it knows nothing it could stand on.
+    pub fn last_acknowledged(&self, key: &str) -> Option<Known> {
+        if self.shared.is_some() {
+            return None;
+        }
+        self.lock().known.by_key.get(key).cloned()
+    }
+
+    /// How many keys' last acknowledged state is kept (`journal.key_states`).
+    pub fn keep_key_states(&self, max: usize) {
+        let mut st = self.lock();
+        st.known.max = max;
+        if st.known.by_key.len() > max {
+            let mut all: Vec<Known> = st.known.by_key.drain().map(|(_, k)| k).collect();
+            all.sort_by_key(|k| std::cmp::Reverse(k.at_ms));
+            all.truncate(max);
+            st.known.order.clear();
+            for k in all.into_iter().rev() {
+                st.known.set(k);
+            }
+        }
+    }
+}
+
+/// Clients' idempotency keys ([`super::idem`]).
+impl Journal {
+    /// What `key` is bound to, if the journal remembers it (within the window).
+    pub fn idempotency_key(&self, key: &str) -> Option<Remembered> {
+        let st = self.lock();
+        let s = st.idem.by_key.get(key)?;
+        let oldest =
+            crate::journal::record::now_ms().saturating_sub(st.idem.window.as_millis() as u64);
+        (s.at_ms >= oldest).then(|| Remembered {
+            txn: s.txn.clone(),
+            fingerprint: s.fingerprint.clone(),
+            state: s.state,
+            reason: s.reason.clone(),
+            resolved: s.resolved,
+            nodes: s.nodes.clone(),
+            answer: s.answer.clone(),
+            route: s.route.clone(),
+            resource: s.resource.clone(),
+            generation: s.generation,
+        })
+    }
+
+    /// How long and how many keys are remembered (`[idempotency]`).
+    pub fn remember_keys(&self, window: std::time::Duration, max_keys: usize) {
+        let mut st = self.lock();
+        st.idem.window = window;
+        st.idem.max_keys = max_keys;
+        st.idem.trim(crate::journal::record::now_ms());
+    }
+
+    /// Keys remembered now.
+    pub fn idempotency_keys(&self) -> usize {
+        self.lock().idem.by_key.len()
     }
 }

@@ -33,6 +33,9 @@ pub enum Record {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<Reason>,
         nodes: Vec<NodeReport>,
+        /// The answer a client retrying with the transaction's `Idempotency-Key` gets again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        answer: Option<StoredAnswer>,
     },
     /// A re-drive (or recovery) attempt: the nodes' undo results and the resulting state.
     Redrive {
@@ -56,10 +59,97 @@ pub enum Record {
     },
     /// A whole transaction, written by compaction.
     Entry(Entry),
+    /// A client's idempotency key and what its transaction came to, written by compaction.
+    Idem(IdemSlot),
+    /// A key's last acknowledged state, written by compaction.
+    Known(Known),
+}
+
+/// A key's last acknowledged state, as a read of the resource shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Known {
+    pub key: String,
+    /// The transaction that left it so.
+    pub txn: String,
+    pub at_ms: u64,
+    /// The read that tells the state: method and path.
+    pub method: String,
+    pub path: String,
+    /// The statuses that read answers in this state.
+    pub statuses: Vec<u16>,
+}
+
+/// A client's `Idempotency-Key` and the request it came with.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdemKey {
+    pub key: String,
+    /// A hash of the method, the path's normal form, the query and the body: the same key with
+    /// another request is refused.
+    pub fingerprint: String,
+}
+
+/// A node's answer kept for a client's retry with the same idempotency key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredAnswer {
+    pub status: u16,
+    #[serde(default)]
+    pub headers: Vec<(String, String)>,
+    pub body: StoredBody,
+}
+
+/// A body as text when it is UTF-8 (most API answers), else as bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum StoredBody {
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+impl StoredBody {
+    /// Keeps `bytes`.
+    pub fn of(bytes: &[u8]) -> StoredBody {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => StoredBody::Text(s.to_string()),
+            Err(_) => StoredBody::Bytes(bytes.to_vec()),
+        }
+    }
+
+    /// The bytes kept.
+    pub fn bytes(&self) -> bytes::Bytes {
+        match self {
+            StoredBody::Text(s) => bytes::Bytes::from(s.clone()),
+            StoredBody::Bytes(b) => bytes::Bytes::from(b.clone()),
+        }
+    }
+}
+
+/// What a client's idempotency key is bound to: the last transaction it started, and what that
+/// transaction came to as far as the journal knows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdemSlot {
+    pub key: String,
+    pub fingerprint: String,
+    pub txn: String,
+    pub at_ms: u64,
+    pub state: TxnState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// A person resolved the transaction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resolved: bool,
+    #[serde(default)]
+    pub nodes: Vec<NodeReport>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<StoredAnswer>,
+    /// The transaction's route, resource key and config generation, for the replayed answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    pub resource: String,
+    pub generation: u64,
 }
 
 /// The intent of a transaction, recorded before any node is written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Begin {
     pub txn: String,
     pub at_ms: u64,
@@ -91,6 +181,9 @@ pub struct Begin {
     /// deletes): `dtc verify` tells by it which node holds the last acknowledged write.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_hash: Option<u32>,
+    /// The client's idempotency key, if it sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idem: Option<IdemKey>,
 }
 
 /// CRC-32 of a body in a canonical form: JSON re-serialized compactly (keys in their order),
@@ -194,22 +287,16 @@ impl Entry {
         self.resolution.is_none() && (self.state == TxnState::Failed || self.verify_pending)
     }
 
-    /// Nodes whose outcome was never known (an answer never came): a late write may land there.
-    pub fn unknown_outcome_nodes(&self) -> Vec<usize> {
+    /// Nodes where the write may still land ([`crate::txn::evidence::may_land_later`]).
+    pub fn late_write_nodes(&self) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|&i| match &self.nodes[i].report {
-                None => true,
-                Some(r) => r.maybe_applied && r.status.is_none(),
-            })
+            .filter(|&i| crate::txn::evidence::may_land_later(self.nodes[i].report.as_ref()))
             .collect()
     }
 
-    /// Whether the nodes are read again later: the transaction left them in the prior state
-    /// (rolled back, or nothing applied) while some node's outcome was unknown, so a late write
-    /// may still land there.
+    /// Whether the nodes are read again later ([`crate::txn::evidence::check_later`]).
     fn checked_later(&self) -> bool {
-        matches!(self.state, TxnState::RolledBack | TxnState::ToBeRetried)
-            && !self.unknown_outcome_nodes().is_empty()
+        crate::txn::evidence::check_later(self.state, &self.late_write_nodes())
     }
 
     /// Folds one record into the entry.
@@ -258,7 +345,7 @@ impl Entry {
             }
             Record::Verified { .. } => self.verify_pending = false,
             Record::Resolved { reason, .. } => self.resolution = Some(reason.clone()),
-            Record::Begin(_) | Record::Entry(_) => {}
+            Record::Begin(_) | Record::Entry(_) | Record::Idem(_) | Record::Known(_) => {}
         }
     }
 
@@ -299,6 +386,8 @@ impl Record {
         match self {
             Record::Begin(b) => &b.txn,
             Record::Entry(e) => &e.begin.txn,
+            Record::Idem(slot) => &slot.txn,
+            Record::Known(k) => &k.txn,
             Record::Node { txn, .. }
             | Record::End { txn, .. }
             | Record::Redrive { txn, .. }

@@ -14,7 +14,7 @@
 use super::JournalError;
 use super::damage;
 use super::log::{Durability, Log, LogOptions, OpenReport};
-use super::record::{Begin, Entry, Record, now_ms};
+use super::record::{Begin, Entry, Record, StoredAnswer, now_ms};
 use super::shared::{Hold, Shared};
 use crate::config::{DurabilityMode, JournalConfig};
 use crate::txn::{JournalStats, UndoPlan};
@@ -71,6 +71,10 @@ pub(super) struct State {
     pub(super) finished: VecDeque<String>,
     /// Resource key → the open transaction that fences it.
     pub(super) fences: HashMap<String, String>,
+    /// Clients' idempotency keys ([`super::idem`]).
+    pub(super) idem: super::idem::Slots,
+    /// Each key's last acknowledged state ([`super::history`]).
+    pub(super) known: super::history::Keys,
     since_compact: usize,
     /// The log's repair generation the entries were last rebuilt from.
     generation: u64,
@@ -150,6 +154,8 @@ impl Journal {
         st.entries.clear();
         st.finished.clear();
         st.fences.clear();
+        st.idem.clear();
+        st.known.clear();
         let mut loaded = Loaded::default();
         for bytes in records {
             match serde_json::from_slice::<Record>(bytes) {
@@ -227,6 +233,7 @@ impl Journal {
                     st.finished.push_back(e.begin.txn.clone());
                 }
             }
+            Record::Idem(_) | Record::Known(_) => {}
             other => {
                 let txn = other.txn().to_string();
                 let Some(entry) = st.entries.get_mut(&txn) else {
@@ -239,6 +246,15 @@ impl Journal {
                 }
             }
         }
+        let State {
+            entries,
+            idem,
+            known,
+            ..
+        } = st;
+        let entry = entries.get(rec.txn());
+        super::idem::fold(idem, rec, entry);
+        super::history::fold(known, rec, entry);
     }
 
     /// Appends `rec`, folding it into memory first; resolves when it is durable.
@@ -299,8 +315,10 @@ impl Journal {
         }
     }
 
-    /// Drops the oldest finished transactions beyond the inspection window.
+    /// Drops the oldest finished transactions beyond the inspection window, and the idempotency
+    /// keys beyond theirs.
     pub(super) fn trim(&self, st: &mut State) {
+        st.idem.trim(now_ms());
         while st.finished.len() > self.keep_finished {
             let Some(old) = st.finished.pop_front() else {
                 break;
@@ -315,7 +333,10 @@ impl Journal {
         let records: Vec<Vec<u8>> = st
             .entries
             .values()
-            .map(|e| serde_json::to_vec(&Record::Entry(e.clone())).unwrap_or_default())
+            .map(|e| Record::Entry(e.clone()))
+            .chain(super::idem::records(&st.idem))
+            .chain(super::history::records(&st.known))
+            .map(|r| serde_json::to_vec(&r).unwrap_or_default())
             .collect();
         st.since_compact = 0;
         let kept = records.len();
@@ -377,13 +398,15 @@ impl Journal {
         })
     }
 
-    /// Records the end state; resolves once durable (before the client is answered).
+    /// Records the end state, with the answer a retry with the same idempotency key gets again;
+    /// resolves once durable (before the client is answered).
     pub fn end(
         &self,
         txn: &str,
         state: TxnState,
         reason: Option<Reason>,
         nodes: Vec<NodeReport>,
+        answer: Option<StoredAnswer>,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
         let done = self.append(Record::End {
             txn: txn.to_string(),
@@ -391,6 +414,7 @@ impl Journal {
             state,
             reason,
             nodes,
+            answer,
         });
         if state == TxnState::Failed || self.verify_pending(txn) {
             self.wake.notify_one();

@@ -62,5 +62,11 @@ pub fn respond(o: &Outcome, retry_after: std::time::Duration) -> Response<ProxyB
         .insert(headers::TXN_ID, headers::value(&o.txn));
     resp.headers_mut()
         .insert(headers::TXN_STATE, headers::value(o.state.as_str()));
+    if o.replayed {
+        resp.headers_mut().insert(
+            headers::IDEMPOTENT_REPLAYED,
+            http::HeaderValue::from_static("true"),
+        );
+    }
     resp
 }

@@ -24,6 +24,9 @@ pub struct Call<'a> {
     pub body: Bytes,
     /// Statuses that mean "already in the target state".
     pub already: &'a [u16],
+    /// Whether the request may be sent again after an attempt whose outcome is unknown (the
+    /// route's `idempotent`); when not, such an attempt ends the call ([`CallResult::halted`]).
+    pub resend: bool,
 }
 
 /// What the retries of one call came to.
@@ -34,6 +37,9 @@ pub struct CallResult {
     pub attempts: u32,
     /// Some attempt may have been applied without saying so (a 5xx, or no answer).
     pub ambiguous: bool,
+    /// Stopped after an ambiguous attempt, with attempts left, because the request may not be
+    /// sent again blindly (a read of the resource decides whether it may).
+    pub halted: bool,
 }
 
 impl CallResult {
@@ -87,6 +93,7 @@ pub async fn call_with_retries(
                 answer: Err(SendError::NotSent(why.to_string())),
                 attempts: n - 1,
                 ambiguous: ambiguous.load(Relaxed),
+                halted: false,
             });
         }
         let span = trace::NodeSpan::start(call.node.name(), &call.method, n);
@@ -109,6 +116,7 @@ pub async fn call_with_retries(
                 answer,
                 attempts: n,
                 ambiguous: ambiguous.load(Relaxed),
+                halted: false,
             });
         }
         let maybe_applied = match &answer {
@@ -119,12 +127,18 @@ pub async fn call_with_retries(
             Err(e) => e.maybe_applied(),
         };
         ambiguous.fetch_or(maybe_applied, Relaxed);
-        Attempt::Retry(CallResult {
+        let result = CallResult {
             class,
             answer,
             attempts: n,
             ambiguous: ambiguous.load(Relaxed),
-        })
+            halted: maybe_applied && !call.resend,
+        };
+        // No blind re-send: the node may hold this write; sending it again could apply it twice.
+        match result.halted {
+            true => Attempt::Done(result),
+            false => Attempt::Retry(result),
+        }
     };
     retry(policy, attempt, |_, _, _| {}).await.0
 }

@@ -82,6 +82,7 @@ impl Coordinator {
                     headers: headers.clone(),
                     body: Bytes::new(),
                     already: &[404, 410],
+                    resend: true,
                 })
                 .collect();
         let results = join_all(calls.iter().map(|c| call_with_retries(c, &policy, limits))).await;
@@ -226,6 +227,7 @@ pub(super) fn begin_record(
         pre_restores: !pre.is_empty() && super::live::restores(t),
         pre,
         body_hash: (t.req.method != http::Method::DELETE).then(|| body_hash(&t.req.body)),
+        idem: t.idem.clone(),
     }
 }
 
@@ -295,6 +297,7 @@ pub(crate) async fn run_undo(
         headers,
         body: plan.body.clone(),
         already: &plan.already,
+        resend: true,
     };
     let step = trace::step("dtc.undo", node.name());
     let r = call_with_retries(

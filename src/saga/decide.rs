@@ -92,6 +92,7 @@ mod tests {
             answer: Ok(resp),
             attempts: 1,
             ambiguous,
+            halted: false,
         }
     }
 
@@ -101,6 +102,7 @@ mod tests {
             answer: Err(SendError::Connect("refused".into())),
             attempts: 4,
             ambiguous: false,
+            halted: false,
         }
     }
 

@@ -3,7 +3,6 @@
 use super::Coordinator;
 use super::attempt::CallResult;
 use super::compensate::begin_record;
-use super::decide::touched;
 use super::live::pre_status;
 use super::locks::KeyGuard;
 use super::run::Txn;
@@ -46,7 +45,9 @@ pub(super) fn report(node: &Node, r: &CallResult) -> NodeReport {
         status: r.status(),
         error: r.error(),
         attempts: r.attempts,
-        maybe_applied: touched(r) && r.class != Class::Applied,
+        // Any attempt whose outcome was unknown, whatever the last one said: the write may
+        // still land here ([`crate::txn::evidence::may_land_later`]).
+        maybe_applied: r.ambiguous,
         compensation: None,
         read_back: None,
     }
@@ -85,9 +86,36 @@ pub(super) fn finish(
         nodes,
         response,
         elapsed: t.started.elapsed(),
+        replayed: false,
         retry_after: None,
         trace_id: None,
     }
+}
+
+/// The answer a retry with the transaction's idempotency key gets again: a node's answer that
+/// passed to the client, when the client sent a key and the body is within
+/// `idempotency.max_answer`.
+fn kept_answer(
+    t: &Txn<'_>,
+    state: TxnState,
+    resp: Option<&NodeResponse>,
+) -> Option<crate::journal::record::StoredAnswer> {
+    let resp = resp.filter(|_| t.idem.is_some())?;
+    let max = t.rt.settings.config.idempotency.max_answer;
+    if !matches!(state, TxnState::Succeeded | TxnState::Rejected) || resp.body.len() > max {
+        return None;
+    }
+    let mut headers = resp.headers.clone();
+    crate::headers::strip_hop_by_hop(&mut headers);
+    Some(crate::journal::record::StoredAnswer {
+        status: resp.status.as_u16(),
+        headers: headers
+            .iter()
+            .filter(|(k, _)| *k != http::header::CONTENT_LENGTH && *k != http::header::DATE)
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect(),
+        body: crate::journal::record::StoredBody::of(&resp.body),
+    })
 }
 
 pub(super) fn log_outcome(o: &Outcome) {
@@ -113,6 +141,14 @@ pub(super) fn log_outcome(o: &Outcome) {
 impl Coordinator {
     /// Metrics, and the alert of a failed transaction.
     pub(super) fn count(&self, o: &Outcome) {
+        // An answer given from an idempotency key is no transaction (counted apart).
+        let keyed = matches!(
+            o.reason,
+            Some(Reason::KeyReused(_) | Reason::KeyInProgress(_))
+        );
+        if o.replayed || keyed {
+            return;
+        }
         let m = &self.metrics;
         m.txn_finished(o.state, o.elapsed.as_secs_f64());
         for n in &o.nodes {
@@ -198,10 +234,10 @@ impl Coordinator {
         mut resp: Option<NodeResponse>,
         key: KeyGuard,
     ) -> Outcome {
-        let durable = self
-            .journal
-            .as_ref()
-            .map(|j| j.end(&t.id, state, reason.clone(), reports.clone()));
+        let durable = self.journal.as_ref().map(|j| {
+            let answer = kept_answer(t, state, resp.as_ref());
+            j.end(&t.id, state, reason.clone(), reports.clone(), answer)
+        });
         drop(key);
         if let Some(durable) = durable
             && let Err(e) = durable.await

@@ -11,7 +11,7 @@ use super::run::Txn;
 use super::undo::{PlanError, Snapshot};
 use crate::journal::record::VerifyPlan;
 use crate::txn::UndoPlan;
-use crate::txn::evidence::{Judgement, NodeEvidence, PreImage, judge};
+use crate::txn::evidence::{Judgement, NodeEvidence, PreImage, State, judge_with};
 
 /// The judgement of a live write, and per node what its read-back showed (for its report).
 pub(super) struct Judged {
@@ -50,6 +50,13 @@ pub(super) fn restores(t: &Txn<'_>) -> bool {
 }
 
 impl Coordinator {
+    /// The key's state after its last acknowledged write, in this write's terms, if the journal
+    /// knows it.
+    fn history(&self, t: &Txn<'_>, check: Option<&VerifyPlan>) -> Option<State> {
+        let known = self.journal.as_ref()?.last_acknowledged(&t.key)?;
+        known.state_for(check?)
+    }
+
     /// Judges a write from its answers; reads the resource back first on every node whose
     /// answer does not tell its state, when the route declares a read-back.
     pub(super) async fn judge_live(
@@ -63,13 +70,14 @@ impl Coordinator {
         let known: Vec<bool> = plans.iter().map(|p| matches!(p, Some(Ok(_)))).collect();
         let mut ev: Vec<NodeEvidence> = answers(results, &known);
         let mut read_backs = vec![None; n];
+        let check = verify_plan(t);
+        let history = self.history(t, check.as_ref());
         if all_converged(results) {
             return Judged {
-                judgement: judge(&ev),
+                judgement: judge_with(&ev, history),
                 read_backs,
             };
         }
-        let check = verify_plan(t);
         if let Some((_, snaps)) = snapshots {
             for (e, s) in ev.iter_mut().zip(snaps) {
                 e.pre_image = pre_image(Some(pre_status(s)), check.as_ref(), restores(t));
@@ -86,7 +94,7 @@ impl Coordinator {
                 }
             }
         }
-        let judgement = judge(&ev);
+        let judgement = judge_with(&ev, history);
         if judgement.end != crate::txn::evidence::End::Complete {
             tracing::debug!(txn = %t.id, ?judgement, "write judged from evidence");
         }

@@ -32,6 +32,13 @@ impl KeyLocks {
         }
     }
 
+    /// How many hold or wait for `key` (0 when nobody does).
+    pub fn queued(&self, key: &str) -> usize {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's own reference is not a holder.
+        map.get(key).map_or(0, |m| Arc::strong_count(m) - 1)
+    }
+
     /// Keys currently held or waited for.
     pub fn len(&self) -> usize {
         self.map.lock().unwrap_or_else(|p| p.into_inner()).len()

@@ -27,12 +27,14 @@ pub mod attempt;
 pub mod compensate;
 pub mod decide;
 pub mod finish;
+pub mod idem;
 pub mod live;
 pub mod locks;
 pub mod readback;
 pub mod recover;
 pub mod redrive;
 pub mod run;
+pub mod send;
 pub mod takeover;
 pub mod txns;
 pub mod undo;
@@ -55,6 +57,8 @@ use std::sync::Arc;
 pub struct Coordinator {
     pub(crate) current: Arc<Current>,
     pub(crate) locks: Arc<KeyLocks>,
+    /// Turns of clients' idempotency keys: a retry waits for the write it repeats.
+    pub(crate) idem_locks: Arc<KeyLocks>,
     pub(crate) journal: Option<Arc<Journal>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) alerter: Option<Arc<Alerter>>,
@@ -67,6 +71,7 @@ impl Coordinator {
         Coordinator {
             current,
             locks: Arc::new(KeyLocks::default()),
+            idem_locks: Arc::new(KeyLocks::default()),
             journal: None,
             metrics: Metrics::new(),
             alerter: None,
@@ -83,6 +88,22 @@ impl Coordinator {
     /// The tracing writes run under.
     pub fn tracing(&self) -> &Arc<Tracing> {
         &self.tracing
+    }
+
+    /// Takes key turns in `locks`, shared with the background tasks that work on the same keys.
+    pub fn with_locks(mut self, locks: Arc<KeyLocks>) -> Coordinator {
+        self.locks = locks;
+        self
+    }
+
+    /// How many writes (and background tasks) hold or wait for `key`'s turn.
+    pub fn queued(&self, key: &str) -> usize {
+        self.locks.queued(key)
+    }
+
+    /// How many requests hold or wait for the turn of a client's idempotency key.
+    pub fn idempotency_queued(&self, key: &str) -> usize {
+        self.idem_locks.queued(key)
     }
 
     /// Counts transactions and node requests in `metrics`.

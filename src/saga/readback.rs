@@ -44,6 +44,7 @@ pub async fn read_state(
         headers,
         body: Default::default(),
         already: &[],
+        resend: true,
     };
     let limits = CallLimits::of(rt);
     let step = trace::step("dtc.read_back", node.name());

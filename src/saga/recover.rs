@@ -6,9 +6,10 @@
 use super::compensate::run_undo;
 use super::live::pre_image;
 use super::readback::read_nodes;
+use crate::journal::record::Known;
 use crate::journal::record::{Entry, now_ms};
 use crate::runtime::Runtime;
-use crate::txn::evidence::{Answer, End, Judgement, NodeEvidence, ReadBack, Verdict, judge};
+use crate::txn::evidence::{Answer, End, Judgement, NodeEvidence, ReadBack, Verdict, judge_with};
 use crate::txn::outcome::{Class, CompOutcome, CompReport, NodeReport, Reason, TxnState};
 use crate::upstream::Node;
 use futures_util::future::join_all;
@@ -66,8 +67,17 @@ pub struct Resolution {
 /// Reads every node the transaction touched (when the route declares a read-back), judges, and
 /// runs the undos the judgement allows. `purpose` names the undo's idempotency key
 /// (`<txn>-<purpose>`).
-pub async fn resolve(rt: &Runtime, entry: &Entry, purpose: &str) -> Resolution {
+pub async fn resolve(
+    rt: &Runtime,
+    entry: &Entry,
+    known: Option<Known>,
+    purpose: &str,
+) -> Resolution {
     let mut ev = evidence_of(entry);
+    // What the key held after its last acknowledged write before this transaction.
+    let history = known
+        .filter(|k| k.txn != entry.begin.txn && k.at_ms <= entry.begin.at_ms)
+        .and_then(|k| entry.begin.verify.as_ref().and_then(|v| k.state_for(v)));
     let mut reports = entry.reports();
     let nodes: Vec<Option<Arc<Node>>> = entry
         .begin
@@ -89,7 +99,7 @@ pub async fn resolve(rt: &Runtime, entry: &Entry, purpose: &str) -> Resolution {
             }
         }
     }
-    let judgement = judge(&ev);
+    let judgement = judge_with(&ev, history);
     let undos = judgement.nodes.iter().enumerate().map(|(i, v)| {
         let (plan, node, headers) = (&entry.nodes[i].undo, &nodes[i], &headers);
         async move {
@@ -122,7 +132,12 @@ pub async fn resolve(rt: &Runtime, entry: &Entry, purpose: &str) -> Resolution {
         n.join(", ")
     };
     let divergent = judgement.divergent();
+    let still = judgement.still_diverged();
     let (state, reason) = match judgement.end {
+        _ if !still.is_empty() => {
+            let odd = names(&|i| still.contains(&i));
+            (TxnState::Failed, Some(Reason::Diverged(odd)))
+        }
         End::Complete => (TxnState::Succeeded, Some(Reason::CompletedUnanswered)),
         End::Failed => {
             let unknown = names(&|i| judgement.nodes[i] == Verdict::Unknown);

@@ -7,6 +7,7 @@
 //! destroy what the node held before.
 
 use super::compensate::run_undo;
+use super::locks::{KeyGuard, KeyLocks};
 use super::recover::{Resolution, fresh, header_map, resolve};
 use crate::journal::Journal;
 use crate::journal::record::{Entry, now_ms};
@@ -42,6 +43,7 @@ pub struct Recovered {
 pub async fn recover(
     journal: &Arc<Journal>,
     current: &Current,
+    locks: &Arc<KeyLocks>,
     on_change: Option<&OnChange>,
 ) -> Recovered {
     let mut out = Recovered::default();
@@ -53,7 +55,7 @@ pub async fn recover(
         .into_iter()
         .filter(|e| e.state == TxnState::InDoubt)
     {
-        match recover_entry(journal, current, &entry, on_change).await {
+        match recover_entry(journal, current, locks, &entry, on_change).await {
             TxnState::RolledBack => out.rolled_back += 1,
             TxnState::Succeeded => out.completed += 1,
             TxnState::ToBeRetried => out.unchanged += 1,
@@ -64,16 +66,30 @@ pub async fn recover(
 }
 
 /// Decides one in-doubt transaction from the evidence and journals the decision (at startup, or
-/// taken over from a lost sidecar under its key's lease); returns the new state.
+/// taken over from a lost sidecar under its key's lease), under the key's turn; returns the new
+/// state.
 pub async fn recover_entry(
     journal: &Arc<Journal>,
     current: &Current,
+    locks: &Arc<KeyLocks>,
     entry: &Entry,
     on_change: Option<&OnChange>,
 ) -> TxnState {
+    // With `[cluster]` the caller (takeover) already holds the key's lease, the fleet-wide
+    // turn; waiting for the local turn too would invert the order a live write takes them in
+    // (local turn, then lease) and stall that write until `cluster.wait`.
+    let _turn = match journal.store() {
+        None => Some(locks.lock(&entry.begin.key).await),
+        Some(_) => None,
+    };
     let rt = current.load();
     let txn = &entry.begin.txn;
-    let r = under(journal.hold(txn), resolve(&rt, entry, &purpose(entry))).await;
+    let known = journal.last_acknowledged(&entry.begin.key);
+    let r = under(
+        journal.hold(txn),
+        resolve(&rt, entry, known, &purpose(entry)),
+    )
+    .await;
     tracing::warn!(txn = %txn, key = %entry.begin.key, state = %r.state, reason = r.reason.as_ref().map(|r| r.describe()).unwrap_or_default(), "in-doubt transaction recovered");
     let state = r.state;
     record(journal, txn, r).await;
@@ -98,13 +114,16 @@ async fn record(journal: &Journal, txn: &str, r: Resolution) {
     }
 }
 
-/// Re-drives one failed transaction now; returns its new state.
+/// Re-drives one failed transaction now, under its key's turn (no write to the key runs
+/// meanwhile, and the nodes are read after the turn is taken); returns its new state.
 pub async fn redrive_one(
     journal: &Arc<Journal>,
     current: &Current,
+    locks: &Arc<KeyLocks>,
     txn: &str,
     on_change: Option<&OnChange>,
 ) -> Option<TxnState> {
+    let _turn = turn(journal, locks, txn).await?;
     if !claim(journal, txn).await {
         return journal.get(txn).map(|e| e.state);
     }
@@ -114,7 +133,12 @@ pub async fn redrive_one(
         return Some(entry.state);
     }
     let rt = current.load();
-    let r = under(journal.hold(txn), resolve(&rt, &entry, &purpose(&entry))).await;
+    let known = journal.last_acknowledged(&entry.begin.key);
+    let r = under(
+        journal.hold(txn),
+        resolve(&rt, &entry, known, &purpose(&entry)),
+    )
+    .await;
     let state = r.state;
     record(journal, txn, r).await;
     if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
@@ -136,9 +160,13 @@ pub async fn redrive_one(
 pub async fn verify_one(
     journal: &Arc<Journal>,
     current: &Current,
+    locks: &Arc<KeyLocks>,
     txn: &str,
     on_change: Option<&OnChange>,
 ) -> bool {
+    let Some(_turn) = turn(journal, locks, txn).await else {
+        return true;
+    };
     if !claim(journal, txn).await {
         return false;
     }
@@ -149,6 +177,14 @@ pub async fn verify_one(
         journal.release(txn).await;
     }
     verified
+}
+
+/// Waits for the turn of `txn`'s key: background work on a transaction runs like a write to its
+/// resource, after the writes before it and before the writes after it. `None` when the
+/// transaction is gone.
+async fn turn(journal: &Journal, locks: &Arc<KeyLocks>, txn: &str) -> Option<KeyGuard> {
+    let key = journal.get(txn)?.begin.key;
+    Some(locks.lock(&key).await)
 }
 
 /// Claims `txn`'s key in cluster mode (true at once without); false when another sidecar holds
@@ -180,7 +216,8 @@ async fn verify_claimed(
     if entry.begin.verify.is_none() {
         return reapply_undos(journal, &rt, &entry).await;
     }
-    let r = resolve(&rt, &entry, &fresh("verify")).await;
+    let known = journal.last_acknowledged(&entry.begin.key);
+    let r = resolve(&rt, &entry, known, &fresh("verify")).await;
     if r.all_read && r.judgement.settled() {
         return match journal.verified(txn).await {
             Ok(()) => {
@@ -226,7 +263,7 @@ async fn reapply_undos(journal: &Arc<Journal>, rt: &Runtime, entry: &Entry) -> b
     let txn = &entry.begin.txn;
     let judgement = crate::txn::evidence::judge(&super::recover::evidence_of(entry));
     let headers = header_map(&entry.begin.headers);
-    for i in entry.unknown_outcome_nodes() {
+    for i in entry.late_write_nodes() {
         let (name, url) = &entry.begin.nodes[i];
         if judgement.expect[i] != Some(State::Prior) {
             continue;
@@ -265,6 +302,7 @@ async fn reapply_undos(journal: &Arc<Journal>, rt: &Runtime, entry: &Entry) -> b
 pub async fn run_worker(
     journal: Arc<Journal>,
     current: Arc<Current>,
+    locks: Arc<KeyLocks>,
     on_change: Option<OnChange>,
     mut stop: Stop,
 ) {
@@ -297,11 +335,11 @@ pub async fn run_worker(
                 continue;
             }
             if verify {
-                if !verify_one(&journal, &current, &e.begin.txn, on_change.as_ref()).await {
+                if !verify_one(&journal, &current, &locks, &e.begin.txn, on_change.as_ref()).await {
                     next_in = next_in.min(cfg.verify_after);
                 }
             } else {
-                redrive_one(&journal, &current, &e.begin.txn, on_change.as_ref()).await;
+                redrive_one(&journal, &current, &locks, &e.begin.txn, on_change.as_ref()).await;
                 // Its next attempt is due after a new backoff: look again at once.
                 next_in = Duration::ZERO;
             }

@@ -1,10 +1,11 @@
 //! One transaction, start to end: the steps listed in the module docs of [`super`].
 
-use super::attempt::{Call, CallLimits, CallResult, call_with_retries};
+use super::attempt::{Call, CallLimits, CallResult};
 use super::compensate::{Planner, begin_record};
 use super::decide::{Decision, decide, touched};
 use super::finish::{log_outcome, not_sent, pre_statuses, report, unknown_nodes};
 use super::locks::KeyGuard;
+use super::send::send_write;
 use super::undo::{PlanError, Snapshot};
 use super::{Coordinator, new_txn_id};
 use crate::config::template::{Context, Escape};
@@ -59,6 +60,74 @@ impl WriteRequest {
     }
 }
 
+/// The end state in the light of the key's last acknowledged state: a node that did not hold it
+/// before this write and still does not makes the transaction `failed` (listed, fenced: the
+/// nodes differ, whatever this write did); one this write brought back in line is named.
+fn against_history(
+    t: &Txn<'_>,
+    j: &Judgement,
+    state: TxnState,
+    reason: Option<Reason>,
+) -> (TxnState, Option<Reason>) {
+    let names = |which: Vec<usize>| -> String {
+        let nodes = t.rt.nodes.all();
+        let n: Vec<String> = which
+            .iter()
+            .map(|&i| format!("node {}", nodes[i].name()))
+            .collect();
+        n.join(", ")
+    };
+    let (still, realigned) = (j.still_diverged(), j.realigned());
+    if !still.is_empty() {
+        let odd = names(still);
+        tracing::error!(txn = %t.id, key = %t.key, nodes = %odd, "nodes do not hold the key's last acknowledged state: listed for repair");
+        return (TxnState::Failed, Some(Reason::Diverged(odd)));
+    }
+    if !realigned.is_empty() {
+        let odd = names(realigned);
+        tracing::warn!(txn = %t.id, key = %t.key, nodes = %odd, "nodes did not hold the key's last acknowledged state before this write (lost data?); this write brought them back in line");
+        if state == TxnState::Succeeded && reason.is_none() {
+            return (state, Some(Reason::Realigned(odd)));
+        }
+    }
+    (state, reason)
+}
+
+/// The resource a write takes the turn of (see the README's "What a write does"):
+/// - the route's `key`, rendered from the request;
+/// - a route without `key`: a `POST` creates a resource the node names, so it gets a key of its
+///   own (`txn:<id>`) and one create that cannot be decided fences no other; any other method
+///   names its resource by its path;
+/// - a write no route matches (or whose `key` cannot be rendered): its path.
+///
+/// Paths are in their normal form ([`crate::wire::path`]): two spellings of one resource take one
+/// turn.
+fn resource_key(
+    route: Option<&Arc<Route>>,
+    params: &[(String, String)],
+    json: Option<&Value>,
+    path: &str,
+    method: &Method,
+    txn: &str,
+) -> String {
+    let Some(route) = route else {
+        return path.to_string();
+    };
+    match &route.key {
+        Some(k) => {
+            let ctx = Context {
+                params,
+                body: json,
+                ..Context::default()
+            };
+            k.render(&ctx, Escape::Raw)
+                .unwrap_or_else(|_| path.to_string())
+        }
+        None if *method == Method::POST => format!("txn:{txn}"),
+        None => path.to_string(),
+    }
+}
+
 /// A node record's durability, when there is a journal.
 type JournalWait = Pin<Box<dyn Future<Output = Result<(), JournalError>> + Send>>;
 type Journaled = OptionFuture<JournalWait>;
@@ -92,6 +161,8 @@ pub(super) struct Txn<'a> {
     pub(super) key: String,
     pub(super) node_headers: HeaderMap,
     pub(super) started: Instant,
+    /// The client's idempotency key and the request it came with.
+    pub(super) idem: Option<crate::journal::record::IdemKey>,
 }
 
 impl Coordinator {
@@ -101,7 +172,7 @@ impl Coordinator {
     pub async fn execute(&self, req: WriteRequest) -> Outcome {
         let rt = self.current.load();
         let id = new_txn_id();
-        let path = req.path().to_string();
+        let path = crate::wire::path::normalize(req.path());
         let matched = rt.settings.routes.iter().find_map(|r| {
             (r.method == req.method)
                 .then(|| r.pattern.matches(&path))
@@ -114,21 +185,13 @@ impl Coordinator {
         };
         // Only a route's templates read the body as JSON; a write no route matches skips the parse.
         let json = route.and_then(|_| serde_json::from_slice::<Value>(&req.body).ok());
-        let key = route
-            .and_then(|r| r.key.as_ref())
-            .and_then(|k| {
-                let ctx = Context {
-                    params: &params,
-                    body: json.as_ref(),
-                    ..Context::default()
-                };
-                k.render(&ctx, Escape::Raw).ok()
-            })
-            .unwrap_or_else(|| path.clone());
+        let key = resource_key(route, &params, json.as_ref(), &path, &req.method, &id);
+        let idem = super::idem::bind(&req, &path);
         let mut node_headers = headers::for_node(req.headers.clone());
-        if !node_headers.contains_key(headers::IDEMPOTENCY_KEY) {
-            node_headers.insert(headers::IDEMPOTENCY_KEY, headers::value(&id));
-        }
+        node_headers.insert(
+            headers::IDEMPOTENCY_KEY,
+            headers::value(&super::idem::node_key(&id, idem.as_ref())),
+        );
         node_headers.insert(headers::TXN_ID, headers::value(&id));
         let name = route.map_or(req.method.as_str(), |r| r.name.as_str());
         let trace = self.tracing.write(&req.headers, name, &req.method, &id);
@@ -142,6 +205,7 @@ impl Coordinator {
             key,
             node_headers,
             started: Instant::now(),
+            idem,
         };
         let mut outcome = self.run(&txn).with_context(trace.context()).await;
         outcome.trace_id = Some(trace.trace_id());
@@ -155,6 +219,10 @@ impl Coordinator {
     /// One write, start to end: admitted, prepared (lease, pre-images, intent), sent to every
     /// node, judged from the evidence, concluded (undone where it must be), ended.
     async fn run(&self, t: &Txn<'_>) -> Outcome {
+        let _idem_turn = match self.idempotency(t).await {
+            Ok(turn) => turn,
+            Err(answered) => return answered,
+        };
         let guard = match self.admit(t).await {
             Ok(guard) => guard,
             Err(refused) => return refused,
@@ -213,6 +281,7 @@ impl Coordinator {
             hold,
         };
         let (state, reason, resp) = self.conclude(t, concluded, &mut reports).await;
+        let (state, reason) = against_history(t, &judged.judgement, state, reason);
         self.end(t, state, reason, reports, resp, guard).await
     }
 
@@ -221,8 +290,7 @@ impl Coordinator {
     /// touching a node.
     async fn admit(&self, t: &Txn<'_>) -> Result<KeyGuard, Outcome> {
         let settings = &t.rt.settings;
-        if t.route.is_none() && settings.config.writes.unmatched == crate::config::Unmatched::Refuse
-        {
+        if t.route.is_none() && settings.unmatched() == crate::config::Unmatched::Refuse {
             return Err(self.untouched(t, TxnState::Rejected, Reason::NoRoute, Vec::new()));
         }
         let guard = self.locks.lock(&t.key).await;
@@ -230,8 +298,17 @@ impl Coordinator {
         // in memory may be a scan old.
         let local = self.journal.as_ref().filter(|j| j.store().is_none());
         if let Some(blocking) = local.and_then(|j| j.fence_of(&t.key)) {
+            let nodes = not_sent(t.rt.nodes.all());
+            // A rollback waiting for its late-write check fences for a while, not for good.
+            let verify_after = settings.config.journal.verify_after;
+            if let Some(due_in) = local.and_then(|j| j.check_due_in(&blocking, verify_after)) {
+                let reason = Reason::Checking(blocking);
+                let mut o = self.untouched(t, TxnState::ToBeRetried, reason, nodes);
+                o.retry_after = Some(due_in);
+                return Err(o);
+            }
             let reason = Reason::Fenced(blocking);
-            return Err(self.untouched(t, TxnState::Rejected, reason, not_sent(t.rt.nodes.all())));
+            return Err(self.untouched(t, TxnState::Rejected, reason, nodes));
         }
         // Last, so a write that is a down node's half-open trial is not refused after claiming it.
         let undoable = t.route.is_some_and(|r| r.compensation.is_some());
@@ -341,8 +418,10 @@ impl Coordinator {
         let policy = Backoff::from(&t.rt.settings.config.retry);
         let limits = CallLimits::of(t.rt);
         let already = t.route.map(|r| r.already.as_slice()).unwrap_or(&[]);
+        let resend = t.route.is_some_and(|r| r.resend);
+        let check = super::compensate::verify_plan(t);
         let per_node = t.rt.nodes.all().iter().enumerate().map(|(i, node)| {
-            let policy = &policy;
+            let (policy, check) = (&policy, check.as_ref());
             async move {
                 let call = Call {
                     node,
@@ -351,8 +430,9 @@ impl Coordinator {
                     headers: t.node_headers.clone(),
                     body: t.req.body.clone(),
                     already,
+                    resend,
                 };
-                let r = call_with_retries(&call, policy, limits).await;
+                let r = send_write(t.rt, &call, policy, limits, check, &t.node_headers).await;
                 let plan = if touched(&r) {
                     planner.plan(i, r.answer.as_ref().ok())
                 } else {

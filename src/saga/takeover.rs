@@ -5,6 +5,7 @@
 //! that the admin API lists and the re-drive works on, and prunes finished transactions beyond
 //! `journal.keep_finished` from the store.
 
+use super::locks::KeyLocks;
 use super::redrive::{OnChange, recover_entry};
 use crate::journal::Journal;
 use crate::journal::record::Entry;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 pub async fn scan_once(
     journal: &Arc<Journal>,
     current: &Current,
+    locks: &Arc<KeyLocks>,
     on_change: Option<&OnChange>,
 ) -> usize {
     if let Err(e) = journal.refresh().await {
@@ -36,7 +38,7 @@ pub async fn scan_once(
     for entry in taken {
         match entry.state {
             TxnState::InDoubt => {
-                recover_entry(journal, current, &entry, on_change).await;
+                recover_entry(journal, current, locks, &entry, on_change).await;
             }
             // A re-drive or check the lost sidecar had claimed: the key is free again, and the
             // background re-drive picks the transaction up.
@@ -53,11 +55,12 @@ pub async fn scan_once(
 pub async fn run(
     journal: Arc<Journal>,
     current: Arc<Current>,
+    locks: Arc<KeyLocks>,
     on_change: Option<OnChange>,
     mut stop: Stop,
 ) {
     loop {
-        scan_once(&journal, &current, on_change.as_ref()).await;
+        scan_once(&journal, &current, &locks, on_change.as_ref()).await;
         let every = current
             .load()
             .settings

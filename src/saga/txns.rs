@@ -1,5 +1,6 @@
 //! The journal as the admin API sees it: [`TxnStore`] over [`Journal`], with retry and resolve.
 
+use super::locks::KeyLocks;
 use super::redrive::{OnChange, redrive_one};
 use crate::journal::Journal;
 use crate::journal::record::Entry;
@@ -14,8 +15,14 @@ use std::sync::Arc;
 pub struct JournalTxns {
     pub journal: Arc<Journal>,
     pub current: Arc<Current>,
+    /// The coordinator's key turns: a resolve waits for the write or re-drive running on the
+    /// resource.
+    pub locks: Arc<KeyLocks>,
     pub on_change: Option<OnChange>,
 }
+
+/// How long a person's resolve waits for the write or re-drive running on its resource.
+const RESOLVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// An entry as the admin API shows it.
 pub fn view(e: &Entry) -> TxnView {
@@ -82,18 +89,19 @@ impl TxnStore for JournalTxns {
 
     fn retry(&self, txn: &str) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
         let checked = self.actionable(txn);
-        let (journal, current, cb, txn) = (
+        let (journal, current, locks, cb, txn) = (
             self.journal.clone(),
             self.current.clone(),
+            self.locks.clone(),
             self.on_change.clone(),
             txn.to_string(),
         );
         async move {
             let e = checked?;
             if e.state == TxnState::Failed {
-                redrive_one(&journal, &current, &txn, cb.as_ref()).await;
+                redrive_one(&journal, &current, &locks, &txn, cb.as_ref()).await;
             } else {
-                super::redrive::verify_one(&journal, &current, &txn, cb.as_ref()).await;
+                super::redrive::verify_one(&journal, &current, &locks, &txn, cb.as_ref()).await;
             }
             journal
                 .get(&txn)
@@ -110,9 +118,15 @@ impl TxnStore for JournalTxns {
         reason: String,
     ) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
         let checked = self.actionable(txn);
-        let (journal, txn) = (self.journal.clone(), txn.to_string());
+        let (journal, locks, txn) = (self.journal.clone(), self.locks.clone(), txn.to_string());
         async move {
-            checked?;
+            let key = checked?.begin.key;
+            // The resource's turn first: a re-drive running on it finishes (and may converge the
+            // transaction) before a person's word lifts its fence, so no undo planned before the
+            // resolve can land after a write admitted by it.
+            let Ok(_turn) = tokio::time::timeout(RESOLVE_WAIT, locks.lock(&key)).await else {
+                return Err(TxnActionError::Journal(format!("a write or re-drive on `{key}` is still running after {RESOLVE_WAIT:?}; try again")));
+            };
             let busy = |why: String| TxnActionError::Journal(format!("cannot take the resource's lease ({why}); try again"));
             match journal.claim(&txn).await {
                 Ok(true) => {}

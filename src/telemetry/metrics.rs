@@ -71,6 +71,8 @@ pub struct Metrics {
     read_seconds: Histogram,
     reloads: Pair,
     redrives: Pair,
+    /// Writes answered by their idempotency key: `[replayed, refused, in_progress]`.
+    idempotency: [Counter; 3],
     node_requests: Family<NodeOutcomeLabel, Counter>,
     retries: Family<NodeLabel, Counter>,
     compensations: Family<NodeResultLabel, Counter>,
@@ -170,6 +172,11 @@ impl Metrics {
             "dtc_redrives",
             "Re-drives of failed transactions, by result",
         );
+        let idempotency: Family<ResultLabel, Counter> = add(
+            &mut r,
+            "dtc_idempotency_keys",
+            "Writes answered from a client's Idempotency-Key without a new transaction: replayed (the first answer again), refused (the key came with another request: 422), in_progress (its first request still runs elsewhere: 409)",
+        );
         let divergent_keys = add(
             &mut r,
             "dtc_divergent_keys",
@@ -198,6 +205,8 @@ impl Metrics {
             read_seconds,
             reloads: result_pair(&reloads, "ok", "failed"),
             redrives: result_pair(&redrives, "converged", "not_converged"),
+            idempotency: ["replayed", "refused", "in_progress"]
+                .map(|result| idempotency.get_or_create_owned(&ResultLabel { result })),
             node_requests,
             retries,
             compensations,
@@ -290,6 +299,17 @@ impl Metrics {
     /// A background re-drive ran; `converged` when the nodes agree again.
     pub fn redrive(&self, converged: bool) {
         self.redrives[usize::from(!converged)].inc();
+    }
+
+    /// A write was answered from its idempotency key: `Ok(())` replayed, `Err(true)` refused
+    /// (another request), `Err(false)` still in progress.
+    pub fn idempotency(&self, answered: Result<(), bool>) {
+        let i = match answered {
+            Ok(()) => 0,
+            Err(true) => 1,
+            Err(false) => 2,
+        };
+        self.idempotency[i].inc();
     }
 
     /// The last verify left `n` keys differing between nodes.

@@ -12,7 +12,26 @@
 //! evidence cannot tell, the node is [`Verdict::Unknown`] and the transaction ends
 //! [`End::Failed`] (fenced, listed, alerted) until better evidence comes.
 
-use super::outcome::Class;
+use super::outcome::{Class, NodeReport, TxnState};
+
+/// Whether a write may still land on a node after the transaction decided: no answer was
+/// recorded for it, or *any* attempt's outcome was unknown (a timeout, a cut connection, a 5xx
+/// other than 503) — whatever later attempts said. A node that timed out and then answered 503
+/// may hold the first request in a queue and apply it later. The one rule behind the read-back,
+/// the fence and the late-write check in the live path, recovery, the re-drive and takeover.
+pub fn may_land_later(report: Option<&NodeReport>) -> bool {
+    report.is_none_or(|r| r.maybe_applied)
+}
+
+/// Whether a transaction that ended in `state` must be checked again later for writes landing
+/// late on the nodes in `late` ([`may_land_later`]): it left them in their prior state (rolled
+/// back, nothing applied, or refused), so a late write would be a silent divergence.
+pub fn check_later(state: TxnState, late: &[usize]) -> bool {
+    matches!(
+        state,
+        TxnState::RolledBack | TxnState::ToBeRetried | TxnState::Rejected
+    ) && !late.is_empty()
+}
 
 /// The two states of a resource a write's read-back can tell apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +199,11 @@ pub struct Judgement {
     pub expect: Vec<Option<State>>,
     /// Per node, the state observed now (`None`: not observed).
     pub now: Vec<Option<State>>,
+    /// Nodes whose own evidence shows a state before the write other than the one the key's
+    /// last acknowledged write left (a node that lost data, or was written behind dtc's back).
+    pub diverged: Vec<usize>,
+    /// The key's last acknowledged state, in this write's terms, when known.
+    pub history: Option<State>,
 }
 
 impl Judgement {
@@ -191,6 +215,25 @@ impl Judgement {
             .collect()
     }
 
+    /// Diverged nodes ([`Judgement::diverged`]) the decision leaves out of line with the key's
+    /// last acknowledged state: the nodes differ, and the transaction must say so.
+    pub fn still_diverged(&self) -> Vec<usize> {
+        self.diverged
+            .iter()
+            .copied()
+            .filter(|&i| self.expect[i] != self.history)
+            .collect()
+    }
+
+    /// Diverged nodes this write brought back in line.
+    pub fn realigned(&self) -> Vec<usize> {
+        self.diverged
+            .iter()
+            .copied()
+            .filter(|&i| self.expect[i] == self.history)
+            .collect()
+    }
+
     /// Whether every node is observed in the state the decision chose and nothing is left to do.
     pub fn settled(&self) -> bool {
         self.nodes.iter().all(|v| *v == Verdict::Leave)
@@ -198,22 +241,36 @@ impl Judgement {
     }
 }
 
-/// The prior state of every node: its own evidence, or, where it has none, the state every node
-/// with evidence agrees on (dtc keeps nodes alike: a key whose nodes may differ is fenced, so
-/// before a write its nodes held the same state). Disagreeing evidence infers nothing.
-fn priors(ev: &[NodeEvidence]) -> Vec<Option<State>> {
-    let own: Vec<Option<State>> = ev.iter().map(NodeEvidence::own_prior).collect();
+/// The prior state of every node: its own evidence; where it has none, what the key's last
+/// acknowledged write left (`history`: what dtc knows outranks what it infers); else the state
+/// every node with evidence agrees on (dtc keeps nodes alike: a key whose nodes may differ is
+/// fenced, so before a write its nodes held the same state). Disagreeing evidence infers nothing.
+fn priors(own: &[Option<State>], history: Option<State>) -> Vec<Option<State>> {
     let mut known = own.iter().flatten();
     let shared = match known.next() {
         Some(&first) if known.all(|&s| s == first) => Some(first),
         _ => None,
     };
-    own.into_iter().map(|s| s.or(shared)).collect()
+    own.iter().map(|s| s.or(history).or(shared)).collect()
 }
 
 /// The one decision: per node undo / leave / unknown, and the end state.
 pub fn judge(ev: &[NodeEvidence]) -> Judgement {
-    let prior = priors(ev);
+    judge_with(ev, None)
+}
+
+/// [`judge`], knowing the state the key's last acknowledged write left (`history`, in the terms
+/// of this write: [`State::Prior`] or [`State::Target`]). A node is never undone into a state
+/// other than that one: a node already in it is left alone, whatever its answer said.
+pub fn judge_with(ev: &[NodeEvidence], history: Option<State>) -> Judgement {
+    let own: Vec<Option<State>> = ev.iter().map(NodeEvidence::own_prior).collect();
+    let diverged: Vec<usize> = match history {
+        Some(h) => (0..ev.len())
+            .filter(|&i| own[i].is_some_and(|p| p != h))
+            .collect(),
+        None => Vec::new(),
+    };
+    let prior = priors(&own, history);
     let now: Vec<Option<State>> = ev.iter().map(NodeEvidence::now).collect();
     if !ev.is_empty() && now.iter().all(|s| *s == Some(State::Target)) {
         return Judgement {
@@ -221,13 +278,18 @@ pub fn judge(ev: &[NodeEvidence]) -> Judgement {
             end: End::Complete,
             expect: vec![Some(State::Target); ev.len()],
             now,
+            diverged,
+            history,
         };
     }
     let nodes: Vec<Verdict> = ev
         .iter()
         .zip(&prior)
         .zip(&now)
-        .map(|((e, &prior), &now)| verdict(e, prior, now))
+        .map(|((e, &prior), &now)| match history {
+            Some(h) if now == Some(h) => Verdict::Leave,
+            _ => verdict(e, prior, now),
+        })
         .collect();
     let end = if nodes.contains(&Verdict::Unknown) {
         End::Failed
@@ -242,6 +304,7 @@ pub fn judge(ev: &[NodeEvidence]) -> Judgement {
         .zip(&now)
         .map(|((v, &prior), &now)| match v {
             Verdict::Undo => Some(State::Prior),
+            Verdict::Leave if history.is_some() && now == history => now,
             Verdict::Leave => prior.or(now),
             Verdict::Unknown => None,
         })
@@ -251,6 +314,8 @@ pub fn judge(ev: &[NodeEvidence]) -> Judgement {
         end,
         expect,
         now,
+        diverged,
+        history,
     }
 }
 

@@ -174,6 +174,19 @@ pub enum Reason {
     OutcomeUnknown(String),
     /// `[cluster]`: another sidecar held the resource's lease for all of `cluster.wait`.
     KeyBusy(String),
+    /// A rollback on the same resource waits for its late-write check (a node's earlier attempt
+    /// may still land): writes to it are refused until the check, without touching any node.
+    Checking(String),
+    /// These nodes did not hold what the key's last acknowledged write left before this write
+    /// (lost data, or a write behind dtc's back), and still do not: listed for repair.
+    Diverged(String),
+    /// These nodes did not hold what the key's last acknowledged write left before this write;
+    /// this write brought them back in line.
+    Realigned(String),
+    /// The client's `Idempotency-Key` is bound to this transaction, sent with another request.
+    KeyReused(String),
+    /// The client's `Idempotency-Key` is bound to this transaction, still running elsewhere.
+    KeyInProgress(String),
 }
 
 impl Reason {
@@ -195,6 +208,11 @@ impl Reason {
             Reason::CompletedUnanswered => "the write is on every node (read back after dtc restarted); the client never got the answer".into(),
             Reason::OutcomeUnknown(n) => format!("cannot tell whether the write changed {n}: nothing was undone there, the nodes may differ; it is checked again in the background"),
             Reason::KeyBusy(e) => format!("{e}; no node was touched"),
+            Reason::Checking(t) => format!("transaction {t} on the same resource was rolled back while a node's answer was unknown; a late write may still land there, so writes to it wait for its check (see Retry-After); no node was touched"),
+            Reason::Diverged(n) => format!("{n} did not hold what the last acknowledged write on this resource left, before this write, and still do not (lost data, or a write that bypassed dtc): the nodes differ; nothing that held it was undone; repair it (dtc verify --repair) or resolve it"),
+            Reason::Realigned(n) => format!("{n} did not hold what the last acknowledged write on this resource left, before this write (lost data, or a write that bypassed dtc); this write brought it back in line: check that node's other resources (dtc verify)"),
+            Reason::KeyReused(t) => format!("this Idempotency-Key was first sent with another request (transaction {t}); a key names one request: use a new key for a new request; no node was touched"),
+            Reason::KeyInProgress(t) => format!("the first request with this Idempotency-Key (transaction {t}) is still running; retry later to get its answer; no node was touched"),
         }
     }
 }
@@ -223,8 +241,11 @@ pub struct Outcome {
     /// The node answer passed to the client for `succeeded` (and `rejected` when all agree).
     pub response: Option<NodeResponse>,
     pub elapsed: Duration,
-    /// When the client may retry, where dtc knows better than `writes.retry_after` (a down
-    /// node's next half-open trial).
+    /// The answer of an earlier transaction, given again to a client retrying with its
+    /// `Idempotency-Key`: no node was touched now.
+    pub replayed: bool,
+    /// When a retry can expect a different answer, if the transaction knows better than
+    /// `writes.retry_after` (the `Retry-After` of its 503).
     pub retry_after: Option<Duration>,
     /// The W3C trace the write ran in (32 hex digits).
     pub trace_id: Option<String>,

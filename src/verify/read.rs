@@ -267,6 +267,7 @@ pub async fn read(rt: &Runtime, node: &Arc<Node>, plan: &ReadPlan) -> Held {
         headers: plan.headers.clone(),
         body: Bytes::new(),
         already: &[404, 410],
+        resend: true,
     };
     let limits = CallLimits::of(rt);
     let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits).await;

@@ -192,6 +192,7 @@ pub async fn run(journal: &Arc<Journal>, rt: &Runtime, r: Repair<'_>) -> Result<
     let txn = txn.to_string();
     let first = &writes.first().ok_or("nothing to repair")?.1;
     let begin = Begin {
+        idem: None,
         txn: txn.clone(),
         at_ms: now_ms(),
         generation: rt.generation,
@@ -232,6 +233,7 @@ pub async fn run(journal: &Arc<Journal>, rt: &Runtime, r: Repair<'_>) -> Result<
                 headers: h,
                 body: w.body.clone(),
                 already: &w.already,
+                resend: true,
             };
             let r = call_with_retries(&call, policy, limits).await;
             let held = read::read(rt, node, read_plan).await;
@@ -269,7 +271,7 @@ pub async fn run(journal: &Arc<Journal>, rt: &Runtime, r: Repair<'_>) -> Result<
         (TxnState::ToBeRetried, Some(Reason::RepairIncomplete(why)))
     };
     journal
-        .end(&txn, state, reason, nodes.clone())
+        .end(&txn, state, reason, nodes.clone(), None)
         .await
         .map_err(|e| e.to_string())?;
     Ok(Repaired {

@@ -49,8 +49,7 @@ fn begin(key: &str) -> Begin {
         undo: Vec::new(),
         verify: None,
         pre: Vec::new(),
-        pre_restores: false,
-        body_hash: None,
+        ..Begin::default()
     }
 }
 
@@ -94,7 +93,7 @@ async fn a_hundred_thousand_keys_through_one_sidecar_leave_no_lease_row_per_key(
                 let txn = b.txn.clone();
                 journal.begin(b).await?;
                 journal
-                    .end(&txn, TxnState::Succeeded, None, Vec::new())
+                    .end(&txn, TxnState::Succeeded, None, Vec::new(), None)
                     .await
             }
         })

@@ -59,8 +59,7 @@ pub(super) fn entry(key: &str) -> Entry {
         undo: Vec::new(),
         verify: None,
         pre: Vec::new(),
-        pre_restores: false,
-        body_hash: None,
+        ..Begin::default()
     })
 }
 

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod answer;
+pub mod double;
 pub mod model;
 pub mod pg;
 pub mod process;

@@ -16,6 +16,15 @@ impl Process {
         self.child.kill().expect("kill dtc");
         self.child.wait().expect("reap dtc");
     }
+
+    /// SIGKILL, and return at once: the process may still be exiting (holding its journal
+    /// directory's lock) when a successor starts, as under a supervisor that restarts at once.
+    pub fn crash_nowait(mut self) {
+        self.child.kill().expect("kill dtc");
+        std::thread::spawn(move || {
+            let _ = self.child.wait();
+        });
+    }
 }
 
 /// Starts `dtc run` on `cfg` (written to `dir/dtc.toml`) and returns once it listens.

@@ -191,3 +191,67 @@ fn a_node_that_needs_a_read_back() {
     assert!(!ans(Applied, false).needs_read_back());
     assert!(!target(unrecorded()).needs_read_back());
 }
+
+#[test]
+fn what_the_last_acknowledged_write_left_outranks_what_the_nodes_show() {
+    // A node lost an acknowledged group; a duplicate create: two nodes answer 500 (duplicate)
+    // and read back present, the third never answers and reads back absent.
+    let ev = [
+        target(ans(Transient, true)),
+        target(ans(Transient, true)),
+        prior(ans(Transient, true)),
+    ];
+    // Inferred from the nodes alone, the two that kept the group look changed by this write.
+    assert_eq!(judge(&ev).nodes, vec![Undo, Undo, Leave]);
+    // dtc knows the group was there: nothing is undone, and the node that lost it is named.
+    let j = judge_with(&ev, Some(State::Target));
+    assert_eq!(j.nodes, vec![Leave; 3]);
+    assert_eq!(j.diverged, vec![2]);
+    assert_eq!(j.still_diverged(), vec![2]);
+}
+
+#[test]
+fn a_write_that_brings_a_diverged_node_back_in_line_is_kept() {
+    // The node that lost the group takes the duplicate create (201); the others say 500.
+    let ev = [
+        target(ans(Transient, true)),
+        target(ans(Transient, true)),
+        ans(Applied, false),
+    ];
+    let j = judge_with(&ev, Some(State::Target));
+    assert_eq!(j.end, End::Complete);
+    assert_eq!(j.realigned(), vec![2]);
+    // Had the others refused it outright, the node it brought back is still never undone.
+    let ev = [
+        ans(Transient, false),
+        ans(Transient, false),
+        ans(Applied, false),
+    ];
+    let j = judge_with(&ev, Some(State::Target));
+    assert_eq!(j.nodes, vec![Leave; 3]);
+    assert_eq!(j.realigned(), vec![2]);
+    assert!(j.still_diverged().is_empty());
+}
+
+#[test]
+fn any_ambiguous_attempt_means_the_write_may_land_later() {
+    let report = |status: Option<u16>, maybe_applied: bool| NodeReport {
+        node: "c".into(),
+        outcome: Transient,
+        status,
+        error: None,
+        attempts: 4,
+        maybe_applied,
+        compensation: None,
+        read_back: None,
+    };
+    // Timed out first, then 503 to every retry: its last answer had a status, yet the first
+    // request may sit in its queue.
+    assert!(may_land_later(Some(&report(Some(503), true))));
+    assert!(may_land_later(None));
+    assert!(!may_land_later(Some(&report(Some(503), false))));
+    assert!(check_later(TxnState::RolledBack, &[2]));
+    assert!(check_later(TxnState::Rejected, &[2]));
+    assert!(!check_later(TxnState::Succeeded, &[2]));
+    assert!(!check_later(TxnState::RolledBack, &[]));
+}
