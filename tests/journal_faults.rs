@@ -253,3 +253,66 @@ async fn disk_full_inside_a_mount_namespace() {
     assert!(journal.get(refused.txn()).is_none());
     assert_eq!(journal.counts(), (0, 0));
 }
+
+/// An end record the log fails to write leaves its transaction in doubt on the disk (the client
+/// is told `failed`, never `succeeded`); once the disk works again the repaired log is read back,
+/// the transaction is open and fenced again — and the background worker decides it from the
+/// nodes without waiting for a restart, which lifts the fence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_the_disk_refused_is_decided_once_it_works_again_without_a_restart() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("journal");
+    let (nodes, dtc) = cluster_with(|c| c.journal.dir = dir.display().to_string()).await;
+    let admin = dtc.serve_admin().await;
+    let journal = dtc.app.journal().unwrap().clone();
+    let faults = journal.log().expect("a local log").faults().clone();
+    for n in &nodes {
+        n.set_delay(Duration::from_millis(300));
+    }
+
+    let url = dtc.at("/v1/group/");
+    let write =
+        tokio::spawn(async move { send(Method::POST, &url, Some(&group("g1")), &[]).await });
+    // The intent is durable (it is in memory only then), the nodes are still answering: the
+    // disk fails before the end is written.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while journal.open_entries().is_empty() {
+        assert!(Instant::now() < deadline, "the intent was never journaled");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    faults.fail_syncs(Fault::Io);
+    let answer = write.await.unwrap();
+    assert_eq!(answer.state(), "failed", "{answer:?}");
+    assert!(answer.status().is_server_error(), "{answer:?}");
+    let txn = answer.txn().to_owned();
+    for n in &nodes {
+        n.set_delay(Duration::ZERO);
+        assert!(n.groups().contains("g1"), "the write landed on every node");
+    }
+
+    faults.clear();
+    eventually(
+        "the transaction whose end was lost is decided",
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || {
+            let journal = journal.clone();
+            let txn = txn.clone();
+            async move {
+                // Any write wakes the log's repair; a read of the journal folds it in.
+                journal.log_problem().is_none()
+                    && journal.get(&txn).map(|e| e.state) == Some(TxnState::Succeeded)
+            }
+        },
+    )
+    .await;
+    assert_eq!(journal.counts(), (0, 0));
+    let status = get(format!("{admin}/status")).await.json();
+    assert_eq!(status["in_doubt"], 0, "{status}");
+    let deleted = delete_group(&dtc, "g1").await;
+    assert_eq!(
+        deleted.status(),
+        200,
+        "the key is no longer fenced: {deleted:?}"
+    );
+}

@@ -213,6 +213,9 @@ impl Journal {
                         skipped = loaded.skipped,
                         "journal entries rebuilt from the records read back after a repair"
                     );
+                    // An end the log failed to write leaves its transaction open again: the
+                    // background worker decides it.
+                    self.wake.notify_one();
                 }
                 st.generation = generation;
                 log.resume(generation);

@@ -82,6 +82,39 @@ pub async fn recover_entry(
         None => Some(locks.lock(&entry.begin.key).await),
         Some(_) => None,
     };
+    decide_in_doubt(journal, current, entry, on_change).await
+}
+
+/// Decides an in-doubt transaction no write is running any more (local journal only): one
+/// whose end record the log failed to write, found open again when the repaired log was read
+/// back. A live write holds its key's turn from before its intent until its end is enqueued,
+/// so an in-doubt entry whose key nobody holds or waits for has no owner; under the key's turn
+/// it is looked at again, then decided like one found at startup. `None` when it was not
+/// orphaned after all.
+pub async fn recover_orphan(
+    journal: &Arc<Journal>,
+    current: &Current,
+    locks: &Arc<KeyLocks>,
+    txn: &str,
+    on_change: Option<&OnChange>,
+) -> Option<TxnState> {
+    if journal.store().is_some() {
+        return None;
+    }
+    let key = journal.get(txn)?.begin.key;
+    let _turn = locks.lock(&key).await;
+    let entry = journal.get(txn).filter(|e| e.state == TxnState::InDoubt)?;
+    tracing::warn!(txn, key = %key, "an in-doubt transaction no write is running (its end was never journaled): deciding it from the nodes");
+    Some(decide_in_doubt(journal, current, &entry, on_change).await)
+}
+
+/// [`recover_entry`] once the key's turn (or lease) is held.
+async fn decide_in_doubt(
+    journal: &Arc<Journal>,
+    current: &Current,
+    entry: &Entry,
+    on_change: Option<&OnChange>,
+) -> TxnState {
     let rt = current.load();
     let txn = &entry.begin.txn;
     let known = journal.last_acknowledged(&entry.begin.key);
@@ -327,6 +360,12 @@ pub async fn run_worker(
                 )
             } else if e.verify_pending {
                 (finished + cfg.verify_after.as_millis() as u64, true)
+            } else if e.state == TxnState::InDoubt
+                && journal.store().is_none()
+                && locks.queued(&e.begin.key) == 0
+            {
+                recover_orphan(&journal, &current, &locks, &e.begin.txn, on_change.as_ref()).await;
+                continue;
             } else {
                 continue;
             };
