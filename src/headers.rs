@@ -58,6 +58,21 @@ pub fn for_node(mut headers: HeaderMap) -> HeaderMap {
     headers
 }
 
+/// The client's end-to-end headers an undo carries (authorization and the like): those a node
+/// gets, less the body's and the transaction's own.
+pub fn for_undo(client: &HeaderMap) -> HeaderMap {
+    let mut headers = for_node(client.clone());
+    for h in [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        IDEMPOTENCY_KEY,
+        TXN_ID,
+    ] {
+        headers.remove(h);
+    }
+    headers
+}
+
 /// A header value from a string the proxy made (ids, numbers); never fails for those.
 pub fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))

@@ -9,143 +9,56 @@
 //! undoes nothing there and ends the write `failed` (fenced, listed, alerted). One decision
 //! ([`crate::txn::evidence::judge`]) over one evidence type
 //! ([`crate::txn::evidence::NodeEvidence`]) serves the live
-//! path ([`live`], [`decide`](mod@decide)), startup recovery, the re-drive and the late-write check
+//! path (`judge`, [`decide`](mod@decide)), startup recovery, the re-drive and the late-write check
 //! ([`recover`]).
 //!
-//! [`Coordinator::execute`] runs one transaction through these steps:
-//! 1. match a route, resolve the resource key, and wait for earlier writes to that key;
-//! 2. fail fast (touching nothing) when a node is known down;
-//! 3. read each node's pre-image when the route takes snapshots;
-//! 4. send the write to every node at once; retry transient failures per node ([`attempt`]);
-//! 5. read the resource back ([`readback`]) on nodes whose answer leaves their state open;
-//! 6. judge ([`crate::txn::evidence`]) and decide ([`decide`](mod@decide)): every node in the target state → `succeeded`;
-//!    nothing applied → `rejected` or `to_be_retried`; partial → undo where the evidence shows
-//!    the write landed ([`undo`]) → `rolled_back`, or `failed` when an undo does not converge or
-//!    a node cannot be judged.
+//! [`Coordinator::execute`] runs one transaction through these steps (`run` calls them in
+//! order; each is a module, and none calls another or back up):
+//! 1. `idem`: a client's repeated idempotency key is answered, or waits for the write it repeats;
+//! 2. `admit`: match a route, resolve the resource key, wait for earlier writes to that key; no
+//!    fence on it; fail fast (touching nothing) when a node is known down;
+//! 3. `prepare`: with `[cluster]` the key's lease; each node's pre-image when the route takes
+//!    snapshots; the journaled intent;
+//! 4. `send`: the write to every node at once; retry transient failures per node ([`attempt`]),
+//!    never re-sending blindly after an ambiguous attempt;
+//! 5. `judge`: read the resource back ([`readback`]) on nodes whose answer leaves their state
+//!    open, and judge ([`crate::txn::evidence`]);
+//! 6. `conclude`: decide ([`decide`](mod@decide)): every node in the target state →
+//!    `succeeded`; nothing applied → `rejected` or `to_be_retried`; partial → undo where the
+//!    evidence shows the write landed ([`undo`]) → `rolled_back`, or `failed` when an undo does
+//!    not converge or a node cannot be judged;
+//! 7. `end`: the durable end record, then the outcome, its log line and metrics.
+//!
+//! Below the steps sit what they share: `write` (the transaction a step gets), `deps` (the
+//! coordinator's parts), and the leaves the live path and recovery both use — [`undo`] (plans
+//! and running them), [`readback`] (reading a node's state, judging a pre-image), [`attempt`].
+//! Recovery ([`recover`], [`redrive`], [`takeover`]) calls those leaves, never a live step.
 
+mod admit;
 pub mod attempt;
-pub mod compensate;
+mod conclude;
+mod coordinator;
 pub mod decide;
-pub mod finish;
-pub mod idem;
-pub mod live;
+mod deps;
+mod end;
+mod idem;
+mod judge;
 pub mod locks;
+mod prepare;
 pub mod readback;
 pub mod recover;
 pub mod redrive;
-pub mod run;
-pub mod send;
+mod run;
+mod send;
 pub mod takeover;
 pub mod txns;
 pub mod undo;
+mod write;
 
 pub use crate::txn::{
     Class, CompOutcome, CompReport, NodeReport, NodeResponse, Outcome, Reason, TxnState,
 };
+pub use coordinator::Coordinator;
 pub use decide::{Decision, decide};
-pub use run::WriteRequest;
-
-use crate::journal::Journal;
-use crate::runtime::Current;
-use crate::telemetry::trace::Tracing;
-use crate::telemetry::{Alerter, Metrics};
-use locks::KeyLocks;
-use std::sync::Arc;
-
-/// Runs write transactions. Cheap to clone.
-#[derive(Clone)]
-pub struct Coordinator {
-    pub(crate) current: Arc<Current>,
-    pub(crate) locks: Arc<KeyLocks>,
-    /// Turns of clients' idempotency keys: a retry waits for the write it repeats.
-    pub(crate) idem_locks: Arc<KeyLocks>,
-    pub(crate) journal: Option<Arc<Journal>>,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) alerter: Option<Arc<Alerter>>,
-    pub(crate) tracing: Arc<Tracing>,
-}
-
-impl Coordinator {
-    /// A coordinator over the given runtime.
-    pub fn new(current: Arc<Current>) -> Coordinator {
-        Coordinator {
-            current,
-            locks: Arc::new(KeyLocks::default()),
-            idem_locks: Arc::new(KeyLocks::default()),
-            journal: None,
-            metrics: Metrics::new(),
-            alerter: None,
-            tracing: Arc::new(Tracing::disabled()),
-        }
-    }
-
-    /// Traces writes with `tracing` (its sampler and exporter).
-    pub fn with_tracing(mut self, tracing: Arc<Tracing>) -> Coordinator {
-        self.tracing = tracing;
-        self
-    }
-
-    /// The tracing writes run under.
-    pub fn tracing(&self) -> &Arc<Tracing> {
-        &self.tracing
-    }
-
-    /// Takes key turns in `locks`, shared with the background tasks that work on the same keys.
-    pub fn with_locks(mut self, locks: Arc<KeyLocks>) -> Coordinator {
-        self.locks = locks;
-        self
-    }
-
-    /// How many writes (and background tasks) hold or wait for `key`'s turn.
-    pub fn queued(&self, key: &str) -> usize {
-        self.locks.queued(key)
-    }
-
-    /// How many requests hold or wait for the turn of a client's idempotency key.
-    pub fn idempotency_queued(&self, key: &str) -> usize {
-        self.idem_locks.queued(key)
-    }
-
-    /// Counts transactions and node requests in `metrics`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Coordinator {
-        self.metrics = metrics;
-        self
-    }
-
-    /// Sends an alert when a transaction ends `failed`.
-    pub fn with_alerter(mut self, alerter: Arc<Alerter>) -> Coordinator {
-        self.alerter = Some(alerter);
-        self
-    }
-
-    /// The metrics it counts into.
-    pub fn metrics(&self) -> &Arc<Metrics> {
-        &self.metrics
-    }
-
-    /// Records every transaction in `journal` and honours its fences.
-    pub fn with_journal(mut self, journal: Arc<Journal>) -> Coordinator {
-        self.journal = Some(journal);
-        self
-    }
-
-    /// The journal, if any.
-    pub fn journal(&self) -> Option<&Arc<Journal>> {
-        self.journal.as_ref()
-    }
-
-    /// The runtime it reads its config from.
-    pub fn current(&self) -> &Arc<Current> {
-        &self.current
-    }
-}
-
-/// A new transaction id: milliseconds since the epoch and 32 random bits, in hex, so ids sort by
-/// start time.
-pub fn new_txn_id() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    format!("{ms:012x}{:08x}", fastrand::u32(..))
-}
+pub use deps::new_txn_id;
+pub use write::WriteRequest;

@@ -1,12 +1,14 @@
 //! Reading a node's state: the route's `verify` read, classified as the write's target state,
-//! its prior state, or unclear. The evidence that replaces "may have applied".
+//! its prior state, or unclear — the evidence that replaces "may have applied" — and a
+//! pre-image's status in the same terms ([`pre_image`]), for the live path and recovery alike.
 
 use super::attempt::{Call, CallLimits, call_with_retries};
+use super::undo::Snapshot;
 use crate::journal::record::VerifyPlan;
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
 use crate::telemetry::trace;
-use crate::txn::evidence::{ReadBack, State};
+use crate::txn::evidence::{PreImage, ReadBack, State};
 use crate::upstream::Node;
 use futures_util::future::join_all;
 use http::HeaderMap;
@@ -92,5 +94,28 @@ fn unclear(why: String) -> Read {
     Read {
         read_back: ReadBack::Unclear,
         note: format!("unclear: {why}"),
+    }
+}
+
+/// The status a pre-image read stands for: present (200) or absent (404).
+pub(crate) fn pre_status(s: &Snapshot) -> u16 {
+    match s {
+        Snapshot::Present(..) => 200,
+        Snapshot::Absent => 404,
+    }
+}
+
+/// A node's journaled pre-image as evidence; `restores` when the undo is built from it.
+pub(crate) fn pre_image(
+    status: Option<u16>,
+    verify: Option<&VerifyPlan>,
+    restores: bool,
+) -> PreImage {
+    let state = status.and_then(|s| verify.and_then(|v| v.state_of(s)));
+    match (status, state, restores) {
+        (None, ..) => PreImage::None,
+        (Some(_), s, true) => PreImage::Restores(s),
+        (Some(_), Some(s), false) => PreImage::Known(s),
+        (Some(_), None, false) => PreImage::None,
     }
 }

@@ -3,9 +3,8 @@
 //! pre-images plus a fresh read of every node the transaction touched, judged by
 //! [`evidence::judge`](crate::txn::evidence::judge), and the undos the judgement allows.
 
-use super::compensate::run_undo;
-use super::live::pre_image;
-use super::readback::read_nodes;
+use super::readback::{pre_image, read_nodes};
+use super::undo::run_undo;
 use crate::journal::record::Known;
 use crate::journal::record::{Entry, now_ms};
 use crate::runtime::Runtime;

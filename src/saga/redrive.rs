@@ -6,9 +6,9 @@
 //! decision function the live path uses; an undo runs only where the evidence shows it cannot
 //! destroy what the node held before.
 
-use super::compensate::run_undo;
 use super::locks::{KeyGuard, KeyLocks};
-use super::recover::{Resolution, fresh, header_map, resolve};
+use super::recover::{Resolution, evidence_of, fresh, header_map, resolve};
+use super::undo::run_undo;
 use crate::journal::Journal;
 use crate::journal::record::{Entry, now_ms};
 use crate::journal::shared::lease::under;
@@ -294,7 +294,7 @@ async fn verify_claimed(
 /// The check without a read-back: the undo again, only where the prior state is known.
 async fn reapply_undos(journal: &Arc<Journal>, rt: &Runtime, entry: &Entry) -> bool {
     let txn = &entry.begin.txn;
-    let judgement = crate::txn::evidence::judge(&super::recover::evidence_of(entry));
+    let judgement = crate::txn::evidence::judge(&evidence_of(entry));
     let headers = header_map(&entry.begin.headers);
     for i in entry.late_write_nodes() {
         let (name, url) = &entry.begin.nodes[i];

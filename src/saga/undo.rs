@@ -1,11 +1,22 @@
 //! Undo plans: the compensating request for one node, resolved from the route's rule and what
-//! that node answered. A plan is plain data, so the journal can keep it and recovery can run it.
+//! that node answered. A plan is plain data, so the journal can keep it and recovery can run it;
+//! [`run_undo`] runs one, for the live path and recovery alike.
 
+use super::attempt::{Call, CallLimits, call_with_retries};
 use crate::config::template::{Context, Escape, RenderError};
 use crate::config::validate::{CompBody, CompensationRule};
+use crate::headers;
+use crate::retry::Backoff;
+use crate::runtime::Runtime;
+use crate::telemetry::trace;
+use crate::txn::outcome::{Class, CompOutcome, CompReport};
 use crate::txn::{NodeResponse, UndoPlan};
+use crate::upstream::Node;
 use bytes::Bytes;
+use http::{HeaderMap, Method};
+use opentelemetry::context::FutureExt as _;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// What a node held before the write (snapshot compensation).
 #[derive(Debug, Clone)]
@@ -96,6 +107,64 @@ pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan
         body,
         already: rule.already.clone(),
     })
+}
+
+/// Runs one node's undo with retries; the client's end-to-end headers (auth, say) go along.
+/// Its idempotency key is `<txn>-<purpose>`: the same undo retried is one operation, while a
+/// later check (`purpose` unique to it) must really run again.
+pub(crate) async fn run_undo(
+    rt: &Runtime,
+    node: &Arc<Node>,
+    plan: &UndoPlan,
+    txn: &str,
+    client_headers: &HeaderMap,
+    purpose: &str,
+) -> CompReport {
+    let mut headers = headers::for_undo(client_headers);
+    if let Some((k, v)) = plan.content_type_header() {
+        headers.insert(k, v);
+    }
+    headers.insert(
+        headers::IDEMPOTENCY_KEY,
+        headers::value(&format!("{txn}-{purpose}")),
+    );
+    headers.insert(headers::TXN_ID, headers::value(txn));
+    let Ok(method) = Method::from_bytes(plan.method.as_bytes()) else {
+        return CompReport {
+            outcome: CompOutcome::Failed,
+            status: None,
+            error: Some(format!("bad method {}", plan.method)),
+            attempts: 0,
+        };
+    };
+    let call = Call {
+        node,
+        method,
+        path_and_query: plan.path.clone(),
+        headers,
+        body: plan.body.clone(),
+        already: &plan.already,
+        resend: true,
+    };
+    let step = trace::step("dtc.undo", node.name());
+    let r = call_with_retries(
+        &call,
+        &Backoff::from(&rt.settings.config.retry),
+        CallLimits::of(rt),
+    )
+    .with_context(step.context())
+    .await;
+    let outcome = match r.class {
+        Class::Applied | Class::Already => CompOutcome::Undone,
+        _ => CompOutcome::Failed,
+    };
+    step.end(r.status(), r.error().as_deref(), r.class.as_str());
+    CompReport {
+        outcome,
+        status: r.status(),
+        error: r.error(),
+        attempts: r.attempts,
+    }
 }
 
 /// `http://host/items/5?x` → `/items/5?x`; a path stays as it is.

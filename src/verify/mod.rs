@@ -72,11 +72,11 @@ impl Verifier {
         let journal = coordinator.journal()?.clone();
         Some(Verifier {
             current: coordinator.current().clone(),
-            locks: coordinator.locks.clone(),
+            locks: coordinator.locks().clone(),
             keys: journal.clone(),
             journal,
             metrics: coordinator.metrics().clone(),
-            alerter: coordinator.alerter.clone(),
+            alerter: coordinator.alerter().cloned(),
             alerted: Arc::default(),
         })
     }
