@@ -48,7 +48,36 @@ const NO_FILE_CIRCLES: &[&str] = &[
     "k8s",
     "wire",
     "telemetry",
+    "saga",
+    "admin",
+    "proxy",
+    "verify",
 ];
+
+/// The saga's files from the top down, in tiers: a file may import (or call through a path)
+/// only files of the tiers below its own, so the driver reads top-down and no step calls
+/// another step or back up. A new file must be placed here.
+const SAGA_TIERS: &[&[&str]] = &[
+    // The entry points; the one `impl Coordinator`.
+    &["coordinator"],
+    // The driver: the steps in order.
+    &["run"],
+    // The steps of a write, and the background work on the journal's transactions.
+    &[
+        "idem", "admit", "prepare", "send", "judge", "conclude", "txns", "takeover",
+    ],
+    // The end of a write (early steps may end one); the re-drive, startup recovery, the check.
+    &["end", "redrive"],
+    // What a step gets (the transaction); deciding a journaled transaction after the fact.
+    &["write", "recover"],
+    // Leaves shared by the live path and recovery.
+    &["decide", "readback", "deps"],
+    &["undo"],
+    &["attempt", "locks"],
+];
+
+/// The only file of `saga` with an `impl Coordinator`.
+const COORDINATOR_FILE: &str = "saga/coordinator";
 
 struct Source {
     /// Module path from `src/`, e.g. `upstream/pool` (a `mod.rs` names its directory).
@@ -102,10 +131,15 @@ fn strip_comments(text: &str) -> String {
 
 /// Every path that starts with `crate::`, with `use crate::{a::b, c::{d, e}}` expanded.
 fn crate_paths(text: &str) -> Vec<String> {
+    paths_after(text, "crate::")
+}
+
+/// Every path that follows `prefix` (`crate::`, `super::`), with groups expanded.
+fn paths_after(text: &str, prefix: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = text;
-    while let Some(i) = rest.find("crate::") {
-        let after = &rest[i + "crate::".len()..];
+    while let Some(i) = rest.find(prefix) {
+        let after = &rest[i + prefix.len()..];
         if let Some(group) = after.strip_prefix('{') {
             let end = matching_brace(group);
             expand("", &group[..end], &mut out);
@@ -287,14 +321,8 @@ fn files_of_the_lower_modules_import_each_other_in_one_direction_only() {
                 .into_iter()
                 .map(|p| p.replace("::", "/"))
                 .collect();
-            let mut rest = s.text.as_str();
-            while let Some(i) = rest.find("super::") {
-                let after = &rest[i + 7..];
-                let end = after
-                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                targets.push(format!("{parent}/{}", &after[..end]));
-                rest = &after[end..];
+            for p in paths_after(&s.text, "super::") {
+                targets.push(format!("{parent}/{}", p.replace("::", "/")));
             }
             for t in targets {
                 // The longest prefix of the path that is a file of this module.
@@ -337,4 +365,186 @@ fn the_checker_sees_grouped_and_nested_imports() {
         find_circle(&g),
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
     );
+}
+
+/// The text before a file's unit tests (`#[cfg(test)] mod tests` comes last): there `super::`
+/// names the file itself.
+fn without_tests(text: &str) -> &str {
+    text.split("#[cfg(test)]").next().unwrap_or(text)
+}
+
+/// The saga files `module` (a file of `saga`) refers to by path, each with the path that
+/// names it: `super::x::…` and `crate::saga::x::…`.
+fn saga_refs(module: &str, text: &str) -> Vec<(String, String)> {
+    let text = without_tests(text);
+    let mut out: Vec<(String, String)> = paths_after(text, "super::")
+        .into_iter()
+        .map(|p| {
+            (
+                p.split("::").next().unwrap_or_default().to_string(),
+                format!("super::{p}"),
+            )
+        })
+        .collect();
+    for p in crate_paths(text) {
+        if let Some(rest) = p.strip_prefix("saga::") {
+            let first = rest.split("::").next().unwrap_or_default().to_string();
+            out.push((first, format!("crate::{p}")));
+        }
+    }
+    out.retain(|(to, _)| format!("saga/{to}") != module);
+    out
+}
+
+/// Every rule about the saga's files that `srcs` break, one line each.
+fn saga_order_broken(srcs: &[Source]) -> Vec<String> {
+    let tier = |m: &str| -> Option<usize> {
+        let name = m.strip_prefix("saga/")?;
+        SAGA_TIERS.iter().position(|t| t.contains(&name))
+    };
+    let files: BTreeSet<&str> = srcs
+        .iter()
+        .filter_map(|s| s.module.strip_prefix("saga/"))
+        .collect();
+    let mut broken = Vec::new();
+    let mut inherent: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in srcs.iter().filter(|s| top(&s.module) == "saga") {
+        for (ty, _) in inherent_impls(&s.text) {
+            inherent.entry(ty).or_default().insert(s.module.clone());
+        }
+        if s.module == "saga" {
+            continue;
+        }
+        let Some(from) = tier(&s.module) else {
+            broken.push(format!(
+                "src/{}.rs is in no tier of SAGA_TIERS: place it",
+                s.module
+            ));
+            continue;
+        };
+        for (to, path) in saga_refs(&s.module, &s.text) {
+            if !files.contains(to.as_str()) {
+                broken.push(format!(
+                    "src/{}.rs: `{path}` reaches through the saga's root: import it from the file that defines it",
+                    s.module
+                ));
+                continue;
+            }
+            let to_tier = tier(&format!("saga/{to}")).unwrap_or(usize::MAX);
+            if to_tier <= from {
+                let how = if to_tier == from { "beside" } else { "above" };
+                broken.push(format!(
+                    "src/{}.rs: `{path}` calls saga/{to}, {how} it (SAGA_TIERS)",
+                    s.module
+                ));
+            }
+        }
+    }
+    for (ty, in_files) in inherent {
+        if in_files.len() > 1 {
+            broken.push(format!(
+                "`impl {ty}` is spread over {in_files:?}: keep it in one file"
+            ));
+        }
+        if ty == "Coordinator" && !in_files.contains(COORDINATOR_FILE) {
+            broken.push(format!(
+                "`impl Coordinator` belongs in src/{COORDINATOR_FILE}.rs"
+            ));
+        }
+    }
+    broken
+}
+
+/// The types a text has inherent `impl` blocks for (trait impls aside), with the line.
+fn inherent_impls(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix("impl")?;
+            if !(rest.starts_with(' ') || rest.starts_with('<')) || l.contains(" for ") {
+                return None;
+            }
+            // `impl<'a> Txn<'a> {` → `Txn`
+            let rest = match rest.strip_prefix('<') {
+                Some(r) => &r[matching_angle(r) + 1..],
+                None => rest,
+            };
+            // `impl super::x::Coordinator {` → `Coordinator`
+            let path: String = rest
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':')
+                .collect();
+            let name = path.rsplit("::").next().unwrap_or_default().to_string();
+            (!name.is_empty()).then(|| (name, l.to_string()))
+        })
+        .collect()
+}
+
+fn matching_angle(s: &str) -> usize {
+    let mut depth = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth == 0 => return i,
+            '>' => depth -= 1,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+#[test]
+fn the_saga_calls_down_in_step_order() {
+    let broken = saga_order_broken(&sources());
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
+
+#[test]
+fn the_saga_order_check_sees_a_call_back_up() {
+    let src = |module: &str, text: &str| Source {
+        module: module.into(),
+        text: text.into(),
+    };
+    let ok = [
+        src("saga", "mod run;\nmod end;\nmod coordinator;"),
+        src(
+            "saga/coordinator",
+            "use super::run::run;\nimpl Coordinator {}",
+        ),
+        src("saga/run", "use super::{end::end, admit};"),
+        src("saga/admit", "use super::end::untouched;"),
+        src(
+            "saga/end",
+            "pub fn end() {}\n#[cfg(test)]\nmod tests { use super::*; }",
+        ),
+    ];
+    assert_eq!(saga_order_broken(&ok), Vec::<String>::new());
+    // A step that calls the driver back, one that calls a step beside it, a path through the
+    // root, a grouped import, and a second `impl Coordinator`.
+    let bad = [
+        src("saga", "mod run;"),
+        src("saga/coordinator", "impl Coordinator {}"),
+        src("saga/run", "fn f() {}"),
+        src("saga/end", "fn f() { crate::saga::run::run(); }"),
+        src("saga/admit", "use super::{prepare::prepare, deps::Deps};"),
+        src("saga/prepare", "use super::Coordinator;"),
+        src("saga/send", "impl super::coordinator::Coordinator {\n}"),
+        src("saga/deps", ""),
+    ];
+    let broken = saga_order_broken(&bad);
+    let says = |what: &str| broken.iter().any(|b| b.contains(what));
+    assert!(
+        says("saga/end.rs: `crate::saga::run::run` calls saga/run, above it"),
+        "{broken:?}"
+    );
+    assert!(
+        says("saga/admit.rs: `super::prepare::prepare` calls saga/prepare, beside it"),
+        "{broken:?}"
+    );
+    assert!(
+        says("saga/prepare.rs: `super::Coordinator` reaches through the saga's root"),
+        "{broken:?}"
+    );
+    assert!(says("`impl Coordinator` is spread over"), "{broken:?}");
+    assert_eq!(broken.len(), 5, "{broken:?}");
 }

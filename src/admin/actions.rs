@@ -5,18 +5,15 @@
 //! 502 failed), so a client can act on the status alone and the body stays the original shape.
 
 use super::AdminState;
-use super::routes::json;
+use super::body::{bad_json, json, read_body};
 use crate::headers;
 use crate::saga::{NodeReport, Outcome, TxnState, WriteRequest};
 use crate::txn::{TxnActionError, TxnView};
-use crate::wire::{ProxyBody, buffer_body, problem};
-use bytes::Bytes;
+use crate::wire::{ProxyBody, problem};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-/// Largest admin request body: these are small JSON documents.
-const MAX_BODY: usize = 64 * 1024;
 /// Transactions listed when `limit` is not given, and the most ever listed.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
@@ -196,21 +193,4 @@ fn dtc_answer(state: &AdminState, o: &Outcome) -> Response<ProxyBody> {
     resp.headers_mut()
         .insert(headers::TXN_STATE, headers::value(o.state.as_str()));
     resp
-}
-
-pub(super) async fn read_body(
-    state: &AdminState,
-    req: Request<Incoming>,
-) -> Result<Bytes, Response<ProxyBody>> {
-    let timeout = state.current.load().settings.config.timeouts.header_read;
-    let (parts, body) = req.into_parts();
-    buffer_body(body, &parts.headers, MAX_BODY, timeout).await
-}
-
-pub(super) fn bad_json(e: &serde_json::Error) -> Response<ProxyBody> {
-    problem::plain(
-        StatusCode::BAD_REQUEST,
-        "bad-json",
-        format!("the request body is not the expected JSON: {e}"),
-    )
 }

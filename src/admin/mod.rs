@@ -13,6 +13,7 @@
 //! tests run it in-process on port 0.
 
 mod actions;
+mod body;
 pub mod node_state;
 mod page;
 pub mod report;

@@ -3,7 +3,7 @@
 
 use crate::upstream::Node;
 use serde::{Deserialize, Serialize};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 /// The health part of one node's status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,7 +58,7 @@ impl NodeState {
             _ => "is down",
         });
         if let Some(ms) = self.down_since_ms {
-            s.push_str(&format!(" since {}", super::report::format_ms(ms)));
+            s.push_str(&format!(" since {}", format_ms(ms)));
         }
         if let Some(r) = &self.reason {
             s.push_str(&format!(": {r}"));
@@ -69,6 +69,12 @@ impl NodeState {
         s.push_str("; writes that need it are refused until a trial reaches it");
         Some(s)
     }
+}
+
+/// A time in milliseconds since the Unix epoch as `2026-12-02T01:02:03Z`.
+pub fn format_ms(ms: u64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms);
+    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! and the transactions that need a person. The status page renders it as HTML and `dtc status`
 //! as a table, so both show the same facts and judge "needs attention" the same way.
 
+pub use super::node_state::format_ms;
 use super::{AdminState, ReloadView, TxnView};
 use crate::txn::TxnState;
 use serde::{Deserialize, Serialize};
@@ -158,12 +159,6 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-/// A time in milliseconds since the Unix epoch as `2026-12-02T01:02:03Z`.
-pub fn format_ms(ms: u64) -> String {
-    let t = UNIX_EPOCH + Duration::from_millis(ms);
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 #[cfg(test)]

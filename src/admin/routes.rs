@@ -1,12 +1,12 @@
 //! Routing of admin requests: which endpoint a path names, which methods it takes, the bearer
-//! token, and the shared answer shapes (JSON, and problem+json for every error).
+//! token; every error as problem+json.
 
+use super::body::json;
 use super::{AdminState, actions, page, status, verify};
 use crate::wire::{ProxyBody, problem};
-use http::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{ALLOW, AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use serde::Serialize;
 
 /// An admin endpoint, with the transaction id for those that take one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,24 +195,6 @@ fn same_secret(given: &[u8], expected: &[u8]) -> bool {
         diff |= e ^ given.get(i).copied().unwrap_or(0);
     }
     diff == 0
-}
-
-/// A JSON answer.
-pub(super) fn json(status: StatusCode, value: &impl Serialize) -> Response<ProxyBody> {
-    match serde_json::to_vec_pretty(value) {
-        Ok(body) => {
-            let mut resp = Response::new(ProxyBody::full(body));
-            *resp.status_mut() = status;
-            resp.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            resp
-        }
-        Err(e) => problem::plain(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            format!("could not encode the answer: {e}"),
-        ),
-    }
 }
 
 #[cfg(test)]

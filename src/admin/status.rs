@@ -1,7 +1,7 @@
 //! Read-only admin endpoints: readiness, metrics, nodes and the effective config.
 
 use super::AdminState;
-use super::routes::json;
+use super::body::json;
 use crate::telemetry::metrics::CONTENT_TYPE;
 use crate::wire::ProxyBody;
 use http::{HeaderValue, Response, StatusCode};

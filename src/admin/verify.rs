@@ -2,8 +2,8 @@
 //! reads and repairs never interleave with its writes to the same key.
 
 use super::AdminState;
-use super::actions::{bad_json, read_body};
-use super::routes::json;
+use super::body::json;
+use super::body::{bad_json, read_body};
 use crate::verify::cli::VerifyRequest;
 use crate::wire::{ProxyBody, problem};
 use http::{Request, Response, StatusCode};
