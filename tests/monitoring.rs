@@ -153,10 +153,10 @@ async fn the_rules_and_the_dashboard_use_only_metrics_dtc_exports() {
 
 #[test]
 fn the_rules_cover_the_readme_alert_table() {
-    let readme = read("README.md");
+    let readme = read("docs/operating.md");
     let at = readme
         .find("**What to alert on:**")
-        .expect("the README's alert table");
+        .expect("the alert table of docs/operating.md");
     let table: String = readme[at..]
         .lines()
         .skip(1)
@@ -175,7 +175,7 @@ fn the_rules_cover_the_readme_alert_table() {
     let missing: Vec<&String> = in_readme.difference(&in_rules).collect();
     assert!(
         missing.is_empty(),
-        "README alerts without a rule: {missing:?}"
+        "alerts of docs/operating.md without a rule: {missing:?}"
     );
     for group in rules["groups"].as_array().unwrap() {
         for rule in group["rules"].as_array().unwrap() {

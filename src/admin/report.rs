@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The most transactions the report lists (newest first): the page pages through them.
 pub const MAX_LISTED: usize = 1000;
-/// An in-doubt transaction older than this needs attention (the README's alert threshold).
+/// An in-doubt transaction older than this needs attention (the alert threshold of docs/operating.md).
 pub const STUCK_AFTER: Duration = Duration::from_secs(60);
 
 /// One node as the operator sees it.

@@ -1,5 +1,5 @@
 //! The valid range of every numeric setting, in one table that `dtc check`, hot reload and the
-//! README agree on, and the checks of the settings that relate two fields.
+//! configuration reference (docs/configuration.md) agree on, and the checks of the settings that relate two fields.
 //!
 //! A value outside its range is a problem naming the field, so nothing `dtc check` accepts can
 //! make `dtc run` panic, abort on an allocation, or fail every request.

@@ -389,7 +389,7 @@ impl Default for JournalConfig {
     }
 }
 
-/// Clients' `Idempotency-Key`s (see the README's "What a write does"). dtc owns the key: a
+/// Clients' `Idempotency-Key`s (see docs/writes.md). dtc owns the key: a
 /// retry of a finished write gets the first answer again without touching the nodes, a retry
 /// after `rolled_back` or `to_be_retried` runs anew, a reused key with another request is
 /// refused (422). Kept in the journal (with `[cluster]`, in the shared store).

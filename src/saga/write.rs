@@ -191,7 +191,7 @@ pub(crate) struct Judged {
     pub(crate) read_backs: Vec<Option<String>>,
 }
 
-/// The resource a write takes the turn of (see the README's "What a write does"):
+/// The resource a write takes the turn of (see docs/writes.md):
 /// - the route's `key`, rendered from the request;
 /// - a route without `key`: a `POST` creates a resource the node names, so it gets a key of its
 ///   own (`txn:<id>`) and one create that cannot be decided fences no other; any other method
