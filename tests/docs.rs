@@ -132,7 +132,10 @@ fn the_log_line_check_can_fail() {
     assert!(!logs(src, "WARN", "write finished"), "wrong level");
     assert!(!logs(src, "INFO", "write started"), "wrong message");
     assert!(source_of("dtc::saga::run").is_some());
-    assert!(source_of("dtc::config::reload").is_none(), "moved to runtime");
+    assert!(
+        source_of("dtc::config::reload").is_none(),
+        "moved to runtime"
+    );
 }
 
 #[test]
@@ -142,7 +145,9 @@ fn relative_links_point_at_files_that_exist() {
         let dir = path.parent().unwrap();
         for (i, _) in text.match_indices("](") {
             let target = &text[i + 2..];
-            let Some(end) = target.find(')') else { continue };
+            let Some(end) = target.find(')') else {
+                continue;
+            };
             let target = &target[..end];
             if target.contains("://") || target.starts_with('#') || target.starts_with("mailto:") {
                 continue;
