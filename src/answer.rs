@@ -1,14 +1,36 @@
 //! A write's answer as a problem document: the status, title and retryability of each end
 //! state, with the transaction and each node's part. One mapping, so the proxy and the admin's
-//! `POST /dtc/` give a write the same status.
+//! `POST /dtc/` give a write the same status; and one way for both to run a write
+//! ([`run_detached`]).
 
 use crate::headers;
+use crate::saga::{Coordinator, WriteRequest};
 use crate::txn::{Outcome, Reason, TxnState};
 use crate::wire::ProxyBody;
-use crate::wire::problem::{Problem, respond};
+use crate::wire::problem::{self, Problem, respond};
 use http::header::RETRY_AFTER;
 use http::{Response, StatusCode};
 use std::time::Duration;
+
+/// Runs `write` to its end on a task of its own, so a client that hangs up cannot cancel a
+/// half-done write. `Err` is the answer when that task failed (a bug; logged).
+pub async fn run_detached(
+    coordinator: &Coordinator,
+    write: WriteRequest,
+) -> Result<Outcome, Response<ProxyBody>> {
+    let coordinator = coordinator.clone();
+    match tokio::spawn(async move { coordinator.execute(write).await }).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => {
+            tracing::error!(error = %e, "write task failed");
+            Err(problem::plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the write task failed; see the dtc log",
+            ))
+        }
+    }
+}
 
 /// The client's answer for a write that did not simply pass through a node's answer. A 503
 /// carries `Retry-After`: the outcome's own (a down node's next trial) or `retry_after`.

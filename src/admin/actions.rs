@@ -158,18 +158,9 @@ pub(super) async fn dtc(state: &AdminState, req: Request<Incoming>) -> Response<
     }
     let group = serde_json::json!({"groupId": parsed.group_id}).to_string();
     let write = WriteRequest::json(method, "/v1/group/", &group);
-    let coordinator = state.coordinator.clone();
-    // Its own task, so an admin client that hangs up cannot cancel a half-done write.
-    match tokio::spawn(async move { coordinator.execute(write).await }).await {
+    match crate::answer::run_detached(&state.coordinator, write).await {
         Ok(outcome) => dtc_answer(state, &outcome),
-        Err(e) => {
-            tracing::error!(error = %e, "dtc write task failed");
-            problem::plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the write task failed; see the dtc log",
-            )
-        }
+        Err(failed) => failed,
     }
 }
 

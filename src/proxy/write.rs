@@ -5,8 +5,8 @@ use super::{Proxy, buffered};
 use crate::headers;
 use crate::runtime::Runtime;
 use crate::saga::{Outcome, TxnState, WriteRequest};
-use crate::wire::{ProxyBody, problem};
-use http::{Request, Response, StatusCode};
+use crate::wire::ProxyBody;
+use http::{Request, Response};
 use hyper::body::Incoming;
 
 pub(super) async fn handle(
@@ -30,17 +30,9 @@ pub(super) async fn handle(
         headers: parts.headers,
         body,
     };
-    let coordinator = proxy.coordinator.clone();
-    let outcome = match tokio::spawn(async move { coordinator.execute(write).await }).await {
+    let outcome = match crate::answer::run_detached(&proxy.coordinator, write).await {
         Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "write task failed");
-            return problem::plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the write task failed; see the dtc log",
-            );
-        }
+        Err(failed) => return failed,
     };
     respond(&outcome, cfg.writes.retry_after)
 }
