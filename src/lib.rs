@@ -18,10 +18,13 @@
 //!   [`upstream::NodeSet::pick`], streamed back; a **write** is buffered and handed to
 //!   [`saga::Coordinator::execute`]. [`answer`] turns a write's outcome into the client's status
 //!   and problem document.
-//! - [`saga`] runs one write: route ([`config::validate::Route`]) and key, the key's turn
-//!   ([`saga::locks`]), fences, the journaled intent, the write to every node with retries
-//!   ([`saga::attempt`], on [`retry`]), read-backs where answers are ambiguous
+//! - [`saga`] runs one write, a driver calling its steps in order (idempotency key, admission,
+//!   preparation, send, judgement, conclusion, end): route ([`config::validate::Route`]) and key,
+//!   the key's turn ([`saga::locks`]), fences, the journaled intent, the write to every node with
+//!   retries ([`saga::attempt`], on [`retry`]), read-backs where answers are ambiguous
 //!   ([`saga::readback`]), the judgement ([`txn::evidence`]), undos ([`saga::undo`]), the end.
+//!   A repair is a write too: [`verify`] chooses it and hands it to
+//!   [`saga::Coordinator::submit`].
 //!   The same saga runs again at start ([`saga::redrive::recover`]), in the background
 //!   ([`saga::redrive`]: failed transactions, the late-write check of rollbacks) and, with
 //!   `[cluster]`, for a lost sidecar's transactions ([`saga::takeover`]) — all deciding with

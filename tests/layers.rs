@@ -60,8 +60,8 @@ const NO_FILE_CIRCLES: &[&str] = &[
 const SAGA_TIERS: &[&[&str]] = &[
     // The entry points; the one `impl Coordinator`.
     &["coordinator"],
-    // The driver: the steps in order.
-    &["run"],
+    // The drivers: a client's write, the steps in order; a write dtc decided (a repair).
+    &["run", "submit"],
     // The steps of a write, and the background work on the journal's transactions.
     &[
         "idem", "admit", "prepare", "send", "judge", "conclude", "txns", "takeover",

@@ -5,6 +5,7 @@ use super::deps::{Deps, new_txn_id};
 use super::end::{count, log_outcome};
 use super::locks::KeyLocks;
 use super::run::run;
+use super::submit::{Submission, SubmitError, Submitted, submit};
 use super::write::{Txn, WriteRequest};
 use crate::journal::Journal;
 use crate::runtime::Current;
@@ -123,5 +124,12 @@ impl Coordinator {
         log_outcome(&outcome);
         count(&self.deps, &outcome);
         outcome
+    }
+
+    /// Runs a write dtc decided itself (a repair): explicit per-node requests, journaled and
+    /// sent like any write, each node looked at afterwards. The caller holds the key's turn (and
+    /// with `[cluster]` its lease, as `s.txn`) and decided from reads taken under them.
+    pub async fn submit(&self, s: Submitted<'_>) -> Result<Submission, SubmitError> {
+        submit(&self.deps, s).await
     }
 }

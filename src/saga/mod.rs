@@ -50,6 +50,7 @@ pub mod recover;
 pub mod redrive;
 mod run;
 mod send;
+mod submit;
 pub mod takeover;
 pub mod txns;
 pub mod undo;
@@ -61,4 +62,5 @@ pub use crate::txn::{
 pub use coordinator::Coordinator;
 pub use decide::{Decision, decide};
 pub use deps::new_txn_id;
+pub use submit::{Look, Looked, NodeWrite, Submission, SubmitError, Submitted};
 pub use write::WriteRequest;

@@ -8,8 +8,9 @@ use crate::journal::record::VerifyPlan;
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
 use crate::telemetry::trace;
+use crate::txn::NodeResponse;
 use crate::txn::evidence::{PreImage, ReadBack, State};
-use crate::upstream::Node;
+use crate::upstream::{Node, SendError};
 use futures_util::future::join_all;
 use http::HeaderMap;
 use opentelemetry::context::FutureExt as _;
@@ -68,6 +69,31 @@ pub async fn read_state(
         },
         (None, e) => unclear(e.unwrap_or_default()),
     }
+}
+
+/// Reads `path` on `node` with `method` and `headers`, retried under the config's policy: the
+/// node's last answer, or why none came. A read outside a write (anti-entropy's look at a key)
+/// goes through here, so every node request is built in the saga.
+pub async fn fetch(
+    rt: &Runtime,
+    node: &Arc<Node>,
+    method: &http::Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Result<NodeResponse, SendError> {
+    let call = Call {
+        node,
+        method: method.clone(),
+        path_and_query: path.to_string(),
+        headers: headers.clone(),
+        body: Default::default(),
+        already: &[404, 410],
+        resend: true,
+    };
+    let policy = Backoff::from(&rt.settings.config.retry);
+    call_with_retries(&call, &policy, CallLimits::of(rt))
+        .await
+        .answer
 }
 
 /// Reads every node where `which[i]` holds, at once; `None` for the others.

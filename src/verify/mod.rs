@@ -33,8 +33,11 @@ use crate::journal::Journal;
 use crate::journal::record::now_ms;
 use crate::runtime::{Current, Runtime};
 use crate::saga::locks::KeyLocks;
-use crate::saga::{Coordinator, TxnState, new_txn_id};
+use crate::saga::{Coordinator, Looked, NodeWrite, Submitted, TxnState, new_txn_id};
 use crate::telemetry::{AlertEvent, AlertKind, Alerter, Metrics};
+use crate::upstream::Node;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use read::{Held, Judgment, ReadPlan};
 use report::{NodeHeld, RepairBrief, TxnBrief};
 use std::collections::HashSet;
@@ -55,6 +58,8 @@ pub struct Options {
 /// Checks keys on every node. Cheap to clone.
 #[derive(Clone)]
 pub struct Verifier {
+    /// Repairs are writes: they go through its saga.
+    coordinator: Coordinator,
     current: Arc<Current>,
     locks: Arc<KeyLocks>,
     journal: Arc<Journal>,
@@ -71,6 +76,7 @@ impl Verifier {
     pub fn new(coordinator: &Coordinator) -> Option<Verifier> {
         let journal = coordinator.journal()?.clone();
         Some(Verifier {
+            coordinator: coordinator.clone(),
             current: coordinator.current().clone(),
             locks: coordinator.locks().clone(),
             keys: journal.clone(),
@@ -278,24 +284,47 @@ impl Verifier {
         odd: &[usize],
         target: &read::Target,
     ) -> RepairBrief {
-        let writes: Result<Vec<_>, String> = odd
+        let writes: Result<Vec<NodeWrite>, String> = odd
             .iter()
             .map(|&i| {
                 let w = repair::choose(rt, &look.history, target, &look.held[i])?;
-                Ok((rt.nodes.all()[i].clone(), w))
+                Ok(NodeWrite {
+                    node: rt.nodes.all()[i].clone(),
+                    method: w.method,
+                    path: w.path,
+                    content_type: w.content_type,
+                    body: w.body,
+                    already: w.already,
+                })
             })
             .collect();
         let key = &look.history.key;
+        let look_again = |node: Arc<Node>| -> BoxFuture<'_, Looked> {
+            async move {
+                let held = read::read(rt, &node, &look.plan).await;
+                Looked {
+                    holds_target: held.matches(target),
+                    holds: held.describe(),
+                }
+            }
+            .boxed()
+        };
         let result = match writes {
             Ok(w) => {
-                let r = repair::Repair {
+                let s = Submitted {
                     txn: &look.txn,
                     key,
+                    route: REPAIR_ROUTE,
+                    rt,
+                    headers: &look.plan.headers,
+                    target_body: match target {
+                        read::Target::Present { body, .. } => Some(body),
+                        read::Target::Absent => None,
+                    },
                     writes: &w,
-                    read_plan: &look.plan,
-                    target,
+                    look: &look_again,
                 };
-                repair::run(&self.journal, rt, r).await
+                self.coordinator.submit(s).await.map_err(|e| e.to_string())
             }
             Err(e) => Err(e),
         };

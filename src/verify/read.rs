@@ -11,9 +11,8 @@
 use super::keys::KeyHistory;
 use crate::config::template::{Context, Escape};
 use crate::journal::record::body_hash;
-use crate::retry::Backoff;
 use crate::runtime::Runtime;
-use crate::saga::attempt::{Call, CallLimits, call_with_retries};
+use crate::saga::readback::fetch;
 use crate::saga::recover::header_map;
 use crate::txn::TxnState;
 use crate::upstream::Node;
@@ -260,18 +259,8 @@ pub fn plan(rt: &Runtime, history: &KeyHistory) -> Option<ReadPlan> {
 
 /// Reads the key on `node`, retried under the config's policy.
 pub async fn read(rt: &Runtime, node: &Arc<Node>, plan: &ReadPlan) -> Held {
-    let call = Call {
-        node,
-        method: plan.method.clone(),
-        path_and_query: plan.path.clone(),
-        headers: plan.headers.clone(),
-        body: Bytes::new(),
-        already: &[404, 410],
-        resend: true,
-    };
-    let limits = CallLimits::of(rt);
-    let r = call_with_retries(&call, &Backoff::from(&rt.settings.config.retry), limits).await;
-    match r.answer {
+    let answer = fetch(rt, node, &plan.method, &plan.path, &plan.headers).await;
+    match answer {
         Ok(resp) if resp.status.is_success() => Held::Present {
             status: resp.status.as_u16(),
             content_type: resp

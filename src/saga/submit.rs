@@ -1,0 +1,188 @@
+//! A write dtc decided itself — a repair of `dtc verify` — entering the saga with explicit
+//! per-node requests instead of a client's request and a route: the journal's intent, each
+//! node's request sent with retries, a look at each node afterwards, the durable end. The
+//! caller decides *what* to write; this module is the only place such a write is journaled and
+//! sent.
+//!
+//! The caller holds the key's turn (and with `[cluster]` its lease, as the transaction) and
+//! decided from reads it took under them, so no write of the key can slip between its reads
+//! and this write.
+
+use super::attempt::{Call, CallLimits};
+use super::deps::Deps;
+use super::send::send_write;
+use crate::headers;
+use crate::journal::JournalError;
+use crate::journal::record::{Begin, body_hash, now_ms};
+use crate::journal::shared::lease::under;
+use crate::retry::Backoff;
+use crate::runtime::Runtime;
+use crate::txn::outcome::{Class, NodeReport, Reason, TxnState};
+use crate::upstream::Node;
+use bytes::Bytes;
+use futures_util::future::{BoxFuture, join_all};
+use http::{HeaderMap, Method};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One node's request of a submitted write.
+#[derive(Clone)]
+pub struct NodeWrite {
+    pub node: Arc<Node>,
+    pub method: Method,
+    pub path: String,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    /// Statuses meaning "already so".
+    pub already: Vec<u16>,
+}
+
+/// What a node holds after its write, as the caller reads it: whether that is what the write
+/// was for, and a description for the report.
+pub struct Looked {
+    pub holds_target: bool,
+    pub holds: String,
+}
+
+/// Reads a node after its write.
+pub type Look<'a> = &'a (dyn Fn(Arc<Node>) -> BoxFuture<'a, Looked> + Sync);
+
+/// A write dtc decided itself, ready to send.
+pub struct Submitted<'a> {
+    /// The transaction id; with `[cluster]` the caller holds the key's lease as this transaction.
+    pub txn: &'a str,
+    pub key: &'a str,
+    /// The name its transaction is listed under (e.g. `dtc verify repair`).
+    pub route: &'a str,
+    /// The config generation the caller decided on.
+    pub rt: &'a Runtime,
+    /// The end-to-end headers (authorization and the like) every request carries.
+    pub headers: &'a HeaderMap,
+    /// The representation the write puts in place, if any (its hash is journaled).
+    pub target_body: Option<&'a Bytes>,
+    /// Per node to write, its request (at least one).
+    pub writes: &'a [NodeWrite],
+    /// The look at each node after its write: the write converged there only when it holds the
+    /// target.
+    pub look: Look<'a>,
+}
+
+/// What a submitted write came to.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub txn: String,
+    pub state: TxnState,
+    /// Per node written: its answer, and why it did not converge.
+    pub nodes: Vec<NodeReport>,
+    pub elapsed: Duration,
+}
+
+/// Why a submitted write did not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("nothing to write")]
+    Nothing,
+    #[error("dtc runs without a journal")]
+    NoJournal,
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Journals the intent of `s`, sends each node its request, looks at each node, journals the
+/// end: `succeeded` when every node holds the target, else `to_be_retried` with the reasons.
+pub(super) async fn submit(d: &Deps, s: Submitted<'_>) -> Result<Submission, SubmitError> {
+    let started = tokio::time::Instant::now();
+    let journal = d.journal.as_ref().ok_or(SubmitError::NoJournal)?;
+    let first = s.writes.first().ok_or(SubmitError::Nothing)?;
+    journal.begin(intent(&s, first)).await?;
+    let policy = Backoff::from(&s.rt.settings.config.retry);
+    let limits = CallLimits::of(s.rt);
+    let sends = s.writes.iter().map(|w| {
+        let (s, policy) = (&s, &policy);
+        async move {
+            let mut h = s.headers.clone();
+            if let Some(ct) = w.content_type.as_deref().and_then(|c| c.parse().ok()) {
+                h.insert(http::header::CONTENT_TYPE, ct);
+            }
+            h.insert(headers::IDEMPOTENCY_KEY, headers::value(s.txn));
+            h.insert(headers::TXN_ID, headers::value(s.txn));
+            let call = Call {
+                node: &w.node,
+                method: w.method.clone(),
+                path_and_query: w.path.clone(),
+                headers: h,
+                body: w.body.clone(),
+                already: &w.already,
+                resend: true,
+            };
+            // Re-sent freely (`resend`): no read-back is needed before a second copy.
+            let r = send_write(s.rt, &call, policy, limits, None, &call.headers).await;
+            let looked = (s.look)(w.node.clone()).await;
+            let converged =
+                matches!(r.class, Class::Applied | Class::Already) && looked.holds_target;
+            let report = NodeReport {
+                node: w.node.name().to_string(),
+                outcome: r.class,
+                status: r.status(),
+                error: (!converged).then(|| match r.error() {
+                    Some(e) => e,
+                    None => format!("after the repair the node holds {}", looked.holds),
+                }),
+                attempts: r.attempts,
+                maybe_applied: false,
+                compensation: None,
+                read_back: None,
+            };
+            (converged, report)
+        }
+    });
+    // With `[cluster]` the intent is recorded under the key's lease: the requests respect it.
+    let results = under(journal.hold(s.txn), join_all(sends)).await;
+    let all = results.iter().all(|(c, _)| *c);
+    let nodes: Vec<NodeReport> = results.into_iter().map(|(_, r)| r).collect();
+    let (state, reason) = if all {
+        (TxnState::Succeeded, None)
+    } else {
+        let why = nodes
+            .iter()
+            .filter_map(|n| Some(format!("{}: {}", n.node, n.error.as_ref()?)))
+            .collect::<Vec<_>>()
+            .join("; ");
+        (TxnState::ToBeRetried, Some(Reason::RepairIncomplete(why)))
+    };
+    journal
+        .end(s.txn, state, reason, nodes.clone(), None)
+        .await?;
+    Ok(Submission {
+        txn: s.txn.to_string(),
+        state,
+        nodes,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The journal's intent record: the first node's request names the write; no undo (a repair
+/// brings a node to what the others hold), no read-back rule.
+fn intent(s: &Submitted<'_>, first: &NodeWrite) -> Begin {
+    Begin {
+        idem: None,
+        txn: s.txn.to_string(),
+        at_ms: now_ms(),
+        generation: s.rt.generation,
+        method: first.method.to_string(),
+        path: first.path.clone(),
+        key: s.key.to_string(),
+        route: Some(s.route.to_string()),
+        nodes: s
+            .writes
+            .iter()
+            .map(|w| (w.node.name().to_string(), w.node.spec.url.to_string()))
+            .collect(),
+        headers: Vec::new(),
+        undo: vec![None; s.writes.len()],
+        verify: None,
+        pre: Vec::new(),
+        pre_restores: false,
+        body_hash: s.target_body.map(|b| body_hash(b)),
+    }
+}
