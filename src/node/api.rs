@@ -185,9 +185,18 @@ impl Store {
     }
 
     fn groups_root(&mut self, method: &Method, body: &[u8]) -> Reply {
+        if is_read(method) {
+            // The listing a route's `list` hook reads: every group, as a create's body.
+            let all: Vec<Value> = self
+                .groups
+                .iter()
+                .map(|g| json!({ "groupId": g }))
+                .collect();
+            return Reply::json(StatusCode::OK, Value::Array(all));
+        }
         let write = matches!(*method, Method::POST | Method::DELETE);
         if !write {
-            return Reply::not_allowed(method, "POST, DELETE");
+            return Reply::not_allowed(method, "GET, HEAD, POST, DELETE");
         }
         let id = match serde_json::from_slice::<GroupBody>(body) {
             Ok(GroupBody { group_id }) if !group_id.is_empty() => group_id,

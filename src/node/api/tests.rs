@@ -143,10 +143,13 @@ fn unknown_paths_are_404_and_wrong_methods_405() {
             "{path}"
         );
     }
-    let reply = s.handle(&Method::GET, "/v1/group/", b"");
+    let reply = s.handle(&Method::PUT, "/v1/group/", b"");
     assert_eq!(
         (reply.status, reply.allow),
-        (StatusCode::METHOD_NOT_ALLOWED, Some("POST, DELETE"))
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some("GET, HEAD, POST, DELETE")
+        )
     );
     for (method, path) in [
         (Method::POST, "/v1/group/g/"),
@@ -159,6 +162,29 @@ fn unknown_paths_are_404_and_wrong_methods_405() {
             "{path}"
         );
     }
+}
+
+#[test]
+fn the_group_collection_lists_every_group_as_a_create_body() {
+    let mut s = Store::new(1);
+    assert_eq!(
+        send(&mut s, Method::GET, "/v1/group/", "").1,
+        serde_json::json!([])
+    );
+    for g in ["b", "a"] {
+        send(
+            &mut s,
+            Method::POST,
+            "/v1/group/",
+            &format!(r#"{{"groupId":"{g}"}}"#),
+        );
+    }
+    let (status, body) = send(&mut s, Method::GET, "/v1/group/", "");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        serde_json::json!([{"groupId": "a"}, {"groupId": "b"}])
+    );
 }
 
 #[test]
