@@ -105,6 +105,7 @@ impl Builder {
     }
 
     /// No journal, no recovery, no background tasks: the data path alone (library use, tests).
+    /// Nothing backfills a node a reload adds, so it takes writes but never reads.
     pub fn without_journal(mut self) -> Builder {
         self.journal = false;
         self
@@ -233,6 +234,7 @@ async fn with_journal(
     let verifier = crate::verify::Verifier::new(&coordinator);
     if let Some(v) = &verifier {
         tokio::spawn(crate::verify::task::run(v.clone(), stopper.signal()));
+        tokio::spawn(crate::verify::catchup::run(v.clone(), stopper.signal()));
     }
     Ok((coordinator, Some(txns), verifier))
 }

@@ -13,9 +13,10 @@
 //!   and [`demo`] both go through [`app::run`].
 //! - [`admin`] serves health, readiness, `/metrics`, the transactions API and the status page;
 //!   [`ops`] (`dtc status`, `dtc txn`) is its client; [`verify`] is anti-entropy (`dtc verify`,
-//!   `POST /verify`, the background check).
-//! - [`proxy`] is the client listener: a **read** goes to one healthy node picked by
-//!   [`upstream::NodeSet::pick`], streamed back; a **write** is buffered and handed to
+//!   `POST /verify`, the background check) and the backfill of joining nodes
+//!   ([`verify::backfill`]).
+//! - [`proxy`] is the client listener: a **read** goes to one healthy node that is not joining,
+//!   picked by [`upstream::NodeSet::pick`], streamed back; a **write** is buffered and handed to
 //!   [`saga::Coordinator::execute`]. [`answer`] turns a write's outcome into the client's status
 //!   and problem document.
 //! - [`saga`] runs one write, a driver calling its steps in order (idempotency key, admission,
@@ -32,8 +33,8 @@
 //!   the journal, with retry and resolve.
 //! - Below the saga: [`journal`] only stores (the local log, or with `[cluster]` the PostgreSQL
 //!   store shared by the fleet, [`journal::shared`], whose leases fence every node request);
-//!   [`upstream`] holds the nodes (a connection pool each, over TLS for `https` nodes, health,
-//!   probes); [`runtime`] the config generation in effect and the reload loop
+//!   [`upstream`] holds the nodes (a connection pool each, over TLS for `https` nodes, health —
+//!   down when unreachable, half-open trials — and probes, whether a node is joining); [`runtime`] the config generation in effect and the reload loop
 //!   ([`runtime::reload`]); [`telemetry`] the metrics and alerts that the saga, reload and the
 //!   admin record, and the W3C trace of each write ([`telemetry::trace`]: a span per node
 //!   request, read-back and undo, exported over OTLP).

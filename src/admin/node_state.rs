@@ -1,5 +1,7 @@
 //! A node's state as the operator sees it (`/status`, `dtc status`, the page): up, down since
-//! when and why, half-open (a trial under way) — from [`crate::upstream::health`].
+//! when and why, half-open (a trial under way) — from [`crate::upstream::health`] — and joining
+//! (no reads until its backfill finished) with the backfill's progress, from
+//! [`crate::upstream::catchup`].
 
 use crate::upstream::Node;
 use serde::{Deserialize, Serialize};
@@ -9,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct NodeState {
-    /// `up`, `down` or `half_open`.
+    /// `up`, `down`, `half_open`, or `joining` (up, but no reads until its backfill finished).
     pub state: String,
     /// Since when it is down (also while half-open), in milliseconds since the Unix epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -20,18 +22,64 @@ pub struct NodeState {
     /// When the next half-open trial is due, in milliseconds from now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_trial_ms: Option<u64>,
+    /// Why it is joining and how far its backfill got (also while it is down).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joining: Option<JoinView>,
+}
+
+/// A joining node's backfill.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JoinView {
+    /// Since when, in milliseconds since the Unix epoch.
+    pub since_ms: u64,
+    /// `added by a config reload`, or `dtc verify found it behind on KEY`.
+    pub reason: String,
+    /// Keys in the current pass, and how many are done, copied, pending.
+    pub total: usize,
+    pub done: usize,
+    pub copied: usize,
+    pub pending: usize,
+    /// Passes finished.
+    pub passes: u32,
+    /// What the backfill cannot see, or why keys are pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl JoinView {
+    fn of(j: crate::upstream::catchup::Joining) -> JoinView {
+        let p = j.progress;
+        JoinView {
+            since_ms: epoch_ms(j.since).unwrap_or(0),
+            reason: j.reason.describe(),
+            total: p.total,
+            done: p.done,
+            copied: p.copied,
+            pending: p.pending,
+            passes: p.passes,
+            note: p.note,
+        }
+    }
+}
+
+fn epoch_ms(t: std::time::SystemTime) -> Option<u64> {
+    u64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()
 }
 
 impl NodeState {
     /// The state of `node` now.
     pub fn of(node: &Node) -> NodeState {
         let v = node.health_view();
+        let joining = node.catch_up.view().map(JoinView::of);
+        let state = match (v.state, &joining) {
+            ("up", Some(_)) => "joining",
+            (s, _) => s,
+        };
         NodeState {
-            state: v.state.to_string(),
-            down_since_ms: v.down_since.and_then(|t| {
-                let ms = t.duration_since(UNIX_EPOCH).ok()?.as_millis();
-                u64::try_from(ms).ok()
-            }),
+            state: state.to_string(),
+            joining,
+            down_since_ms: v.down_since.and_then(epoch_ms),
             reason: v.reason,
             next_trial_ms: v
                 .next_trial_in
@@ -39,17 +87,21 @@ impl NodeState {
         }
     }
 
-    /// A word for a table cell: `up`, `down`, `half-open`.
+    /// A word for a table cell: `up`, `down`, `half-open`, `joining 45/120`.
     pub fn short(&self) -> String {
-        match self.state.as_str() {
-            "" => "up".into(),
-            other => other.replace('_', "-"),
+        match (self.state.as_str(), &self.joining) {
+            ("", _) => "up".into(),
+            ("joining", Some(j)) => format!("joining {}/{}", j.done, j.total),
+            (other, _) => other.replace('_', "-"),
         }
     }
 
     /// What needs saying about a node that is not up (`None` when it is): since when, why, and
     /// when it is tried again.
     pub fn problem(&self) -> Option<String> {
+        if self.state == "joining" {
+            return self.joining.as_ref().map(JoinView::problem);
+        }
         if matches!(self.state.as_str(), "up" | "") {
             return None;
         }
@@ -77,6 +129,29 @@ pub fn format_ms(ms: u64) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
+impl JoinView {
+    /// `is joining (added by a config reload, since ...): no reads until ...; 45 of 120 keys ...`.
+    fn problem(&self) -> String {
+        let mut s = format!(
+            "is joining ({}, since {}): it takes writes but serves no reads until its backfill has copied every key; pass {}: {} of {} keys done, {} copied, {} pending",
+            self.reason,
+            format_ms(self.since_ms),
+            self.passes + 1,
+            self.done,
+            self.total,
+            self.copied,
+            self.pending
+        );
+        if let Some(n) = &self.note {
+            s.push_str(&format!(" ({n})"));
+        }
+        if self.reason.starts_with("dtc verify") {
+            s.push_str("; `dtc verify --repair` runs its backfill");
+        }
+        s
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +163,7 @@ mod tests {
             down_since_ms: Some(1_700_000_000_000),
             reason: Some("3 of 3 calls within 2s found it unreachable".into()),
             next_trial_ms: Some(400),
+            joining: None,
         };
         assert_eq!(s.short(), "down");
         let p = s.problem().unwrap();
@@ -97,6 +173,23 @@ mod tests {
         );
         assert!(p.contains("next trial in 400 ms"), "{p}");
         assert_eq!(NodeState::default().problem(), None);
+        let joining = NodeState {
+            state: "joining".into(),
+            joining: Some(JoinView {
+                reason: "added by a config reload".into(),
+                total: 120,
+                done: 45,
+                copied: 3,
+                ..JoinView::default()
+            }),
+            ..NodeState::default()
+        };
+        assert_eq!(joining.short(), "joining 45/120");
+        let p = joining.problem().unwrap();
+        assert!(
+            p.contains("serves no reads") && p.contains("45 of 120 keys done, 3 copied"),
+            "{p}"
+        );
         assert_eq!(NodeState::default().short(), "up");
     }
 }

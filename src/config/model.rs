@@ -511,6 +511,13 @@ pub struct RouteConfig {
     /// another node's answer or a pre-image tells its prior state.
     #[serde(default)]
     pub verify: Option<VerifyConfig>,
+    /// A path on the nodes that lists the resources this route creates: a `GET` of it answers a
+    /// JSON array, each element the resource as this route's body takes it (e.g.
+    /// `{"groupId": "g1"}`). A joining node's backfill uses it to find keys the journal does not
+    /// know (written before dtc, or before the journal's oldest record). Needs `key`, `verify`
+    /// and a path without `{name}` segments.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<String>,
 }
 
 /// Why sending a write again is safe (see [`RouteConfig::idempotent`]).

@@ -21,6 +21,15 @@ pub struct Route {
     pub snapshot: Option<SnapshotRule>,
     pub compensation: Option<CompensationRule>,
     pub verify: Option<VerifyRule>,
+    /// The listing hook: `GET list` on a node lists the resources this route creates.
+    pub list: Option<ListRule>,
+}
+
+/// A compiled listing hook: where to list, and the route's own write path (no captures).
+#[derive(Debug)]
+pub struct ListRule {
+    pub path: String,
+    pub write_path: String,
 }
 
 /// A compiled read-back: which statuses mean the prior state, which the target state.
@@ -146,6 +155,26 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
             };
             Some(CompensationRule { method: method?, path: path?, body: body?, already: comp.already.clone() })
         });
+        let list = r.list.as_ref().and_then(|path| {
+            let field = format!("{at}.list");
+            let why = if !path.starts_with('/') {
+                Some(format!("`{path}` must start with `/`"))
+            } else if !params.is_empty() {
+                Some("a listed resource is created with this route's path, which must have no `{name}` segments".to_string())
+            } else if r.key.is_none() || r.verify.is_none() {
+                Some("needs `key` and `verify`: each listed resource's key and read are rendered from it".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                c.problem(field, why);
+                return None;
+            }
+            Some(ListRule {
+                path: path.clone(),
+                write_path: r.path.clone(),
+            })
+        });
         if let (Some(method), Some(pattern)) = (method, pattern) {
             let resend = resend(r, &method);
             out.push(Arc::new(Route {
@@ -158,6 +187,7 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
                 snapshot,
                 compensation,
                 verify,
+                list,
             }));
         }
     }

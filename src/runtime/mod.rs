@@ -83,6 +83,15 @@ impl Runtime {
                 .map(|n| (n.name().to_string(), n.health.is_up()))
                 .collect(),
             journal: None,
+            joining: self
+                .nodes
+                .all()
+                .iter()
+                .filter_map(|n| {
+                    let p = n.catch_up.view()?.progress;
+                    Some((n.name().to_string(), p.total.saturating_sub(p.done) as u64))
+                })
+                .collect(),
         }
     }
 }

@@ -77,6 +77,7 @@ pub struct Metrics {
     retries: Family<NodeLabel, Counter>,
     compensations: Family<NodeResultLabel, Counter>,
     divergent_keys: Gauge,
+    backfill_keys: Family<NodeResultLabel, Counter>,
     nodes: RwLock<HashMap<Box<str>, NodeCounters>>,
     connections: Gauge,
     /// The shared store's metrics, in cluster mode.
@@ -97,6 +98,9 @@ pub struct ScrapeView {
     pub nodes: Vec<(String, bool)>,
     /// The local journal, when there is one.
     pub journal: Option<JournalStats>,
+    /// Each joining node (no reads until its backfill finished) and the keys its backfill has
+    /// left in the current pass.
+    pub joining: Vec<(String, u64)>,
 }
 
 /// Registers a new metric of type `M` under `name` and returns a handle on it.
@@ -182,6 +186,11 @@ impl Metrics {
             "dtc_divergent_keys",
             "Keys the last verify found differing between nodes and left unrepaired",
         );
+        let backfill_keys = add(
+            &mut r,
+            "dtc_backfill_keys",
+            "Keys a joining node's backfill went through, by node and result (in_line, copied, pending, no_read)",
+        );
         let connections = add(
             &mut r,
             "dtc_client_connections",
@@ -211,6 +220,7 @@ impl Metrics {
             retries,
             compensations,
             divergent_keys,
+            backfill_keys,
             nodes: RwLock::new(HashMap::new()),
         })
     }
@@ -318,6 +328,17 @@ impl Metrics {
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
+    /// A joining node's backfill went through one key: `result` is `in_line`, `copied`,
+    /// `pending` or `no_read`. (Rare: registered on the spot.)
+    pub fn backfill_key(&self, node: &str, result: &'static str) {
+        self.backfill_keys
+            .get_or_create(&NodeResultLabel {
+                node: node.to_string(),
+                result,
+            })
+            .inc();
+    }
+
     /// Runs `f` on the counters of `node`, registered on first sight. The common case is a
     /// read lock and a lookup by `&str`: no allocation, no reference count traffic.
     fn with_node(&self, node: &str, f: impl FnOnce(&NodeCounters)) {
@@ -402,6 +423,25 @@ fn scrape_registry(s: &ScrapeView) -> Registry {
     if let Some(j) = &s.journal {
         register_journal(&mut registry, j);
     }
+    let joining = Family::<NodeLabel, Gauge>::default();
+    let left = Family::<NodeLabel, Gauge>::default();
+    for (node, _) in &s.nodes {
+        let label = NodeLabel { node: node.clone() };
+        let keys = s.joining.iter().find(|(n, _)| n == node).map(|(_, k)| *k);
+        joining.get_or_create(&label).set(i64::from(keys.is_some()));
+        left.get_or_create(&label)
+            .set(i64::try_from(keys.unwrap_or(0)).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "dtc_node_joining",
+        "Whether a node is joining (1): it takes writes but no reads until its backfill finished",
+        joining,
+    );
+    registry.register(
+        "dtc_node_backfill_keys_left",
+        "Keys a joining node's backfill has left in its current pass (0 when not joining)",
+        left,
+    );
     registry
 }
 
@@ -467,7 +507,10 @@ mod tests {
             failed: 2,
             nodes: vec![("a".into(), true), ("b".into(), false)],
             journal: None,
+            joining: vec![("b".into(), 7)],
         });
+        m.backfill_key("b", "copied");
+        let text = format!("{text}{}", m.encode(&ScrapeView::default()));
         for line in [
             "dtc_transactions_total{state=\"failed\"} 1",
             "dtc_transactions_total{state=\"succeeded\"} 0",
@@ -479,6 +522,10 @@ mod tests {
             "dtc_divergent_keys 2",
             "dtc_config_generation 3",
             "dtc_node_up{node=\"b\"} 0",
+            "dtc_node_joining{node=\"b\"} 1",
+            "dtc_node_joining{node=\"a\"} 0",
+            "dtc_node_backfill_keys_left{node=\"b\"} 7",
+            "dtc_backfill_keys_total{node=\"b\",result=\"copied\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

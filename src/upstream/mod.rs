@@ -1,6 +1,7 @@
 //! Upstream: the nodes, their pooled clients, how their host names resolve, health, and
 //! load-aware selection for reads.
 
+pub mod catchup;
 pub mod error;
 pub mod health;
 pub mod node;
@@ -36,7 +37,9 @@ pub struct NodeSet {
 
 impl NodeSet {
     /// Builds the node set for `settings`, reusing nodes of `previous` whose name, URL and
-    /// connect timeout are unchanged (they keep their pool and health). New nodes start probing.
+    /// connect timeout are unchanged (they keep their pool and health). New nodes start probing;
+    /// one at a URL `previous` did not have (a reload added it) is joining: no reads until a
+    /// backfill has copied what the other nodes hold.
     pub fn build(settings: &Settings, previous: Option<&NodeSet>) -> NodeSet {
         let connect = settings.config.timeouts.connect;
         let health = &settings.config.health;
@@ -58,6 +61,10 @@ impl NodeSet {
                     None => {
                         let n = Node::new(spec.clone(), connect, health.clone());
                         tokio::spawn(probe::probe_loop(Arc::downgrade(&n)));
+                        let known = |p: &NodeSet| p.nodes.iter().any(|o| o.spec.url == spec.url);
+                        if previous.is_some_and(|p| !known(p)) {
+                            n.catch_up.join(catchup::JoinReason::Added);
+                        }
                         n
                     }
                 }
@@ -141,12 +148,15 @@ impl NodeSet {
         refusal.map_or(Ok(()), Err)
     }
 
-    /// Picks a healthy node not in `tried` (indexes), by power of two choices on in-flight
-    /// requests. `None` when no such node is left.
+    /// Picks a healthy node not in `tried` (indexes) that is not joining, by power of two
+    /// choices on in-flight requests. `None` when no such node is left.
     pub fn pick(&self, tried: &[usize]) -> Option<usize> {
         // Counted and walked instead of collected: no allocation per read.
         let candidates = || {
-            (0..self.nodes.len()).filter(|i| !tried.contains(i) && self.nodes[*i].health.is_up())
+            (0..self.nodes.len()).filter(|i| {
+                let n = &self.nodes[*i];
+                !tried.contains(i) && n.health.is_up() && n.catch_up.readable()
+            })
         };
         match candidates().count() {
             0 => None,

@@ -1,5 +1,6 @@
 //! One node: its connection pool ([`super::pool`]), health and in-flight count.
 
+use super::catchup::CatchUp;
 use super::error::SendError;
 use super::health::{Flip, Health, HealthView, Reach};
 use super::pool::{NodeBody, Pool};
@@ -26,6 +27,8 @@ pub struct Node {
     pub(crate) connect_timeout: Duration,
     pool: Arc<Pool>,
     pub health: Health,
+    /// Whether reads may go to it (a joining node takes writes only).
+    pub catch_up: CatchUp,
     pub(crate) health_config: ArcSwap<HealthConfig>,
     in_flight: AtomicUsize,
     /// Recent time to a response head, in microseconds: a moving average (0: none yet).
@@ -48,6 +51,7 @@ impl Node {
             connect_timeout,
             pool,
             health: Health::default(),
+            catch_up: CatchUp::default(),
             health_config: ArcSwap::from_pointee(health),
             in_flight: AtomicUsize::new(0),
             latency_us: AtomicU64::new(0),

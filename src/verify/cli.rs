@@ -41,7 +41,9 @@ pub struct VerifyArgs {
     /// Config file of the sidecar whose keys are checked.
     #[arg(long, short, default_value = "config/dtc.toml", env = "DTC_CONFIG")]
     pub config: PathBuf,
-    /// Bring odd nodes back to the majority or to the journaled outcome (a journaled write).
+    /// Bring odd nodes back to the majority or to the journaled outcome (a journaled write),
+    /// and backfill every joining node (added by a reload, or found behind): every key the
+    /// journal knows, copied from the nodes that serve reads.
     #[arg(long)]
     pub repair: bool,
     /// Check keys written within this window (`30m`, `1h`, `2d`).
@@ -100,6 +102,9 @@ pub fn verify_main(args: VerifyArgs) -> ExitCode {
             Ok(report) => {
                 for k in &report.findings {
                     println!("{}", k.line());
+                }
+                for b in &report.backfills {
+                    println!("{}", b.line());
                 }
                 println!("{}", report.summary());
                 ExitCode::from(report.exit_code())

@@ -5,9 +5,12 @@
 //! - `read`: the route's read of a key on each node, and the judgment (the last acknowledged
 //!   write, never outvoted);
 //! - `repair`: the repair write, sent as a journaled transaction;
+//! - [`backfill`]: a joining node brought in line with the others, key by key, with the same
+//!   repair writes (`listing`: the route-declared listing of keys the journal does not know);
 //! - [`report`]: findings, printed lines, exit codes;
 //! - [`cli`]: the `dtc verify` command (through a running sidecar's admin API, or standalone);
-//! - [`task`]: the optional background check in `dtc run` (`[verify] interval`).
+//! - [`task`]: the optional background check in `dtc run` (`[verify] interval`); [`catchup`]:
+//!   the background backfill of joining nodes.
 //!
 //! Each key is checked under its lock ([`crate::saga::locks`]), so the reads and a repair never
 //! interleave with a write of the same sidecar to that key; a key fenced by a failed transaction
@@ -18,8 +21,11 @@
 //! the same lease. So a repair never acts on a read taken while another sidecar's write was half
 //! done, nor against a write acknowledged meanwhile.
 
+pub mod backfill;
+pub mod catchup;
 pub mod cli;
 pub mod keys;
+mod listing;
 mod read;
 mod repair;
 pub mod report;
@@ -36,6 +42,7 @@ use crate::saga::locks::KeyLocks;
 use crate::saga::{Coordinator, Looked, NodeWrite, Submitted, TxnState, new_txn_id};
 use crate::telemetry::{AlertEvent, AlertKind, Alerter, Metrics};
 use crate::upstream::Node;
+use crate::upstream::catchup::JoinReason;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use read::{Held, Judgment, ReadPlan};
@@ -105,6 +112,9 @@ impl Verifier {
         for (i, history) in keys.iter().enumerate() {
             self.check(history, opts.repair, &mut report).await;
             progress(i + 1, keys.len());
+        }
+        if opts.repair {
+            report.backfills = self.backfill_joining(|_| true).await;
         }
         self.metrics.set_divergent_keys(report.divergent_left());
         let differing: HashSet<String> = report
@@ -272,6 +282,9 @@ impl Verifier {
                 if repair {
                     k.repair = Some(self.repair(rt, look, odd, target).await);
                 }
+                if !k.repaired() {
+                    behind(rt, odd, &history.key);
+                }
                 k
             }
         }
@@ -382,6 +395,27 @@ struct Look {
 /// Reads the key on every node at once.
 async fn read_all(rt: &Runtime, plan: &ReadPlan) -> Vec<Held> {
     futures_util::future::join_all(rt.nodes.all().iter().map(|n| read::read(rt, n, plan))).await
+}
+
+/// Takes the `odd` nodes (found holding something other than the rest on `key`, and not
+/// repaired) out of reads until a backfill brings them in line — never the last node that serves
+/// reads.
+fn behind(rt: &Runtime, odd: &[usize], key: &str) {
+    let nodes = rt.nodes.all();
+    for &i in odd {
+        let readable = nodes.iter().filter(|n| n.catch_up.readable()).count();
+        let n = &nodes[i];
+        if n.catch_up.readable() && readable <= 1 {
+            tracing::warn!(node = %n.name(), key, "verify found the last node that serves reads behind: it keeps serving them");
+            continue;
+        }
+        if n.catch_up.readable() {
+            tracing::warn!(node = %n.name(), key, "verify found a node behind: no reads from it until a backfill brings it in line (dtc verify --repair)");
+        }
+        n.catch_up.join(JoinReason::Behind {
+            key: key.to_string(),
+        });
+    }
 }
 
 fn key_report(

@@ -78,7 +78,8 @@ impl Held {
         }
     }
 
-    fn same_state(&self, other: &Held) -> bool {
+    /// Whether two nodes hold the same: both absent, or the same representation.
+    pub(super) fn same_state(&self, other: &Held) -> bool {
         match (self, other) {
             (Held::Absent { .. }, Held::Absent { .. }) => true,
             (Held::Present { body: a, .. }, Held::Present { body: b, .. }) => a == b,
@@ -98,7 +99,8 @@ pub enum Target {
 }
 
 impl Target {
-    fn of(held: &Held) -> Option<Target> {
+    /// What `held` is, as a target for another node (`None` when it is not known).
+    pub(super) fn of(held: &Held) -> Option<Target> {
         match held {
             Held::Absent { .. } => Some(Target::Absent),
             Held::Present {
@@ -181,6 +183,18 @@ pub fn judge(held: &[Held], journaled: Option<Journaled>) -> Judgment {
         .filter(|&i| !held[i].matches(&target))
         .collect();
     Judgment::Divergent { odd, target, by }
+}
+
+/// Whether `target` contradicts what the key's last acknowledged write left (`journaled`):
+/// absent where a create or replace succeeded last, or present where a delete did. A body is
+/// not judged by its hash here: a node's representation need not be the body written, and
+/// [`judge`] too uses the hash only to choose among bodies that differ.
+pub(super) fn contradicts(target: &Target, journaled: Option<Journaled>) -> bool {
+    matches!(
+        (journaled, target),
+        (Some(Journaled::Absent), Target::Present { .. })
+            | (Some(Journaled::Present { .. }), Target::Absent)
+    )
 }
 
 /// How a target decided by the key's last acknowledged write is labelled.
@@ -306,6 +320,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(judge(&[ABSENT, ABSENT], None), Judgment::Agree);
+    }
+
+    #[test]
+    fn a_backfill_source_contradicts_the_journal_only_by_presence() {
+        let x = Target::of(&present("x")).unwrap();
+        assert!(contradicts(&x, Some(Journaled::Absent)));
+        assert!(contradicts(
+            &Target::Absent,
+            Some(Journaled::Present { hash: Some(1) })
+        ));
+        // A representation need not be the body written: its hash decides nothing here.
+        assert!(!contradicts(&x, Some(Journaled::Present { hash: Some(1) })));
+        assert!(!contradicts(&Target::Absent, Some(Journaled::Absent)));
+        assert!(!contradicts(&x, None));
     }
 
     #[test]

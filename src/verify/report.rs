@@ -147,6 +147,9 @@ pub struct Report {
     pub skipped: usize,
     /// Every key that is not in order.
     pub findings: Vec<KeyReport>,
+    /// The backfills of joining nodes a `--repair` run ran.
+    #[serde(default)]
+    pub backfills: Vec<super::backfill::Backfill>,
 }
 
 impl Report {
@@ -180,9 +183,10 @@ impl Report {
         )
     }
 
-    /// [`exit::OK`], [`exit::DIVERGENT`] or [`exit::INCOMPLETE`].
+    /// [`exit::OK`], [`exit::DIVERGENT`] (also: a backfill left keys pending) or
+    /// [`exit::INCOMPLETE`].
     pub fn exit_code(&self) -> u8 {
-        if self.divergent_left() > 0 {
+        if self.divergent_left() > 0 || self.backfills.iter().any(|b| !b.complete()) {
             exit::DIVERGENT
         } else if self.findings.iter().any(|k| !k.finding.differs()) {
             exit::INCOMPLETE
