@@ -512,3 +512,6 @@ mod tls;
 
 #[path = "cluster/failover.rs"]
 mod failover;
+
+#[path = "cluster/idem.rs"]
+mod idem;

@@ -6,7 +6,7 @@
 //! (and a re-drive's, check's or resolution's record) releases the lease in the same statement.
 
 use super::JournalError;
-use super::record::{Begin, Entry, Record};
+use super::record::{Begin, Entry, Record, now_ms};
 use super::shared::{Hold, Shared, StoreError};
 use super::store::{Journal, State, refence};
 use futures_util::FutureExt;
@@ -93,6 +93,14 @@ impl Journal {
     ) -> BoxFuture<'static, Result<(), JournalError>> {
         let txn = rec.txn().to_string();
         let release = !matches!(rec, Record::Node { .. } | Record::Begin(_));
+        // The answer a retry with the client's idempotency key gets: kept in its own column,
+        // which later records (a re-drive's, a resolution's) leave as it is.
+        let answer = match &rec {
+            Record::End {
+                answer: Some(a), ..
+            } => serde_json::to_string(a).ok(),
+            _ => None,
+        };
         let Some(hold) = self.hold(&txn) else {
             let e = StoreError::Query(format!(
                 "transaction {txn} is not held by this sidecar: claim its key first"
@@ -113,10 +121,12 @@ impl Journal {
             let Some(entry) = entry else {
                 return Ok(());
             };
-            hold.write(version, &entry, release).await.map_err(|e| {
-                hold.release();
-                e.into()
-            })
+            hold.write(version, &entry, release, answer.as_deref())
+                .await
+                .map_err(|e| {
+                    hold.release();
+                    e.into()
+                })
         }
         .boxed()
     }
@@ -157,7 +167,7 @@ impl Journal {
             return;
         };
         let version = hold.next_version();
-        if let Err(e) = hold.write(version, &entry, true).await {
+        if let Err(e) = hold.write(version, &entry, true, None).await {
             tracing::warn!(txn, error = %e, "cannot release a lease; it expires by itself");
         }
         hold.release();
@@ -186,12 +196,15 @@ impl Journal {
         Ok(out)
     }
 
-    /// Drops the fleet's finished transactions beyond `journal.keep_finished` from the store.
+    /// Drops the fleet's finished transactions beyond `journal.keep_finished` from the store,
+    /// but none bound to an idempotency key within `idempotency.window`.
     pub async fn prune(&self) -> Result<u64, JournalError> {
-        match &self.shared {
-            Some(shared) => Ok(shared.prune(self.keep_finished as i64).await?),
-            None => Ok(0),
-        }
+        let Some(shared) = &self.shared else {
+            return Ok(0);
+        };
+        let window = self.lock().idem.window;
+        let since = now_ms().saturating_sub(window.as_millis() as u64) as i64;
+        Ok(shared.prune(self.keep_finished as i64, since).await?)
     }
 
     /// Replaces the fleet's view with the store's: its open transactions and latest finished
@@ -205,6 +218,9 @@ impl Journal {
         let held: Vec<String> = self.holds().keys().cloned().collect();
         let mut st = self.lock();
         let mut next = State::default();
+        // The limits set from the config stay.
+        next.idem = std::mem::take(&mut st.idem);
+        next.known = std::mem::take(&mut st.known);
         for txn in &held {
             if let Some(e) = st.entries.remove(txn) {
                 next.entries.insert(txn.clone(), e);

@@ -150,6 +150,24 @@ pub(super) fn fold(keys: &mut Keys, rec: &Record, entry: Option<&Entry>) {
     }
 }
 
+/// What a key's last acknowledged write left, from its finished transactions newest first (the
+/// shared store's rows, read under the key's lease): the fold above, read backwards — the
+/// newest transaction that tells the state decides; one that changed the key unreadably, or a
+/// person's resolution, leaves it unknown.
+pub(super) fn last_known(newest_first: &[Entry]) -> Option<Known> {
+    for e in newest_first {
+        if e.resolution.is_some() {
+            return None;
+        }
+        match acknowledged(e) {
+            Ack::Known(k) => return Some(k),
+            Ack::Forget { .. } => return None,
+            Ack::Nothing => {}
+        }
+    }
+    None
+}
+
 /// The keys compaction writes after the entries.
 pub(super) fn records(keys: &Keys) -> Vec<Record> {
     keys.by_key.values().cloned().map(Record::Known).collect()

@@ -133,6 +133,30 @@ pub struct Remembered {
     pub generation: u64,
 }
 
+impl From<&IdemSlot> for Remembered {
+    fn from(s: &IdemSlot) -> Remembered {
+        Remembered {
+            txn: s.txn.clone(),
+            fingerprint: s.fingerprint.clone(),
+            state: s.state,
+            reason: s.reason.clone(),
+            resolved: s.resolved,
+            nodes: s.nodes.clone(),
+            answer: s.answer.clone(),
+            route: s.route.clone(),
+            resource: s.resource.clone(),
+            generation: s.generation,
+        }
+    }
+}
+
+/// What a transaction bound to a key (as the shared store holds it) tells a retry with the key.
+pub(super) fn remembered_of(e: &Entry, answer: Option<StoredAnswer>) -> Option<Remembered> {
+    let mut slot = slot_of(e)?;
+    slot.answer = answer;
+    Some(Remembered::from(&slot))
+}
+
 /// The slots compaction writes after the entries.
 pub(super) fn records(slots: &Slots) -> Vec<Record> {
     slots.all().cloned().map(Record::Idem).collect()

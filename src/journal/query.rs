@@ -1,8 +1,9 @@
 //! Reading the journal's entries: one transaction, lists, the open ones, counts (for the admin
 //! API, the re-drive and the metrics). With `[cluster]` these read the fleet's view in memory.
 
+use super::JournalError;
 use super::idem::Remembered;
-use super::record::{Entry, Known};
+use super::record::{Entry, Known, now_ms};
 use super::store::Journal;
 use crate::txn::TxnState;
 
@@ -116,24 +117,42 @@ impl Journal {
 
 /// Clients' idempotency keys ([`super::idem`]).
 impl Journal {
-    /// What `key` is bound to, if the journal remembers it (within the window).
-    pub fn idempotency_key(&self, key: &str) -> Option<Remembered> {
+    /// What `key` is bound to, if the journal remembers it (within the window). In cluster mode
+    /// the shared store answers, so any sidecar answers a retry alike.
+    pub async fn idempotency_key(&self, key: &str) -> Result<Option<Remembered>, JournalError> {
+        let window = self.lock().idem.window;
+        let oldest = now_ms().saturating_sub(window.as_millis() as u64);
+        if let Some(shared) = &self.shared {
+            let Some((entry, answer)) = shared.idempotency(key, oldest as i64).await? else {
+                return Ok(None);
+            };
+            let answer = answer.and_then(|a| serde_json::from_str(&a).ok());
+            return Ok(super::idem::remembered_of(&entry, answer));
+        }
         let st = self.lock();
-        let s = st.idem.by_key.get(key)?;
-        let oldest =
-            crate::journal::record::now_ms().saturating_sub(st.idem.window.as_millis() as u64);
-        (s.at_ms >= oldest).then(|| Remembered {
-            txn: s.txn.clone(),
-            fingerprint: s.fingerprint.clone(),
-            state: s.state,
-            reason: s.reason.clone(),
-            resolved: s.resolved,
-            nodes: s.nodes.clone(),
-            answer: s.answer.clone(),
-            route: s.route.clone(),
-            resource: s.resource.clone(),
-            generation: s.generation,
-        })
+        Ok(st
+            .idem
+            .by_key
+            .get(key)
+            .filter(|s| s.at_ms >= oldest)
+            .map(Remembered::from))
+    }
+
+    /// The state the last acknowledged write on `key` left, if known: the journal's, or in
+    /// cluster mode the store's (read under the key's lease by transaction `txn`; a store that
+    /// cannot be read leaves it unknown).
+    pub async fn key_state(&self, key: &str, txn: &str) -> Option<Known> {
+        let Some(shared) = &self.shared else {
+            return self.last_acknowledged(key);
+        };
+        match shared.finished_of_key(key, txn).await {
+            Ok(Some(entries)) => super::history::last_known(&entries),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "cannot read the key's history from the shared store: its prior state is taken from the nodes");
+                None
+            }
+        }
     }
 
     /// How long and how many keys are remembered (`[idempotency]`).

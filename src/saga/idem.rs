@@ -18,7 +18,7 @@
 //! The first step of a write ([`turn`]).
 
 use super::deps::Deps;
-use super::end::finish;
+use super::end::{finish, refused};
 use super::locks::KeyGuard;
 use super::write::Txn;
 use crate::journal::idem::Remembered;
@@ -67,8 +67,11 @@ pub(super) async fn turn(d: &Deps, t: &Txn<'_>) -> Result<Option<KeyGuard>, Outc
         return Ok(None);
     };
     let turn = d.idem_locks.lock(&idem.key).await;
-    let Some(r) = journal.idempotency_key(&idem.key) else {
-        return Ok(Some(turn));
+    let r = match journal.idempotency_key(&idem.key).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(Some(turn)),
+        // The store cannot say what the key is bound to: nothing is sent.
+        Err(e) => return Err(refused(d, t, e)),
     };
     if r.fingerprint != idem.fingerprint {
         d.metrics.idempotency(Err(true));

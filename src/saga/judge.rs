@@ -13,10 +13,11 @@ use crate::txn::UndoPlan;
 use crate::txn::evidence::{NodeEvidence, State, judge_with};
 
 /// The key's state after its last acknowledged write, in this write's terms, if the journal
-/// knows it.
-fn history(d: &Deps, t: &Txn<'_>, check: Option<&VerifyPlan>) -> Option<State> {
-    let known = d.journal.as_ref()?.last_acknowledged(&t.key)?;
-    known.state_for(check?)
+/// knows it (in cluster mode, the store's, read under the key's lease).
+async fn history(d: &Deps, t: &Txn<'_>, check: Option<&VerifyPlan>) -> Option<State> {
+    let check = check?;
+    let known = d.journal.as_ref()?.key_state(&t.key, &t.id).await?;
+    known.state_for(check)
 }
 
 /// Judges a write from its answers; reads the resource back first on every node whose
@@ -33,7 +34,7 @@ pub(super) async fn judge(
     let mut ev: Vec<NodeEvidence> = answers(results, &known);
     let mut read_backs = vec![None; n];
     let check = t.verify_plan();
-    let history = history(d, t, check.as_ref());
+    let history = history(d, t, check.as_ref()).await;
     if all_converged(results) {
         return Judged {
             judgement: judge_with(&ev, history),

@@ -117,7 +117,7 @@ async fn decide_in_doubt(
 ) -> TxnState {
     let rt = current.load();
     let txn = &entry.begin.txn;
-    let known = journal.last_acknowledged(&entry.begin.key);
+    let known = journal.key_state(&entry.begin.key, &entry.begin.txn).await;
     let r = under(
         journal.hold(txn),
         resolve(&rt, entry, known, &purpose(entry)),
@@ -166,7 +166,7 @@ pub async fn redrive_one(
         return Some(entry.state);
     }
     let rt = current.load();
-    let known = journal.last_acknowledged(&entry.begin.key);
+    let known = journal.key_state(&entry.begin.key, &entry.begin.txn).await;
     let r = under(
         journal.hold(txn),
         resolve(&rt, &entry, known, &purpose(&entry)),
@@ -249,7 +249,7 @@ async fn verify_claimed(
     if entry.begin.verify.is_none() {
         return reapply_undos(journal, &rt, &entry).await;
     }
-    let known = journal.last_acknowledged(&entry.begin.key);
+    let known = journal.key_state(&entry.begin.key, &entry.begin.txn).await;
     let r = resolve(&rt, &entry, known, &fresh("verify")).await;
     if r.all_read && r.judgement.settled() {
         return match journal.verified(txn).await {

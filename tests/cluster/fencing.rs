@@ -67,13 +67,13 @@ async fn an_epoch_reused_after_a_lost_commit_cannot_be_renewed_by_the_old_holder
         !old.renew().await,
         "the old holder renewed the new holder's lease"
     );
-    let late = a.write(&old, &first, true).await;
+    let late = a.write(&old, &first, true, None).await;
     assert!(
         matches!(late, Err(StoreError::LeaseLost { .. })),
         "the old holder's end is refused: {late:?}"
     );
     assert!(new.renew().await, "the new holder keeps its lease");
-    b.write(&new, &second, true)
+    b.write(&new, &second, true, None)
         .await
         .expect("the new holder ends its write");
 }

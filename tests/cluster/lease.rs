@@ -76,7 +76,7 @@ async fn one_use(shared: Arc<Shared>, model: Arc<Mutex<Model>>, u: Use, lease: D
         // sidecar took the key over.
         hold.release();
         tokio::time::sleep(lease * 2 + Duration::from_millis(100)).await;
-        let late = shared.write(&hold, &e, true).await;
+        let late = shared.write(&hold, &e, true, None).await;
         assert!(
             matches!(late, Err(StoreError::LeaseLost { .. })),
             "a stale epoch must be refused: {late:?}"
@@ -94,7 +94,7 @@ async fn one_use(shared: Arc<Shared>, model: Arc<Mutex<Model>>, u: Use, lease: D
         m.current.remove(&key);
     }
     shared
-        .write(&hold, &e, true)
+        .write(&hold, &e, true, None)
         .await
         .expect("a current epoch is accepted");
 }
@@ -106,7 +106,7 @@ async fn take_overs(shared: Arc<Shared>, model: Arc<Mutex<Model>>, stop: Arc<tok
             model.lock().unwrap().grant(&hold.key, hold.epoch, false);
             model.lock().unwrap().current.remove(&hold.key);
             shared
-                .write(&hold, &e, true)
+                .write(&hold, &e, true, None)
                 .await
                 .expect("the new epoch is accepted");
         }

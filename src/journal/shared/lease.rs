@@ -93,18 +93,19 @@ impl Hold {
     }
 
     /// Writes version `version` of the entry (skipped when a newer one is already written),
-    /// releasing the lease with it when `release`.
+    /// releasing the lease with it when `release`, keeping `answer` (see [`Shared::write`]).
     pub async fn write(
         &self,
         version: u64,
         entry: &Entry,
         release: bool,
+        answer: Option<&str>,
     ) -> Result<(), StoreError> {
         let mut last = self.writing.lock().await;
         if *last > version {
             return Ok(());
         }
-        self.shared.write(self, entry, release).await?;
+        self.shared.write(self, entry, release, answer).await?;
         *last = version;
         Ok(())
     }

@@ -134,9 +134,10 @@ impl Shared {
         let b = &entry.begin;
         let json = serde_json::to_string(entry).unwrap_or_default();
         let state = entry.state.to_string();
+        let idem = b.idem.as_ref().map(|i| i.key.clone());
         if let Some(hold) = pre {
             let c = self.pool.get().await?;
-            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] = [
                 &b.key,
                 &hold.epoch,
                 &b.txn,
@@ -144,6 +145,7 @@ impl Shared {
                 &json,
                 &state,
                 &hold.holder,
+                &idem,
             ];
             let rows = self
                 .pool
@@ -154,7 +156,7 @@ impl Shared {
                 true => Err(self.lost(&hold)),
             };
         }
-        self.take(&b.key, &b.txn, Some((b.at_ms as i64, json, state)))
+        self.take(&b.key, &b.txn, Some((b.at_ms as i64, json, state, idem)))
             .await
     }
 
@@ -167,7 +169,7 @@ impl Shared {
         self: &Arc<Self>,
         key: &str,
         txn: &str,
-        intent: Option<(i64, String, String)>,
+        intent: Option<(i64, String, String, Option<String>)>,
     ) -> Result<Arc<Hold>, StoreError> {
         let started = Instant::now();
         let mut poll = Duration::from_millis(2);
@@ -177,9 +179,9 @@ impl Shared {
             let c = self.pool.get().await?;
             let sent = Instant::now();
             let rows = match &intent {
-                Some((at, json, state)) => {
-                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-                        [&key, &holder, &txn, &lease, at, json, state];
+                Some((at, json, state, idem)) => {
+                    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 8] =
+                        [&key, &holder, &txn, &lease, at, json, state, idem];
                     self.pool
                         .timed(c.client.query(&c.st.begin, &params))
                         .await?
@@ -236,12 +238,19 @@ impl Shared {
     }
 
     /// Writes `entry` under `hold` (epoch-checked), fencing or unfencing its key, and releases
-    /// the lease when `release`.
-    pub async fn write(&self, hold: &Hold, entry: &Entry, release: bool) -> Result<(), StoreError> {
+    /// the lease when `release`; keeps `answer` (JSON) for retries with the client's
+    /// idempotency key, when given.
+    pub async fn write(
+        &self,
+        hold: &Hold,
+        entry: &Entry,
+        release: bool,
+        answer: Option<&str>,
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(entry).unwrap_or_default();
         let state = entry.state.to_string();
         let c = self.pool.get().await?;
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
             &hold.txn,
             &hold.epoch,
             &state,
@@ -251,6 +260,7 @@ impl Shared {
             &entry.fences(),
             &release,
             &hold.holder,
+            &answer,
         ];
         let rows = self
             .pool
@@ -394,6 +404,47 @@ impl Shared {
             .collect())
     }
 
+    /// The newest transaction bound to the client's idempotency key `key` that began at or after
+    /// `since_ms`, with the answer kept for it (JSON).
+    pub async fn idempotency(
+        &self,
+        key: &str,
+        since_ms: i64,
+    ) -> Result<Option<(Entry, Option<String>)>, StoreError> {
+        let c = self.pool.get().await?;
+        let rows = self
+            .pool
+            .timed(c.client.query(&c.st.idem, &[&key, &since_ms]))
+            .await?;
+        Ok(rows.first().and_then(|r| {
+            let entry = serde_json::from_str(r.get::<_, &str>(0)).ok()?;
+            Some((entry, r.get::<_, Option<String>>(1)))
+        }))
+    }
+
+    /// `key`'s finished transactions other than `txn`, the last changed first (read under the
+    /// key's lease, nothing changes them meanwhile); `None` when their order is not known (a row
+    /// written by an older dtc, which does not number its writes).
+    pub async fn finished_of_key(
+        &self,
+        key: &str,
+        txn: &str,
+    ) -> Result<Option<Vec<Entry>>, StoreError> {
+        let c = self.pool.get().await?;
+        let rows = self
+            .pool
+            .timed(c.client.query(&c.st.finished_of_key, &[&key, &txn]))
+            .await?;
+        if rows.iter().any(|r| r.get::<_, Option<i64>>(1).is_none()) {
+            return Ok(None);
+        }
+        Ok(Some(
+            rows.iter()
+                .filter_map(|r| serde_json::from_str(r.get::<_, &str>(0)).ok())
+                .collect(),
+        ))
+    }
+
     /// Records a transaction that touched no node.
     pub async fn note(&self, entry: &Entry) -> Result<(), StoreError> {
         let json = serde_json::to_string(entry).unwrap_or_default();
@@ -425,15 +476,19 @@ impl Shared {
             .collect())
     }
 
-    /// Deletes finished transactions beyond the newest `keep`, batch after batch (at most
+    /// Deletes finished transactions beyond the newest `keep` — but none bound to an idempotency
+    /// key that began at or after `idem_since_ms` —, batch after batch (at most
     /// [`PRUNE_BATCHES`] per call, so one call stays short); how many it deleted.
-    pub async fn prune(&self, keep: i64) -> Result<u64, StoreError> {
+    pub async fn prune(&self, keep: i64, idem_since_ms: i64) -> Result<u64, StoreError> {
         let mut deleted = 0;
         for _ in 0..PRUNE_BATCHES {
             let c = self.pool.get().await?;
             let n = self
                 .pool
-                .timed(c.client.execute(&c.st.prune, &[&keep, &sql::PRUNE_BATCH]))
+                .timed(
+                    c.client
+                        .execute(&c.st.prune, &[&keep, &sql::PRUNE_BATCH, &idem_since_ms]),
+                )
                 .await?;
             deleted += n;
             if n < sql::PRUNE_BATCH as u64 {

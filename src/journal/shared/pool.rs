@@ -38,6 +38,8 @@ pub struct Statements {
     pub fleet: Statement,
     pub prune: Statement,
     pub history: Statement,
+    pub idem: Statement,
+    pub finished_of_key: Statement,
 }
 
 /// The pool.
@@ -249,5 +251,7 @@ async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
         fleet: c.prepare(sql::FLEET).await?,
         prune: c.prepare(sql::PRUNE).await?,
         history: c.prepare(sql::HISTORY).await?,
+        idem: c.prepare(sql::IDEM).await?,
+        finished_of_key: c.prepare(sql::FINISHED_OF_KEY).await?,
     })
 }

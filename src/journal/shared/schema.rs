@@ -2,7 +2,8 @@
 //! sidecars starting together migrate once.
 //!
 //! Version 1 (leases with per-key epochs, a row per key ever written) is upgraded in place to
-//! version 2 (epochs from a sequence, rows only for keys in use). Sidecars of version 1 that run
+//! version 2 (epochs from a sequence, rows only for keys in use), and version 2 to version 3
+//! (each transaction's idempotency key and kept answer). Sidecars of version 1 that run
 //! on meanwhile stay safe: every statement of theirs still checks the epoch and the transaction,
 //! and a transaction id is never granted twice.
 
@@ -46,10 +47,13 @@ pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
             found: v,
             known: sql::VERSION,
         }),
-        Some(1) => {
-            pool.timed(tx.batch_execute(sql::UPGRADE_1)).await?;
+        Some(from @ (1 | 2)) => {
+            if from == 1 {
+                pool.timed(tx.batch_execute(sql::UPGRADE_1)).await?;
+            }
+            pool.timed(tx.batch_execute(sql::UPGRADE_2)).await?;
             pool.timed(tx.commit()).await?;
-            tracing::info!(url = %pool.url, from = 1, to = sql::VERSION, "shared store schema upgraded");
+            tracing::info!(url = %pool.url, from, to = sql::VERSION, "shared store schema upgraded");
             Ok(())
         }
         Some(_) => {

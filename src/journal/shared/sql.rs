@@ -6,7 +6,12 @@
 //! deleted when its lease is released and no fence is left, so the table holds the keys in use,
 //! not every key ever written. Epochs come from the sequence `dtc_epochs`, so a key whose row
 //! was deleted still gets an epoch above every one granted before. `dtc_txns` holds every
-//! transaction's folded journal entry (JSON) with the columns the scans need.
+//! transaction's folded journal entry (JSON) with the columns the scans need, the client's
+//! idempotency key it is bound to (`idem`), the answer a retry with that key gets again
+//! (`answer`, JSON, written with the end), and `changed`, a number from `dtc_epochs` taken by
+//! every write of the entry: a key's writes are serialised by its lease, so `changed` orders
+//! them as they happened (`begun_ms` does not: a write that began first may wait longer for the
+//! lease).
 //!
 //! A renewal or a state change is allowed only while the lease row still carries the writer's
 //! epoch, holder and transaction, all three checked in the statement that makes the change (the
@@ -14,12 +19,12 @@
 //! time it granted, as the store counts it, and the store's clock (both in milliseconds).
 
 /// The schema version this dtc creates and understands.
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 
 /// Key of the advisory lock that serialises migrations of sidecars starting together.
 pub const MIGRATION_LOCK: i64 = 0x6474_635f_7363_6831;
 
-/// Creates the schema (version 2) in an empty database.
+/// Creates the schema (version 3) in an empty database.
 pub const CREATE: &str = "
 CREATE TABLE dtc_schema (version integer NOT NULL);
 CREATE SEQUENCE dtc_epochs;
@@ -38,12 +43,16 @@ CREATE TABLE dtc_txns (
     state    text NOT NULL,
     open     boolean NOT NULL,
     begun_ms bigint NOT NULL,
-    entry    text NOT NULL
+    entry    text NOT NULL,
+    idem     text,
+    answer   text,
+    changed  bigint
 );
 CREATE INDEX dtc_txns_open ON dtc_txns (begun_ms) WHERE open;
 CREATE INDEX dtc_txns_begun ON dtc_txns (begun_ms);
 CREATE INDEX dtc_txns_key ON dtc_txns (key, begun_ms);
-INSERT INTO dtc_schema (version) VALUES (2);
+CREATE INDEX dtc_txns_idem ON dtc_txns (idem, begun_ms) WHERE idem IS NOT NULL;
+INSERT INTO dtc_schema (version) VALUES (3);
 ";
 
 /// Upgrades schema version 1: epochs from a sequence that starts above every epoch granted so
@@ -54,6 +63,15 @@ SELECT setval('dtc_epochs', greatest(1, (SELECT max(epoch) FROM dtc_leases)));
 DELETE FROM dtc_leases WHERE txn IS NULL AND fence IS NULL;
 CREATE INDEX dtc_txns_key ON dtc_txns (key, begun_ms);
 UPDATE dtc_schema SET version = 2;
+";
+
+/// Upgrades schema version 2: the client's idempotency key of each transaction and the answer
+/// a retry with it gets. Sidecars of version 2 that run on meanwhile write neither (their
+/// transactions are simply not found by key).
+pub const UPGRADE_2: &str = "
+ALTER TABLE dtc_txns ADD COLUMN idem text, ADD COLUMN answer text, ADD COLUMN changed bigint;
+CREATE INDEX dtc_txns_idem ON dtc_txns (idem, begun_ms) WHERE idem IS NOT NULL;
+UPDATE dtc_schema SET version = 3;
 ";
 
 /// Whether dtc's tables exist.
@@ -109,13 +127,13 @@ macro_rules! taken {
 
 /// Takes a free, unfenced key's lease and records the intent, in one statement. Returns the
 /// new epoch (NULL when the key is not free) and [`taken!`]'s columns. Params: key, holder, txn,
-/// lease ms, begun ms, entry, state.
+/// lease ms, begun ms, entry, state, idempotency key.
 pub const BEGIN: &str = concat!(
     "WITH l AS (",
     take!(),
     "), t AS (
-    INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry)
-    SELECT $3, $1, $7::text, true, $5::int8, $6::text FROM l
+    INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry, idem)
+    SELECT $3, $1, $7::text, true, $5::int8, $6::text, $8::text FROM l
     RETURNING 1)
 SELECT (SELECT epoch FROM l WHERE EXISTS (SELECT 1 FROM t)),",
     taken!()
@@ -132,19 +150,19 @@ SELECT (SELECT epoch FROM l),",
 );
 
 /// Records the intent under a lease taken with [`ACQUIRE`]. Params: key, epoch, txn, begun ms,
-/// entry, state, holder. One row when the lease is still held.
+/// entry, state, holder, idempotency key. One row when the lease is still held.
 pub const INTENT: &str = "
 WITH l AS (SELECT key FROM dtc_leases
            WHERE key = $1::text AND epoch = $2::int8 AND txn = $3::text AND owner = $7::text
            FOR UPDATE)
-INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry)
-SELECT $3, $1, $6::text, true, $4::int8, $5::text FROM l
+INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry, idem)
+SELECT $3, $1, $6::text, true, $4::int8, $5::text, $8::text FROM l
 RETURNING 1";
 
 /// Writes a transaction's entry if the lease still has this epoch, holder and transaction; sets
 /// or clears the key's fence; releases the lease when asked, deleting the row when no fence is
-/// left. One row when done. Params: txn, epoch, state, open, entry, key, fences, release,
-/// holder.
+/// left; keeps the answer a retry with the client's idempotency key gets, when given. One row
+/// when done. Params: txn, epoch, state, open, entry, key, fences, release, holder, answer.
 pub const WRITE: &str = "
 WITH d AS (
     DELETE FROM dtc_leases
@@ -160,7 +178,8 @@ u AS (
     WHERE key = $6::text AND epoch = $2::int8 AND txn = $1::text AND owner = $9::text
       AND NOT ($8::bool AND NOT $7::bool AND (fence IS NULL OR fence = $1::text))
     RETURNING 1)
-UPDATE dtc_txns SET state = $3::text, open = $4::bool, entry = $5::text
+UPDATE dtc_txns SET state = $3::text, open = $4::bool, entry = $5::text,
+    answer = COALESCE($10::text, answer), changed = nextval('dtc_epochs')
 WHERE txn = $1::text AND EXISTS (SELECT 1 FROM d UNION ALL SELECT 1 FROM u)
 RETURNING 1";
 
@@ -225,6 +244,19 @@ RETURNING l.key, l.txn, l.epoch, ",
 /// One transaction's entry. Params: txn.
 pub const LOAD: &str = "SELECT entry FROM dtc_txns WHERE txn = $1::text";
 
+/// The newest transaction bound to a client's idempotency key since a time, with its kept
+/// answer. Params: idempotency key, since ms.
+pub const IDEM: &str = "
+SELECT entry, answer FROM dtc_txns WHERE idem = $1::text AND begun_ms >= $2::int8
+ORDER BY begun_ms DESC LIMIT 1";
+
+/// A key's finished transactions but one, the last changed first (a row an older dtc wrote,
+/// without `changed`, comes first: its place is not known): what its last acknowledged write
+/// left is read from them. Params: key, the transaction to leave out.
+pub const FINISHED_OF_KEY: &str = "
+SELECT entry, changed FROM dtc_txns WHERE key = $1::text AND NOT open AND txn <> $2::text
+ORDER BY changed DESC NULLS FIRST LIMIT 16";
+
 /// Every transaction the store holds for a key, newest first. Params: key.
 pub const HISTORY: &str =
     "SELECT entry FROM dtc_txns WHERE key = $1::text ORDER BY begun_ms DESC, txn";
@@ -232,18 +264,23 @@ pub const HISTORY: &str =
 /// Records a transaction that touched no node (no lease). Params: txn, key, state, begun ms,
 /// entry.
 pub const NOTE: &str = "
-INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry)
-VALUES ($1::text, $2::text, $3::text, false, $4::int8, $5::text)
+INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry, changed)
+VALUES ($1::text, $2::text, $3::text, false, $4::int8, $5::text, nextval('dtc_epochs'))
 ON CONFLICT (txn) DO NOTHING";
 
 /// How many finished transactions one [`PRUNE`] deletes at most.
 pub const PRUNE_BATCH: i64 = 5000;
 
 /// Deletes up to [`PRUNE_BATCH`] finished transactions beyond the newest `keep` (the
-/// inspection window of `journal.keep_finished`, fleet-wide). Params: keep, batch.
+/// inspection window of `journal.keep_finished`, fleet-wide), but none bound to an idempotency
+/// key that began after `idem_since` (the `idempotency.window`). Params: keep, batch,
+/// idem_since ms.
 pub const PRUNE: &str = "
 DELETE FROM dtc_txns WHERE txn IN (
-    SELECT txn FROM dtc_txns WHERE NOT open ORDER BY begun_ms DESC OFFSET $1::int8 LIMIT $2::int8)";
+    SELECT txn FROM (SELECT txn, idem, begun_ms FROM dtc_txns WHERE NOT open
+                     ORDER BY begun_ms DESC OFFSET $1::int8) beyond
+    WHERE beyond.idem IS NULL OR beyond.begun_ms < $3::int8
+    LIMIT $2::int8)";
 
 /// The fleet's open transactions and its latest finished ones. Params: how many finished.
 pub const FLEET: &str = "
