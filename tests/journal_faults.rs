@@ -236,6 +236,18 @@ async fn disk_full_inside_a_mount_namespace() {
     assert_refused_by_the_journal(&refused, "No space left on device");
     assert_degraded(&dtc, &admin, "No space left on device", "g0").await;
 
+    // Some room comes back, less than the journal's chunk of preallocation: writes resume,
+    // appended instead of written into preallocated room.
+    let filled = std::fs::metadata(&filler).unwrap().len();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap();
+    file.set_len(filled - (256 << 10)).unwrap();
+    let resumed_after = until_a_write_succeeds(&dtc, "little-room").await;
+    eprintln!("measured: writes resumed {resumed_after:?} after 256 KiB came back");
+    assert_eq!(get(format!("{admin}/readyz")).await.status(), 200);
+
     std::fs::remove_file(&filler).unwrap();
     let resumed_after = until_a_write_succeeds(&dtc, "after-space").await;
     eprintln!("measured: writes resumed {resumed_after:?} after the space returned");

@@ -35,6 +35,7 @@ mod frame;
 #[cfg(test)]
 mod frame_props;
 mod open;
+mod prealloc;
 pub mod private;
 mod repair;
 mod writer;
@@ -208,6 +209,7 @@ impl Log {
             id,
             buf: Vec::new(),
             allocated: prepared.allocated,
+            appending_since: None,
             path: path.clone(),
             dir: opts.dir,
             durability: opts.durability,

@@ -71,7 +71,7 @@ async fn a_full_disk_refuses_then_resumes_in_none_mode_too() {
     log.append(b"one".to_vec()).await.unwrap();
     log.faults().fail_writes(Fault::NoSpace);
     // Bigger than what the file was grown by: the write must grow it, and fails.
-    let big = vec![b'x'; (writer::PREALLOCATE + 1) as usize];
+    let big = vec![b'x'; (prealloc::PREALLOCATE + 1) as usize];
     let err = log.append(big).await.unwrap_err();
     assert!(err.to_string().contains("No space left"), "{err}");
     assert!(log.append(b"two".to_vec()).await.is_err());
@@ -141,4 +141,77 @@ async fn a_replaced_file_is_refused_until_a_person_decides() {
         fs::read(dir.path().join(FILE_NAME)).unwrap(),
         b"someone else's"
     );
+}
+
+#[tokio::test]
+async fn a_disk_too_full_to_preallocate_appends_instead_of_refusing() {
+    for mode in [Durability::GroupCommit, Durability::Fsync, Durability::None] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let (log, _, _) = Log::open(opts(dir.path(), mode)).unwrap();
+        let mut written = vec![b"one".to_vec()];
+        log.append(written[0].clone()).await.unwrap();
+        // Room for a record, not for a chunk of zeros.
+        log.faults().fail_writes_over(48 << 10);
+        let big = |i: usize| [format!("big-{i}-").into_bytes(), vec![b'x'; 40 << 10]].concat();
+        // More than the chunk the file was grown by: the records must grow it themselves.
+        for i in 0..40 {
+            log.append(big(i))
+                .await
+                .unwrap_or_else(|e| panic!("{mode:?} {i}: {e}"));
+            written.push(big(i));
+        }
+        assert!(log.problem().is_none(), "{mode:?}: writes never stopped");
+        let len = fs::metadata(&path).unwrap().len();
+        assert!(
+            len > prealloc::PREALLOCATE,
+            "{mode:?}: past the first chunk"
+        );
+        assert_eq!(
+            len,
+            log.size_bytes(),
+            "{mode:?}: appended, no zeros after the records"
+        );
+        log.faults().clear();
+        // Once a chunk fits again (tried at most every second), the file is grown ahead again.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while fs::metadata(&path).unwrap().len() == log.size_bytes() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{mode:?}: never preallocates again"
+            );
+            let r = format!("after-{}", written.len()).into_bytes();
+            log.append(r.clone()).await.unwrap();
+            written.push(r);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        drop(log);
+        let (_, found, report) = Log::open(opts(dir.path(), mode)).unwrap();
+        assert_eq!(found, written, "{mode:?}");
+        assert_eq!(
+            report,
+            OpenReport::default(),
+            "{mode:?}: the zeros are room, not damage"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_probe_on_a_disk_too_full_for_a_chunk_resumes_by_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _, _) = Log::open(opts(dir.path(), Durability::GroupCommit)).unwrap();
+    log.append(b"one".to_vec()).await.unwrap();
+    log.faults().fail_writes(Fault::NoSpace);
+    assert!(log.append(b"refused".to_vec()).await.is_err());
+    // Some room comes back, less than a chunk of preallocation.
+    log.faults().clear();
+    log.faults().fail_writes_over(16 << 10);
+    within_10s("the probe repairs the log", || log.problem().is_none()).await;
+    let (_, reread) = log.take_reread().expect("the records read back");
+    assert_eq!(reread, vec![b"one".to_vec()]);
+    log.append(b"two".to_vec()).await.unwrap();
+    drop(log);
+    let (_, found, report) = Log::open(opts(dir.path(), Durability::GroupCommit)).unwrap();
+    assert_eq!(found, vec![b"one".to_vec(), b"two".to_vec()]);
+    assert_eq!(report, OpenReport::default());
 }

@@ -4,7 +4,7 @@
 //! load per write and per sync.
 
 use std::io;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 /// A failure a disk reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,8 @@ impl Fault {
 pub struct Faults {
     writes: AtomicI32,
     syncs: AtomicI32,
+    /// Writes longer than this fail with `ENOSPC` (0: no limit).
+    room: AtomicU64,
 }
 
 impl Faults {
@@ -47,14 +49,27 @@ impl Faults {
         self.syncs.store(fault.errno(), Ordering::Release);
     }
 
+    /// Every write of more than `bytes` fails with `ENOSPC` until [`Faults::clear`], as on a
+    /// disk with about that much room left: records fit, a chunk of preallocation does not.
+    pub fn fail_writes_over(&self, bytes: u64) {
+        self.room.store(bytes, Ordering::Release);
+    }
+
     /// The disk works again.
     pub fn clear(&self) {
         self.writes.store(0, Ordering::Release);
         self.syncs.store(0, Ordering::Release);
+        self.room.store(0, Ordering::Release);
     }
 
-    pub(super) fn write(&self) -> io::Result<()> {
-        check(&self.writes)
+    /// Before a write of `len` bytes.
+    pub(super) fn write(&self, len: usize) -> io::Result<()> {
+        check(&self.writes)?;
+        match self.room.load(Ordering::Acquire) {
+            0 => Ok(()),
+            room if len as u64 > room => Err(io::Error::from_raw_os_error(Fault::NoSpace.errno())),
+            _ => Ok(()),
+        }
     }
 
     pub(super) fn sync(&self) -> io::Result<()> {

@@ -9,8 +9,9 @@
 //!    directory, is written anew from the old descriptor, which still holds it);
 //! 2. cuts it back to the last acknowledged record — everything after it was refused to its
 //!    caller, and a record that was refused must not come back at the next start;
-//! 3. syncs that, then grows the file by [`PREALLOCATE`] zeros and syncs again: the probe of
-//!    the disk (a full disk fails here, cheaply);
+//! 3. syncs that, then grows the file by a chunk of zeros and syncs again: the probe of the
+//!    disk (a full disk fails here, cheaply; one too full for a chunk is probed with a page,
+//!    and the writer then appends: [`super::prealloc`]);
 //! 4. drops the file's pages from the cache and reads every record back from the disk, checking
 //!    every frame: only a file that reads back exactly as acknowledged is written to again.
 //!
@@ -24,7 +25,7 @@ use std::{
 };
 
 use super::format::{self, Format};
-use super::writer::{PREALLOCATE, Repair, Writer, sync_dir, tmp_path};
+use super::writer::{Repair, Writer, sync_dir, tmp_path};
 use crate::journal::JournalError;
 
 impl Writer {
@@ -63,10 +64,10 @@ impl Writer {
             .and_then(|()| self.faults.sync())
             .and_then(|()| file.sync_all())
             .map_err(self.err("cut back to the acknowledged records, and fsync"))?;
-        self.probe_space(&file)?;
+        let allocated = self.probe_space(&file)?;
         let records = self.read_back(&file)?;
         self.install(file, acked);
-        self.allocated = acked + PREALLOCATE;
+        self.allocated = allocated;
         Ok(records)
     }
 
@@ -100,23 +101,19 @@ impl Writer {
             .open(&self.path)
             .map_err(self.err("reopen"))
             .inspect(|_| drop(file))?;
-        self.probe_space(&file)?;
+        let allocated = self.probe_space(&file)?;
         self.install(file, acked);
-        self.allocated = acked + PREALLOCATE;
+        self.allocated = allocated;
         tracing::warn!(path = %self.path.display(), bytes = acked, "the journal file was gone: written anew from the open descriptor");
         Ok(records)
     }
 
-    /// Grows the file by [`PREALLOCATE`] zeros and syncs: fails while the disk is full,
-    /// read-only or failing. A failed probe gives back what it took.
-    fn probe_space(&self, file: &File) -> Result<(), JournalError> {
+    /// Grows the file past the acknowledged records and syncs ([`Writer::probe_room`]): fails
+    /// while the disk is full, read-only or failing. Returns how long the file now is.
+    fn probe_space(&mut self, file: &File) -> Result<u64, JournalError> {
         let acked = self.acked;
-        self.grow(file, acked, acked + PREALLOCATE)
-            .and_then(|()| self.sync_data(file))
-            .map_err(|e| {
-                let _ = file.set_len(acked);
-                self.err("probe (grow and fdatasync)")(e)
-            })
+        self.probe_room(file, acked)
+            .map_err(|e| self.err("probe (grow and fdatasync)")(e))
     }
 
     /// Reads the acknowledged bytes back from the disk (not the cache) and checks them.

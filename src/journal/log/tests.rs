@@ -118,7 +118,7 @@ async fn zeros_the_file_was_grown_by_are_room_not_damage() {
     let (dir, written) = log_with(3).await;
     let path = file_of(dir.path());
     assert!(
-        fs::metadata(&path).unwrap().len() >= writer::PREALLOCATE,
+        fs::metadata(&path).unwrap().len() >= prealloc::PREALLOCATE,
         "the file is grown ahead of its records"
     );
     let (log, found, tail) = reopen(dir.path());

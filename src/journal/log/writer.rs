@@ -2,10 +2,9 @@
 //! off its queue in batches, so group commit costs one fdatasync per batch however many
 //! appends arrived while the previous sync ran.
 //!
-//! The file is grown ahead of the records in zero-filled chunks ([`PREALLOCATE`]): a record
+//! The file is grown ahead of the records in zero-filled chunks ([`super::prealloc`]): a record
 //! then overwrites bytes the file already has, and its fdatasync need not also commit a new
-//! file size — on ext4 here that is 91 µs instead of 131 µs per sync (docs/performance.md).
-//! A batch's frames go out in one positioned write at the logical end of the log, at most
+//! file size. A batch's frames go out in one positioned write at the logical end of the log, at most
 //! [`MAX_BATCH_BYTES`] per write and sync.
 //!
 //! A write or sync that fails makes the writer *broken*, not dead: every waiting and later
@@ -35,9 +34,6 @@ pub(super) type Done = oneshot::Sender<Result<(), JournalError>>;
 
 /// Most commands taken in one batch, so waiters early in a flood are not held back forever.
 const MAX_BATCH: usize = 4096;
-
-/// How far ahead of the records the file is grown, zero-filled.
-pub(super) const PREALLOCATE: u64 = 1 << 20;
 
 /// How often a healthy writer checks that its file is still the one at its path.
 pub(super) const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -84,6 +80,9 @@ pub(super) struct Writer {
     pub buf: Vec<u8>,
     /// Bytes the file has on disk: records, then zeros up to here.
     pub allocated: u64,
+    /// Since when the disk could not spare a chunk of preallocation, and records are appended
+    /// ([`super::prealloc`]).
+    pub appending_since: Option<Instant>,
     pub path: PathBuf,
     pub dir: PathBuf,
     pub durability: Durability,
@@ -198,7 +197,7 @@ impl Writer {
 
     /// Writes `bytes` at `at` (through the fault seam).
     pub(super) fn write_at(&self, file: &File, bytes: &[u8], at: u64) -> io::Result<()> {
-        self.faults.write()?;
+        self.faults.write(bytes.len())?;
         file.write_all_at(bytes, at)
     }
 
@@ -208,31 +207,15 @@ impl Writer {
         file.sync_data()
     }
 
-    /// Grows `file` with zeros from `from` to `to`. From a static block of zeros: growing the
-    /// file allocates nothing.
-    pub(super) fn grow(&self, file: &File, from: u64, to: u64) -> io::Result<()> {
-        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-        let mut at = from;
-        while at < to {
-            let n = (to - at).min(ZEROS.len() as u64);
-            self.write_at(file, &ZEROS[..n as usize], at)?;
-            at += n;
-        }
-        Ok(())
-    }
-
     /// Writes the batch's frames at the end of the records, growing the file first if needed.
     fn write_out(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let end = self.len + self.buf.len() as u64;
-        if end > self.allocated {
-            let grown = end + PREALLOCATE;
-            self.grow(&self.file, self.allocated, grown)?;
-            self.allocated = grown;
-        }
+        self.make_room(end);
         self.write_at(&self.file, &self.buf, self.len)?;
+        self.allocated = self.allocated.max(end);
         self.len = end;
         self.buf.clear();
         Ok(())
@@ -389,7 +372,8 @@ impl Writer {
         first_seq: u64,
         records: &[Vec<u8>],
     ) -> io::Result<(File, u64)> {
-        self.faults.write()?;
+        let bytes: usize = records.iter().map(|r| frame::HEADER_LEN + r.len()).sum();
+        self.faults.write(bytes)?;
         let file = super::private::create_file(path)?;
         let mut out = BufWriter::new(file);
         let header = format::header_frame(first_seq);
