@@ -8,15 +8,19 @@
 #   W="get:32 postkeys:32 post:1" ROUNDS=3 DURABILITY=off bench/ab.sh A B
 #
 # Workloads (W): get, post, delete (the kit's scripts) and postkeys (a new key per write) at
-# :<connections>. GET is compared with nginx-rr, writes with nginx-mirror-ka. Knobs: ROUNDS (2),
-# D (4s per measurement), DURABILITY (group), WORKERS (1, also the nginx peers' workers),
-# RUST_LOG (warn for dtc).
+# :<connections>. Peers (PEERS, default "nginx-rr nginx-mirror-ka"): nginx-rr, haproxy, caddy and
+# pingora (bench/pingora/) serve every workload, sending each request to one node;
+# nginx-mirror-ka serves writes only (it sends each to the three nodes, as dtc does). Knobs:
+# ROUNDS (2), D (4s per measurement), DURABILITY (group), WORKERS (1, also the peers' workers),
+# RUST_LOG (warn for dtc). The load average is printed before each round.
+#
+#   PEERS="nginx-rr haproxy caddy pingora nginx-mirror-ka" W="get:32 postkeys:32" bench/ab.sh A B
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_kit
-[[ $# -ge 1 ]] || { sed -n '2,13p' "$0" >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,17p' "$0" >&2; exit 2; }
 BINS=("$@")
-W=${W:-"get:32 get:1"} ROUNDS=${ROUNDS:-2} D=${D:-4s} DURABILITY=${DURABILITY:-group}
+W=${W:-"get:32 get:1"} PEERS=${PEERS:-"nginx-rr nginx-mirror-ka"} ROUNDS=${ROUNDS:-2} D=${D:-4s} DURABILITY=${DURABILITY:-group}
 WORKERS=${WORKERS:-1}
 WORK=$(mktemp -d /tmp/dtc-ab.XXXXXX)
 PIDS=()
@@ -28,10 +32,11 @@ cleanup() {
 }
 trap cleanup EXIT
 start_backends
-start_nginx_peer rr ab
-PIDS+=("$PEER_PID")
-start_nginx_peer mirror-ka ab
-PIDS+=("$PEER_PID")
+[[ " $PEERS " == *" pingora "* ]] && build_pingora
+for p in $PEERS; do
+    start_peer "$p" ab
+    PIDS+=("$PEER_PID")
+done
 port=18110
 for b in "${BINS[@]}"; do
     write_config "$WORK/c$port.toml" "$WORK/j$port" "$DURABILITY" "127.0.0.1:$port"
@@ -41,15 +46,18 @@ for b in "${BINS[@]}"; do
     wait_ready "$port"
     port=$((port + 1))
 done
-wait_ready 18101
-wait_ready 18104
+for p in $PEERS; do wait_ready "${PEER_PORTS[$p]}"; done
 printf 'round\tworkload\tpeer\treq/s\tp50_us\tp99_us\terrors\n'
 for r in $(seq "$ROUNDS"); do
+    echo "# round $r: load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
     for w in $W; do
         method=${w%%:*} conns=${w##*:}
         script=$KIT/$method.lua
         [[ $method == postkeys ]] && script=$BENCH_DIR/post-keys.lua
-        if [[ $method == get ]]; then targets=("nginx-rr:18101"); else targets=("nginx-mirror-ka:18104"); fi
+        targets=()
+        for p in $PEERS; do
+            [[ $method == get && $p == nginx-mirror* ]] || targets+=("$p:${PEER_PORTS[$p]}")
+        done
         port=18110
         for b in "${BINS[@]}"; do targets+=("$b:$port"); port=$((port + 1)); done
         for t in "${targets[@]}"; do

@@ -93,6 +93,39 @@ start_nginx_peer() {
     PEER_PID=$!
 }
 
+# The peers besides nginx, each a round-robin reverse proxy with keep-alive to the kit's three
+# nodes (a write goes to one node): haproxy (the kit's haproxy.cfg), Caddy (the kit's Caddyfile,
+# Debian's caddy 2.6, Go) and a proxy on Cloudflare's pingora (bench/pingora/, Rust).
+declare -A PEER_PORTS=([nginx-rr]=18101 [haproxy]=18102 [nginx-mirror-ka]=18104 [caddy]=18105 [pingora]=18106)
+PINGORA=${PINGORA:-$CARGO_TARGET_DIR/pingora/release/dtc-pingora-peer}
+
+# build_pingora: the pingora peer, its own cargo workspace (bench/pingora/; needs cmake for zlib-ng).
+build_pingora() {
+    if [[ "${NO_BUILD:-0}" != 1 ]]; then
+        (cd "$BENCH_DIR/pingora" && CARGO_TARGET_DIR=$CARGO_TARGET_DIR/pingora cargo build --release --locked) >&2
+    fi
+    [[ -x "$PINGORA" ]] || { echo "no pingora peer at $PINGORA (bench/pingora: cargo build --release)" >&2; exit 1; }
+}
+
+# start_peer NAME TAG: one of PEER_PORTS' peers with WORKERS (1) workers/threads, in a process
+# group of its own; sets PEER_PID. TAG names nginx's logs.
+start_peer() {
+    local w=${WORKERS:-1}
+    case $1 in
+        nginx-*) start_nginx_peer "${1#nginx-}" "$2"; return ;;
+        haproxy)
+            command -v haproxy >/dev/null || { echo "missing tool: haproxy (apt-get install -y haproxy)" >&2; exit 1; }
+            setsid env BENCH_NBTHREAD="$w" haproxy -db -f "$KIT/conf/haproxy.cfg" -p "/tmp/bench-$2-haproxy.pid" >/dev/null 2>&1 & ;;
+        caddy)
+            command -v caddy >/dev/null || { echo "missing tool: caddy (apt-get install -y caddy)" >&2; exit 1; }
+            setsid env GOMAXPROCS="$w" caddy run --config "$KIT/conf/Caddyfile" --adapter caddyfile >/dev/null 2>&1 & ;;
+        pingora)
+            setsid "$PINGORA" 127.0.0.1:18106 127.0.0.1:18001,127.0.0.1:18002,127.0.0.1:18003 "$w" >/dev/null 2>&1 & ;;
+        *) echo "unknown peer $1 (one of: ${!PEER_PORTS[*]})" >&2; exit 2 ;;
+    esac
+    PEER_PID=$!
+}
+
 # start_backends: the kit's three nginx nodes on 18001-18003 (for scripts that do not run the kit).
 BACKENDS_PID=
 start_backends() {
