@@ -5,6 +5,7 @@
 # this is for; absolute figures move with the machine's load (use run.sh for tables).
 #
 #   bench/ab.sh /tmp/dtc-before target/release/dtc
+#   bench/ab.sh target/release/dtc@off target/release/dtc   # BIN@MODE: that build with journal MODE
 #   W="get:32 postkeys:32 post:1" ROUNDS=3 DURABILITY=off bench/ab.sh A B
 #
 # Workloads (W): get, post, delete (the kit's scripts) and postkeys (a new key per write) at
@@ -18,7 +19,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_kit
-[[ $# -ge 1 ]] || { sed -n '2,17p' "$0" >&2; exit 2; }
+[[ $# -ge 1 ]] || { sed -n '2,18p' "$0" >&2; exit 2; }
 BINS=("$@")
 W=${W:-"get:32 get:1"} PEERS=${PEERS:-"nginx-rr nginx-mirror-ka"} ROUNDS=${ROUNDS:-2} D=${D:-4s} DURABILITY=${DURABILITY:-group}
 WORKERS=${WORKERS:-1}
@@ -39,8 +40,11 @@ for p in $PEERS; do
 done
 port=18110
 for b in "${BINS[@]}"; do
-    write_config "$WORK/c$port.toml" "$WORK/j$port" "$DURABILITY" "127.0.0.1:$port"
-    RUST_LOG=${RUST_LOG:-warn} setsid "$b" run --config "$WORK/c$port.toml" --workers "$WORKERS" \
+    # BIN@MODE runs that build with its own journal durability (off, none, group, fsync).
+    mode=$DURABILITY
+    [[ $b == *@* ]] && mode=${b##*@}
+    write_config "$WORK/c$port.toml" "$WORK/j$port" "$mode" "127.0.0.1:$port"
+    RUST_LOG=${RUST_LOG:-warn} setsid "${b%@*}" run --config "$WORK/c$port.toml" --workers "$WORKERS" \
         >"$WORK/log$port" 2>&1 &
     PIDS+=($!)
     wait_ready "$port"

@@ -2,8 +2,8 @@
 //! the records need it, so a record overwrites bytes the file already has and its fdatasync
 //! need not also commit a new file size (etcd preallocates its WAL segments, PostgreSQL recycles
 //! zero-filled ones, for the same reason; docs/performance.md has this disk's figures). The
-//! chunk is written, not `fallocate`d: on ext4 a fallocated range is *unwritten* extents, and the
-//! first write into each converts it, which costs the sync the same metadata commit again.
+//! chunk is written with zeros, not `fallocate`d, so its blocks are written ones on any
+//! filesystem (on ext4 a fallocated range is *unwritten* extents, converted as records land).
 //!
 //! The zeros after the last record read as the end of the log, never as damage or a torn batch
 //! ([`super::format`]: a scan stops at the last non-zero byte).
