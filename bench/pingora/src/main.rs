@@ -35,7 +35,12 @@ fn main() {
     };
     let threads: usize = threads.parse().expect("THREADS is a number");
     let nodes = LoadBalancer::try_from_iter(nodes.split(',')).expect("NODE is host:port");
-    let mut server = Server::new(None).expect("pingora server");
+    // The bench scripts stop their peers with SIGTERM: no grace period for sessions to drain
+    // (pingora's default waits minutes).
+    let mut conf = pingora::server::configuration::ServerConf::new().expect("pingora defaults");
+    conf.grace_period_seconds = Some(0);
+    conf.graceful_shutdown_timeout_seconds = Some(1);
+    let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     let mut proxy = http_proxy_service(&server.configuration, RoundRobinProxy(Arc::new(nodes)));
     proxy.add_tcp(listen);
