@@ -10,8 +10,7 @@ mod support;
 use dtc::node::{Faults, NodeOptions, RefNode};
 use http::Method;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use support::*;
 use support::{double, model, process};
 
@@ -244,13 +243,12 @@ fn retryable(seen: &Result<Answer, hyper_util::client::legacy::Error>) -> bool {
 
 /// One worker's keys, written one at a time (each key has one writer): the model per key. Each
 /// write carries its own `Idempotency-Key`, reused on every retry of it.
-async fn crash_worker(
-    w: u64,
-    seed: u64,
-    mut url: tokio::sync::watch::Receiver<String>,
-    done: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-) -> BTreeMap<String, model::Key> {
+async fn crash_worker(w: u64, seed: u64, writer: process::Writer) -> BTreeMap<String, model::Key> {
+    let process::Writer {
+        mut url,
+        done,
+        stop,
+    } = writer;
     let mut rng = fastrand::Rng::with_seed(seed * 100 + w);
     let mut keys: BTreeMap<String, model::Key> = (0..KEYS_PER_WORKER)
         .map(|k| (format!("s{seed}w{w}k{k}"), model::Key::absent()))
@@ -291,17 +289,6 @@ async fn crash_worker(
     keys
 }
 
-async fn wait_for_writes(done: &AtomicUsize, n: usize) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while done.load(Ordering::SeqCst) < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "writes stalled at {n}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-}
-
 async fn crash_run(seed: u64) -> String {
     let nodes = CrashNodes::start(seed).await;
     let dir = tempfile::tempdir().unwrap();
@@ -313,35 +300,18 @@ async fn crash_run(seed: u64) -> String {
     cfg.journal.redrive_max = std::time::Duration::from_millis(100);
     // Longer than a late node holds a write: the check of a rollback sees what landed late.
     cfg.journal.verify_after = 3 * LATE_MAX;
-    let mut dtc = process::spawn_dtc(&cfg, dir.path());
-    let (url_tx, url_rx) = tokio::sync::watch::channel(dtc.url.clone());
-    let done = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..CRASH_WORKERS)
-        .map(|w| {
-            tokio::spawn(crash_worker(
-                w,
-                seed,
-                url_rx.clone(),
-                done.clone(),
-                stop.clone(),
-            ))
-        })
-        .collect();
-    for crash in 1..=CRASHES {
-        wait_for_writes(&done, crash * WRITES_PER_CRASH).await;
+    let crashes = process::Crashes {
+        count: CRASHES,
+        every: WRITES_PER_CRASH,
         // Restarted at once: the killed process may still hold the journal's lock.
-        dtc.crash_nowait();
-        dtc = process::spawn_dtc(&cfg, dir.path());
-        url_tx.send(dtc.url.clone()).unwrap();
-    }
-    wait_for_writes(&done, (CRASHES + 1) * WRITES_PER_CRASH).await;
-    stop.store(true, Ordering::SeqCst);
-    let mut keys = BTreeMap::new();
-    for w in workers {
-        keys.extend(w.await.unwrap());
-    }
-    dtc.crash();
+        at_once: true,
+    };
+    let (written, writes) =
+        process::crash_loop(&cfg, dir.path(), crashes, CRASH_WORKERS, |w, writer| {
+            crash_worker(w, seed, writer)
+        })
+        .await;
+    let keys: BTreeMap<_, _> = written.into_iter().flatten().collect();
     // The nodes heal; a last dtc (in-process, same journal) recovers and re-drives to the end.
     nodes.heal();
     let last = start_proxy(cfg).await;
@@ -384,7 +354,7 @@ async fn crash_run(seed: u64) -> String {
     }
     format!(
         "seed {seed}: {} sends ({redundant} to the key's own state, {unanswered} unanswered), {CRASHES} SIGKILLs, {} keys alike and explained",
-        done.load(Ordering::SeqCst),
+        writes,
         keys.len()
     )
 }

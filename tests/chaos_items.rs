@@ -13,8 +13,7 @@ use dtc::config::Config;
 use dtc::node::{Faults, NodeOptions, RefNode};
 use http::Method;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use support::*;
 use support::{model, process};
 
@@ -61,13 +60,12 @@ fn items_config(nodes: &[RefNode], dir: &std::path::Path) -> Config {
     cfg
 }
 
-async fn worker(
-    w: u64,
-    seed: u64,
-    mut url: tokio::sync::watch::Receiver<String>,
-    done: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-) -> BTreeMap<u64, model::Key<Held>> {
+async fn worker(w: u64, seed: u64, writer: process::Writer) -> BTreeMap<u64, model::Key<Held>> {
+    let process::Writer {
+        mut url,
+        done,
+        stop,
+    } = writer;
     let mut rng = fastrand::Rng::with_seed(seed * 100 + w);
     let ids: Vec<u64> = (0..ITEMS_PER_WORKER).map(|k| 1000 + w * 10 + k).collect();
     let mut items: BTreeMap<u64, model::Key<Held>> = ids
@@ -98,17 +96,6 @@ async fn worker(
     items
 }
 
-async fn wait_for_writes(done: &AtomicUsize, n: usize) {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while done.load(Ordering::SeqCst) < n {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "writes stalled at {n}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-}
-
 fn held(n: &RefNode, id: u64) -> Held {
     n.items().get(&id).map(|v| v["v"].as_u64().expect("a v"))
 }
@@ -121,26 +108,16 @@ async fn run(seed: u64) -> String {
     ];
     let dir = tempfile::tempdir().unwrap();
     let cfg = items_config(&nodes, dir.path());
-    let mut dtc = process::spawn_dtc(&cfg, dir.path());
-    let (url_tx, url_rx) = tokio::sync::watch::channel(dtc.url.clone());
-    let done = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|w| tokio::spawn(worker(w, seed, url_rx.clone(), done.clone(), stop.clone())))
-        .collect();
-    for crash in 1..=CRASHES {
-        wait_for_writes(&done, crash * WRITES_PER_CRASH).await;
-        dtc.crash();
-        dtc = process::spawn_dtc(&cfg, dir.path());
-        url_tx.send(dtc.url.clone()).unwrap();
-    }
-    wait_for_writes(&done, (CRASHES + 1) * WRITES_PER_CRASH).await;
-    stop.store(true, Ordering::SeqCst);
-    let mut items = BTreeMap::new();
-    for w in workers {
-        items.extend(w.await.unwrap());
-    }
-    dtc.crash();
+    let crashes = process::Crashes {
+        count: CRASHES,
+        every: WRITES_PER_CRASH,
+        at_once: false,
+    };
+    let (written, writes) = process::crash_loop(&cfg, dir.path(), crashes, WORKERS, |w, writer| {
+        worker(w, seed, writer)
+    })
+    .await;
+    let items: BTreeMap<_, _> = written.into_iter().flatten().collect();
     for n in &nodes {
         n.set_error_rate(0.0);
         n.set_apply_then_fail_rate(0.0);
@@ -184,7 +161,7 @@ async fn run(seed: u64) -> String {
     let redundant: usize = items.values().map(|k| k.redundant).sum();
     format!(
         "seed {seed}: {} writes ({redundant} to the item's own state, {unanswered} unanswered), {CRASHES} SIGKILLs, {} items alike and explained",
-        done.load(Ordering::SeqCst),
+        writes,
         items.len()
     )
 }

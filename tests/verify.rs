@@ -7,8 +7,6 @@ mod support;
 use dtc::config::Config;
 use dtc::verify::{Finding, Options, REPAIR_ROUTE, Verifier};
 use http::Method;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 use support::*;
 
@@ -275,27 +273,6 @@ async fn a_majority_holding_an_older_body_never_overwrites_the_last_acknowledged
     );
 }
 
-/// A real `dtc run` on `cfg`, its log drained; its client URL.
-fn spawn_dtc(path: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dtc"))
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(path)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("dtc exited before listening").unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "dtc listening" {
-            break v["fields"]["addr"].as_str().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    (child, format!("http://{addr}"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_verify_is_refused_beside_a_live_sidecar_and_repairs_once_it_is_gone() {
     let nodes = three_nodes().await;
@@ -303,7 +280,7 @@ async fn standalone_verify_is_refused_beside_a_live_sidecar_and_repairs_once_it_
     let mut cfg = test_config(&nodes);
     cfg.journal.dir = dir.path().join("journal").display().to_string();
     let path = write_config(&cfg, dir.path());
-    let (mut child, url) = spawn_dtc(&path);
+    let support::process::Process { mut child, url } = support::process::spawn_dtc_at(&path);
     let a = create_group(&url, "g1").await;
     assert_eq!(a.status(), 201);
     let odd = nodes.c();
