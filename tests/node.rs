@@ -154,8 +154,13 @@ async fn health_unknown_paths_and_wrong_methods() {
         StatusCode::NOT_FOUND
     );
     let answer = send(Method::GET, &format!("{}/items", node.url()), None, &[]).await;
+    assert_eq!(
+        (answer.status(), &answer.body()[..]),
+        (StatusCode::OK, &b"[]"[..])
+    );
+    let answer = send(Method::DELETE, &format!("{}/items", node.url()), None, &[]).await;
     assert_eq!(answer.status(), StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(answer.headers()[header::ALLOW], "POST");
+    assert_eq!(answer.headers()[header::ALLOW], "GET, HEAD, POST");
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@
 //! |----------------------|--------------------|-----------------------------------------------|
 //! | `/v1/group/`         | POST, DELETE       | JSON `{"groupId"}`: 201/400, 200/404; bad 422 |
 //! | `/v1/group/{id}/`    | GET, HEAD          | 200 `{"groupId"}` / 404                       |
-//! | `/items`             | POST               | JSON object, server-assigned `id`, 201 + `Location` |
+//! | `/items`             | GET, HEAD, POST    | all items (array) / JSON object, server-assigned `id`, 201 + `Location` |
 //! | `/items/{id}`        | GET, HEAD, PUT, DELETE | read / create-or-replace (201/200) / delete |
 //! | `/healthz`           | GET, HEAD          | 200 `ok` (text)                               |
 //!
@@ -234,8 +234,12 @@ impl Store {
     }
 
     fn items_root(&mut self, method: &Method, body: &[u8]) -> Reply {
+        if is_read(method) {
+            let all: Vec<&Value> = self.items.values().collect();
+            return Reply::json(StatusCode::OK, json!(all));
+        }
         if *method != Method::POST {
-            return Reply::not_allowed(method, "POST");
+            return Reply::not_allowed(method, "GET, HEAD, POST");
         }
         let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(body) else {
             return Reply::unprocessable("body must be a JSON object");

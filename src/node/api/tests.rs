@@ -153,7 +153,7 @@ fn unknown_paths_are_404_and_wrong_methods_405() {
     );
     for (method, path) in [
         (Method::POST, "/v1/group/g/"),
-        (Method::GET, "/items"),
+        (Method::DELETE, "/items"),
         (Method::PATCH, "/items/1"),
     ] {
         assert_eq!(
