@@ -56,6 +56,14 @@ pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
             "a request with this idempotency key is still running",
             true,
         ),
+        TxnState::Rejected if matches!(o.reason, Some(Reason::UnknownId(_))) => {
+            (StatusCode::NOT_FOUND, "no resource with this id", false)
+        }
+        TxnState::Rejected if matches!(o.reason, Some(Reason::NodeIdUnknown(_))) => (
+            StatusCode::CONFLICT,
+            "a node's id of this resource is unknown",
+            false,
+        ),
         TxnState::Rejected if o.reason == Some(Reason::TargetStateHolds) => (
             StatusCode::CONFLICT,
             "write not confirmed: every node already holds its target state",

@@ -18,12 +18,16 @@
 //! - [`proxy`] is the client listener: a **read** goes to one healthy node that is not joining,
 //!   picked by [`upstream::NodeSet::pick`], streamed back; a **write** is buffered and handed to
 //!   [`saga::Coordinator::execute`]. [`answer`] turns a write's outcome into the client's status
-//!   and problem document.
+//!   and problem document. A read of a resource whose id the nodes assign goes to the node
+//!   under that node's own id, its answer shown with the canonical one (the id map,
+//!   [`journal::idmap`], [`config::ids`]).
 //! - [`saga`] runs one write, a driver calling its steps in order (idempotency key, admission,
 //!   preparation, send, judgement, conclusion, end): route ([`config::validate::Route`]) and key,
 //!   the key's turn ([`saga::locks`]), fences, the journaled intent, the write to every node with
 //!   retries ([`saga::attempt`], on [`retry`]), read-backs where answers are ambiguous
-//!   ([`saga::readback`]), the judgement ([`txn::evidence`]), undos ([`saga::undo`]), the end.
+//!   ([`saga::readback`]), the judgement ([`txn::evidence`]), undos ([`saga::undo`]), the end;
+//!   a create whose nodes assign the id journals each node's id with the canonical one, and
+//!   every later request to the resource speaks each node's ids.
 //!   A repair is a write too: [`verify`] chooses it and hands it to
 //!   [`saga::Coordinator::submit`].
 //!   The same saga runs again at start ([`saga::redrive::recover`]), in the background

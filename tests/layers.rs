@@ -64,14 +64,14 @@ const SAGA_TIERS: &[&[&str]] = &[
     &["run", "submit"],
     // The steps of a write, and the background work on the journal's transactions.
     &[
-        "idem", "admit", "prepare", "send", "judge", "conclude", "txns", "takeover",
+        "idem", "admit", "ids", "prepare", "send", "judge", "conclude", "txns", "takeover",
     ],
     // The end of a write (early steps may end one); the re-drive, startup recovery, the check.
     &["end", "redrive"],
     // What a step gets (the transaction); deciding a journaled transaction after the fact.
     &["write", "recover"],
     // Leaves shared by the live path and recovery.
-    &["decide", "readback", "deps"],
+    &["decide", "readback", "deps", "mapped"],
     &["undo"],
     &["attempt", "locks"],
 ];

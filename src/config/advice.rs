@@ -14,6 +14,11 @@ pub fn advice(s: &Settings) -> Vec<String> {
                 "{at}: no `verify`: where a node's answer is lost (a timeout, a 5xx, a crash) dtc cannot read the resource back, so such a write ends `failed` (listed, fenced) until the re-drive or a person decides it"
             ));
         }
+        if cfg.key.is_none() && r.method == Method::POST && r.id.is_none() {
+            out.push(format!(
+                "{at}: a create without `key` and without `id`: if the nodes assign the new resource's id, they may assign different ones and later reads and writes by id reach different resources: declare `id` (see docs/ids.md)"
+            ));
+        }
         if cfg.key.is_none() && r.method == Method::POST {
             out.push(format!(
                 "{at}: no `key`: each request gets a key of its own, so two POSTs here are not ordered against each other; declare `key` if two can touch one resource"

@@ -15,6 +15,7 @@ mod checker;
 pub mod cluster;
 pub mod diff;
 pub mod duration;
+pub mod ids;
 pub mod locate;
 pub mod model;
 pub mod pem;

@@ -518,6 +518,10 @@ pub struct RouteConfig {
     /// and a path without `{name}` segments.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list: Option<String>,
+    /// On a create (`POST`): the nodes assign the new resource's id themselves, so dtc maps the
+    /// id the client sees to each node's own (see `docs/ids.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<super::ids::IdConfig>,
 }
 
 /// Why sending a write again is safe (see [`RouteConfig::idempotent`]).

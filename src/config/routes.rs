@@ -2,6 +2,7 @@
 //! matches, its resource key, and how it is read back, snapshotted and undone.
 
 use super::checker::{Checker, check_statuses, parse_method};
+use super::ids::IdRule;
 use super::template::{Pattern, Template};
 use super::{BodySource, Config};
 use http::Method;
@@ -23,6 +24,8 @@ pub struct Route {
     pub verify: Option<VerifyRule>,
     /// The listing hook: `GET list` on a node lists the resources this route creates.
     pub list: Option<ListRule>,
+    /// A create whose nodes assign the id: the id map's rule ([`super::ids`]).
+    pub id: Option<Arc<IdRule>>,
 }
 
 /// A compiled listing hook: where to list, and the route's own write path (no captures).
@@ -175,6 +178,20 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
                 write_path: r.path.clone(),
             })
         });
+        let id = r.id.as_ref().and_then(|cfg| {
+            if r.method != "POST" {
+                c.problem(format!("{at}.id"), "`id` declares the id a create's nodes assign: it belongs on a `POST` route");
+                return None;
+            }
+            if config.cluster.is_some() {
+                c.problem(format!("{at}.id"), "the id map is kept in this sidecar's journal only, not yet in the [cluster] store: with [cluster], sidecars would each see a different map and the nodes would diverge; run this route without [cluster], or give the resource a client-chosen key");
+                return None;
+            }
+            IdRule::compile(&r.path, cfg)
+                .map_err(|(field, e)| c.problem(format!("{at}.id.{field}"), e))
+                .ok()
+                .map(Arc::new)
+        });
         if let (Some(method), Some(pattern)) = (method, pattern) {
             let resend = resend(r, &method);
             out.push(Arc::new(Route {
@@ -188,6 +205,7 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
                 compensation,
                 verify,
                 list,
+                id,
             }));
         }
     }

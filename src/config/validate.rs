@@ -32,6 +32,17 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The id maps the routes declare ([`super::ids`]), in route order.
+    pub fn id_rules(&self) -> impl Iterator<Item = &Arc<super::ids::IdRule>> {
+        self.routes.iter().filter_map(|r| r.id.as_ref())
+    }
+
+    /// The id map whose item path `path` (in its normal form) matches, and the id it names.
+    pub fn mapped_id(&self, path: &str) -> Option<(&Arc<super::ids::IdRule>, String)> {
+        self.id_rules()
+            .find_map(|rule| rule.id_in_path(path).map(|id| (rule, id)))
+    }
+
     /// What happens to a write no route matches: `writes.unmatched`, or its default (refuse
     /// when routes are declared, replicate when none are).
     pub fn unmatched(&self) -> super::Unmatched {

@@ -10,7 +10,8 @@
 //! - [`store`]: [`Journal`]: appends records, keeps entries, fences resources, compacts;
 //!   [`query`]: reading its entries.
 //! - [`idem`]: clients' idempotency keys, bound to their transactions, kept for a window;
-//!   [`history`]: each key's last acknowledged state, the prior state of its next write.
+//!   [`history`]: each key's last acknowledged state, the prior state of its next write;
+//!   [`idmap`]: the canonical id and each node's own id of resources the nodes name themselves.
 //! - [`lock`]: [`DirLock`], one process per journal directory.
 //! - [`shared`]: with `[cluster]`, the PostgreSQL store the records go to instead of the log,
 //!   with per-key leases; [`cluster`]: the journal's side of it (leases held, the fleet's view,
@@ -23,6 +24,7 @@ pub mod damage;
 pub mod error;
 pub mod history;
 pub mod idem;
+pub mod idmap;
 pub mod lock;
 pub mod log;
 pub mod query;

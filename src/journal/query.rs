@@ -3,7 +3,7 @@
 
 use super::JournalError;
 use super::idem::Remembered;
-use super::record::{Entry, Known, now_ms};
+use super::record::{Entry, IdEntry, Known, now_ms};
 use super::store::Journal;
 use crate::txn::TxnState;
 
@@ -166,5 +166,51 @@ impl Journal {
     /// Keys remembered now.
     pub fn idempotency_keys(&self) -> usize {
         self.lock().idem.by_key.len()
+    }
+}
+
+/// The id map ([`super::idmap`]).
+impl Journal {
+    /// The ids of the resource `canonical` of `collection`, if the map holds it.
+    pub fn ids_of(&self, collection: &str, canonical: &str) -> Option<IdEntry> {
+        let st = self.lock();
+        st.ids
+            .by_canonical
+            .get(&(collection.to_string(), canonical.to_string()))
+            .cloned()
+    }
+
+    /// The canonical id of node `node`'s resource `id` of `collection`.
+    pub fn canonical_of(&self, collection: &str, node: &str, id: &str) -> Option<String> {
+        let st = self.lock();
+        st.ids
+            .by_node
+            .get(&(collection.to_string(), node.to_string(), id.to_string()))
+            .cloned()
+    }
+
+    /// Whether `id` names no mapped resource of `collection` but is one of `nodes`' own ids of
+    /// one: the canonical id of that resource, if so. Such an id passed through as it is would
+    /// reach another resource on that node.
+    pub fn shadowed(&self, collection: &str, id: &str, nodes: &[&str]) -> Option<String> {
+        let st = self.lock();
+        if st
+            .ids
+            .by_canonical
+            .contains_key(&(collection.to_string(), id.to_string()))
+        {
+            return None;
+        }
+        nodes.iter().find_map(|n| {
+            st.ids
+                .by_node
+                .get(&(collection.to_string(), n.to_string(), id.to_string()))
+                .cloned()
+        })
+    }
+
+    /// How many resources the map holds.
+    pub fn ids_len(&self) -> usize {
+        self.lock().ids.len()
     }
 }

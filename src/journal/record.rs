@@ -63,6 +63,39 @@ pub enum Record {
     Idem(IdemSlot),
     /// A key's last acknowledged state, written by compaction.
     Known(Known),
+    /// A resource's canonical id and each node's own (a create that succeeded, or compaction).
+    Ids(IdEntry),
+    /// A mapped resource absent on every node: its ids leave the map.
+    IdsGone {
+        txn: String,
+        collection: String,
+        canonical: String,
+        at_ms: u64,
+    },
+}
+
+/// One resource's ids.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct IdEntry {
+    /// The create route's path (`/items`): the map's name.
+    pub collection: String,
+    /// The id the client sees.
+    pub canonical: String,
+    /// Each node's own id, by node name.
+    pub nodes: Vec<(String, String)>,
+    /// The create.
+    pub txn: String,
+    pub at_ms: u64,
+}
+
+impl IdEntry {
+    /// Node `name`'s own id of this resource.
+    pub fn node_id(&self, name: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, id)| id.as_str())
+    }
 }
 
 /// A key's last acknowledged state, as a read of the resource shows it.
@@ -207,9 +240,25 @@ pub struct VerifyPlan {
     /// Statuses meaning the node is in the write's target state.
     #[serde(default)]
     pub target: Vec<u16>,
+    /// Per node (in the transaction's node order), the path in that node's own ids, when the
+    /// resource's id is mapped ([`super::idmap`]); empty: `path` on every node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_paths: Vec<String>,
 }
 
 impl VerifyPlan {
+    /// The read node `i` gets: `path` in that node's ids, when they differ.
+    pub fn for_node(&self, i: usize) -> std::borrow::Cow<'_, VerifyPlan> {
+        match self.node_paths.get(i) {
+            Some(p) if *p != self.path => std::borrow::Cow::Owned(VerifyPlan {
+                path: p.clone(),
+                node_paths: Vec::new(),
+                ..self.clone()
+            }),
+            _ => std::borrow::Cow::Borrowed(self),
+        }
+    }
+
     /// The state a read-back status shows, if it is one of the two.
     pub fn state_of(&self, status: u16) -> Option<State> {
         if self.prior.contains(&status) {
@@ -345,7 +394,12 @@ impl Entry {
             }
             Record::Verified { .. } => self.verify_pending = false,
             Record::Resolved { reason, .. } => self.resolution = Some(reason.clone()),
-            Record::Begin(_) | Record::Entry(_) | Record::Idem(_) | Record::Known(_) => {}
+            Record::Begin(_)
+            | Record::Entry(_)
+            | Record::Idem(_)
+            | Record::Known(_)
+            | Record::Ids(_)
+            | Record::IdsGone { .. } => {}
         }
     }
 
@@ -388,11 +442,13 @@ impl Record {
             Record::Entry(e) => &e.begin.txn,
             Record::Idem(slot) => &slot.txn,
             Record::Known(k) => &k.txn,
+            Record::Ids(e) => &e.txn,
             Record::Node { txn, .. }
             | Record::End { txn, .. }
             | Record::Redrive { txn, .. }
             | Record::Verified { txn, .. }
-            | Record::Resolved { txn, .. } => txn,
+            | Record::Resolved { txn, .. }
+            | Record::IdsGone { txn, .. } => txn,
         }
     }
 }

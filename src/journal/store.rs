@@ -14,7 +14,7 @@
 use super::JournalError;
 use super::damage;
 use super::log::{Durability, Log, LogOptions, OpenReport};
-use super::record::{Begin, Entry, Record, StoredAnswer, now_ms};
+use super::record::{Begin, Entry, IdEntry, Record, StoredAnswer, now_ms};
 use super::shared::{Hold, Shared};
 use crate::config::{DurabilityMode, JournalConfig};
 use crate::txn::{JournalStats, UndoPlan};
@@ -75,6 +75,8 @@ pub(super) struct State {
     pub(super) idem: super::idem::Slots,
     /// Each key's last acknowledged state ([`super::history`]).
     pub(super) known: super::history::Keys,
+    /// The id map ([`super::idmap`]).
+    pub(super) ids: super::idmap::Ids,
     since_compact: usize,
     /// The log's repair generation the entries were last rebuilt from.
     generation: u64,
@@ -156,12 +158,18 @@ impl Journal {
         st.fences.clear();
         st.idem.clear();
         st.known.clear();
+        st.ids.clear();
         let mut loaded = Loaded::default();
         for bytes in records {
             match serde_json::from_slice::<Record>(bytes) {
                 Ok(rec) => {
-                    let orphan = !matches!(rec, Record::Begin(_) | Record::Entry(_))
-                        && !st.entries.contains_key(rec.txn());
+                    let orphan = !matches!(
+                        rec,
+                        Record::Begin(_)
+                            | Record::Entry(_)
+                            | Record::Ids(_)
+                            | Record::IdsGone { .. }
+                    ) && !st.entries.contains_key(rec.txn());
                     if orphan {
                         loaded.orphans.insert(rec.txn().to_owned());
                     }
@@ -236,7 +244,7 @@ impl Journal {
                     st.finished.push_back(e.begin.txn.clone());
                 }
             }
-            Record::Idem(_) | Record::Known(_) => {}
+            Record::Idem(_) | Record::Known(_) | Record::Ids(_) | Record::IdsGone { .. } => {}
             other => {
                 let txn = other.txn().to_string();
                 let Some(entry) = st.entries.get_mut(&txn) else {
@@ -253,11 +261,13 @@ impl Journal {
             entries,
             idem,
             known,
+            ids,
             ..
         } = st;
         let entry = entries.get(rec.txn());
         super::idem::fold(idem, rec, entry);
         super::history::fold(known, rec, entry);
+        super::idmap::fold(ids, rec, entry);
     }
 
     /// Appends `rec`, folding it into memory first; resolves when it is durable.
@@ -305,6 +315,19 @@ impl Journal {
         Either::Right(done)
     }
 
+    /// Appends a record only the local log takes (the id map is not kept in the `[cluster]`
+    /// store, whose config check refuses id maps).
+    pub(super) fn append_local_only(
+        &self,
+        rec: Record,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        if self.shared.is_some() {
+            let cause = "the id map is not kept in the [cluster] store".to_string();
+            return Either::Left(std::future::ready(Err(JournalError::Unavailable { cause })));
+        }
+        Either::Right(self.append_local(rec))
+    }
+
     fn compaction_state(&self) -> MutexGuard<'_, Compaction> {
         self.compaction.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -339,6 +362,7 @@ impl Journal {
             .map(|e| Record::Entry(e.clone()))
             .chain(super::idem::records(&st.idem))
             .chain(super::history::records(&st.known))
+            .chain(super::idmap::records(&st.ids))
             .map(|r| serde_json::to_vec(&r).unwrap_or_default())
             .collect();
         st.since_compact = 0;
@@ -423,6 +447,29 @@ impl Journal {
             self.wake.notify_one();
         }
         done
+    }
+
+    /// Records a create's ids; resolves once durable (before the client is answered).
+    pub fn map_ids(
+        &self,
+        e: IdEntry,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.append_local_only(Record::Ids(e))
+    }
+
+    /// Records that `canonical` of `collection` is absent on every node (transaction `txn`).
+    pub fn unmap_ids(
+        &self,
+        txn: &str,
+        collection: &str,
+        canonical: &str,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.append_local_only(Record::IdsGone {
+            txn: txn.to_string(),
+            collection: collection.to_string(),
+            canonical: canonical.to_string(),
+            at_ms: now_ms(),
+        })
     }
 
     /// Records a transaction that touched no node, in one record, for inspection only.

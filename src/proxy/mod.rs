@@ -2,6 +2,7 @@
 //! writes go to the saga (`write`); every error answer is a problem document
 //! ([`crate::wire::problem`]).
 
+mod ids;
 mod read;
 pub mod server;
 pub mod stream;
@@ -44,7 +45,7 @@ impl Proxy {
             not_a_read(req.method(), &rt.settings.write_methods)
         } else {
             let started = tokio::time::Instant::now();
-            let resp = read::handle(&rt, req).await;
+            let resp = read::handle(&rt, self.coordinator.journal(), req).await;
             let ok = !resp.status().is_server_error();
             self.coordinator
                 .metrics()

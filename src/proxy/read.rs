@@ -2,14 +2,21 @@
 //! streamed. Connect errors, broken connections before the response head, timeouts and the
 //! configured statuses move on to the next node, a bounded number of times.
 
+use super::ids::ReadIds;
 use super::{buffered, stream};
 use crate::headers;
+use crate::journal::Journal;
 use crate::runtime::Runtime;
 use crate::wire::{ProxyBody, problem};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
+use std::sync::Arc;
 
-pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<ProxyBody> {
+pub(super) async fn handle(
+    rt: &Runtime,
+    journal: Option<&Arc<Journal>>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
     let cfg = &rt.settings.config;
     let (parts, body) = match buffered(req, cfg).await {
         Ok(pb) => pb,
@@ -20,6 +27,10 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    let ids = ReadIds::of(rt, journal, &parts.method, path);
+    if let Some(refused) = ids.refusal() {
+        return refused;
+    }
     let node_headers = headers::for_node(parts.headers);
     let mut tried = Vec::with_capacity(3);
     let mut last: Option<Response<ProxyBody>> = None;
@@ -31,9 +42,12 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
         };
         tried.push(i);
         let node = &nodes[i];
+        let Some(node_path) = ids.path_for(node.name(), path) else {
+            continue;
+        };
         let out = node.request(
             parts.method.clone(),
-            path,
+            &node_path,
             node_headers.clone(),
             body.clone(),
         );
@@ -46,7 +60,10 @@ pub(super) async fn handle(rt: &Runtime, req: Request<Incoming>) -> Response<Pro
                 headers::strip_hop_by_hop(&mut head.headers);
                 let t = &cfg.timeouts;
                 let body = stream::stream(body, guard, t.read_idle, t.read_total);
-                let resp = Response::from_parts(head, body);
+                let mut resp = Response::from_parts(head, body);
+                if ids.rewrites() {
+                    resp = ids.answer(node.name(), resp, cfg.limits.max_body).await;
+                }
                 if cfg.reads.retry_statuses.contains(&status.as_u16()) {
                     tracing::debug!(node = %node.name(), %status, "read retried on another node");
                     last = Some(resp);

@@ -14,10 +14,15 @@ use crate::txn::evidence::{NodeEvidence, State, judge_with};
 
 /// The key's state after its last acknowledged write, in this write's terms, if the journal
 /// knows it (in cluster mode, the store's, read under the key's lease).
+///
+/// A resource in the id map exists on every node (its create and every write since were
+/// acknowledged, and a delete takes it out): present, when the key's history says nothing.
 async fn history(d: &Deps, t: &Txn<'_>, check: Option<&VerifyPlan>) -> Option<State> {
     let check = check?;
-    let known = d.journal.as_ref()?.key_state(&t.key, &t.id).await?;
-    known.state_for(check)
+    let known = d.journal.as_ref()?.key_state(&t.key, &t.id).await;
+    known
+        .and_then(|k| k.state_for(check))
+        .or_else(|| t.mapped.get().and_then(|_| check.state_of(200)))
 }
 
 /// Judges a write from its answers; reads the resource back first on every node whose

@@ -16,7 +16,8 @@
 //! order; each is a module, and none calls another or back up):
 //! 1. `idem`: a client's repeated idempotency key is answered, or waits for the write it repeats;
 //! 2. `admit`: match a route, resolve the resource key, wait for earlier writes to that key; no
-//!    fence on it; fail fast (touching nothing) when a node is known down;
+//!    fence on it; fail fast (touching nothing) when a node is known down; `ids`: a resource
+//!    named by a mapped id gets each node's own id (`mapped`), used by every later step;
 //! 3. `prepare`: with `[cluster]` the key's lease; each node's pre-image when the route takes
 //!    snapshots; the journaled intent;
 //! 4. `send`: the write to every node at once; retry transient failures per node ([`attempt`]),
@@ -27,7 +28,8 @@
 //!    `succeeded`; nothing applied → `rejected` or `to_be_retried`; partial → undo where the
 //!    evidence shows the write landed ([`undo`]) → `rolled_back`, or `failed` when an undo does
 //!    not converge or a node cannot be judged;
-//! 7. `end`: the durable end record, then the outcome, its log line and metrics.
+//! 7. `ids`: a create's node ids journaled with its canonical id (docs/ids.md), the answer in
+//!    canonical ids; `end`: the durable end record, then the outcome, its log line and metrics.
 //!
 //! Below the steps sit what they share: `write` (the transaction a step gets), `deps` (the
 //! coordinator's parts), and the leaves the live path and recovery both use — [`undo`] (plans
@@ -42,8 +44,10 @@ pub mod decide;
 mod deps;
 mod end;
 mod idem;
+mod ids;
 mod judge;
 pub mod locks;
+mod mapped;
 mod prepare;
 pub mod readback;
 pub mod recover;

@@ -126,10 +126,11 @@ async fn snapshots(t: &Txn<'_>) -> Result<Snapshots, SnapshotError> {
         t.rt.nodes
             .all()
             .iter()
-            .map(|node| Call {
+            .enumerate()
+            .map(|(i, node)| Call {
                 node,
                 method: rule.method.clone(),
-                path_and_query: path.clone(),
+                path_and_query: t.node_path(i, &path),
                 headers: headers.clone(),
                 body: Bytes::new(),
                 already: &[404, 410],

@@ -104,15 +104,23 @@ pub async fn read_nodes(
     plan: &VerifyPlan,
     headers: &HeaderMap,
 ) -> Vec<Option<Read>> {
-    join_all(nodes.iter().zip(which).map(|(node, &w)| async move {
-        match (node, w) {
-            (Some(node), true) => Some(read_state(rt, node, plan, headers).await),
-            (None, true) => Some(unclear(
-                "the node's URL in the journal is not usable".into(),
-            )),
-            _ => None,
-        }
-    }))
+    join_all(
+        nodes
+            .iter()
+            .zip(which)
+            .enumerate()
+            .map(|(i, (node, &w))| async move {
+                match (node, w) {
+                    (Some(node), true) => {
+                        Some(read_state(rt, node, &plan.for_node(i), headers).await)
+                    }
+                    (None, true) => Some(unclear(
+                        "the node's URL in the journal is not usable".into(),
+                    )),
+                    _ => None,
+                }
+            }),
+    )
     .await
 }
 

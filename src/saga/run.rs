@@ -2,18 +2,21 @@
 //! them calls another or back up here (`tests/layers.rs` checks it).
 //!
 //! 1. [`idem`]: the client's idempotency key — a repeat is answered, a concurrent one waits;
-//! 2. [`admit`]: the route, the resource key's turn, no fence, no node known down;
+//! 2. [`admit`]: the route, the resource key's turn, no fence, no node known down; [`ids`]:
+//!    each node's own id of a resource named by a mapped id;
 //! 3. [`prepare`]: the key's lease, the pre-images, the journaled intent;
 //! 4. [`send`]: the write to every node at once, retried, never re-sent blindly;
 //! 5. [`judge`]: the answers, pre-images and read-backs as evidence, judged;
 //! 6. [`conclude`]: the decision, the undo where the evidence shows the write landed;
-//! 7. [`end`]: the durable end record, then the outcome.
+//! 7. [`ids`]: a create's ids journaled, a deleted resource unmapped, the answer in canonical
+//!    ids; [`end`]: the durable end record, then the outcome.
 
 use super::admit::admit;
 use super::conclude::{Concluded, conclude};
 use super::deps::Deps;
 use super::end::end;
 use super::idem;
+use super::ids;
 use super::judge::judge;
 use super::prepare::{Prepared, prepare};
 use super::send::send_all;
@@ -31,6 +34,9 @@ pub(super) async fn run(d: &Deps, t: &Txn<'_>) -> Outcome {
         Ok(turn) => turn,
         Err(refused) => return refused,
     };
+    if let Some(refused) = ids::map_request(d, t) {
+        return refused;
+    }
     let Prepared { snapshots, pre } = match prepare(d, t).await {
         Ok(prepared) => prepared,
         Err(refused) => return refused,
@@ -52,5 +58,6 @@ pub(super) async fn run(d: &Deps, t: &Txn<'_>) -> Outcome {
         hold,
     };
     let (state, reason, answer, reports) = conclude(t, concluded).await;
+    let (state, reason, answer) = ids::settle(d, t, &results, (state, reason, answer)).await;
     end(d, t, state, reason, reports, answer, key_turn).await
 }

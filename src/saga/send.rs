@@ -46,17 +46,19 @@ pub(super) async fn send_all(
     let resend = t.route.is_some_and(|r| r.resend);
     let check = t.verify_plan();
     let per_node = t.rt.nodes.all().iter().enumerate().map(|(i, node)| {
-        let (policy, check) = (&policy, check.as_ref());
+        let (policy, check) = (&policy, check.as_ref().map(|c| c.for_node(i)));
         async move {
+            let (headers, body) = t.node_write(i);
             let call = Call {
                 node,
                 method: t.req.method.clone(),
-                path_and_query: t.req.path_and_query.clone(),
-                headers: t.node_headers.clone(),
-                body: t.req.body.clone(),
+                path_and_query: t.node_path(i, &t.req.path_and_query),
+                headers,
+                body,
                 already,
                 resend,
             };
+            let check = check.as_deref();
             let r = send_write(t.rt, &call, policy, limits, check, &t.node_headers).await;
             let plan = if touched(&r) {
                 planner.plan(i, r.answer.as_ref().ok())

@@ -3,6 +3,7 @@
 //! of each node ([`Planner`]), the route's read-back, and the journal's intent record.
 
 use super::attempt::CallResult;
+use super::mapped::Mapped;
 use super::undo::{self, PlanError, Snapshot, UndoInputs};
 use crate::config::template::{Context, Escape};
 use crate::config::validate::{CompBody, Route};
@@ -66,6 +67,9 @@ pub(crate) struct Txn<'a> {
     pub(crate) started: Instant,
     /// The client's idempotency key and the request it came with.
     pub(crate) idem: Option<IdemKey>,
+    /// Each node's own id of the resource, when the write names it by a mapped id (set under
+    /// the key's turn by `super::ids::map_request`).
+    pub(crate) mapped: std::sync::OnceLock<Mapped>,
 }
 
 impl<'a> Txn<'a> {
@@ -104,6 +108,35 @@ impl<'a> Txn<'a> {
             node_headers,
             started: Instant::now(),
             idem,
+            mapped: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// `path_and_query` as node `i` names the resource (its own id, when it is mapped).
+    pub(crate) fn node_path(&self, i: usize, path_and_query: &str) -> String {
+        match self.mapped.get() {
+            Some(m) => m.path(i, path_and_query),
+            None => path_and_query.to_string(),
+        }
+    }
+
+    /// The route's captured path values as node `i` names the resource.
+    pub(crate) fn node_params(&self, i: usize) -> Vec<(String, String)> {
+        match self.mapped.get() {
+            Some(m) => m.params(i, &self.params),
+            None => self.params.clone(),
+        }
+    }
+
+    /// The write's headers and body for node `i`: in its ids, with its own length.
+    pub(crate) fn node_write(&self, i: usize) -> (HeaderMap, Bytes) {
+        match self.mapped.get().and_then(|m| m.body(i, &self.req.body)) {
+            Some(body) => {
+                let mut headers = self.node_headers.clone();
+                headers.remove(http::header::CONTENT_LENGTH);
+                (headers, body)
+            }
+            None => (self.node_headers.clone(), self.req.body.clone()),
         }
     }
 
@@ -124,6 +157,11 @@ impl<'a> Txn<'a> {
         let path = rule.path.render(&ctx, Escape::Path).ok()?;
         Some(VerifyPlan {
             method: rule.method.to_string(),
+            node_paths: self
+                .mapped
+                .get()
+                .map(|m| m.paths(&path))
+                .unwrap_or_default(),
             path,
             prior: rule.prior.clone(),
             target: rule.target.clone(),
@@ -247,10 +285,14 @@ impl Planner<'_> {
         let Some(rule) = t.route.and_then(|r| r.compensation.as_ref()) else {
             return Some(Err(PlanError::NoRule));
         };
+        // In node `i`'s ids when the resource's id is mapped: the undo goes to that node.
+        let params = t.node_params(i);
+        let (_, body) = t.node_write(i);
+        let snapshot_path = self.snapshots.as_ref().map(|(p, _)| t.node_path(i, p));
         let inputs = UndoInputs {
-            params: &t.params,
+            params: &params,
             request_json: t.json.as_ref(),
-            request_body: &t.req.body,
+            request_body: &body,
             request_content_type: t
                 .req
                 .headers
@@ -258,7 +300,7 @@ impl Planner<'_> {
                 .and_then(|v| v.to_str().ok()),
             response,
             snapshot: self.snapshots.as_ref().map(|(_, s)| &s[i]),
-            snapshot_path: self.snapshots.as_ref().map(|(p, _)| p.as_str()),
+            snapshot_path: snapshot_path.as_deref(),
         };
         Some(undo::plan(rule, &inputs))
     }

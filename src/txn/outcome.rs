@@ -187,6 +187,14 @@ pub enum Reason {
     KeyReused(String),
     /// The client's `Idempotency-Key` is bound to this transaction, still running elsewhere.
     KeyInProgress(String),
+    /// The write names a resource by an id the id map does not hold, and that some node uses
+    /// for another resource (`/items/1001`, node-2's own id of canonical 1): no node was touched.
+    UnknownId(String),
+    /// The id map holds the resource, but not its id on these nodes: no node was touched.
+    NodeIdUnknown(String),
+    /// A create applied on every node, but these nodes' answers carry no id: the map cannot
+    /// address the resource there; listed, not guessed.
+    IdsUnknown(String),
 }
 
 impl Reason {
@@ -213,6 +221,9 @@ impl Reason {
             Reason::Realigned(n) => format!("{n} did not hold what the last acknowledged write on this resource left, before this write (lost data, or a write that bypassed dtc); this write brought it back in line: check that node's other resources (dtc verify)"),
             Reason::KeyReused(t) => format!("this Idempotency-Key was first sent with another request (transaction {t}); a key names one request: use a new key for a new request; no node was touched"),
             Reason::KeyInProgress(t) => format!("the first request with this Idempotency-Key (transaction {t}) is still running; retry later to get its answer; no node was touched"),
+            Reason::UnknownId(r) => format!("{r} is not a canonical id in dtc's id map (it is a node's own id of another resource): no resource was created with this id through dtc, or it was deleted; no node was touched"),
+            Reason::NodeIdUnknown(r) => format!("dtc's id map does not know the id of {r} (a node added after the resource was created?): the write cannot address it there; no node was touched"),
+            Reason::IdsUnknown(n) => format!("the create applied on every node, but the answers of {n} carry no id (see the route's `id`): dtc cannot address the new resource there; nothing was undone, the client got no id; repair or resolve it"),
         }
     }
 }

@@ -96,6 +96,7 @@ async fn list_route(
         method: Method::GET,
         path: rule.path.clone(),
         headers: HeaderMap::new(),
+        node_paths: Vec::new(),
     };
     let body = match read::read(rt, source, &plan).await {
         Held::Present { body, .. } => body,
@@ -120,6 +121,7 @@ async fn list_route(
                     method: verify.method.clone(),
                     path: render(&verify.path, Escape::Path)?,
                     headers: HeaderMap::new(),
+                    node_paths: Vec::new(),
                 },
                 method: route.method.clone(),
                 path: rule.write_path.clone(),

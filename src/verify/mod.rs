@@ -2,6 +2,8 @@
 //! node and reports (and with `repair`, fixes) keys on which the nodes differ.
 //!
 //! - [`keys`]: [`RecentKeys`], where the recently written keys come from (the journal);
+//! - `ids`: keys whose resource the nodes name by their own ids, read and compared through the
+//!   id map;
 //! - `read`: the route's read of a key on each node, and the judgment (the last acknowledged
 //!   write, never outvoted);
 //! - `repair`: the repair write, sent as a journaled transaction;
@@ -24,6 +26,7 @@
 pub mod backfill;
 pub mod catchup;
 pub mod cli;
+mod ids;
 pub mod keys;
 mod listing;
 mod read;
@@ -144,7 +147,7 @@ impl Verifier {
             report.findings.push(k);
             return;
         }
-        let held = read_all(&rt, &plan).await;
+        let held = read_all(&rt, &self.journal, &plan).await;
         report.checked += 1;
         let judgment = read::judge(&held, read::journaled(&history));
         if judgment == Judgment::Agree {
@@ -235,7 +238,7 @@ impl Verifier {
             self.journal.release(&txn).await;
             return Err(Box::new(k));
         }
-        let held = read_all(rt, &plan).await;
+        let held = read_all(rt, &self.journal, &plan).await;
         let judgment = read::judge(&held, read::journaled(&history));
         Ok(Look {
             history,
@@ -297,6 +300,13 @@ impl Verifier {
         odd: &[usize],
         target: &read::Target,
     ) -> RepairBrief {
+        if ids::mapped(rt, &look.plan).is_some() {
+            return RepairBrief {
+                txn: None,
+                state: "not_started".into(),
+                detail: Some("the nodes name this resource by their own ids (the route's `id`): a repair would give it a new id on a node that the id map does not learn; repair it by hand, then resolve".into()),
+            };
+        }
         let writes: Result<Vec<NodeWrite>, String> = odd
             .iter()
             .map(|&i| {
@@ -392,9 +402,17 @@ struct Look {
     txn: String,
 }
 
-/// Reads the key on every node at once.
-async fn read_all(rt: &Runtime, plan: &ReadPlan) -> Vec<Held> {
-    futures_util::future::join_all(rt.nodes.all().iter().map(|n| read::read(rt, n, plan))).await
+/// Reads the key on every node at once (each under its own id, when the resource's is mapped).
+async fn read_all(rt: &Runtime, journal: &Journal, plan: &ReadPlan) -> Vec<Held> {
+    let nodes = rt.nodes.all();
+    let Some((rule, plans)) = ids::node_plans(rt, journal, plan) else {
+        return futures_util::future::join_all(nodes.iter().map(|n| read::read(rt, n, plan))).await;
+    };
+    let reads = nodes.iter().zip(&plans).map(|(n, p)| async {
+        let held = read::read(rt, n, p).await;
+        ids::canonical(&rule, plan, p, held)
+    });
+    futures_util::future::join_all(reads).await
 }
 
 /// Takes the `odd` nodes (found holding something other than the rest on `key`, and not

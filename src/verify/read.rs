@@ -28,6 +28,9 @@ pub struct ReadPlan {
     /// The end-to-end headers (authorization and the like) journaled with the transaction the
     /// read comes from; repairs carry them too.
     pub headers: HeaderMap,
+    /// Per node, `path` in that node's own ids, when the resource's id is mapped and the
+    /// journal kept them with the read-back (empty otherwise).
+    pub node_paths: Vec<String>,
 }
 
 /// What one node holds for the key.
@@ -240,6 +243,7 @@ pub fn plan(rt: &Runtime, history: &KeyHistory) -> Option<ReadPlan> {
             method: Method::from_bytes(v.method.as_bytes()).ok()?,
             path: v.path.clone(),
             headers: header_map(&e.begin.headers),
+            node_paths: v.node_paths.clone(),
         })
     });
     from_verify.or_else(|| {
@@ -266,6 +270,7 @@ pub fn plan(rt: &Runtime, history: &KeyHistory) -> Option<ReadPlan> {
                 method: rule.method.clone(),
                 path,
                 headers: header_map(&e.begin.headers),
+                node_paths: Vec::new(),
             })
         })
     })

@@ -108,6 +108,11 @@ pub struct Behaviour {
     pub honours_keys: bool,
     /// While a late write is pending, answer every other write `503` without applying it.
     pub shed_while_late: bool,
+    /// `POST /items` assigns ids from this one (0: from 1), as a node with its own sequence.
+    pub first_item: u64,
+    /// `POST /items` answers `201` with the new id in `Location` only and an empty body, as
+    /// many APIs do.
+    pub location_only: bool,
 }
 
 impl Double {
@@ -116,7 +121,10 @@ impl Double {
             .await
             .expect("bind double");
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            next_item: behaviour.first_item.saturating_sub(1),
+            ..State::default()
+        }));
         let applied = Arc::new(AtomicUsize::new(0));
         let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
         let gate = Arc::new(Gate::default());
@@ -393,7 +401,10 @@ impl Shared {
                     v["id"] = n.into();
                     st.items.insert(n, v.clone());
                     self.applied.fetch_add(1, Ordering::SeqCst);
-                    (201, v.to_string())
+                    match self.behaviour.location_only {
+                        true => (201, format!("@/items/{n}")),
+                        false => (201, v.to_string()),
+                    }
                 }
                 (Method::DELETE, Some(id)) => match st.items.remove(&id) {
                     Some(v) => {
@@ -408,7 +419,16 @@ impl Shared {
         match behaviour {
             Write::Normal => {
                 let (status, body) = apply();
-                answer(status, &body)
+                match body.strip_prefix('@') {
+                    // `Location` only, no body.
+                    Some(location) => {
+                        let mut resp = answer(status, "");
+                        resp.headers_mut()
+                            .insert(http::header::LOCATION, location.parse().unwrap());
+                        resp
+                    }
+                    None => answer(status, &body),
+                }
             }
             Write::Refuse(status) => answer(status, r#"{"error":"refused (not applied)"}"#),
             Write::ApplyThenFail(status) => {

@@ -1,0 +1,563 @@
+//! Server-assigned ids: three nodes whose id sequences differ (`--id-base` 1, 1001, 2001) behind
+//! dtc with the shipped `config/items.toml`. A create answers one canonical id; every later read,
+//! replace and delete by that id reaches each node under its own id; a collection read shows
+//! canonical ids only; an undo of a create deletes each node's own id; the map survives a
+//! SIGKILL and compaction; a crash mid-create is listed, not guessed; verify compares through
+//! the map.
+
+mod support;
+
+use dtc::config::Config;
+use dtc::node::RefNode;
+use http::{Method, StatusCode};
+use serde_json::json;
+use support::double::{Behaviour, Double};
+use support::*;
+
+/// Reference nodes `node-1`, `node-2`, `node-3` assigning item ids from 1, 1001 and 2001.
+async fn id_bases() -> Vec<RefNode> {
+    vec![
+        start_node("node-1", 1).await,
+        start_node("node-2", 1001).await,
+        start_node("node-3", 2001).await,
+    ]
+}
+
+/// The test config with the routes of the shipped `config/items.toml`.
+fn items_config(nodes: &[RefNode]) -> Config {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/items.toml")).unwrap();
+    let shipped: Config = toml::from_str(&text).unwrap();
+    let mut cfg = test_config(nodes);
+    cfg.routes = shipped.routes;
+    cfg
+}
+
+/// Each node's item ids, in node order.
+fn ids(nodes: &[RefNode]) -> Vec<Vec<u64>> {
+    nodes
+        .iter()
+        .map(|n| n.items().keys().copied().collect())
+        .collect()
+}
+
+async fn create(base: &str, name: &str) -> Answer {
+    let body = format!(r#"{{"name":"{name}"}}"#);
+    send(Method::POST, &format!("{base}/items"), Some(&body), &[]).await
+}
+
+#[tokio::test]
+async fn one_canonical_id_reaches_the_resource_on_every_node_through_create_read_replace_delete() {
+    let nodes = id_bases().await;
+    let dtc = start_proxy(items_config(&nodes)).await;
+
+    let a = create(&dtc.url, "A").await;
+    assert_eq!(
+        (a.status(), a.state()),
+        (StatusCode::CREATED, "succeeded"),
+        "{}",
+        a.text()
+    );
+    assert_eq!(
+        a.json(),
+        json!({"name": "A", "id": 1}),
+        "the client sees the canonical id"
+    );
+    assert_eq!(a.header("location"), "/items/1");
+    assert_eq!(
+        ids(&nodes),
+        [vec![1], vec![1001], vec![2001]],
+        "each node's own id"
+    );
+
+    for i in 0..10 {
+        let r = send(Method::GET, &dtc.at("/items/1"), None, &[]).await;
+        assert_eq!(r.status(), StatusCode::OK, "read {i}: {}", r.text());
+        assert_eq!(r.json(), json!({"name": "A", "id": 1}), "read {i}");
+    }
+
+    let b = send(
+        Method::PUT,
+        &dtc.at("/items/1"),
+        Some(r#"{"id": 1, "name": "B"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (b.status(), b.state()),
+        (StatusCode::OK, "succeeded"),
+        "{}",
+        b.text()
+    );
+    assert_eq!(b.json(), json!({"id": 1, "name": "B"}));
+    assert_eq!(
+        nodes[1].items()[&1001],
+        json!({"id": 1001, "name": "B"}),
+        "node-2 in its ids"
+    );
+    assert_eq!(nodes[2].items()[&2001], json!({"id": 2001, "name": "B"}));
+
+    for i in 0..6 {
+        let all = send(Method::GET, &dtc.at("/items"), None, &[]).await;
+        assert_eq!(
+            all.json(),
+            json!([{"id": 1, "name": "B"}]),
+            "collection read {i}"
+        );
+    }
+
+    let d = send(Method::DELETE, &dtc.at("/items/1"), None, &[]).await;
+    assert_eq!(
+        (d.status(), d.state()),
+        (StatusCode::OK, "succeeded"),
+        "{}",
+        d.text()
+    );
+    assert_eq!(
+        ids(&nodes),
+        [Vec::<u64>::new(), vec![], vec![]],
+        "gone from every node"
+    );
+    for i in 0..6 {
+        let r = send(Method::GET, &dtc.at("/items/1"), None, &[]).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::NOT_FOUND,
+            "read {i} after the delete"
+        );
+    }
+    let journal = dtc.app.proxy.coordinator.journal().unwrap();
+    assert_eq!(journal.ids_len(), 0, "the map forgets a deleted resource");
+}
+
+#[tokio::test]
+async fn a_create_undone_deletes_each_nodes_own_id_and_maps_nothing() {
+    let nodes = id_bases().await;
+    let dtc = start_proxy(items_config(&nodes)).await;
+    nodes[2].reject_next(1, 422);
+    let a = create(&dtc.url, "A").await;
+    assert_eq!(a.state(), "rolled_back", "{}", a.text());
+    let undone: Vec<String> = nodes[..2]
+        .iter()
+        .map(|n| writes(n, Method::DELETE)[0].path.clone())
+        .collect();
+    assert_eq!(undone, ["/items/1", "/items/1001"]);
+    assert_eq!(ids(&nodes), [Vec::<u64>::new(), vec![], vec![]]);
+    let journal = dtc.app.proxy.coordinator.journal().unwrap();
+    assert_eq!(journal.ids_len(), 0);
+    let all = send(Method::GET, &dtc.at("/items"), None, &[]).await;
+    assert_eq!(all.json(), json!([]));
+
+    // The sequences drifted (node-3 assigned nothing): the next create still reads alike.
+    let b = create(&dtc.url, "B").await;
+    assert_eq!(b.state(), "succeeded", "{}", b.text());
+    let id = b.json()["id"].as_u64().unwrap();
+    assert_eq!(ids(&nodes), [vec![2], vec![1002], vec![2001]]);
+    for _ in 0..6 {
+        let r = send(Method::GET, &dtc.at(&format!("/items/{id}")), None, &[]).await;
+        assert_eq!(r.json(), json!({"name": "B", "id": id}));
+    }
+}
+
+#[tokio::test]
+async fn a_nodes_own_id_is_not_a_canonical_one() {
+    let nodes = id_bases().await;
+    let dtc = start_proxy(items_config(&nodes)).await;
+    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    let r = send(Method::GET, &dtc.at("/items/1001"), None, &[]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:dtc:problem:unknown-id");
+    let d = send(Method::DELETE, &dtc.at("/items/1001"), None, &[]).await;
+    assert_eq!(
+        (d.status(), d.state()),
+        (StatusCode::NOT_FOUND, "rejected"),
+        "{}",
+        d.text()
+    );
+    assert_eq!(
+        ids(&nodes),
+        [vec![1], vec![1001], vec![2001]],
+        "nothing deleted"
+    );
+    // A client-chosen id that names no mapped resource passes through as it is.
+    let p = send(Method::PUT, &dtc.at("/items/7"), Some(r#"{"v": 1}"#), &[]).await;
+    assert_eq!(p.state(), "succeeded", "{}", p.text());
+    assert!(nodes.iter().all(|n| n.items().contains_key(&7)));
+}
+
+#[tokio::test]
+async fn a_delete_that_a_node_answers_404_for_its_mapped_id_is_listed_not_already_absent() {
+    let nodes = id_bases().await;
+    let dtc = start_proxy(items_config(&nodes)).await;
+    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    // node-2 loses the item behind dtc's back.
+    let lost = send(
+        Method::DELETE,
+        &format!("{}/items/1001", nodes[1].url()),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(lost.status(), StatusCode::OK);
+    let d = send(Method::DELETE, &dtc.at("/items/1"), None, &[]).await;
+    assert_eq!(d.state(), "failed", "{}", d.text());
+    assert!(
+        d.json()["detail"].as_str().unwrap().contains("node node-2"),
+        "{}",
+        d.text()
+    );
+}
+
+#[tokio::test]
+async fn nodes_that_name_the_new_resource_only_in_location_are_mapped_too() {
+    let mut doubles = Vec::new();
+    for (name, first) in [("node-1", 1), ("node-2", 1001), ("node-3", 2001)] {
+        let b = Behaviour {
+            first_item: first,
+            location_only: true,
+            ..Behaviour::default()
+        };
+        doubles.push(Double::start(name, b).await);
+    }
+    let urls: Vec<(String, String)> = doubles.iter().map(|d| (d.name.clone(), d.url())).collect();
+    let mut cfg = double::config_for(&urls);
+    cfg.routes = items_config(&[]).routes;
+    let dtc = start_proxy(cfg).await;
+    let a = create(&dtc.url, "A").await;
+    assert_eq!(
+        (a.status(), a.state()),
+        (StatusCode::CREATED, "succeeded"),
+        "{}",
+        a.text()
+    );
+    assert_eq!(a.header("location"), "/items/1");
+    let held: Vec<Vec<u64>> = doubles
+        .iter()
+        .map(|d| d.items().into_keys().collect())
+        .collect();
+    assert_eq!(held, [vec![1], vec![1001], vec![2001]]);
+    for _ in 0..6 {
+        let r = send(Method::GET, &dtc.at("/items/1"), None, &[]).await;
+        assert_eq!(r.json(), json!({"name": "A", "id": 1}));
+    }
+    let d = send(Method::DELETE, &dtc.at("/items/1"), None, &[]).await;
+    assert_eq!(d.state(), "succeeded", "{}", d.text());
+    assert!(doubles.iter().all(|d| d.items().is_empty()));
+}
+
+#[tokio::test]
+async fn a_create_whose_answers_carry_no_id_is_listed_and_blocks_no_other() {
+    let nodes = id_bases().await;
+    let mut cfg = items_config(&nodes);
+    // Where the nodes put the id, told wrong: no answer carries it there.
+    let id = cfg.routes[0].id.as_mut().unwrap();
+    id.body = Some("/uuid".into());
+    id.location = false;
+    id.list = None;
+    let dtc = start_proxy(cfg).await;
+    let a = create(&dtc.url, "A").await;
+    assert_eq!(
+        (a.status(), a.state()),
+        (StatusCode::BAD_GATEWAY, "failed"),
+        "{}",
+        a.text()
+    );
+    assert!(
+        a.json()["detail"].as_str().unwrap().contains("carry no id"),
+        "{}",
+        a.text()
+    );
+    assert_eq!(
+        ids(&nodes),
+        [vec![1], vec![1001], vec![2001]],
+        "not guessed away"
+    );
+    let b = create(&dtc.url, "B").await;
+    assert_eq!(
+        b.state(),
+        "failed",
+        "a create of its own, not fenced: {}",
+        b.text()
+    );
+    assert!(b.json()["detail"].as_str().unwrap().contains("carry no id"));
+}
+
+#[tokio::test]
+async fn a_client_retrying_with_its_idempotency_key_gets_the_canonical_answer_again() {
+    let nodes = id_bases().await;
+    let dtc = start_proxy(items_config(&nodes)).await;
+    let key = [("idempotency-key", "k-1")];
+    let body = Some(r#"{"name":"A"}"#);
+    let a = send(Method::POST, &dtc.at("/items"), body, &key).await;
+    let again = send(Method::POST, &dtc.at("/items"), body, &key).await;
+    assert_eq!(a.json(), json!({"name": "A", "id": 1}));
+    assert_eq!(again.json(), a.json());
+    assert_eq!(again.header("location"), "/items/1");
+    assert_eq!(ids(&nodes), [vec![1], vec![1001], vec![2001]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_compares_each_nodes_copy_under_its_own_id() {
+    use dtc::verify::{Finding, Options, Verifier};
+    let nodes = id_bases().await;
+    let dtc = start_proxy(items_config(&nodes)).await;
+    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    let put = send(
+        Method::PUT,
+        &dtc.at("/items/1"),
+        Some(r#"{"id":1,"name":"B"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(put.state(), "succeeded", "{}", put.text());
+    let verifier = Verifier::new(&dtc.app.proxy.coordinator).unwrap();
+    let opts = Options {
+        since: std::time::Duration::from_secs(600),
+        limit: 100,
+        repair: true,
+    };
+    let report = verifier.run(&opts, &|_, _| {}).await;
+    assert_eq!(report.checked, 1, "{report:?}");
+    assert_eq!(report.agreed, 1, "alike under their own ids: {report:?}");
+
+    // node-2's copy changed behind dtc's back: found under node-2's id, not repaired blindly.
+    let url = format!("{}/items/1001", nodes[1].url());
+    send(Method::PUT, &url, Some(r#"{"id":1001,"name":"X"}"#), &[]).await;
+    let report = verifier.run(&opts, &|_, _| {}).await;
+    let k = &report.findings[0];
+    assert_eq!(
+        (k.finding, k.odd.clone()),
+        (Finding::Divergent, vec!["node-2".to_string()]),
+        "{report:?}"
+    );
+    assert_eq!(k.repair.as_ref().unwrap().state, "not_started");
+    assert_eq!(nodes[1].items()[&1001]["name"], "X");
+}
+
+#[tokio::test]
+async fn the_map_survives_compaction_and_forgets_what_ended_without_the_write() {
+    use dtc::journal::Journal;
+    use dtc::journal::idmap::IdEntry;
+    use dtc::journal::record::{Begin, now_ms};
+    use dtc::txn::TxnState;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = dtc::config::JournalConfig {
+        dir: dir.path().display().to_string(),
+        keep_finished: 10,
+        ..Default::default()
+    };
+    cfg.durability = dtc::config::DurabilityMode::None;
+    let (journal, _) = Journal::open(&cfg).unwrap();
+    let begin = |txn: &str| Begin {
+        txn: txn.into(),
+        at_ms: now_ms(),
+        method: "POST".into(),
+        path: "/items".into(),
+        key: format!("txn:{txn}"),
+        nodes: vec![("a".into(), "http://127.0.0.1:1".into())],
+        undo: vec![None],
+        ..Begin::default()
+    };
+    let entry = |txn: &str, canonical: &str| IdEntry {
+        collection: "/items".into(),
+        canonical: canonical.into(),
+        nodes: vec![
+            ("a".into(), canonical.into()),
+            ("b".into(), format!("10{canonical}")),
+        ],
+        txn: txn.into(),
+        at_ms: now_ms(),
+    };
+    for (txn, canonical, end) in [
+        ("kept", "1", TxnState::Succeeded),
+        ("undone", "2", TxnState::RolledBack),
+        ("deleted", "3", TxnState::Succeeded),
+    ] {
+        journal.begin(begin(txn)).await.unwrap();
+        journal.map_ids(entry(txn, canonical)).await.unwrap();
+        journal.end(txn, end, None, vec![], None).await.unwrap();
+    }
+    journal.unmap_ids("d", "/items", "3").await.unwrap();
+    for i in 0..5000 {
+        let txn = format!("t{i:05}");
+        journal.begin(begin(&txn)).await.unwrap();
+        journal
+            .end(&txn, TxnState::Succeeded, None, vec![], None)
+            .await
+            .unwrap();
+    }
+    journal.flush().await.unwrap();
+    drop(journal);
+    let (journal, _) = Journal::open(&cfg).unwrap();
+    assert!(
+        journal.get("kept").is_none(),
+        "the create itself was compacted away"
+    );
+    assert_eq!(
+        journal.ids_of("/items", "1"),
+        Some(entry("kept", "1")).map(|mut e| {
+            e.at_ms = journal.ids_of("/items", "1").unwrap().at_ms;
+            e
+        })
+    );
+    assert_eq!(
+        journal.canonical_of("/items", "b", "101").as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        journal.ids_of("/items", "2"),
+        None,
+        "rolled back: withdrawn"
+    );
+    assert_eq!(journal.ids_of("/items", "3"), None, "deleted: gone");
+    assert_eq!(journal.ids_len(), 1);
+}
+
+#[test]
+fn config_check_refuses_an_id_map_with_cluster_and_advises_a_bare_create() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/items.toml")).unwrap();
+    let clustered = format!("{text}\n[cluster]\ndatabase_url = \"postgres://dtc@127.0.0.1/dtc\"\n");
+    let err = dtc::config::parse(&clustered, "items.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("routes[0].id"), "{err}");
+    assert!(err.contains("[cluster]"), "{err}");
+    let bare = text.replace(
+        "id = { path = \"/items/{id}\", body = \"/id\", location = true, list = \"\" }\n",
+        "",
+    );
+    assert_ne!(bare, text);
+    let settings = dtc::config::parse(&bare, "items.toml").unwrap();
+    let advice = dtc::config::advice::advice(&settings).join("\n");
+    assert!(advice.contains("declare `id`"), "{advice}");
+    let shipped = dtc::config::parse(&text, "items.toml").unwrap();
+    let advice = dtc::config::advice::advice(&shipped).join("\n");
+    assert!(!advice.contains("declare `id`"), "{advice}");
+}
+
+/// The config of a `dtc run` child process with its journal in `dir`.
+fn process_config(nodes: &[RefNode], dir: &std::path::Path) -> Config {
+    let mut cfg = items_config(nodes);
+    cfg.journal.dir = dir.join("journal").display().to_string();
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_map_survives_a_sigkill() {
+    let nodes = id_bases().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = process_config(&nodes, dir.path());
+    let dtc = process::spawn_dtc(&cfg, dir.path());
+    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    dtc.crash();
+    let dtc = process::spawn_dtc(&cfg, dir.path());
+    for i in 0..6 {
+        let r = send(Method::GET, &format!("{}/items/1", dtc.url), None, &[]).await;
+        assert_eq!(
+            r.json(),
+            json!({"name": "A", "id": 1}),
+            "read {i} after the restart"
+        );
+    }
+    let d = send(Method::DELETE, &format!("{}/items/1", dtc.url), None, &[]).await;
+    assert_eq!(d.state(), "succeeded", "{}", d.text());
+    assert_eq!(ids(&nodes), [Vec::<u64>::new(), vec![], vec![]]);
+    dtc.crash();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_cut_by_a_sigkill_is_listed_with_the_node_ids_it_learned_never_guessed() {
+    let nodes = id_bases().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = process_config(&nodes, dir.path());
+    let dtc = process::spawn_dtc(&cfg, dir.path());
+    nodes[2].hold_next(1);
+    let url = format!("{}/items", dtc.url);
+    let client =
+        tokio::spawn(
+            async move { try_send(Method::POST, &url, Some(r#"{"name":"A"}"#), &[]).await },
+        );
+    wait_until("node-1 and node-2 applied, node-3 holds the create", || {
+        nodes[2].held_count() == 1 && nodes[..2].iter().all(|n| !n.items().is_empty())
+    })
+    .await;
+    // The node answers are journaled as they come: wait until both are on disk.
+    let log = dir.path().join("journal");
+    eventually(
+        "node-2's own id is in the journal",
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(10),
+        || {
+            let log = log.clone();
+            async move { journal_text(&log).contains("/items/1001") }
+        },
+    )
+    .await;
+    dtc.crash();
+    assert!(client.await.unwrap().is_err(), "the client got no answer");
+
+    let dtc = process::spawn_dtc(&cfg, dir.path());
+    // Nothing was mapped: the client never learned an id, and no read shows one.
+    let all = send(Method::GET, &format!("{}/items", dtc.url), None, &[]).await;
+    assert_eq!(all.json(), json!([]));
+    // The cut create blocks no other.
+    let b = create(&dtc.url, "B").await;
+    assert_eq!(b.state(), "succeeded", "{}", b.text());
+    let id = b.json()["id"].as_u64().unwrap();
+    for _ in 0..6 {
+        let r = send(Method::GET, &format!("{}/items/{id}", dtc.url), None, &[]).await;
+        assert_eq!(r.json(), json!({"name": "B", "id": id}));
+    }
+    dtc.crash();
+
+    let journal_cfg = dtc::config::JournalConfig {
+        dir: log.display().to_string(),
+        ..Default::default()
+    };
+    let (journal, _) = dtc::journal::Journal::open(&journal_cfg).unwrap();
+    let cut: Vec<_> = journal
+        .list(None, 100)
+        .into_iter()
+        .filter(|e| e.begin.path == "/items" && e.state != dtc::txn::TxnState::Succeeded)
+        .collect();
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    let e = &cut[0];
+    let undo: Vec<Option<String>> = e
+        .nodes
+        .iter()
+        .map(|n| n.undo.as_ref().map(|u| u.path.clone()))
+        .collect();
+    assert_eq!(
+        undo[..2],
+        [
+            Some("/items/1".to_string()),
+            Some("/items/1001".to_string())
+        ],
+        "the node ids it learned are listed: {e:?}"
+    );
+    // Recovery undid it where the journal knew each node's id, and guessed nothing where it
+    // did not (node-3 never answered): failed, listed, fenced — its own key only.
+    assert_eq!(e.state, dtc::txn::TxnState::Failed, "{e:?}");
+    assert!(format!("{:?}", e.reason).contains("node-3"), "{e:?}");
+    assert_eq!(
+        journal.fence_of(&e.begin.key).as_deref(),
+        Some(e.begin.txn.as_str())
+    );
+    assert_eq!(
+        ids(&nodes),
+        [vec![2], vec![1002], vec![2001]],
+        "A undone by node-1's and node-2's own ids"
+    );
+}
+
+/// The journal directory's log files as text (records are JSON).
+fn journal_text(dir: &std::path::Path) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if let Ok(bytes) = std::fs::read(entry.path()) {
+            out.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    out
+}
