@@ -166,7 +166,9 @@ impl IdRule {
         Some(Bytes::from(serde_json::to_vec(&doc).ok()?))
     }
 
-    /// A `Location` naming one resource, with its id swapped by `swap` (scheme and host kept).
+    /// A `Location` naming one resource, with its id swapped by `swap`, as a path: a node's
+    /// scheme and host (json-server sends `http://node:3000/items/1`) would send the client
+    /// around dtc, to that one node.
     pub fn swap_location(
         &self,
         loc: &str,
@@ -175,8 +177,7 @@ impl IdRule {
         let path = location_path(loc);
         let id = self.id_in_path(path)?;
         let new = swap(&id)?;
-        let prefix = &loc[..loc.len() - path.len()];
-        Some(format!("{prefix}{}", self.with_id(path, &new)))
+        Some(self.with_id(path, &new))
     }
 
     /// A collection answer (the array at `list`) with each resource's id swapped by `swap`;
@@ -289,7 +290,7 @@ mod tests {
         assert_eq!(r.swap_body(br#"{"id":5}"#, to), None);
         assert_eq!(
             r.swap_location("http://h:1/items/1001", to).as_deref(),
-            Some("http://h:1/items/1")
+            Some("/items/1")
         );
         let list = r.swap_list(br#"[{"id":1001},{"id":9}]"#, to).unwrap();
         assert_eq!(list, &br#"[{"id":1}]"#[..]);
