@@ -343,46 +343,6 @@ async fn an_unsampled_caller_is_followed_and_without_a_caller_dtc_starts_the_tra
     );
 }
 
-#[tokio::test]
-async fn without_a_collector_the_trace_id_is_still_in_the_answer_and_the_log_line() {
-    use std::io::Write;
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-    impl Write for Lines {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let (nodes, dtc) = cluster().await;
-    nodes.c().reject_next(1, 409);
-    let tp = traceparent("01");
-    let answer = send(
-        http::Method::POST,
-        &dtc.at("/v1/group/"),
-        Some(&group("g3")),
-        &[("traceparent", tp.as_str())],
-    )
-    .await;
-    assert_eq!(answer.problem()["trace_id"], TRACE);
-    let log = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-    let line = log
-        .lines()
-        .find(|l| l.contains("write finished"))
-        .expect("the write's log line");
-    assert!(line.contains(&format!("trace_id={TRACE}")), "{line}");
-}
-
 /// `dtc_trace_spans_total{result}` from the proxy's metrics.
 fn spans_counted(dtc: &Dtc, result: &str) -> u64 {
     let text = dtc.app.admin.metrics.encode(&Default::default());
