@@ -9,9 +9,10 @@ pub mod pool;
 pub mod probe;
 pub mod resolve;
 mod tls;
+pub mod stats;
 
 pub use error::{SendError, source_text};
-pub use node::{InFlight, Node};
+pub use node::{InFlight, Node, Probe};
 pub use pool::NodeBody;
 
 use crate::config::Settings;

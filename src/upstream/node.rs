@@ -4,6 +4,7 @@ use super::catchup::CatchUp;
 use super::error::SendError;
 use super::health::{Flip, Health, HealthView, Reach};
 use super::pool::{NodeBody, Pool};
+use super::stats::NodeStats;
 use super::tls::NodeTls;
 use crate::config::{HealthConfig, NodeSpec};
 use arc_swap::ArcSwap;
@@ -31,9 +32,17 @@ pub struct Node {
     pub catch_up: CatchUp,
     pub(crate) health_config: ArcSwap<HealthConfig>,
     in_flight: AtomicUsize,
-    /// Recent time to a response head, in microseconds: a moving average (0: none yet).
+    /// Recent time to a response head, in microseconds: a moving average (0: none yet). A
+    /// request cut off before its answer (a timeout) counts with the time it waited.
     latency_us: AtomicU64,
+    /// Requests, errors and latencies of real traffic, for the operator views.
+    pub stats: NodeStats,
 }
+
+/// Marks a request as a health probe (a request extension): probes are not traffic, so
+/// [`Node::send`] leaves them out of [`Node::stats`].
+#[derive(Debug, Clone, Copy)]
+pub struct Probe;
 
 impl Node {
     /// Creates a node and its client. Health starts `up`, so traffic flows before the first probe.
@@ -55,6 +64,7 @@ impl Node {
             health_config: ArcSwap::from_pointee(health),
             in_flight: AtomicUsize::new(0),
             latency_us: AtomicU64::new(0),
+            stats: NodeStats::default(),
         })
     }
 
@@ -100,16 +110,26 @@ impl Node {
     ///
     /// Whether the node could be reached is recorded for its health here, for every call; a
     /// caller that gives up waiting (its attempt timeout) reports that with [`Node::timed_out`].
+    /// For the operator views ([`Node::stats`]), a request cut off before its answer (its
+    /// caller's timeout dropped this future) still counts, as an error with the time it waited.
     pub async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<NodeBody>, SendError> {
-        let start = Instant::now();
+        let mut watch = Watch {
+            node: self,
+            start: Instant::now(),
+            probe: req.extensions().get::<Probe>().is_some(),
+            done: false,
+        };
         let resp = self.pool.send(req).await;
         match &resp {
-            Ok(_) => {
-                self.observe_latency(start.elapsed());
-                self.observe(&Reach::Reached, start);
-            }
-            Err(e) => self.observe(&e.reach(), start),
+            Ok(_) => self.observe(&Reach::Reached, watch.start),
+            Err(e) => self.observe(&e.reach(), watch.start),
         }
+        let error = match &resp {
+            Ok(r) if r.status().is_server_error() => Some(format!("answered {}", r.status())),
+            Ok(_) => None,
+            Err(e) => Some(e.to_string()),
+        };
+        watch.finish(resp.is_ok(), error);
         resp
     }
 
@@ -183,6 +203,41 @@ impl Node {
     pub fn track(self: &Arc<Self>) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self.clone())
+    }
+}
+
+/// Times one request to a node; records it when it ends, or when it is dropped unanswered.
+struct Watch<'a> {
+    node: &'a Node,
+    start: Instant,
+    probe: bool,
+    done: bool,
+}
+
+impl Watch<'_> {
+    fn finish(&mut self, answered: bool, error: Option<String>) {
+        self.done = true;
+        let took = self.start.elapsed();
+        if answered || error.is_some() {
+            self.node.observe_latency(took);
+        }
+        match (self.probe, error) {
+            (false, error) => self.node.stats.record(took, error),
+            (true, Some(error)) => self.node.stats.note_error(error),
+            (true, None) => {}
+        }
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let waited = self.start.elapsed();
+            self.finish(
+                false,
+                Some(format!("no answer after {}", super::stats::short(waited))),
+            );
+        }
     }
 }
 

@@ -44,7 +44,8 @@ async fn probe_once(node: &Node, path: &str, timeout: Duration) -> Reach {
         http::header::USER_AGENT,
         http::HeaderValue::from_static("dtc-health"),
     );
-    let req = node.request(Method::GET, path, headers, bytes::Bytes::new());
+    let mut req = node.request(Method::GET, path, headers, bytes::Bytes::new());
+    req.extensions_mut().insert(super::node::Probe);
     let sent = Instant::now();
     let attempt = async {
         let resp = match node.send(req).await {
