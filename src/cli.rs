@@ -34,8 +34,9 @@ pub enum Command {
     /// (exit 0 all agree, 1 divergence left, 3 some keys unreadable, 64 bad flags, 78 bad
     /// config).
     Verify(crate::verify::cli::VerifyArgs),
-    /// Run three reference nodes and the proxy in one process, on the default config.
-    Demo,
+    /// Run three reference nodes and the proxy in one process, on the default config; `dtc demo
+    /// fault node-3 down` breaks a node of a running demo.
+    Demo(crate::demo::DemoArgs),
     /// Add the dtc sidecar to Kubernetes manifests (stdin or a file) and print them.
     #[cfg(feature = "k8s")]
     Inject(crate::k8s::InjectArgs),
@@ -105,7 +106,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check(&args),
         Command::Run(args) => run(args),
         Command::Verify(args) => crate::verify::cli::verify_main(args),
-        Command::Demo => demo(),
+        Command::Demo(args) => crate::demo::main(args),
         #[cfg(feature = "k8s")]
         Command::Inject(args) => crate::k8s::inject_main(args),
         #[cfg(feature = "k8s")]
@@ -267,10 +268,6 @@ fn start_exit_code(e: &crate::app::StartError) -> u8 {
         ) => exit::DATA,
         _ => exit::UNAVAILABLE,
     }
-}
-
-fn demo() -> ExitCode {
-    with_runtime(0, crate::demo::run())
 }
 
 #[cfg(test)]

@@ -27,9 +27,14 @@ pub struct NodeArgs {
     /// Probability (0 to 1) that a write is applied and then answers 500.
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
     pub apply_then_fail_rate: f64,
-    /// Start down: connects are refused until the node is brought up (from tests).
+    /// Start down: connects are refused until the node is brought up through `--admin`
+    /// (`dtc demo fault --node-admin URL NAME up`).
     #[arg(long)]
     pub down: bool,
+    /// Serve the fault switch here (e.g. `127.0.0.1:5100`): change this node's faults while it
+    /// runs with `dtc demo fault --node-admin http://127.0.0.1:5100 NAME down|up|delay=500ms|...`.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
     /// Seed of the random faults, for reproducible runs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -78,7 +83,26 @@ pub async fn node_main(args: NodeArgs) -> ExitCode {
             return ExitCode::from(exit::UNAVAILABLE);
         }
     };
-    println!("{} listening on {}", node.name(), node.url());
+    let admin = match &args.admin {
+        Some(addr) => match tokio::net::TcpListener::bind(addr.as_str()).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("dtc node: cannot serve the fault switch on {addr}: {e}");
+                node.shutdown().await;
+                return ExitCode::from(exit::UNAVAILABLE);
+            }
+        },
+        None => None,
+    };
+    let switch = admin.as_ref().and_then(|l| l.local_addr().ok());
+    println!("{}", started_line(&node, switch));
+    if let Some(listener) = admin {
+        tokio::spawn(super::control::serve(
+            listener,
+            vec![node.clone()],
+            std::future::pending(),
+        ));
+    }
     if let Err(e) = stop_signal().await {
         eprintln!("dtc node: cannot wait for signals: {e}");
         node.shutdown().await;
@@ -86,6 +110,35 @@ pub async fn node_main(args: NodeArgs) -> ExitCode {
     }
     node.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// What `dtc node` prints once started: listening, or down (and how to bring it up).
+fn started_line(node: &RefNode, switch: Option<std::net::SocketAddr>) -> String {
+    let how = |change: &str| match switch {
+        Some(a) => format!(
+            "dtc demo fault --node-admin http://{a} {} {change}",
+            node.name()
+        ),
+        None => "restart it without --down (start it with --admin to switch faults live)".into(),
+    };
+    let state = if node.is_down() {
+        format!(
+            "{} is down on {} (connects are refused); bring it up with: {}",
+            node.name(),
+            node.url(),
+            how("up")
+        )
+    } else {
+        format!("{} listening on {}", node.name(), node.url())
+    };
+    match switch {
+        Some(a) => format!(
+            "{state}
+fault switch on http://{a} (e.g. {})",
+            how("down")
+        ),
+        None => state,
+    }
 }
 
 /// Resolves on Ctrl-C or, on Unix, SIGTERM.

@@ -151,6 +151,18 @@ impl FaultState {
         self.delay + Duration::from_micros(extra)
     }
 
+    /// The standing faults now (rates and delay; `down` and `seed` are not kept here).
+    pub(crate) fn standing(&self) -> Faults {
+        Faults {
+            error_rate: self.error_rate,
+            delay: self.delay,
+            jitter: self.jitter,
+            apply_then_fail_rate: self.apply_then_fail_rate,
+            duplicate_as_500: self.duplicate_as_500,
+            ..Faults::default()
+        }
+    }
+
     /// Adds `n` writes to answer 500 without applying.
     pub(crate) fn fail_next(&mut self, n: usize) {
         self.fail += n;

@@ -5,6 +5,8 @@
 //! - `api.rs`: the reference API (groups, items, health) over an in-memory store;
 //! - `faults.rs`: standing faults (rates, delay) and one-shot faults;
 //! - `server.rs`: the listener, the connections (HTTP/1.1 and h2c), going down and up;
+//! - `control.rs`: the fault switch, an HTTP API that changes a running node's faults
+//!   (`dtc node --admin`, the demo's `--node-admin`);
 //! - `cli.rs`: `dtc node`.
 //!
 //! A request goes: accepted connection → recorded in [`RefNode::requests`] →
@@ -24,10 +26,12 @@
 
 mod api;
 mod cli;
+pub mod control;
 mod faults;
 mod server;
 
 pub use cli::{NodeArgs, node_main};
+pub use control::{FaultChange, NodeView};
 pub use faults::Faults;
 
 use api::Store;
