@@ -302,6 +302,7 @@ impl App {
             let nodes: Vec<&str> = rt.nodes.all().iter().map(|n| n.name()).collect();
             tracing::info!(%addr, generation = rt.generation, nodes = ?nodes, "dtc listening");
         }
+        tokio::spawn(first_contact(self.current.clone()));
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_task = admin.map(|l| {
             tokio::spawn(admin::serve(l, self.admin.clone(), async {
@@ -327,6 +328,41 @@ impl App {
     }
 }
 
+/// Asks every node once, right at start, and warns about each that cannot be reached: a
+/// node that is gone should be in the log before the first client's write fails on it. (An
+/// answer also makes the node count for readiness at once, not one probe interval later.)
+async fn first_contact(current: Arc<crate::runtime::Current>) {
+    let rt = current.load();
+    let health = rt.settings.config.health.clone();
+    if health.path.is_empty() {
+        return;
+    }
+    let asks = rt.nodes.all().iter().map(|n| {
+        let mut req = n.request(
+            http::Method::GET,
+            &health.path,
+            http::HeaderMap::new(),
+            bytes::Bytes::new(),
+        );
+        req.extensions_mut().insert(crate::upstream::Probe);
+        async move {
+            let answer = tokio::time::timeout(health.timeout, n.send(req)).await;
+            let error = match answer {
+                Ok(Ok(resp)) if resp.status().is_server_error() => {
+                    Some(format!("answered {}", resp.status()))
+                }
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some(format!("no answer within {:?}", health.timeout)),
+            };
+            if let Some(error) = error {
+                tracing::warn!(node = %n.name(), url = %n.spec.url, %error, "node cannot be reached at start: writes fail until it answers (dtc status shows it)");
+            }
+        }
+    });
+    futures_util::future::join_all(asks).await;
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
@@ -344,7 +380,9 @@ fn reload_view(status: &Arc<ReloadStatus>) -> Arc<dyn Fn() -> ReloadView + Send 
         ReloadView {
             generation: s.generation,
             reloads_ok: s.reloads_ok,
+            reloads_unchanged: s.reloads_unchanged,
             reloads_failed: s.reloads_failed,
+            restart_pending: s.restart_pending,
             last_error: s.last_error,
             last_reload_ms: s.last_reload_at.and_then(|t| {
                 let since = t.duration_since(std::time::UNIX_EPOCH).ok()?;

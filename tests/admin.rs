@@ -34,6 +34,15 @@ async fn healthz_answers_while_alive() {
 #[tokio::test]
 async fn readyz_needs_an_open_journal_and_a_node_up() {
     let admin = start_admin(None).await;
+    // Ready once a node answered (the first probe).
+    let url = admin.url("/readyz");
+    support::eventually(
+        "dtc is ready",
+        support::DEADLINE,
+        std::time::Duration::from_millis(10),
+        || async { send(Method::GET, &url, None, &[]).await.status() == StatusCode::OK },
+    )
+    .await;
     let a = send(Method::GET, &admin.url("/readyz"), None, &[]).await;
     assert_eq!(
         (a.status(), a.json()["ready"].clone()),
@@ -113,11 +122,12 @@ async fn the_token_guards_everything_but_the_probes_and_is_redacted() {
         StatusCode::UNAUTHORIZED,
     );
     for path in ["/healthz", "/readyz"] {
-        assert_eq!(
+        // Ready or not (before the first probe answers), never a 401.
+        assert_ne!(
             send(Method::GET, &admin.url(path), None, &[])
                 .await
                 .status(),
-            StatusCode::OK,
+            StatusCode::UNAUTHORIZED,
             "{path}"
         );
     }
@@ -249,10 +259,9 @@ async fn retry_and_resolve_reach_the_journal() {
         admin.store.calls(),
         [
             "retry t1",
-            "retry nope",
+            // An unknown id is answered before the journal is asked to act.
             "retry t2",
             "resolve t1: fixed by hand",
-            "resolve nope: x"
         ]
     );
 }
@@ -347,4 +356,43 @@ async fn dtc_answers_the_proxys_status_when_a_write_cannot_run() {
         "{answer}"
     );
     assert!(admin.nodes.iter().all(|n| n.groups().is_empty()));
+}
+
+/// Nodes that cannot be reached from the start are not up for readiness, long before the
+/// probes would mark them down.
+#[tokio::test]
+async fn readyz_is_503_at_once_when_no_node_can_be_reached() {
+    let mut urls = Vec::new();
+    for _ in 0..3 {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("http://{}", l.local_addr().unwrap()));
+    }
+    let mut cfg = support::test_config(&[]);
+    cfg.nodes = urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| dtc::config::NodeConfig {
+            name: format!("node-{}", i + 1),
+            url: url.clone(),
+        })
+        .collect();
+    // Probes far apart: only a probe's failures would mark a node down.
+    cfg.health.interval = std::time::Duration::from_secs(60);
+    let dtc = support::start_proxy(cfg).await;
+    let admin = dtc.serve_admin().await;
+    let a = send(Method::GET, &format!("{admin}/readyz"), None, &[]).await;
+    assert_eq!(
+        a.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        a.body()
+    );
+    let missing = a.json()["missing"].clone();
+    assert!(
+        missing[0]
+            .as_str()
+            .unwrap()
+            .contains("no node is up: node-1 not reached"),
+        "{missing}"
+    );
 }

@@ -340,3 +340,48 @@ fn a_wrong_command_line_exits_64_whatever_the_subcommand() {
         .unwrap();
     assert_eq!(help.status.code(), Some(0));
 }
+
+#[test]
+fn every_wrong_type_names_its_field_line_and_expected_form_all_at_once() {
+    let (code, _, err) = check(&format!(
+        "{NODES}[health]\ninterval = 2\nunhealthy_threshold = \"3\"\n[retry]\nattempts = 2.5\n"
+    ));
+    assert_eq!(code, 78);
+    for expected in [
+        "line 5: `health.interval`: invalid type: integer `2`, expected a duration in quotes, like \"2s\"",
+        "line 6: `health.unhealthy_threshold`: invalid type: string \"3\", expected u32; write a whole number",
+        "line 8: `retry.attempts`",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn offline_check_of_the_shipped_configmap_reports_the_token_file_and_passes() {
+    let manifest = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/base/configmap.yaml"),
+    )
+    .unwrap();
+    let doc: serde_json::Value = serde_norway::from_str(&manifest).unwrap();
+    let text = doc["data"]["dtc.toml"].as_str().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dtc.toml");
+    std::fs::write(&path, text).unwrap();
+    let run = |offline: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtc"));
+        cmd.args(["check", "--config"]).arg(&path);
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.output().unwrap()
+    };
+    let strict = run(false);
+    assert_eq!(strict.status.code(), Some(78));
+    let offline = run(true);
+    let err = String::from_utf8_lossy(&offline.stderr);
+    assert_eq!(offline.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("not checked (--offline): listen.admin_token_file"),
+        "{err}"
+    );
+}

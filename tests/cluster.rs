@@ -364,7 +364,7 @@ async fn the_fleet_shares_failed_transactions_and_either_sidecar_resolves_them()
         "the fence holds fleet-wide"
     );
     let resolved = txns
-        .resolve(&txn, "checked by hand".into())
+        .resolve(&txn, "checked by hand".into(), "a test".into())
         .await
         .expect("resolve from b");
     assert_eq!(resolved.resolution.as_deref(), Some("checked by hand"));

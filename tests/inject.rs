@@ -265,3 +265,110 @@ fn a_missing_file_exits_66_and_bad_input_65() {
     );
     assert!(err.contains("did you mean `Deployment`?"), "{err}");
 }
+
+/// A pod whose app already listens on 8000 is refused with the flag that fixes it; with other
+/// ports (flags or annotations) it injects, and dtc is told its addresses.
+#[test]
+fn a_port_the_app_uses_is_refused_and_other_ports_are_honoured() {
+    let app = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: web\n    image: web:1\n    ports:\n    - containerPort: 8000\n";
+    let e = inject_err(app);
+    assert!(
+        e.contains("container `web` uses port 8000") && e.contains("--proxy-port"),
+        "{e}"
+    );
+    let opts = SidecarOptions {
+        proxy_port: 8100,
+        ..SidecarOptions::default()
+    };
+    let out = inject_yaml(app, &opts).unwrap().yaml;
+    let pod: Value = serde_norway::from_str(&out).unwrap();
+    let dtc = &pod["spec"]["initContainers"][0];
+    assert_eq!(dtc["ports"][0]["containerPort"], 8100);
+    assert_eq!(dtc["env"][0]["name"], "DTC_LISTEN_ADDRESS");
+    assert_eq!(dtc["env"][0]["value"], "127.0.0.1:8100");
+    let annotated = app.replace(
+        "  name: web\n",
+        "  name: web\n  annotations:\n    dtc.io/proxy-port: \"8200\"\n",
+    );
+    let out = inject(&annotated);
+    let pod: Value = serde_norway::from_str(&out).unwrap();
+    assert_eq!(
+        pod["spec"]["initContainers"][0]["ports"][0]["containerPort"],
+        8200
+    );
+}
+
+/// `--upgrade` rebuilds an injected workload's sidecar from the flags, and a second run changes
+/// nothing; without it a different image is reported, not applied.
+#[test]
+fn upgrade_replaces_the_sidecar_in_place_and_is_idempotent() {
+    use dtc::k8s::inject::inject_yaml_with;
+    let first = inject(&fixture("app-deployment.yaml"));
+    let newer = SidecarOptions {
+        image: "dtc:0.2".into(),
+        ..SidecarOptions::default()
+    };
+    let kept = inject_yaml_with(&first, &newer, false).unwrap();
+    assert_eq!(kept.yaml, first);
+    assert!(
+        kept.report[0].contains("already injected (dtc inject --upgrade"),
+        "{:?}",
+        kept.report
+    );
+    let upgraded = inject_yaml_with(&first, &newer, true).unwrap();
+    assert_eq!(
+        upgraded.report,
+        ["deployment \"dtc-app\" upgraded in place"]
+    );
+    let d: Value = serde_norway::from_str(&upgraded.yaml).unwrap();
+    let spec = &d["spec"]["template"]["spec"];
+    let dtcs: Vec<&Value> = spec["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "dtc")
+        .collect();
+    assert_eq!(dtcs.len(), 1);
+    assert_eq!(dtcs[0]["image"], "dtc:0.2");
+    assert_eq!(
+        spec["volumes"].as_array().unwrap().len(),
+        3,
+        "the sidecar's volumes once each"
+    );
+    let again = inject_yaml_with(&upgraded.yaml, &newer, true).unwrap();
+    assert_eq!(again.yaml, upgraded.yaml);
+    assert_eq!(again.report, ["deployment \"dtc-app\" already up to date"]);
+}
+
+#[test]
+fn jobs_with_a_legacy_sidecar_and_shared_journal_claims_are_warned_about() {
+    let legacy = SidecarOptions {
+        legacy_sidecar: true,
+        ..SidecarOptions::default()
+    };
+    let report = inject_yaml(&fixture("cronjob.yaml"), &legacy)
+        .unwrap()
+        .report;
+    assert!(
+        report
+            .iter()
+            .any(|l| l.starts_with("warning: cronjob") && l.contains("never completes")),
+        "{report:?}"
+    );
+    let claim = SidecarOptions {
+        journal_claim: Some("dtc-journal".into()),
+        ..SidecarOptions::default()
+    };
+    let two = fixture("app-deployment.yaml").replace("replicas: 1", "replicas: 2");
+    let report = inject_yaml(&two, &claim).unwrap().report;
+    assert!(
+        report.iter().any(|l| l.contains(
+            "warning: deployment \"dtc-app\": --journal-claim dtc-journal gives its 2 replicas"
+        )),
+        "{report:?}"
+    );
+    let one = inject_yaml(&fixture("app-deployment.yaml"), &claim)
+        .unwrap()
+        .report;
+    assert!(!one.iter().any(|l| l.starts_with("warning")), "{one:?}");
+}

@@ -136,7 +136,7 @@ async fn txn_lists_shows_and_resolves_and_says_what_is_wrong() {
 
     // c still fails: the re-drive runs and the transaction stays failed.
     let retried = dtc_cli(&["txn", "--admin", &admin, "retry", &txn], None).await;
-    assert_eq!(retried.code, 0, "{}", retried.err);
+    assert_eq!(retried.code, 1, "still failed: {}", retried.err);
     assert!(
         retried
             .out
@@ -180,7 +180,8 @@ async fn txn_lists_shows_and_resolves_and_says_what_is_wrong() {
         refused.err
     );
     assert!(
-        refused.err.contains("the admin API refused (409)"),
+        refused.err.contains("the admin API refused (409)")
+            && refused.err.contains("already resolved by"),
         "{}",
         refused.err
     );
@@ -243,5 +244,89 @@ async fn a_missing_or_wrong_token_and_an_unreachable_admin_are_one_line_each() {
         bad_url.err.contains("write it as http://HOST:PORT"),
         "{}",
         bad_url.err
+    );
+}
+
+#[tokio::test]
+async fn retry_waits_for_the_verdict_and_exits_1_while_still_failed_then_0_once_converged() {
+    let (nodes, dtc, admin) = failing_cluster(None).await;
+    let txn = failed_write(&nodes, &dtc).await;
+    // c still fails: the verdict says so, with the latest evidence, and the exit code is 1.
+    let still = dtc_cli(&["txn", "--admin", &admin, "retry", &txn], None).await;
+    assert_eq!(still.code, 1, "{}{}", still.out, still.err);
+    assert!(
+        still.out.contains("verdict: STILL FAILED after 1 re-drive"),
+        "{}",
+        still.out
+    );
+    assert!(still.out.contains("c: undo failed"), "{}", still.out);
+    // c heals: the re-drive converges, exit 0, and c's old failed undo shows as history.
+    nodes.c().clear_faults();
+    let prefix = &txn[..12];
+    let healed = dtc_cli(&["txn", "--admin", &admin, "retry", prefix], None).await;
+    assert_eq!(healed.code, 0, "{}{}", healed.out, healed.err);
+    assert!(healed.out.contains("verdict: converged"), "{}", healed.out);
+    assert!(!healed.out.contains("FAILED"), "{}", healed.out);
+}
+
+#[tokio::test]
+async fn resolving_twice_says_who_resolved_it_and_why_and_prefixes_find_transactions() {
+    let (nodes, dtc, admin) = failing_cluster(None).await;
+    let txn = failed_write(&nodes, &dtc).await;
+    let prefix = &txn[..10];
+    let shown = dtc_cli(&["txn", "--admin", &admin, "show", prefix], None).await;
+    assert_eq!(shown.code, 0, "{}", shown.err);
+    assert!(
+        shown.out.starts_with(&format!("transaction  {txn}\n")),
+        "{}",
+        shown.out
+    );
+    let by_key = dtc_cli(
+        &["txn", "--admin", &admin, "list", "--key", "group/g1"],
+        None,
+    )
+    .await;
+    assert!(by_key.out.contains(&txn), "{}", by_key.out);
+    let none = dtc_cli(
+        &["txn", "--admin", &admin, "list", "--key", "group/zz"],
+        None,
+    )
+    .await;
+    assert_eq!(none.out, "no transactions\n");
+    let resolve = |by: &'static str| {
+        let admin = admin.clone();
+        let txn = txn.clone();
+        async move {
+            dtc_cli(
+                &[
+                    "txn",
+                    "--admin",
+                    &admin,
+                    "resolve",
+                    &txn,
+                    "--reason",
+                    "fixed on c",
+                    "--by",
+                    by,
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    let first = resolve("alice").await;
+    assert_eq!(first.code, 0, "{}", first.err);
+    assert!(
+        first.out.contains("fixed on c (by alice at "),
+        "{}",
+        first.out
+    );
+    let second = resolve("bob").await;
+    assert_eq!(second.code, 65, "{}", second.err);
+    assert!(
+        second.err.contains("is already resolved by alice at ")
+            && second.err.contains("(fixed on c)"),
+        "{}",
+        second.err
     );
 }

@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
-/// `GET /transactions?state=failed&limit=N`: newest first.
+/// `GET /transactions?state=failed&limit=N&key=K`: newest first.
 pub(super) fn list(state: &AdminState, query: &str) -> Response<ProxyBody> {
     let mut filter = None;
     let mut limit = DEFAULT_LIMIT;
+    let key = super::page::query_value(query, "key").filter(|k| !k.is_empty());
     for (name, value) in query.split('&').filter_map(|p| p.split_once('=')) {
         match name {
             "state" => match TxnState::ALL.into_iter().find(|s| s.as_str() == value) {
@@ -37,7 +38,15 @@ pub(super) fn list(state: &AdminState, query: &str) -> Response<ProxyBody> {
             _ => {}
         }
     }
-    let txns = state.txns.list(filter, limit);
+    let txns = match key {
+        Some(k) => {
+            let mut found = state.txns.by_key(&k, MAX_LIMIT);
+            found.retain(|t| filter.is_none_or(|s| t.state == s));
+            found.truncate(limit);
+            found
+        }
+        None => state.txns.list(filter, limit),
+    };
     json(StatusCode::OK, &serde_json::json!({"transactions": txns}))
 }
 
@@ -49,23 +58,38 @@ fn bad_query(detail: String) -> Response<ProxyBody> {
     problem::plain(StatusCode::BAD_REQUEST, "bad-query", detail)
 }
 
-/// `GET /transactions/{id}`.
+/// `GET /transactions/{id}`: `id` may be the start of an id, if only one id starts with it.
 pub(super) fn get(state: &AdminState, id: &str) -> Response<ProxyBody> {
-    match state.txns.get(id) {
-        Some(view) => json(StatusCode::OK, &view),
-        None => action_error(TxnActionError::NotFound(id.to_string())),
+    match state.txns.find(id) {
+        Ok(view) => json(StatusCode::OK, &view),
+        Err(e) => action_error(e),
     }
 }
 
-/// `POST /transactions/{id}/retry`: re-drive now.
+/// `POST /transactions/{id}/retry`: re-drive now and answer what it came to. Runs on its own
+/// task: a client that gives up waiting does not cancel a re-drive half done.
 pub(super) async fn retry(state: &AdminState, id: &str) -> Response<ProxyBody> {
+    let id = match state.txns.find(id) {
+        Ok(t) => t.txn,
+        Err(e) => return action_error(e),
+    };
     tracing::info!(txn = %id, "re-drive requested through the admin API");
-    answer(state.txns.retry(id).await)
+    let txns = state.txns.clone();
+    match tokio::spawn(async move { txns.retry(&id).await }).await {
+        Ok(result) => answer(result),
+        Err(e) => problem::plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("the re-drive stopped: {e}"),
+        ),
+    }
 }
 
 #[derive(Deserialize)]
 struct ResolveBody {
     reason: Option<String>,
+    /// Who resolves it (`alice via dtc txn`); recorded with the reason.
+    by: Option<String>,
 }
 
 /// `POST /transactions/{id}/resolve` with `{"reason": "..."}`: a person took care of it.
@@ -78,13 +102,20 @@ pub(super) async fn resolve(
         Ok(b) => b,
         Err(resp) => return resp,
     };
-    let reason = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    let (reason, by) = if body.iter().all(u8::is_ascii_whitespace) {
+        (None, None)
     } else {
         match serde_json::from_slice::<ResolveBody>(&body) {
-            Ok(b) => b.reason.filter(|r| !r.trim().is_empty()),
+            Ok(b) => (b.reason.filter(|r| !r.trim().is_empty()), b.by),
             Err(e) => return bad_json(&e),
         }
+    };
+    let by = by
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| "an admin API client".into());
+    let id = match state.txns.find(id) {
+        Ok(t) => t.txn,
+        Err(e) => return action_error(e),
     };
     let Some(reason) = reason else {
         return problem::plain(
@@ -93,8 +124,8 @@ pub(super) async fn resolve(
             r#"say why the transaction is resolved: send {"reason": "..."} (it is recorded)"#,
         );
     };
-    tracing::info!(txn = %id, reason = %reason, "resolve requested through the admin API");
-    answer(state.txns.resolve(id, reason).await)
+    tracing::info!(txn = %id, reason = %reason, by = %by, "resolve requested through the admin API");
+    answer(state.txns.resolve(&id, reason, by).await)
 }
 
 fn answer(result: Result<TxnView, TxnActionError>) -> Response<ProxyBody> {
@@ -108,6 +139,8 @@ fn action_error(e: TxnActionError) -> Response<ProxyBody> {
     let (status, kind) = match &e {
         TxnActionError::NotFound(_) => (StatusCode::NOT_FOUND, "unknown-transaction"),
         TxnActionError::NotActionable { .. } => (StatusCode::CONFLICT, "not-actionable"),
+        TxnActionError::AlreadyResolved { .. } => (StatusCode::CONFLICT, "already-resolved"),
+        TxnActionError::Ambiguous { .. } => (StatusCode::BAD_REQUEST, "ambiguous-id"),
         TxnActionError::Journal(_) => (StatusCode::SERVICE_UNAVAILABLE, "journal-unavailable"),
     };
     problem::plain(status, kind, e.to_string())

@@ -18,6 +18,7 @@ pub mod node_state;
 mod page;
 pub mod report;
 mod routes;
+pub mod sampler;
 mod status;
 mod verify;
 
@@ -45,8 +46,12 @@ use tokio::net::TcpListener;
 pub struct ReloadView {
     /// The generation in effect.
     pub generation: u64,
-    /// Reloads applied since start.
+    /// Reloads that changed the running config since start.
     pub reloads_ok: u64,
+    /// Valid files whose effective config equals the running one (a comment edit, or only a
+    /// restart-only setting changed): nothing applied.
+    #[serde(default)]
+    pub reloads_unchanged: u64,
     /// Reloads refused (the file was invalid; the last good config stayed).
     pub reloads_failed: u64,
     /// Why the last refused reload was refused, if the last attempt failed.
@@ -54,6 +59,10 @@ pub struct ReloadView {
     /// When the latest file, valid or not, was processed, in milliseconds since the Unix epoch;
     /// `None` before the first reload.
     pub last_reload_ms: Option<u64>,
+    /// Settings the config file changes that only a restart applies (e.g. `listen.address`):
+    /// they keep their running values until then.
+    #[serde(default)]
+    pub restart_pending: Vec<String>,
 }
 
 /// Everything the admin endpoints read or act on. Cheap to clone.
@@ -69,6 +78,10 @@ pub struct AdminState {
     pub reload: Arc<dyn Fn() -> ReloadView + Send + Sync>,
     /// Runs `POST /verify`; `None` without a journal.
     pub verifier: Option<crate::verify::Verifier>,
+    /// Readings of the node counters, for rates.
+    pub sampler: Arc<sampler::Sampler>,
+    /// When this dtc started, in milliseconds since the Unix epoch.
+    pub started_ms: u64,
 }
 
 impl AdminState {
@@ -86,6 +99,8 @@ impl AdminState {
                 ..ReloadView::default()
             }),
             verifier: None,
+            sampler: Arc::default(),
+            started_ms: report::now_ms(),
         }
     }
 }
@@ -117,9 +132,14 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
     let drain = Drain::within_at_shutdown(move || current.load().settings.config.timeouts.shutdown);
     let opts = Options::new("admin", builder, drain)
         .close_silent(cfg.timeouts.header_read, cfg.timeouts.idle);
+    let (stop_sampler, sampler_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(sampler::run(state.clone(), async {
+        let _ = sampler_stopped.await;
+    }));
     let service = service_fn(move |req: Request<Incoming>| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(routes::handle(&state, req).await) }
     });
     wire::serve(listener, service, shutdown, opts, wire::Plain("admin")).await;
+    let _ = stop_sampler.send(());
 }

@@ -11,8 +11,13 @@ use serde_json::{Value, json};
 /// The placeholder shown instead of a secret.
 const REDACTED: &str = "***";
 
-/// `GET /readyz`: ready when the config is loaded (always, once serving), the journal is open,
-/// and at least one node is up; otherwise 503 listing what is missing.
+/// `GET /readyz`: 200 when dtc can take writes, else 503 with `missing`, a list of reasons (a
+/// check adds its own line; see docs/operations.md, "Readiness"):
+/// - the journal is not open, or the journal or shared store refuses writes;
+/// - no node is up: a node counts once it has answered (a probe or a request, below 500) since
+///   dtc started and is not marked down, so a dtc whose nodes all cannot be reached is not
+///   ready, even before the probes mark them down;
+/// - every client connection slot is taken.
 pub(super) fn readyz(state: &AdminState) -> Response<ProxyBody> {
     let rt = state.current.load();
     let mut missing = Vec::new();
@@ -24,9 +29,16 @@ pub(super) fn readyz(state: &AdminState) -> Response<ProxyBody> {
         None => {}
     }
     let nodes = rt.nodes.all();
-    if !nodes.iter().any(|n| n.health.is_up()) {
-        let names: Vec<&str> = nodes.iter().map(|n| n.name()).collect();
-        missing.push(format!("no node is up (down: {})", names.join(", ")));
+    if !nodes.iter().any(|n| n.health.is_up() && n.stats.answered()) {
+        let each: Vec<String> = nodes
+            .iter()
+            .map(|n| match (n.health.is_up(), n.stats.last_error()) {
+                (false, _) => format!("{} down", n.name()),
+                (true, Some(e)) => format!("{} not reached ({})", n.name(), e.error),
+                (true, None) => format!("{} not reached yet", n.name()),
+            })
+            .collect();
+        missing.push(format!("no node is up: {}", each.join(", ")));
     }
     let max = rt.settings.config.limits.max_connections as u64;
     let open = state.metrics.client_connections();

@@ -3,7 +3,7 @@
 //! and the diff of two configs ([`diff`]); the reload loop itself is [`crate::runtime::reload`].
 //!
 //! The pipeline: file text → TOML parse (syntax errors carry line and column) →
-//! `DTC_DATABASE_URL` applied ([`cluster::apply_env`]) → [`Config`] with
+//! `DTC_DATABASE_URL`, `DTC_LISTEN_ADDRESS` and `DTC_LISTEN_ADMIN` applied ([`cluster::apply_env`]) → [`Config`] with
 //! documented defaults for every missing field → [`validate::validate`], which returns *every*
 //! problem with its field path and line → [`Settings`], the compiled form the proxy runs on.
 //! `dtc check` and hot reload run exactly this pipeline; [`advice`] then names what a valid
@@ -27,6 +27,7 @@ pub mod store_tls;
 pub mod template;
 pub mod tls;
 pub mod trace;
+mod typed;
 pub mod url;
 pub mod validate;
 pub mod verify_task;
@@ -112,13 +113,44 @@ pub fn load_file(path: &Path) -> Result<(Settings, String), ConfigError> {
     Ok((settings, text))
 }
 
+/// [`load_file`] for a machine that is not where dtc runs (`dtc check --offline`, in CI): a
+/// file the config names that cannot be read here (`listen.admin_token_file`, a Secret mounted
+/// in the pod) is reported in the notes instead of refusing the config.
+pub fn load_file_offline(path: &Path) -> Result<(Settings, Vec<String>), ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let settings = parse(&text, &path.display().to_string())?;
+    let mut notes = Vec::new();
+    if let Err(e) = secret::admin_token(&settings.config.listen) {
+        notes.push(format!(
+            "not checked (--offline): listen.admin_token_file: {e}; it must exist where dtc runs"
+        ));
+    }
+    Ok((settings, notes))
+}
+
 /// Parses and validates config text; `origin` names it in errors (a path, or "embedded default").
 pub fn parse(text: &str, origin: &str) -> Result<Settings, ConfigError> {
-    let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-        origin: origin.to_string(),
-        message: scrub(&syntax_message(&e, text), text),
+    let mut config = typed::config(text).map_err(|e| match e {
+        typed::TypedError::Syntax(message) => ConfigError::Syntax {
+            origin: origin.to_string(),
+            message: scrub(&message, text),
+        },
+        typed::TypedError::Types(problems) => ConfigError::Invalid {
+            origin: origin.to_string(),
+            problems: problems
+                .into_iter()
+                .map(|p| Problem {
+                    message: scrub(&p.message, text),
+                    ..p
+                })
+                .collect(),
+        },
     })?;
     cluster::apply_env(&mut config);
+    apply_listen_env(&mut config);
     validate::validate(config, text).map_err(|problems| ConfigError::Invalid {
         origin: origin.to_string(),
         problems: problems
@@ -129,6 +161,26 @@ pub fn parse(text: &str, origin: &str) -> Result<Settings, ConfigError> {
             })
             .collect(),
     })
+}
+
+/// Moves the proxy listener off `listen.address` (a pod whose app already uses that port).
+pub const LISTEN_ADDRESS_ENV: &str = "DTC_LISTEN_ADDRESS";
+/// Moves the admin listener off `listen.admin`.
+pub const LISTEN_ADMIN_ENV: &str = "DTC_LISTEN_ADMIN";
+
+/// `DTC_LISTEN_ADDRESS` and `DTC_LISTEN_ADMIN` over the file's listen addresses: `dtc inject
+/// --proxy-port/--admin-port` sets them so that one ConfigMap serves pods with other ports.
+fn apply_listen_env(config: &mut Config) {
+    if let Ok(a) = std::env::var(LISTEN_ADDRESS_ENV)
+        && !a.is_empty()
+    {
+        config.listen.address = a;
+    }
+    if let Ok(a) = std::env::var(LISTEN_ADMIN_ENV)
+        && !a.is_empty()
+    {
+        config.listen.admin = a;
+    }
 }
 
 /// `message` without the secrets `text` holds: the admin token and any URL's password. Problems

@@ -56,6 +56,9 @@ pub enum Record {
         txn: String,
         at_ms: u64,
         reason: String,
+        /// Who, as the admin client said (`alice via dtc txn`, `the status page`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<String>,
     },
     /// A whole transaction, written by compaction.
     Entry(Entry),
@@ -285,6 +288,11 @@ pub struct Entry {
     pub redrives: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution: Option<String>,
+    /// Who resolved it and when (milliseconds since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_ms: Option<u64>,
     /// A rollback (or a write that applied nowhere) whose nodes included an unknown outcome
     /// waits for a read-back check.
     #[serde(default)]
@@ -320,6 +328,8 @@ impl Entry {
             finished_ms: None,
             redrives: 0,
             resolution: None,
+            resolved_by: None,
+            resolved_ms: None,
             verify_pending: false,
         }
     }
@@ -393,7 +403,13 @@ impl Entry {
                 self.verify_pending = self.checked_later();
             }
             Record::Verified { .. } => self.verify_pending = false,
-            Record::Resolved { reason, .. } => self.resolution = Some(reason.clone()),
+            Record::Resolved {
+                reason, by, at_ms, ..
+            } => {
+                self.resolution = Some(reason.clone());
+                self.resolved_by = by.clone();
+                self.resolved_ms = Some(*at_ms);
+            }
             Record::Begin(_)
             | Record::Entry(_)
             | Record::Idem(_)

@@ -538,10 +538,21 @@ impl Journal {
         txn: &str,
         reason: String,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
+        self.resolve_by(txn, reason, None)
+    }
+
+    /// [`Journal::resolve`], saying who resolved it.
+    pub fn resolve_by(
+        &self,
+        txn: &str,
+        reason: String,
+        by: Option<String>,
+    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
         self.append(Record::Resolved {
             txn: txn.to_string(),
             at_ms: now_ms(),
             reason,
+            by,
         })
     }
 

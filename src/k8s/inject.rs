@@ -7,7 +7,7 @@
 //! comments (comments inside it are lost — YAML parsers do not keep them).
 
 use super::kinds::{Kind, KindError, classify};
-use super::pod::{Outcome, PodError, inject_pod};
+use super::pod::{Outcome, PodError, inject_pod_with};
 use super::sidecar::SidecarOptions;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -79,6 +79,16 @@ pub struct Injected {
 
 /// Injects the sidecar into every workload of a multi-document YAML text.
 pub fn inject_yaml(input: &str, opts: &SidecarOptions) -> Result<Injected, InjectError> {
+    inject_yaml_with(input, opts, false)
+}
+
+/// [`inject_yaml`]; with `upgrade`, workloads injected already get the sidecar rebuilt from
+/// `opts` in place (`dtc inject --upgrade`), and those that are up to date stay as they are.
+pub fn inject_yaml_with(
+    input: &str,
+    opts: &SidecarOptions,
+    upgrade: bool,
+) -> Result<Injected, InjectError> {
     let mut out = Injected {
         yaml: String::with_capacity(input.len() * 2),
         report: Vec::new(),
@@ -97,6 +107,7 @@ pub fn inject_yaml(input: &str, opts: &SidecarOptions) -> Result<Injected, Injec
         objects += 1;
         let mut injector = Injector {
             opts,
+            upgrade,
             report: &mut out.report,
             at,
         };
@@ -233,6 +244,7 @@ fn kind_error(error: KindError, at: Place) -> InjectError {
 /// Walks the objects of one document, adding the sidecar to workloads.
 struct Injector<'a> {
     opts: &'a SidecarOptions,
+    upgrade: bool,
     report: &'a mut Vec<String>,
     at: Place,
 }
@@ -287,16 +299,46 @@ impl Injector<'_> {
             name: name.to_string(),
             source,
         };
+        let replicas = object
+            .get("spec")
+            .and_then(|s| s.get("replicas"))
+            .and_then(Value::as_i64);
         let pod = pod_template(object, template).ok_or(error(PodError::NoPodSpec(spec_path)))?;
-        let outcome = inject_pod(pod, spec_path, self.opts).map_err(error)?;
+        let outcome = inject_pod_with(pod, spec_path, self.opts, self.upgrade).map_err(error)?;
+        let what = format!("{} \"{name}\"", kind.to_lowercase());
         let verb = match outcome {
             Outcome::Injected => "injected",
-            Outcome::AlreadyInjected => "already injected",
+            Outcome::Upgraded => "upgraded in place",
+            Outcome::AlreadyInjected if self.upgrade => "already up to date",
+            Outcome::AlreadyInjected => {
+                "already injected (dtc inject --upgrade rebuilds its sidecar from these flags)"
+            }
             Outcome::OptedOut => "skipped (dtc.io/inject: disabled)",
         };
-        self.report
-            .push(format!("{} \"{name}\" {verb}", kind.to_lowercase()));
-        Ok(outcome == Outcome::Injected)
+        self.report.push(format!("{what} {verb}"));
+        if outcome != Outcome::OptedOut {
+            self.warn(&what, kind, replicas);
+        }
+        Ok(matches!(outcome, Outcome::Injected | Outcome::Upgraded))
+    }
+
+    /// Warnings about a workload that takes the sidecar but will not run well with it.
+    fn warn(&mut self, what: &str, kind: &str, replicas: Option<i64>) {
+        if self.opts.legacy_sidecar && matches!(kind, "Job" | "CronJob") {
+            self.report.push(format!(
+                "warning: {what}: with --legacy-sidecar, dtc is a regular container that keeps running after the job's own containers finish, so the Job never completes; leave out --legacy-sidecar (native sidecars need Kubernetes 1.29 or later) or end dtc from the job"
+            ));
+        }
+        let shared = match (kind, replicas) {
+            ("DaemonSet", _) => Some("every pod of the DaemonSet".to_string()),
+            (_, Some(n)) if n > 1 => Some(format!("its {n} replicas")),
+            _ => None,
+        };
+        if let (Some(claim), Some(who)) = (&self.opts.journal_claim, shared) {
+            self.report.push(format!(
+                "warning: {what}: --journal-claim {claim} gives {who} one and the same journal claim: a ReadWriteOnce claim lets only one pod start, and dtc refuses a journal another dtc holds; give each pod its own claim (a StatefulSet's volumeClaimTemplates) or keep the emptyDir journal"
+            ));
+        }
     }
 }
 

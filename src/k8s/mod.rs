@@ -44,9 +44,13 @@ pub struct InjectArgs {
     /// YAML file to read; `-` or no flag reads stdin.
     #[arg(short = 'f', long = "filename", value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// Do not print what was injected to stderr.
+    /// Do not print what was injected to stderr (warnings still are).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Rebuild the sidecar of workloads injected already from these flags (a new --image, other
+    /// ports), in place; workloads that are up to date are left as they are.
+    #[arg(long)]
+    pub upgrade: bool,
     #[command(flatten)]
     pub sidecar: SidecarOptions,
 }
@@ -80,7 +84,7 @@ pub fn inject_main(args: InjectArgs) -> ExitCode {
             return ExitCode::from(exit::NO_INPUT);
         }
     };
-    let injected = match inject::inject_yaml(&input, &args.sidecar) {
+    let injected = match inject::inject_yaml_with(&input, &args.sidecar, args.upgrade) {
         Ok(injected) => injected,
         Err(error) => {
             eprintln!("dtc inject: {error}");
@@ -91,9 +95,11 @@ pub fn inject_main(args: InjectArgs) -> ExitCode {
         eprintln!("dtc inject: cannot write to stdout: {error}");
         return ExitCode::from(exit::IO);
     }
-    if !args.quiet {
-        injected.report.iter().for_each(|line| eprintln!("{line}"));
-    }
+    injected
+        .report
+        .iter()
+        .filter(|line| !args.quiet || line.starts_with("warning:"))
+        .for_each(|line| eprintln!("{line}"));
     ExitCode::SUCCESS
 }
 

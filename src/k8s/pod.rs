@@ -24,14 +24,22 @@ pub const INJECT_ANNOTATION: &str = "dtc.io/inject";
 pub const DATABASE_SECRET_ANNOTATION: &str = "dtc.io/database-secret";
 /// Pod annotation written by injection; makes injecting again a no-op.
 pub const INJECTED_ANNOTATION: &str = "dtc.io/injected";
+/// Pod annotation choosing the sidecar's proxy port (as `--proxy-port` does for every pod).
+pub const PROXY_PORT_ANNOTATION: &str = "dtc.io/proxy-port";
+/// Pod annotation choosing the sidecar's admin port (as `--admin-port` does for every pod).
+pub const ADMIN_PORT_ANNOTATION: &str = "dtc.io/admin-port";
 
 /// What [`inject_pod`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The sidecar, its volumes and the marker annotation were added.
     Injected,
-    /// The pod already had the sidecar (marker annotation or a `dtc` container).
+    /// The pod already had the sidecar (marker annotation or a `dtc` container), as it would
+    /// be built now.
     AlreadyInjected,
+    /// The pod had the sidecar, built otherwise (another image, other flags): replaced in place
+    /// (`dtc inject --upgrade`).
+    Upgraded,
     /// The pod carries `dtc.io/inject: disabled`.
     OptedOut,
 }
@@ -53,6 +61,17 @@ pub enum PodError {
     /// A dtc annotation has a value dtc cannot use.
     #[error("{0}")]
     BadAnnotation(String),
+    /// A container of the pod already uses a port the sidecar needs.
+    #[error(
+        "container `{container}` uses port {port}, which dtc's {what} needs: both would bind it and one would crash; choose another with {flag} (or the pod annotation {annotation})"
+    )]
+    PortTaken {
+        container: String,
+        port: i64,
+        what: &'static str,
+        flag: &'static str,
+        annotation: &'static str,
+    },
 }
 
 /// Adds the dtc sidecar to `pod`, an object with `metadata` and `spec` (a Pod
@@ -62,39 +81,155 @@ pub fn inject_pod(
     spec_path: &'static str,
     opts: &SidecarOptions,
 ) -> Result<Outcome, PodError> {
+    inject_pod_with(pod, spec_path, opts, false)
+}
+
+/// [`inject_pod`]; with `upgrade`, a pod that has the sidecar already gets it rebuilt from
+/// `opts` in place (image, ports, volumes), and one that is up to date is left as it is.
+pub fn inject_pod_with(
+    pod: &mut Map<String, Value>,
+    spec_path: &'static str,
+    opts: &SidecarOptions,
+    upgrade: bool,
+) -> Result<Outcome, PodError> {
     let spec = pod
         .get("spec")
         .and_then(Value::as_object)
         .filter(|s| s.get("containers").is_some_and(Value::is_array))
         .ok_or(PodError::NoPodSpec(spec_path))?;
-    if annotation(pod, INJECTED_ANNOTATION) == Some("true") || has_sidecar(spec) {
+    let injected = annotation(pod, INJECTED_ANNOTATION) == Some("true") || has_sidecar(spec);
+    if injected && !upgrade {
         return Ok(Outcome::AlreadyInjected);
     }
     if annotation(pod, INJECT_ANNOTATION) == Some("disabled") {
         return Ok(Outcome::OptedOut);
     }
-    check_volume_names(spec)?;
-    let mut own;
-    let mut opts = opts;
+    let opts = pod_options(pod, opts)?;
+    let spec = pod
+        .get_mut("spec")
+        .and_then(Value::as_object_mut)
+        .ok_or(PodError::NoPodSpec(spec_path))?;
+    if injected {
+        let before = spec.clone();
+        remove_sidecar(spec);
+        let outcome = add_sidecar(spec, &opts).map(|()| {
+            if *spec == before {
+                Outcome::AlreadyInjected
+            } else {
+                Outcome::Upgraded
+            }
+        })?;
+        set_annotation(pod, INJECTED_ANNOTATION, "true")?;
+        return Ok(outcome);
+    }
+    add_sidecar(spec, &opts)?;
+    set_annotation(pod, INJECTED_ANNOTATION, "true")?;
+    Ok(Outcome::Injected)
+}
+
+/// The options for this pod: the flags, with what its dtc annotations ask for.
+fn pod_options(
+    pod: &Map<String, Value>,
+    opts: &SidecarOptions,
+) -> Result<SidecarOptions, PodError> {
+    let mut own = opts.clone();
     if let Some(secret) = annotation(pod, DATABASE_SECRET_ANNOTATION) {
         let mut problems = Vec::new();
         super::sidecar::check_secret_ref(DATABASE_SECRET_ANNOTATION, secret, &mut problems);
         if let Some(p) = problems.into_iter().next() {
             return Err(PodError::BadAnnotation(p));
         }
-        own = opts.clone();
         own.database_secret = Some(secret.to_string());
-        opts = &own;
     }
-    let spec = pod
-        .get_mut("spec")
-        .and_then(Value::as_object_mut)
-        .ok_or(PodError::NoPodSpec(spec_path))?;
+    for (key, slot) in [
+        (PROXY_PORT_ANNOTATION, &mut own.proxy_port),
+        (ADMIN_PORT_ANNOTATION, &mut own.admin_port),
+    ] {
+        if let Some(text) = annotation(pod, key) {
+            *slot = text.parse::<u16>().ok().filter(|p| *p > 0).ok_or_else(|| {
+                PodError::BadAnnotation(format!("{key}: `{text}` is not a port (1 to 65535)"))
+            })?;
+        }
+    }
+    if own.proxy_port == own.admin_port {
+        return Err(PodError::BadAnnotation(format!(
+            "the proxy and admin ports are both {}: give them different ports",
+            own.proxy_port
+        )));
+    }
+    Ok(own)
+}
+
+/// Adds the sidecar and its volumes to a spec that has neither.
+fn add_sidecar(spec: &mut Map<String, Value>, opts: &SidecarOptions) -> Result<(), PodError> {
+    check_volume_names(spec)?;
+    check_ports(spec, opts)?;
     add_container(spec, opts)?;
     add_volumes(spec, opts)?;
     raise_grace_period(spec, opts.termination_grace);
-    set_annotation(pod, INJECTED_ANNOTATION, "true")?;
-    Ok(Outcome::Injected)
+    Ok(())
+}
+
+/// Takes out the sidecar container and its volumes, keeping the place of the container (an
+/// upgrade puts the new one back there when it is of the same kind).
+fn remove_sidecar(spec: &mut Map<String, Value>) {
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            cs.retain(|c| c["name"] != CONTAINER_NAME);
+            if cs.is_empty() && list == "initContainers" {
+                spec.remove(list);
+            }
+        }
+    }
+    if let Some(vs) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
+        vs.retain(|v| {
+            ![CONFIG_VOLUME, JOURNAL_VOLUME, TOKEN_VOLUME]
+                .contains(&v["name"].as_str().unwrap_or(""))
+        });
+    }
+}
+
+/// Refuses a pod whose containers already use the sidecar's ports.
+fn check_ports(spec: &Map<String, Value>, opts: &SidecarOptions) -> Result<(), PodError> {
+    let wanted = [
+        (
+            opts.proxy_port,
+            "proxy",
+            "--proxy-port",
+            PROXY_PORT_ANNOTATION,
+        ),
+        (
+            opts.admin_port,
+            "admin listener",
+            "--admin-port",
+            ADMIN_PORT_ANNOTATION,
+        ),
+    ];
+    for list in ["containers", "initContainers"] {
+        for c in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let ports = c["ports"].as_array().into_iter().flatten();
+            for p in ports {
+                let port = p["containerPort"].as_i64().unwrap_or(-1);
+                if let Some((_, what, flag, annotation)) =
+                    wanted.iter().find(|(w, ..)| i64::from(*w) == port)
+                {
+                    return Err(PodError::PortTaken {
+                        container: c["name"].as_str().unwrap_or("?").to_string(),
+                        port,
+                        what,
+                        flag,
+                        annotation,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The value of one annotation of `pod`, if it is a string.

@@ -38,10 +38,13 @@ pub const TOKEN_VOLUME: &str = "dtc-admin-token";
 pub const TOKEN_DIR: &str = "/etc/dtc-secret";
 /// The Secret's key holding the token; the file `listen.admin_token_file` names.
 pub const TOKEN_KEY: &str = "token";
-/// Port of the proxy (the app talks to `127.0.0.1:8000`).
+/// Port of the proxy (the app talks to `127.0.0.1:8000`) unless `--proxy-port` says otherwise.
 pub const PROXY_PORT: i32 = 8000;
-/// Port of the admin listener (health, readiness).
+/// Port of the admin listener (health, readiness) unless `--admin-port` says otherwise.
 pub const ADMIN_PORT: i32 = 9901;
+/// The environment variables that move dtc's listeners off the ConfigMap's addresses
+/// (`listen.address`, `listen.admin`), set when a pod's ports ask for it.
+pub use crate::config::{LISTEN_ADDRESS_ENV, LISTEN_ADMIN_ENV};
 /// Non-root user the image and the container run as.
 pub const RUN_AS_USER: i64 = 65532;
 
@@ -64,6 +67,16 @@ pub struct SidecarOptions {
     /// Keep the journal in this PersistentVolumeClaim instead of an emptyDir.
     #[arg(long, value_name = "CLAIM")]
     pub journal_claim: Option<String>,
+    /// Size limit of the journal's emptyDir (the kubelet evicts a pod past it).
+    #[arg(long, default_value = "256Mi", value_name = "QUANTITY")]
+    pub journal_size_limit: String,
+    /// Port of dtc's proxy in the pod (the app talks to 127.0.0.1:PORT); a pod can ask with
+    /// the annotation dtc.io/proxy-port.
+    #[arg(long, default_value_t = PROXY_PORT as u16, value_name = "PORT")]
+    pub proxy_port: u16,
+    /// Port of dtc's admin listener (probes, metrics); a pod can ask with dtc.io/admin-port.
+    #[arg(long, default_value_t = ADMIN_PORT as u16, value_name = "PORT")]
+    pub admin_port: u16,
     /// Add dtc as a regular container instead of a native sidecar (clusters before 1.29).
     #[arg(long)]
     pub legacy_sidecar: bool,
@@ -97,6 +110,9 @@ impl Default for SidecarOptions {
             config_map: "dtc-config".into(),
             admin_token_secret: "dtc-admin-token".into(),
             journal_claim: None,
+            journal_size_limit: "256Mi".into(),
+            proxy_port: PROXY_PORT as u16,
+            admin_port: ADMIN_PORT as u16,
             legacy_sidecar: false,
             cpu_request: "50m".into(),
             memory_request: "32Mi".into(),
@@ -136,7 +152,14 @@ impl SidecarOptions {
         if let Some(secret) = &self.database_secret {
             check_secret_ref("--database-secret", secret, &mut problems);
         }
+        if self.proxy_port == 0 || self.admin_port == 0 || self.proxy_port == self.admin_port {
+            problems.push(format!(
+                "--proxy-port {} and --admin-port {} must be two different ports above 0",
+                self.proxy_port, self.admin_port
+            ));
+        }
         for (flag, value) in [
+            ("--journal-size-limit", &self.journal_size_limit),
             ("--cpu-request", &self.cpu_request),
             ("--memory-request", &self.memory_request),
             ("--cpu-limit", &self.cpu_limit),
@@ -242,8 +265,8 @@ pub fn sidecar_container(opts: &SidecarOptions) -> Container {
         ),
         restart_policy: (!opts.legacy_sidecar).then(|| "Always".into()),
         ports: Some(vec![
-            port("dtc-proxy", PROXY_PORT),
-            port("dtc-admin", ADMIN_PORT),
+            port("dtc-proxy", i32::from(opts.proxy_port)),
+            port("dtc-admin", i32::from(opts.admin_port)),
         ]),
         startup_probe: Some(probe("/healthz", 1, 30)),
         liveness_probe: Some(probe("/healthz", 10, 3)),
@@ -255,9 +278,37 @@ pub fn sidecar_container(opts: &SidecarOptions) -> Container {
             mount(JOURNAL_VOLUME, JOURNAL_MOUNT, false),
             mount(TOKEN_VOLUME, TOKEN_DIR, true),
         ]),
-        env: opts.database_secret.as_deref().map(database_env),
+        env: env(opts),
         ..Container::default()
     }
+}
+
+/// The container's environment: the database URL's Secret, and the listeners' addresses when
+/// the ports are not the ConfigMap's.
+fn env(opts: &SidecarOptions) -> Option<Vec<EnvVar>> {
+    let mut vars = opts
+        .database_secret
+        .as_deref()
+        .map(database_env)
+        .unwrap_or_default();
+    let plain = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        value_from: None,
+    };
+    if i32::from(opts.proxy_port) != PROXY_PORT {
+        vars.push(plain(
+            LISTEN_ADDRESS_ENV,
+            format!("127.0.0.1:{}", opts.proxy_port),
+        ));
+    }
+    if i32::from(opts.admin_port) != ADMIN_PORT {
+        vars.push(plain(
+            LISTEN_ADMIN_ENV,
+            format!("0.0.0.0:{}", opts.admin_port),
+        ));
+    }
+    (!vars.is_empty()).then_some(vars)
 }
 
 /// `DTC_DATABASE_URL` from the Secret `NAME[:KEY]`: the URL (and its password) never appears
@@ -300,7 +351,10 @@ pub fn sidecar_volumes(opts: &SidecarOptions) -> Vec<Volume> {
         },
         None => Volume {
             name: JOURNAL_VOLUME.into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity(opts.journal_size_limit.clone())),
+                ..EmptyDirVolumeSource::default()
+            }),
             ..Volume::default()
         },
     };

@@ -11,10 +11,10 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | done; for `dtc status`: nothing needs attention |
-//! | 1 | `dtc status`: something needs attention (a node down, a failed transaction, ...) |
+//! | 1 | `dtc status`: something needs attention (a node down, a failed transaction, ...); `dtc txn retry`: the transaction is still failed after the re-drive (or the re-drive did not end within `--wait`) |
 //! | 64 | the command line is wrong, or the `--admin` URL is not `http://HOST:PORT` |
-//! | 65 | the admin API refused the action (e.g. the transaction is not failed) |
-//! | 66 | no transaction with that id |
+//! | 65 | the admin API refused the action (e.g. the transaction is not failed, or a person resolved it already: the answer says who, when and why) |
+//! | 66 | no transaction with that id (or id prefix) |
 //! | 69 | the admin listener is unreachable |
 //! | 76 | the answer was not dtc's admin API |
 //! | 77 | the token is missing or wrong |
@@ -81,17 +81,32 @@ pub enum TxnCommand {
         /// At most this many (the admin API lists at most 1,000).
         #[arg(long, default_value_t = 100)]
         limit: usize,
+        /// Only transactions on this resource key, e.g. `group/g1`.
+        #[arg(long)]
+        key: Option<String>,
+        /// Print only the ids, one a line (`txn=$(dtc txn list --state failed -q)`).
+        #[arg(long, short)]
+        quiet: bool,
     },
-    /// Show one transaction with what each node did.
+    /// Show one transaction with what each node did (an id, or the start of one).
     Show { id: String },
-    /// Re-drive a failed transaction now (after fixing its node).
-    Retry { id: String },
-    /// Mark a failed transaction as handled by a person; the reason is recorded.
+    /// Re-drive a failed transaction now (after fixing its node) and wait for the verdict:
+    /// exit 0 when it converged, 1 when it is still failed.
+    Retry {
+        id: String,
+        /// How long to wait for the re-drive's outcome.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        wait: std::time::Duration,
+    },
+    /// Mark a failed transaction as handled by a person; the reason and who you are are recorded.
     Resolve {
         id: String,
         /// Why it is resolved, e.g. "fixed by hand on node-2".
         #[arg(long)]
         reason: String,
+        /// Who resolves it (default: $USER via dtc txn).
+        #[arg(long)]
+        by: Option<String>,
     },
 }
 
@@ -212,14 +227,27 @@ async fn txn(args: &TxnArgs) -> Result<u8, OpsError> {
     let a = &args.admin;
     let client = AdminClient::new(&a.admin, a.token.clone())?;
     let view: TxnView = match &args.command {
-        TxnCommand::List { state, limit } => {
+        TxnCommand::List {
+            state,
+            limit,
+            key,
+            quiet,
+        } => {
             let mut path = format!("/transactions?limit={limit}");
             if let Some(s) = state {
                 path.push_str(&format!("&state={s}"));
             }
+            if let Some(k) = key {
+                path.push_str(&format!("&key={}", client::segment(k)));
+            }
             let list: TxnList = client.get(&path).await?;
             match a.output {
                 Output::Json => print_json(&list),
+                Output::Table if *quiet => {
+                    list.transactions
+                        .iter()
+                        .for_each(|t| out(&format!("{}\n", t.txn)));
+                }
                 Output::Table => out(&table::txns(&list.transactions)),
             }
             return Ok(exit::OK);
@@ -229,13 +257,12 @@ async fn txn(args: &TxnArgs) -> Result<u8, OpsError> {
                 .get(&format!("/transactions/{}", client::segment(id)))
                 .await?
         }
-        TxnCommand::Retry { id } => {
-            let path = format!("/transactions/{}/retry", client::segment(id));
-            parse(&client.post(&path, None).await?)?
-        }
-        TxnCommand::Resolve { id, reason } => {
+        TxnCommand::Retry { id, wait } => return retry(&client, a.output, id, *wait).await,
+        TxnCommand::Resolve { id, reason, by } => {
             let path = format!("/transactions/{}/resolve", client::segment(id));
-            parse(&client.post(&path, Some(json!({"reason": reason}))).await?)?
+            let by = by.clone().unwrap_or_else(default_by);
+            let body = json!({"reason": reason, "by": by});
+            parse(&client.post(&path, Some(body)).await?)?
         }
     };
     match a.output {
@@ -243,6 +270,56 @@ async fn txn(args: &TxnArgs) -> Result<u8, OpsError> {
         Output::Table => out(&table::txn(&view)),
     }
     Ok(exit::OK)
+}
+
+/// `$USER via dtc txn`.
+fn default_by() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "someone".into());
+    format!("{user} via dtc txn")
+}
+
+/// `dtc txn retry`: re-drives, waits at most `wait` for the outcome, prints the transaction as
+/// it is now and a verdict line; exit 0 converged, 1 still failed (or no outcome in time).
+async fn retry(
+    client: &AdminClient,
+    output: Output,
+    id: &str,
+    wait: std::time::Duration,
+) -> Result<u8, OpsError> {
+    let path = format!("/transactions/{}/retry", client::segment(id));
+    let answer = tokio::time::timeout(wait, client.post(&path, None)).await;
+    let view = match answer {
+        Ok(v) => parse(&v?)?,
+        Err(_) => {
+            let now: TxnView = client
+                .get(&format!("/transactions/{}", client::segment(id)))
+                .await?;
+            if output == Output::Table {
+                out(&table::txn(&now));
+            }
+            eprintln!(
+                "dtc txn retry: no verdict within {}: the re-drive of {} is still running; see `dtc txn show {}`",
+                humantime::format_duration(wait),
+                now.txn,
+                now.txn
+            );
+            return Ok(exit::ATTENTION);
+        }
+    };
+    match output {
+        Output::Json => print_json(&view),
+        Output::Table => {
+            out(&table::txn(&view));
+            out(&format!("\n{}\n", table::verdict(&view)));
+        }
+    }
+    Ok(if view.state == TxnState::Failed {
+        exit::ATTENTION
+    } else {
+        exit::OK
+    })
 }
 
 fn parse(value: &Value) -> Result<TxnView, OpsError> {

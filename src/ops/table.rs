@@ -1,8 +1,8 @@
 //! Plain-text tables for people: the status summary, transaction lists, one transaction.
 
 use crate::admin::TxnView;
-use crate::admin::report::{StatusReport, format_ms};
-use crate::txn::{CompOutcome, NodeReport};
+use crate::admin::report::{StatusReport, format_ms, uptime};
+use crate::txn::{CompOutcome, NodeReport, TxnState};
 use std::fmt::Write as _;
 
 /// How many transactions `dtc status` lists before pointing at `dtc txn list`.
@@ -41,37 +41,33 @@ fn grid(headers: &[&str], rows: &[Vec<String>]) -> String {
 pub fn status(admin: &str, r: &StatusReport, problems: &[String]) -> String {
     let rl = &r.reload;
     let mut out = format!(
-        "dtc at {admin}: config generation {}, {} reload{} applied, {} refused, journal {}\n",
+        "dtc {} at {admin}, up {}: config generation {}, {} reload{} applied, {} unchanged, {} refused\n",
+        r.version,
+        uptime(r.now_ms.saturating_sub(r.started_ms)),
         rl.generation,
         rl.reloads_ok,
         if rl.reloads_ok == 1 { "" } else { "s" },
+        rl.reloads_unchanged,
         rl.reloads_failed,
-        if r.journal_open { "open" } else { "NOT OPEN" },
     );
+    let journal = match (&r.journal_problem, r.journal_open) {
+        (Some(p), _) => format!("REFUSING WRITES ({p})"),
+        (None, true) => "open".into(),
+        (None, false) => "NOT OPEN".into(),
+    };
+    let _ = writeln!(
+        out,
+        "journal {journal}: {} in doubt, {} failed",
+        r.in_doubt, r.failed
+    );
+    if !rl.restart_pending.is_empty() {
+        let _ = writeln!(out, "restart pending: {}", rl.restart_pending.join(", "));
+    }
     if let Some(e) = &rl.last_error {
         let _ = writeln!(out, "last reload refused: {e}");
     }
     out.push('\n');
-    let nodes: Vec<Vec<String>> = r
-        .nodes
-        .iter()
-        .map(|n| {
-            vec![
-                n.name.clone(),
-                n.url.clone(),
-                match n.up {
-                    true => n.health.short(),
-                    false => n.health.short().to_uppercase(),
-                },
-                n.in_flight.to_string(),
-                n.latency_ms.map_or("-".into(), |ms| format!("{ms:.1} ms")),
-            ]
-        })
-        .collect();
-    out.push_str(&grid(
-        &["NODE", "URL", "HEALTH", "IN FLIGHT", "LATENCY"],
-        &nodes,
-    ));
+    out.push_str(&nodes(r));
     out.push('\n');
     let finished: Vec<String> = r
         .finished
@@ -98,6 +94,24 @@ pub fn status(admin: &str, r: &StatusReport, problems: &[String]) -> String {
             );
         }
     }
+    if !r.rolled_back.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nrecently rolled back (the client was told to retry):"
+        );
+        out.push_str(&txns(&r.rolled_back));
+    }
+    if let Some(v) = r.divergence.as_ref().filter(|v| !v.differing.is_empty()) {
+        let _ = writeln!(
+            out,
+            "\ndiverging keys (verify of {}, {} keys checked):",
+            format_ms(v.at_ms),
+            v.checked
+        );
+        for k in &v.differing {
+            let _ = writeln!(out, "  {}", k.line());
+        }
+    }
     out.push('\n');
     if problems.is_empty() {
         out.push_str("OK: every node is up, nothing needs attention\n");
@@ -105,6 +119,72 @@ pub fn status(admin: &str, r: &StatusReport, problems: &[String]) -> String {
         out.push_str("NEEDS ATTENTION:\n");
         for p in problems {
             let _ = writeln!(out, "  - {p}");
+        }
+    }
+    out
+}
+
+/// The nodes' table, and under it each node's last error.
+fn nodes(r: &StatusReport) -> String {
+    let ms = |v: Option<f64>| v.map_or("-".into(), |ms| format!("{ms:.1} ms"));
+    let rows: Vec<Vec<String>> = r
+        .nodes
+        .iter()
+        .map(|n| {
+            // The health model's word (up, down, half-open), shouted when the node takes no
+            // writes, with how long it has been down.
+            let health = match (n.up, n.health.down_since_ms) {
+                (true, _) if !n.answered && n.last_error.is_some() => "UNREACHED".to_string(),
+                (true, _) => n.health.short(),
+                (false, Some(since)) => format!(
+                    "{} {}",
+                    n.health.short().to_uppercase(),
+                    uptime(r.now_ms.saturating_sub(since))
+                ),
+                (false, None) => n.health.short().to_uppercase(),
+            };
+            let recent = n.recent.as_ref();
+            let rate = |f: fn(&crate::admin::report::Recent) -> f64| {
+                recent.map_or("-".into(), |w| format!("{:.1}/s", f(w)))
+            };
+            vec![
+                n.name.clone(),
+                n.url.clone(),
+                health,
+                n.in_flight.to_string(),
+                ms(n.latency_ms),
+                ms(recent.and_then(|w| w.p50_ms)),
+                ms(recent.and_then(|w| w.p99_ms)),
+                format!("{} ({})", n.requests, rate(|w| w.requests_per_s)),
+                format!("{} ({})", n.errors, rate(|w| w.errors_per_s)),
+                format!("{} ({})", n.retries, rate(|w| w.retries_per_s)),
+            ]
+        })
+        .collect();
+    let mut out = grid(
+        &[
+            "NODE",
+            "URL",
+            "HEALTH",
+            "IN FLIGHT",
+            "LATENCY",
+            "P50",
+            "P99",
+            "REQUESTS",
+            "ERRORS",
+            "RETRIES",
+        ],
+        &rows,
+    );
+    for n in &r.nodes {
+        if let Some(e) = &n.last_error {
+            let _ = writeln!(
+                out,
+                "  {} last error {}: {}",
+                n.name,
+                format_ms(e.at_ms),
+                e.error
+            );
         }
     }
     out
@@ -166,19 +246,28 @@ pub fn txn(t: &TxnView) -> String {
         .map(|ms| format!(", next {}", format_ms(ms)))
         .unwrap_or_default();
     field("re-drives", format!("{}{next}", t.redrives));
-    field(
-        "resolution",
-        t.resolution.clone().unwrap_or_else(|| "-".into()),
-    );
+    let resolution = match (&t.resolution, &t.resolved_by) {
+        (Some(r), Some(by)) => format!(
+            "{r} (by {by}{})",
+            t.resolved_ms
+                .map_or(String::new(), |ms| format!(" at {}", format_ms(ms)))
+        ),
+        (Some(r), None) => r.clone(),
+        (None, _) => "-".into(),
+    };
+    field("resolution", resolution);
     out.push('\n');
     let rows: Vec<Vec<String>> = t
         .nodes
         .iter()
         .map(|n| {
             let undo = n.compensation.as_ref().map_or("-".to_string(), |c| {
-                let word = match c.outcome {
-                    CompOutcome::Undone => "undone",
-                    CompOutcome::Failed => "FAILED",
+                // A failed undo of a transaction that is no longer failed is history: the
+                // re-drive found the node where it should be without undoing it again.
+                let word = match (c.outcome, t.state) {
+                    (CompOutcome::Undone, _) => "undone",
+                    (CompOutcome::Failed, TxnState::Failed) => "FAILED",
+                    (CompOutcome::Failed, _) => "earlier failed",
                 };
                 let status = c.status.map_or(String::new(), |s| format!(" {s}"));
                 let error = c
@@ -197,6 +286,7 @@ pub fn txn(t: &TxnView) -> String {
                 n.attempts.to_string(),
                 if n.maybe_applied { "yes" } else { "no" }.into(),
                 undo,
+                n.read_back.clone().unwrap_or_else(|| "-".into()),
                 n.error.clone().unwrap_or_default(),
             ]
         })
@@ -209,11 +299,59 @@ pub fn txn(t: &TxnView) -> String {
             "ATTEMPTS",
             "MAYBE APPLIED",
             "UNDO",
+            "READ BACK (LATEST)",
             "ERROR",
         ],
         &rows,
     ));
     out
+}
+
+/// The last line of `dtc txn retry`: what the re-drive came to, and for a transaction still
+/// failed, the latest evidence of each node that keeps it so.
+pub fn verdict(t: &TxnView) -> String {
+    if t.state != TxnState::Failed {
+        return format!(
+            "verdict: converged, {} after {} re-drive{}: the nodes agree",
+            t.state,
+            t.redrives,
+            if t.redrives == 1 { "" } else { "s" }
+        );
+    }
+    let mut evidence = Vec::new();
+    for n in &t.nodes {
+        let mut parts = Vec::new();
+        if let Some(r) = &n.read_back {
+            parts.push(format!("read back {r}"));
+        }
+        if let Some(c) = n
+            .compensation
+            .as_ref()
+            .filter(|c| c.outcome == CompOutcome::Failed)
+        {
+            let why = c
+                .error
+                .clone()
+                .or(c.status.map(|s| format!("answered {s}")));
+            parts.push(format!("undo failed ({})", why.unwrap_or_default()));
+        }
+        if !parts.is_empty() {
+            evidence.push(format!("{}: {}", n.node, parts.join(", ")));
+        }
+    }
+    format!(
+        "verdict: STILL FAILED after {} re-drive{}: {}{}\nfix the node, then `dtc txn retry {}` again, or `dtc txn resolve {} --reason ...` once it is put right by hand",
+        t.redrives,
+        if t.redrives == 1 { "" } else { "s" },
+        t.reason.as_deref().unwrap_or("-"),
+        if evidence.is_empty() {
+            String::new()
+        } else {
+            format!("; latest evidence: {}", evidence.join("; "))
+        },
+        t.txn,
+        t.txn
+    )
 }
 
 #[cfg(test)]

@@ -39,8 +39,12 @@ pub struct ReloadStatus {
 pub struct ReloadState {
     /// The config generation in effect (1 until the first reload that changes something).
     pub generation: u64,
-    /// Valid files applied, including those that changed nothing effective.
+    /// Valid files that changed the running config.
     pub reloads_ok: u64,
+    /// Valid files whose effective config equals the running one: nothing applied.
+    pub reloads_unchanged: u64,
+    /// Restart-only settings the latest valid file changes (kept at their running values).
+    pub restart_pending: Vec<String>,
     /// Invalid files refused.
     pub reloads_failed: u64,
     /// Why the latest file was refused, with file, line and field; `None` once a valid file
@@ -73,10 +77,15 @@ impl ReloadStatus {
         self.lock().clone()
     }
 
-    fn applied(&self, generation: u64) {
+    fn applied(&self, generation: u64, pending: &[&str]) {
         let mut s = self.lock();
+        if s.generation == generation {
+            s.reloads_unchanged += 1;
+        } else {
+            s.reloads_ok += 1;
+        }
         s.generation = generation;
-        s.reloads_ok += 1;
+        s.restart_pending = pending.iter().map(|p| p.to_string()).collect();
         s.last_error = None;
         if let Some(m) = &self.metrics {
             m.reload(true);
@@ -181,7 +190,7 @@ impl Reloader {
         let diff = ConfigDiff::between(&running.settings, &next);
         if diff.is_empty() {
             info!(%path, generation = running.generation, "config file changed, effective config did not: nothing to swap");
-            self.status.applied(running.generation);
+            self.status.applied(running.generation, &kept);
             return Applied::Unchanged;
         }
         let generation = self.current.swap(next).generation;
@@ -194,7 +203,7 @@ impl Reloader {
             changed = %names(&diff.sections),
             "config reloaded"
         );
-        self.status.applied(generation);
+        self.status.applied(generation, &kept);
         Applied::Swapped(generation)
     }
 }
@@ -231,7 +240,11 @@ mod tests {
         assert_eq!(r.apply(&next), Applied::Swapped(2));
         assert_eq!(current.load().settings.config.retry.attempts, 2);
         let ok = status.get();
-        assert_eq!((ok.generation, ok.reloads_ok, ok.last_error), (2, 2, None));
+        assert_eq!((ok.generation, ok.reloads_ok, ok.last_error), (2, 1, None));
+        assert_eq!(
+            ok.reloads_unchanged, 1,
+            "a no-op reload is not an applied one"
+        );
         assert_eq!(*current.subscribe().borrow(), 2);
     }
 }

@@ -41,6 +41,8 @@ pub fn view(e: &Entry) -> TxnView {
         redrives: e.redrives,
         next_redrive_ms: None,
         resolution: e.resolution.clone(),
+        resolved_by: e.resolved_by.clone(),
+        resolved_ms: e.resolved_ms,
     }
 }
 
@@ -50,6 +52,9 @@ impl JournalTxns {
             .journal
             .get(txn)
             .ok_or_else(|| TxnActionError::NotFound(txn.to_string()))?;
+        if let Some(reason) = &e.resolution {
+            return Err(already_resolved(&e, reason));
+        }
         if !e.fences() {
             return Err(TxnActionError::NotActionable {
                 txn: txn.to_string(),
@@ -57,6 +62,21 @@ impl JournalTxns {
             });
         }
         Ok(e)
+    }
+}
+
+/// The answer to acting on a transaction a person resolved already.
+fn already_resolved(e: &Entry, reason: &str) -> TxnActionError {
+    TxnActionError::AlreadyResolved {
+        txn: e.begin.txn.clone(),
+        by: e.resolved_by.clone().unwrap_or_else(|| "a person".into()),
+        at: e.resolved_ms.map_or("-".into(), |ms| {
+            humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+            )
+            .to_string()
+        }),
+        reason: reason.to_string(),
     }
 }
 
@@ -85,6 +105,12 @@ impl TxnStore for JournalTxns {
 
     fn counts(&self) -> (usize, usize) {
         self.journal.counts()
+    }
+
+    fn by_key(&self, key: &str, limit: usize) -> Vec<TxnView> {
+        let mut found = self.journal.of_key(key);
+        found.truncate(limit);
+        found.iter().map(view).collect()
     }
 
     fn retry(&self, txn: &str) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
@@ -116,6 +142,7 @@ impl TxnStore for JournalTxns {
         &self,
         txn: &str,
         reason: String,
+        by: String,
     ) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
         let checked = self.actionable(txn);
         let (journal, locks, txn) = (self.journal.clone(), self.locks.clone(), txn.to_string());
@@ -133,12 +160,15 @@ impl TxnStore for JournalTxns {
                 Ok(false) => return Err(busy("another sidecar is working on it".into())),
                 Err(e) => return Err(busy(e.to_string())),
             }
-            if !journal.get(&txn).is_some_and(|e| e.fences()) {
+            if let Some(e) = journal.get(&txn).filter(|e| !e.fences()) {
                 journal.release(&txn).await;
-                return journal.get(&txn).as_ref().map(view).ok_or(TxnActionError::NotFound(txn));
+                if let Some(reason) = &e.resolution {
+                    return Err(already_resolved(&e, reason));
+                }
+                return Ok(view(&e));
             }
-            journal.resolve(&txn, reason.clone()).await.map_err(|e| TxnActionError::Journal(e.to_string()))?;
-            tracing::warn!(txn = %txn, reason = %reason, "transaction resolved by a person; its resource is unfenced");
+            journal.resolve_by(&txn, reason.clone(), Some(by.clone())).await.map_err(|e| TxnActionError::Journal(e.to_string()))?;
+            tracing::warn!(txn = %txn, reason = %reason, by = %by, "transaction resolved by a person; its resource is unfenced");
             journal.get(&txn).as_ref().map(view).ok_or(TxnActionError::NotFound(txn))
         }
         .boxed()

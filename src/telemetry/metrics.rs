@@ -278,6 +278,12 @@ impl Metrics {
         });
     }
 
+    /// Writes to `node` sent again since start.
+    pub fn node_retries(&self, node: &str) -> u64 {
+        let read = self.nodes.read().unwrap_or_else(|p| p.into_inner());
+        read.get(node).map_or(0, |c| c.retries.get())
+    }
+
     /// A compensation on `node` ended: undone, or failed.
     pub fn compensation(&self, node: &str, undone: bool) {
         self.with_node(node, |n| {

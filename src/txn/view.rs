@@ -37,6 +37,12 @@ pub struct TxnView {
     pub next_redrive_ms: Option<u64>,
     /// The reason a person gave when resolving it by hand.
     pub resolution: Option<String>,
+    /// Who resolved it (as their client said), when it was resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<String>,
+    /// When it was resolved, in milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_ms: Option<u64>,
 }
 
 /// The local journal's size, age and health (`/metrics`, `/status`).
@@ -63,9 +69,26 @@ pub struct JournalStats {
 /// Why a retry or resolve could not be done.
 #[derive(Debug, thiserror::Error)]
 pub enum TxnActionError {
-    /// No transaction with this id is in the journal (it may have been compacted away).
-    #[error("no transaction {0} in the journal (finished transactions are compacted away)")]
+    /// No transaction with this id (or id prefix) is in the journal.
+    #[error(
+        "no transaction {0} in the journal (an id or the start of one; the journal keeps the latest finished transactions and compacts older ones away)"
+    )]
     NotFound(String),
+    /// An id prefix that more than one transaction starts with.
+    #[error("`{prefix}` starts {count} transaction ids ({examples}): give more of the id")]
+    Ambiguous {
+        prefix: String,
+        count: usize,
+        examples: String,
+    },
+    /// A person resolved it already.
+    #[error("transaction {txn} is already resolved by {by} at {at} ({reason})")]
+    AlreadyResolved {
+        txn: String,
+        by: String,
+        at: String,
+        reason: String,
+    },
     /// The transaction is in a state the action does not apply to (e.g. retrying a success).
     #[error("transaction {txn} is {state}: only failed transactions can be retried or resolved")]
     NotActionable { txn: String, state: TxnState },
@@ -92,16 +115,56 @@ pub trait TxnStore: Send + Sync + 'static {
     fn list(&self, state: Option<TxnState>, limit: usize) -> Vec<TxnView>;
     /// One transaction with its per-node detail.
     fn get(&self, txn: &str) -> Option<TxnView>;
+    /// The transactions on resource `key`, newest first, at most `limit`.
+    fn by_key(&self, key: &str, limit: usize) -> Vec<TxnView> {
+        let mut found: Vec<TxnView> = self
+            .list(None, usize::MAX)
+            .into_iter()
+            .filter(|t| t.key == key)
+            .collect();
+        found.truncate(limit);
+        found
+    }
     /// How many transactions are `(in_doubt, failed)` now.
     fn counts(&self) -> (usize, usize);
     /// Re-drives a failed transaction now; resolves to its view afterwards.
     fn retry(&self, txn: &str) -> BoxFuture<'static, Result<TxnView, TxnActionError>>;
-    /// Marks a failed transaction as handled by a person, with their reason (recorded).
+    /// Marks a failed transaction as handled by a person, with their reason and who they are
+    /// (both recorded).
     fn resolve(
         &self,
         txn: &str,
         reason: String,
+        by: String,
     ) -> BoxFuture<'static, Result<TxnView, TxnActionError>>;
+    /// The transaction whose id is `id`, or the only one whose id starts with it.
+    fn find(&self, id: &str) -> Result<TxnView, TxnActionError> {
+        if let Some(t) = self.get(id) {
+            return Ok(t);
+        }
+        let mut found: Vec<TxnView> = if id.is_empty() {
+            Vec::new()
+        } else {
+            self.list(None, usize::MAX)
+                .into_iter()
+                .filter(|t| t.txn.starts_with(id))
+                .collect()
+        };
+        match found.len() {
+            0 => Err(TxnActionError::NotFound(id.to_string())),
+            1 => Ok(found.remove(0)),
+            count => Err(TxnActionError::Ambiguous {
+                prefix: id.to_string(),
+                count,
+                examples: found
+                    .iter()
+                    .take(3)
+                    .map(|t| t.txn.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
 }
 
 /// The store of a dtc without a journal: closed, empty, every action `NotFound`.
@@ -134,6 +197,7 @@ impl TxnStore for NoJournal {
         &self,
         txn: &str,
         _reason: String,
+        _by: String,
     ) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
         let err = TxnActionError::NotFound(txn.to_string());
         Box::pin(std::future::ready(Err(err)))

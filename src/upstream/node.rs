@@ -126,7 +126,10 @@ impl Node {
         }
         let error = match &resp {
             Ok(r) if r.status().is_server_error() => Some(format!("answered {}", r.status())),
-            Ok(_) => None,
+            Ok(_) => {
+                self.stats.note_answer();
+                None
+            }
             Err(e) => Some(e.to_string()),
         };
         watch.finish(resp.is_ok(), error);

@@ -39,6 +39,8 @@ pub struct StatsReading {
 /// A node's traffic counters.
 #[derive(Debug, Default)]
 pub struct NodeStats {
+    /// Set by the first answer below 500 (a probe's too).
+    answered: std::sync::atomic::AtomicBool,
     requests: AtomicU64,
     errors: AtomicU64,
     latency: [AtomicU64; BUCKETS_US.len() + 1],
@@ -59,6 +61,16 @@ impl NodeStats {
             self.errors.fetch_add(1, Ordering::Relaxed);
             self.note_error(error);
         }
+    }
+
+    /// Notes an answer below 500 (a probe's too): the node can be reached.
+    pub fn note_answer(&self) {
+        self.answered.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the node ever answered below 500 since dtc started.
+    pub fn answered(&self) -> bool {
+        self.answered.load(Ordering::Relaxed)
     }
 
     /// Remembers `error` as the last one without counting a request (a failed health probe).

@@ -78,6 +78,19 @@ pub struct Verifier {
     alerter: Option<Arc<Alerter>>,
     /// Keys found differing by the last run: alerted once, not at every run.
     alerted: Arc<Mutex<HashSet<String>>>,
+    /// What the last run left differing, for the operator views.
+    last: Arc<Mutex<Option<LastVerify>>>,
+}
+
+/// What the last verify left differing (not repaired), for `dtc status` and the page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LastVerify {
+    /// When it ended, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Keys checked.
+    pub checked: usize,
+    /// The keys on which the nodes differ, as the run left them.
+    pub differing: Vec<KeyReport>,
 }
 
 impl Verifier {
@@ -94,6 +107,7 @@ impl Verifier {
             metrics: coordinator.metrics().clone(),
             alerter: coordinator.alerter().cloned(),
             alerted: Arc::default(),
+            last: Arc::default(),
         })
     }
 
@@ -127,7 +141,22 @@ impl Verifier {
             .map(|k| k.key.clone())
             .collect();
         *self.alerted.lock().unwrap_or_else(|p| p.into_inner()) = differing;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(LastVerify {
+            at_ms: now_ms(),
+            checked: report.checked,
+            differing: report
+                .findings
+                .iter()
+                .filter(|k| k.finding.differs() && !k.repaired())
+                .cloned()
+                .collect(),
+        });
         report
+    }
+
+    /// What the last run left differing; `None` before the first run.
+    pub fn last(&self) -> Option<LastVerify> {
+        self.last.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     async fn check(&self, history: &KeyHistory, repair: bool, report: &mut Report) {

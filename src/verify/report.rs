@@ -21,7 +21,8 @@ pub enum Finding {
 }
 
 impl Finding {
-    fn as_str(self) -> &'static str {
+    /// The name in lines and JSON.
+    pub fn as_str(self) -> &'static str {
         match self {
             Finding::Divergent => "divergent",
             Finding::NoMajority => "no_majority",

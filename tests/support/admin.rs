@@ -105,6 +105,8 @@ pub fn txn(id: &str, state: TxnState) -> TxnView {
         redrives: 0,
         next_redrive_ms: None,
         resolution: None,
+        resolved_by: None,
+        resolved_ms: None,
     }
 }
 
@@ -187,6 +189,7 @@ impl TxnStore for FakeStore {
         &self,
         txn: &str,
         reason: String,
+        _by: String,
     ) -> BoxFuture<'static, Result<TxnView, TxnActionError>> {
         self.calls
             .lock()

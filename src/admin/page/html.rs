@@ -26,16 +26,115 @@ pub fn escape(text: &str) -> String {
 }
 
 /// The whole page: page `current` of `pages` of the listed transactions.
-pub(super) fn document(report: &StatusReport, current: usize, pages: usize, nonce: &str) -> String {
+pub(super) fn document(
+    report: &StatusReport,
+    current: usize,
+    pages: usize,
+    search: Option<(&str, &[TxnView])>,
+    nonce: &str,
+) -> String {
     let mut main = String::with_capacity(16 * 1024);
     summary(&mut main, report);
+    nodes(&mut main, report);
     main.push_str("<div class=\"cards\">");
-    nodes(&mut main, &report.nodes);
     config(&mut main, report);
     counts(&mut main, report);
     main.push_str("</div>");
+    divergence(&mut main, report);
+    search_form(&mut main, search);
     transactions(&mut main, report, current, pages);
+    rolled_back(&mut main, report);
     shell(&main, false, nonce)
+}
+
+/// The search by key: the form, and the transactions on that key when one was asked for.
+fn search_form(out: &mut String, search: Option<(&str, &[TxnView])>) {
+    let key = search.map_or("", |(k, _)| k);
+    let _ = write!(
+        out,
+        "<section id=\"search\"><h2>Transactions by key</h2><form method=\"get\" action=\"/\">\
+         <label>key <input type=\"search\" name=\"key\" value=\"{}\" placeholder=\"group/g1\"></label> \
+         <button type=\"submit\">search</button></form>",
+        escape(key)
+    );
+    if let Some((key, found)) = search {
+        if found.is_empty() {
+            let _ = write!(
+                out,
+                "<p>No transaction on key <code>{}</code> in the journal.</p>",
+                escape(key)
+            );
+        } else {
+            out.push_str(&list_table(found));
+        }
+    }
+    out.push_str("</section>");
+}
+
+/// A plain list of transactions (no actions).
+fn list_table(list: &[TxnView]) -> String {
+    let mut out = String::from(
+        "<table class=\"txns\"><thead><tr><th>transaction</th><th>state</th><th>request</th>\
+         <th>started</th><th>why</th><th>nodes</th></tr></thead><tbody>",
+    );
+    for t in list {
+        let _ = write!(
+            out,
+            "<tr><td><code class=\"id\">{}</code></td><td>{}</td><td><code>{} {}</code><br>key <code>{}</code></td>\
+             <td>{}</td><td>{}</td><td><ul class=\"nodes\">",
+            escape(&t.txn),
+            t.state,
+            escape(&t.method),
+            escape(&t.path),
+            escape(&t.key),
+            format_ms(t.started_ms),
+            escape(t.reason.as_deref().unwrap_or("–")),
+        );
+        for n in &t.nodes {
+            let _ = write!(out, "<li>{}</li>", node_detail(n));
+        }
+        out.push_str("</ul></td></tr>");
+    }
+    out.push_str("</tbody></table>");
+    out
+}
+
+fn rolled_back(out: &mut String, r: &StatusReport) {
+    let _ = write!(
+        out,
+        "<section id=\"rolled-back\"><h2>Recently rolled back ({})</h2>\
+         <p class=\"sub\">The write was undone everywhere it landed and the client was told to retry.</p>",
+        r.rolled_back.len()
+    );
+    if r.rolled_back.is_empty() {
+        out.push_str("<p>None.</p>");
+    } else {
+        out.push_str(&list_table(&r.rolled_back));
+    }
+    out.push_str("</section>");
+}
+
+fn divergence(out: &mut String, r: &StatusReport) {
+    let Some(v) = &r.divergence else {
+        return;
+    };
+    let _ = write!(
+        out,
+        "<section id=\"divergence\"><h2>Verify</h2><p>Last run {}: {} keys checked, \
+         <span class=\"{}\">{} differing</span>.</p>",
+        format_ms(v.at_ms),
+        v.checked,
+        if v.differing.is_empty() { "ok" } else { "bad" },
+        v.differing.len()
+    );
+    if !v.differing.is_empty() {
+        out.push_str("<ul class=\"nodes\">");
+        for k in &v.differing {
+            let _ = write!(out, "<li><code>{}</code></li>", escape(&k.line()));
+        }
+        out.push_str("</ul>");
+    }
+    out.push_str("</section>");
 }
 
 /// The page of a dtc with a token, before the token is given.
@@ -76,12 +175,17 @@ fn shell(main: &str, locked: bool, nonce: &str) -> String {
 
 fn summary(out: &mut String, r: &StatusReport) {
     let problems = r.problems();
-    let generated = format_ms(r.now_ms);
+    let generated = format!(
+        "dtc {}, up {}, as of {}",
+        escape(&r.version),
+        crate::admin::report::uptime(r.now_ms.saturating_sub(r.started_ms)),
+        format_ms(r.now_ms)
+    );
     if problems.is_empty() {
         let _ = write!(
             out,
             "<section class=\"banner ok\" id=\"summary\"><p>All is well: every node is up, \
-             no transaction needs attention.</p><p class=\"sub\">as of {generated}</p></section>"
+             no transaction needs attention.</p><p class=\"sub\">{generated}</p></section>"
         );
         return;
     }
@@ -89,32 +193,72 @@ fn summary(out: &mut String, r: &StatusReport) {
     for p in &problems {
         let _ = write!(out, "<li>{}</li>", escape(p));
     }
-    let _ = write!(out, "</ul><p class=\"sub\">as of {generated}</p></section>");
+    let _ = write!(out, "</ul><p class=\"sub\">{generated}</p></section>");
 }
 
-fn nodes(out: &mut String, nodes: &[NodeStatus]) {
+fn nodes(out: &mut String, r: &StatusReport) {
     out.push_str(
         "<section id=\"nodes\"><h2>Nodes</h2><table><thead><tr><th>node</th><th>url</th>\
-         <th>health</th><th>in flight</th><th>recent latency</th></tr></thead><tbody>",
+         <th>health</th><th>in flight</th><th>recent latency</th><th>p50 / p99</th>\
+         <th>requests</th><th>errors</th><th>retries</th><th>last error</th></tr></thead><tbody>",
     );
-    for n in nodes {
-        let class = if n.up { "ok" } else { "bad" };
-        let health = escape(&n.health.short());
-        let why = escape(&n.health.problem().unwrap_or_default());
-        let latency = n
-            .latency_ms
-            .map(|ms| format!("{ms:.1} ms"))
-            .unwrap_or_else(|| "–".into());
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td><code>{}</code></td><td class=\"{class}\" title=\"{why}\">{health}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{latency}</td></tr>",
-            escape(&n.name),
-            escape(&n.url),
-            n.in_flight,
-        );
+    for n in &r.nodes {
+        node_row(out, r, n);
     }
-    out.push_str("</tbody></table></section>");
+    out.push_str(
+        "</tbody></table><p class=\"sub\">Latency counts a request cut off by a timeout with \
+         the time it waited. Rates are over the last minute; counts since start. Health probes are \
+         not counted.</p></section>",
+    );
+}
+
+fn node_row(out: &mut String, r: &StatusReport, n: &NodeStatus) {
+    let ms = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |ms| format!("{ms:.1} ms"));
+    // The health model's state (up, down, half-open), since when, and why in the title.
+    let why = escape(&n.health.problem().unwrap_or_default());
+    let (class, health) = match (n.up, n.health.down_since_ms) {
+        (true, _) if !n.answered && n.last_error.is_some() => {
+            ("bad", "not reached yet".to_string())
+        }
+        (true, _) => ("ok", escape(&n.health.short())),
+        (false, Some(since)) => (
+            "bad",
+            format!(
+                "{} since {} ({})",
+                escape(&n.health.short()),
+                format_ms(since),
+                crate::admin::report::uptime(r.now_ms.saturating_sub(since))
+            ),
+        ),
+        (false, None) => ("bad", escape(&n.health.short())),
+    };
+    let w = n.recent.as_ref();
+    let rate = |count: u64, per_s: Option<f64>| match per_s {
+        Some(x) => format!("{count} <span class=\"sub\">({x:.1}/s)</span>"),
+        None => count.to_string(),
+    };
+    let error = n.last_error.as_ref().map_or("–".to_string(), |e| {
+        format!(
+            "{} <span class=\"sub\">{}</span>",
+            escape(&e.error),
+            format_ms(e.at_ms)
+        )
+    });
+    let _ = write!(
+        out,
+        "<tr><td>{}</td><td><code>{}</code></td><td class=\"{class}\" title=\"{why}\">{health}</td>\
+         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{} / {}</td>\
+         <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{error}</td></tr>",
+        escape(&n.name),
+        escape(&n.url),
+        n.in_flight,
+        ms(n.latency_ms),
+        ms(w.and_then(|w| w.p50_ms)),
+        ms(w.and_then(|w| w.p99_ms)),
+        rate(n.requests, w.map(|w| w.requests_per_s)),
+        rate(n.errors, w.map(|w| w.errors_per_s)),
+        rate(n.retries, w.map(|w| w.retries_per_s)),
+    );
 }
 
 fn config(out: &mut String, r: &StatusReport) {
@@ -127,22 +271,29 @@ fn config(out: &mut String, r: &StatusReport) {
         Some(e) => format!("<pre class=\"bad\">{}</pre>", escape(e)),
         None => "none".into(),
     };
+    let pending = if rl.restart_pending.is_empty() {
+        "no".to_string()
+    } else {
+        format!(
+            "<span class=\"bad\">{}</span> (edited in the file; the running values stay until a restart)",
+            escape(&rl.restart_pending.join(", "))
+        )
+    };
+    let journal = match (&r.journal_problem, r.journal_open) {
+        (Some(p), _) => format!("<span class=\"bad\">refusing writes: {}</span>", escape(p)),
+        (None, true) => "open".to_string(),
+        (None, false) => "<span class=\"bad\">not open</span>".to_string(),
+    };
     let _ = write!(
         out,
         "<section id=\"config\"><h2>Config</h2><dl>\
          <dt>generation</dt><dd class=\"num\">{}</dd>\
-         <dt>reloads</dt><dd>{} applied, {} refused</dd>\
+         <dt>reloads</dt><dd>{} applied, {} unchanged, {} refused</dd>\
          <dt>last reload</dt><dd>{last}</dd>\
          <dt>last reload error</dt><dd>{error}</dd>\
-         <dt>journal</dt><dd>{}</dd></dl></section>",
-        rl.generation,
-        rl.reloads_ok,
-        rl.reloads_failed,
-        if r.journal_open {
-            "open"
-        } else {
-            "<span class=\"bad\">not open</span>"
-        },
+         <dt>restart pending</dt><dd>{pending}</dd>\
+         <dt>journal</dt><dd>{journal}</dd></dl></section>",
+        rl.generation, rl.reloads_ok, rl.reloads_unchanged, rl.reloads_failed,
     );
 }
 
@@ -238,7 +389,7 @@ fn txn_row(out: &mut String, t: &TxnView) {
     };
     let _ = write!(
         out,
-        "<tr id=\"txn-{id}\" data-txn=\"{id}\"><td><code>{id}</code></td>\
+        "<tr id=\"txn-{id}\" data-txn=\"{id}\"><td><code class=\"id\">{id}</code></td>\
          <td class=\"{class}\">{}</td><td><code>{} {}</code><br>key <code>{}</code>{route}</td>\
          <td>{}</td><td>{}</td><td><ul class=\"nodes\">",
         t.state,

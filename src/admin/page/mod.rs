@@ -30,12 +30,44 @@ pub(super) fn page(state: &AdminState, query: &str) -> Response<ProxyBody> {
         .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(1);
     let current = wanted.clamp(1, pages);
+    let key = query_value(query, "key").filter(|k| !k.is_empty());
+    let found = key.as_deref().map(|k| state.txns.by_key(k, PAGE_SIZE));
+    let search = key.as_deref().zip(found.as_deref());
     let nonce = nonce();
     html_answer(
         StatusCode::OK,
-        html::document(&report, current, pages, &nonce),
+        html::document(&report, current, pages, search, &nonce),
         &nonce,
     )
+}
+
+/// The value of `name` in a query string, percent-decoded (`+` is a space, as forms send it).
+pub(super) fn query_value(query: &str, name: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == name)?
+        .1;
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).ok()?, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
 }
 
 /// The page of a dtc with a token, to a browser that did not send it: only the token field, so

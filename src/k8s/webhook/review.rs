@@ -96,7 +96,7 @@ fn decide(request: &Request, mode: Mode, opts: &SidecarOptions) -> Result<Value,
     }
     match inject_pod(map, "spec", opts) {
         Ok(Outcome::Injected) => Ok(patched(&request.uid, original, &pod)),
-        Ok(Outcome::AlreadyInjected | Outcome::OptedOut) => Ok(allow),
+        Ok(Outcome::AlreadyInjected | Outcome::OptedOut | Outcome::Upgraded) => Ok(allow),
         Err(problem) => Ok(json!({
             "uid": request.uid,
             "allowed": false,
