@@ -8,8 +8,8 @@ pub mod node;
 pub mod pool;
 pub mod probe;
 pub mod resolve;
-mod tls;
 pub mod stats;
+mod tls;
 
 pub use error::{SendError, source_text};
 pub use node::{InFlight, Node, Probe};
