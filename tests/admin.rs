@@ -374,6 +374,7 @@ async fn readyz_is_503_at_once_when_no_node_can_be_reached() {
         .map(|(i, url)| dtc::config::NodeConfig {
             name: format!("node-{}", i + 1),
             url: url.clone(),
+            tls: None,
         })
         .collect();
     // Probes far apart: only a probe's failures would mark a node down.

@@ -113,9 +113,20 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
         .eval("return [...document.querySelectorAll('#nodes tbody tr')].map(r => r.textContent);")
         .await;
     assert!(
-        health[1].as_str().unwrap().contains("down"),
-        "b is down: {health}"
+        health[1].as_str().unwrap().contains("down since"),
+        "b is down, since when: {health}"
     );
+    assert!(
+        health[1].as_str().unwrap().contains("connect failed"),
+        "b's last error: {health}"
+    );
+    let id_wraps = browser
+        .eval(&format!(
+            "const c = document.querySelector({}); return c.getClientRects().length;",
+            json!(format!("tr[data-txn=\"{txn}\"] code.id"))
+        ))
+        .await;
+    assert_eq!(id_wraps, 1, "the transaction id stays on one line");
     assert!(
         health[0].as_str().unwrap().contains("up"),
         "a is up: {health}"

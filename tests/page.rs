@@ -204,3 +204,37 @@ async fn status_reports_nodes_counts_and_reload_as_json() {
         .json();
     assert!(s["nodes"][2]["latency_ms"].as_f64().unwrap() > 0.0, "{s}");
 }
+
+#[tokio::test]
+async fn the_page_searches_by_key_and_shows_rolled_back_transactions_and_node_traffic() {
+    let admin = start_admin(None).await;
+    admin.store.add(txn("t-back", TxnState::RolledBack));
+    admin.store.add(txn("t-other", TxnState::Succeeded));
+    let page = text(&send(Method::GET, &admin.url("/"), None, &[]).await);
+    assert!(
+        page.contains("Recently rolled back (1)"),
+        "rolled back listed"
+    );
+    assert!(page.contains("<code class=\"id\">t-back</code>"));
+    for column in ["p50 / p99", "requests", "errors", "retries", "last error"] {
+        assert!(page.contains(&format!("{column}</th>")), "{column}");
+    }
+    let version = format!("dtc {}, up ", env!("CARGO_PKG_VERSION"));
+    assert!(page.contains(&version), "version and uptime");
+    let found = text(&send(Method::GET, &admin.url("/?key=group%2Ft-other"), None, &[]).await);
+    assert!(
+        found.contains("value=\"group/t-other\""),
+        "the form keeps the key"
+    );
+    assert!(
+        found.contains("<code class=\"id\">t-other</code>"),
+        "the key's transaction is listed"
+    );
+    let none = text(&send(Method::GET, &admin.url("/?key=nope"), None, &[]).await);
+    assert!(none.contains("No transaction on key <code>nope</code>"));
+    let status = send(Method::GET, &admin.url("/status"), None, &[])
+        .await
+        .json();
+    assert_eq!(status["rolled_back"][0]["txn"], "t-back");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+}

@@ -8,7 +8,8 @@ use super::AdminState;
 use crate::upstream::stats::StatsReading;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 /// How often a reading is taken.
 pub const EVERY: Duration = Duration::from_secs(5);

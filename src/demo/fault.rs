@@ -58,7 +58,7 @@ impl FaultError {
 
 /// Runs `dtc demo fault`.
 pub fn main(args: FaultArgs) -> ExitCode {
-    let result = crate::process::with_runtime(1, async move {
+    crate::process::with_runtime(1, async move {
         match switch(&args).await {
             Ok(lines) => {
                 lines.iter().for_each(|l| println!("{l}"));
@@ -69,8 +69,7 @@ pub fn main(args: FaultArgs) -> ExitCode {
                 ExitCode::from(e.code())
             }
         }
-    });
-    result
+    })
 }
 
 async fn switch(args: &FaultArgs) -> Result<Vec<String>, FaultError> {

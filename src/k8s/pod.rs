@@ -63,15 +63,44 @@ pub enum PodError {
     BadAnnotation(String),
     /// A container of the pod already uses a port the sidecar needs.
     #[error(
-        "container `{container}` uses port {port}, which dtc's {what} needs: both would bind it and one would crash; choose another with {flag} (or the pod annotation {annotation})"
+        "container `{container}` uses port {port}, which dtc's {} needs: both would bind it and one would crash; choose another with {} (or the pod annotation {})",
+        listener.what(), listener.flag(), listener.annotation()
     )]
     PortTaken {
         container: String,
         port: i64,
-        what: &'static str,
-        flag: &'static str,
-        annotation: &'static str,
+        listener: Listener,
     },
+}
+
+/// One of the sidecar's two listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Proxy,
+    Admin,
+}
+
+impl Listener {
+    fn what(self) -> &'static str {
+        match self {
+            Listener::Proxy => "proxy",
+            Listener::Admin => "admin listener",
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Listener::Proxy => "--proxy-port",
+            Listener::Admin => "--admin-port",
+        }
+    }
+
+    fn annotation(self) -> &'static str {
+        match self {
+            Listener::Proxy => PROXY_PORT_ANNOTATION,
+            Listener::Admin => ADMIN_PORT_ANNOTATION,
+        }
+    }
 }
 
 /// Adds the dtc sidecar to `pod`, an object with `metadata` and `spec` (a Pod
@@ -192,18 +221,8 @@ fn remove_sidecar(spec: &mut Map<String, Value>) {
 /// Refuses a pod whose containers already use the sidecar's ports.
 fn check_ports(spec: &Map<String, Value>, opts: &SidecarOptions) -> Result<(), PodError> {
     let wanted = [
-        (
-            opts.proxy_port,
-            "proxy",
-            "--proxy-port",
-            PROXY_PORT_ANNOTATION,
-        ),
-        (
-            opts.admin_port,
-            "admin listener",
-            "--admin-port",
-            ADMIN_PORT_ANNOTATION,
-        ),
+        (opts.proxy_port, Listener::Proxy),
+        (opts.admin_port, Listener::Admin),
     ];
     for list in ["containers", "initContainers"] {
         for c in spec
@@ -215,15 +234,11 @@ fn check_ports(spec: &Map<String, Value>, opts: &SidecarOptions) -> Result<(), P
             let ports = c["ports"].as_array().into_iter().flatten();
             for p in ports {
                 let port = p["containerPort"].as_i64().unwrap_or(-1);
-                if let Some((_, what, flag, annotation)) =
-                    wanted.iter().find(|(w, ..)| i64::from(*w) == port)
-                {
+                if let Some((_, listener)) = wanted.iter().find(|(w, _)| i64::from(*w) == port) {
                     return Err(PodError::PortTaken {
                         container: c["name"].as_str().unwrap_or("?").to_string(),
                         port,
-                        what,
-                        flag,
-                        annotation,
+                        listener: *listener,
                     });
                 }
             }
