@@ -104,7 +104,7 @@ async fn invalid_files_keep_the_running_config_until_a_valid_one() {
         ("[[nodes]\nname = \"a\"\n".to_owned(), "line 1"),
         (
             format!("retries = 3\n{abc}"),
-            "line 1: unknown field `retries`",
+            "line 1: `retries`: unknown field `retries`",
         ),
         (bad_url, bad_url_problem.as_str()),
         (config_with(&[], |_| {}), "`nodes`: no nodes"),
@@ -148,10 +148,15 @@ async fn restart_only_settings_and_comment_edits_swap_nothing() {
 
     write_in_place(&proxy.path, &format!("# a comment\n{abc}"));
     wait_until("the comment edit is read", || {
-        proxy.app.reload.get().reloads_ok == 1
+        proxy.app.reload.get().reloads_unchanged == 1
     })
     .await;
     assert_eq!(proxy.generation(), 1);
+    assert_eq!(
+        proxy.app.reload.get().reloads_ok,
+        0,
+        "a no-op is not applied"
+    );
 
     write_in_place(
         &proxy.path,
@@ -167,6 +172,11 @@ async fn restart_only_settings_and_comment_edits_swap_nothing() {
         "restart-only"
     );
     assert_eq!(settings.config.retry.attempts, 3, "the rest applies");
+    assert_eq!(
+        proxy.app.reload.get().restart_pending,
+        ["listen.address"],
+        "the views say a restart is pending"
+    );
     assert_write_lands_on(&proxy, "still-served", &[a, b, c], &all).await;
 }
 
