@@ -131,8 +131,8 @@ fn nodes(r: &StatusReport) -> String {
         .nodes
         .iter()
         .map(|n| {
-            // The health model's word (up, down, half-open), shouted when the node takes no
-            // writes, with how long it has been down.
+            // The health model's word (up, joining 45/120, down, half-open), shouted when the
+            // node takes no writes, with how long it has been down.
             let health = match (n.up, n.health.down_since_ms) {
                 (true, _) if !n.answered && n.last_error.is_some() => "UNREACHED".to_string(),
                 (true, _) => n.health.short(),

@@ -214,12 +214,14 @@ fn nodes(out: &mut String, r: &StatusReport) {
 
 fn node_row(out: &mut String, r: &StatusReport, n: &NodeStatus) {
     let ms = |v: Option<f64>| v.map_or_else(|| "–".to_string(), |ms| format!("{ms:.1} ms"));
-    // The health model's state (up, down, half-open), since when, and why in the title.
+    // The health model's state (up, down, half-open, joining), since when, and why in the title.
     let why = escape(&n.health.problem().unwrap_or_default());
     let (class, health) = match (n.up, n.health.down_since_ms) {
         (true, _) if !n.answered && n.last_error.is_some() => {
             ("bad", "not reached yet".to_string())
         }
+        // Joining: takes writes, serves no reads until its backfill finished.
+        (true, _) if n.health.state == "joining" => ("warn", escape(&n.health.short())),
         (true, _) => ("ok", escape(&n.health.short())),
         (false, Some(since)) => (
             "bad",
