@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 const REDACTED: &str = "***";
 
 /// `GET /readyz`: 200 when dtc can take writes, else 503 with `missing`, a list of reasons (a
-/// check adds its own line; see docs/operations.md, "Readiness"):
+/// check adds its own line; see docs/views.md, "Readiness"):
 /// - the journal is not open, or the journal or shared store refuses writes;
 /// - no node is up: a node counts once it has answered (a probe or a request, below 500) since
 ///   dtc started and is not marked down, so a dtc whose nodes all cannot be reached is not
