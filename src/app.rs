@@ -353,7 +353,10 @@ async fn first_contact(current: Arc<crate::runtime::Current>) {
                 }
                 Ok(Ok(_)) => None,
                 Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some(format!("no answer within {:?}", health.timeout)),
+                Err(_) => Some(format!(
+                    "no answer within {}",
+                    crate::config::duration::Human(health.timeout)
+                )),
             };
             if let Some(error) = error {
                 tracing::warn!(node = %n.name(), url = %n.spec.url, %error, "node cannot be reached at start: writes fail until it answers (dtc status shows it)");

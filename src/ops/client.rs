@@ -141,7 +141,12 @@ impl AdminClient {
         };
         let (status, bytes) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .map_err(|_| unreachable(format!("no answer within {REQUEST_TIMEOUT:?}")))?
+            .map_err(|_| {
+                unreachable(format!(
+                    "no answer within {}",
+                    crate::config::duration::Human(REQUEST_TIMEOUT)
+                ))
+            })?
             .map_err(unreachable)?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|_| OpsError::Protocol {
             url: url.clone(),

@@ -78,9 +78,9 @@ pub(super) async fn handle(
             Err(_) => {
                 node.timed_out(sent, cfg.timeouts.attempt);
                 last_error = format!(
-                    "{}: no answer within {:?}",
+                    "{}: no answer within {}",
                     node.name(),
-                    cfg.timeouts.attempt
+                    crate::config::duration::Human(cfg.timeouts.attempt)
                 );
             }
         }

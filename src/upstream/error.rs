@@ -1,6 +1,7 @@
 //! How a request to a node fails, and the text of an error with its causes.
 
 use super::health::Reach;
+use crate::config::duration::Human;
 use std::time::Duration;
 
 /// How a request to a node failed before a response came.
@@ -10,7 +11,7 @@ pub enum SendError {
     #[error("connect failed: {0}")]
     Connect(String),
     /// No complete answer within the attempt timeout: the node may have applied the request.
-    #[error("no answer within {0:?}")]
+    #[error("no answer within {}", Human(*.0))]
     Timeout(Duration),
     /// The connection broke after the request was (maybe) sent: the node may have applied it.
     #[error("connection failed mid-request: {0}")]
@@ -31,7 +32,7 @@ impl SendError {
     pub fn reach(&self) -> Reach {
         match self {
             SendError::Connect(e) => Reach::Unreachable(format!("connect failed: {e}")),
-            SendError::Timeout(d) => Reach::Unreachable(format!("no answer within {d:?}")),
+            SendError::Timeout(d) => Reach::Unreachable(format!("no answer within {}", Human(*d))),
             SendError::Broken(_) | SendError::TooLarge(_) | SendError::NotSent(_) => Reach::Unclear,
         }
     }
@@ -51,4 +52,19 @@ pub fn source_text(e: &(dyn std::error::Error + 'static)) -> String {
         cur = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_reads_as_people_write_durations() {
+        let e = SendError::Timeout(Duration::from_nanos(859_353_982));
+        assert_eq!(e.to_string(), "no answer within 859ms");
+        assert_eq!(
+            e.reach(),
+            Reach::Unreachable("no answer within 859ms".into())
+        );
+    }
 }

@@ -28,6 +28,7 @@
 //! never marked down.
 
 use crate::config::HealthConfig;
+use crate::config::duration::Human;
 use crate::retry::Backoff;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -186,8 +187,8 @@ impl Health {
                 }
                 s.down_at = Some((now, SystemTime::now()));
                 s.reason = format!(
-                    "{failed} of {calls} calls within {:?} found it unreachable (last: {why})",
-                    cfg.window
+                    "{failed} of {calls} calls within {} found it unreachable (last: {why})",
+                    Human(cfg.window)
                 );
                 s.last_trial = None;
                 s.failed_trials = 0;

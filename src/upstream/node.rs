@@ -6,6 +6,7 @@ use super::health::{Flip, Health, HealthView, Reach};
 use super::pool::{NodeBody, Pool};
 use super::stats::NodeStats;
 use super::tls::NodeTls;
+use crate::config::duration::Human;
 use crate::config::{HealthConfig, NodeSpec};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -140,7 +141,7 @@ impl Node {
     /// cannot be reached.
     pub fn timed_out(&self, sent: Instant, waited: Duration) {
         self.observe(
-            &Reach::Unreachable(format!("no answer within {waited:?}")),
+            &Reach::Unreachable(format!("no answer within {}", Human(waited))),
             sent,
         );
     }
@@ -236,10 +237,7 @@ impl Drop for Watch<'_> {
     fn drop(&mut self) {
         if !self.done {
             let waited = self.start.elapsed();
-            self.finish(
-                false,
-                Some(format!("no answer after {}", super::stats::short(waited))),
-            );
+            self.finish(false, Some(format!("no answer after {}", Human(waited))));
         }
     }
 }

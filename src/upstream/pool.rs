@@ -18,6 +18,7 @@
 use super::error::{SendError, source_text};
 use super::resolve::Resolver;
 use super::tls::NodeTls;
+use crate::config::duration::Human;
 use bytes::Bytes;
 use http::header::HOST;
 use http::{HeaderValue, Request, Response, Uri};
@@ -230,8 +231,8 @@ impl Pool {
             .await
             .map_err(|_| {
                 SendError::Connect(format!(
-                    "TLS handshake: no answer within {:?}",
-                    self.connect_timeout
+                    "TLS handshake: no answer within {}",
+                    Human(self.connect_timeout)
                 ))
             })?
             .map_err(|e| SendError::Connect(format!("TLS: {}", source_text(&*e))))?;

@@ -4,6 +4,7 @@
 
 use super::health::{Reach, Step};
 use super::node::Node;
+use crate::config::duration::Human;
 use http::Method;
 use http_body_util::BodyExt;
 use std::sync::Weak;
@@ -60,7 +61,10 @@ async fn probe_once(node: &Node, path: &str, timeout: Duration) -> Reach {
         Ok(reach) => reach,
         Err(_) => {
             node.timed_out(sent, timeout);
-            Reach::Unreachable(format!("no answer within {timeout:?} (health.timeout)"))
+            Reach::Unreachable(format!(
+                "no answer within {} (health.timeout)",
+                Human(timeout)
+            ))
         }
     }
 }

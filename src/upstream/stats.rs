@@ -141,16 +141,6 @@ impl StatsReading {
     }
 }
 
-/// A duration as people read it: `300ms`, `1.5s`.
-pub fn short(d: std::time::Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        format!("{ms}ms")
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
-}
-
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -48,7 +48,7 @@ pub enum ResolveError {
         reason: String,
     },
     /// No answer within the connect timeout.
-    #[error("cannot resolve {host}: no answer within {timeout:?}")]
+    #[error("cannot resolve {host}: no answer within {}", crate::config::duration::Human(*timeout))]
     Timeout {
         /// The name as the node URL spells it.
         host: String,
