@@ -385,3 +385,66 @@ fn offline_check_of_the_shipped_configmap_reports_the_token_file_and_passes() {
         "{err}"
     );
 }
+
+/// Runs `dtc check [--offline]` on `text`; `(exit code, stderr)`.
+fn check_mode(text: &str, offline: bool) -> (i32, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dtc.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dtc"));
+    cmd.args(["check", "--config"]).arg(&path);
+    if offline {
+        cmd.arg("--offline");
+    }
+    let out = cmd.env_remove("DTC_DATABASE_URL").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn offline_tls_files_only_the_pod_has_are_reported_and_the_store_is_not_contacted() {
+    // TLS files that exist only where dtc runs (mounted Secrets), and a shared store whose CA
+    // file is one too.
+    let text = "[[nodes]]\nname = \"a\"\nurl = \"https://node-a.example:8443\"\n\
+        [tls]\nca_file = \"/etc/dtc-tls/ca.pem\"\ncert_file = \"/etc/dtc-tls/client.pem\"\n\
+        key_file = \"/etc/dtc-tls/client.key\"\n\
+        [cluster]\ndatabase_url = \"postgresql://dtc@127.0.0.1:1/dtc?sslmode=verify-full&sslrootcert=/etc/dtc-tls/db-ca.pem\"\n";
+    let (code, err) = check_mode(text, false);
+    assert_eq!(
+        code, 78,
+        "without --offline a missing TLS file is a problem: {err}"
+    );
+    assert!(err.contains("`tls.ca_file`"), "{err}");
+    let (code, err) = check_mode(text, true);
+    assert_eq!(code, 0, "{err}");
+    for field in ["tls.ca_file", "tls.cert_file", "tls.key_file"] {
+        assert!(
+            err.contains(&format!(
+                "`{field}`: not checked (--offline): `/etc/dtc-tls/"
+            )),
+            "{field} in:\n{err}"
+        );
+    }
+    assert!(
+        err.contains(
+            "not checked (--offline): the shared store of `cluster.database_url` was not contacted"
+        ),
+        "{err}"
+    );
+    // A file that is here is still checked offline.
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("ca.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let text = format!(
+        "[[nodes]]\nname = \"a\"\nurl = \"https://node-a.example:8443\"\n[tls]\nca_file = \"{}\"\n",
+        junk.display()
+    );
+    let (code, err) = check_mode(&text, true);
+    assert_eq!(code, 78, "{err}");
+    assert!(
+        err.contains("`tls.ca_file`") && !err.contains("not checked"),
+        "{err}"
+    );
+}

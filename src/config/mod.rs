@@ -114,14 +114,16 @@ pub fn load_file(path: &Path) -> Result<(Settings, String), ConfigError> {
 }
 
 /// [`load_file`] for a machine that is not where dtc runs (`dtc check --offline`, in CI): a
-/// file the config names that cannot be read here (`listen.admin_token_file`, a Secret mounted
-/// in the pod) is reported in the notes instead of refusing the config.
+/// file the config names that this machine does not have (`listen.admin_token_file`, the TLS
+/// files of `[tls]` and the nodes: Secrets mounted in the pod) is reported instead of refusing
+/// the config — the token file in the notes, TLS files among the settings' warnings. A file
+/// that is here is checked as usual.
 pub fn load_file_offline(path: &Path) -> Result<(Settings, Vec<String>), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.display().to_string(),
         source,
     })?;
-    let settings = parse(&text, &path.display().to_string())?;
+    let settings = parse_with(&text, &path.display().to_string(), true)?;
     let mut notes = Vec::new();
     if let Err(e) = secret::admin_token(&settings.config.listen) {
         notes.push(format!(
@@ -133,6 +135,11 @@ pub fn load_file_offline(path: &Path) -> Result<(Settings, Vec<String>), ConfigE
 
 /// Parses and validates config text; `origin` names it in errors (a path, or "embedded default").
 pub fn parse(text: &str, origin: &str) -> Result<Settings, ConfigError> {
+    parse_with(text, origin, false)
+}
+
+/// [`parse`]; `offline` as in [`validate::validate_with`].
+fn parse_with(text: &str, origin: &str, offline: bool) -> Result<Settings, ConfigError> {
     let mut config = typed::config(text).map_err(|e| match e {
         typed::TypedError::Syntax(message) => ConfigError::Syntax {
             origin: origin.to_string(),
@@ -151,7 +158,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Settings, ConfigError> {
     })?;
     cluster::apply_env(&mut config);
     apply_listen_env(&mut config);
-    validate::validate(config, text).map_err(|problems| ConfigError::Invalid {
+    validate::validate_with(config, text, offline).map_err(|problems| ConfigError::Invalid {
         origin: origin.to_string(),
         problems: problems
             .into_iter()

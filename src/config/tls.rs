@@ -117,6 +117,9 @@ impl Layers<'_> {
 pub struct TlsFindings {
     pub problems: Vec<(String, String)>,
     pub warnings: Vec<(String, String)>,
+    /// `dtc check --offline`: a file that does not exist on this machine (it only exists where
+    /// dtc runs, e.g. a mounted Secret) is a warning, not a problem.
+    pub offline: bool,
 }
 
 impl TlsFindings {
@@ -124,6 +127,26 @@ impl TlsFindings {
         let entry = (field.to_string(), message);
         if !self.problems.contains(&entry) {
             self.problems.push(entry);
+        }
+    }
+
+    /// With [`TlsFindings::offline`], a file this machine does not have: noted, and `true` (the
+    /// caller checks nothing more of it).
+    fn absent_offline(&mut self, field: &str, path: &str) -> bool {
+        if !self.offline {
+            return false;
+        }
+        match std::fs::metadata(path) {
+            Ok(_) => false,
+            Err(e) => {
+                self.warning(
+                    field,
+                    format!(
+                        "not checked (--offline): `{path}`: cannot read it here ({e}); it must exist where dtc runs"
+                    ),
+                );
+                true
+            }
         }
     }
 
@@ -231,6 +254,9 @@ fn check_ca(out: &mut TlsFindings, field: &str, path: &str, now: SystemTime) {
     if path.trim().is_empty() {
         return out.problem(field, "must name a file".into());
     }
+    if out.absent_offline(field, path) {
+        return;
+    }
     let certs = match pem::read_certs(path.as_ref()) {
         Ok(c) => c,
         Err(e) => return out.problem(field, e.to_string()),
@@ -279,6 +305,10 @@ fn check_identity(
         }
         (Some(c), Some(k)) => (c, k),
     };
+    let cert_absent = out.absent_offline(&cert_field, &cert);
+    if out.absent_offline(&key_field, &key) | cert_absent {
+        return Some((cert.into(), key.into()));
+    }
     let (chain, _) = match pem::read_identity(cert.as_ref(), key.as_ref()) {
         Ok(pair) => pair,
         Err(e) => {

@@ -72,6 +72,12 @@ pub struct NodeSpec {
 
 /// Validates a parsed config; `text` is the file, used to point problems at lines.
 pub fn validate(config: Config, text: &str) -> Result<Settings, Vec<Problem>> {
+    validate_with(config, text, false)
+}
+
+/// [`validate`]; with `offline` (`dtc check --offline`), a TLS file this machine does not have
+/// is a warning instead of a problem.
+pub fn validate_with(config: Config, text: &str, offline: bool) -> Result<Settings, Vec<Problem>> {
     let mut c = Checker {
         text,
         problems: Vec::new(),
@@ -82,7 +88,10 @@ pub fn validate(config: Config, text: &str) -> Result<Settings, Vec<Problem>> {
     } else {
         socket_addr(&mut c, "listen.admin", &config.listen.admin)
     };
-    let mut tls = TlsFindings::default();
+    let mut tls = TlsFindings {
+        offline,
+        ..TlsFindings::default()
+    };
     let nodes = check_nodes(&mut c, &config, &mut tls);
     let (tls_problems, warnings) = tls.located(text);
     c.problems.extend(tls_problems);
