@@ -1,7 +1,8 @@
 //! The status page in a real browser: headless Chromium loads it from a dtc with a token and a
 //! failed transaction whose key is hostile markup, the token goes into the page's field, the
-//! markup shows as text and never runs, a stopped node shows down, and the `resolve` button resolves the transaction (seen
-//! through the API). Its screenshots, before and after, stay in a temporary directory it names
+//! markup shows as text and never runs, a stopped node shows down, the operator views (version,
+//! uptime, traffic columns, rolled-back list, search by key) are there and the search finds the
+//! transaction, and the `resolve` button resolves the transaction (seen through the API). Its screenshots, before and after, stay in a temporary directory it names
 //! (`dtc-browser-test-*`).
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian: `chromium`,
@@ -131,6 +132,54 @@ async fn resolving_a_failed_transaction_from_the_status_page() {
         health[0].as_str().unwrap().contains("up"),
         "a is up: {health}"
     );
+    // The operator views of issue 27: version and uptime, the traffic columns, the rolled-back
+    // list and the search by key are on the page.
+    let parts = browser
+        .eval(
+            "return [document.getElementById('summary').textContent, \
+             document.querySelector('#nodes thead').textContent, \
+             document.querySelector('#rolled-back h2') !== null, \
+             document.querySelector('#search form input[name=key]') !== null];",
+        )
+        .await;
+    let summary = parts[0].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("dtc {}, up ", env!("CARGO_PKG_VERSION"))),
+        "version and uptime: {summary}"
+    );
+    let columns = parts[1].as_str().unwrap();
+    for column in ["p50 / p99", "requests", "errors", "retries", "last error"] {
+        assert!(columns.contains(column), "column {column}: {columns}");
+    }
+    assert_eq!(parts[2], true, "the recently rolled back section");
+    assert_eq!(parts[3], true, "the search by key");
+    // Searching by the hostile key finds the transaction, and its markup stays text.
+    browser
+        .type_into("#search input[name=key]", &format!("group/{HOSTILE}"))
+        .await;
+    browser.click("#search button").await;
+    eventually(
+        "the search lists the transaction on that key",
+        DEADLINE * 2,
+        Duration::from_millis(50),
+        || async {
+            let found = browser
+                .eval(
+                    "const s = document.getElementById('search'); \
+                     return [location.search, s ? s.textContent : ''];",
+                )
+                .await;
+            found[0].as_str().unwrap_or("").starts_with("?key=")
+                && found[1].as_str().unwrap_or("").contains(&txn)
+        },
+    )
+    .await;
+    let ran = browser
+        .eval("return [window.pwned === undefined, document.querySelectorAll('main img, main script').length];")
+        .await;
+    assert_eq!(ran, json!([true, 0]), "the searched key ran as markup");
+    browser.goto(&format!("{admin}/")).await;
+    browser.find(&row).await;
     let before = browser.screenshot().await;
     assert!(before.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
     std::fs::write(shots.join("status-failed.png"), &before).unwrap();

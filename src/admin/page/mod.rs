@@ -96,10 +96,11 @@ fn html_answer(status: StatusCode, body: String, nonce: &str) -> Response<ProxyB
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    // No external anything: the page's own style and script only, no framing by other sites.
+    // No external anything: the page's own style and script only, no framing by other sites;
+    // forms (the search by key) submit to the page itself only.
     let csp = format!(
         "default-src 'none'; style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'; \
-         connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+         connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(http::header::CONTENT_SECURITY_POLICY, v);
