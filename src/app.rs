@@ -328,42 +328,35 @@ impl App {
     }
 }
 
-/// Asks every node once, right at start, and warns about each that cannot be reached: a
-/// node that is gone should be in the log before the first client's write fails on it. (An
-/// answer also makes the node count for readiness at once, not one probe interval later.)
+/// Warns, right at start, about each node that cannot be reached: a node that is gone should be
+/// in the log before the first client's write fails on it. Each node's probe loop asks it at
+/// once when it starts ([`crate::upstream::probe`]); this waits for that first word (at most
+/// `health.timeout` and a little) instead of asking again, which would open a second connection
+/// beside the probe's. (An answer also makes the node count for readiness at once.)
 async fn first_contact(current: Arc<crate::runtime::Current>) {
     let rt = current.load();
     let health = rt.settings.config.health.clone();
     if health.path.is_empty() {
         return;
     }
-    let asks = rt.nodes.all().iter().map(|n| {
-        let mut req = n.request(
-            http::Method::GET,
-            &health.path,
-            http::HeaderMap::new(),
-            bytes::Bytes::new(),
-        );
-        req.extensions_mut().insert(crate::upstream::Probe);
-        async move {
-            let answer = tokio::time::timeout(health.timeout, n.send(req)).await;
-            let error = match answer {
-                Ok(Ok(resp)) if resp.status().is_server_error() => {
-                    Some(format!("answered {}", resp.status()))
-                }
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some(format!(
-                    "no answer within {}",
-                    crate::config::duration::Human(health.timeout)
-                )),
-            };
-            if let Some(error) = error {
-                tracing::warn!(node = %n.name(), url = %n.spec.url, %error, "node cannot be reached at start: writes fail until it answers (dtc status shows it)");
-            }
-        }
-    });
-    futures_util::future::join_all(asks).await;
+    let nodes = rt.nodes.all();
+    let heard =
+        |n: &Arc<crate::upstream::Node>| n.stats.answered() || n.stats.last_error().is_some();
+    let deadline =
+        tokio::time::Instant::now() + health.timeout + std::time::Duration::from_millis(200);
+    while !nodes.iter().all(heard) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for n in nodes.iter().filter(|n| !n.stats.answered()) {
+        let error = match n.stats.last_error() {
+            Some(e) => e.error,
+            None => format!(
+                "no answer within {}",
+                crate::config::duration::Human(health.timeout)
+            ),
+        };
+        tracing::warn!(node = %n.name(), url = %n.spec.url, %error, "node cannot be reached at start: writes fail until it answers (dtc status shows it)");
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
