@@ -101,10 +101,9 @@ pub async fn recover_orphan(
     if journal.store().is_some() {
         return None;
     }
-    let key = journal.get(txn)?.begin.key;
-    let _turn = locks.lock(&key).await;
+    let _turn = turn(journal, locks, txn).await?;
     let entry = journal.get(txn).filter(|e| e.state == TxnState::InDoubt)?;
-    tracing::warn!(txn, key = %key, "an in-doubt transaction no write is running (its end was never journaled): deciding it from the nodes");
+    tracing::warn!(txn, key = %entry.begin.key, "an in-doubt transaction no write is running (its end was never journaled): deciding it from the nodes");
     Some(decide_in_doubt(journal, current, &entry, on_change).await)
 }
 
