@@ -515,3 +515,6 @@ mod failover;
 
 #[path = "cluster/idem.rs"]
 mod idem;
+
+#[path = "cluster/ids.rs"]
+mod ids;

@@ -180,11 +180,10 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
         });
         let id = r.id.as_ref().and_then(|cfg| {
             if r.method != "POST" {
-                c.problem(format!("{at}.id"), "`id` declares the id a create's nodes assign: it belongs on a `POST` route");
-                return None;
-            }
-            if config.cluster.is_some() {
-                c.problem(format!("{at}.id"), "the id map is kept in this sidecar's journal only, not yet in the [cluster] store: with [cluster], sidecars would each see a different map and the nodes would diverge; run this route without [cluster], or give the resource a client-chosen key");
+                c.problem(
+                    format!("{at}.id"),
+                    "`id` declares the id a create's nodes assign: it belongs on a `POST` route",
+                );
                 return None;
             }
             IdRule::compile(&r.path, cfg)

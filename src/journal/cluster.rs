@@ -6,7 +6,7 @@
 //! (and a re-drive's, check's or resolution's record) releases the lease in the same statement.
 
 use super::JournalError;
-use super::record::{Begin, Entry, Record, now_ms};
+use super::record::{Begin, Entry, IdEntry, Record, now_ms};
 use super::shared::{Hold, Shared, StoreError};
 use super::store::{Journal, State, refence};
 use futures_util::FutureExt;
@@ -243,5 +243,44 @@ impl Journal {
         }
         *st = next;
         Ok(())
+    }
+
+    /// [`Journal::map_ids`] in the shared store, under the create's lease.
+    pub(super) fn map_ids_shared(
+        &self,
+        e: IdEntry,
+    ) -> BoxFuture<'static, Result<bool, JournalError>> {
+        let (shared, hold) = match self.held_store(&e.txn) {
+            Ok(held) => held,
+            Err(e) => return std::future::ready(Err(e)).boxed(),
+        };
+        async move { Ok(shared.map_ids(&hold, &e).await?) }.boxed()
+    }
+
+    /// [`Journal::unmap_ids`] in the shared store, under the delete's lease.
+    pub(super) fn unmap_ids_shared(
+        &self,
+        txn: &str,
+        collection: &str,
+        canonical: &str,
+    ) -> BoxFuture<'static, Result<(), JournalError>> {
+        let (shared, hold) = match self.held_store(txn) {
+            Ok(held) => held,
+            Err(e) => return std::future::ready(Err(e)).boxed(),
+        };
+        let (collection, canonical) = (collection.to_string(), canonical.to_string());
+        async move { Ok(shared.unmap_ids(&hold, &collection, &canonical).await?) }.boxed()
+    }
+
+    /// The store and the lease this sidecar holds for `txn`.
+    fn held_store(&self, txn: &str) -> Result<(Arc<Shared>, Arc<Hold>), JournalError> {
+        let shared = self.shared.clone().expect("cluster mode");
+        match self.hold(txn) {
+            Some(hold) => Ok((shared, hold)),
+            None => Err(StoreError::Query(format!(
+                "transaction {txn} is not held by this sidecar: claim its key first"
+            ))
+            .into()),
+        }
     }
 }

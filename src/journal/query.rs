@@ -6,6 +6,7 @@ use super::idem::Remembered;
 use super::record::{Entry, IdEntry, Known, now_ms};
 use super::store::Journal;
 use crate::txn::TxnState;
+use std::collections::HashMap;
 
 impl Journal {
     /// One transaction.
@@ -169,7 +170,69 @@ impl Journal {
     }
 }
 
-/// The id map ([`super::idmap`]).
+/// The id map ([`super::idmap`]): the journal's, or with `[cluster]` the shared store's, which
+/// every sidecar reads alike (the in-memory map then stays empty).
+impl Journal {
+    /// The ids of the resource `canonical` of `collection`, if the map holds it.
+    pub async fn lookup_ids(
+        &self,
+        collection: &str,
+        canonical: &str,
+    ) -> Result<Option<IdEntry>, JournalError> {
+        match &self.shared {
+            Some(shared) => Ok(shared.ids_of(collection, canonical).await?),
+            None => Ok(self.ids_of(collection, canonical)),
+        }
+    }
+
+    /// Whether `id` names no mapped resource of `collection` but is one of `nodes`' own ids of
+    /// one: the canonical id of that resource, if so. Such an id passed through as it is would
+    /// reach another resource on that node.
+    pub async fn shadowing(
+        &self,
+        collection: &str,
+        id: &str,
+        nodes: &[&str],
+    ) -> Result<Option<String>, JournalError> {
+        let Some(shared) = &self.shared else {
+            return Ok(self.shadowed(collection, id, nodes));
+        };
+        if shared.ids_of(collection, id).await?.is_some() {
+            return Ok(None);
+        }
+        Ok(shared.canonical_of_any(collection, nodes, id).await?)
+    }
+
+    /// Node `node`'s ids of `collection`'s mapped resources → their canonical ids.
+    pub async fn canonicals_on(
+        &self,
+        collection: &str,
+        node: &str,
+    ) -> Result<HashMap<String, String>, JournalError> {
+        let entries: Vec<IdEntry> = match &self.shared {
+            Some(shared) => shared.ids_all(collection).await?,
+            None => {
+                let st = self.lock();
+                let of = st.ids.by_canonical.values();
+                of.filter(|e| e.collection == collection).cloned().collect()
+            }
+        };
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| Some((e.node_id(node)?.to_string(), e.canonical)))
+            .collect())
+    }
+
+    /// How many resources the map holds.
+    pub async fn count_ids(&self) -> Result<u64, JournalError> {
+        match &self.shared {
+            Some(shared) => Ok(shared.ids_count().await?),
+            None => Ok(self.ids_len() as u64),
+        }
+    }
+}
+
+/// The local journal's id map in memory (empty with `[cluster]`).
 impl Journal {
     /// The ids of the resource `canonical` of `collection`, if the map holds it.
     pub fn ids_of(&self, collection: &str, canonical: &str) -> Option<IdEntry> {

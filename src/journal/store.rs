@@ -315,19 +315,6 @@ impl Journal {
         Either::Right(done)
     }
 
-    /// Appends a record only the local log takes (the id map is not kept in the `[cluster]`
-    /// store, whose config check refuses id maps).
-    pub(super) fn append_local_only(
-        &self,
-        rec: Record,
-    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        if self.shared.is_some() {
-            let cause = "the id map is not kept in the [cluster] store".to_string();
-            return Either::Left(std::future::ready(Err(JournalError::Unavailable { cause })));
-        }
-        Either::Right(self.append_local(rec))
-    }
-
     fn compaction_state(&self) -> MutexGuard<'_, Compaction> {
         self.compaction.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -449,12 +436,18 @@ impl Journal {
         done
     }
 
-    /// Records a create's ids; resolves once durable (before the client is answered).
+    /// Records a create's ids under its transaction; resolves once durable (before the client
+    /// is answered) with `false` when the canonical id already names another resource. With
+    /// `[cluster]` the shared store keeps them, under the create's lease.
     pub fn map_ids(
         &self,
         e: IdEntry,
-    ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        self.append_local_only(Record::Ids(e))
+    ) -> impl Future<Output = Result<bool, JournalError>> + Send + 'static {
+        if self.shared.is_some() {
+            return Either::Right(self.map_ids_shared(e));
+        }
+        let done = self.append(Record::Ids(e));
+        Either::Left(async move { done.await.map(|()| true) })
     }
 
     /// Records that `canonical` of `collection` is absent on every node (transaction `txn`).
@@ -464,12 +457,15 @@ impl Journal {
         collection: &str,
         canonical: &str,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        self.append_local_only(Record::IdsGone {
+        if self.shared.is_some() {
+            return Either::Right(self.unmap_ids_shared(txn, collection, canonical));
+        }
+        Either::Left(self.append(Record::IdsGone {
             txn: txn.to_string(),
             collection: collection.to_string(),
             canonical: canonical.to_string(),
             at_ms: now_ms(),
-        })
+        }))
     }
 
     /// Records a transaction that touched no node, in one record, for inspection only.

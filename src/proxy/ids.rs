@@ -23,11 +23,13 @@ pub(super) enum ReadIds {
     /// An id the map does not hold that is a node's own id of a mapped resource: answered 404
     /// by dtc.
     Unknown(String),
+    /// The map could not be read (the shared store is unreachable): answered 503 by dtc.
+    Unreadable(String),
 }
 
 impl ReadIds {
     /// The map's view of a read of `path_and_query`.
-    pub(super) fn of(
+    pub(super) async fn of(
         rt: &Runtime,
         journal: Option<&Arc<Journal>>,
         method: &Method,
@@ -38,16 +40,19 @@ impl ReadIds {
             return ReadIds::Pass;
         };
         if let Some((rule, id)) = rt.settings.mapped_id(&path) {
-            if let Some(entry) = journal.ids_of(&rule.collection, &id) {
-                return ReadIds::Item(rule.clone(), entry);
+            match journal.lookup_ids(&rule.collection, &id).await {
+                Ok(Some(entry)) => return ReadIds::Item(rule.clone(), entry),
+                Ok(None) => {}
+                Err(e) => return ReadIds::Unreadable(e.to_string()),
             }
             // Not in the map: a client-chosen id, read as it is — unless it is a node's own id
             // of a mapped resource, which that node would answer with another resource.
             let nodes = rt.nodes.all();
             let names: Vec<&str> = nodes.iter().map(|n| n.name()).collect();
-            return match journal.shadowed(&rule.collection, &id, &names) {
-                Some(_) => ReadIds::Unknown(format!("{}/{id}", rule.collection)),
-                None => ReadIds::Pass,
+            return match journal.shadowing(&rule.collection, &id, &names).await {
+                Ok(Some(_)) => ReadIds::Unknown(format!("{}/{id}", rule.collection)),
+                Ok(None) => ReadIds::Pass,
+                Err(e) => ReadIds::Unreadable(e.to_string()),
             };
         }
         let list = rt
@@ -62,8 +67,16 @@ impl ReadIds {
 
     /// dtc's own answer, when the read needs no node.
     pub(super) fn refusal(&self) -> Option<Response<ProxyBody>> {
-        let ReadIds::Unknown(what) = self else {
-            return None;
+        let what = match self {
+            ReadIds::Unknown(what) => what,
+            ReadIds::Unreadable(why) => {
+                return Some(problem::plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "id-map-unavailable",
+                    format!("dtc's id map cannot be read now ({why}): retry later"),
+                ));
+            }
+            _ => return None,
         };
         Some(problem::plain(
             StatusCode::NOT_FOUND,
@@ -125,7 +138,17 @@ impl ReadIds {
                 rule.swap_body(&body, to)
             }
             ReadIds::List(rule, journal) => {
-                rule.swap_list(&body, |id| journal.canonical_of(&rule.collection, node, id))
+                match journal.canonicals_on(&rule.collection, node).await {
+                    Ok(map) => rule.swap_list(&body, |id| map.get(id).cloned()),
+                    Err(e) => {
+                        tracing::warn!(node, error = %e, "a collection read's ids could not be translated");
+                        return problem::plain(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "id-map-unavailable",
+                            format!("dtc's id map cannot be read now ({e}): retry later"),
+                        );
+                    }
+                }
             }
             _ => None,
         };

@@ -27,7 +27,7 @@ pub(super) async fn handle(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let ids = ReadIds::of(rt, journal, &parts.method, path);
+    let ids = ReadIds::of(rt, journal, &parts.method, path).await;
     if let Some(refused) = ids.refusal() {
         return refused;
     }

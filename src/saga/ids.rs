@@ -18,38 +18,63 @@
 
 use super::attempt::CallResult;
 use super::deps::Deps;
-use super::end::{not_sent, untouched};
+use super::end::{not_sent, refused, untouched};
 use super::mapped::Mapped;
 use super::write::Txn;
 use crate::config::ids::IdRule;
 use crate::journal::idmap::IdEntry;
 use crate::journal::record::now_ms;
+use crate::journal::{Journal, JournalError};
 use crate::txn::outcome::{NodeResponse, Outcome, Reason, TxnState};
 use http::HeaderValue;
+use std::sync::Arc;
 
 /// A write's end as the steps hand it on: state, reason, the client's answer.
 type Ended = (TxnState, Option<Reason>, Option<NodeResponse>);
 
 /// Learns the node ids of the resource the write names, if its id is mapped. `Some` is the
-/// answer of a write refused, no node touched. Runs under the key's turn, so a delete of the
-/// resource cannot take it out of the map between this and the write.
-pub(super) fn map_request(d: &Deps, t: &Txn<'_>) -> Option<Outcome> {
+/// answer of a write refused, no node touched. Runs under the key's turn — with `[cluster]`,
+/// under the key's lease, taken here — so a delete of the resource cannot take it out of the
+/// map between this and the write.
+pub(super) async fn map_request(d: &Deps, t: &Txn<'_>) -> Option<Outcome> {
     let path = crate::wire::path::normalize(t.req.path());
     let (rule, canonical) = t.rt.settings.mapped_id(&path)?;
+    let j = d.journal.as_ref()?;
+    if j.store().is_some()
+        && let Err(e) = j.lease_first(&t.key, &t.id).await
+    {
+        return Some(refused(d, t, e));
+    }
+    let learned = learn(d, t, j, rule, canonical).await;
+    if learned.is_some() {
+        // Refused: nothing will be written under the lease.
+        j.release(&t.id).await;
+    }
+    learned
+}
+
+/// [`map_request`]'s look at the map.
+async fn learn(
+    d: &Deps,
+    t: &Txn<'_>,
+    j: &Journal,
+    rule: &Arc<IdRule>,
+    canonical: String,
+) -> Option<Outcome> {
     let nodes = t.rt.nodes.all();
     let what = format!("{}/{canonical}", rule.collection);
-    let entry = d
-        .journal
-        .as_ref()
-        .and_then(|j| j.ids_of(&rule.collection, &canonical));
+    let entry = match j.lookup_ids(&rule.collection, &canonical).await {
+        Ok(entry) => entry,
+        Err(e) => return Some(refused(d, t, e)),
+    };
     let Some(entry) = entry else {
         // Not in the map: a client-chosen id (a PUT that creates), sent as it is — unless
         // it is a node's own id of a mapped resource, which it would reach on that node.
         let names: Vec<&str> = nodes.iter().map(|n| n.name()).collect();
-        let shadowed = d
-            .journal
-            .as_ref()
-            .and_then(|j| j.shadowed(&rule.collection, &canonical, &names));
+        let shadowed = match j.shadowing(&rule.collection, &canonical, &names).await {
+            Ok(shadowed) => shadowed,
+            Err(e) => return Some(refused(d, t, e)),
+        };
         let reason = Reason::UnknownId(what);
         return shadowed.map(|_| untouched(d, t, TxnState::Rejected, reason, not_sent(nodes)));
     };
@@ -147,22 +172,39 @@ async fn map_create(
     let Some(j) = &d.journal else {
         return Err(Reason::IdsUnknown("no journal keeps the id map".into()));
     };
-    let taken = |id: &str| j.ids_of(&rule.collection, id).is_some();
-    let canonical = ids
-        .iter()
-        .map(|(_, id)| id.clone())
-        .find(|id| !taken(id))
-        .unwrap_or_else(|| t.id.clone());
-    let entry = IdEntry {
+    // The first node's id unless the map gives it to another resource, then the next's; the
+    // store refuses a canonical id taken meanwhile (by another sidecar's create), so the next
+    // is tried.
+    let mut candidates: Vec<String> = ids.iter().map(|(_, id)| id.clone()).collect();
+    candidates.push(t.id.clone());
+    let mut entry = IdEntry {
         collection: rule.collection.clone(),
-        canonical,
+        canonical: String::new(),
         nodes: ids,
         txn: t.id.clone(),
         at_ms: now_ms(),
     };
-    if let Err(e) = j.map_ids(entry.clone()).await {
+    let unavailable = |e: JournalError| {
         tracing::error!(txn = %t.id, error = %e, "cannot journal a create's ids");
-        return Err(Reason::JournalUnavailable(e.to_string()));
+        Reason::JournalUnavailable(e.to_string())
+    };
+    let mut mapped = false;
+    for candidate in candidates {
+        let taken = j.lookup_ids(&rule.collection, &candidate).await;
+        if taken.map_err(unavailable)?.is_some() {
+            continue;
+        }
+        entry.canonical = candidate;
+        if j.map_ids(entry.clone()).await.map_err(unavailable)? {
+            mapped = true;
+            break;
+        }
+    }
+    if !mapped {
+        return Err(Reason::IdsUnknown(format!(
+            "every candidate canonical id of {} is taken",
+            rule.collection
+        )));
     }
     tracing::debug!(txn = %t.id, canonical = %entry.canonical, nodes = ?entry.nodes, "create mapped");
     Ok(entry)

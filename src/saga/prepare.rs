@@ -55,7 +55,7 @@ async fn pre_images(d: &Deps, t: &Txn<'_>) -> Result<Snapshots, Outcome> {
     if let Some(j) = d
         .journal
         .as_ref()
-        .filter(|j| snapshot_route && j.store().is_some())
+        .filter(|j| snapshot_route && j.store().is_some() && j.hold(&t.id).is_none())
         && let Err(e) = j.lease_first(&t.key, &t.id).await
     {
         return Err(refused(d, t, e));

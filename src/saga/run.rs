@@ -3,7 +3,8 @@
 //!
 //! 1. [`idem`]: the client's idempotency key — a repeat is answered, a concurrent one waits;
 //! 2. [`admit`]: the route, the resource key's turn, no fence, no node known down; [`ids`]:
-//!    each node's own id of a resource named by a mapped id;
+//!    each node's own id of a resource named by a mapped id (with `[cluster]`, under the key's
+//!    lease);
 //! 3. [`prepare`]: the key's lease, the pre-images, the journaled intent;
 //! 4. [`send`]: the write to every node at once, retried, never re-sent blindly;
 //! 5. [`judge`]: the answers, pre-images and read-backs as evidence, judged;
@@ -34,7 +35,7 @@ pub(super) async fn run(d: &Deps, t: &Txn<'_>) -> Outcome {
         Ok(turn) => turn,
         Err(refused) => return refused,
     };
-    if let Some(refused) = ids::map_request(d, t) {
+    if let Some(refused) = ids::map_request(d, t).await {
         return refused;
     }
     let Prepared { snapshots, pre } = match prepare(d, t).await {

@@ -12,8 +12,8 @@ use crate::runtime::Runtime;
 use std::sync::Arc;
 
 /// Each node's read of a key whose resource is mapped, with the map's rule; `None` when it is
-/// not mapped.
-pub(super) fn node_plans(
+/// not mapped (or the map cannot be read: the key is then read under its canonical id).
+pub(super) async fn node_plans(
     rt: &Runtime,
     journal: &Journal,
     plan: &ReadPlan,
@@ -25,7 +25,13 @@ pub(super) fn node_plans(
     let paths: Vec<String> = if plan.node_paths.len() == nodes.len() {
         plan.node_paths.clone()
     } else {
-        let entry = journal.ids_of(&rule.collection, &canonical)?;
+        let entry = match journal.lookup_ids(&rule.collection, &canonical).await {
+            Ok(entry) => entry?,
+            Err(e) => {
+                tracing::warn!(key = %plan.path, error = %e, "the id map cannot be read: the key is read under its canonical id");
+                return None;
+            }
+        };
         nodes
             .iter()
             .map(|n| {

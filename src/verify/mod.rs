@@ -434,7 +434,7 @@ struct Look {
 /// Reads the key on every node at once (each under its own id, when the resource's is mapped).
 async fn read_all(rt: &Runtime, journal: &Journal, plan: &ReadPlan) -> Vec<Held> {
     let nodes = rt.nodes.all();
-    let Some((rule, plans)) = ids::node_plans(rt, journal, plan) else {
+    let Some((rule, plans)) = ids::node_plans(rt, journal, plan).await else {
         return futures_util::future::join_all(nodes.iter().map(|n| read::read(rt, n, plan))).await;
     };
     let reads = nodes.iter().zip(&plans).map(|(n, p)| async {

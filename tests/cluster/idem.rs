@@ -141,12 +141,12 @@ async fn a_version_2_store_is_upgraded_and_the_prune_keeps_keys_within_their_win
     let old = start_proxy(cluster_config(&nodes, &url)).await;
     assert_eq!(create_group(&old, "g0").await.state(), "succeeded");
     drop(old);
-    // The schema a dtc of version 2 made: no idempotency columns.
+    // The schema a dtc of version 2 made: no idempotency columns, no id map.
     pg::shared()
         .exec(
             "idemupgrade",
             "ALTER TABLE dtc_txns DROP COLUMN idem, DROP COLUMN answer, DROP COLUMN changed; \
-             UPDATE dtc_schema SET version = 2",
+             DROP TABLE dtc_ids; UPDATE dtc_schema SET version = 2",
         )
         .await;
 
@@ -157,8 +157,8 @@ async fn a_version_2_store_is_upgraded_and_the_prune_keeps_keys_within_their_win
         pg::shared()
             .count("idemupgrade", "SELECT max(version)::int8 FROM dtc_schema")
             .await,
-        3,
-        "upgraded in place"
+        4,
+        "upgraded in place (on to the id map's version 4)"
     );
     let first = post_keyed(&dtc, "k0", "k-window-0").await;
     assert_eq!(first.status(), StatusCode::CREATED, "{}", first.text());

@@ -5,7 +5,7 @@
 //! - [`pool`]: connections with prepared statements; [`lease`]: a held lease, renewal, the check
 //!   before every node request, and why fencing holds; [`clock`]: lease deadlines on the store's
 //!   clock alone; [`tls`]: TLS as the URL's libpq parameters ask; [`events`]: what the store
-//!   tells the metrics; [`error`]: [`StoreError`].
+//!   tells the metrics; [`error`]: [`StoreError`]; [`ids`]: the id map's rows.
 //!
 //! A write costs two round trips: lease + intent in one statement ([`Shared::begin`]), end +
 //! release in one ([`Shared::write`]). Node answers that add to the intent cost one each.
@@ -13,6 +13,7 @@
 pub mod clock;
 pub mod error;
 pub mod events;
+pub mod ids;
 pub mod lease;
 pub mod pool;
 pub mod schema;

@@ -40,6 +40,12 @@ pub struct Statements {
     pub history: Statement,
     pub idem: Statement,
     pub finished_of_key: Statement,
+    pub ids_put: Statement,
+    pub ids_set: Statement,
+    pub ids_gone: Statement,
+    pub ids_get: Statement,
+    pub ids_by_node: Statement,
+    pub ids_all: Statement,
 }
 
 /// The pool.
@@ -253,5 +259,11 @@ async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
         history: c.prepare(sql::HISTORY).await?,
         idem: c.prepare(sql::IDEM).await?,
         finished_of_key: c.prepare(sql::FINISHED_OF_KEY).await?,
+        ids_put: c.prepare(sql::IDS_PUT).await?,
+        ids_set: c.prepare(sql::IDS_SET).await?,
+        ids_gone: c.prepare(sql::IDS_GONE).await?,
+        ids_get: c.prepare(sql::IDS_GET).await?,
+        ids_by_node: c.prepare(sql::IDS_BY_NODE).await?,
+        ids_all: c.prepare(sql::IDS_ALL).await?,
     })
 }

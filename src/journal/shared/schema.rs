@@ -2,8 +2,9 @@
 //! sidecars starting together migrate once.
 //!
 //! Version 1 (leases with per-key epochs, a row per key ever written) is upgraded in place to
-//! version 2 (epochs from a sequence, rows only for keys in use), and version 2 to version 3
-//! (each transaction's idempotency key and kept answer). Sidecars of version 1 that run
+//! version 2 (epochs from a sequence, rows only for keys in use), version 2 to version 3
+//! (each transaction's idempotency key and kept answer), and version 3 to version 4 (the id
+//! map). Sidecars of version 1 that run
 //! on meanwhile stay safe: every statement of theirs still checks the epoch and the transaction,
 //! and a transaction id is never granted twice.
 
@@ -47,11 +48,14 @@ pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
             found: v,
             known: sql::VERSION,
         }),
-        Some(from @ (1 | 2)) => {
+        Some(from @ (1..=3)) => {
             if from == 1 {
                 pool.timed(tx.batch_execute(sql::UPGRADE_1)).await?;
             }
-            pool.timed(tx.batch_execute(sql::UPGRADE_2)).await?;
+            if from <= 2 {
+                pool.timed(tx.batch_execute(sql::UPGRADE_2)).await?;
+            }
+            pool.timed(tx.batch_execute(sql::UPGRADE_3)).await?;
             pool.timed(tx.commit()).await?;
             tracing::info!(url = %pool.url, from, to = sql::VERSION, "shared store schema upgraded");
             Ok(())

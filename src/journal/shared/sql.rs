@@ -13,19 +13,47 @@
 //! them as they happened (`begun_ms` does not: a write that began first may wait longer for the
 //! lease).
 //!
+//! `dtc_ids` is the id map (routes with `id`, [`crate::journal::idmap`]): a row per resource
+//! the nodes named themselves, its canonical id, each node's own id (`nodes`, JSON pairs in
+//! config order, and `node_keys`, each pair as one JSON string, for looking a node's id up),
+//! and the create that made it. A row is written and deleted only under the lease of the
+//! transaction that changes it (the create's, or the delete's of the resource's key), and a
+//! create whose entry is then written rolled back, rejected or to be retried has its row
+//! withdrawn by that same statement ([`WRITE`]).
+//!
 //! A renewal or a state change is allowed only while the lease row still carries the writer's
 //! epoch, holder and transaction, all three checked in the statement that makes the change (the
 //! argument is in [`super::lease`]). Every statement that grants or renews a lease returns the
 //! time it granted, as the store counts it, and the store's clock (both in milliseconds).
 
 /// The schema version this dtc creates and understands.
-pub const VERSION: i32 = 3;
+pub const VERSION: i32 = 4;
 
 /// Key of the advisory lock that serialises migrations of sidecars starting together.
 pub const MIGRATION_LOCK: i64 = 0x6474_635f_7363_6831;
 
-/// Creates the schema (version 3) in an empty database.
-pub const CREATE: &str = "
+/// The id map's table and indexes (version 4): created with the schema, or by [`UPGRADE_3`].
+macro_rules! ids_table {
+    () => {
+        "
+CREATE TABLE dtc_ids (
+    collection text NOT NULL,
+    canonical  text NOT NULL,
+    nodes      text NOT NULL,
+    node_keys  text[] NOT NULL,
+    txn        text NOT NULL,
+    at_ms      bigint NOT NULL,
+    PRIMARY KEY (collection, canonical)
+);
+CREATE INDEX dtc_ids_node ON dtc_ids USING gin (node_keys);
+CREATE INDEX dtc_ids_txn ON dtc_ids (txn);
+"
+    };
+}
+
+/// Creates the schema (version 4) in an empty database.
+pub const CREATE: &str = concat!(
+    "
 CREATE TABLE dtc_schema (version integer NOT NULL);
 CREATE SEQUENCE dtc_epochs;
 CREATE TABLE dtc_leases (
@@ -52,8 +80,10 @@ CREATE INDEX dtc_txns_open ON dtc_txns (begun_ms) WHERE open;
 CREATE INDEX dtc_txns_begun ON dtc_txns (begun_ms);
 CREATE INDEX dtc_txns_key ON dtc_txns (key, begun_ms);
 CREATE INDEX dtc_txns_idem ON dtc_txns (idem, begun_ms) WHERE idem IS NOT NULL;
-INSERT INTO dtc_schema (version) VALUES (3);
-";
+",
+    ids_table!(),
+    "INSERT INTO dtc_schema (version) VALUES (4);"
+);
 
 /// Upgrades schema version 1: epochs from a sequence that starts above every epoch granted so
 /// far, the rows of free and unfenced keys dropped, the index a key's history is read by.
@@ -73,6 +103,10 @@ ALTER TABLE dtc_txns ADD COLUMN idem text, ADD COLUMN answer text, ADD COLUMN ch
 CREATE INDEX dtc_txns_idem ON dtc_txns (idem, begun_ms) WHERE idem IS NOT NULL;
 UPDATE dtc_schema SET version = 3;
 ";
+
+/// Upgrades schema version 3: the id map. Sidecars of version 3 that run on meanwhile keep no
+/// id map (their config check refuses `id` with `[cluster]`).
+pub const UPGRADE_3: &str = concat!(ids_table!(), "UPDATE dtc_schema SET version = 4;");
 
 /// Whether dtc's tables exist.
 pub const TABLES: &str = "SELECT to_regclass('dtc_schema') IS NOT NULL, \
@@ -161,10 +195,16 @@ RETURNING 1";
 
 /// Writes a transaction's entry if the lease still has this epoch, holder and transaction; sets
 /// or clears the key's fence; releases the lease when asked, deleting the row when no fence is
-/// left; keeps the answer a retry with the client's idempotency key gets, when given. One row
-/// when done. Params: txn, epoch, state, open, entry, key, fences, release, holder, answer.
+/// left; keeps the answer a retry with the client's idempotency key gets, when given; withdraws
+/// the ids a create mapped when its entry ends without the write. One row when done. Params:
+/// txn, epoch, state, open, entry, key, fences, release, holder, answer.
 pub const WRITE: &str = "
-WITH d AS (
+WITH w AS (
+    DELETE FROM dtc_ids
+    WHERE txn = $1::text AND $3::text IN ('rolled_back', 'rejected', 'to_be_retried')
+      AND EXISTS (SELECT 1 FROM dtc_leases WHERE key = $6::text AND epoch = $2::int8
+                  AND txn = $1::text AND owner = $9::text)),
+d AS (
     DELETE FROM dtc_leases
     WHERE key = $6::text AND epoch = $2::int8 AND txn = $1::text AND owner = $9::text
       AND $8::bool AND NOT $7::bool AND (fence IS NULL OR fence = $1::text)
@@ -287,3 +327,67 @@ pub const FLEET: &str = "
 (SELECT entry FROM dtc_txns WHERE open)
 UNION ALL
 (SELECT entry FROM dtc_txns WHERE NOT open ORDER BY begun_ms DESC LIMIT $1::int8)";
+
+/// The lease check of the id map's writes: one row while the lease has this key, epoch,
+/// transaction and holder ($1..$4).
+macro_rules! held {
+    () => {
+        "SELECT 1 FROM dtc_leases
+           WHERE key = $1::text AND epoch = $2::int8 AND txn = $3::text AND owner = $4::text"
+    };
+}
+
+/// Maps a resource under the create's lease, unless its canonical id is taken. Params: key,
+/// epoch, txn, holder, collection, canonical, nodes (JSON), node keys, at ms. Returns whether
+/// the lease is held and whether the row was written.
+pub const IDS_PUT: &str = concat!(
+    "WITH l AS (",
+    held!(),
+    "), i AS (
+    INSERT INTO dtc_ids (collection, canonical, nodes, node_keys, txn, at_ms)
+    SELECT $5::text, $6::text, $7::text, $8::text[], $3::text, $9::int8 FROM l
+    ON CONFLICT (collection, canonical) DO NOTHING
+    RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM l), EXISTS (SELECT 1 FROM i)"
+);
+
+/// Sets a mapped resource's node ids (a repair recreated it on a node) under the repair's
+/// lease. Params: key, epoch, txn, holder, collection, canonical, nodes (JSON), node keys.
+/// Returns whether the lease is held and whether the row was there.
+pub const IDS_SET: &str = concat!(
+    "WITH l AS (",
+    held!(),
+    "), u AS (
+    UPDATE dtc_ids SET nodes = $7::text, node_keys = $8::text[]
+    WHERE collection = $5::text AND canonical = $6::text AND EXISTS (SELECT 1 FROM l)
+    RETURNING 1)
+SELECT EXISTS (SELECT 1 FROM l), EXISTS (SELECT 1 FROM u)"
+);
+
+/// Unmaps a resource a delete left absent on every node, under the delete's lease. Params:
+/// key, epoch, txn, holder, collection, canonical. Returns whether the lease is held.
+pub const IDS_GONE: &str = concat!(
+    "WITH l AS (",
+    held!(),
+    "), d AS (
+    DELETE FROM dtc_ids WHERE collection = $5::text AND canonical = $6::text
+      AND EXISTS (SELECT 1 FROM l))
+SELECT EXISTS (SELECT 1 FROM l)"
+);
+
+/// One resource's ids. Params: collection, canonical.
+pub const IDS_GET: &str =
+    "SELECT nodes, txn, at_ms FROM dtc_ids WHERE collection = $1::text AND canonical = $2::text";
+
+/// The canonical id of a resource one of the given node keys names. Params: collection, node
+/// keys.
+pub const IDS_BY_NODE: &str = "
+SELECT canonical FROM dtc_ids WHERE collection = $1::text AND node_keys && $2::text[]
+ORDER BY at_ms DESC LIMIT 1";
+
+/// A collection's resources. Params: collection.
+pub const IDS_ALL: &str =
+    "SELECT canonical, nodes, txn, at_ms FROM dtc_ids WHERE collection = $1::text";
+
+/// How many resources the map holds.
+pub const IDS_COUNT: &str = "SELECT count(*) FROM dtc_ids";

@@ -1,0 +1,176 @@
+//! The id map in the shared store: a resource one sidecar created (each node naming it by its
+//! own id) is read, replaced and deleted through another sidecar by its canonical id, and a
+//! store of version 3 is upgraded in place to keep the map.
+
+use super::cluster_config;
+use super::support::pg;
+use super::support::*;
+use dtc::config::Config;
+use dtc::node::RefNode;
+use http::{Method, StatusCode};
+use serde_json::json;
+
+/// Reference nodes `node-1`, `node-2`, `node-3` assigning item ids from 1, 1001 and 2001.
+async fn id_bases() -> Vec<RefNode> {
+    vec![
+        start_node("node-1", 1).await,
+        start_node("node-2", 1001).await,
+        start_node("node-3", 2001).await,
+    ]
+}
+
+/// The cluster test config on `url` with the routes of the shipped `config/items.toml`.
+fn items_config(nodes: &[RefNode], url: &str) -> Config {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/items.toml")).unwrap();
+    let shipped: Config = toml::from_str(&text).unwrap();
+    let mut cfg = cluster_config(nodes, url);
+    cfg.routes = shipped.routes;
+    cfg
+}
+
+/// Each node's item ids, in node order.
+fn ids(nodes: &[RefNode]) -> Vec<Vec<u64>> {
+    nodes
+        .iter()
+        .map(|n| n.items().keys().copied().collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resource_created_through_one_sidecar_is_read_replaced_and_deleted_through_another() {
+    let db = "idmaptwo";
+    let url = pg::database(db).await;
+    let nodes = id_bases().await;
+    let a = start_proxy(items_config(&nodes, &url)).await;
+    let b = start_proxy(items_config(&nodes, &url)).await;
+
+    let created = send(Method::POST, &a.at("/items"), Some(r#"{"name":"A"}"#), &[]).await;
+    assert_eq!(
+        (created.status(), created.state()),
+        (StatusCode::CREATED, "succeeded"),
+        "{}",
+        created.text()
+    );
+    assert_eq!(created.json(), json!({"name": "A", "id": 1}));
+    assert_eq!(created.header("location"), "/items/1");
+    assert_eq!(ids(&nodes), [vec![1], vec![1001], vec![2001]]);
+    let rows = "SELECT count(*) FROM dtc_ids";
+    assert_eq!(pg::shared().count(db, rows).await, 1, "mapped in the store");
+
+    for i in 0..10 {
+        let r = send(Method::GET, &b.at("/items/1"), None, &[]).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "read {i} through B: {}",
+            r.text()
+        );
+        assert_eq!(
+            r.json(),
+            json!({"name": "A", "id": 1}),
+            "read {i} through B"
+        );
+    }
+    let all = send(Method::GET, &b.at("/items"), None, &[]).await;
+    assert_eq!(
+        all.json(),
+        json!([{"name": "A", "id": 1}]),
+        "B's collection read"
+    );
+    let own = send(Method::GET, &b.at("/items/1001"), None, &[]).await;
+    assert_eq!(own.status(), StatusCode::NOT_FOUND, "{}", own.text());
+    assert_eq!(own.problem()["type"], "urn:dtc:problem:unknown-id");
+
+    let replaced = send(
+        Method::PUT,
+        &b.at("/items/1"),
+        Some(r#"{"id": 1, "name": "B"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (replaced.status(), replaced.state()),
+        (StatusCode::OK, "succeeded"),
+        "{}",
+        replaced.text()
+    );
+    assert_eq!(replaced.json(), json!({"id": 1, "name": "B"}));
+    assert_eq!(nodes[0].items()[&1], json!({"id": 1, "name": "B"}));
+    assert_eq!(nodes[1].items()[&1001], json!({"id": 1001, "name": "B"}));
+    assert_eq!(nodes[2].items()[&2001], json!({"id": 2001, "name": "B"}));
+    for i in 0..4 {
+        let r = send(Method::GET, &a.at("/items/1"), None, &[]).await;
+        assert_eq!(
+            r.json(),
+            json!({"id": 1, "name": "B"}),
+            "read {i} through A"
+        );
+    }
+
+    let deleted = send(Method::DELETE, &a.at("/items/1"), None, &[]).await;
+    assert_eq!(
+        (deleted.status(), deleted.state()),
+        (StatusCode::OK, "succeeded"),
+        "{}",
+        deleted.text()
+    );
+    assert_eq!(
+        ids(&nodes),
+        [Vec::<u64>::new(), vec![], vec![]],
+        "every node's copy is gone"
+    );
+    assert_eq!(pg::shared().count(db, rows).await, 0, "the map is empty");
+    let journal = b.app.proxy.coordinator.journal().unwrap();
+    assert_eq!(journal.count_ids().await.unwrap(), 0, "B sees it empty");
+    for i in 0..4 {
+        let r = send(Method::GET, &b.at("/items/1"), None, &[]).await;
+        assert_eq!(
+            r.status(),
+            StatusCode::NOT_FOUND,
+            "read {i} through B after the delete"
+        );
+    }
+    // The next create through B is mapped alike, and A reads it.
+    let next = send(Method::POST, &b.at("/items"), Some(r#"{"name":"C"}"#), &[]).await;
+    assert_eq!(
+        next.json(),
+        json!({"name": "C", "id": 2}),
+        "{}",
+        next.text()
+    );
+    let r = send(Method::GET, &a.at("/items/2"), None, &[]).await;
+    assert_eq!(r.json(), json!({"name": "C", "id": 2}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_3_store_is_upgraded_to_keep_the_id_map() {
+    let db = "idmapupgrade";
+    let url = pg::database(db).await;
+    let nodes = id_bases().await;
+    let old = start_proxy(items_config(&nodes, &url)).await;
+    drop(old);
+    // The schema a dtc of version 3 made: no id map.
+    pg::shared()
+        .exec(db, "DROP TABLE dtc_ids; UPDATE dtc_schema SET version = 3")
+        .await;
+    let dtc = start_proxy(items_config(&nodes, &url)).await;
+    let version = "SELECT max(version)::int8 FROM dtc_schema";
+    assert_eq!(
+        pg::shared().count(db, version).await,
+        4,
+        "upgraded in place"
+    );
+    let created = send(
+        Method::POST,
+        &dtc.at("/items"),
+        Some(r#"{"name":"A"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(created.state(), "succeeded", "{}", created.text());
+    let rows = "SELECT count(*) FROM dtc_ids";
+    assert_eq!(pg::shared().count(db, rows).await, 1);
+    let r = send(Method::GET, &dtc.at("/items/1"), None, &[]).await;
+    assert_eq!(r.json(), json!({"name": "A", "id": 1}));
+}
