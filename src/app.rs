@@ -181,8 +181,8 @@ async fn with_journal(
         Some(cluster) => {
             let events = metrics.store().map(|m| m as Arc<dyn StoreEvents>);
             let shared = Shared::connect_metered(cluster, events).await?;
-            let journal = Journal::shared(cfg.journal.keep_finished, shared);
-            let taken = takeover::scan_once(&journal, current, &locks, Some(&on_change)).await;
+            let journal = Journal::with_shared_store(cfg.journal.keep_finished, shared);
+            let taken = takeover::scan_once(&journal, current, Some(&on_change)).await;
             let (in_doubt, failed) = journal.counts();
             tracing::info!(
                 taken_over = taken,
@@ -193,7 +193,6 @@ async fn with_journal(
             tokio::spawn(takeover::run(
                 journal.clone(),
                 current.clone(),
-                locks.clone(),
                 Some(on_change.clone()),
                 stopper.signal(),
             ));
@@ -205,7 +204,8 @@ async fn with_journal(
             if in_doubt > 0 {
                 tracing::warn!(in_doubt, dir = %cfg.journal.dir, "in-doubt transactions found: deciding them from the nodes' state before serving");
             }
-            let recovered = redrive::recover(&journal, current, &locks, Some(&on_change)).await;
+            let recovered =
+                redrive::recover_at_start(&journal, current, &locks, Some(&on_change)).await;
             let (_, failed) = journal.counts();
             tracing::info!(dir = %cfg.journal.dir, durability = ?cfg.journal.durability, recovered_rolled_back = recovered.rolled_back, recovered_completed = recovered.completed, recovered_unchanged = recovered.unchanged, failed, "journal open");
             journal

@@ -30,7 +30,7 @@
 //!   every later request to the resource speaks each node's ids.
 //!   A repair is a write too: [`verify`] chooses it and hands it to
 //!   [`saga::Coordinator::submit`].
-//!   The same saga runs again at start ([`saga::redrive::recover`]), in the background
+//!   The same saga runs again at start ([`saga::redrive::recover_at_start`]), in the background
 //!   ([`saga::redrive`]: failed transactions, the late-write check of rollbacks) and, with
 //!   `[cluster]`, for a lost sidecar's transactions ([`saga::takeover`]) — all deciding with
 //!   [`saga::recover::resolve`], the live path's judgement. [`saga::txns`] is the admin's view of

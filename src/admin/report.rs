@@ -140,7 +140,7 @@ impl StatusReport {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_ms: state.started_ms,
             journal_open: state.txns.journal_open(),
-            journal_problem: state.txns.store_problem(),
+            journal_problem: state.txns.journal_problem(),
             nodes,
             reload: (state.reload)(),
             finished: state

@@ -21,7 +21,7 @@ const REDACTED: &str = "***";
 pub(super) fn readyz(state: &AdminState) -> Response<ProxyBody> {
     let rt = state.current.load();
     let mut missing = Vec::new();
-    match state.txns.store_problem() {
+    match state.txns.journal_problem() {
         Some(why) => missing.push(format!("writes are refused: {why}")),
         None if !state.txns.journal_open() => {
             missing.push("the transaction journal is not open".to_string());

@@ -11,7 +11,7 @@
 
 use super::damage::{DamageView, damage_views, summary};
 use super::log::{Format, Found};
-use super::store::Journal;
+use super::store::{Backend, Journal};
 use crate::txn::TxnState;
 use serde::Serialize;
 
@@ -39,7 +39,7 @@ impl Check {
     /// Judges a file read back (nothing is changed).
     pub fn of(found: &Found) -> Check {
         let keep = crate::config::JournalConfig::default().keep_finished;
-        let journal = Journal::bare(None, keep, None);
+        let journal = Journal::bare(Backend::Memory, keep);
         let loaded = journal.load(&found.payloads());
         let entries = journal.list(None, usize::MAX);
         let ids = |keep: &dyn Fn(&super::record::Entry) -> bool| {

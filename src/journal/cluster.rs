@@ -8,7 +8,7 @@
 use super::JournalError;
 use super::record::{Begin, Entry, IdEntry, Record, now_ms};
 use super::shared::{Hold, Shared, StoreError};
-use super::store::{Journal, State, refence};
+use super::store::{Backend, Journal, State, refence};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use std::sync::Arc;
@@ -17,19 +17,25 @@ use std::sync::Arc;
 const FLEET_FINISHED: usize = 200;
 
 impl Journal {
-    /// A journal whose records go to the shared store.
-    pub fn shared(keep_finished: usize, shared: Arc<Shared>) -> Arc<Journal> {
-        Arc::new(Journal::bare(None, keep_finished, Some(shared)))
+    /// A journal whose records go to the shared store (`[cluster]`).
+    pub fn with_shared_store(keep_finished: usize, shared: Arc<Shared>) -> Arc<Journal> {
+        Arc::new(Journal::bare(Backend::Shared(shared), keep_finished))
+    }
+
+    /// True with `[cluster]`: other sidecars write the same keys, so what this journal holds in
+    /// memory is a view a scan old, and a decision on a key needs its lease and the store's
+    /// history of it. False with a local journal, whose only writer is this process: the
+    /// key's local turn keeps every other writer out.
+    pub fn shared_by_fleet(&self) -> bool {
+        matches!(self.backend, Backend::Shared(_))
     }
 
     /// The shared store, in cluster mode.
-    pub fn store(&self) -> Option<&Arc<Shared>> {
-        self.shared.as_ref()
-    }
-
-    /// Why the store cannot take records now, if it cannot.
-    pub fn store_problem(&self) -> Option<String> {
-        self.shared.as_ref().and_then(|s| s.problem())
+    pub(super) fn shared(&self) -> Option<&Arc<Shared>> {
+        match &self.backend {
+            Backend::Shared(shared) => Some(shared),
+            Backend::Memory | Backend::Log(_) => None,
+        }
     }
 
     /// The lease this sidecar holds for `txn`.
@@ -51,9 +57,11 @@ impl Journal {
         self.holds().insert(txn, hold);
     }
 
-    /// Takes the key's lease before the write reads pre-images (cluster mode; a no-op without).
-    pub async fn lease_first(&self, key: &str, txn: &str) -> Result<(), JournalError> {
-        let Some(shared) = &self.shared else {
+    /// Takes `key`'s lease for transaction `txn` before it reads anything it decides on (a
+    /// write's pre-images, verify's second look); a no-op without `[cluster]`, where the key's
+    /// local turn already keeps every other writer out.
+    pub async fn take_lease(&self, key: &str, txn: &str) -> Result<(), JournalError> {
+        let Some(shared) = self.shared() else {
             return Ok(());
         };
         let hold = shared.acquire(key, txn).await?;
@@ -63,11 +71,11 @@ impl Journal {
 
     pub(super) fn begin_shared(
         self: &Arc<Self>,
+        shared: Arc<Shared>,
         b: Begin,
     ) -> BoxFuture<'static, Result<(), JournalError>> {
         let journal = self.clone();
         async move {
-            let shared = journal.shared.clone().expect("cluster mode");
             let entry = Entry::new(b);
             let pre = journal.hold(&entry.begin.txn);
             match shared.begin(&entry, pre.clone()).await {
@@ -134,7 +142,7 @@ impl Journal {
     /// Claims the key of `txn` for work on it (re-drive, check, resolve) and loads its latest
     /// entry. True when this sidecar may go on; always true without `[cluster]`.
     pub async fn claim(&self, txn: &str) -> Result<bool, JournalError> {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = self.shared() else {
             return Ok(true);
         };
         let key = match self.get(txn) {
@@ -159,7 +167,7 @@ impl Journal {
             return;
         };
         let Some(entry) = self.get(txn) else {
-            if let Some(shared) = &self.shared
+            if let Some(shared) = self.shared()
                 && let Err(e) = shared.free(&hold).await
             {
                 tracing::warn!(txn, error = %e, "cannot free a lease; it expires and is taken over");
@@ -176,15 +184,15 @@ impl Journal {
     /// Every transaction on `key`, newest first: in cluster mode the store's (complete when read
     /// under the key's lease), else the journal's own.
     pub async fn key_history(&self, key: &str) -> Result<Vec<Entry>, JournalError> {
-        match &self.shared {
-            Some(shared) => Ok(shared.history(key).await?),
-            None => Ok(self.of_key(key)),
+        match &self.backend {
+            Backend::Shared(shared) => Ok(shared.history(key).await?),
+            Backend::Memory | Backend::Log(_) => Ok(self.of_key(key)),
         }
     }
 
     /// Takes over expired leases; returns the entries now held.
     pub async fn take_over(&self) -> Result<Vec<Entry>, JournalError> {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = self.shared() else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
@@ -199,7 +207,7 @@ impl Journal {
     /// Drops the fleet's finished transactions beyond `journal.keep_finished` from the store,
     /// but none bound to an idempotency key within `idempotency.window`.
     pub async fn prune(&self) -> Result<u64, JournalError> {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = self.shared() else {
             return Ok(0);
         };
         let window = self.lock().idem.window;
@@ -210,7 +218,7 @@ impl Journal {
     /// Replaces the fleet's view with the store's: its open transactions and latest finished
     /// ones; this sidecar's transactions in flight stay as they are.
     pub async fn refresh(&self) -> Result<(), JournalError> {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = self.shared() else {
             return Ok(());
         };
         let keep = FLEET_FINISHED.min(self.keep_finished.max(1)) as i64;
@@ -274,7 +282,7 @@ impl Journal {
 
     /// The store and the lease this sidecar holds for `txn`.
     fn held_store(&self, txn: &str) -> Result<(Arc<Shared>, Arc<Hold>), JournalError> {
-        let shared = self.shared.clone().expect("cluster mode");
+        let shared = self.shared().cloned().expect("cluster mode");
         match self.hold(txn) {
             Some(hold) => Ok((shared, hold)),
             None => Err(StoreError::Query(format!(

@@ -61,6 +61,32 @@ impl Journal {
         Some(std::time::Duration::from_millis(left + 250))
     }
 
+    /// The in-doubt transactions this process decides at start, before it serves: every one of
+    /// a local journal (this process is its only writer, so none has a write running); none
+    /// with `[cluster]`, where they may be other sidecars' writes in flight, decided by
+    /// whoever takes over their expired leases.
+    pub fn in_doubt_to_recover(&self) -> Vec<Entry> {
+        if self.shared_by_fleet() {
+            return Vec::new();
+        }
+        self.lock()
+            .entries
+            .values()
+            .filter(|e| e.state == TxnState::InDoubt)
+            .cloned()
+            .collect()
+    }
+
+    /// The entry of `txn` when it is in doubt and no other process can own it: with a local
+    /// journal either a write of this process runs it or nobody does. `None` with `[cluster]`,
+    /// where it may be another sidecar's write in flight (its lease's expiry decides).
+    pub fn own_in_doubt(&self, txn: &str) -> Option<Entry> {
+        if self.shared_by_fleet() {
+            return None;
+        }
+        self.get(txn).filter(|e| e.state == TxnState::InDoubt)
+    }
+
     /// Transactions with unfinished business (in doubt, failed and unresolved, to verify).
     pub fn open_entries(&self) -> Vec<Entry> {
         self.lock()
@@ -94,7 +120,7 @@ impl Journal {
     /// `[cluster]` other sidecars write the key too and this sidecar's view of them is a scan
     /// old, so it knows nothing it could stand on.
     pub fn last_acknowledged(&self, key: &str) -> Option<Known> {
-        if self.shared.is_some() {
+        if self.shared_by_fleet() {
             return None;
         }
         self.lock().known.by_key.get(key).cloned()
@@ -123,7 +149,7 @@ impl Journal {
     pub async fn idempotency_key(&self, key: &str) -> Result<Option<Remembered>, JournalError> {
         let window = self.lock().idem.window;
         let oldest = now_ms().saturating_sub(window.as_millis() as u64);
-        if let Some(shared) = &self.shared {
+        if let Some(shared) = self.shared() {
             let Some((entry, answer)) = shared.idempotency(key, oldest as i64).await? else {
                 return Ok(None);
             };
@@ -143,7 +169,7 @@ impl Journal {
     /// cluster mode the store's (read under the key's lease by transaction `txn`; a store that
     /// cannot be read leaves it unknown).
     pub async fn key_state(&self, key: &str, txn: &str) -> Option<Known> {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = self.shared() else {
             return self.last_acknowledged(key);
         };
         match shared.finished_of_key(key, txn).await {
@@ -179,7 +205,7 @@ impl Journal {
         collection: &str,
         canonical: &str,
     ) -> Result<Option<IdEntry>, JournalError> {
-        match &self.shared {
+        match self.shared() {
             Some(shared) => Ok(shared.ids_of(collection, canonical).await?),
             None => Ok(self.ids_of(collection, canonical)),
         }
@@ -194,7 +220,7 @@ impl Journal {
         id: &str,
         nodes: &[&str],
     ) -> Result<Option<String>, JournalError> {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = self.shared() else {
             return Ok(self.shadowed(collection, id, nodes));
         };
         if shared.ids_of(collection, id).await?.is_some() {
@@ -209,7 +235,7 @@ impl Journal {
         collection: &str,
         node: &str,
     ) -> Result<HashMap<String, String>, JournalError> {
-        let entries: Vec<IdEntry> = match &self.shared {
+        let entries: Vec<IdEntry> = match self.shared() {
             Some(shared) => shared.ids_all(collection).await?,
             None => {
                 let st = self.lock();
@@ -225,7 +251,7 @@ impl Journal {
 
     /// How many resources the map holds.
     pub async fn count_ids(&self) -> Result<u64, JournalError> {
-        match &self.shared {
+        match self.shared() {
             Some(shared) => Ok(shared.ids_count().await?),
             None => Ok(self.ids_len() as u64),
         }

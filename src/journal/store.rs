@@ -30,18 +30,28 @@ const COMPACT_EVERY: usize = 8192;
 
 /// The journal. Shared as `Arc<Journal>`.
 pub struct Journal {
-    /// `None` with `durability = "off"`: the store works in memory and nothing is written.
-    log: Option<Log>,
+    /// Where the records go.
+    pub(super) backend: Backend,
     pub(super) keep_finished: usize,
     state: Mutex<State>,
     /// Woken when a transaction needs the background worker (failed, or to verify).
     pub(crate) wake: tokio::sync::Notify,
-    /// With `[cluster]`: the shared store, which then holds every record (and `log` is `None`).
-    pub(super) shared: Option<Arc<Shared>>,
     /// With `[cluster]`: the leases this sidecar holds, by transaction.
     pub(super) holds: Mutex<HashMap<String, Arc<Hold>>>,
     /// How compaction keeps up.
     compaction: Arc<Mutex<Compaction>>,
+}
+
+/// Where a journal's records go. Only the journal's own methods look at it: a caller says what
+/// it wants (append, take a key's lease, read a key's history) and each backend does its part.
+pub(super) enum Backend {
+    /// `durability = "off"`: entries in memory only; nothing is written, a crash forgets them.
+    Memory,
+    /// The local log in `journal.dir`; this process is its only writer.
+    Log(Log),
+    /// `[cluster]`: the shared store holds every record, written under per-key leases, and
+    /// other sidecars write the same keys.
+    Shared(Arc<Shared>),
 }
 
 /// What loading records into a journal found besides its entries.
@@ -105,7 +115,7 @@ impl Journal {
                 tracing::warn!(
                     "journal.durability = \"off\": transactions are kept in memory only; a crash forgets those in flight and those that failed"
                 );
-                let journal = Journal::bare(None, cfg.keep_finished, None);
+                let journal = Journal::bare(Backend::Memory, cfg.keep_finished);
                 return Ok((Arc::new(journal), OpenReport::default()));
             }
         };
@@ -124,7 +134,7 @@ impl Journal {
         let mut opts = LogOptions::new(dir, durability);
         opts.hold_after_repair = true;
         let (log, records, report) = Log::start(opts, found)?;
-        let journal = Journal::bare(Some(log), cfg.keep_finished, None);
+        let journal = Journal::bare(Backend::Log(log), cfg.keep_finished);
         let loaded = journal.load(&records);
         if loaded.skipped > 0 {
             tracing::warn!(
@@ -191,17 +201,12 @@ impl Journal {
         loaded
     }
 
-    pub(super) fn bare(
-        log: Option<Log>,
-        keep_finished: usize,
-        shared: Option<Arc<Shared>>,
-    ) -> Journal {
+    pub(super) fn bare(backend: Backend, keep_finished: usize) -> Journal {
         Journal {
-            log,
+            backend,
             keep_finished,
             state: Mutex::new(State::default()),
             wake: tokio::sync::Notify::new(),
-            shared,
             holds: Mutex::new(HashMap::new()),
             compaction: Arc::default(),
         }
@@ -210,7 +215,7 @@ impl Journal {
     /// The entries, rebuilt first from what the disk holds when the log was repaired since.
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(log) = &self.log {
+        if let Backend::Log(log) = &self.backend {
             let generation = log.generation();
             if generation != st.generation {
                 if let Some((generation, records)) = log.take_reread() {
@@ -275,17 +280,17 @@ impl Journal {
         &self,
         rec: Record,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        if self.shared.is_some() {
-            return Either::Right(self.append_shared(rec));
+        match &self.backend {
+            Backend::Shared(_) => Either::Right(self.append_shared(rec)),
+            Backend::Memory | Backend::Log(_) => Either::Left(self.append_local(rec)),
         }
-        Either::Left(self.append_local(rec))
     }
 
     fn append_local(
         &self,
         rec: Record,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        let Some(log) = &self.log else {
+        let Backend::Log(log) = &self.backend else {
             // `off`: nothing to write; an intent is folded by `begin` like a durable one.
             if !matches!(rec, Record::Begin(_)) {
                 let mut st = self.lock();
@@ -378,14 +383,25 @@ impl Journal {
         self.lock().fences.get(key).cloned()
     }
 
+    /// The open transaction that refuses a new write on `key` before anything is sent: the
+    /// fence in memory of a journal this process alone writes. None with `[cluster]`: there the
+    /// intent checks the store's fence as it takes the key's lease (the view in memory may be
+    /// a scan old).
+    pub fn admission_fence(&self, key: &str) -> Option<String> {
+        match self.backend {
+            Backend::Shared(_) => None,
+            Backend::Memory | Backend::Log(_) => self.fence_of(key),
+        }
+    }
+
     /// Records the intent of a transaction; resolves once durable. With `[cluster]` it first
     /// takes the key's lease (in the same store round trip), waiting for another sidecar's.
     pub fn begin(
         self: &Arc<Self>,
         b: Begin,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        if self.shared.is_some() {
-            return Either::Right(self.begin_shared(b));
+        if let Backend::Shared(shared) = &self.backend {
+            return Either::Right(self.begin_shared(shared.clone(), b));
         }
         let journal = self.clone();
         let done = self.append(Record::Begin(b.clone()));
@@ -443,7 +459,7 @@ impl Journal {
         &self,
         e: IdEntry,
     ) -> impl Future<Output = Result<bool, JournalError>> + Send + 'static {
-        if self.shared.is_some() {
+        if let Backend::Shared(_) = self.backend {
             return Either::Right(self.map_ids_shared(e));
         }
         let done = self.append(Record::Ids(e));
@@ -457,7 +473,7 @@ impl Journal {
         collection: &str,
         canonical: &str,
     ) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        if self.shared.is_some() {
+        if let Backend::Shared(_) = self.backend {
             return Either::Right(self.unmap_ids_shared(txn, collection, canonical));
         }
         Either::Left(self.append(Record::IdsGone {
@@ -483,7 +499,8 @@ impl Journal {
         for (n, r) in e.nodes.iter_mut().zip(nodes) {
             n.report = Some(r);
         }
-        if let Some(shared) = self.shared.clone() {
+        if let Backend::Shared(shared) = &self.backend {
+            let shared = shared.clone();
             self.fold(&mut self.lock(), &Record::Entry(e.clone()));
             tokio::spawn(async move {
                 if let Err(e) = shared.note(&e).await {
@@ -561,32 +578,44 @@ impl Journal {
 
     /// Waits until everything appended so far is durable.
     pub fn flush(&self) -> impl Future<Output = Result<(), JournalError>> + Send + 'static {
-        match &self.log {
-            Some(log) => Either::Right(log.flush()),
-            None => Either::Left(std::future::ready(Ok(()))),
+        match &self.backend {
+            Backend::Log(log) => Either::Right(log.flush()),
+            Backend::Memory | Backend::Shared(_) => Either::Left(std::future::ready(Ok(()))),
         }
     }
 
     /// Size of the log file in bytes.
     pub fn size_bytes(&self) -> u64 {
-        self.log.as_ref().map_or(0, Log::size_bytes)
+        self.log().map_or(0, Log::size_bytes)
     }
 
     /// The local log, when there is one (not with `durability = "off"` or `[cluster]`).
     pub fn log(&self) -> Option<&Log> {
-        self.log.as_ref()
+        match &self.backend {
+            Backend::Log(log) => Some(log),
+            Backend::Memory | Backend::Shared(_) => None,
+        }
     }
 
     /// Why the local log refuses records now, if it does.
     pub fn log_problem(&self) -> Option<String> {
         // Through `lock`: a repair's records are folded in before the log is called healthy.
         drop(self.lock());
-        self.log.as_ref()?.problem().map(|(cause, _)| cause)
+        self.log()?.problem().map(|(cause, _)| cause)
+    }
+
+    /// Why the journal cannot take records now, if it cannot: the local log's refusal, or with
+    /// `[cluster]` the shared store's.
+    pub fn problem(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Shared(shared) => shared.problem(),
+            Backend::Memory | Backend::Log(_) => self.log_problem(),
+        }
     }
 
     /// Size, age and health of the local log (`None` without one).
     pub fn stats(&self) -> Option<JournalStats> {
-        let log = self.log.as_ref()?;
+        let log = self.log()?;
         let (live, oldest) = {
             let st = self.lock();
             let oldest = st.entries.values().map(|e| e.begin.at_ms).min();

@@ -22,14 +22,12 @@ pub(super) async fn admit(d: &Deps, t: &Txn<'_>) -> Result<KeyGuard, Outcome> {
         ));
     }
     let guard = d.locks.lock(&t.key).await;
-    // With `[cluster]` the store checks the fence when the intent takes the lease; the view
-    // in memory may be a scan old.
-    let local = d.journal.as_ref().filter(|j| j.store().is_none());
-    if let Some(blocking) = local.and_then(|j| j.fence_of(&t.key)) {
+    let journal = d.journal.as_ref();
+    if let Some(blocking) = journal.and_then(|j| j.admission_fence(&t.key)) {
         let nodes = not_sent(t.rt.nodes.all());
         // A rollback waiting for its late-write check fences for a while, not for good.
         let verify_after = settings.config.journal.verify_after;
-        if let Some(due_in) = local.and_then(|j| j.check_due_in(&blocking, verify_after)) {
+        if let Some(due_in) = journal.and_then(|j| j.check_due_in(&blocking, verify_after)) {
             let reason = Reason::Checking(blocking);
             let mut o = untouched(d, t, TxnState::ToBeRetried, reason, nodes);
             o.retry_after = Some(due_in);

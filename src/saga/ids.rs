@@ -40,9 +40,7 @@ pub(super) async fn map_request(d: &Deps, t: &Txn<'_>) -> Option<Outcome> {
     let path = crate::wire::path::normalize(t.req.path());
     let (rule, canonical) = t.rt.settings.mapped_id(&path)?;
     let j = d.journal.as_ref()?;
-    if j.store().is_some()
-        && let Err(e) = j.lease_first(&t.key, &t.id).await
-    {
+    if let Err(e) = j.take_lease(&t.key, &t.id).await {
         return Some(refused(d, t, e));
     }
     let learned = learn(d, t, j, rule, canonical).await;

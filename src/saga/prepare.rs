@@ -55,8 +55,8 @@ async fn pre_images(d: &Deps, t: &Txn<'_>) -> Result<Snapshots, Outcome> {
     if let Some(j) = d
         .journal
         .as_ref()
-        .filter(|j| snapshot_route && j.store().is_some() && j.hold(&t.id).is_none())
-        && let Err(e) = j.lease_first(&t.key, &t.id).await
+        .filter(|j| snapshot_route && j.hold(&t.id).is_none())
+        && let Err(e) = j.take_lease(&t.key, &t.id).await
     {
         return Err(refused(d, t, e));
     }

@@ -36,26 +36,21 @@ pub struct Recovered {
     pub failed: usize,
 }
 
-/// Decides every in-doubt transaction (the client never got an answer) from the evidence. Runs
-/// before dtc serves, so no new write can race it. With `[cluster]` the store's in-doubt
-/// transactions may be other sidecars' writes in flight: recovery there is
-/// [`super::takeover`], which claims expired leases and calls [`recover_entry`] on each.
-pub async fn recover(
+/// Decides every in-doubt transaction (the client never got an answer) from the evidence, each
+/// under its key's turn. Runs before dtc serves, so no new write can race it. With `[cluster]`
+/// the store's in-doubt transactions may be other sidecars' writes in flight
+/// ([`Journal::in_doubt_to_recover`] gives none): recovery there is [`super::takeover`], which
+/// claims expired leases and calls [`recover_taken_over`] on each.
+pub async fn recover_at_start(
     journal: &Arc<Journal>,
     current: &Current,
     locks: &Arc<KeyLocks>,
     on_change: Option<&OnChange>,
 ) -> Recovered {
     let mut out = Recovered::default();
-    if journal.store().is_some() {
-        return out;
-    }
-    for entry in journal
-        .open_entries()
-        .into_iter()
-        .filter(|e| e.state == TxnState::InDoubt)
-    {
-        match recover_entry(journal, current, locks, &entry, on_change).await {
+    for entry in journal.in_doubt_to_recover() {
+        let _turn = locks.lock(&entry.begin.key).await;
+        match recover_taken_over(journal, current, &entry, on_change).await {
             TxnState::RolledBack => out.rolled_back += 1,
             TxnState::Succeeded => out.completed += 1,
             TxnState::ToBeRetried => out.unchanged += 1,
@@ -63,26 +58,6 @@ pub async fn recover(
         }
     }
     out
-}
-
-/// Decides one in-doubt transaction from the evidence and journals the decision (at startup, or
-/// taken over from a lost sidecar under its key's lease), under the key's turn; returns the new
-/// state.
-pub async fn recover_entry(
-    journal: &Arc<Journal>,
-    current: &Current,
-    locks: &Arc<KeyLocks>,
-    entry: &Entry,
-    on_change: Option<&OnChange>,
-) -> TxnState {
-    // With `[cluster]` the caller (takeover) already holds the key's lease, the fleet-wide
-    // turn; waiting for the local turn too would invert the order a live write takes them in
-    // (local turn, then lease) and stall that write until `cluster.wait`.
-    let _turn = match journal.store() {
-        None => Some(locks.lock(&entry.begin.key).await),
-        Some(_) => None,
-    };
-    decide_in_doubt(journal, current, entry, on_change).await
 }
 
 /// Decides an in-doubt transaction no write is running any more (local journal only): one
@@ -98,17 +73,19 @@ pub async fn recover_orphan(
     txn: &str,
     on_change: Option<&OnChange>,
 ) -> Option<TxnState> {
-    if journal.store().is_some() {
-        return None;
-    }
+    journal.own_in_doubt(txn)?;
     let _turn = turn(journal, locks, txn).await?;
-    let entry = journal.get(txn).filter(|e| e.state == TxnState::InDoubt)?;
+    let entry = journal.own_in_doubt(txn)?;
     tracing::warn!(txn, key = %entry.begin.key, "an in-doubt transaction no write is running (its end was never journaled): deciding it from the nodes");
-    Some(decide_in_doubt(journal, current, &entry, on_change).await)
+    Some(recover_taken_over(journal, current, &entry, on_change).await)
 }
 
-/// [`recover_entry`] once the key's turn (or lease) is held.
-async fn decide_in_doubt(
+/// Decides one in-doubt transaction from the evidence and journals the decision, once its key's
+/// turn is held: the local turn at startup, or with `[cluster]` the key's lease, claimed by
+/// [`super::takeover`] from a lost sidecar (waiting for the local turn too would invert the
+/// order a live write takes them in, local turn then lease, and stall that write until
+/// `cluster.wait`). Returns the new state.
+pub async fn recover_taken_over(
     journal: &Arc<Journal>,
     current: &Current,
     entry: &Entry,
@@ -359,10 +336,7 @@ pub async fn run_worker(
                 )
             } else if e.verify_pending {
                 (finished + cfg.verify_after.as_millis() as u64, true)
-            } else if e.state == TxnState::InDoubt
-                && journal.store().is_none()
-                && locks.queued(&e.begin.key) == 0
-            {
+            } else if e.state == TxnState::InDoubt && locks.queued(&e.begin.key) == 0 {
                 recover_orphan(&journal, &current, &locks, &e.begin.txn, on_change.as_ref()).await;
                 continue;
             } else {

@@ -1,12 +1,11 @@
 //! Takeover (`[cluster]`): every sidecar looks for expired leases every `cluster.scan_every`;
 //! exactly one claims each (`FOR UPDATE SKIP LOCKED`, the epoch bumped), recovers an in-doubt
-//! transaction with [`super::redrive::recover_entry`] — the same entry point as startup
-//! recovery — and releases the key. The same pass refreshes the fleet's view of transactions
+//! transaction with [`super::redrive::recover_taken_over`] — what startup recovery calls
+//! under the key's local turn — and releases the key. The same pass refreshes the fleet's view of transactions
 //! that the admin API lists and the re-drive works on, and prunes finished transactions beyond
 //! `journal.keep_finished` from the store.
 
-use super::locks::KeyLocks;
-use super::redrive::{OnChange, recover_entry};
+use super::redrive::{OnChange, recover_taken_over};
 use crate::journal::Journal;
 use crate::journal::record::Entry;
 use crate::runtime::{Current, Stop};
@@ -18,7 +17,6 @@ use std::sync::Arc;
 pub async fn scan_once(
     journal: &Arc<Journal>,
     current: &Current,
-    locks: &Arc<KeyLocks>,
     on_change: Option<&OnChange>,
 ) -> usize {
     if let Err(e) = journal.refresh().await {
@@ -38,7 +36,7 @@ pub async fn scan_once(
     for entry in taken {
         match entry.state {
             TxnState::InDoubt => {
-                recover_entry(journal, current, locks, &entry, on_change).await;
+                recover_taken_over(journal, current, &entry, on_change).await;
             }
             // A re-drive or check the lost sidecar had claimed: the key is free again, and the
             // background re-drive picks the transaction up.
@@ -55,12 +53,11 @@ pub async fn scan_once(
 pub async fn run(
     journal: Arc<Journal>,
     current: Arc<Current>,
-    locks: Arc<KeyLocks>,
     on_change: Option<OnChange>,
     mut stop: Stop,
 ) {
     loop {
-        scan_once(&journal, &current, &locks, on_change.as_ref()).await;
+        scan_once(&journal, &current, on_change.as_ref()).await;
         let every = current
             .load()
             .settings

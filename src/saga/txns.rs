@@ -85,10 +85,8 @@ impl TxnStore for JournalTxns {
         self.journal.log_problem().is_none()
     }
 
-    fn store_problem(&self) -> Option<String> {
-        self.journal
-            .store_problem()
-            .or_else(|| self.journal.log_problem())
+    fn journal_problem(&self) -> Option<String> {
+        self.journal.problem()
     }
 
     fn journal_stats(&self) -> Option<crate::txn::JournalStats> {

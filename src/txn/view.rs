@@ -104,7 +104,7 @@ pub trait TxnStore: Send + Sync + 'static {
     fn journal_open(&self) -> bool;
     /// Why the journal (the local log, or with `[cluster]` the shared store) cannot take
     /// writes now, if it cannot.
-    fn store_problem(&self) -> Option<String> {
+    fn journal_problem(&self) -> Option<String> {
         None
     }
     /// The local journal's size, age and health, when there is a local journal.

@@ -194,7 +194,7 @@ impl Verifier {
     async fn fill(&self, rt: &Runtime, at: usize, sources: &[usize], item: &Item) -> Fill {
         let _turn = self.locks.lock(&item.key).await;
         let txn = new_txn_id();
-        if let Err(e) = self.journal.lease_first(&item.key, &txn).await {
+        if let Err(e) = self.journal.take_lease(&item.key, &txn).await {
             return Fill::Pending(format!("the key's lease cannot be had: {e}"));
         }
         let fill = self.fill_held(rt, at, sources, item, &txn).await;
@@ -213,15 +213,12 @@ impl Verifier {
     ) -> Fill {
         // Read under the turn: a write may have finished while this one waited. With
         // `[cluster]` the store's history, complete under the lease.
-        let history = match self.journal.store() {
-            None => self.keys.history(&item.key),
-            Some(_) => match self.journal.key_history(&item.key).await {
-                Ok(txns) => KeyHistory {
-                    key: item.key.clone(),
-                    txns,
-                },
-                Err(e) => return Fill::Pending(format!("the key's history cannot be read: {e}")),
+        let history = match self.journal.key_history(&item.key).await {
+            Ok(txns) => KeyHistory {
+                key: item.key.clone(),
+                txns,
             },
+            Err(e) => return Fill::Pending(format!("the key's history cannot be read: {e}")),
         };
         let plan =
             read::plan(rt, &history).or_else(|| item.listed.as_ref().map(|l| l.read.clone()));

@@ -195,7 +195,7 @@ async fn standalone(settings: Settings, request: VerifyRequest) -> Result<Report
     // takes the key's lease like any write.
     if let Some(cluster) = settings.config.cluster.clone() {
         let shared = Shared::connect(&cluster).await.map_err(|e| e.to_string())?;
-        let journal = Journal::shared(settings.config.journal.keep_finished, shared);
+        let journal = Journal::with_shared_store(settings.config.journal.keep_finished, shared);
         journal.refresh().await.map_err(|e| e.to_string())?;
         return check_with(settings, request, journal).await;
     }

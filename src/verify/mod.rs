@@ -183,21 +183,24 @@ impl Verifier {
             report.agreed += 1;
             return;
         }
-        let look = match self.journal.store() {
-            None => Look {
-                history,
-                plan,
-                held,
-                judgment,
-                txn: new_txn_id(),
-            },
-            Some(_) => match self.look_under_lease(&rt, &history.key, &plan).await {
+        // With a local journal the key's turn, held since the re-read, keeps every writer out
+        // and this look is final; with `[cluster]` it is confirmed under the key's lease.
+        let look = if self.journal.shared_by_fleet() {
+            match self.look_under_lease(&rt, &history.key, &plan).await {
                 Ok(look) => look,
                 Err(k) => {
                     report.findings.push(*k);
                     return;
                 }
-            },
+            }
+        } else {
+            Look {
+                history,
+                plan,
+                held,
+                judgment,
+                txn: new_txn_id(),
+            }
         };
         if look.judgment == Judgment::Agree {
             self.journal.release(&look.txn).await;
@@ -246,7 +249,7 @@ impl Verifier {
             k.note = Some(why);
             Box::new(k)
         };
-        if let Err(e) = self.journal.lease_first(key, &txn).await {
+        if let Err(e) = self.journal.take_lease(key, &txn).await {
             return Err(unchecked(format!(
                 "not confirmed under the key's lease: {e}"
             )));
