@@ -562,3 +562,83 @@ fn journal_text(dir: &std::path::Path) -> String {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_cut_by_a_sigkill_where_a_node_had_lost_the_item_is_recovered_as_divergent() {
+    let nodes = id_bases().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = process_config(&nodes, dir.path());
+    let dtc = process::spawn_dtc(&cfg, dir.path());
+    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    // node-2 loses the item behind dtc's back.
+    let lost = send(
+        Method::DELETE,
+        &format!("{}/items/1001", nodes[1].url()),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(lost.status(), StatusCode::OK);
+    nodes[0].hold_next(1);
+    nodes[2].hold_next(1);
+    let url = format!("{}/items/1", dtc.url);
+    let client = tokio::spawn(async move { try_send(Method::DELETE, &url, None, &[]).await });
+    wait_until("node-1 and node-3 hold the delete", || {
+        nodes[0].held_count() == 1 && nodes[2].held_count() == 1
+    })
+    .await;
+    // node-2's 404 is journaled as it comes: the create's three answers and this one.
+    let log = dir.path().join("journal");
+    eventually(
+        "node-2's answer to the delete is in the journal",
+        std::time::Duration::from_secs(5),
+        std::time::Duration::from_millis(10),
+        || {
+            let log = log.clone();
+            async move { journal_text(&log).matches(r#""t":"node""#).count() >= 4 }
+        },
+    )
+    .await;
+    dtc.crash();
+    assert!(client.await.unwrap().is_err(), "the client got no answer");
+    // Held writes whose connection is gone are never applied.
+    nodes[0].release_held();
+    nodes[2].release_held();
+
+    // Recovery reads node-1 and node-3 holding the item, node-2 not. The key has no history,
+    // but the map says the item was there: node-2's 404 was not "already absent", it had lost
+    // the item.
+    let dtc = process::spawn_dtc(&cfg, dir.path());
+    let deleted = recovered(&log, dtc, "/items/1").await;
+    assert_eq!(deleted.state, dtc::txn::TxnState::Failed, "{deleted:?}");
+    assert!(
+        format!("{:?}", deleted.reason).contains("node-2"),
+        "{deleted:?}"
+    );
+    assert_eq!(
+        ids(&nodes),
+        [vec![1], vec![], vec![2001]],
+        "the held deletes never applied; nothing was deleted to match node-2"
+    );
+}
+
+/// The newest transaction on `path` once `dtc`'s start-up recovery decided it (it serves only
+/// after), read from the journal after `dtc` is stopped.
+async fn recovered(
+    log: &std::path::Path,
+    dtc: process::Process,
+    path: &str,
+) -> dtc::journal::record::Entry {
+    let _ = send(Method::GET, &format!("{}/items", dtc.url), None, &[]).await;
+    dtc.crash();
+    let journal_cfg = dtc::config::JournalConfig {
+        dir: log.display().to_string(),
+        ..Default::default()
+    };
+    let (journal, _) = dtc::journal::Journal::open(&journal_cfg).unwrap();
+    journal
+        .list(None, 100)
+        .into_iter()
+        .find(|e| e.begin.path == path)
+        .expect("the delete is journaled")
+}

@@ -262,6 +262,17 @@ impl VerifyPlan {
         }
     }
 
+    /// The resource's state before the write when the read-back names each node's own id: the
+    /// write was admitted only because the id map held the resource, which it does from the
+    /// acknowledged create until a delete leaves it absent on every node — present. The rule
+    /// the live judgement and recovery both take when the key's history says nothing.
+    pub fn mapped_prior(&self) -> Option<State> {
+        match self.node_paths.is_empty() {
+            true => None,
+            false => self.state_of(200),
+        }
+    }
+
     /// The state a read-back status shows, if it is one of the two.
     pub fn state_of(&self, status: u16) -> Option<State> {
         if self.prior.contains(&status) {

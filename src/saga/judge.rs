@@ -22,7 +22,7 @@ async fn history(d: &Deps, t: &Txn<'_>, check: Option<&VerifyPlan>) -> Option<St
     let known = d.journal.as_ref()?.key_state(&t.key, &t.id).await;
     known
         .and_then(|k| k.state_for(check))
-        .or_else(|| t.mapped.get().and_then(|_| check.state_of(200)))
+        .or_else(|| check.mapped_prior())
 }
 
 /// Judges a write from its answers; reads the resource back first on every node whose

@@ -73,10 +73,12 @@ pub async fn resolve(
     purpose: &str,
 ) -> Resolution {
     let mut ev = evidence_of(entry);
-    // What the key held after its last acknowledged write before this transaction.
+    // What the key held after its last acknowledged write before this transaction; else, for
+    // a mapped resource, present (the live judgement's rule, `VerifyPlan::mapped_prior`).
     let history = known
         .filter(|k| k.txn != entry.begin.txn && k.at_ms <= entry.begin.at_ms)
-        .and_then(|k| entry.begin.verify.as_ref().and_then(|v| k.state_for(v)));
+        .and_then(|k| entry.begin.verify.as_ref().and_then(|v| k.state_for(v)))
+        .or_else(|| entry.begin.verify.as_ref().and_then(|v| v.mapped_prior()));
     let mut reports = entry.reports();
     let nodes: Vec<Option<Arc<Node>>> = entry
         .begin
