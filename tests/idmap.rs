@@ -642,3 +642,112 @@ async fn recovered(
         .find(|e| e.begin.path == path)
         .expect("the delete is journaled")
 }
+
+/// GETs of `path` a node received.
+fn reads_of(node: &RefNode, path: &str) -> usize {
+    node.requests()
+        .iter()
+        .filter(|r| r.method == Method::GET && r.path == path)
+        .count()
+}
+
+#[tokio::test]
+async fn verify_repair_recreates_a_lost_mapped_resource_and_maps_the_nodes_new_id() {
+    use dtc::verify::{Finding, Options, Verifier};
+    let nodes = id_bases().await;
+    let dtc = start_proxy(items_config(&nodes)).await;
+    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    let put = send(
+        Method::PUT,
+        &dtc.at("/items/1"),
+        Some(r#"{"id":1,"name":"B"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(put.state(), "succeeded", "{}", put.text());
+    // node-2 loses the item behind dtc's back.
+    let url = format!("{}/items/1001", nodes[1].url());
+    assert_eq!(send(Method::DELETE, &url, None, &[]).await.status(), 200);
+
+    let verifier = Verifier::new(&dtc.app.proxy.coordinator).unwrap();
+    let opts = Options {
+        since: std::time::Duration::from_secs(600),
+        limit: 100,
+        repair: true,
+    };
+    let report = verifier.run(&opts, &|_, _| {}).await;
+    let k = &report.findings[0];
+    assert_eq!(
+        (k.finding, k.odd.clone()),
+        (Finding::Divergent, vec!["node-2".to_string()]),
+        "{report:?}"
+    );
+    let repair = k.repair.as_ref().unwrap();
+    assert_eq!(repair.state, "succeeded", "{report:?}");
+
+    // Recreated by a create: node-2 named it afresh, and the map has that id.
+    let held: Vec<(u64, serde_json::Value)> = nodes[1].items().into_iter().collect();
+    assert_eq!(held.len(), 1, "{held:?}");
+    let (new_id, copy) = &held[0];
+    assert_ne!(*new_id, 1001);
+    assert_eq!(*copy, json!({"id": new_id, "name": "B"}));
+    let journal = dtc.app.proxy.coordinator.journal().unwrap();
+    let entry = journal.ids_of("/items", "1").unwrap();
+    assert_eq!(entry.node_id("node-2"), Some(new_id.to_string().as_str()));
+
+    // Reads of the canonical id reach node-2's new copy.
+    let on_node_2 = format!("/items/{new_id}");
+    let mut tries = 0;
+    while reads_of(&nodes[1], &on_node_2) < 2 {
+        let r = send(Method::GET, &dtc.at("/items/1"), None, &[]).await;
+        assert_eq!(r.json(), json!({"id": 1, "name": "B"}), "read {tries}");
+        tries += 1;
+        assert!(tries < 60, "no read reached node-2");
+    }
+    let report = verifier.run(&opts, &|_, _| {}).await;
+    assert_eq!(report.agreed, 1, "alike again: {report:?}");
+    let d = send(Method::DELETE, &dtc.at("/items/1"), None, &[]).await;
+    assert_eq!(d.state(), "succeeded", "{}", d.text());
+    assert_eq!(ids(&nodes), [Vec::<u64>::new(), vec![], vec![]]);
+}
+
+#[tokio::test]
+async fn a_joining_nodes_backfill_creates_a_mapped_resource_and_maps_its_id() {
+    use dtc::runtime::reload::{Applied, ReloadStatus, Reloader};
+    use std::sync::Arc;
+    let nodes = id_bases().await;
+    let dtc = start_proxy(items_config(&nodes)).await;
+    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    let put = send(
+        Method::PUT,
+        &dtc.at("/items/1"),
+        Some(r#"{"id":1,"name":"B"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(put.state(), "succeeded", "{}", put.text());
+
+    // node-4 joins, assigning ids from 3001.
+    let mut all = nodes.clone();
+    all.push(start_node("node-4", 3001).await);
+    let text = toml::to_string(&items_config(&all)).unwrap();
+    let status = Arc::new(ReloadStatus::new(dtc.app.current.load().generation));
+    let r = Reloader::new("dtc.toml".into(), dtc.app.current.clone(), status);
+    assert!(matches!(r.apply(&text), Applied::Swapped(_)), "reloaded");
+
+    let verifier = dtc::verify::Verifier::new(&dtc.app.proxy.coordinator).unwrap();
+    let report = verifier.backfill("node-4", &|_| {}).await;
+    assert_eq!(report.copied, 1, "{}: {report:?}", report.line());
+    assert!(report.complete(), "{}", report.line());
+    let held: Vec<(u64, serde_json::Value)> = all[3].items().into_iter().collect();
+    assert_eq!(held, [(3001, json!({"id": 3001, "name": "B"}))]);
+    let journal = dtc.app.proxy.coordinator.journal().unwrap();
+    let entry = journal.ids_of("/items", "1").unwrap();
+    assert_eq!(entry.node_id("node-4"), Some("3001"));
+    // A second pass finds it in line; writes of the resource reach node-4 by its own id.
+    let again = verifier.backfill("node-4", &|_| {}).await;
+    assert_eq!((again.copied, again.in_line), (0, 1), "{}", again.line());
+    let d = send(Method::DELETE, &dtc.at("/items/1"), None, &[]).await;
+    assert_eq!(d.state(), "succeeded", "{}", d.text());
+    assert_eq!(all[3].items().len(), 0);
+}

@@ -166,6 +166,21 @@ impl IdRule {
         Some(Bytes::from(serde_json::to_vec(&doc).ok()?))
     }
 
+    /// A representation as the body of a create that recreates it: a JSON object without its
+    /// id (at `body`), which the node assigns. `None` when it is not such an object.
+    pub fn create_body(&self, body: &[u8]) -> Option<Bytes> {
+        let mut doc = serde_json::from_slice::<Value>(body).ok()?;
+        if let Some(ptr) = &self.body {
+            let (parent, last) = ptr.rsplit_once('/')?;
+            let key = last.replace("~1", "/").replace("~0", "~");
+            if let Some(Value::Object(m)) = doc.pointer_mut(parent) {
+                m.remove(&key);
+            }
+        }
+        doc.is_object()
+            .then(|| serde_json::to_vec(&doc).ok().map(Bytes::from))?
+    }
+
     /// A `Location` naming one resource, with its id swapped by `swap`, as a path: a node's
     /// scheme and host (json-server sends `http://node:3000/items/1`) would send the client
     /// around dtc, to that one node.
@@ -294,6 +309,9 @@ mod tests {
         );
         let list = r.swap_list(br#"[{"id":1001},{"id":9}]"#, to).unwrap();
         assert_eq!(list, &br#"[{"id":1}]"#[..]);
+        let again = r.create_body(br#"{"id":1,"name":"A"}"#).unwrap();
+        assert_eq!(again, &br#"{"name":"A"}"#[..]);
+        assert_eq!(r.create_body(b"[1]"), None);
     }
 
     #[test]

@@ -265,6 +265,19 @@ impl Journal {
         async move { Ok(shared.map_ids(&hold, &e).await?) }.boxed()
     }
 
+    /// [`Journal::set_ids`] in the shared store, under the repair's lease.
+    pub(super) fn set_ids_shared(
+        &self,
+        txn: &str,
+        e: IdEntry,
+    ) -> BoxFuture<'static, Result<bool, JournalError>> {
+        let (shared, hold) = match self.held_store(txn) {
+            Ok(held) => held,
+            Err(e) => return std::future::ready(Err(e)).boxed(),
+        };
+        async move { Ok(shared.set_ids(&hold, &e).await?) }.boxed()
+    }
+
     /// [`Journal::unmap_ids`] in the shared store, under the delete's lease.
     pub(super) fn unmap_ids_shared(
         &self,

@@ -92,6 +92,15 @@ pub struct IdEntry {
 }
 
 impl IdEntry {
+    /// Sets node `name`'s own id (a repair recreated the resource there, or a backfill copied
+    /// it to a joining node).
+    pub fn set_node(&mut self, name: &str, id: String) {
+        match self.nodes.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = id,
+            None => self.nodes.push((name.to_string(), id)),
+        }
+    }
+
     /// Node `name`'s own id of this resource.
     pub fn node_id(&self, name: &str) -> Option<&str> {
         self.nodes

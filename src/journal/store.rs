@@ -466,6 +466,25 @@ impl Journal {
         Either::Left(async move { done.await.map(|()| true) })
     }
 
+    /// Records a mapped resource's node ids anew under transaction `txn` (a repair that
+    /// recreated it on a node, which named it afresh); resolves once durable, with `false` when
+    /// the map no longer holds the resource.
+    pub fn set_ids(
+        &self,
+        txn: &str,
+        e: IdEntry,
+    ) -> impl Future<Output = Result<bool, JournalError>> + Send + 'static {
+        if self.shared.is_some() {
+            return Either::Right(self.set_ids_shared(txn, e));
+        }
+        if self.ids_of(&e.collection, &e.canonical).is_none() {
+            return Either::Left(Either::Left(std::future::ready(Ok(false))));
+        }
+        // The entry keeps its create's transaction: that one is finished, so nothing withdraws it.
+        let done = self.append(Record::Ids(e));
+        Either::Left(Either::Right(async move { done.await.map(|()| true) }))
+    }
+
     /// Records that `canonical` of `collection` is absent on every node (transaction `txn`).
     pub fn unmap_ids(
         &self,

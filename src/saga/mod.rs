@@ -66,5 +66,5 @@ pub use crate::txn::{
 pub use coordinator::Coordinator;
 pub use decide::{Decision, decide};
 pub use deps::new_txn_id;
-pub use submit::{Look, Looked, NodeWrite, Submission, SubmitError, Submitted};
+pub use submit::{Look, Looked, NodeWrite, Remap, Submission, SubmitError, Submitted};
 pub use write::WriteRequest;

@@ -11,10 +11,12 @@
 use super::attempt::{Call, CallLimits};
 use super::deps::Deps;
 use super::send::send_write;
+use crate::config::ids::IdRule;
 use crate::headers;
-use crate::journal::JournalError;
+use crate::journal::idmap::IdEntry;
 use crate::journal::record::{Begin, body_hash, now_ms};
 use crate::journal::shared::lease::under;
+use crate::journal::{Journal, JournalError};
 use crate::retry::Backoff;
 use crate::runtime::Runtime;
 use crate::txn::outcome::{Class, NodeReport, Reason, TxnState};
@@ -44,8 +46,18 @@ pub struct Looked {
     pub holds: String,
 }
 
-/// Reads a node after its write.
-pub type Look<'a> = &'a (dyn Fn(Arc<Node>) -> BoxFuture<'a, Looked> + Sync);
+/// Reads a node after its write; with [`Remap`], under the node's new id (`None`: its answer
+/// named none).
+pub type Look<'a> = &'a (dyn Fn(Arc<Node>, Option<String>) -> BoxFuture<'a, Looked> + Sync);
+
+/// A write that recreates a mapped resource ([`crate::config::ids`]) on the nodes it writes:
+/// each node's request is a create whose answer names the node's new id, which the id map
+/// records (durably, before the end) in place of the one the node lost.
+pub struct Remap<'a> {
+    pub rule: &'a IdRule,
+    /// The resource's map entry as the caller read it, under the key's turn (and lease).
+    pub entry: &'a IdEntry,
+}
 
 /// A write dtc decided itself, ready to send.
 pub struct Submitted<'a> {
@@ -65,6 +77,8 @@ pub struct Submitted<'a> {
     /// The look at each node after its write: the write converged there only when it holds the
     /// target.
     pub look: Look<'a>,
+    /// When the writes recreate a mapped resource: the map to update.
+    pub remap: Option<Remap<'a>>,
 }
 
 /// What a submitted write came to.
@@ -117,9 +131,15 @@ pub(super) async fn submit(d: &Deps, s: Submitted<'_>) -> Result<Submission, Sub
             };
             // Re-sent freely (`resend`): no read-back is needed before a second copy.
             let r = send_write(s.rt, &call, policy, limits, None, &call.headers).await;
-            let looked = (s.look)(w.node.clone()).await;
-            let converged =
-                matches!(r.class, Class::Applied | Class::Already) && looked.holds_target;
+            let new_id = s.remap.as_ref().and_then(|m| {
+                let a = r.answer.as_ref().ok()?;
+                let loc = a.headers.get(http::header::LOCATION);
+                m.rule.assigned(&a.body, loc.and_then(|v| v.to_str().ok()))
+            });
+            let looked = (s.look)(w.node.clone(), new_id.clone()).await;
+            let converged = matches!(r.class, Class::Applied | Class::Already)
+                && looked.holds_target
+                && (s.remap.is_none() || new_id.is_some());
             let report = NodeReport {
                 node: w.node.name().to_string(),
                 outcome: r.class,
@@ -133,13 +153,28 @@ pub(super) async fn submit(d: &Deps, s: Submitted<'_>) -> Result<Submission, Sub
                 compensation: None,
                 read_back: None,
             };
-            (converged, report)
+            (converged, report, new_id)
         }
     });
     // With `[cluster]` the intent is recorded under the key's lease: the requests respect it.
     let results = under(journal.hold(s.txn), join_all(sends)).await;
-    let all = results.iter().all(|(c, _)| *c);
-    let nodes: Vec<NodeReport> = results.into_iter().map(|(_, r)| r).collect();
+    let mut all = results.iter().all(|(c, _, _)| *c);
+    let mut nodes: Vec<NodeReport> = Vec::with_capacity(results.len());
+    let mut new_ids = Vec::new();
+    for ((_, report, id), w) in results.into_iter().zip(s.writes) {
+        if let Some(id) = id {
+            new_ids.push((w.node.name().to_string(), id));
+        }
+        nodes.push(report);
+    }
+    if let Some(m) = &s.remap
+        && let Err(why) = remap(journal, s.txn, m, new_ids).await
+    {
+        all = false;
+        for n in &mut nodes {
+            n.error.get_or_insert_with(|| why.clone());
+        }
+    }
     let (state, reason) = if all {
         (TxnState::Succeeded, None)
     } else {
@@ -159,6 +194,40 @@ pub(super) async fn submit(d: &Deps, s: Submitted<'_>) -> Result<Submission, Sub
         nodes,
         elapsed: started.elapsed(),
     })
+}
+
+/// Records the new node ids a recreating write learned (every one learned, even where the look
+/// disagreed: the node holds a resource by that id now). `Err` says why the map did not take
+/// them.
+async fn remap(
+    journal: &Journal,
+    txn: &str,
+    m: &Remap<'_>,
+    new_ids: Vec<(String, String)>,
+) -> Result<(), String> {
+    if new_ids.is_empty() {
+        return Ok(());
+    }
+    let mut entry = m.entry.clone();
+    for (node, id) in new_ids {
+        entry.set_node(&node, id);
+    }
+    match journal.set_ids(txn, entry.clone()).await {
+        Ok(true) => {
+            tracing::info!(txn, canonical = %entry.canonical, nodes = ?entry.nodes, "a recreated resource's new node ids are mapped");
+            Ok(())
+        }
+        Ok(false) => Err(format!(
+            "{}/{} left the id map meanwhile: the recreated copy is not mapped",
+            entry.collection, entry.canonical
+        )),
+        Err(e) => {
+            tracing::error!(txn, error = %e, "cannot record a recreated resource's new node ids");
+            Err(format!(
+                "the new node ids could not be recorded in the id map: {e}"
+            ))
+        }
+    }
 }
 
 /// The journal's intent record: the first node's request names the write; no undo (a repair

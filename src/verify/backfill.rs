@@ -10,10 +10,15 @@
 //!    `dtc verify --repair` does (`repair`: a journaled transaction, route
 //!    `dtc verify repair`), and read it again.
 //!
+//! A key whose resource the nodes name by their own ids (a route's `id`) is read and copied
+//! through the id map ([`ids`]): the joining node gets it by a create, its new id mapped.
+//!
 //! A key the others do not agree on, one fenced by a failed transaction, a node that cannot be
 //! read or a repair that does not converge leaves the key *pending*: the node stays out of reads
 //! and the next pass tries again. Keys written before the journal's oldest record (or before
 //! dtc) are not known to it: the report says so, and a route's `list` makes them known.
+
+mod ids;
 
 use super::listing::{self, Listed};
 use super::read::{self, Held, Journaled, Target};
@@ -231,6 +236,18 @@ impl Verifier {
         if let Some(e) = history.txns.iter().find(|e| e.state == TxnState::InDoubt) {
             return Fill::Pending(format!("transaction {} is in doubt", e.begin.txn));
         }
+        if let Some(rule) = super::ids::mapped(rt, &plan) {
+            let k = ids::MappedKey {
+                key: &item.key,
+                plan: &plan,
+                history: &history,
+                rule,
+                at,
+                sources,
+                txn,
+            };
+            return self.fill_mapped(rt, k).await;
+        }
         let nodes = rt.nodes.all();
         let held = futures_util::future::join_all(
             sources.iter().map(|&i| read::read(rt, &nodes[i], &plan)),
@@ -279,7 +296,7 @@ impl Verifier {
             body: write.body,
             already: write.already,
         }];
-        let look_again = |n: Arc<Node>| -> BoxFuture<'_, Looked> {
+        let look_again = |n: Arc<Node>, _: Option<String>| -> BoxFuture<'_, Looked> {
             async move {
                 let held = read::read(rt, &n, plan).await;
                 Looked {
@@ -301,6 +318,7 @@ impl Verifier {
             },
             writes: &writes,
             look: &look_again,
+            remap: None,
         };
         match self.coordinator.submit(s).await.map_err(|e| e.to_string()) {
             Ok(r) => {

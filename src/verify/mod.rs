@@ -332,19 +332,32 @@ impl Verifier {
         odd: &[usize],
         target: &read::Target,
     ) -> RepairBrief {
-        if ids::mapped(rt, &look.plan).is_some() {
-            return RepairBrief {
-                txn: None,
-                state: "not_started".into(),
-                detail: Some("the nodes name this resource by their own ids (the route's `id`): a repair would give it a new id on a node that the id map does not learn; repair it by hand, then resolve".into()),
-            };
-        }
+        let recreate = match ids::mapped(rt, &look.plan) {
+            Some(rule) => {
+                let r = ids::recreation(&self.journal, rule, &look.plan, odd, &look.held, target);
+                match r.await {
+                    Ok(r) => Some(r),
+                    Err(why) => {
+                        return RepairBrief {
+                            txn: None,
+                            state: "not_started".into(),
+                            detail: Some(why),
+                        };
+                    }
+                }
+            }
+            None => None,
+        };
         let writes: Result<Vec<NodeWrite>, String> = odd
             .iter()
             .map(|&i| {
+                let node = rt.nodes.all()[i].clone();
+                if let Some(r) = &recreate {
+                    return Ok(r.write(node));
+                }
                 let w = repair::choose(rt, &look.history, target, &look.held[i])?;
                 Ok(NodeWrite {
-                    node: rt.nodes.all()[i].clone(),
+                    node,
                     method: w.method,
                     path: w.path,
                     content_type: w.content_type,
@@ -354,9 +367,20 @@ impl Verifier {
             })
             .collect();
         let key = &look.history.key;
-        let look_again = |node: Arc<Node>| -> BoxFuture<'_, Looked> {
+        let recreated = recreate.as_ref();
+        let look_again = |node: Arc<Node>, new_id: Option<String>| -> BoxFuture<'_, Looked> {
             async move {
-                let held = read::read(rt, &node, &look.plan).await;
+                let held = match (recreated, new_id) {
+                    (Some(r), Some(id)) => {
+                        let p = r.read_plan(&look.plan, &id);
+                        let held = read::read(rt, &node, &p).await;
+                        ids::canonical(&r.rule, &look.plan, &p, held)
+                    }
+                    (Some(_), None) => Held::Unknown {
+                        error: "the create's answer names no id".into(),
+                    },
+                    (None, _) => read::read(rt, &node, &look.plan).await,
+                };
                 Looked {
                     holds_target: held.matches(target),
                     holds: held.describe(),
@@ -378,6 +402,7 @@ impl Verifier {
                     },
                     writes: &w,
                     look: &look_again,
+                    remap: recreated.map(ids::Recreation::remap),
                 };
                 self.coordinator.submit(s).await.map_err(|e| e.to_string())
             }
