@@ -174,3 +174,76 @@ async fn a_version_3_store_is_upgraded_to_keep_the_id_map() {
     let r = send(Method::GET, &dtc.at("/items/1"), None, &[]).await;
     assert_eq!(r.json(), json!({"name": "A", "id": 1}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creates_ids_are_written_only_under_its_lease_and_withdrawn_when_it_ends_without_the_write()
+ {
+    use dtc::journal::idmap::IdEntry;
+    use dtc::journal::record::{Begin, Entry, now_ms};
+    use dtc::journal::shared::Shared;
+    use dtc::txn::TxnState;
+    let db = "idmaplease";
+    let url = pg::database(db).await;
+    let nodes = id_bases().await;
+    let cfg = items_config(&nodes, &url);
+    let store = Shared::connect(cfg.cluster.as_ref().unwrap())
+        .await
+        .unwrap();
+    let rows = "SELECT count(*) FROM dtc_ids";
+    let create = |txn: &str| {
+        let mut e = Entry::new(Begin {
+            txn: txn.into(),
+            at_ms: now_ms(),
+            method: "POST".into(),
+            path: "/items".into(),
+            key: format!("txn:{txn}"),
+            ..Begin::default()
+        });
+        e.state = TxnState::InDoubt;
+        e
+    };
+    let ids = |txn: &str, canonical: &str| IdEntry {
+        collection: "/items".into(),
+        canonical: canonical.into(),
+        nodes: vec![("node-1".into(), canonical.into())],
+        txn: txn.into(),
+        at_ms: now_ms(),
+    };
+    for (txn, end, kept) in [
+        ("t-ok", TxnState::Succeeded, 1),
+        ("t-undone", TxnState::RolledBack, 1),
+        ("t-retry", TxnState::ToBeRetried, 1),
+        ("t-failed", TxnState::Failed, 2),
+    ] {
+        let mut entry = create(txn);
+        let hold = store.begin(&entry, None).await.unwrap();
+        let canonical = format!("c-{txn}");
+        assert!(store.map_ids(&hold, &ids(txn, &canonical)).await.unwrap());
+        assert!(
+            !store.map_ids(&hold, &ids(txn, &canonical)).await.unwrap(),
+            "a canonical id is given once"
+        );
+        entry.state = end;
+        store.write(&hold, &entry, true, None).await.unwrap();
+        assert_eq!(pg::shared().count(db, rows).await, kept, "after {end}");
+        // The lease is released: no more map writes under it.
+        let late = store.map_ids(&hold, &ids(txn, "late")).await;
+        assert!(late.is_err(), "written without the lease: {late:?}");
+    }
+    assert!(store.ids_of("/items", "c-t-ok").await.unwrap().is_some());
+    assert!(
+        store
+            .ids_of("/items", "c-t-failed")
+            .await
+            .unwrap()
+            .is_some(),
+        "failed: still deciding"
+    );
+    assert!(
+        store
+            .ids_of("/items", "c-t-undone")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
