@@ -486,12 +486,15 @@ async fn a_create_cut_by_a_sigkill_is_listed_with_the_node_ids_it_learned_never_
     // The node answers are journaled as they come: wait until both are on disk.
     let log = dir.path().join("journal");
     eventually(
-        "node-2's own id is in the journal",
+        "node-1's and node-2's own ids are in the journal",
         std::time::Duration::from_secs(5),
         std::time::Duration::from_millis(10),
         || {
             let log = log.clone();
-            async move { journal_text(&log).contains("/items/1001") }
+            async move {
+                let text = journal_text(&log);
+                text.contains(r#""/items/1""#) && text.contains(r#""/items/1001""#)
+            }
         },
     )
     .await;
