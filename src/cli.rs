@@ -284,6 +284,7 @@ fn start_exit_code(e: &crate::app::StartError) -> u8 {
         crate::app::StartError::Journal(
             JournalError::Damaged { .. }
             | JournalError::Foreign { .. }
+            | JournalError::Segments { .. }
             | JournalError::FutureFormat { .. },
         ) => exit::DATA,
         _ => exit::UNAVAILABLE,

@@ -190,7 +190,7 @@ async fn dtc_journal_check_dump_repair_and_run_say_what_the_journal_holds() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines[0]["format"], 1);
+    assert_eq!(lines[0]["format"], 2, "format 2: segments");
     assert_eq!(lines[1]["damaged"]["kind"], "damaged", "{out}");
     assert_eq!(
         lines[2]["record"]["t"], "end",

@@ -19,7 +19,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 const MIB: u64 = 1024 * 1024;
 
 /// Every whole-number setting with its valid range (inclusive).
-pub fn counts(c: &Config) -> [Count; 16] {
+pub fn counts(c: &Config) -> [Count; 17] {
     let n = |v: usize| v as u64;
     [
         ("listen.workers", n(c.listen.workers), 0, 1024),
@@ -66,6 +66,12 @@ pub fn counts(c: &Config) -> [Count; 16] {
         ),
         ("writes.methods", c.writes.methods.len() as u64, 0, 32),
         ("journal.key_states", n(c.journal.key_states), 0, 10_000_000),
+        (
+            "journal.segment_bytes",
+            c.journal.segment_bytes,
+            64 << 10,
+            1024 * MIB,
+        ),
         (
             "idempotency.max_keys",
             n(c.idempotency.max_keys),

@@ -14,7 +14,7 @@ use super::Settings;
 /// the open journal, `[cluster]` the store's connections and leases, and `[tracing]` the
 /// span exporter. Changing them needs a
 /// restart; everything else reloads live.
-pub const RESTART_ONLY: [&str; 13] = [
+pub const RESTART_ONLY: [&str; 14] = [
     "listen.address",
     "listen.admin",
     "listen.workers",
@@ -28,6 +28,7 @@ pub const RESTART_ONLY: [&str; 13] = [
     "timeouts.idle",
     "cluster",
     "tracing",
+    "journal.segment_bytes",
 ];
 
 /// How the next settings differ from the running ones.
@@ -158,6 +159,11 @@ pub fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'stati
         kept.push(RESTART_ONLY[12]);
         new.tracing.clone_from(&old.tracing);
     }
+    // The journal's writer is built with its segment size once.
+    if new.journal.segment_bytes != old.journal.segment_bytes {
+        kept.push(RESTART_ONLY[13]);
+        new.journal.segment_bytes = old.journal.segment_bytes;
+    }
     next.listen = running.listen;
     next.admin = running.admin;
     kept
@@ -216,6 +222,7 @@ mod tests {
         let mut next = settings(&format!(
             "[listen]\naddress = \"127.0.0.1:7\"\nadmin = \"\"\nworkers = 3\n\
              [journal]\ndir = \"/elsewhere\"\ndurability = \"fsync\"\nkeep_finished = 5\n\
+             segment_bytes = 1048576\n\
              [limits]\nmax_connections = 2\nmax_header_bytes = 9000\nmax_headers = 7\n\
              [timeouts]\nheader_read = \"1s\"\nidle = \"3s\"\n[retry]\nattempts = 9\n\
              [cluster]\ndatabase_url = \"postgresql://dtc@127.0.0.1:1/dtc\"\n\

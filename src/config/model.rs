@@ -340,6 +340,9 @@ pub enum DurabilityMode {
     Off,
 }
 
+/// Default `journal.segment_bytes`: 64 MiB, etcd's WAL segment size.
+pub const SEGMENT_BYTES: u64 = 64 << 20;
+
 /// The journal.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -371,6 +374,10 @@ pub struct JournalConfig {
     /// after a restart (the re-drive). Names are case-insensitive; `["*"]` keeps every
     /// end-to-end header. Default `["authorization"]`: the rest are dropped, never written.
     pub headers: Vec<String>,
+    /// Size of a journal segment file in bytes: a batch that would take the active segment
+    /// past it starts a new one, and compaction drops whole segments. Default 67108864
+    /// (64 MiB). Needs a restart to change.
+    pub segment_bytes: u64,
 }
 
 impl Default for JournalConfig {
@@ -385,6 +392,7 @@ impl Default for JournalConfig {
             lock_wait: Duration::from_secs(10),
             key_states: 100_000,
             headers: vec!["authorization".into()],
+            segment_bytes: SEGMENT_BYTES,
         }
     }
 }

@@ -18,9 +18,13 @@ use serde::Serialize;
 /// What a journal holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Check {
+    /// The active segment's path.
     pub path: String,
-    /// 0 (no header), 1, or `None` for an empty file.
+    /// The active segment's format: 0 (no header), 1, 2, or `None` for an empty file.
     pub format: Option<u32>,
+    /// Segment files: the sealed ones and the active one.
+    pub segments: usize,
+    /// Intact records in every segment.
     pub records: usize,
     /// Records of a shape this dtc does not know (skipped when dtc starts).
     pub unreadable_records: usize,
@@ -56,9 +60,10 @@ impl Check {
             format: match found.format {
                 Format::Empty => None,
                 Format::Legacy => Some(0),
-                Format::V1 { .. } => Some(1),
+                Format::V1 { version, .. } => Some(version),
             },
-            records: found.records.len(),
+            segments: found.sealed.len() + 1,
+            records: found.all_records().count(),
             unreadable_records: loaded.skipped,
             transactions: entries.len(),
             in_doubt: ids(&|e| e.state == TxnState::InDoubt),

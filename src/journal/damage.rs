@@ -10,6 +10,9 @@ use std::collections::BTreeSet;
 /// One damaged stretch, as a person reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DamageView {
+    /// The sealed segment file it is in; absent for the active one (`journal.log`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
     pub start: u64,
     pub end: u64,
     pub kind: DamageKind,
@@ -24,9 +27,11 @@ pub struct DamageView {
 /// The damaged stretches of `found`, judged.
 pub fn damage_views(found: &Found) -> Vec<DamageView> {
     found
-        .damage
-        .iter()
-        .map(|d| DamageView {
+        .all_damage()
+        .map(|(segment, d)| DamageView {
+            segment: segment
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned()),
             start: d.start,
             end: d.end,
             kind: d.kind,
@@ -56,7 +61,12 @@ pub(super) fn summary(damage: &[DamageView], orphans: &[String]) -> String {
                 .as_ref()
                 .map(|r| format!("; its bytes read as {r}, unverified"))
                 .unwrap_or_default();
-            format!("bytes {}..{} ({}{reads})", d.start, d.end, d.reason)
+            let of = d
+                .segment
+                .as_ref()
+                .map(|s| format!(" of {s}"))
+                .unwrap_or_default();
+            format!("bytes {}..{}{of} ({}{reads})", d.start, d.end, d.reason)
         })
         .collect();
     if !orphans.is_empty() {
@@ -83,7 +93,7 @@ fn reads_as(bytes: &[u8]) -> Option<String> {
 fn orphans(found: &Found) -> Vec<String> {
     let mut begun = BTreeSet::new();
     let mut named = BTreeSet::new();
-    for (_, bytes) in &found.records {
+    for bytes in found.all_records() {
         match serde_json::from_slice::<Record>(bytes) {
             Ok(rec @ (Record::Begin(_) | Record::Entry(_))) => {
                 begun.insert(rec.txn().to_owned());

@@ -105,6 +105,13 @@ pub enum JournalError {
         #[source]
         source: Arc<io::Error>,
     },
+    /// The journal's segment files do not form one chain (overlapping numbers would read
+    /// records twice).
+    #[error(
+        "the journal segments in `{}` do not follow each other: {why}; dtc will not guess which records are the journal's: move the stray segment aside (or restore the missing one) and restart dtc",
+        dir.display()
+    )]
+    Segments { dir: PathBuf, why: String },
     /// The writer thread is gone, so nothing more can be written.
     #[error("the journal writer for `{}` has stopped; the record was not written: restart the process", path.display())]
     WriterGone { path: PathBuf },

@@ -1,7 +1,12 @@
 //! The journal's storage engine: an append-only, checksummed, durable log of opaque records.
 //!
-//! One file, `dir/journal.log`: a header frame (magic, format version, first sequence number;
-//! see [`format`]) then frames `[len: u32 LE][crc32 of payload: u32 LE][payload]`. A single
+//! A chain of segment files ([`segment`]): the active one, `dir/journal.log`, and the sealed
+//! ones before it, `dir/journal-<first_seq>.log`. Each starts with a header frame (magic, format
+//! version, first sequence number; see [`format`]) then frames `[len: u32 LE][crc32 of
+//! payload: u32 LE][payload]`. When the next batch would take the active segment past
+//! [`LogOptions::segment_bytes`], it is sealed and a spare, prepared ahead, becomes the active
+//! one ([`cut`]); compaction writes the live records into a new active segment and drops the
+//! sealed ones whole ([`Log::rewrite`]). A single
 //! writer thread owns the file; callers enqueue work synchronously (so the order they enqueue
 //! in, e.g. under their own mutex, is the order in the file) and await a future that resolves
 //! once the work is as durable as the [`Durability`] mode promises. In `none` mode, which never
@@ -29,6 +34,7 @@
 //! cost the same; with many, `group` amortises one sync over the whole batch.
 //! [`Log::flush`] syncs in every mode, `none` included.
 
+mod cut;
 mod faults;
 pub mod format;
 mod frame;
@@ -38,6 +44,7 @@ mod open;
 mod prealloc;
 pub mod private;
 mod repair;
+pub mod segment;
 mod writer;
 
 use std::{
@@ -60,8 +67,12 @@ pub use self::open::{Found, OpenReport};
 use self::writer::{Command, Done, Writer};
 use super::JournalError;
 
-/// Name of the log file inside [`LogOptions::dir`].
+/// Name of the active segment inside [`LogOptions::dir`] (the whole log in format 1).
 pub const FILE_NAME: &str = "journal.log";
+
+/// Default size at which the active segment is sealed and a new one started
+/// (`journal.segment_bytes`).
+pub const SEGMENT_BYTES: u64 = crate::config::model::SEGMENT_BYTES;
 
 /// How durable a record is when its `append` future resolves. See the module docs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -89,16 +100,21 @@ pub struct LogOptions {
     /// After a repair, refuse records until [`Log::resume`]: for an owner whose state must be
     /// rebuilt from the records read back before it writes again.
     pub hold_after_repair: bool,
+    /// A batch that would take the active segment past this size goes into a new segment
+    /// (a batch larger than this gets a segment of its own). Default [`SEGMENT_BYTES`].
+    pub segment_bytes: u64,
 }
 
 impl LogOptions {
-    /// The log in `dir`, with `durability`, no faults, no hold after a repair.
+    /// The log in `dir`, with `durability`, no faults, no hold after a repair, segments of
+    /// [`SEGMENT_BYTES`].
     pub fn new(dir: impl Into<PathBuf>, durability: Durability) -> LogOptions {
         LogOptions {
             dir: dir.into(),
             durability,
             faults: Arc::default(),
             hold_after_repair: false,
+            segment_bytes: SEGMENT_BYTES,
         }
     }
 }
@@ -179,7 +195,8 @@ impl Log {
     }
 
     /// Reads the log in `dir` (creating the directory and an empty file if needed) without
-    /// changing it. A foreign file or a newer format is an error here.
+    /// changing its records. A foreign file, a newer format, or segments whose numbers overlap
+    /// are an error here.
     pub fn read(dir: &Path) -> Result<Found, JournalError> {
         Found::read_or_create(dir)
     }
@@ -191,10 +208,14 @@ impl Log {
         found: Found,
     ) -> Result<(Log, Vec<Vec<u8>>, OpenReport), JournalError> {
         let records = found.payloads();
+        let active_records = found.records.len() as u64;
         let path = found.path.clone();
         let (prepared, report) = open::prepare(&opts.dir, found)?;
         let shared = Arc::new(Shared::default());
-        shared.size.store(prepared.len, Ordering::Release);
+        let sealed_bytes: u64 = prepared.sealed.iter().map(|(_, _, len)| len).sum();
+        shared
+            .size
+            .store(sealed_bytes + prepared.len, Ordering::Release);
         let id = prepared
             .file
             .metadata()
@@ -203,8 +224,12 @@ impl Log {
                 (m.dev(), m.ino())
             })
             .map_err(|e| JournalError::open(path.clone(), "stat", e))?;
-        let seq = prepared.first_seq + records.len() as u64;
+        let seq = prepared.first_seq + active_records;
         let writer = Writer {
+            first_seq: prepared.first_seq,
+            sealed: prepared.sealed,
+            segment_bytes: opts.segment_bytes,
+            spare: None,
             file: prepared.file,
             id,
             buf: Vec::new(),
@@ -276,7 +301,9 @@ impl Log {
     }
 
     /// Enqueued in order like `append`: atomically replaces the whole log with exactly these
-    /// records (new file, fsync, rename over, fsync dir), then appends go to the new file.
+    /// records (a new active segment marked *base*, fsync, rename over, fsync dir), then
+    /// removes the sealed segments whole; appends go to the new segment. A crash after the
+    /// rename leaves sealed segments the base supersedes: the next start removes them unread.
     ///
     /// Records enqueued before this call and not in `records` are gone afterwards, so build
     /// `records` and call this under the same lock that orders your appends. If it fails
@@ -298,12 +325,13 @@ impl Log {
         self.submit(|done| Command::Flush { done })
     }
 
-    /// Current size of the records in bytes (header included; as written to the OS).
+    /// Current size of the records in bytes, every segment's (headers included; as written to
+    /// the OS).
     pub fn size_bytes(&self) -> u64 {
         self.inner.shared.size.load(Ordering::Acquire)
     }
 
-    /// Path of the log file.
+    /// Path of the active segment.
     pub fn path(&self) -> &Path {
         &self.inner.path
     }
@@ -403,5 +431,7 @@ fn check_record(payload: &[u8]) -> Result<(), JournalError> {
 
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod segment_tests;
 #[cfg(test)]
 mod tests;

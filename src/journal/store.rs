@@ -133,6 +133,7 @@ impl Journal {
         }
         let mut opts = LogOptions::new(dir, durability);
         opts.hold_after_repair = true;
+        opts.segment_bytes = cfg.segment_bytes;
         let (log, records, report) = Log::start(opts, found)?;
         let journal = Journal::bare(Backend::Log(log), cfg.keep_finished);
         let loaded = journal.load(&records);

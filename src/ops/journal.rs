@@ -12,7 +12,7 @@
 
 use crate::exit;
 use crate::journal::check::Check;
-use crate::journal::log::{Durability, FILE_NAME, Format, Found, Log, LogOptions};
+use crate::journal::log::{Damage, Durability, FILE_NAME, Format, Found, Log, LogOptions};
 use crate::journal::{DirLock, JournalError};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
@@ -74,6 +74,7 @@ fn fail(e: &JournalError) -> u8 {
         }
         JournalError::Foreign { .. }
         | JournalError::FutureFormat { .. }
+        | JournalError::Segments { .. }
         | JournalError::Damaged { .. } => exit::DATA,
         JournalError::Locked { .. } => exit::UNAVAILABLE,
         _ => exit::IO,
@@ -144,8 +145,13 @@ fn print_check(c: &Check) {
             .as_ref()
             .map(|r| format!("; reads as {r} (unverified)"))
             .unwrap_or_default();
+        let of = d
+            .segment
+            .as_ref()
+            .map(|s| format!(" of {s}"))
+            .unwrap_or_default();
         println!(
-            "damaged     bytes {}..{} {:?}: {}{reads}; {verdict}",
+            "damaged     bytes {}..{}{of} {:?}: {}{reads}; {verdict}",
             d.start, d.end, d.kind, d.reason
         );
     }
@@ -162,15 +168,47 @@ fn dump(dir: &Path) -> u8 {
         Ok(f) => f,
         Err(code) => return code,
     };
-    let first_seq = match found.format {
-        Format::V1 { first_seq } => first_seq,
-        _ => 0,
-    };
-    let mut lines = vec![
-        json!({"path": found.path.display().to_string(), "format": format_number(found.format), "first_seq": first_seq}),
-    ];
-    let mut damage = found.damage.iter().peekable();
-    for (i, (offset, payload)) in found.records.iter().enumerate() {
+    let mut lines = Vec::new();
+    for s in &found.sealed {
+        dump_segment(
+            &mut lines,
+            &s.path,
+            s.format,
+            s.first_seq,
+            &s.records,
+            &s.damage,
+        );
+    }
+    let first_seq = found.first_seq();
+    dump_segment(
+        &mut lines,
+        &found.path,
+        found.format,
+        first_seq,
+        &found.records,
+        &found.damage,
+    );
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").is_err() {
+            return exit::IO;
+        }
+    }
+    exit::OK
+}
+
+/// One segment's lines: its path, then its records and damaged ranges in file order.
+fn dump_segment(
+    lines: &mut Vec<Value>,
+    path: &Path,
+    format: Format,
+    first_seq: u64,
+    records: &[(u64, Vec<u8>)],
+    damage: &[Damage],
+) {
+    lines.push(json!({"path": path.display().to_string(), "format": format_number(format), "first_seq": first_seq}));
+    let mut damage = damage.iter().peekable();
+    for (i, (offset, payload)) in records.iter().enumerate() {
         while let Some(d) = damage.next_if(|d| d.start < *offset) {
             lines.push(json!({"damaged": {"start": d.start, "end": d.end, "kind": d.kind, "reason": d.reason}}));
         }
@@ -181,25 +219,18 @@ fn dump(dir: &Path) -> u8 {
     for d in damage {
         lines.push(json!({"damaged": {"start": d.start, "end": d.end, "kind": d.kind, "reason": d.reason}}));
     }
-    let mut out = std::io::stdout().lock();
-    for line in lines {
-        if writeln!(out, "{line}").is_err() {
-            return exit::IO;
-        }
-    }
-    exit::OK
 }
 
 fn format_number(f: Format) -> Option<u32> {
     match f {
         Format::Empty => None,
         Format::Legacy => Some(0),
-        Format::V1 { .. } => Some(1),
+        Format::V1 { version, .. } => Some(version),
     }
 }
 
 fn repair(dir: &Path) -> u8 {
-    if !dir.join(FILE_NAME).exists() {
+    if !dir.join(FILE_NAME).exists() && Found::inspect(dir).is_err() {
         eprintln!("dtc journal: no journal in `{}`", dir.display());
         return exit::NO_INPUT;
     }
@@ -224,7 +255,10 @@ fn repair(dir: &Path) -> u8 {
                 );
             }
             if report.upgraded {
-                println!("upgraded    format 0 to format 1 (a header was added)");
+                println!(
+                    "upgraded    format 0 to format {} (a header was added)",
+                    crate::journal::log::format::VERSION
+                );
             }
             if !check.orphans.is_empty() {
                 println!(

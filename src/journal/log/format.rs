@@ -1,13 +1,19 @@
 //! The file format: a header frame, then record frames; and reading a whole file back into
 //! what is intact and what is damaged, with each damaged stretch classified.
 //!
-//! # Format 1
+//! # Formats 1 and 2
 //!
 //! The file starts with a frame like any other whose payload is the header:
-//! `[magic "dtcjrnl\0"][version: u32 LE][first_seq: u64 LE]` (20 bytes; a later version may
-//! append fields, which this one skips). `first_seq` numbers the file's first record: records
-//! are numbered in file order, and a rewrite (compaction) starts its file where the old one's
-//! numbers ended, so numbers only grow. A segmented journal gives each segment the same header.
+//! `[magic "dtcjrnl\0"][version: u32 LE][first_seq: u64 LE]` (20 bytes), and in format 2 a
+//! compaction's file adds `[flags: u8]` (21 bytes; a later version may append fields, which
+//! this one skips).
+//! `first_seq` numbers the file's first record: records are numbered in file order across the
+//! journal's segments ([`super::segment`]), and a rewrite (compaction) starts its file where
+//! the old one's numbers ended, so numbers only grow. Flag bit 0, *base*, marks a compaction's
+//! file: it holds every live record, so every segment numbered before it is superseded.
+//!
+//! Format 2 is format 1 plus segments and the flags byte. A dtc that reads only format 1
+//! refuses a format-2 file (a newer format) instead of starting on one segment of a journal.
 //!
 //! Because the header is itself a valid frame, a dtc older than format 1 reads a format-1 file
 //! without harm: it skips the header as a record of an unknown shape and reads the rest.
@@ -22,9 +28,11 @@ use super::frame::{self, Bad, HEADER_LEN};
 /// The first bytes of a header's payload.
 pub const MAGIC: [u8; 8] = *b"dtcjrnl\0";
 /// The format this dtc writes, and the newest it reads.
-pub const VERSION: u32 = 1;
-/// Bytes of the header payload this version writes.
+pub const VERSION: u32 = 2;
+/// Bytes of the header payload this version writes (one more, the flags, in a base's).
 const HEADER_PAYLOAD: usize = 20;
+/// Header flag: a compaction's file, superseding every segment before it.
+const BASE: u8 = 1;
 
 /// The most bytes the writer puts in one write and sync, unless a single record is larger: a
 /// power loss can leave holes only in the last of them, never in a synced one.
@@ -41,8 +49,13 @@ pub enum Format {
     Empty,
     /// Written before the header existed.
     Legacy,
-    /// Format 1, with the header's first sequence number.
-    V1 { first_seq: u64 },
+    /// With a header (format 1 or 2): its version, first sequence number, and whether it is a
+    /// compaction's file (the base every later segment builds on).
+    V1 {
+        first_seq: u64,
+        version: u32,
+        base: bool,
+    },
 }
 
 /// What a damaged stretch looks like, and so what dtc does with it.
@@ -100,10 +113,19 @@ pub struct Read {
 
 /// The header frame of a file whose first record is number `first_seq`.
 pub fn header_frame(first_seq: u64) -> Vec<u8> {
+    header_with(first_seq, false)
+}
+
+/// The header frame of a file whose first record is number `first_seq`; `base` for a
+/// compaction's file.
+pub fn header_with(first_seq: u64, base: bool) -> Vec<u8> {
     let mut payload = Vec::with_capacity(HEADER_PAYLOAD);
     payload.extend_from_slice(&MAGIC);
     payload.extend_from_slice(&VERSION.to_le_bytes());
     payload.extend_from_slice(&first_seq.to_le_bytes());
+    if base {
+        payload.push(BASE);
+    }
     frame::encode(&payload)
 }
 
@@ -121,17 +143,28 @@ pub fn read(bytes: &[u8]) -> Result<Read, Refusal> {
     }
     let (format, from, header_damage) = match frame::read_frame(bytes) {
         Ok(payload) if payload.starts_with(&MAGIC) => {
-            let (version, first_seq) = header_fields(payload);
+            let (version, first_seq, base) = header_fields(payload);
             if version > VERSION {
                 return Err(Refusal::Future(version));
             }
-            (Format::V1 { first_seq }, HEADER_LEN + payload.len(), None)
+            let format = Format::V1 {
+                first_seq,
+                version,
+                base,
+            };
+            (format, HEADER_LEN + payload.len(), None)
         }
         Ok(_) => (Format::Legacy, 0, None),
         // A header whose magic is still there but whose checksum fails. Its version cannot be
         // trusted: a newer one makes the damage a person's to judge, never rewritten silently.
         Err(why) if bytes.get(HEADER_LEN..HEADER_LEN + MAGIC.len()) == Some(&MAGIC[..]) => {
-            let (version, first_seq) = header_fields(&bytes[HEADER_LEN..]);
+            // Only the 20 bytes every header has are set aside with it: a base's flags byte,
+            // if it was one, then reads as damage of its own, for a person to judge.
+            let claimed = frame::claimed_len(bytes)
+                .unwrap_or(HEADER_PAYLOAD)
+                .clamp(HEADER_PAYLOAD, HEADER_PAYLOAD + 1);
+            let payload = &bytes[HEADER_LEN..(HEADER_LEN + claimed).min(bytes.len())];
+            let (version, first_seq, base) = header_fields(payload);
             let end = (HEADER_LEN + HEADER_PAYLOAD).min(data_end);
             let bad = Bad {
                 start: 0,
@@ -143,7 +176,12 @@ pub fn read(bytes: &[u8]) -> Result<Read, Refusal> {
             } else {
                 DamageKind::Header
             };
-            (Format::V1 { first_seq }, end, Some((bad, kind)))
+            let format = Format::V1 {
+                first_seq,
+                version: version.min(VERSION),
+                base,
+            };
+            (format, end, Some((bad, kind)))
         }
         Err(_) => (Format::Legacy, 0, None),
     };
@@ -178,7 +216,8 @@ pub fn read(bytes: &[u8]) -> Result<Read, Refusal> {
     })
 }
 
-fn header_fields(payload: &[u8]) -> (u32, u64) {
+/// Version, first sequence number, base flag (format 1 has no flags).
+fn header_fields(payload: &[u8]) -> (u32, u64, bool) {
     let version = payload
         .get(8..12)
         .and_then(|b| b.try_into().ok())
@@ -187,7 +226,8 @@ fn header_fields(payload: &[u8]) -> (u32, u64) {
         .get(12..20)
         .and_then(|b| b.try_into().ok())
         .map_or(0, u64::from_le_bytes);
-    (version, first_seq)
+    let base = version >= 2 && payload.get(20).is_some_and(|f| f & BASE != 0);
+    (version, first_seq, base)
 }
 
 fn damage_of(bytes: &[u8], bad: Bad, kind: DamageKind) -> Damage {
@@ -246,7 +286,14 @@ mod tests {
     #[test]
     fn a_header_frame_is_read_back_with_its_sequence_number() {
         let r = read(&file(&[b"{\"a\":1}"])).unwrap();
-        assert_eq!(r.format, Format::V1 { first_seq: 7 });
+        assert_eq!(
+            r.format,
+            Format::V1 {
+                first_seq: 7,
+                version: VERSION,
+                base: false
+            }
+        );
         assert_eq!(r.records.len(), 1);
         assert!(r.damage.is_empty());
     }
@@ -254,9 +301,12 @@ mod tests {
     #[test]
     fn a_newer_format_and_a_foreign_file_are_refused() {
         let mut payload = MAGIC.to_vec();
-        payload.extend_from_slice(&2u32.to_le_bytes());
+        payload.extend_from_slice(&(VERSION + 1).to_le_bytes());
         payload.extend_from_slice(&0u64.to_le_bytes());
-        assert_eq!(read(&frame::encode(&payload)), Err(Refusal::Future(2)));
+        assert_eq!(
+            read(&frame::encode(&payload)),
+            Err(Refusal::Future(VERSION + 1))
+        );
         assert_eq!(read(b"# not a journal\n"), Err(Refusal::Foreign));
     }
 

@@ -13,12 +13,13 @@
 //! tries a chunk again at most every [`RETRY`], and says so when one fits again. Only a write of
 //! the records themselves that fails makes the writer refuse records ([`super::repair`]).
 
-use std::{fs::File, io, time::Duration};
+use std::{fs::File, io, os::unix::fs::FileExt, time::Duration};
 
 // On the writer thread, outside any runtime, this is the real clock.
 use tokio::time::Instant;
 use tracing::{info, warn};
 
+use super::Faults;
 use super::writer::Writer;
 
 /// How far ahead of the records the file is grown, zero-filled.
@@ -42,7 +43,8 @@ impl Writer {
         {
             return;
         }
-        let grown = end + PREALLOCATE;
+        // Not past the segment's size, unless one batch is larger.
+        let grown = (end + PREALLOCATE).min(self.segment_bytes.max(end));
         match self.grow(&self.file, self.allocated, grown) {
             Ok(()) => {
                 if let Some(since) = self.appending_since.take() {
@@ -91,13 +93,19 @@ impl Writer {
     /// Grows `file` with zeros from `from` to `to`. From a static block of zeros: growing the
     /// file allocates nothing.
     pub(super) fn grow(&self, file: &File, from: u64, to: u64) -> io::Result<()> {
-        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
-        let mut at = from;
-        while at < to {
-            let n = (to - at).min(ZEROS.len() as u64);
-            self.write_at(file, &ZEROS[..n as usize], at)?;
-            at += n;
-        }
-        Ok(())
+        zero_fill(file, from, to, &self.faults)
     }
+}
+
+/// Writes zeros from `from` to `to` (through the fault seam).
+pub(super) fn zero_fill(file: &File, from: u64, to: u64, faults: &Faults) -> io::Result<()> {
+    static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64);
+        faults.write(n as usize)?;
+        file.write_all_at(&ZEROS[..n as usize], at)?;
+        at += n;
+    }
+    Ok(())
 }

@@ -23,7 +23,7 @@ use std::{
 use tokio::sync::oneshot;
 // On the writer thread, outside any runtime, this is the real clock.
 use tokio::time::Instant;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use super::format::{self, MAX_BATCH_BYTES};
 use super::{Durability, Faults, Shared, frame};
@@ -60,6 +60,15 @@ pub(super) enum Repair {
     Replaced,
 }
 
+/// The next active segment, being zero-filled on a thread of its own ([`super::cut`]).
+pub(super) struct Spare(pub std::thread::JoinHandle<io::Result<File>>);
+
+impl std::fmt::Debug for Spare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spare")
+    }
+}
+
 /// Why the writer refuses records, and when it next tries to stop refusing.
 #[derive(Debug)]
 pub(super) struct Broken {
@@ -73,6 +82,7 @@ pub(super) struct Broken {
 /// What writes the file: owned by the writer thread, or (in `none` mode) locked by the caller.
 #[derive(Debug)]
 pub(super) struct Writer {
+    /// The active segment.
     pub file: File,
     /// (device, inode) of `file`, to notice that the path no longer leads to it.
     pub id: (u64, u64),
@@ -96,6 +106,14 @@ pub(super) struct Writer {
     pub seq: u64,
     pub acked_seq: u64,
     pub broken: Option<Broken>,
+    /// Number of the active segment's first record.
+    pub first_seq: u64,
+    /// The sealed segments, oldest first: first record number, path, bytes of records.
+    pub sealed: Vec<(u64, PathBuf, u64)>,
+    /// Size past which a batch goes into a new segment.
+    pub segment_bytes: u64,
+    /// The next active segment, being zero-filled in the background.
+    pub spare: Option<Spare>,
     /// After a repair, refuse records until the owner has rebuilt its state from the records
     /// read back ([`super::Log::resume`]).
     pub hold_after_repair: bool,
@@ -237,6 +255,9 @@ impl Writer {
     }
 
     fn persist(&mut self, sync: bool) -> Result<(), JournalError> {
+        if self.needs_cut() {
+            self.cut()?;
+        }
         if let Err(e) = self.write_out() {
             return Err(self.fail("write", e, Repair::CutBack));
         }
@@ -245,8 +266,15 @@ impl Writer {
         }
         self.acked = self.len;
         self.acked_seq = self.seq;
-        self.shared.size.store(self.len, Ordering::Release);
+        self.publish_size();
+        self.prepare_spare_if_due();
         Ok(())
+    }
+
+    /// Publishes the bytes of records in every segment.
+    pub(super) fn publish_size(&self) {
+        let sealed: u64 = self.sealed.iter().map(|(_, _, len)| len).sum();
+        self.shared.size.store(sealed + self.len, Ordering::Release);
     }
 
     /// Makes the writer refuse records until a probe repairs it; forgets everything written
@@ -341,6 +369,8 @@ impl Writer {
                 });
             }
         };
+        let superseded: Vec<PathBuf> = self.sealed.drain(..).map(|(_, p, _)| p).collect();
+        self.first_seq = first_seq;
         self.install(file, len);
         self.seq = first_seq + records.len() as u64;
         self.acked_seq = self.seq;
@@ -349,7 +379,13 @@ impl Writer {
             // until a fresh copy is renamed into place and its directory synced.
             return Err(self.fail("directory fsync after rename", e, Repair::CopyForward));
         }
-        info!(path = %self.path.display(), records = records.len(), bytes = len, "journal rewritten");
+        // The new segment is a base: from here on the sealed ones are superseded, and a start
+        // removes any that a crash left.
+        let dropped = super::segment::remove_all(&superseded).and_then(|()| sync_dir(&self.dir));
+        if let Err(e) = dropped {
+            warn!(dir = %self.dir.display(), error = %e, "journal segments a compaction superseded could not be removed; the next start removes them");
+        }
+        info!(path = %self.path.display(), records = records.len(), bytes = len, segments_dropped = superseded.len(), "journal rewritten");
         Ok(())
     }
 
@@ -362,10 +398,10 @@ impl Writer {
         self.len = len;
         self.acked = len;
         self.allocated = len;
-        self.shared.size.store(len, Ordering::Release);
+        self.publish_size();
     }
 
-    /// Writes a header and `records` as a fresh, synced file; returns it and its length.
+    /// Writes a base header and `records` as a fresh, synced file; returns it and its length.
     fn write_file(
         &self,
         path: &Path,
@@ -376,7 +412,7 @@ impl Writer {
         self.faults.write(bytes)?;
         let file = super::private::create_file(path)?;
         let mut out = BufWriter::new(file);
-        let header = format::header_frame(first_seq);
+        let header = format::header_with(first_seq, true);
         out.write_all(&header)?;
         let mut frame = Vec::new();
         let mut len = header.len() as u64;
