@@ -225,3 +225,59 @@ async fn dtc_journal_check_dump_repair_and_run_say_what_the_journal_holds() {
     ]);
     assert_eq!(code, 66);
 }
+
+/// Issue 29: the journal in segments. A flipped record in a sealed segment stops the start
+/// like one in the active segment, names the segment, and, told to go on, keeps every record
+/// after it, in that segment and the later ones: the failed transaction stays fenced.
+#[tokio::test]
+async fn a_flipped_record_in_a_sealed_segment_stops_the_start_and_loses_nothing_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = JournalConfig {
+        segment_bytes: 1024,
+        ..cfg(dir.path())
+    };
+    let (journal, _) = Journal::open(&cfg).unwrap();
+    for i in 0..12 {
+        let txn = format!("t{i}");
+        let state = if i == 10 {
+            TxnState::Failed
+        } else {
+            TxnState::Succeeded
+        };
+        journal.begin(begin(&txn)).await.unwrap();
+        journal.end(&txn, state, None, vec![], None).await.unwrap();
+    }
+    journal.flush().await.unwrap();
+    drop(journal);
+    let found = Log::read(Path::new(&cfg.dir)).unwrap();
+    assert!(
+        found.sealed.len() >= 2,
+        "{} sealed segments",
+        found.sealed.len()
+    );
+    // t0's end, in the first sealed segment.
+    let first = &found.sealed[0];
+    let (at, payload) = &first.records[1];
+    let mut bytes = std::fs::read(&first.path).unwrap();
+    bytes[*at as usize + 8 + payload.len() / 2] ^= 0x01;
+    std::fs::write(&first.path, bytes).unwrap();
+    let name = first
+        .path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let text = Journal::open(&cfg).err().expect("refused").to_string();
+    assert!(
+        text.contains(&name) && text.contains("dtc journal repair"),
+        "{text}"
+    );
+    let (journal, report) = Journal::open_with(&cfg, true).unwrap();
+    assert_eq!(report.quarantined.len(), 1);
+    assert_eq!(journal.get("t0").map(|e| e.state), Some(TxnState::InDoubt));
+    assert_eq!(journal.fence_of("group/t10").as_deref(), Some("t10"));
+    assert_eq!(
+        journal.get("t11").map(|e| e.state),
+        Some(TxnState::Succeeded)
+    );
+}
