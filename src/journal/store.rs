@@ -475,7 +475,7 @@ impl Journal {
         txn: &str,
         e: IdEntry,
     ) -> impl Future<Output = Result<bool, JournalError>> + Send + 'static {
-        if self.shared.is_some() {
+        if let Backend::Shared(_) = self.backend {
             return Either::Right(self.set_ids_shared(txn, e));
         }
         if self.ids_of(&e.collection, &e.canonical).is_none() {
