@@ -7,40 +7,23 @@ mod support;
 
 use dtc::config::Config;
 use dtc::node::RefNode;
-use dtc::runtime::reload::{Applied, ReloadStatus, Reloader};
 use dtc::verify::{Options, Verifier};
 use http::Method;
-use std::sync::Arc;
 use std::time::Duration;
+use support::reload::{apply, joining};
 use support::*;
 
-/// The config for `nodes` as a file's text, journal in `dir`.
-fn text(nodes: &[RefNode], dir: &str, tweak: impl FnOnce(&mut Config)) -> String {
+/// The test config for `nodes`, after `tweak`.
+fn config(nodes: &[RefNode], tweak: impl FnOnce(&mut Config)) -> Config {
     let mut cfg = test_config(nodes);
-    cfg.journal.dir = dir.to_string();
     tweak(&mut cfg);
-    toml::to_string(&cfg).unwrap()
-}
-
-/// Applies `text` to the running proxy as hot reload does.
-fn reload(dtc: &Dtc, text: &str) {
-    let status = Arc::new(ReloadStatus::new(dtc.app.current.load().generation));
-    let r = Reloader::new("dtc.toml".into(), dtc.app.current.clone(), status);
-    assert!(matches!(r.apply(text), Applied::Swapped(_)), "reloaded");
-}
-
-fn joining(dtc: &Dtc, name: &str) -> bool {
-    let rt = dtc.app.current.load();
-    let n = rt.nodes.all().iter().find(|n| n.name() == name).unwrap();
-    !n.catch_up.readable()
+    cfg
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_added_by_reload_serves_no_read_until_its_backfill_copied_every_key() {
     let nodes = three_nodes().await;
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().display().to_string();
-    let dtc = start_proxy(toml::from_str(&text(&nodes, &journal, |_| {})).unwrap()).await;
+    let dtc = start_proxy(config(&nodes, |_| {})).await;
     let admin = dtc.serve_admin().await;
     let ids: Vec<String> = (0..12).map(|i| format!("g{i}")).collect();
     for id in &ids {
@@ -55,7 +38,7 @@ async fn a_node_added_by_reload_serves_no_read_until_its_backfill_copied_every_k
     d.set_delay(Duration::from_millis(40));
     let mut all = nodes.clone();
     all.push(d.clone());
-    reload(&dtc, &text(&all, &journal, |_| {}));
+    apply(&dtc, config(&all, |_| {}));
     assert!(joining(&dtc, "d"), "a node added by reload starts joining");
 
     // Writes reach d at once.
@@ -110,15 +93,13 @@ async fn keys_the_journal_never_saw_are_copied_when_a_route_lists_them() {
         n.insert_group("old-1");
         n.insert_group("old-2");
     }
-    let dir = tempfile::tempdir().unwrap();
-    let journal = dir.path().display().to_string();
     let listing = |c: &mut Config| c.routes[0].list = Some("/v1/group/".into());
-    let dtc = start_proxy(toml::from_str(&text(&nodes, &journal, listing)).unwrap()).await;
+    let dtc = start_proxy(config(&nodes, listing)).await;
     assert_eq!(create_group(&dtc, "g1").await.status(), 201);
     let d = start_node("d", 301).await;
     let mut all = nodes.clone();
     all.push(d.clone());
-    reload(&dtc, &text(&all, &journal, listing));
+    apply(&dtc, config(&all, listing));
     wait_until("d is backfilled", || !joining(&dtc, "d")).await;
     assert_eq!(
         d.groups().into_iter().collect::<Vec<_>>(),
@@ -162,4 +143,41 @@ async fn a_node_verify_finds_behind_serves_no_reads_until_verify_repair_backfill
     );
     assert!(!joining(&dtc, "b"), "b serves reads again");
     assert!(nodes.iter().all(|n| n.groups() == nodes[0].groups()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_that_reaches_a_joining_node_before_its_backfill_succeeds_and_stays_deleted() {
+    let nodes = three_nodes().await;
+    let long = |c: &mut Config| {
+        // The held copy waits for its release, not for a timeout.
+        c.timeouts.attempt = Duration::from_secs(5);
+        c.retry.deadline = Duration::from_secs(20);
+    };
+    let dtc = start_proxy(config(&nodes, long)).await;
+    for g in ["g1", "g2"] {
+        assert_eq!(create_group(&dtc, g).await.state(), "succeeded");
+    }
+    let d = start_node("d", 301).await;
+    d.hold_next(1);
+    let mut all = nodes.clone();
+    all.push(d.clone());
+    apply(&dtc, config(&all, long));
+    wait_until("d holds the backfill's first copy", || d.held_count() == 1).await;
+    let held = d.requests().into_iter().find(|r| r.method == Method::POST);
+    let held = String::from_utf8_lossy(&held.expect("a held create").body).into_owned();
+    let other = if held.contains("g1") { "g2" } else { "g1" };
+    // d never had `other`: it answers the delete 404, which is "already absent", and the key's
+    // history (present) does not make that a divergence on a node that is catching up.
+    let deleted = delete_group(&dtc, other).await;
+    assert_eq!(deleted.state(), "succeeded", "{deleted:?}");
+    d.release_held();
+    wait_until("d is backfilled", || !joining(&dtc, "d")).await;
+    for n in &all {
+        assert!(
+            !n.groups().contains(other),
+            "node {} holds {other}",
+            n.name()
+        );
+        assert_eq!(n.groups(), nodes[0].groups(), "node {}", n.name());
+    }
 }

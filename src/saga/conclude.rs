@@ -161,7 +161,9 @@ async fn compensate(
 
 /// The end state in the light of the key's last acknowledged state: a node that did not hold it
 /// before this write and still does not makes the transaction `failed` (listed, fenced: the
-/// nodes differ, whatever this write did); one this write brought back in line is named.
+/// nodes differ, whatever this write did); one this write brought back in line is named. A node
+/// that is catching up (joining, or found behind) is expected not to hold it yet: it serves no
+/// reads, and its backfill visits the key after this write, under the key's turn.
 fn against_history(
     t: &Txn<'_>,
     j: &Judgement,
@@ -176,7 +178,16 @@ fn against_history(
             .collect();
         n.join(", ")
     };
-    let (still, realigned) = (j.still_diverged(), j.realigned());
+    let nodes = t.rt.nodes.all();
+    let (behind, still): (Vec<usize>, Vec<usize>) = j
+        .still_diverged()
+        .into_iter()
+        .partition(|&i| !nodes[i].catch_up.readable());
+    if !behind.is_empty() {
+        let odd = names(behind);
+        tracing::info!(txn = %t.id, key = %t.key, nodes = %odd, "nodes catching up do not hold the key's last acknowledged state yet: their backfill brings them in line");
+    }
+    let realigned = j.realigned();
     if !still.is_empty() {
         let odd = names(still);
         tracing::error!(txn = %t.id, key = %t.key, nodes = %odd, "nodes do not hold the key's last acknowledged state: listed for repair");

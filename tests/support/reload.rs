@@ -128,3 +128,23 @@ pub fn kubelet_publish(dir: &Path, stamp: &str, text: &str) {
         None => symlink("..data/dtc.toml", dir.join("dtc.toml")).expect("dtc.toml link"),
     }
 }
+
+/// Applies `cfg` to a running in-process proxy as a hot reload of its file would (the journal
+/// directory kept: a reload cannot move it).
+pub fn apply(dtc: &super::Dtc, mut cfg: Config) {
+    use dtc::runtime::reload::{Applied, ReloadStatus, Reloader};
+    use std::sync::Arc;
+    let now = dtc.app.current.load();
+    cfg.journal.dir = now.settings.config.journal.dir.clone();
+    let status = Arc::new(ReloadStatus::new(now.generation));
+    let r = Reloader::new("dtc.toml".into(), dtc.app.current.clone(), status);
+    let text = toml::to_string(&cfg).expect("a config serializes");
+    assert!(matches!(r.apply(&text), Applied::Swapped(_)), "reloaded");
+}
+
+/// Whether node `name` of a running proxy is joining (takes writes, serves no reads yet).
+pub fn joining(dtc: &super::Dtc, name: &str) -> bool {
+    let rt = dtc.app.current.load();
+    let n = rt.nodes.all().iter().find(|n| n.name() == name);
+    !n.expect("a node of that name").catch_up.readable()
+}
