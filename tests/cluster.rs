@@ -518,3 +518,6 @@ mod idem;
 
 #[path = "cluster/ids.rs"]
 mod ids;
+
+#[path = "cluster/backfill.rs"]
+mod backfill;

@@ -215,6 +215,13 @@ impl Journal {
         Ok(shared.prune(self.keep_finished as i64, since).await?)
     }
 
+    /// With `[cluster]`, every key the fleet's store holds a transaction for (the view in memory
+    /// holds only the latest); `None` with a local journal, whose memory holds every key it knows.
+    pub async fn store_keys(&self) -> Option<Result<Vec<String>, JournalError>> {
+        let shared = self.shared()?;
+        Some(shared.keys().await.map_err(JournalError::from))
+    }
+
     /// Replaces the fleet's view with the store's: its open transactions and latest finished
     /// ones; this sidecar's transactions in flight stay as they are.
     pub async fn refresh(&self) -> Result<(), JournalError> {

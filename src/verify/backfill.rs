@@ -134,7 +134,16 @@ impl Verifier {
             out.note = Some("no other node serves reads: there is nothing to copy from".into());
             return out;
         }
-        let (items, listing_note) = self.items(&rt, &sources).await;
+        let (items, listing_note) = match self.items(&rt, &sources).await {
+            Ok(found) => found,
+            Err(why) => {
+                out.pending.push(PendingKey {
+                    key: "-".into(),
+                    why,
+                });
+                return out;
+            }
+        };
         out.keys = items.len();
         out.listed = items.iter().filter(|i| i.listed.is_some()).count();
         out.note = Some(listing_note);
@@ -169,16 +178,25 @@ impl Verifier {
         out
     }
 
-    /// The keys to go through: the journal's, then those only a listing found.
-    async fn items(&self, rt: &Runtime, sources: &[usize]) -> (Vec<Item>, String) {
-        let known = self.keys.recent(0, usize::MAX);
-        let mut seen: HashSet<String> = known.iter().map(|h| h.key.clone()).collect();
+    /// The keys to go through: the journal's (with `[cluster]`, every key of the store: the
+    /// view in memory holds only the fleet's latest transactions), then those only a listing
+    /// found. `Err` when the store cannot say which keys it holds.
+    async fn items(&self, rt: &Runtime, sources: &[usize]) -> Result<(Vec<Item>, String), String> {
+        let mut known: Vec<String> = self
+            .keys
+            .recent(0, usize::MAX)
+            .into_iter()
+            .map(|h| h.key)
+            .collect();
+        if let Some(store) = self.journal.store_keys().await {
+            let store = store.map_err(|e| format!("cannot list the store's keys: {e}"))?;
+            known.extend(store);
+        }
+        let mut seen: HashSet<String> = HashSet::new();
         let mut items: Vec<Item> = known
             .into_iter()
-            .map(|h| Item {
-                key: h.key,
-                listed: None,
-            })
+            .filter(|k| seen.insert(k.clone()))
+            .map(|key| Item { key, listed: None })
             .collect();
         let source = &rt.nodes.all()[sources[0]];
         let (listed, note) = listing::list(rt, source).await;
@@ -190,7 +208,7 @@ impl Verifier {
                 });
             }
         }
-        (items, note)
+        Ok((items, note))
     }
 
     /// Brings one key in line on node `at`, under the key's turn and, with `[cluster]`, its

@@ -392,6 +392,13 @@ impl Shared {
             .and_then(|r| serde_json::from_str(r.get::<_, &str>(0)).ok()))
     }
 
+    /// Every key the store holds a transaction for, of the whole fleet.
+    pub async fn keys(&self) -> Result<Vec<String>, StoreError> {
+        let c = self.pool.get().await?;
+        let rows = self.pool.timed(c.client.query(&c.st.keys, &[])).await?;
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+
     /// Every transaction the store holds for `key`, newest first.
     pub async fn history(&self, key: &str) -> Result<Vec<Entry>, StoreError> {
         let c = self.pool.get().await?;

@@ -46,6 +46,7 @@ pub struct Statements {
     pub ids_get: Statement,
     pub ids_by_node: Statement,
     pub ids_all: Statement,
+    pub keys: Statement,
 }
 
 /// The pool.
@@ -265,5 +266,6 @@ async fn prepare(c: &Client) -> Result<Statements, tokio_postgres::Error> {
         ids_get: c.prepare(sql::IDS_GET).await?,
         ids_by_node: c.prepare(sql::IDS_BY_NODE).await?,
         ids_all: c.prepare(sql::IDS_ALL).await?,
+        keys: c.prepare(sql::KEYS).await?,
     })
 }

@@ -297,6 +297,9 @@ pub const FINISHED_OF_KEY: &str = "
 SELECT entry, changed FROM dtc_txns WHERE key = $1::text AND NOT open AND txn <> $2::text
 ORDER BY changed DESC NULLS FIRST LIMIT 16";
 
+/// Every key the store holds a transaction for (a joining node's backfill goes through them).
+pub const KEYS: &str = "SELECT DISTINCT key FROM dtc_txns ORDER BY key";
+
 /// Every transaction the store holds for a key, newest first. Params: key.
 pub const HISTORY: &str =
     "SELECT entry FROM dtc_txns WHERE key = $1::text ORDER BY begun_ms DESC, txn";
