@@ -7,8 +7,10 @@
 #   bench/syncs.sh                                   # one key (the kit's post.lua), 32 connections
 #   SCRIPT=bench/post-keys.lua bench/syncs.sh        # a key per write
 #   DTC=/tmp/dtc-before CONNS=1 bench/syncs.sh
+#   SEGMENT=1048576 bench/syncs.sh                   # 1 MiB journal segments: cuts during the run
 #
-# Knobs: SCRIPT (the kit's post.lua), CONNS (32), D (4s), DURABILITY (group or fsync), DTC.
+# Knobs: SCRIPT (the kit's post.lua), CONNS (32), D (4s), DURABILITY (group or fsync), DTC,
+# SEGMENT (journal.segment_bytes; unset: the default; a dtc without segments refuses it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_kit
@@ -18,6 +20,7 @@ SCRIPT=${SCRIPT:-$KIT/post.lua} CONNS=${CONNS:-32} D=${D:-4s} DURABILITY=${DURAB
 [[ $DURABILITY == group || $DURABILITY == fsync ]] || { echo "DURABILITY: group or fsync (the others do not sync)" >&2; exit 2; }
 with_backends syncs
 write_config "$WORK/dtc.toml" "$WORK/journal" "$DURABILITY" 127.0.0.1:18140
+[[ -z "${SEGMENT:-}" ]] || sed -i "/^\[journal\]/a segment_bytes = $SEGMENT" "$WORK/dtc.toml"
 RUST_LOG=${RUST_LOG:-warn} setsid "$DTC" run --config "$WORK/dtc.toml" --workers 1 >"$WORK/dtc.log" 2>&1 &
 PID=$!
 wait_ready 18140
@@ -32,6 +35,7 @@ grep -q attached "$WORK/strace" || { echo "strace did not attach to $TID" >&2; e
 run=$(wrk -t1 -c"$CONNS" -d"$D" -s "$SCRIPT" http://127.0.0.1:18140/kv/bench-key |
     bench_fields -- requests rps)
 kill -INT "$TRACE"; wait "$TRACE" || true
+segments=$(find "$WORK/journal" -name 'journal*.log' | wc -l)
 python3 - "$WORK/strace" $run <<'PY'
 import re, sys
 times = sorted(float(t) * 1e6 for t in re.findall(r"<([0-9.]+)>", open(sys.argv[1]).read()))
@@ -42,3 +46,4 @@ pct = lambda p: times[min(len(times) - 1, int(len(times) * p))]
 print(f"req/s {rps:.0f}; {len(times)} fdatasyncs for {requests} writes = {len(times) / requests:.2f} per write; "
       f"p50 {pct(0.5):.0f} µs, p90 {pct(0.9):.0f} µs, p99 {pct(0.99):.0f} µs")
 PY
+echo "journal segment files at the end: $segments"
