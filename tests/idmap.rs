@@ -351,7 +351,7 @@ async fn the_map_survives_compaction_and_forgets_what_ended_without_the_write() 
     let begin = |txn: &str| Begin {
         txn: txn.into(),
         at_ms: now_ms(),
-        method: "POST".into(),
+        method: http::Method::POST,
         path: "/items".into(),
         key: format!("txn:{txn}"),
         nodes: vec![("a".into(), "http://127.0.0.1:1".into())],

@@ -275,7 +275,7 @@ async fn finished_transactions_are_compacted_away_keeping_a_window() {
         txn: format!("t{i:05}"),
         at_ms: now_ms(),
         generation: 1,
-        method: "POST".into(),
+        method: http::Method::POST,
         path: "/v1/group/".into(),
         key: format!("group/{i}"),
         route: None,

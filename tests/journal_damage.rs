@@ -26,7 +26,7 @@ fn begin(txn: &str) -> Begin {
         txn: txn.into(),
         at_ms: now_ms(),
         generation: 1,
-        method: "POST".into(),
+        method: http::Method::POST,
         path: "/v1/group/".into(),
         key: format!("group/{txn}"),
         route: None,

@@ -28,7 +28,9 @@ pub(super) async fn verify(state: &AdminState, req: Request<Incoming>) -> Respon
     };
     let opts = match request.options() {
         Ok(o) => o,
-        Err(detail) => return problem::plain(StatusCode::BAD_REQUEST, "bad-request", detail),
+        Err(e) => {
+            return problem::plain(StatusCode::BAD_REQUEST, "bad-request", e.to_string());
+        }
     };
     tracing::info!(repair = opts.repair, since = ?opts.since, limit = opts.limit, "verify requested through the admin API");
     // Its own task: a client that goes away does not cancel a repair half done.

@@ -11,25 +11,32 @@ pub(super) struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    pub(super) fn problem(&mut self, field: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, field: impl Into<String>, message: impl std::fmt::Display) {
         let field = field.into();
         let line = locate(self.text, &field);
         self.problems.push(Problem {
             field,
             line,
-            message: message.into(),
+            message: message.to_string(),
         });
     }
 }
 
+/// Why a method in the config is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MethodError {
+    #[error("`{0}` is not an HTTP method (write it in capitals, like `POST`)")]
+    NotCapitals(String),
+    #[error("`{0}` is not an HTTP method")]
+    Invalid(String),
+}
+
 /// An HTTP method as the config spells it (in capitals).
-pub(super) fn parse_method(m: &str) -> Result<Method, String> {
+pub(super) fn parse_method(m: &str) -> Result<Method, MethodError> {
     if m.is_empty() || m.bytes().any(|b| !b.is_ascii_uppercase()) {
-        return Err(format!(
-            "`{m}` is not an HTTP method (write it in capitals, like `POST`)"
-        ));
+        return Err(MethodError::NotCapitals(m.to_string()));
     }
-    Method::from_bytes(m.as_bytes()).map_err(|_| format!("`{m}` is not an HTTP method"))
+    Method::from_bytes(m.as_bytes()).map_err(|_| MethodError::Invalid(m.to_string()))
 }
 
 /// Statuses of an `already` list: real HTTP statuses, and none a success.

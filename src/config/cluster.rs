@@ -85,7 +85,7 @@ impl ClusterConfig {
             ));
         } else {
             match super::store_tls::split(&self.database_url) {
-                Err(e) => out.push(("cluster.database_url", e)),
+                Err(e) => out.push(("cluster.database_url", e.to_string())),
                 Ok((url, _)) => {
                     if let Err(e) = url.parse::<tokio_postgres::Config>() {
                         out.push((

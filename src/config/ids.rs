@@ -53,7 +53,7 @@ pub struct IdRule {
 impl IdRule {
     /// Compiles `cfg` for the create route at `collection`; `Err` says what is wrong, by field.
     pub fn compile(collection: &str, cfg: &IdConfig) -> Result<IdRule, (&'static str, String)> {
-        let item = Pattern::compile(&cfg.path).map_err(|e| ("path", e))?;
+        let item = Pattern::compile(&cfg.path).map_err(|e| ("path", e.to_string()))?;
         let params = item.params();
         let [param] = params.as_slice() else {
             return Err((

@@ -73,17 +73,28 @@ pub struct StoreTls {
     pub key: Option<PathBuf>,
 }
 
+/// What is wrong with the TLS parameters of `cluster.database_url`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreUrlError {
+    #[error("sslmode `{0}` is not one of disable, prefer, require, verify-ca, verify-full")]
+    Mode(String),
+    #[error(
+        "sslmode={0} needs sslrootcert=FILE, the CA certificate (PEM) that signed the store's certificate"
+    )]
+    NoRootCert(&'static str),
+    #[error("sslcert and sslkey go together: the client certificate and its key")]
+    CertWithoutKey,
+    #[error("sslmode=disable with certificates: drop them or choose a TLS sslmode")]
+    DisabledWithCerts,
+}
+
 /// The URL for tokio-postgres (TLS parameters taken out, `sslmode` in its terms) and the TLS
 /// settings; or what is wrong with them.
-pub fn split(url: &str) -> Result<(String, StoreTls), String> {
+pub fn split(url: &str) -> Result<(String, StoreTls), StoreUrlError> {
     let mut tls = StoreTls::default();
-    let mut take = |k: &str, v: String| -> Result<bool, String> {
+    let mut take = |k: &str, v: String| -> Result<bool, StoreUrlError> {
         match k {
-            "sslmode" => tls.mode = SslMode::parse(&v).ok_or_else(|| {
-                format!(
-                    "sslmode `{v}` is not one of disable, prefer, require, verify-ca, verify-full"
-                )
-            })?,
+            "sslmode" => tls.mode = SslMode::parse(&v).ok_or(StoreUrlError::Mode(v))?,
             "sslrootcert" => tls.root_cert = Some(PathBuf::from(v)),
             "sslcert" => tls.cert = Some(PathBuf::from(v)),
             "sslkey" => tls.key = Some(PathBuf::from(v)),
@@ -120,16 +131,13 @@ pub fn split(url: &str) -> Result<(String, StoreTls), String> {
         }
     };
     if tls.mode.verifies() && tls.root_cert.is_none() {
-        return Err(format!(
-            "sslmode={} needs sslrootcert=FILE, the CA certificate (PEM) that signed the store's certificate",
-            tls.mode.as_str()
-        ));
+        return Err(StoreUrlError::NoRootCert(tls.mode.as_str()));
     }
     if tls.cert.is_some() != tls.key.is_some() {
-        return Err("sslcert and sslkey go together: the client certificate and its key".into());
+        return Err(StoreUrlError::CertWithoutKey);
     }
     if tls.mode == SslMode::Disable && (tls.root_cert.is_some() || tls.cert.is_some()) {
-        return Err("sslmode=disable with certificates: drop them or choose a TLS sslmode".into());
+        return Err(StoreUrlError::DisabledWithCerts);
     }
     let sep = if rest.contains("://") {
         if rest.contains('?') { '&' } else { '?' }
@@ -242,11 +250,17 @@ mod tests {
 
     #[test]
     fn a_verifying_mode_without_a_ca_and_a_lone_client_cert_are_refused() {
-        let e = split("postgresql://db/dtc?sslmode=verify-full").unwrap_err();
+        let e = split("postgresql://db/dtc?sslmode=verify-full")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("needs sslrootcert"), "{e}");
-        let e = split("postgresql://db/dtc?sslmode=require&sslcert=/c.pem").unwrap_err();
+        let e = split("postgresql://db/dtc?sslmode=require&sslcert=/c.pem")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sslcert and sslkey go together"), "{e}");
-        let e = split("postgresql://db/dtc?sslmode=verify").unwrap_err();
+        let e = split("postgresql://db/dtc?sslmode=verify")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is not one of"), "{e}");
     }
 }

@@ -52,6 +52,30 @@ pub enum RenderError {
     MissingParam(String),
 }
 
+/// Why a path pattern or a template in the config cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyntaxError {
+    #[error("unclosed `{{` in template `{text}`")]
+    Unclosed { text: String },
+    #[error(
+        "`{{{inner}}}` in `{text}` is neither a path parameter of the route ({params}) nor `{{body:/pointer}}`, `{{response:/pointer}}` or `{{location}}`"
+    )]
+    Placeholder {
+        inner: String,
+        text: String,
+        /// The route's parameters, listed, or "it has none".
+        params: String,
+    },
+    #[error("`{pointer}` in `{text}` is not a JSON pointer: write it like `/groupId`")]
+    Pointer { pointer: String, text: String },
+    #[error("path `{text}` must start with `/`")]
+    NoLeadingSlash { text: String },
+    #[error("`{segment}` in path `{text}` is not a valid `{{name}}` segment")]
+    BadCapture { segment: String, text: String },
+    #[error("`{segment}` in path `{text}`: a `{{name}}` must be a whole segment")]
+    PartialCapture { segment: String, text: String },
+}
+
 /// How a rendered value is escaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
@@ -65,14 +89,16 @@ pub enum Escape {
 
 impl Template {
     /// Compiles `text`; `params` are the names the route's pattern captures.
-    pub fn compile(text: &str, params: &[String]) -> Result<Template, String> {
+    pub fn compile(text: &str, params: &[String]) -> Result<Template, SyntaxError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(open) = rest.find('{') {
             // `{` followed by a quote or another brace is JSON, not a placeholder.
             let after = &rest[open + 1..];
             let Some(close) = after.find('}') else {
-                return Err(format!("unclosed `{{` in template `{text}`"));
+                return Err(SyntaxError::Unclosed {
+                    text: text.to_string(),
+                });
             };
             let inner = &after[..close];
             let is_placeholder = !inner.is_empty()
@@ -137,7 +163,7 @@ impl Template {
     }
 }
 
-fn parse_placeholder(inner: &str, params: &[String], text: &str) -> Result<Part, String> {
+fn parse_placeholder(inner: &str, params: &[String], text: &str) -> Result<Part, SyntaxError> {
     if let Some(ptr) = inner.strip_prefix("body:") {
         check_pointer(ptr, text)?;
         return Ok(Part::Body(ptr.to_string()));
@@ -152,24 +178,25 @@ fn parse_placeholder(inner: &str, params: &[String], text: &str) -> Result<Part,
     if params.iter().any(|p| p == inner) {
         return Ok(Part::Param(inner.to_string()));
     }
-    Err(format!(
-        "`{{{inner}}}` in `{text}` is neither a path parameter of the route ({}) nor \
-         `{{body:/pointer}}`, `{{response:/pointer}}` or `{{location}}`",
-        if params.is_empty() {
+    Err(SyntaxError::Placeholder {
+        inner: inner.to_string(),
+        text: text.to_string(),
+        params: if params.is_empty() {
             "it has none".to_string()
         } else {
             params.join(", ")
-        }
-    ))
+        },
+    })
 }
 
-fn check_pointer(ptr: &str, text: &str) -> Result<(), String> {
+fn check_pointer(ptr: &str, text: &str) -> Result<(), SyntaxError> {
     if ptr.is_empty() || ptr.starts_with('/') {
         Ok(())
     } else {
-        Err(format!(
-            "`{ptr}` in `{text}` is not a JSON pointer: write it like `/groupId`"
-        ))
+        Err(SyntaxError::Pointer {
+            pointer: ptr.to_string(),
+            text: text.to_string(),
+        })
     }
 }
 
@@ -226,23 +253,27 @@ enum Segment {
 impl Pattern {
     /// Compiles `/a/{b}/c`. The path must start with `/`; a trailing slash and empty segments
     /// do not count (see [`crate::wire::path`]: `/v1/group/` matches `/v1/group` too).
-    pub fn compile(text: &str) -> Result<Pattern, String> {
+    pub fn compile(text: &str) -> Result<Pattern, SyntaxError> {
         if !text.starts_with('/') {
-            return Err(format!("path `{text}` must start with `/`"));
+            return Err(SyntaxError::NoLeadingSlash {
+                text: text.to_string(),
+            });
         }
         let mut segments = Vec::new();
         for seg in text[1..].split('/').filter(|s| !s.is_empty()) {
             if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 if name.is_empty() || name.contains(['{', '}', ':']) {
-                    return Err(format!(
-                        "`{seg}` in path `{text}` is not a valid `{{name}}` segment"
-                    ));
+                    return Err(SyntaxError::BadCapture {
+                        segment: seg.to_string(),
+                        text: text.to_string(),
+                    });
                 }
                 segments.push(Segment::Capture(name.to_string()));
             } else if seg.contains(['{', '}']) {
-                return Err(format!(
-                    "`{seg}` in path `{text}`: a `{{name}}` must be a whole segment"
-                ));
+                return Err(SyntaxError::PartialCapture {
+                    segment: seg.to_string(),
+                    text: text.to_string(),
+                });
             } else {
                 segments.push(Segment::Lit(seg.to_string()));
             }
@@ -359,9 +390,11 @@ mod tests {
 
     #[test]
     fn template_errors_name_the_problem() {
-        let err = Template::compile("/x/{nope}", &[]).unwrap_err();
+        let err = Template::compile("/x/{nope}", &[]).unwrap_err().to_string();
         assert!(err.contains("`{nope}`"), "{err}");
-        let err = Template::compile("/x/{body:groupId}", &[]).unwrap_err();
+        let err = Template::compile("/x/{body:groupId}", &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("JSON pointer"), "{err}");
         let t = Template::compile("/x/{response:/id}", &[]).unwrap();
         let e = t.render(&Context::default(), Escape::Path).unwrap_err();

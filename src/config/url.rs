@@ -5,56 +5,79 @@
 
 use http::Uri;
 
+/// What is wrong with a node or webhook URL. `url` is shown with any password replaced
+/// ([`redact_url`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("url `{url}` has no scheme: write `http://{url}`")]
+    NoScheme { url: String },
+    #[error("url `{url}` is not a URL: {why}")]
+    NotUrl { url: String, why: String },
+    #[error("url `{url}`: scheme `{scheme}` is not supported; use {allowed}")]
+    Scheme {
+        url: String,
+        scheme: String,
+        allowed: &'static str,
+    },
+    #[error("url `{url}` has no host")]
+    NoHost { url: String },
+    #[error(
+        "url `{url}` carries credentials (`user:password@`): dtc would send them to the node in `Host` and show them in /nodes; remove them (the client's own Authorization header is forwarded)"
+    )]
+    Credentials { url: String },
+    #[error("url `{url}`: a node URL cannot have a query")]
+    Query { url: String },
+    #[error("url `{url}`: port {port} is out of range: use 1 to 65535")]
+    Port { url: String, port: String },
+}
+
 /// Parses an `http://host:port[/prefix]` URL into (url, authority, base path). Error messages
 /// never repeat a password the URL may carry.
-pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), String> {
+pub fn parse_http_url(url: &str) -> Result<(Uri, String, String), UrlError> {
     parse_url(url, false)
 }
 
 /// Parses a node URL, `http://` or `https://host:port[/prefix]`, into (url, authority with its
 /// port, base path). Error messages never repeat a password the URL may carry.
-pub fn parse_node_url(url: &str) -> Result<(Uri, String, String), String> {
+pub fn parse_node_url(url: &str) -> Result<(Uri, String, String), UrlError> {
     parse_url(url, true)
 }
 
-fn parse_url(url: &str, https: bool) -> Result<(Uri, String, String), String> {
+fn parse_url(url: &str, https: bool) -> Result<(Uri, String, String), UrlError> {
     let shown = redact_url(url);
     if !url.contains("://") {
-        return Err(format!(
-            "url `{shown}` has no scheme: write `http://{shown}`"
-        ));
+        return Err(UrlError::NoScheme { url: shown });
     }
     let uri: Uri = url
         .parse()
-        .map_err(|e| format!("url `{shown}` is not a URL: {e}"))?;
+        .map_err(|e: http::uri::InvalidUri| UrlError::NotUrl {
+            url: shown.clone(),
+            why: e.to_string(),
+        })?;
     let default_port = match uri.scheme_str() {
         Some("http") => 80,
         Some("https") if https => 443,
         Some(other) => {
-            let use_ = if https { "http or https" } else { "http" };
-            return Err(format!(
-                "url `{shown}`: scheme `{other}` is not supported; use {use_}"
-            ));
+            let allowed = if https { "http or https" } else { "http" };
+            return Err(UrlError::Scheme {
+                url: shown,
+                scheme: other.to_string(),
+                allowed,
+            });
         }
-        None => {
-            return Err(format!(
-                "url `{shown}` has no scheme: write `http://{shown}`"
-            ));
-        }
+        None => return Err(UrlError::NoScheme { url: shown }),
     };
     let Some(auth) = uri.authority() else {
-        return Err(format!("url `{shown}` has no host"));
+        return Err(UrlError::NoHost { url: shown });
     };
     if auth.as_str().contains('@') {
-        return Err(format!(
-            "url `{shown}` carries credentials (`user:password@`): dtc would send them to the node in `Host` and show them in /nodes; remove them (the client's own Authorization header is forwarded)"
-        ));
+        return Err(UrlError::Credentials { url: shown });
     }
     if auth.host().is_empty() {
-        return Err(format!("url `{shown}` has no host"));
+        return Err(UrlError::NoHost { url: shown });
     }
     if uri.query().is_some() {
-        return Err(format!("url `{shown}`: a node URL cannot have a query"));
+        return Err(UrlError::Query { url: shown });
     }
     // `http` reads a port that does not fit 16 bits as no port at all: look at the text.
     let port_text = match auth.as_str().rsplit_once(':') {
@@ -65,9 +88,10 @@ fn parse_url(url: &str, https: bool) -> Result<(Uri, String, String), String> {
         None | Some("") => format!("{}:{default_port}", auth.host()),
         Some(p) if p.parse::<u16>().is_ok_and(|n| n > 0) => auth.as_str().to_string(),
         Some(p) => {
-            return Err(format!(
-                "url `{shown}`: port {p} is out of range: use 1 to 65535"
-            ));
+            return Err(UrlError::Port {
+                url: shown,
+                port: p.to_string(),
+            });
         }
     };
     let base_path = uri.path().trim_end_matches('/').to_string();

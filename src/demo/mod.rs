@@ -51,11 +51,51 @@ pub enum DemoCommand {
     Fault(fault::FaultArgs),
 }
 
+/// Why `dtc demo` cannot start as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("`{0}`: write NODE=FAULT, e.g. node-3=down")]
+    StartFault(String),
+    #[error(transparent)]
+    Fault(#[from] control::FaultError),
+    #[error("the embedded config: {0}")]
+    EmbeddedConfig(String),
+    /// The embedded config with the demo's addresses does not validate (each problem listed).
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Url(#[from] config::url::UrlError),
+    #[error("--nodes-from `{0}` is not an address like 127.0.0.1:5000")]
+    NodesFrom(String),
+    #[error("--nodes-from `{0}`: the ports run past 65535")]
+    PortsPast(String),
+    #[error("--fault: no node `{name}`; the nodes are {nodes}")]
+    NoSuchNode { name: String, nodes: String },
+    #[error(
+        "cannot start reference node {name} on {addr}: {why} (is another demo running? choose other ports with --nodes-from ADDR)"
+    )]
+    Bind {
+        name: String,
+        addr: String,
+        why: String,
+    },
+}
+
+impl DemoError {
+    /// The exit code: a flag to fix, or a port to free.
+    fn exit_code(&self) -> u8 {
+        match self {
+            DemoError::Bind { .. } => exit::UNAVAILABLE,
+            _ => exit::USAGE,
+        }
+    }
+}
+
 /// `node-3=delay=500ms` → (`node-3`, delay 500 ms).
-fn parse_start_fault(text: &str) -> Result<(String, FaultChange), String> {
+fn parse_start_fault(text: &str) -> Result<(String, FaultChange), DemoError> {
     let (node, change) = text
         .split_once('=')
-        .ok_or_else(|| format!("`{text}`: write NODE=FAULT, e.g. node-3=down"))?;
+        .ok_or_else(|| DemoError::StartFault(text.to_string()))?;
     Ok((node.to_string(), change.parse()?))
 }
 
@@ -69,7 +109,7 @@ pub fn main(args: DemoArgs) -> ExitCode {
 
 /// The embedded default config with the demo's addresses; `nodes` are the reference nodes as
 /// bound (their real ports, also when `--nodes-from` asked for port 0).
-fn demo_settings(args: &DemoArgs, nodes: &[RefNode]) -> Result<Settings, String> {
+fn demo_settings(args: &DemoArgs, nodes: &[RefNode]) -> Result<Settings, DemoError> {
     let mut cfg = default_config()?;
     if let Some(a) = &args.listen {
         cfg.listen.address = a.clone();
@@ -82,17 +122,17 @@ fn demo_settings(args: &DemoArgs, nodes: &[RefNode]) -> Result<Settings, String>
     }
     config::validate::validate(cfg, "").map_err(|problems| {
         let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
-        list.join("; ")
+        DemoError::Invalid(list.join("; "))
     })
 }
 
-fn default_config() -> Result<Config, String> {
-    toml::from_str(config::DEFAULT_CONFIG).map_err(|e| format!("the embedded config: {e}"))
+fn default_config() -> Result<Config, DemoError> {
+    toml::from_str(config::DEFAULT_CONFIG).map_err(|e| DemoError::EmbeddedConfig(e.to_string()))
 }
 
 /// Where each reference node listens: the embedded config's addresses, or from `--nodes-from`
 /// on (consecutive ports; port 0 gives each node a free port).
-fn node_addresses(args: &DemoArgs, cfg: &Config) -> Result<Vec<(String, String)>, String> {
+fn node_addresses(args: &DemoArgs, cfg: &Config) -> Result<Vec<(String, String)>, DemoError> {
     let Some(first) = &args.nodes_from else {
         return cfg
             .nodes
@@ -105,7 +145,7 @@ fn node_addresses(args: &DemoArgs, cfg: &Config) -> Result<Vec<(String, String)>
     };
     let first: SocketAddr = first
         .parse()
-        .map_err(|_| format!("--nodes-from `{first}` is not an address like 127.0.0.1:5000"))?;
+        .map_err(|_| DemoError::NodesFrom(first.clone()))?;
     cfg.nodes
         .iter()
         .enumerate()
@@ -114,7 +154,7 @@ fn node_addresses(args: &DemoArgs, cfg: &Config) -> Result<Vec<(String, String)>
                 0 => 0,
                 p => p
                     .checked_add(i as u16)
-                    .ok_or_else(|| format!("--nodes-from `{first}`: the ports run past 65535"))?,
+                    .ok_or_else(|| DemoError::PortsPast(first.to_string()))?,
             };
             Ok((
                 n.name.clone(),
@@ -128,14 +168,14 @@ fn node_addresses(args: &DemoArgs, cfg: &Config) -> Result<Vec<(String, String)>
 async fn start_nodes(
     args: &DemoArgs,
     addresses: &[(String, String)],
-) -> Result<Vec<RefNode>, String> {
+) -> Result<Vec<RefNode>, DemoError> {
     for (name, _) in &args.fault {
         if !addresses.iter().any(|(n, _)| n == name) {
             let names: Vec<&str> = addresses.iter().map(|(n, _)| n.as_str()).collect();
-            return Err(format!(
-                "--fault: no node `{name}`; the nodes are {}",
-                names.join(", ")
-            ));
+            return Err(DemoError::NoSuchNode {
+                name: name.clone(),
+                nodes: names.join(", "),
+            });
         }
     }
     let mut nodes = Vec::new();
@@ -145,11 +185,13 @@ async fn start_nodes(
             id_base: 1 + 1000 * i as u64,
             faults: Default::default(),
         };
-        let node = RefNode::bind(addr, opts).await.map_err(|e| {
-            format!(
-                "cannot start reference node {name} on {addr}: {e} (is another demo running? choose other ports with --nodes-from ADDR)"
-            )
-        })?;
+        let node = RefNode::bind(addr, opts)
+            .await
+            .map_err(|e| DemoError::Bind {
+                name: name.clone(),
+                addr: addr.clone(),
+                why: e.to_string(),
+            })?;
         nodes.push(node);
     }
     for (name, change) in &args.fault {
@@ -168,7 +210,7 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     };
     let addresses = match default_config().and_then(|cfg| node_addresses(&args, &cfg)) {
         Ok(a) => a,
-        Err(e) => return fail(exit::USAGE, e),
+        Err(e) => return fail(e.exit_code(), e.to_string()),
     };
     let switch = match tokio::net::TcpListener::bind(args.node_admin.as_str()).await {
         Ok(l) => l,
@@ -184,12 +226,11 @@ pub async fn run(args: DemoArgs) -> ExitCode {
     };
     let nodes = match start_nodes(&args, &addresses).await {
         Ok(n) => n,
-        Err(e) if e.starts_with("--fault") => return fail(exit::USAGE, e),
-        Err(e) => return fail(exit::UNAVAILABLE, e),
+        Err(e) => return fail(e.exit_code(), e.to_string()),
     };
     let settings = match demo_settings(&args, &nodes) {
         Ok(s) => s,
-        Err(e) => return fail(exit::USAGE, e),
+        Err(e) => return fail(e.exit_code(), e.to_string()),
     };
     let switch_addr = switch.local_addr().ok();
     tokio::spawn(control::serve(

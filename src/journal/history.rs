@@ -17,7 +17,12 @@ impl Known {
         check: &super::record::VerifyPlan,
     ) -> Option<crate::txn::evidence::State> {
         use crate::txn::evidence::State;
-        if !check.method.eq_ignore_ascii_case(&self.method) || check.path != self.path {
+        if !check
+            .method
+            .as_str()
+            .eq_ignore_ascii_case(self.method.as_str())
+            || check.path != self.path
+        {
             return None;
         }
         let all_in = |list: &[u16]| {

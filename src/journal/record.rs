@@ -118,7 +118,8 @@ pub struct Known {
     pub txn: String,
     pub at_ms: u64,
     /// The read that tells the state: method and path.
-    pub method: String,
+    #[serde(with = "crate::txn::plan::method_text")]
+    pub method: http::Method,
     pub path: String,
     /// The statuses that read answers in this state.
     pub statuses: Vec<u16>,
@@ -199,7 +200,8 @@ pub struct Begin {
     pub txn: String,
     pub at_ms: u64,
     pub generation: u64,
-    pub method: String,
+    #[serde(with = "crate::txn::plan::method_text")]
+    pub method: http::Method,
     pub path: String,
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,7 +246,8 @@ pub fn body_hash(body: &[u8]) -> u32 {
 /// A rendered read-back: the request, and which statuses mean which state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VerifyPlan {
-    pub method: String,
+    #[serde(with = "crate::txn::plan::method_text")]
+    pub method: http::Method,
     pub path: String,
     /// Statuses meaning the node is in the state before the write (`expect` in older journals).
     #[serde(alias = "expect")]

@@ -36,6 +36,11 @@ pub enum K8sError {
     /// One or more flags have values Kubernetes would refuse.
     #[error("bad flags: {0}")]
     BadFlags(String),
+    /// The manifest to inject cannot be read.
+    #[error("cannot read `{file}`: {why}")]
+    ReadFile { file: String, why: std::io::Error },
+    #[error("cannot read stdin: {0}")]
+    ReadStdin(std::io::Error),
 }
 
 /// Arguments of `dtc inject`.
@@ -103,15 +108,19 @@ pub fn inject_main(args: InjectArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn read_input(file: Option<&std::path::Path>) -> Result<String, String> {
+fn read_input(file: Option<&std::path::Path>) -> Result<String, K8sError> {
     match file {
-        Some(path) if path.as_os_str() != "-" => std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read `{}`: {e}", path.display())),
+        Some(path) if path.as_os_str() != "-" => {
+            std::fs::read_to_string(path).map_err(|why| K8sError::ReadFile {
+                file: path.display().to_string(),
+                why,
+            })
+        }
         _ => {
             let mut input = String::new();
             std::io::stdin()
                 .read_to_string(&mut input)
-                .map_err(|e| format!("cannot read stdin: {e}"))?;
+                .map_err(K8sError::ReadStdin)?;
             Ok(input)
         }
     }

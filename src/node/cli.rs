@@ -64,12 +64,10 @@ impl NodeArgs {
 }
 
 /// A probability between 0 and 1.
-fn parse_rate(text: &str) -> Result<f64, String> {
+fn parse_rate(text: &str) -> Result<f64, super::control::FaultError> {
     match text.parse::<f64>() {
         Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
-        _ => Err(format!(
-            "`{text}` is not a rate: write a number from 0 to 1, e.g. 0.1"
-        )),
+        _ => Err(super::control::FaultError::BareRate(text.to_string())),
     }
 }
 

@@ -46,33 +46,49 @@ pub enum FaultChange {
 pub const FAULT_FORMS: &str =
     "down, up, delay=500ms, error-rate=0.2, apply-then-fail-rate=0.1 or heal";
 
-impl FromStr for FaultChange {
-    type Err = String;
+/// Why a fault given on the command line or to the control API is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FaultError {
+    #[error("`{text}`: the rate must be a number from 0 to 1, e.g. {name}=0.2")]
+    Rate { text: String, name: String },
+    #[error("`{0}` is not a rate: write a number from 0 to 1, e.g. 0.1")]
+    BareRate(String),
+    #[error("`{text}`: {why}; write the delay like delay=500ms")]
+    Delay { text: String, why: String },
+    #[error("`{0}` is not a fault: write {FAULT_FORMS}")]
+    Unknown(String),
+}
 
-    fn from_str(text: &str) -> Result<Self, String> {
+impl FromStr for FaultChange {
+    type Err = FaultError;
+
+    fn from_str(text: &str) -> Result<Self, FaultError> {
         let (name, value) = match text.split_once('=') {
             Some((n, v)) => (n.trim(), Some(v.trim())),
             None => (text.trim(), None),
         };
-        let rate = |v: Option<&str>| -> Result<f64, String> {
+        let rate = |v: Option<&str>| -> Result<f64, FaultError> {
             match v.map(str::parse::<f64>) {
                 Some(Ok(r)) if (0.0..=1.0).contains(&r) => Ok(r),
-                _ => Err(format!(
-                    "`{text}`: the rate must be a number from 0 to 1, e.g. {name}=0.2"
-                )),
+                _ => Err(FaultError::Rate {
+                    text: text.to_string(),
+                    name: name.to_string(),
+                }),
             }
         };
         Ok(match (name, value) {
             ("down", None) => FaultChange::Down,
             ("up", None) => FaultChange::Up,
             ("heal", None) => FaultChange::Heal,
-            ("delay", Some(v)) => FaultChange::Delay(
-                humantime::parse_duration(v)
-                    .map_err(|e| format!("`{text}`: {e}; write the delay like delay=500ms"))?,
-            ),
+            ("delay", Some(v)) => {
+                FaultChange::Delay(humantime::parse_duration(v).map_err(|e| FaultError::Delay {
+                    text: text.to_string(),
+                    why: e.to_string(),
+                })?)
+            }
             ("error-rate", v) => FaultChange::ErrorRate(rate(v)?),
             ("apply-then-fail-rate", v) => FaultChange::ApplyThenFailRate(rate(v)?),
-            _ => return Err(format!("`{text}` is not a fault: write {FAULT_FORMS}")),
+            _ => return Err(FaultError::Unknown(text.to_string())),
         })
     }
 }
@@ -228,7 +244,7 @@ async fn change(node: &RefNode, req: Request<Incoming>) -> Response<ProxyBody> {
     for text in &asked.faults {
         match text.parse::<FaultChange>() {
             Ok(c) => changes.push(c),
-            Err(e) => return problem::plain(StatusCode::BAD_REQUEST, "bad-fault", e),
+            Err(e) => return problem::plain(StatusCode::BAD_REQUEST, "bad-fault", e.to_string()),
         }
     }
     for c in &changes {
@@ -262,18 +278,21 @@ mod tests {
             "error-rate=2"
                 .parse::<FaultChange>()
                 .unwrap_err()
+                .to_string()
                 .contains("0 to 1")
         );
         assert!(
             "delay=soon"
                 .parse::<FaultChange>()
                 .unwrap_err()
+                .to_string()
                 .contains("delay=500ms")
         );
         assert!(
             "sideways"
                 .parse::<FaultChange>()
                 .unwrap_err()
+                .to_string()
                 .contains("heal")
         );
     }

@@ -238,7 +238,7 @@ fn intent(s: &Submitted<'_>, first: &NodeWrite) -> Begin {
         txn: s.txn.to_string(),
         at_ms: now_ms(),
         generation: s.rt.generation,
-        method: first.method.to_string(),
+        method: first.method.clone(),
         path: first.path.clone(),
         key: s.key.to_string(),
         route: Some(s.route.to_string()),

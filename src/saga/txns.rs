@@ -29,7 +29,7 @@ pub fn view(e: &Entry) -> TxnView {
     TxnView {
         txn: e.begin.txn.clone(),
         state: e.state,
-        method: e.begin.method.clone(),
+        method: e.begin.method.to_string(),
         path: e.begin.path.clone(),
         route: e.begin.route.clone(),
         key: e.begin.key.clone(),

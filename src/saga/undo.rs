@@ -90,7 +90,7 @@ pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan
             Some(Snapshot::Absent) => {
                 let path = inputs.snapshot_path.unwrap_or(&path).to_string();
                 return Ok(UndoPlan {
-                    method: "DELETE".into(),
+                    method: Method::DELETE,
                     path,
                     content_type: None,
                     body: Bytes::new(),
@@ -101,7 +101,7 @@ pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan
         },
     };
     Ok(UndoPlan {
-        method: rule.method.to_string(),
+        method: rule.method.clone(),
         path,
         content_type,
         body,
@@ -129,14 +129,7 @@ pub(crate) async fn run_undo(
         headers::value(&format!("{txn}-{purpose}")),
     );
     headers.insert(headers::TXN_ID, headers::value(txn));
-    let Ok(method) = Method::from_bytes(plan.method.as_bytes()) else {
-        return CompReport {
-            outcome: CompOutcome::Failed,
-            status: None,
-            error: Some(format!("bad method {}", plan.method)),
-            attempts: 0,
-        };
-    };
+    let method = plan.method.clone();
     let call = Call {
         node,
         method,

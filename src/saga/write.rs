@@ -156,7 +156,7 @@ impl<'a> Txn<'a> {
         };
         let path = rule.path.render(&ctx, Escape::Path).ok()?;
         Some(VerifyPlan {
-            method: rule.method.to_string(),
+            method: rule.method.clone(),
             node_paths: self
                 .mapped
                 .get()
@@ -188,7 +188,7 @@ impl<'a> Txn<'a> {
             txn: self.id.clone(),
             at_ms: now_ms(),
             generation: self.rt.generation,
-            method: self.req.method.to_string(),
+            method: self.req.method.clone(),
             path: self.req.path_and_query.clone(),
             key: self.key.clone(),
             route: self.route.map(|r| r.name.clone()),

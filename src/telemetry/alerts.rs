@@ -189,6 +189,19 @@ async fn deliver_all(mut rx: mpsc::Receiver<AlertEvent>, uri: Uri, opts: AlertOp
     }
 }
 
+/// Why one delivery of an alert failed (it is retried).
+#[derive(Debug, Clone, thiserror::Error)]
+enum AlertError {
+    #[error("the alert request cannot be built: {0}")]
+    Request(String),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("webhook answered {0}")]
+    Status(http::StatusCode),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
 /// POSTs one event until a 2xx, the attempts, or the deadline run out.
 async fn deliver(client: &WebhookClient, uri: &Uri, opts: &AlertOptions, e: &AlertEvent) -> bool {
     let body = Bytes::from(serde_json::to_vec(e).unwrap_or_default());
@@ -198,8 +211,12 @@ async fn deliver(client: &WebhookClient, uri: &Uri, opts: &AlertOptions, e: &Ale
             Err(error) => Attempt::Retry(Err(error)),
         }
     };
-    let log_retry = |last: &Result<(), String>, attempt, _| {
-        let error = last.as_ref().err().map(String::as_str).unwrap_or_default();
+    let log_retry = |last: &Result<(), AlertError>, attempt, _| {
+        let error = last
+            .as_ref()
+            .err()
+            .map(ToString::to_string)
+            .unwrap_or_default();
         tracing::warn!(txn = %e.txn, attempt, error, "alert webhook failed; retrying");
     };
     match retry(&opts.backoff, attempt, log_retry).await {
@@ -208,6 +225,7 @@ async fn deliver(client: &WebhookClient, uri: &Uri, opts: &AlertOptions, e: &Ale
             true
         }
         (Err(error), attempts) => {
+            let error = error.to_string();
             tracing::error!(txn = %e.txn, attempts, error, "alert webhook unreachable: event not delivered");
             false
         }
@@ -219,29 +237,29 @@ async fn post(
     uri: &Uri,
     body: Bytes,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), AlertError> {
     let req = Request::builder()
         .method(Method::POST)
         .uri(uri.clone())
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::USER_AGENT, "dtc-alerts")
         .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| AlertError::Request(e.to_string()))?;
     let exchange = async {
         let resp = client
             .request(req)
             .await
-            .map_err(|e| crate::upstream::source_text(&e))?;
+            .map_err(|e| AlertError::Unreachable(crate::upstream::source_text(&e)))?;
         let status = resp.status();
         // Read the answer so the connection can be reused.
         let _ = resp.into_body().collect().await;
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!("webhook answered {status}"))
+            Err(AlertError::Status(status))
         }
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+        .unwrap_or(Err(AlertError::Timeout(timeout)))
 }

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// The compensating request for one node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UndoPlan {
-    pub method: String,
+    #[serde(with = "method_text")]
+    pub method: http::Method,
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
@@ -23,6 +24,22 @@ impl UndoPlan {
     pub fn content_type_header(&self) -> Option<(http::HeaderName, http::HeaderValue)> {
         let ct = self.content_type.as_deref()?;
         Some((CONTENT_TYPE, http::HeaderValue::from_str(ct).ok()?))
+    }
+}
+
+/// Methods in the journal: as their text (`"DELETE"`), the form journals have always held.
+pub mod method_text {
+    use http::Method;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(m.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        Method::from_bytes(text.as_bytes())
+            .map_err(|_| D::Error::custom(format!("`{text}` is not an HTTP method")))
     }
 }
 

@@ -224,7 +224,9 @@ impl Pool {
                 .map_err(|e| SendError::Connect(source_text(&e)))?;
             return self.handshake_h1(io).await;
         };
-        let config = tls.config().map_err(SendError::Connect)?;
+        let config = tls
+            .config()
+            .map_err(|e| SendError::Connect(e.to_string()))?;
         let https = HttpsConnector::new(self.connector.clone(), config, true, name.clone());
         // The TCP connect has its own bound inside; this one is for the TLS handshake.
         let io = tokio::time::timeout(self.connect_timeout * 2, https.oneshot(self.target.clone()))

@@ -27,6 +27,28 @@ use std::sync::{Arc, Mutex};
 type Fingerprint = Vec<Option<(u64, u64, u64, i64, i64)>>;
 
 /// The TLS client of one node.
+/// Why a node's TLS settings cannot be used; each names the file or setting to fix.
+#[derive(Debug, Clone, thiserror::Error)]
+pub(crate) enum NodeTlsError {
+    #[error("CA file {0}")]
+    CaFile(String),
+    #[error("no usable CA certificate in `{0}`")]
+    NoCaIn(String),
+    #[error(
+        "no usable CA certificate in the system (/etc/ssl/certs, SSL_CERT_FILE): set `tls.ca_file`"
+    )]
+    NoSystemCa,
+    #[error("cannot verify node certificates: {0}")]
+    Verifier(String),
+    /// The client certificate or key files.
+    #[error("{0}")]
+    Identity(String),
+    #[error("client certificate: {0}")]
+    ClientCert(String),
+    #[error("{0}")]
+    Rustls(String),
+}
+
 pub(crate) struct NodeTls {
     node: String,
     spec: Arc<TlsSpec>,
@@ -38,7 +60,7 @@ pub(crate) struct NodeTls {
 struct Loaded {
     print: Fingerprint,
     /// The settings in use, or why there are none yet.
-    config: Result<Arc<ClientConfig>, String>,
+    config: Result<Arc<ClientConfig>, NodeTlsError>,
 }
 
 impl NodeTls {
@@ -70,7 +92,7 @@ impl NodeTls {
     }
 
     /// The client settings for a new connection, reloaded first if a file changed.
-    pub(crate) fn config(&self) -> Result<Arc<ClientConfig>, String> {
+    pub(crate) fn config(&self) -> Result<Arc<ClientConfig>, NodeTlsError> {
         let print = fingerprint(&self.spec.files());
         let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
         if print != loaded.print {
@@ -101,19 +123,19 @@ fn fingerprint(files: &[&PathBuf]) -> Fingerprint {
 }
 
 /// rustls client settings for `spec`: its roots, versions, client certificate and ALPN.
-fn client_config(spec: &TlsSpec) -> Result<ClientConfig, String> {
+fn client_config(spec: &TlsSpec) -> Result<ClientConfig, NodeTlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let roots = roots(spec)?;
     let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
-        .map_err(|e| format!("cannot verify node certificates: {e}"))?;
+        .map_err(|e| NodeTlsError::Verifier(e.to_string()))?;
     let versions: &[&rustls::SupportedProtocolVersion] = match spec.min_version {
         TlsVersion::V12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V13 => &[&rustls::version::TLS13],
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| NodeTlsError::Rustls(e.to_string()))?;
     let builder = match spec.verify_hostname {
         true => builder.with_webpki_verifier(verifier),
         false => builder
@@ -122,10 +144,11 @@ fn client_config(spec: &TlsSpec) -> Result<ClientConfig, String> {
     };
     let mut config = match &spec.identity {
         Some((cert, key)) => {
-            let (chain, key) = pem::read_identity(cert, key).map_err(|e| e.to_string())?;
+            let (chain, key) =
+                pem::read_identity(cert, key).map_err(|e| NodeTlsError::Identity(e.to_string()))?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("client certificate: {e}"))?
+                .map_err(|e| NodeTlsError::ClientCert(e.to_string()))?
         }
         None => builder.with_no_client_auth(),
     };
@@ -133,11 +156,11 @@ fn client_config(spec: &TlsSpec) -> Result<ClientConfig, String> {
     Ok(config)
 }
 
-fn roots(spec: &TlsSpec) -> Result<RootCertStore, String> {
+fn roots(spec: &TlsSpec) -> Result<RootCertStore, NodeTlsError> {
     let mut roots = RootCertStore::empty();
     match &spec.ca_file {
         Some(path) => {
-            let certs = pem::read_certs(path).map_err(|e| format!("CA file {e}"))?;
+            let certs = pem::read_certs(path).map_err(|e| NodeTlsError::CaFile(e.to_string()))?;
             roots.add_parsable_certificates(certs);
         }
         None => {
@@ -145,11 +168,10 @@ fn roots(spec: &TlsSpec) -> Result<RootCertStore, String> {
         }
     }
     if roots.is_empty() {
-        let from = match &spec.ca_file {
-            Some(path) => format!("in `{}`", path.display()),
-            None => "in the system (/etc/ssl/certs, SSL_CERT_FILE): set `tls.ca_file`".into(),
-        };
-        return Err(format!("no usable CA certificate {from}"));
+        return Err(match &spec.ca_file {
+            Some(path) => NodeTlsError::NoCaIn(path.display().to_string()),
+            None => NodeTlsError::NoSystemCa,
+        });
     }
     Ok(roots)
 }

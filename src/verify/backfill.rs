@@ -273,7 +273,7 @@ impl Verifier {
         .await;
         let target = match agreed(&held, read::journaled(&history)) {
             Ok(t) => t,
-            Err(why) => return Fill::Pending(why),
+            Err(why) => return Fill::Pending(why.to_string()),
         };
         let node = &nodes[at];
         let mine = read::read(rt, node, &plan).await;
@@ -304,7 +304,7 @@ impl Verifier {
         };
         let write = match write {
             Ok(w) => w,
-            Err(e) => return Fill::Pending(e),
+            Err(e) => return Fill::Pending(e.to_string()),
         };
         let writes = [NodeWrite {
             node: node.clone(),
@@ -357,29 +357,35 @@ impl Verifier {
     }
 }
 
+/// Why a backfill has nothing to copy to a joining node now (the key stays pending).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum NoCopy {
+    #[error("a node could not be read: {0}")]
+    Unreadable(String),
+    #[error("the nodes that serve reads differ ({0}): dtc verify owns it")]
+    Differ(String),
+    #[error("no node to copy from")]
+    NoSource,
+    #[error(
+        "the nodes that serve reads hold {0}, which the key's last acknowledged write contradicts: dtc verify owns it"
+    )]
+    Contradicted(String),
+}
+
 /// What the nodes that serve reads agree the key holds, or why there is nothing to copy: they
 /// differ, one cannot be read, or what they agree on contradicts the key's last acknowledged
 /// write (`journaled`), which a majority never outvotes (that is `dtc verify`'s to list).
-fn agreed(held: &[Held], journaled: Option<Journaled>) -> Result<Target, String> {
+fn agreed(held: &[Held], journaled: Option<Journaled>) -> Result<Target, NoCopy> {
     if let Some(Held::Unknown { error }) = held.iter().find(|h| matches!(h, Held::Unknown { .. })) {
-        return Err(format!("a node could not be read: {error}"));
+        return Err(NoCopy::Unreadable(error.clone()));
     }
     if !held.windows(2).all(|w| w[0].same_state(&w[1])) {
         let seen: Vec<String> = held.iter().map(Held::describe).collect();
-        return Err(format!(
-            "the nodes that serve reads differ ({}): dtc verify owns it",
-            seen.join(", ")
-        ));
+        return Err(NoCopy::Differ(seen.join(", ")));
     }
-    let target = held
-        .first()
-        .and_then(Target::of)
-        .ok_or_else(|| "no node to copy from".to_string())?;
+    let target = held.first().and_then(Target::of).ok_or(NoCopy::NoSource)?;
     if read::contradicts(&target, journaled) {
-        return Err(format!(
-            "the nodes that serve reads hold {}, which the key's last acknowledged write contradicts: dtc verify owns it",
-            target.describe()
-        ));
+        return Err(NoCopy::Contradicted(target.describe()));
     }
     Ok(target)
 }

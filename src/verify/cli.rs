@@ -35,6 +35,43 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why `dtc verify` (or `POST /verify`) cannot run the check; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("since `{since}` is not a duration ({why}); write it like \"1h\"")]
+    Since { since: String, why: String },
+    #[error("since and limit must be more than 0")]
+    Zero,
+    #[error("the request to the sidecar cannot be built: {0}")]
+    Request(String),
+    #[error("the sidecar's admin API at {at} did not answer: {why}")]
+    NoAnswer { at: SocketAddr, why: String },
+    #[error("the sidecar's answer broke off: {0}")]
+    BrokeOff(String),
+    #[error("the sidecar's admin API at {at} answered {status}: {text}")]
+    Refused {
+        at: SocketAddr,
+        status: StatusCode,
+        text: String,
+    },
+    #[error("the sidecar's answer is not a verify report ({0})")]
+    NotReport(String),
+    #[error(
+        "journal.durability = \"off\" keeps no journal on disk: only the running sidecar knows its keys, and its admin API (listen.admin) did not answer"
+    )]
+    NoDiskJournal,
+    #[error("no journal at `{0}`: nothing was written through this config (check journal.dir)")]
+    NoJournal(String),
+    #[error(
+        "{error}. That sidecar's admin API ({admin}) does not answer, so the check cannot run under its key locks: enable listen.admin on it, or stop it"
+    )]
+    Locked { error: JournalError, admin: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Store(#[from] crate::journal::shared::StoreError),
+}
+
 /// `dtc verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -65,15 +102,13 @@ pub struct VerifyRequest {
 
 impl VerifyRequest {
     /// The options it asks for, or what is wrong with it.
-    pub fn options(&self) -> Result<Options, String> {
-        let since = humantime::parse_duration(&self.since).map_err(|e| {
-            format!(
-                "since `{}` is not a duration ({e}); write it like \"1h\"",
-                self.since
-            )
+    pub fn options(&self) -> Result<Options, VerifyError> {
+        let since = humantime::parse_duration(&self.since).map_err(|e| VerifyError::Since {
+            since: self.since.clone(),
+            why: e.to_string(),
         })?;
         if self.limit == 0 || since.is_zero() {
-            return Err("since and limit must be more than 0".into());
+            return Err(VerifyError::Zero);
         }
         Ok(Options {
             since,
@@ -118,7 +153,7 @@ pub fn verify_main(args: VerifyArgs) -> ExitCode {
 }
 
 /// Through the running sidecar when one answers on the admin listener, else standalone.
-pub async fn check(settings: Settings, request: VerifyRequest) -> Result<Report, String> {
+pub async fn check(settings: Settings, request: VerifyRequest) -> Result<Report, VerifyError> {
     let token = settings.config.listen.admin_token.clone();
     if let Some(addr) = settings.admin {
         let spinner = terminal_bar(ProgressBar::new_spinner());
@@ -138,7 +173,7 @@ async fn ask_sidecar(
     addr: SocketAddr,
     token: Option<&str>,
     request: &VerifyRequest,
-) -> Result<Option<Report>, String> {
+) -> Result<Option<Report>, VerifyError> {
     let mut target = addr;
     if target.ip().is_unspecified() {
         target.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
@@ -153,7 +188,7 @@ async fn ask_sidecar(
     {
         return Ok(None);
     }
-    let body = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(request).map_err(|e| VerifyError::Request(e.to_string()))?;
     let mut req = Request::builder()
         .method(Method::POST)
         .uri(format!("http://{target}/verify"))
@@ -163,61 +198,59 @@ async fn ask_sidecar(
     }
     let req = req
         .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| VerifyError::Request(e.to_string()))?;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let resp = client.request(req).await.map_err(|e| {
-        format!(
-            "the sidecar's admin API at {target} did not answer: {}",
-            crate::upstream::source_text(&e)
-        )
-    })?;
+    let resp = client
+        .request(req)
+        .await
+        .map_err(|e| VerifyError::NoAnswer {
+            at: target,
+            why: crate::upstream::source_text(&e),
+        })?;
     let status = resp.status();
     let body = resp
         .into_body()
         .collect()
         .await
-        .map_err(|e| format!("the sidecar's answer broke off: {e}"))?
+        .map_err(|e| VerifyError::BrokeOff(e.to_string()))?
         .to_bytes();
     if status != StatusCode::OK {
-        let text = String::from_utf8_lossy(&body);
-        return Err(format!(
-            "the sidecar's admin API at {target} answered {status}: {}",
-            text.trim()
-        ));
+        return Err(VerifyError::Refused {
+            at: target,
+            status,
+            text: String::from_utf8_lossy(&body).trim().to_string(),
+        });
     }
     serde_json::from_slice(&body)
         .map(Some)
-        .map_err(|e| format!("the sidecar's answer is not a verify report ({e})"))
+        .map_err(|e| VerifyError::NotReport(e.to_string()))
 }
 
-async fn standalone(settings: Settings, request: VerifyRequest) -> Result<Report, String> {
+async fn standalone(settings: Settings, request: VerifyRequest) -> Result<Report, VerifyError> {
     // With `[cluster]` the keys come from the fleet's journal in the shared store, and a repair
     // takes the key's lease like any write.
     if let Some(cluster) = settings.config.cluster.clone() {
-        let shared = Shared::connect(&cluster).await.map_err(|e| e.to_string())?;
+        let shared = Shared::connect(&cluster).await?;
         let journal = Journal::with_shared_store(settings.config.journal.keep_finished, shared);
-        journal.refresh().await.map_err(|e| e.to_string())?;
+        journal.refresh().await?;
         return check_with(settings, request, journal).await;
     }
     let journal_cfg = settings.config.journal.clone();
     if journal_cfg.durability == DurabilityMode::Off {
-        return Err("journal.durability = \"off\" keeps no journal on disk: only the running sidecar knows its keys, and its admin API (listen.admin) did not answer".into());
+        return Err(VerifyError::NoDiskJournal);
     }
     let dir = PathBuf::from(&journal_cfg.dir);
     if !dir.join(crate::journal::log::FILE_NAME).exists() {
-        return Err(format!(
-            "no journal at `{}`: nothing was written through this config (check journal.dir)",
-            dir.display()
-        ));
+        return Err(VerifyError::NoJournal(dir.display().to_string()));
     }
     let _lock = DirLock::acquire(&dir).map_err(|e| match e {
-        JournalError::Locked { .. } => format!(
-            "{e}. That sidecar's admin API ({}) does not answer, so the check cannot run under its key locks: enable listen.admin on it, or stop it",
-            settings.config.listen.admin
-        ),
-        e => e.to_string(),
+        JournalError::Locked { .. } => VerifyError::Locked {
+            error: e,
+            admin: settings.config.listen.admin.clone(),
+        },
+        e => VerifyError::Journal(e),
     })?;
-    let (journal, _) = Journal::open(&journal_cfg).map_err(|e| e.to_string())?;
+    let (journal, _) = Journal::open(&journal_cfg)?;
     check_with(settings, request, journal).await
 }
 
@@ -225,11 +258,11 @@ async fn check_with(
     settings: Settings,
     request: VerifyRequest,
     journal: Arc<Journal>,
-) -> Result<Report, String> {
+) -> Result<Report, VerifyError> {
     let opts = request.options()?;
     let current = Arc::new(Current::new(settings));
     let coordinator = Coordinator::new(current).with_journal(journal.clone());
-    let verifier = Verifier::new(&coordinator).ok_or("no journal")?;
+    let verifier = Verifier::new(&coordinator).expect("a coordinator with a journal");
     let bar = terminal_bar(ProgressBar::new(0));
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} keys {elapsed}")
@@ -242,7 +275,7 @@ async fn check_with(
         })
         .await;
     bar.finish_and_clear();
-    journal.flush().await.map_err(|e| e.to_string())?;
+    journal.flush().await?;
     Ok(report)
 }
 

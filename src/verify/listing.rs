@@ -5,7 +5,7 @@
 //! with the resource as its body.
 
 use super::read::{self, Held, ReadPlan, Target};
-use super::repair::RepairWrite;
+use super::repair::{NoRepair, RepairWrite};
 use crate::config::template::{Context, Escape};
 use crate::config::validate::Route;
 use crate::runtime::Runtime;
@@ -27,12 +27,9 @@ pub struct Listed {
 impl Listed {
     /// The route's own write that brings a node to `target` (only "present": the listing saw
     /// the resource on the nodes that serve reads).
-    pub fn write(&self, target: &Target) -> Result<RepairWrite, String> {
+    pub fn write(&self, target: &Target) -> Result<RepairWrite, NoRepair> {
         let Target::Present { body, content_type } = target else {
-            return Err(
-                "listed, yet absent on the nodes that serve reads now: read again in the next pass"
-                    .into(),
-            );
+            return Err(NoRepair::ListedAbsent);
         };
         Ok(RepairWrite {
             method: self.method.clone(),

@@ -348,7 +348,7 @@ impl Verifier {
             }
             None => None,
         };
-        let writes: Result<Vec<NodeWrite>, String> = odd
+        let writes: Result<Vec<NodeWrite>, repair::NoRepair> = odd
             .iter()
             .map(|&i| {
                 let node = rt.nodes.all()[i].clone();
@@ -406,7 +406,7 @@ impl Verifier {
                 };
                 self.coordinator.submit(s).await.map_err(|e| e.to_string())
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         };
         match result {
             Ok(r) => {
@@ -523,7 +523,7 @@ fn key_report(
             .map(|e| TxnBrief {
                 txn: e.begin.txn.clone(),
                 state: e.state.to_string(),
-                method: e.begin.method.clone(),
+                method: e.begin.method.to_string(),
                 path: e.begin.path.clone(),
             })
             .collect(),

@@ -225,7 +225,7 @@ pub fn journaled(history: &KeyHistory) -> Option<Journaled> {
         .txns
         .iter()
         .find(|e| e.state == TxnState::Succeeded)?;
-    Some(if last.begin.method == "DELETE" {
+    Some(if last.begin.method == Method::DELETE {
         Journaled::Absent
     } else {
         Journaled::Present {
@@ -240,7 +240,7 @@ pub fn plan(rt: &Runtime, history: &KeyHistory) -> Option<ReadPlan> {
     let from_verify = history.txns.iter().find_map(|e| {
         let v = e.begin.verify.as_ref()?;
         Some(ReadPlan {
-            method: Method::from_bytes(v.method.as_bytes()).ok()?,
+            method: v.method.clone(),
             path: v.path.clone(),
             headers: header_map(&e.begin.headers),
             node_paths: v.node_paths.clone(),

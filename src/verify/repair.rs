@@ -36,13 +36,24 @@ pub struct RepairWrite {
     pub already: Vec<u16>,
 }
 
+/// Why no repair write can be chosen for a key: the journal holds nothing to build it from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NoRepair {
+    #[error("no journaled delete or undo of a create for this key")]
+    NoDelete,
+    #[error("no journaled create or undo of a delete for this key")]
+    NoCreate,
+    #[error("listed, yet absent on the nodes that serve reads now: read again in the next pass")]
+    ListedAbsent,
+}
+
 /// The write that brings a node holding `held` to `target`, or why there is none.
 pub fn choose(
     rt: &Runtime,
     history: &KeyHistory,
     target: &Target,
     held: &Held,
-) -> Result<RepairWrite, String> {
+) -> Result<RepairWrite, NoRepair> {
     let plans = || {
         history.txns.iter().flat_map(|e| {
             e.nodes
@@ -54,7 +65,7 @@ pub fn choose(
     let json = Some("application/json".to_string());
     match target {
         Target::Absent => {
-            if let Some((_, p)) = plans().find(|(_, p)| p.method == "DELETE") {
+            if let Some((_, p)) = plans().find(|(_, p)| p.method == Method::DELETE) {
                 return Ok(RepairWrite {
                     method: Method::DELETE,
                     path: p.path.clone(),
@@ -69,11 +80,14 @@ pub fn choose(
                     body, content_type, ..
                 },
             ) = (
-                history.txns.iter().find(|e| e.begin.method == "DELETE"),
+                history
+                    .txns
+                    .iter()
+                    .find(|e| e.begin.method == Method::DELETE),
                 held,
             )
             else {
-                return Err("no journaled delete or undo of a create for this key".into());
+                return Err(NoRepair::NoDelete);
             };
             Ok(RepairWrite {
                 method: Method::DELETE,
@@ -85,7 +99,7 @@ pub fn choose(
         }
         Target::Present { body, content_type } => {
             let restore = plans().find(|(e, p)| {
-                p.method != "DELETE"
+                p.method != Method::DELETE
                     && route_of(rt, e.begin.route.as_deref()).is_some_and(|r| {
                         r.compensation
                             .as_ref()
@@ -94,7 +108,7 @@ pub fn choose(
             });
             if let Some((_, p)) = restore {
                 return Ok(RepairWrite {
-                    method: Method::from_bytes(p.method.as_bytes()).map_err(|e| e.to_string())?,
+                    method: p.method.clone(),
                     path: p.path.clone(),
                     content_type: content_type.clone().or(json),
                     body: body.clone(),
@@ -102,22 +116,21 @@ pub fn choose(
                 });
             }
             if let Some(e) = history.txns.iter().find(|e| {
-                e.begin.method != "DELETE" && e.begin.route.as_deref() != Some(REPAIR_ROUTE)
+                e.begin.method != Method::DELETE && e.begin.route.as_deref() != Some(REPAIR_ROUTE)
             }) {
                 return Ok(RepairWrite {
-                    method: Method::from_bytes(e.begin.method.as_bytes())
-                        .map_err(|e| e.to_string())?,
+                    method: e.begin.method.clone(),
                     path: e.begin.path.clone(),
                     content_type: content_type.clone().or(json),
                     body: body.clone(),
                     already: already_of(rt, e.begin.route.as_deref()),
                 });
             }
-            let Some((_, p)) = plans().find(|(_, p)| p.method != "DELETE") else {
-                return Err("no journaled create or undo of a delete for this key".into());
+            let Some((_, p)) = plans().find(|(_, p)| p.method != Method::DELETE) else {
+                return Err(NoRepair::NoCreate);
             };
             Ok(RepairWrite {
-                method: Method::from_bytes(p.method.as_bytes()).map_err(|e| e.to_string())?,
+                method: p.method.clone(),
                 path: p.path.clone(),
                 content_type: p.content_type.clone(),
                 body: p.body.clone(),

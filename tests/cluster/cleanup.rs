@@ -40,7 +40,7 @@ fn begin(key: &str) -> Begin {
         txn: dtc::saga::new_txn_id(),
         at_ms: now_ms(),
         generation: 1,
-        method: "POST".into(),
+        method: http::Method::POST,
         path: "/v1/group/".into(),
         key: key.to_string(),
         route: Some("create group".into()),

@@ -194,7 +194,7 @@ async fn a_creates_ids_are_written_only_under_its_lease_and_withdrawn_when_it_en
         let mut e = Entry::new(Begin {
             txn: txn.into(),
             at_ms: now_ms(),
-            method: "POST".into(),
+            method: http::Method::POST,
             path: "/items".into(),
             key: format!("txn:{txn}"),
             ..Begin::default()

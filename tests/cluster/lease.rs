@@ -50,7 +50,7 @@ pub(super) fn entry(key: &str) -> Entry {
         txn: dtc::saga::new_txn_id(),
         at_ms: dtc::journal::record::now_ms(),
         generation: 1,
-        method: "POST".into(),
+        method: http::Method::POST,
         path: "/v1/group/".into(),
         key: key.to_string(),
         route: None,

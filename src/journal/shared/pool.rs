@@ -95,9 +95,10 @@ impl Pool {
         events: Option<Arc<dyn StoreEvents>>,
     ) -> Result<(Pool, SslMode), StoreError> {
         let url = redact_url(&cfg.database_url);
-        let (plain, settings) =
-            store_tls::split(&cfg.database_url).map_err(|why| StoreError::Tls { why })?;
-        let connector = tls::connector(&settings).map_err(|why| StoreError::Tls { why })?;
+        let (plain, settings) = store_tls::split(&cfg.database_url)
+            .map_err(|e| StoreError::Tls { why: e.to_string() })?;
+        let connector =
+            tls::connector(&settings).map_err(|e| StoreError::Tls { why: e.to_string() })?;
         let mut pg: tokio_postgres::Config =
             plain
                 .parse()

@@ -16,8 +16,36 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+/// Why the store's TLS files cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TlsFileError {
+    /// A certificate file that cannot be read or parsed (`what` names its URL parameter).
+    #[error("{what} `{file}`: {why}")]
+    Unreadable {
+        what: &'static str,
+        file: String,
+        why: String,
+    },
+    #[error("{what} `{file}` holds no PEM certificate")]
+    NoCertificate { what: &'static str, file: String },
+    #[error("sslkey `{file}`: no usable private key ({why})")]
+    Key { file: String, why: String },
+    #[error("sslcert and sslkey do not work together: {0}")]
+    Pair(String),
+    #[error("{0}")]
+    Rustls(String),
+}
+
+fn unreadable(what: &'static str, file: &Path, why: impl std::fmt::Display) -> TlsFileError {
+    TlsFileError::Unreadable {
+        what,
+        file: file.display().to_string(),
+        why: why.to_string(),
+    }
+}
+
 /// The connector for `tls`, or why its files cannot be used.
-pub fn connector(tls: &StoreTls) -> Result<MakeRustlsConnect, String> {
+pub fn connector(tls: &StoreTls) -> Result<MakeRustlsConnect, TlsFileError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier: Arc<dyn ServerCertVerifier> = match (&tls.root_cert, tls.mode) {
         (Some(file), mode) if mode.verifies() => {
@@ -26,7 +54,7 @@ pub fn connector(tls: &StoreTls) -> Result<MakeRustlsConnect, String> {
                 provider.clone(),
             )
             .build()
-            .map_err(|e| format!("sslrootcert `{}`: {e}", file.display()))?;
+            .map_err(|e| unreadable("sslrootcert", file, e))?;
             match mode {
                 SslMode::VerifyCa => Arc::new(AnyName(webpki)),
                 _ => webpki,
@@ -36,42 +64,47 @@ pub fn connector(tls: &StoreTls) -> Result<MakeRustlsConnect, String> {
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| TlsFileError::Rustls(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
     let config = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
             let chain = certificates(cert, "sslcert")?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| format!("sslkey `{}`: no usable private key ({e})", key.display()))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsFileError::Key {
+                file: key.display().to_string(),
+                why: e.to_string(),
+            })?;
             builder
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("sslcert and sslkey do not work together: {e}"))?
+                .map_err(|e| TlsFileError::Pair(e.to_string()))?
         }
         _ => builder.with_no_client_auth(),
     };
     Ok(MakeRustlsConnect::new(config))
 }
 
-fn certificates(file: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+fn certificates(
+    file: &Path,
+    what: &'static str,
+) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
     let certs = CertificateDer::pem_file_iter(file)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{what} `{}`: {e}", file.display()))?;
+        .map_err(|e| unreadable(what, file, e))?;
     if certs.is_empty() {
-        return Err(format!(
-            "{what} `{}` holds no PEM certificate",
-            file.display()
-        ));
+        return Err(TlsFileError::NoCertificate {
+            what,
+            file: file.display().to_string(),
+        });
     }
     Ok(certs)
 }
 
-fn roots(file: &Path) -> Result<RootCertStore, String> {
+fn roots(file: &Path) -> Result<RootCertStore, TlsFileError> {
     let mut roots = RootCertStore::empty();
     for cert in certificates(file, "sslrootcert")? {
         roots
             .add(cert)
-            .map_err(|e| format!("sslrootcert `{}`: {e}", file.display()))?;
+            .map_err(|e| unreadable("sslrootcert", file, e))?;
     }
     Ok(roots)
 }

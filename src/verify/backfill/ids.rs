@@ -70,7 +70,7 @@ impl Verifier {
         let held = futures_util::future::join_all(reads).await;
         let target = match agreed(&held, read::journaled(k.history)) {
             Ok(t) => t,
-            Err(why) => return Fill::Pending(why),
+            Err(why) => return Fill::Pending(why.to_string()),
         };
         let node = &nodes[k.at];
         let mine = match under_own(k.at) {
