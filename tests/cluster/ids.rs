@@ -247,3 +247,66 @@ async fn a_creates_ids_are_written_only_under_its_lease_and_withdrawn_when_it_en
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repair_through_one_sidecar_maps_the_new_id_for_every_sidecar() {
+    use dtc::verify::{Finding, Options, Verifier};
+    let db = "idmaprepair";
+    let url = pg::database(db).await;
+    let nodes = id_bases().await;
+    let a = start_proxy(items_config(&nodes, &url)).await;
+    let b = start_proxy(items_config(&nodes, &url)).await;
+    let created = send(Method::POST, &a.at("/items"), Some(r#"{"name":"A"}"#), &[]).await;
+    assert_eq!(created.state(), "succeeded", "{}", created.text());
+    let put = send(
+        Method::PUT,
+        &b.at("/items/1"),
+        Some(r#"{"id":1,"name":"B"}"#),
+        &[],
+    )
+    .await;
+    assert_eq!(put.state(), "succeeded", "{}", put.text());
+    // node-2 loses the item behind dtc's back.
+    let lost = format!("{}/items/1001", nodes[1].url());
+    assert_eq!(send(Method::DELETE, &lost, None, &[]).await.status(), 200);
+
+    // B's view of the fleet is a scan old: refreshed now, it knows the replace ended.
+    let view = b.app.proxy.coordinator.journal().unwrap();
+    view.refresh().await.unwrap();
+    let verifier = Verifier::new(&b.app.proxy.coordinator).unwrap();
+    let opts = Options {
+        since: std::time::Duration::from_secs(600),
+        limit: 100,
+        repair: true,
+    };
+    let report = verifier.run(&opts, &|_, _| {}).await;
+    let k = report.findings.iter().find(|k| k.key == "item/1");
+    let k = k.unwrap_or_else(|| panic!("{report:?}"));
+    assert_eq!(k.finding, Finding::Divergent, "{report:?}");
+    assert_eq!(k.repair.as_ref().unwrap().state, "succeeded", "{report:?}");
+    let held: Vec<u64> = nodes[1].items().into_keys().collect();
+    assert_eq!(held.len(), 1, "recreated on node-2: {held:?}");
+    let new_id = held[0].to_string();
+    let journal = a.app.proxy.coordinator.journal().unwrap();
+    let entry = journal.lookup_ids("/items", "1").await.unwrap().unwrap();
+    assert_eq!(
+        entry.node_id("node-2"),
+        Some(new_id.as_str()),
+        "A sees the new id"
+    );
+    for i in 0..10 {
+        let r = send(Method::GET, &a.at("/items/1"), None, &[]).await;
+        assert_eq!(
+            r.json(),
+            json!({"id": 1, "name": "B"}),
+            "read {i} through A"
+        );
+    }
+    let deleted = send(Method::DELETE, &a.at("/items/1"), None, &[]).await;
+    assert_eq!(deleted.state(), "succeeded", "{}", deleted.text());
+    assert_eq!(ids(&nodes), [Vec::<u64>::new(), vec![], vec![]]);
+    assert_eq!(
+        pg::shared().count(db, "SELECT count(*) FROM dtc_ids").await,
+        0
+    );
+}
