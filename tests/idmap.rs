@@ -754,3 +754,41 @@ async fn a_joining_nodes_backfill_creates_a_mapped_resource_and_maps_its_id() {
     assert_eq!(d.state(), "succeeded", "{}", d.text());
     assert_eq!(all[3].items().len(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_recovery_finds_done_on_every_node_takes_the_resource_out_of_the_map() {
+    let nodes = id_bases().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = process_config(&nodes, dir.path());
+    let dtc = process::spawn_dtc(&cfg, dir.path());
+    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    nodes[2].hold_next(1);
+    let url = format!("{}/items/1", dtc.url);
+    let client = tokio::spawn(async move { try_send(Method::DELETE, &url, None, &[]).await });
+    wait_until("node-1 and node-2 deleted, node-3 holds the delete", || {
+        nodes[2].held_count() == 1 && nodes[..2].iter().all(|n| n.items().is_empty())
+    })
+    .await;
+    dtc.crash();
+    assert!(client.await.unwrap().is_err(), "the client got no answer");
+    nodes[2].release_held();
+    // node-3's copy goes too (as if the held delete had applied before the crash).
+    let direct = format!("{}/items/2001", nodes[2].url());
+    assert_eq!(send(Method::DELETE, &direct, None, &[]).await.status(), 200);
+
+    let dtc = process::spawn_dtc(&cfg, dir.path());
+    let log = dir.path().join("journal");
+    let deleted = recovered(&log, dtc, "/items/1").await;
+    assert_eq!(deleted.state, dtc::txn::TxnState::Succeeded, "{deleted:?}");
+    let journal_cfg = dtc::config::JournalConfig {
+        dir: log.display().to_string(),
+        ..Default::default()
+    };
+    let (journal, _) = dtc::journal::Journal::open(&journal_cfg).unwrap();
+    assert_eq!(
+        journal.ids_of("/items", "1"),
+        None,
+        "deleted everywhere: unmapped"
+    );
+    assert_eq!(journal.ids_len(), 0);
+}

@@ -101,6 +101,7 @@ pub async fn recover_taken_over(
     .await;
     tracing::warn!(txn = %txn, key = %entry.begin.key, state = %r.state, reason = r.reason.as_ref().map(|r| r.describe()).unwrap_or_default(), "in-doubt transaction recovered");
     let state = r.state;
+    unmap_if_deleted(journal, &rt, entry, state).await;
     record(journal, txn, r).await;
     if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
         cb(TxnState::InDoubt, &e);
@@ -114,6 +115,23 @@ fn purpose(entry: &Entry) -> String {
     match entry.begin.verify {
         Some(_) => fresh("recover"),
         None => "undo".into(),
+    }
+}
+
+/// A mapped resource (a route's `id`) that a recovered or re-driven `DELETE` left absent on
+/// every node leaves the id map, as the live path's end takes it out (before the decision is
+/// journaled: with `[cluster]` that releases the key's lease the map's write needs).
+async fn unmap_if_deleted(journal: &Journal, rt: &Runtime, entry: &Entry, state: TxnState) {
+    if state != TxnState::Succeeded || entry.begin.method != "DELETE" {
+        return;
+    }
+    let path = crate::wire::path::normalize(&entry.begin.path);
+    let Some((rule, canonical)) = rt.settings.mapped_id(&path) else {
+        return;
+    };
+    let txn = &entry.begin.txn;
+    if let Err(e) = journal.unmap_ids(txn, &rule.collection, &canonical).await {
+        tracing::error!(txn = %txn, error = %e, "cannot journal that a mapped resource is gone");
     }
 }
 
@@ -149,6 +167,7 @@ pub async fn redrive_one(
     )
     .await;
     let state = r.state;
+    unmap_if_deleted(journal, &rt, &entry, state).await;
     record(journal, txn, r).await;
     if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
         cb(TxnState::Failed, &e);
