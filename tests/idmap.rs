@@ -2,8 +2,10 @@
 //! dtc with the shipped `config/items.toml`. A create answers one canonical id; every later read,
 //! replace and delete by that id reaches each node under its own id; a collection read shows
 //! canonical ids only; an undo of a create deletes each node's own id; the map survives a
-//! SIGKILL and compaction; a crash mid-create is listed, not guessed; verify compares through
-//! the map.
+//! SIGKILL and compaction; a crash mid-create is listed, not guessed; recovery judges a cut
+//! delete by the map (a node's 404 is a loss, a delete done everywhere unmaps); verify compares
+//! through the map and its repair, like a joining node's backfill, recreates a lost copy and
+//! maps the node's new id. Cluster mode (two sidecars, one store) is in `tests/cluster/ids.rs`.
 
 mod support;
 
