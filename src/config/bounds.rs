@@ -88,7 +88,7 @@ pub fn counts(c: &Config) -> [Count; 17] {
 }
 
 /// Every duration setting with its valid range (inclusive).
-pub fn spans(c: &Config) -> [Span; 21] {
+pub fn spans(c: &Config) -> [Span; 22] {
     let (r, t, h, j) = (&c.retry, &c.timeouts, &c.health, &c.journal);
     let zero = Duration::ZERO;
     [
@@ -108,6 +108,12 @@ pub fn spans(c: &Config) -> [Span; 21] {
         ("health.trial_initial", h.trial_initial, MS, HOUR),
         ("health.trial_max", h.trial_max, MS, HOUR),
         ("writes.retry_after", c.writes.retry_after, zero, HOUR),
+        (
+            "writes.wait_for_down_node",
+            c.writes.wait_for_down_node,
+            zero,
+            Duration::from_secs(60),
+        ),
         ("journal.redrive_initial", j.redrive_initial, MS, HOUR),
         ("journal.redrive_max", j.redrive_max, MS, DAY),
         ("journal.verify_after", j.verify_after, MS, HOUR),

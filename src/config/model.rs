@@ -289,6 +289,12 @@ pub struct Writes {
     /// (unreachable, see [`HealthConfig`]); `Retry-After` says when that node's next trial is due.
     /// Default true.
     pub fail_fast: bool,
+    /// With `fail_fast`, how long a write that needs a down node waits for it to come back (its
+    /// half-open trials are due every `health.trial_initial` to `health.trial_max`) before it is
+    /// refused; `0s` refuses at once. A node back within this wait costs the write that wait,
+    /// not a refusal the client must retry. Default `1s`.
+    #[serde(with = "super::duration")]
+    pub wait_for_down_node: Duration,
     /// `Retry-After` sent with 503 answers. Default `1s`.
     #[serde(with = "super::duration")]
     pub retry_after: Duration,
@@ -300,6 +306,7 @@ impl Default for Writes {
             methods: ["POST", "PUT", "PATCH", "DELETE"].map(String::from).into(),
             unmatched: None,
             fail_fast: true,
+            wait_for_down_node: Duration::from_secs(1),
             retry_after: Duration::from_secs(1),
         }
     }

@@ -118,6 +118,8 @@ pub struct Health {
     inner: Mutex<Inner>,
     /// Wakes the probe loop when the node goes down or a write claims a trial.
     changed: Notify,
+    /// Wakes every write waiting for the node to come back ([`Health::came_up`]).
+    up_again: Notify,
 }
 
 #[derive(Debug)]
@@ -154,6 +156,7 @@ impl Default for Health {
                 probe_misses: 0,
             }),
             changed: Notify::new(),
+            up_again: Notify::new(),
         }
     }
 }
@@ -329,6 +332,12 @@ impl Health {
         self.changed.notified().await;
     }
 
+    /// Resolves when the node comes back up (register it before looking at [`Health::is_up`]:
+    /// `notified` registers when first polled or enabled).
+    pub fn came_up(&self) -> tokio::sync::futures::Notified<'_> {
+        self.up_again.notified()
+    }
+
     /// The state as the admin shows it.
     pub fn view(&self) -> HealthView {
         let now = Instant::now();
@@ -362,6 +371,7 @@ impl Health {
         s.probe_misses = 0;
         s.window.clear(now);
         self.up.store(true, Ordering::Relaxed);
+        self.up_again.notify_waiters();
         Flip::Up { down_for }
     }
 

@@ -20,6 +20,7 @@ use crate::config::validate::{NodeSpec, parse_node_url};
 use health::Admission;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// A write refused by fail-fast ([`NodeSet::admit_write`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +148,43 @@ impl NodeSet {
             }
         }
         refusal.map_or(Ok(()), Err)
+    }
+
+    /// [`NodeSet::admit_write`], waiting up to `wait` for the down nodes to come back: woken
+    /// when one does, and when a refused node's next trial is due (this write may be that trial).
+    /// The refusal when the wait is over and a node it needs is still down.
+    pub async fn admit_write_within(&self, undoable: bool, wait: Duration) -> Result<(), Refusal> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let mut comebacks: Vec<_> = self
+                .nodes
+                .iter()
+                .filter(|n| !n.health.is_up())
+                .map(|n| Box::pin(n.health.came_up()))
+                .collect();
+            for c in &mut comebacks {
+                c.as_mut().enable();
+            }
+            let refusal = match self.admit_write(undoable) {
+                Ok(()) => return Ok(()),
+                Err(r) => r,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(refusal);
+            }
+            // At least a moment: a trial already under way is due again only after it ends.
+            let wake = (now + refusal.retry_in.max(Duration::from_millis(10))).min(deadline);
+            if comebacks.is_empty() {
+                // Went down after the look above: its trial schedule wakes this write.
+                tokio::time::sleep_until(wake).await;
+                continue;
+            }
+            tokio::select! {
+                _ = futures_util::future::select_all(comebacks) => {}
+                _ = tokio::time::sleep_until(wake) => {}
+            }
+        }
     }
 
     /// Picks a healthy node not in `tried` (indexes) that is not joining, by power of two

@@ -70,3 +70,71 @@ async fn with_two_nodes_down_no_write_is_a_trial_and_the_wait_is_the_longer_one(
     );
     assert_eq!(s.all()[1].health_view().state, "down", "not claimed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_write_waits_for_a_down_node_that_comes_back_within_the_wait() {
+    let s = Arc::new(set(&["a", "b", "c"]));
+    take_down(&s.all()[2]);
+    let start = Instant::now();
+    let waiting = tokio::spawn({
+        let s = s.clone();
+        // Not undoable: it cannot be the trial, only wait for the probe's.
+        async move { s.admit_write_within(false, Duration::from_secs(1)).await }
+    });
+    tokio::time::advance(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "still waiting while c is down");
+    let cfg = HealthConfig::default();
+    let c = &s.all()[2];
+    assert_eq!(
+        c.health.poll(&cfg),
+        health::Step::Probe,
+        "the probe's trial"
+    );
+    c.health.record(&Reach::Reached, Instant::now(), &cfg);
+    assert!(c.health.is_up());
+    assert_eq!(waiting.await.unwrap(), Ok(()));
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_millis(300),
+        "admitted when c came back"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_for_a_node_that_stays_down_is_refused_when_the_wait_is_over() {
+    let s = set(&["a", "b", "c"]);
+    take_down(&s.all()[2]);
+    let start = Instant::now();
+    let refusal = s
+        .admit_write_within(false, Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal.node, "c");
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    let at_once = s.admit_write_within(false, Duration::ZERO).await;
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(1),
+        "a zero wait refuses at once"
+    );
+    assert!(at_once.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_undoable_write_becomes_the_trial_when_it_is_due() {
+    let s = set(&["a", "b", "c"]);
+    take_down(&s.all()[2]);
+    let start = Instant::now();
+    let admitted = s.admit_write_within(true, Duration::from_secs(1)).await;
+    assert_eq!(admitted, Ok(()));
+    let waited = start.elapsed();
+    assert!(
+        !waited.is_zero() && waited <= HealthConfig::default().trial_initial,
+        "admitted when the first trial was due (jittered): {waited:?}"
+    );
+    assert_eq!(
+        s.all()[2].health_view().state,
+        "half_open",
+        "the write is the trial"
+    );
+}
