@@ -212,7 +212,7 @@ impl Log {
         let path = found.path.clone();
         let (prepared, report) = open::prepare(&opts.dir, found)?;
         let shared = Arc::new(Shared::default());
-        let sealed_bytes: u64 = prepared.sealed.iter().map(|(_, _, len)| len).sum();
+        let sealed_bytes: u64 = prepared.sealed.iter().map(|s| s.len).sum();
         shared
             .size
             .store(sealed_bytes + prepared.len, Ordering::Release);

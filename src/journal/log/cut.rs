@@ -28,7 +28,7 @@ use tracing::{info, warn};
 
 use super::prealloc::{PREALLOCATE, zero_fill};
 use super::segment::{SPARE_NAME, sealed_name};
-use super::writer::{Repair, Spare, Writer, sync_dir};
+use super::writer::{Repair, SealedFile, Spare, Writer, sync_dir};
 use super::{Faults, format, private};
 use crate::journal::JournalError;
 
@@ -100,11 +100,15 @@ impl Writer {
         let sealed_len = self.len;
         // The zeros after the records were room, not records: not worth a sync either way.
         let _ = self.file.set_len(sealed_len);
-        self.sealed
-            .push((self.first_seq, sealed_path.clone(), sealed_len));
         self.first_seq = first;
         let header = format::header_frame(first).len() as u64;
-        self.install(spare, header);
+        let old = self.install(spare, header);
+        self.sealed.push(SealedFile {
+            path: sealed_path.clone(),
+            len: sealed_len,
+            file: old,
+        });
+        self.publish_size();
         self.allocated = allocated.max(header);
         if let Err(e) = sync_dir(&self.dir) {
             return Err(self.fail(

@@ -22,7 +22,7 @@ use std::{
 
 use super::format::{self, Damage, Format};
 use super::segment::{self, SPARE_NAME, Sealed};
-use super::writer::{sync_dir, tmp_path};
+use super::writer::{SealedFile, sync_dir, tmp_path};
 use super::{FILE_NAME, frame, private};
 use crate::journal::JournalError;
 
@@ -171,8 +171,8 @@ pub(super) struct Prepared {
     pub len: u64,
     pub allocated: u64,
     pub first_seq: u64,
-    /// The sealed segments: first record number, path, bytes of records.
-    pub sealed: Vec<(u64, PathBuf, u64)>,
+    /// The sealed segments, open for reading.
+    pub sealed: Vec<SealedFile>,
 }
 
 /// Quarantines the damage and leaves a clean chain of segments (see the module's table).
@@ -202,7 +202,13 @@ pub(super) fn prepare(
     let mut sealed = Vec::with_capacity(found.sealed.len());
     for s in &found.sealed {
         let len = prepare_sealed(dir, s, &mut report)?;
-        sealed.push((s.first_seq, s.path.clone(), len));
+        let file =
+            File::open(&s.path).map_err(|e| JournalError::open(s.path.clone(), "open", e))?;
+        sealed.push(SealedFile {
+            path: s.path.clone(),
+            len,
+            file,
+        });
     }
     let quarantined = quarantine(dir, FILE_NAME, &found.damage)
         .map_err(|e| JournalError::open(path.clone(), "quarantine the damaged bytes of", e))?;

@@ -6,7 +6,8 @@
 //! retries a sync and trusts it. Instead, on a backoff, a probe:
 //!
 //! 1. reopens the file by its path (a new descriptor; a file gone from its path, or its
-//!    directory, is written anew from the old descriptor, which still holds it);
+//!    directory, is written anew from the old descriptor, which still holds it, and so is
+//!    every sealed segment whose file is gone: the writer keeps them open for this);
 //! 2. cuts it back to the last acknowledged record — everything after it was refused to its
 //!    caller, and a record that was refused must not come back at the next start;
 //! 3. syncs that, then grows the file by a chunk of zeros and syncs again: the probe of the
@@ -81,6 +82,8 @@ impl Writer {
             .map_err(self.err("read the open journal"))?;
         let records = verify(&bytes, acked).map_err(self.err("check the open journal"))?;
         super::private::prepare_dir(&self.dir)?;
+        self.restore_sealed()
+            .map_err(self.err("write a sealed segment anew"))?;
         let tmp = tmp_path(&self.path);
         let file = super::private::create_file(&tmp)
             .and_then(|f| {
@@ -106,6 +109,26 @@ impl Writer {
         self.allocated = allocated;
         tracing::warn!(path = %self.path.display(), bytes = acked, "the journal file was gone: written anew from the open descriptor");
         Ok(records)
+    }
+
+    /// Writes every sealed segment whose file is gone anew from the descriptor dtc still holds
+    /// (the directory's fsync follows with the active segment's). The records sealed segments
+    /// hold were acknowledged long ago: a removed directory must not lose them.
+    fn restore_sealed(&self) -> io::Result<()> {
+        for s in &self.sealed {
+            if s.path.exists() {
+                continue;
+            }
+            let mut bytes = vec![0; s.len as usize];
+            s.file.read_exact_at(&mut bytes, 0)?;
+            let tmp = tmp_path(&s.path);
+            let f = super::private::create_file(&tmp)?;
+            self.write_at(&f, &bytes, 0)?;
+            self.sync_data(&f)?;
+            fs::rename(&tmp, &s.path)?;
+            tracing::warn!(path = %s.path.display(), bytes = s.len, "a sealed journal segment was gone: written anew from the open descriptor");
+        }
+        Ok(())
     }
 
     /// Grows the file past the acknowledged records and syncs ([`Writer::probe_room`]): fails

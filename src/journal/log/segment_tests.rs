@@ -377,3 +377,25 @@ async fn a_cut_short_sealed_segment_is_damage_not_a_torn_write() {
     );
     assert_eq!(found.payloads(), [&written[..36], &written[37..]].concat());
 }
+
+#[tokio::test]
+async fn a_removed_directory_is_written_anew_with_every_sealed_segment() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("journal");
+    let (log, _, _) = Log::open(opts(&dir, Durability::GroupCommit)).unwrap();
+    let written = records(0, 100);
+    append_all(&log, &written).await;
+    fs::remove_dir_all(&dir).unwrap();
+    let path = dir.join(FILE_NAME);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !(path.exists() && log.problem().is_none()) {
+        assert!(tokio::time::Instant::now() < deadline, "never written anew");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    append_all(&log, &records(100, 101)).await;
+    drop(log);
+    assert_eq!(sealed_files(&dir), vec![sealed_name(0), sealed_name(37)]);
+    let (_, back, report) = open(&dir);
+    assert_eq!(back, [written, records(100, 101)].concat());
+    assert_eq!(report, OpenReport::default());
+}

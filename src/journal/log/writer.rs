@@ -69,6 +69,15 @@ impl std::fmt::Debug for Spare {
     }
 }
 
+/// A sealed segment, kept open so that a repair can write it anew if its file is gone.
+#[derive(Debug)]
+pub(super) struct SealedFile {
+    pub path: PathBuf,
+    /// Bytes of its records.
+    pub len: u64,
+    pub file: File,
+}
+
 /// Why the writer refuses records, and when it next tries to stop refusing.
 #[derive(Debug)]
 pub(super) struct Broken {
@@ -108,8 +117,8 @@ pub(super) struct Writer {
     pub broken: Option<Broken>,
     /// Number of the active segment's first record.
     pub first_seq: u64,
-    /// The sealed segments, oldest first: first record number, path, bytes of records.
-    pub sealed: Vec<(u64, PathBuf, u64)>,
+    /// The sealed segments, oldest first.
+    pub sealed: Vec<SealedFile>,
     /// Size past which a batch goes into a new segment.
     pub segment_bytes: u64,
     /// The next active segment, being zero-filled in the background.
@@ -273,7 +282,7 @@ impl Writer {
 
     /// Publishes the bytes of records in every segment.
     pub(super) fn publish_size(&self) {
-        let sealed: u64 = self.sealed.iter().map(|(_, _, len)| len).sum();
+        let sealed: u64 = self.sealed.iter().map(|s| s.len).sum();
         self.shared.size.store(sealed + self.len, Ordering::Release);
     }
 
@@ -369,7 +378,7 @@ impl Writer {
                 });
             }
         };
-        let superseded: Vec<PathBuf> = self.sealed.drain(..).map(|(_, p, _)| p).collect();
+        let superseded: Vec<PathBuf> = self.sealed.drain(..).map(|s| s.path).collect();
         self.first_seq = first_seq;
         self.install(file, len);
         self.seq = first_seq + records.len() as u64;
@@ -389,16 +398,17 @@ impl Writer {
         Ok(())
     }
 
-    /// Makes `file`, holding `len` bytes of records, the log.
-    pub(super) fn install(&mut self, file: File, len: u64) {
+    /// Makes `file`, holding `len` bytes of records, the log; returns the file it replaces.
+    pub(super) fn install(&mut self, file: File, len: u64) -> File {
         if let Ok(m) = file.metadata() {
             self.id = (m.dev(), m.ino());
         }
-        self.file = file;
+        let old = std::mem::replace(&mut self.file, file);
         self.len = len;
         self.acked = len;
         self.allocated = len;
         self.publish_size();
+        old
     }
 
     /// Writes a base header and `records` as a fresh, synced file; returns it and its length.
