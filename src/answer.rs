@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Runs `write` to its end on a task of its own, so a client that hangs up cannot cancel a
 /// half-done write. `Err` is the answer when that task failed (a bug; logged).
-pub async fn run_detached(
+pub(crate) async fn run_detached(
     coordinator: &Coordinator,
     write: WriteRequest,
 ) -> Result<Outcome, Response<ProxyBody>> {
@@ -34,7 +34,7 @@ pub async fn run_detached(
 
 /// The client's answer for a write that did not simply pass through a node's answer. A 503
 /// carries `Retry-After`: the outcome's own (a down node's next trial) or `retry_after`.
-pub fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
+pub(crate) fn for_outcome(o: &Outcome, retry_after: Duration) -> Response<ProxyBody> {
     let (status, title, retryable) = match o.state {
         TxnState::Rejected if o.reason == Some(Reason::NoRoute) => (
             StatusCode::NOT_IMPLEMENTED,

@@ -22,32 +22,32 @@
 //! This module imports nothing of dtc, so every command can use it.
 
 /// Done; nothing needs attention; every checked key agrees.
-pub const OK: u8 = 0;
+pub(crate) const OK: u8 = 0;
 /// `dtc status`: something needs attention.
-pub const ATTENTION: u8 = 1;
+pub(crate) const ATTENTION: u8 = 1;
 /// `dtc verify`: a divergence remains (not repaired, not repairable, or its repair did not
 /// converge).
-pub const DIVERGENT: u8 = 1;
+pub(crate) const DIVERGENT: u8 = 1;
 /// `dtc verify`: no divergence remains, but some keys could not be checked (a node did not
 /// answer, or a failed transaction fences the key).
-pub const INCOMPLETE: u8 = 3;
+pub(crate) const INCOMPLETE: u8 = 3;
 /// The command line is wrong (EX_USAGE).
-pub const USAGE: u8 = 64;
+pub(crate) const USAGE: u8 = 64;
 /// The input is not what it should be (EX_DATAERR).
-pub const DATA: u8 = 65;
+pub(crate) const DATA: u8 = 65;
 /// Something named does not exist: an input file, a transaction (EX_NOINPUT).
-pub const NO_INPUT: u8 = 66;
+pub(crate) const NO_INPUT: u8 = 66;
 /// A service cannot start or be reached (EX_UNAVAILABLE).
-pub const UNAVAILABLE: u8 = 69;
+pub(crate) const UNAVAILABLE: u8 = 69;
 /// dtc itself failed (EX_SOFTWARE).
-pub const SOFTWARE: u8 = 70;
+pub(crate) const SOFTWARE: u8 = 70;
 /// The operating system refused (EX_OSERR).
-pub const OS: u8 = 71;
+pub(crate) const OS: u8 = 71;
 /// The output cannot be written (EX_IOERR).
-pub const IO: u8 = 74;
+pub(crate) const IO: u8 = 74;
 /// The other side does not speak the expected protocol (EX_PROTOCOL).
-pub const PROTOCOL: u8 = 76;
+pub(crate) const PROTOCOL: u8 = 76;
 /// Not allowed: a missing or wrong token (EX_NOPERM).
-pub const NO_PERM: u8 = 77;
+pub(crate) const NO_PERM: u8 = 77;
 /// The configuration cannot be read or is invalid (EX_CONFIG).
-pub const CONFIG: u8 = 78;
+pub(crate) const CONFIG: u8 = 78;

@@ -17,17 +17,17 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 ];
 
 /// The transaction id header on every answer to a write.
-pub const TXN_ID: HeaderName = HeaderName::from_static("x-dtc-transaction-id");
+pub(crate) const TXN_ID: HeaderName = HeaderName::from_static("x-dtc-transaction-id");
 /// The transaction state header on every answer to a write.
-pub const TXN_STATE: HeaderName = HeaderName::from_static("x-dtc-state");
+pub(crate) const TXN_STATE: HeaderName = HeaderName::from_static("x-dtc-state");
 /// The client's key of a write (dtc keeps it, see `saga::idem`), and the key of each
 /// transaction sent to every node with it.
-pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub(crate) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 /// On an answer given again for a client's repeated `Idempotency-Key` (as Stripe names it).
-pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+pub(crate) const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// Removes hop-by-hop headers, including those the `Connection` header names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // The common message has none of them (`Connection` is one): one pass over its few
     // headers instead of a lookup per hop-by-hop name.
     if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
@@ -50,7 +50,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// The client's request headers as a node should get them: hop-by-hop and `Host` removed (the
 /// node's connection pool, `upstream::pool`, sets the node's own `Host`).
-pub fn for_node(mut headers: HeaderMap) -> HeaderMap {
+pub(crate) fn for_node(mut headers: HeaderMap) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     // dtc has read the whole body already; the node need not be asked to wait for it.
@@ -60,7 +60,7 @@ pub fn for_node(mut headers: HeaderMap) -> HeaderMap {
 
 /// The client's end-to-end headers an undo carries (authorization and the like): those a node
 /// gets, less the body's and the transaction's own.
-pub fn for_undo(client: &HeaderMap) -> HeaderMap {
+pub(crate) fn for_undo(client: &HeaderMap) -> HeaderMap {
     let mut headers = for_node(client.clone());
     for h in [
         header::CONTENT_TYPE,
@@ -74,7 +74,7 @@ pub fn for_undo(client: &HeaderMap) -> HeaderMap {
 }
 
 /// A header value from a string the proxy made (ids, numbers); never fails for those.
-pub fn value(s: &str) -> HeaderValue {
+pub(crate) fn value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 

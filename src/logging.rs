@@ -18,11 +18,11 @@ use std::time::Duration;
 use tracing_subscriber::fmt::MakeWriter;
 
 /// Longest a line waits in the buffer before it is written.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
+pub(crate) const FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// Buffered bytes that make the thread write out at once.
-pub const HIGH_WATER: usize = 64 << 10;
+pub(crate) const HIGH_WATER: usize = 64 << 10;
 /// Buffered bytes past which loggers wait for the thread.
-pub const MAX_BUFFER: usize = 1 << 20;
+pub(crate) const MAX_BUFFER: usize = 1 << 20;
 
 /// How log lines are formatted (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -35,7 +35,7 @@ pub enum Format {
 
 /// Installs the global subscriber (`RUST_LOG`, default `info`) writing to stderr. Keep the guard
 /// until exit: dropping it writes out the lines still buffered.
-pub fn init(format: Format) -> LogGuard {
+pub(crate) fn init(format: Format) -> LogGuard {
     use tracing_subscriber::EnvFilter;
     let (writer, guard) = Batched::spawn(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -54,7 +54,7 @@ pub fn init(format: Format) -> LogGuard {
 
 /// A `MakeWriter` whose lines go to a buffer that the `dtc-log` thread writes out. Cheap to clone.
 #[derive(Clone)]
-pub struct Batched {
+pub(crate) struct Batched {
     shared: Arc<Shared>,
 }
 
@@ -73,7 +73,7 @@ struct State {
 }
 
 /// Writes out the buffered lines and stops the thread when dropped.
-pub struct LogGuard {
+pub(crate) struct LogGuard {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -81,7 +81,7 @@ pub struct LogGuard {
 impl Batched {
     /// A writer into `out`, and the guard of its thread. If the thread cannot be started, lines
     /// are written to `out` on the logging thread instead (the guard then does nothing).
-    pub fn spawn<W: Write + Send + 'static>(out: W) -> (Batched, LogGuard) {
+    pub(crate) fn spawn<W: Write + Send + 'static>(out: W) -> (Batched, LogGuard) {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
@@ -171,7 +171,7 @@ impl Drop for LogGuard {
 }
 
 /// One formatted event; tracing-subscriber writes each event with one `write_all`.
-pub struct Line<'a>(&'a Batched);
+pub(crate) struct Line<'a>(&'a Batched);
 
 impl Write for Line<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 /// (docs/performance.md). The journal writer and the config watcher keep their own threads.
 /// With several workers `fut` itself runs as a task, so the accept loop is on a worker too,
 /// not on an extra thread beside them.
-pub fn with_runtime(
+pub(crate) fn with_runtime(
     workers: usize,
     fut: impl std::future::Future<Output = ExitCode> + Send + 'static,
 ) -> ExitCode {

@@ -14,11 +14,11 @@
 
 mod actions;
 mod body;
-pub mod node_state;
+pub(crate) mod node_state;
 mod page;
-pub mod report;
+pub(crate) mod report;
 mod routes;
-pub mod sampler;
+pub(crate) mod sampler;
 mod status;
 mod verify;
 

@@ -124,7 +124,7 @@ impl NodeState {
 }
 
 /// A time in milliseconds since the Unix epoch as `2026-12-02T01:02:03Z`.
-pub fn format_ms(ms: u64) -> String {
+pub(crate) fn format_ms(ms: u64) -> String {
     let t = UNIX_EPOCH + Duration::from_millis(ms);
     humantime::format_rfc3339_seconds(t).to_string()
 }

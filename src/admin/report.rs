@@ -2,7 +2,7 @@
 //! and the transactions that need a person. The status page renders it as HTML and `dtc status`
 //! as a table, so both show the same facts and judge "needs attention" the same way.
 
-pub use super::node_state::format_ms;
+pub(crate) use super::node_state::format_ms;
 use super::{AdminState, ReloadView, TxnView};
 use crate::txn::TxnState;
 use crate::verify::LastVerify;
@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The most transactions the report lists (newest first): the page pages through them.
-pub const MAX_LISTED: usize = 1000;
+pub(crate) const MAX_LISTED: usize = 1000;
 /// An in-doubt transaction older than this needs attention (the alert threshold of docs/operating.md).
-pub const STUCK_AFTER: Duration = Duration::from_secs(60);
+pub(crate) const STUCK_AFTER: Duration = Duration::from_secs(60);
 /// How many recent `rolled_back` transactions the report shows.
-pub const RECENT_ROLLED_BACK: usize = 10;
+pub(crate) const RECENT_ROLLED_BACK: usize = 10;
 
 /// The last error seen on a node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -301,7 +301,7 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// Now, in milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -309,7 +309,7 @@ pub fn now_ms() -> u64 {
 }
 
 /// `3s`, `5m`, `2h 5m`, `3d 4h`.
-pub fn uptime(ms: u64) -> String {
+pub(crate) fn uptime(ms: u64) -> String {
     let s = ms / 1000;
     match s {
         0..60 => format!("{s}s"),

@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How often a reading is taken.
-pub const EVERY: Duration = Duration::from_secs(5);
+pub(crate) const EVERY: Duration = Duration::from_secs(5);
 /// How far back the rates look.
-pub const WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const WINDOW: Duration = Duration::from_secs(60);
 
 /// One node's counters at one time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,7 +80,7 @@ impl Sampler {
 }
 
 /// Every node's counters now.
-pub fn readings(state: &AdminState) -> HashMap<String, NodeReading> {
+pub(crate) fn readings(state: &AdminState) -> HashMap<String, NodeReading> {
     let rt = state.current.load();
     rt.nodes
         .all()
@@ -96,7 +96,7 @@ pub fn readings(state: &AdminState) -> HashMap<String, NodeReading> {
 }
 
 /// Takes a reading every [`EVERY`] until `stop` resolves.
-pub async fn run(state: AdminState, stop: impl std::future::Future<Output = ()>) {
+pub(crate) async fn run(state: AdminState, stop: impl std::future::Future<Output = ()>) {
     let mut stop = std::pin::pin!(stop);
     loop {
         tokio::select! {

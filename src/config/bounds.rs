@@ -19,7 +19,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 const MIB: u64 = 1024 * 1024;
 
 /// Every whole-number setting with its valid range (inclusive).
-pub fn counts(c: &Config) -> [Count; 17] {
+pub(crate) fn counts(c: &Config) -> [Count; 17] {
     let n = |v: usize| v as u64;
     [
         ("listen.workers", n(c.listen.workers), 0, 1024),
@@ -88,7 +88,7 @@ pub fn counts(c: &Config) -> [Count; 17] {
 }
 
 /// Every duration setting with its valid range (inclusive).
-pub fn spans(c: &Config) -> [Span; 22] {
+pub(crate) fn spans(c: &Config) -> [Span; 22] {
     let (r, t, h, j) = (&c.retry, &c.timeouts, &c.health, &c.journal);
     let zero = Duration::ZERO;
     [

@@ -24,7 +24,7 @@ impl Checker<'_> {
 
 /// Why a method in the config is not one.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MethodError {
+pub(super) enum MethodError {
     #[error("`{0}` is not an HTTP method (write it in capitals, like `POST`)")]
     NotCapitals(String),
     #[error("`{0}` is not an HTTP method")]

@@ -14,7 +14,7 @@ use super::Settings;
 /// the open journal, `[cluster]` the store's connections and leases, and `[tracing]` the
 /// span exporter. Changing them needs a
 /// restart; everything else reloads live.
-pub const RESTART_ONLY: [&str; 14] = [
+pub(crate) const RESTART_ONLY: [&str; 14] = [
     "listen.address",
     "listen.admin",
     "listen.workers",
@@ -33,7 +33,7 @@ pub const RESTART_ONLY: [&str; 14] = [
 
 /// How the next settings differ from the running ones.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConfigDiff {
+pub(crate) struct ConfigDiff {
     /// Node names only in the next settings.
     pub nodes_added: Vec<String>,
     /// Node names only in the running settings.
@@ -48,7 +48,7 @@ pub struct ConfigDiff {
 
 impl ConfigDiff {
     /// The diff from `old` to `new`.
-    pub fn between(old: &Settings, new: &Settings) -> ConfigDiff {
+    pub(crate) fn between(old: &Settings, new: &Settings) -> ConfigDiff {
         let names = |s: &Settings| s.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
         let (old_names, new_names) = (names(old), names(new));
         let nodes_added = except(&new_names, &old_names);
@@ -92,7 +92,7 @@ impl ConfigDiff {
     }
 
     /// Whether nothing differs.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.nodes_added.is_empty()
             && self.nodes_removed.is_empty()
             && self.nodes_changed.is_empty()
@@ -102,7 +102,7 @@ impl ConfigDiff {
 
 /// Resets the [`RESTART_ONLY`] settings of `next` to their values in `running`, and returns the
 /// ones that differed (so the caller can say that they need a restart).
-pub fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'static str> {
+pub(crate) fn keep_restart_only(running: &Settings, next: &mut Settings) -> Vec<&'static str> {
     let (old, new) = (&running.config, &mut next.config);
     let mut kept = Vec::new();
     if new.listen.address != old.listen.address {

@@ -4,7 +4,7 @@ use serde::{Deserializer, Serializer};
 use std::time::Duration;
 
 /// Deserializes a human duration string.
-pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = d.deserialize_str(Text)?;
     humantime::parse_duration(&text).map_err(|e| {
         serde::de::Error::custom(format!(
@@ -29,14 +29,14 @@ impl serde::de::Visitor<'_> for Text {
 }
 
 /// Serializes as a human duration string.
-pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
 }
 
 /// A duration as people read it in a message: `120us`, `859ms`, `2s`, `1.5s`, `1m 30s` —
 /// rounded to what matters at its size, unlike `Debug` (`859.353982ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Human(pub Duration);
+pub(crate) struct Human(pub Duration);
 
 impl std::fmt::Display for Human {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,7 +1,7 @@
 //! Pointing a problem at its line: a field path like `nodes[1].url` → its line in the TOML text.
 
 /// Best-effort line of a field path like `nodes[1].url` or `retry.attempts` in TOML text.
-pub fn locate(text: &str, field: &str) -> Option<usize> {
+pub(crate) fn locate(text: &str, field: &str) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();
     let mut start = 0usize;
     let mut end = lines.len();

@@ -10,28 +10,28 @@
 //! config may not do as its author expects.
 
 pub mod advice;
-pub mod bounds;
+pub(crate) mod bounds;
 mod checker;
 pub mod cluster;
-pub mod diff;
-pub mod duration;
-pub mod ids;
-pub mod locate;
-pub mod model;
-pub mod pem;
+pub(crate) mod diff;
+pub(crate) mod duration;
+pub(crate) mod ids;
+pub(crate) mod locate;
+pub(crate) mod model;
+pub(crate) mod pem;
 #[cfg(test)]
 mod props;
-pub mod routes;
-pub mod secret;
-pub mod store_tls;
-pub mod template;
+pub(crate) mod routes;
+pub(crate) mod secret;
+pub(crate) mod store_tls;
+pub(crate) mod template;
 pub mod tls;
-pub mod trace;
+pub(crate) mod trace;
 mod typed;
 pub mod url;
 pub mod validate;
-pub mod verify_task;
-pub mod watch;
+pub(crate) mod verify_task;
+pub(crate) mod watch;
 
 pub use cluster::ClusterConfig;
 pub use model::*;

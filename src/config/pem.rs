@@ -14,12 +14,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A certificate closer than this to its end is warned about.
-pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+pub(crate) const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// A TLS file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{}`: {message}", path.display())]
-pub struct FileError {
+pub(crate) struct FileError {
     /// The file.
     pub path: PathBuf,
     /// What is wrong with it.
@@ -34,7 +34,7 @@ fn file_error(path: &Path, message: impl Into<String>) -> FileError {
 }
 
 /// Every certificate of a PEM file (a chain, or a CA bundle); at least one.
-pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
+pub(crate) fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError> {
     std::fs::metadata(path).map_err(|e| file_error(path, format!("cannot read it: {e}")))?;
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -46,7 +46,7 @@ pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileError
 }
 
 /// The private key of a PEM file (PKCS#8, PKCS#1 or SEC1).
-pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
+pub(crate) fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
     std::fs::metadata(path).map_err(|e| file_error(path, format!("cannot read it: {e}")))?;
     PrivateKeyDer::from_pem_file(path).map_err(|e| {
         file_error(
@@ -57,10 +57,10 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
 }
 
 /// A client identity: a certificate chain and its private key.
-pub type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+pub(crate) type Identity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
 
 /// A certificate chain with its key, checked to belong together.
-pub fn read_identity(cert: &Path, key: &Path) -> Result<Identity, FileError> {
+pub(crate) fn read_identity(cert: &Path, key: &Path) -> Result<Identity, FileError> {
     let chain = read_certs(cert)?;
     let der = read_key(key)?;
     let signer = rustls::crypto::ring::sign::any_supported_type(&der)
@@ -87,7 +87,7 @@ pub fn read_identity(cert: &Path, key: &Path) -> Result<Identity, FileError> {
 
 /// The system's CA certificates (`/etc/ssl/certs`, or `SSL_CERT_FILE`/`SSL_CERT_DIR`), read
 /// once per process. Empty when the system has none (the container image has none).
-pub fn system_roots() -> &'static [CertificateDer<'static>] {
+pub(crate) fn system_roots() -> &'static [CertificateDer<'static>] {
     static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
     ROOTS.get_or_init(|| {
         let found = rustls_native_certs::load_native_certs();
@@ -100,7 +100,7 @@ pub fn system_roots() -> &'static [CertificateDer<'static>] {
 
 /// How long a certificate is valid: its subject and its validity window.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Validity {
+pub(crate) struct Validity {
     /// The subject, as `CN=...`.
     pub subject: String,
     /// Not valid before.
@@ -111,7 +111,7 @@ pub struct Validity {
 
 impl Validity {
     /// The validity of a DER certificate; `None` when it does not parse as X.509.
-    pub fn of(cert: &CertificateDer<'_>) -> Option<Validity> {
+    pub(crate) fn of(cert: &CertificateDer<'_>) -> Option<Validity> {
         let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
         let at = |secs: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0));
         let validity = parsed.validity();
@@ -124,7 +124,7 @@ impl Validity {
 
     /// What is wrong with the certificate at `now`: `Err` when it is not valid (expired, or
     /// not yet valid), `Ok(Some)` when it ends within [`EXPIRY_WARNING`].
-    pub fn judge(&self, now: SystemTime) -> Result<Option<String>, String> {
+    pub(crate) fn judge(&self, now: SystemTime) -> Result<Option<String>, String> {
         if now < self.not_before {
             return Err(format!(
                 "certificate `{}` is not valid before {}",

@@ -8,7 +8,7 @@ use super::Listen;
 
 /// Why the admin token file cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("cannot read listen.admin_token_file `{path}`: {reason}")]
     Unreadable { path: String, reason: String },
     #[error("listen.admin_token_file `{path}` is empty: write the token into it")]
@@ -16,7 +16,7 @@ pub enum TokenError {
 }
 
 /// The token the admin API requires, if any.
-pub fn admin_token(listen: &Listen) -> Result<Option<String>, TokenError> {
+pub(crate) fn admin_token(listen: &Listen) -> Result<Option<String>, TokenError> {
     if let Some(token) = &listen.admin_token {
         return Ok(Some(token.clone()));
     }

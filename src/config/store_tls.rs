@@ -75,7 +75,7 @@ pub struct StoreTls {
 
 /// What is wrong with the TLS parameters of `cluster.database_url`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreUrlError {
+pub(crate) enum StoreUrlError {
     #[error("sslmode `{0}` is not one of disable, prefer, require, verify-ca, verify-full")]
     Mode(String),
     #[error(
@@ -90,7 +90,7 @@ pub enum StoreUrlError {
 
 /// The URL for tokio-postgres (TLS parameters taken out, `sslmode` in its terms) and the TLS
 /// settings; or what is wrong with them.
-pub fn split(url: &str) -> Result<(String, StoreTls), StoreUrlError> {
+pub(crate) fn split(url: &str) -> Result<(String, StoreTls), StoreUrlError> {
     let mut tls = StoreTls::default();
     let mut take = |k: &str, v: String| -> Result<bool, StoreUrlError> {
         match k {

@@ -40,6 +40,10 @@ pub struct Context<'a> {
 }
 
 /// Why a template could not be rendered for a node.
+#[expect(
+    clippy::enum_variant_names,
+    reason = "each variant names what is missing"
+)]
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RenderError {
     #[error("`{0}` is not in the request body")]

@@ -10,7 +10,7 @@ use super::{Config, Problem};
 const MAX_PROBLEMS: usize = 50;
 
 /// Why the text is not a config.
-pub enum TypedError {
+pub(super) enum TypedError {
     /// Not TOML: the message names the line.
     Syntax(String),
     /// TOML, but some values are not what their fields take.
@@ -18,7 +18,7 @@ pub enum TypedError {
 }
 
 /// Parses `text` into a [`Config`].
-pub fn config(text: &str) -> Result<Config, TypedError> {
+pub(super) fn config(text: &str) -> Result<Config, TypedError> {
     if let Err(e) = toml::from_str::<toml::Table>(text) {
         return Err(TypedError::Syntax(super::syntax_message(&e, text)));
     }

@@ -29,7 +29,7 @@ const MAX_DEBOUNCE_FACTOR: u32 = 10;
 
 /// What to watch and how.
 #[derive(Debug, Clone)]
-pub struct WatchOptions {
+pub(crate) struct WatchOptions {
     /// The config file; may be a symlink (it is re-resolved on every read).
     pub path: PathBuf,
     /// How long events must be quiet before the file is read (e.g. 100ms).
@@ -40,7 +40,8 @@ pub struct WatchOptions {
 
 impl WatchOptions {
     /// Options for `path` with a 100ms debounce and no SIGHUP handler.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
             debounce: Duration::from_millis(100),
@@ -51,7 +52,7 @@ impl WatchOptions {
 
 /// What caused a re-read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
+pub(crate) enum Trigger {
     /// A filesystem event in the config file's directory.
     FileEvent,
     /// The process received `SIGHUP`.
@@ -60,7 +61,7 @@ pub enum Trigger {
 
 /// New content of the config file, different from the content previously in effect.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
+pub(crate) struct Change {
     /// The whole file, as read after the change.
     pub content: String,
     /// What caused the read that found it.
@@ -88,7 +89,7 @@ pub enum WatchError {
 }
 
 /// A running watcher. Dropping it stops the debounce task and the OS watch; the receiver then ends.
-pub struct ConfigWatcher {
+pub(crate) struct ConfigWatcher {
     _notify: RecommendedWatcher,
     task: JoinHandle<()>,
 }
@@ -103,7 +104,7 @@ impl ConfigWatcher {
     /// Starts watching. `initial` is the content currently in effect (so an event that leaves the
     /// content unchanged delivers nothing). Returns the watcher and a receiver of changes.
     /// Must be called inside a Tokio runtime.
-    pub fn start(
+    pub(crate) fn start(
         opts: WatchOptions,
         initial: String,
     ) -> Result<(ConfigWatcher, mpsc::Receiver<Change>), WatchError> {

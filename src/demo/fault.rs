@@ -57,7 +57,7 @@ impl FaultError {
 }
 
 /// Runs `dtc demo fault`.
-pub fn main(args: FaultArgs) -> ExitCode {
+pub(crate) fn main(args: FaultArgs) -> ExitCode {
     crate::process::with_runtime(1, async move {
         match switch(&args).await {
             Ok(lines) => {

@@ -6,7 +6,7 @@
 //! - [`fault`]: `dtc demo fault NODE CHANGE...`, the client of the fault switch
 //!   ([`crate::node::control`]) that a second terminal runs.
 
-pub mod fault;
+pub(crate) mod fault;
 
 use crate::app::{App, StartError};
 use crate::config::{self, Config, Settings};
@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// Where the demo's fault switch listens unless `--node-admin` says otherwise.
-pub const NODE_ADMIN: &str = "127.0.0.1:9902";
+pub(crate) const NODE_ADMIN: &str = "127.0.0.1:9902";
 
 /// `dtc demo`.
 #[derive(Debug, Args)]
@@ -53,7 +53,7 @@ pub enum DemoCommand {
 
 /// Why `dtc demo` cannot start as asked.
 #[derive(Debug, thiserror::Error)]
-pub enum DemoError {
+pub(crate) enum DemoError {
     #[error("`{0}`: write NODE=FAULT, e.g. node-3=down")]
     StartFault(String),
     #[error(transparent)]
@@ -100,7 +100,7 @@ fn parse_start_fault(text: &str) -> Result<(String, FaultChange), DemoError> {
 }
 
 /// Runs `dtc demo` (or `dtc demo fault`).
-pub fn main(args: DemoArgs) -> ExitCode {
+pub(crate) fn main(args: DemoArgs) -> ExitCode {
     match args.command {
         Some(DemoCommand::Fault(f)) => fault::main(f),
         None => crate::process::with_runtime(0, run(args)),
@@ -203,7 +203,7 @@ async fn start_nodes(
 }
 
 /// Runs the demo until Ctrl-C.
-pub async fn run(args: DemoArgs) -> ExitCode {
+pub(crate) async fn run(args: DemoArgs) -> ExitCode {
     let fail = |code: u8, e: String| {
         eprintln!("dtc demo: {e}");
         ExitCode::from(code)

@@ -1,6 +1,6 @@
 //! What a journal file holds, judged offline: its transactions (in doubt, failed, to verify),
 //! its damaged stretches and what each may have held, and whether dtc may start on it by itself.
-//! [`super::Journal::open`] refuses damage with [`Check::summary`]; `dtc journal check` prints
+//! [`super::Journal::open`] refuses damage with [`super::damage::summary`]; `dtc journal check` prints
 //! the whole [`Check`].
 //!
 //! The rule: a torn write (at the end, or a batch cut short by a power loss) was never
@@ -9,7 +9,7 @@
 //! which dtc would then never recover or fence —, so dtc starts on it only when a person says
 //! so (`dtc journal repair`, or `dtc run --accept-journal-damage`).
 
-use super::damage::{DamageView, damage_views, summary};
+use super::damage::{DamageView, damage_views};
 use super::log::{Format, Found};
 use super::store::{Backend, Journal};
 use crate::txn::TxnState;
@@ -17,7 +17,7 @@ use serde::Serialize;
 
 /// What a journal holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// The active segment's path.
     pub path: String,
     /// The active segment's format: 0 (no header), 1, 2, or `None` for an empty file.
@@ -41,7 +41,7 @@ pub struct Check {
 
 impl Check {
     /// Judges a file read back (nothing is changed).
-    pub fn of(found: &Found) -> Check {
+    pub(crate) fn of(found: &Found) -> Check {
         let keep = crate::config::JournalConfig::default().keep_finished;
         let journal = Journal::bare(Backend::Memory, keep);
         let loaded = journal.load(&found.payloads());
@@ -75,12 +75,7 @@ impl Check {
     }
 
     /// Whether some damage needs a person's word before dtc starts.
-    pub fn needs_a_person(&self) -> bool {
+    pub(crate) fn needs_a_person(&self) -> bool {
         self.damage.iter().any(|d| d.needs_a_person)
-    }
-
-    /// The damage in one line: each stretch, and the transactions known to be affected.
-    pub fn summary(&self) -> String {
-        summary(&self.damage, &self.orphans)
     }
 }

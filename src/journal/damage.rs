@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 /// One damaged stretch, as a person reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DamageView {
+pub(crate) struct DamageView {
     /// The sealed segment file it is in; absent for the active one (`journal.log`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment: Option<String>,
@@ -25,7 +25,7 @@ pub struct DamageView {
 }
 
 /// The damaged stretches of `found`, judged.
-pub fn damage_views(found: &Found) -> Vec<DamageView> {
+pub(crate) fn damage_views(found: &Found) -> Vec<DamageView> {
     found
         .all_damage()
         .map(|(segment, d)| DamageView {
@@ -43,7 +43,7 @@ pub fn damage_views(found: &Found) -> Vec<DamageView> {
 }
 
 /// The damage of `found` that needs a person, in one line; `None` when dtc may start.
-pub fn refusal(found: &Found) -> Option<String> {
+pub(crate) fn refusal(found: &Found) -> Option<String> {
     let views = damage_views(found);
     if !views.iter().any(|d| d.needs_a_person) {
         return None;

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Name of the lock file inside the journal directory.
-pub const LOCK_FILE: &str = "journal.lock";
+pub(crate) const LOCK_FILE: &str = "journal.lock";
 
 /// The held lock; released when dropped (or when the process exits).
 #[derive(Debug)]
@@ -87,7 +87,7 @@ impl DirLock {
 }
 
 /// The pid written by the holder of `dir`'s lock, if it can be read.
-pub fn holder(dir: &Path) -> Option<u32> {
+pub(crate) fn holder(dir: &Path) -> Option<u32> {
     std::fs::read_to_string(dir.join(LOCK_FILE))
         .ok()?
         .trim()

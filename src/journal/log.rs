@@ -42,9 +42,9 @@ mod frame;
 mod frame_props;
 mod open;
 mod prealloc;
-pub mod private;
+pub(crate) mod private;
 mod repair;
-pub mod segment;
+pub(crate) mod segment;
 mod writer;
 
 use std::{

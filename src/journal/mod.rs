@@ -18,19 +18,19 @@
 //!   expired leases claimed for [`crate::saga::takeover`]).
 //! - [`error`]: [`JournalError`], shared by every layer of the journal.
 
-pub mod check;
+pub(crate) mod check;
 pub mod cluster;
-pub mod damage;
-pub mod error;
-pub mod history;
-pub mod idem;
+pub(crate) mod damage;
+pub(crate) mod error;
+pub(crate) mod history;
+pub(crate) mod idem;
 pub mod idmap;
-pub mod lock;
+pub(crate) mod lock;
 pub mod log;
-pub mod query;
+pub(crate) mod query;
 pub mod record;
 pub mod shared;
-pub mod store;
+pub(crate) mod store;
 
 pub use error::JournalError;
 pub use lock::DirLock;

@@ -56,7 +56,7 @@ pub(super) enum Backend {
 
 /// What loading records into a journal found besides its entries.
 #[derive(Debug, Default)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// Records of a shape this dtc does not know.
     pub skipped: usize,
     /// Transactions with records but no intent (their intent was lost to damage).

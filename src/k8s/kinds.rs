@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 /// What an object is, as far as injection cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A `List` (or `DeploymentList`, …): inject into each of its `items`.
     List,
     /// An object with a pod spec.
@@ -23,7 +23,7 @@ pub enum Kind {
 /// A problem with `apiVersion`/`kind`, before the document is known (`inject` places it
 /// in its document).
 #[derive(Debug)]
-pub enum KindError {
+pub(crate) enum KindError {
     /// `apiVersion` or `kind` is missing or not a string.
     Missing(&'static str),
     /// A built-in group does not have this kind.
@@ -90,7 +90,7 @@ const BUILT_IN: &[(&str, &str, Template)] = &[
 /// The core group, `apps` and `batch` are checked strictly (a kind they lack
 /// is an error, usually a typo); other groups — including custom resources —
 /// pass through untouched.
-pub fn classify(object: &Map<String, Value>) -> Result<Kind, KindError> {
+pub(crate) fn classify(object: &Map<String, Value>) -> Result<Kind, KindError> {
     let field = |name| object.get(name).and_then(Value::as_str);
     let api_version = field("apiVersion").ok_or(KindError::Missing("apiVersion"))?;
     let kind = field("kind").ok_or(KindError::Missing("kind"))?;

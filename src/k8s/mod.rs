@@ -15,8 +15,8 @@
 //!   [`pod::inject_pod`]'s result), served over rustls with certificate reload.
 
 pub mod inject;
-pub mod kinds;
-pub mod pod;
+pub(crate) mod kinds;
+pub(crate) mod pod;
 pub mod sidecar;
 pub mod webhook;
 

@@ -18,20 +18,20 @@ use super::sidecar::{
 use serde_json::{Map, Value};
 
 /// Pod annotation that asks for (`enabled`) or refuses (`disabled`) injection.
-pub const INJECT_ANNOTATION: &str = "dtc.io/inject";
+pub(crate) const INJECT_ANNOTATION: &str = "dtc.io/inject";
 /// Pod annotation that opts the pod into cluster mode: `SECRET[:KEY]` holding
 /// `cluster.database_url` (as `--database-secret` does for every pod).
-pub const DATABASE_SECRET_ANNOTATION: &str = "dtc.io/database-secret";
+pub(crate) const DATABASE_SECRET_ANNOTATION: &str = "dtc.io/database-secret";
 /// Pod annotation written by injection; makes injecting again a no-op.
-pub const INJECTED_ANNOTATION: &str = "dtc.io/injected";
+pub(crate) const INJECTED_ANNOTATION: &str = "dtc.io/injected";
 /// Pod annotation choosing the sidecar's proxy port (as `--proxy-port` does for every pod).
-pub const PROXY_PORT_ANNOTATION: &str = "dtc.io/proxy-port";
+pub(crate) const PROXY_PORT_ANNOTATION: &str = "dtc.io/proxy-port";
 /// Pod annotation choosing the sidecar's admin port (as `--admin-port` does for every pod).
-pub const ADMIN_PORT_ANNOTATION: &str = "dtc.io/admin-port";
+pub(crate) const ADMIN_PORT_ANNOTATION: &str = "dtc.io/admin-port";
 
 /// What [`inject_pod`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The sidecar, its volumes and the marker annotation were added.
     Injected,
     /// The pod already had the sidecar (marker annotation or a `dtc` container), as it would
@@ -105,7 +105,7 @@ impl Listener {
 
 /// Adds the dtc sidecar to `pod`, an object with `metadata` and `spec` (a Pod
 /// or a workload's pod template). `spec_path` names `spec` in error messages.
-pub fn inject_pod(
+pub(crate) fn inject_pod(
     pod: &mut Map<String, Value>,
     spec_path: &'static str,
     opts: &SidecarOptions,
@@ -115,7 +115,7 @@ pub fn inject_pod(
 
 /// [`inject_pod`]; with `upgrade`, a pod that has the sidecar already gets it rebuilt from
 /// `opts` in place (image, ports, volumes), and one that is up to date is left as it is.
-pub fn inject_pod_with(
+pub(crate) fn inject_pod_with(
     pod: &mut Map<String, Value>,
     spec_path: &'static str,
     opts: &SidecarOptions,
@@ -248,7 +248,7 @@ fn check_ports(spec: &Map<String, Value>, opts: &SidecarOptions) -> Result<(), P
 }
 
 /// The value of one annotation of `pod`, if it is a string.
-pub fn annotation<'a>(pod: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+pub(crate) fn annotation<'a>(pod: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     pod.get("metadata")?.get("annotations")?.get(key)?.as_str()
 }
 

@@ -43,7 +43,7 @@ pub enum FaultChange {
 }
 
 /// The forms [`FaultChange`] takes, for messages.
-pub const FAULT_FORMS: &str =
+pub(crate) const FAULT_FORMS: &str =
     "down, up, delay=500ms, error-rate=0.2, apply-then-fail-rate=0.1 or heal";
 
 /// Why a fault given on the command line or to the control API is not one.
@@ -180,12 +180,16 @@ impl NodeView {
 
 /// The body of `POST /nodes/{name}/faults`.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct FaultRequest {
+pub(crate) struct FaultRequest {
     pub faults: Vec<String>,
 }
 
 /// Serves the fault switch of `nodes` on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, nodes: Vec<RefNode>, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    nodes: Vec<RefNode>,
+    shutdown: impl Future<Output = ()>,
+) {
     let nodes = Arc::new(nodes);
     let service = service_fn(move |req: Request<Incoming>| {
         let nodes = nodes.clone();

@@ -26,7 +26,7 @@
 
 mod api;
 mod cli;
-pub mod control;
+pub(crate) mod control;
 mod faults;
 mod server;
 

@@ -19,7 +19,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A client of one admin listener.
-pub struct AdminClient {
+pub(crate) struct AdminClient {
     /// The URL as given, for messages.
     base: String,
     /// The path prefix of the URL (empty, or `/something` without a trailing slash).
@@ -56,7 +56,7 @@ fn parse_base(url: &str) -> Result<(String, String), OpsError> {
 }
 
 /// `text` as one path segment: everything but unreserved characters percent-encoded.
-pub fn segment(text: &str) -> String {
+pub(super) fn segment(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -70,7 +70,7 @@ pub fn segment(text: &str) -> String {
 
 impl AdminClient {
     /// A client of the admin listener at `url`, sending `token` as a bearer token if given.
-    pub fn new(url: &str, token: Option<String>) -> Result<AdminClient, OpsError> {
+    pub(crate) fn new(url: &str, token: Option<String>) -> Result<AdminClient, OpsError> {
         let (authority, prefix) = parse_base(url)?;
         Ok(AdminClient {
             base: url.trim_end_matches('/').to_string(),
@@ -81,7 +81,7 @@ impl AdminClient {
     }
 
     /// `GET path`, the answer parsed as `T`.
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, OpsError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, OpsError> {
         let value = self.call(Method::GET, path, None).await?;
         serde_json::from_value(value).map_err(|e| OpsError::Protocol {
             url: self.url(path),
@@ -90,7 +90,7 @@ impl AdminClient {
     }
 
     /// `POST path` with a JSON body, the answer as JSON.
-    pub async fn post(&self, path: &str, body: Option<Value>) -> Result<Value, OpsError> {
+    pub(crate) async fn post(&self, path: &str, body: Option<Value>) -> Result<Value, OpsError> {
         self.call(Method::POST, path, body).await
     }
 

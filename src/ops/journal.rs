@@ -52,7 +52,7 @@ pub enum JournalCommand {
 }
 
 /// Runs `dtc journal ...`.
-pub fn journal_main(args: JournalArgs) -> ExitCode {
+pub(crate) fn journal_main(args: JournalArgs) -> ExitCode {
     let code = match args.command {
         JournalCommand::Check { dir, json } => check(&dir, json),
         JournalCommand::Dump { dir } => dump(&dir),

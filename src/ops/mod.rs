@@ -20,10 +20,10 @@
 //! | 77 | the token is missing or wrong |
 
 mod client;
-pub mod journal;
+pub(crate) mod journal;
 mod table;
 
-pub use client::AdminClient;
+pub(crate) use client::AdminClient;
 
 use crate::admin::{StatusReport, TxnView};
 use crate::exit;
@@ -112,7 +112,7 @@ pub enum TxnCommand {
 
 /// Why an operator command failed; each maps to an exit code ([`OpsError::exit_code`]).
 #[derive(Debug, thiserror::Error)]
-pub enum OpsError {
+pub(crate) enum OpsError {
     #[error("`{url}` is not an admin URL: {why}")]
     BadUrl { url: String, why: String },
     #[error(
@@ -141,7 +141,7 @@ fn token_message(url: &str, wrong: bool) -> String {
 
 impl OpsError {
     /// The documented exit code (module docs).
-    pub fn exit_code(&self) -> u8 {
+    pub(crate) fn exit_code(&self) -> u8 {
         match self {
             OpsError::BadUrl { .. } => exit::USAGE,
             OpsError::Refused { .. } => exit::DATA,
@@ -154,12 +154,12 @@ impl OpsError {
 }
 
 /// Runs `dtc status`.
-pub fn status_main(args: AdminArgs) -> ExitCode {
+pub(crate) fn status_main(args: AdminArgs) -> ExitCode {
     finish("dtc status", run(async move { status(&args).await }))
 }
 
 /// Runs `dtc txn ...`.
-pub fn txn_main(args: TxnArgs) -> ExitCode {
+pub(crate) fn txn_main(args: TxnArgs) -> ExitCode {
     finish("dtc txn", run(async move { txn(&args).await }))
 }
 

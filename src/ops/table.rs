@@ -38,7 +38,7 @@ fn grid(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `dtc status`.
-pub fn status(admin: &str, r: &StatusReport, problems: &[String]) -> String {
+pub(super) fn status(admin: &str, r: &StatusReport, problems: &[String]) -> String {
     let rl = &r.reload;
     let mut out = format!(
         "dtc {} at {admin}, up {}: config generation {}, {} reload{} applied, {} unchanged, {} refused\n",
@@ -191,7 +191,7 @@ fn nodes(r: &StatusReport) -> String {
 }
 
 /// A list of transactions, one line each.
-pub fn txns(list: &[TxnView]) -> String {
+pub(super) fn txns(list: &[TxnView]) -> String {
     if list.is_empty() {
         return "no transactions\n".into();
     }
@@ -227,7 +227,7 @@ fn node_short(n: &NodeReport) -> String {
 }
 
 /// One transaction in full.
-pub fn txn(t: &TxnView) -> String {
+pub(super) fn txn(t: &TxnView) -> String {
     let mut out = String::new();
     let mut field = |name: &str, value: String| {
         let _ = writeln!(out, "{name:<12} {value}");
@@ -309,7 +309,7 @@ pub fn txn(t: &TxnView) -> String {
 
 /// The last line of `dtc txn retry`: what the re-drive came to, and for a transaction still
 /// failed, the latest evidence of each node that keeps it so.
-pub fn verdict(t: &TxnView) -> String {
+pub(super) fn verdict(t: &TxnView) -> String {
     if t.state != TxnState::Failed {
         return format!(
             "verdict: converged, {} after {} re-drive{}: the nodes agree",

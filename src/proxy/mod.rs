@@ -4,8 +4,8 @@
 
 mod ids;
 mod read;
-pub mod server;
-pub mod stream;
+pub(crate) mod server;
+pub(crate) mod stream;
 mod write;
 
 use crate::wire::{ProxyBody, buffer_body, problem};

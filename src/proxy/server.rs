@@ -24,7 +24,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Serves clients on `listener` until `shutdown` resolves, then stops accepting and lets open
 /// requests finish for up to the configured shutdown timeout.
-pub async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Output = ()>) {
+pub(crate) async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Output = ()>) {
     let current = proxy.coordinator.current().clone();
     let cfg = current.load().settings.config.clone();
     let clients = Clients {

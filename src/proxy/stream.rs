@@ -16,7 +16,7 @@ use crate::upstream::{InFlight, NodeBody};
 use crate::wire::{BodyError, ProxyBody};
 
 /// A node's body being streamed to the client.
-pub struct Streamed {
+pub(crate) struct Streamed {
     body: NodeBody,
     /// Keeps the node's in-flight count until the body ends; also names the node to blame.
     guard: Option<InFlight>,
@@ -30,7 +30,7 @@ pub struct Streamed {
 
 /// Why a node's body was cut off.
 #[derive(Debug, thiserror::Error)]
-pub enum StreamError {
+pub(crate) enum StreamError {
     #[error("node `{node}` sent no body data for {idle:?} (timeouts.read_idle)")]
     Idle { node: String, idle: Duration },
     #[error("node `{node}` did not finish its body within {total:?} (timeouts.read_total)")]
@@ -38,7 +38,12 @@ pub enum StreamError {
 }
 
 /// A node's body, cut off after `idle` without data or `total` overall.
-pub fn stream(body: NodeBody, guard: InFlight, idle: Duration, total: Duration) -> ProxyBody {
+pub(crate) fn stream(
+    body: NodeBody,
+    guard: InFlight,
+    idle: Duration,
+    total: Duration,
+) -> ProxyBody {
     let now = Instant::now();
     ProxyBody::Stream(Box::new(Streamed {
         body,

@@ -39,7 +39,7 @@ pub(super) async fn handle(
 
 /// The client's answer: the node's own answer when every node converged (or all refused alike),
 /// a problem document otherwise; always with the transaction's id and state.
-pub fn respond(o: &Outcome, retry_after: std::time::Duration) -> Response<ProxyBody> {
+pub(super) fn respond(o: &Outcome, retry_after: std::time::Duration) -> Response<ProxyBody> {
     let mut resp = match (&o.response, o.state) {
         (Some(r), TxnState::Succeeded | TxnState::Rejected) => {
             let mut resp = Response::new(ProxyBody::full(r.body.clone()));

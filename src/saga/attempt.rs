@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 /// A request to send to one node.
-pub struct Call<'a> {
+pub(crate) struct Call<'a> {
     pub node: &'a Arc<Node>,
     pub method: Method,
     pub path_and_query: String,
@@ -56,7 +56,7 @@ impl CallResult {
 
 /// Limits of one call.
 #[derive(Debug, Clone, Copy)]
-pub struct CallLimits {
+pub(crate) struct CallLimits {
     pub attempt_timeout: Duration,
     pub max_body: usize,
 }
@@ -64,7 +64,7 @@ pub struct CallLimits {
 impl CallLimits {
     /// The limits of every node call in config generation `rt`: `timeouts.attempt` and
     /// `limits.max_body`.
-    pub fn of(rt: &Runtime) -> CallLimits {
+    pub(crate) fn of(rt: &Runtime) -> CallLimits {
         CallLimits {
             attempt_timeout: rt.settings.config.timeouts.attempt,
             max_body: rt.settings.config.limits.max_body,
@@ -74,7 +74,7 @@ impl CallLimits {
 
 /// Sends `call`, retrying transient failures with backoff until an answer that is not transient,
 /// the attempts run out, or the policy's deadline would pass.
-pub async fn call_with_retries(
+pub(crate) async fn call_with_retries(
     call: &Call<'_>,
     policy: &Backoff,
     limits: CallLimits,
@@ -144,7 +144,7 @@ pub async fn call_with_retries(
 }
 
 /// One attempt: the whole response, body included, within `timeout`.
-pub async fn send_once(
+pub(crate) async fn send_once(
     call: &Call<'_>,
     timeout: Duration,
     max_body: usize,

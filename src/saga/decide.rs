@@ -31,14 +31,14 @@ pub(crate) fn touched(r: &CallResult) -> bool {
 
 /// Whether every node's answer says it holds the target state: no evidence beyond the answers
 /// is needed.
-pub fn all_converged(results: &[CallResult]) -> bool {
+pub(crate) fn all_converged(results: &[CallResult]) -> bool {
     results
         .iter()
         .all(|r| matches!(r.class, Class::Applied | Class::Already))
 }
 
 /// Each node's answer as evidence; `undo_known[i]` when node i's undo can be built.
-pub fn answers(results: &[CallResult], undo_known: &[bool]) -> Vec<NodeEvidence> {
+pub(crate) fn answers(results: &[CallResult], undo_known: &[bool]) -> Vec<NodeEvidence> {
     results
         .iter()
         .zip(undo_known)

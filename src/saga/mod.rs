@@ -37,27 +37,27 @@
 //! Recovery ([`recover`], [`redrive`], [`takeover`]) calls those leaves, never a live step.
 
 mod admit;
-pub mod attempt;
+pub(crate) mod attempt;
 mod conclude;
 mod coordinator;
-pub mod decide;
+pub(crate) mod decide;
 mod deps;
 mod end;
 mod idem;
 mod ids;
 mod judge;
-pub mod locks;
+pub(crate) mod locks;
 mod mapped;
 mod prepare;
-pub mod readback;
-pub mod recover;
-pub mod redrive;
+pub(crate) mod readback;
+pub(crate) mod recover;
+pub(crate) mod redrive;
 mod run;
 mod send;
 mod submit;
-pub mod takeover;
-pub mod txns;
-pub mod undo;
+pub(crate) mod takeover;
+pub(crate) mod txns;
+pub(crate) mod undo;
 mod write;
 
 pub use crate::txn::{

@@ -79,7 +79,7 @@ async fn pre_images(d: &Deps, t: &Txn<'_>) -> Result<Snapshots, Outcome> {
 
 /// Why the pre-images of a write could not be read (nothing was sent to any node).
 #[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
+pub(super) enum SnapshotError {
     /// The snapshot rule's path template cannot be filled in for this request.
     #[error(transparent)]
     Path(#[from] RenderError),

@@ -17,13 +17,13 @@ use opentelemetry::context::FutureExt as _;
 use std::sync::Arc;
 
 /// What one read showed, with the report line for the node (`target`, `prior`, `unclear: ...`).
-pub struct Read {
+pub(crate) struct Read {
     pub read_back: ReadBack,
     pub note: String,
 }
 
 /// Reads the resource on `node` with `plan`, retrying transient failures under the retry policy.
-pub async fn read_state(
+pub(crate) async fn read_state(
     rt: &Runtime,
     node: &Arc<Node>,
     plan: &VerifyPlan,
@@ -72,7 +72,7 @@ pub async fn read_state(
 /// Reads `path` on `node` with `method` and `headers`, retried under the config's policy: the
 /// node's last answer, or why none came. A read outside a write (anti-entropy's look at a key)
 /// goes through here, so every node request is built in the saga.
-pub async fn fetch(
+pub(crate) async fn fetch(
     rt: &Runtime,
     node: &Arc<Node>,
     method: &http::Method,
@@ -95,7 +95,7 @@ pub async fn fetch(
 }
 
 /// Reads every node where `which[i]` holds, at once; `None` for the others.
-pub async fn read_nodes(
+pub(crate) async fn read_nodes(
     rt: &Runtime,
     nodes: &[Option<Arc<Node>>],
     which: &[bool],

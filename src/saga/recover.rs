@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use std::sync::Arc;
 
 /// Each node's evidence as the journal holds it (no read-back yet).
-pub fn evidence_of(entry: &Entry) -> Vec<NodeEvidence> {
+pub(crate) fn evidence_of(entry: &Entry) -> Vec<NodeEvidence> {
     let verify = entry.begin.verify.as_ref();
     entry
         .nodes
@@ -53,7 +53,7 @@ pub fn evidence_of(entry: &Entry) -> Vec<NodeEvidence> {
 }
 
 /// What deciding a journaled transaction came to.
-pub struct Resolution {
+pub(crate) struct Resolution {
     pub state: TxnState,
     pub reason: Option<Reason>,
     pub nodes: Vec<NodeReport>,
@@ -66,7 +66,7 @@ pub struct Resolution {
 /// Reads every node the transaction touched (when the route declares a read-back), judges, and
 /// runs the undos the judgement allows. `purpose` names the undo's idempotency key
 /// (`<txn>-<purpose>`).
-pub async fn resolve(
+pub(crate) async fn resolve(
     rt: &Runtime,
     entry: &Entry,
     known: Option<Known>,
@@ -165,7 +165,7 @@ pub async fn resolve(
 
 /// A unique undo purpose: a later check must really run again, not be answered from a node's
 /// idempotency cache.
-pub fn fresh(purpose: &str) -> String {
+pub(crate) fn fresh(purpose: &str) -> String {
     format!("{purpose}-{}", now_ms())
 }
 
@@ -179,7 +179,7 @@ fn failed_comp(why: &str) -> CompReport {
 }
 
 /// The journaled client headers as a map.
-pub fn header_map(pairs: &[(String, String)]) -> HeaderMap {
+pub(crate) fn header_map(pairs: &[(String, String)]) -> HeaderMap {
     let mut h = HeaderMap::new();
     for (k, v) in pairs {
         if let (Ok(k), Ok(v)) = (

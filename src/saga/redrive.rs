@@ -21,11 +21,11 @@ use std::time::Duration;
 
 /// Called after recovery or a re-drive changed a transaction, with its state before (alerts and
 /// metrics hook in here).
-pub type OnChange = Arc<dyn Fn(TxnState, &Entry) + Send + Sync>;
+pub(crate) type OnChange = Arc<dyn Fn(TxnState, &Entry) + Send + Sync>;
 
 /// What recovery did at startup.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Recovered {
+pub(crate) struct Recovered {
     /// Undone where the write landed.
     pub rolled_back: usize,
     /// Found on every node: complete.
@@ -41,7 +41,7 @@ pub struct Recovered {
 /// the store's in-doubt transactions may be other sidecars' writes in flight
 /// ([`Journal::in_doubt_to_recover`] gives none): recovery there is [`super::takeover`], which
 /// claims expired leases and calls [`recover_taken_over`] on each.
-pub async fn recover_at_start(
+pub(crate) async fn recover_at_start(
     journal: &Arc<Journal>,
     current: &Current,
     locks: &Arc<KeyLocks>,
@@ -66,7 +66,7 @@ pub async fn recover_at_start(
 /// so an in-doubt entry whose key nobody holds or waits for has no owner; under the key's turn
 /// it is looked at again, then decided like one found at startup. `None` when it was not
 /// orphaned after all.
-pub async fn recover_orphan(
+pub(crate) async fn recover_orphan(
     journal: &Arc<Journal>,
     current: &Current,
     locks: &Arc<KeyLocks>,
@@ -85,7 +85,7 @@ pub async fn recover_orphan(
 /// [`super::takeover`] from a lost sidecar (waiting for the local turn too would invert the
 /// order a live write takes them in, local turn then lease, and stall that write until
 /// `cluster.wait`). Returns the new state.
-pub async fn recover_taken_over(
+pub(crate) async fn recover_taken_over(
     journal: &Arc<Journal>,
     current: &Current,
     entry: &Entry,
@@ -143,7 +143,7 @@ async fn record(journal: &Journal, txn: &str, r: Resolution) {
 
 /// Re-drives one failed transaction now, under its key's turn (no write to the key runs
 /// meanwhile, and the nodes are read after the turn is taken); returns its new state.
-pub async fn redrive_one(
+pub(crate) async fn redrive_one(
     journal: &Arc<Journal>,
     current: &Current,
     locks: &Arc<KeyLocks>,
@@ -185,7 +185,7 @@ pub async fn redrive_one(
 /// Without a read-back rule, re-applies the undo on the nodes whose outcome was unknown and whose
 /// prior state is known (idempotent: an "already" answer shows the rollback holds). Returns true
 /// when verified.
-pub async fn verify_one(
+pub(crate) async fn verify_one(
     journal: &Arc<Journal>,
     current: &Current,
     locks: &Arc<KeyLocks>,
@@ -327,7 +327,7 @@ async fn reapply_undos(journal: &Arc<Journal>, rt: &Runtime, entry: &Entry) -> b
 
 /// The background worker: re-drives failed transactions with capped exponential backoff and
 /// checks rollbacks, until `stop` (after the transaction it is working on).
-pub async fn run_worker(
+pub(crate) async fn run_worker(
     journal: Arc<Journal>,
     current: Arc<Current>,
     locks: Arc<KeyLocks>,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// One pass: refresh the view, take over expired leases, recover or release each. Returns how
 /// many transactions it took over.
-pub async fn scan_once(
+pub(crate) async fn scan_once(
     journal: &Arc<Journal>,
     current: &Current,
     on_change: Option<&OnChange>,
@@ -50,7 +50,7 @@ pub async fn scan_once(
 }
 
 /// Runs [`scan_once`] every `cluster.scan_every` until `stop`.
-pub async fn run(
+pub(crate) async fn run(
     journal: Arc<Journal>,
     current: Arc<Current>,
     on_change: Option<OnChange>,

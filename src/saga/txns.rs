@@ -12,7 +12,7 @@ use futures_util::future::BoxFuture;
 use std::sync::Arc;
 
 /// The journal's transactions, for the admin API.
-pub struct JournalTxns {
+pub(crate) struct JournalTxns {
     pub journal: Arc<Journal>,
     pub current: Arc<Current>,
     /// The coordinator's key turns: a resolve waits for the write or re-drive running on the
@@ -25,7 +25,7 @@ pub struct JournalTxns {
 const RESOLVE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// An entry as the admin API shows it.
-pub fn view(e: &Entry) -> TxnView {
+pub(crate) fn view(e: &Entry) -> TxnView {
     TxnView {
         txn: e.begin.txn.clone(),
         state: e.state,

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 /// What a node held before the write (snapshot compensation).
 #[derive(Debug, Clone)]
-pub enum Snapshot {
+pub(crate) enum Snapshot {
     /// The representation and its content type.
     Present(Bytes, Option<String>),
     /// The resource did not exist there (404 or 410).
@@ -29,7 +29,7 @@ pub enum Snapshot {
 
 /// Why the undo of one node cannot be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum PlanError {
+pub(crate) enum PlanError {
     /// The route has no compensation rule.
     #[error("no compensation rule")]
     NoRule,
@@ -43,7 +43,7 @@ pub enum PlanError {
 }
 
 /// The inputs of a plan for one node.
-pub struct UndoInputs<'a> {
+pub(crate) struct UndoInputs<'a> {
     pub params: &'a [(String, String)],
     pub request_json: Option<&'a Value>,
     pub request_body: &'a Bytes,
@@ -58,7 +58,10 @@ pub struct UndoInputs<'a> {
 
 /// Resolves the undo of one node; an error says why it cannot be built (e.g. the template needs
 /// the node's response, which never came).
-pub fn plan(rule: &CompensationRule, inputs: &UndoInputs<'_>) -> Result<UndoPlan, PlanError> {
+pub(crate) fn plan(
+    rule: &CompensationRule,
+    inputs: &UndoInputs<'_>,
+) -> Result<UndoPlan, PlanError> {
     let response_json = inputs
         .response
         .and_then(|r| serde_json::from_slice::<Value>(&r.body).ok());

@@ -5,11 +5,10 @@
 //! ([`trace`]), exported over OTLP without ever blocking a write either. The admin listener
 //! only serves them (`/metrics`).
 
-pub mod alerts;
-pub mod metrics;
-pub mod store;
-pub mod trace;
+pub(crate) mod alerts;
+pub(crate) mod metrics;
+pub(crate) mod store;
+pub(crate) mod trace;
 
 pub use alerts::{AlertEvent, AlertKind, AlertOptions, Alerter};
 pub use metrics::{Metrics, ScrapeView};
-pub use store::StoreMetrics;

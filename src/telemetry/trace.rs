@@ -19,7 +19,7 @@
 //! follows the config and a test process runs many dtcs, each with its own; and the log
 //! lines' spans would all pay for OpenTelemetry's bookkeeping.
 
-pub mod export;
+pub(crate) mod export;
 
 use crate::config::trace::TracingConfig;
 use crate::telemetry::Metrics;
@@ -153,13 +153,13 @@ impl WriteTrace {
 
 /// The span of one request attempt to a node, child of the current context's span (a write,
 /// read-back or undo); inert outside a traced write (recovery, the re-drive).
-pub struct NodeSpan {
+pub(crate) struct NodeSpan {
     cx: Option<Context>,
 }
 
 impl NodeSpan {
     /// Starts the span of attempt `attempt` of `method` to `node`.
-    pub fn start(node: &str, method: &Method, attempt: u32) -> NodeSpan {
+    pub(crate) fn start(node: &str, method: &Method, attempt: u32) -> NodeSpan {
         let parent = Context::current();
         let Some(scope) = parent.get::<Scope>() else {
             return NodeSpan { cx: None };
@@ -187,12 +187,12 @@ impl NodeSpan {
     }
 
     /// The context the attempt runs in (its requests carry this span's `traceparent`).
-    pub fn context(&self) -> Context {
+    pub(crate) fn context(&self) -> Context {
         self.cx.clone().unwrap_or_else(Context::current)
     }
 
     /// Ends the span: the node's `status` or `error`, and what the answer meant (`outcome`).
-    pub fn end(self, status: Option<u16>, error: Option<&str>, outcome: &str) {
+    pub(crate) fn end(self, status: Option<u16>, error: Option<&str>, outcome: &str) {
         let Some(cx) = self.cx else { return };
         let span = cx.span();
         if !span.is_recording() {
@@ -217,7 +217,7 @@ impl NodeSpan {
 
 /// A step of a write that makes node requests of its own (`dtc.read_back`, `dtc.undo`) on
 /// `node`: its span, child of the current one; its attempts run beneath it.
-pub fn step(name: &'static str, node: &str) -> NodeSpan {
+pub(crate) fn step(name: &'static str, node: &str) -> NodeSpan {
     let parent = Context::current();
     let Some(scope) = parent.get::<Scope>() else {
         return NodeSpan { cx: None };
@@ -242,7 +242,7 @@ pub fn step(name: &'static str, node: &str) -> NodeSpan {
 
 /// Sets `traceparent` (and `tracestate`) of `headers` to the current span's, when a write is
 /// being traced: the node request is the current span's child.
-pub fn inject(headers: &mut HeaderMap) {
+pub(crate) fn inject(headers: &mut HeaderMap) {
     let cx = Context::current();
     if cx.get::<Scope>().is_none() {
         return;

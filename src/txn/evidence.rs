@@ -19,14 +19,14 @@ use super::outcome::{Class, NodeReport, TxnState};
 /// other than 503) — whatever later attempts said. A node that timed out and then answered 503
 /// may hold the first request in a queue and apply it later. The one rule behind the read-back,
 /// the fence and the late-write check in the live path, recovery, the re-drive and takeover.
-pub fn may_land_later(report: Option<&NodeReport>) -> bool {
+pub(crate) fn may_land_later(report: Option<&NodeReport>) -> bool {
     report.is_none_or(|r| r.maybe_applied)
 }
 
 /// Whether a transaction that ended in `state` must be checked again later for writes landing
 /// late on the nodes in `late` ([`may_land_later`]): it left them in their prior state (rolled
 /// back, nothing applied, or refused), so a late write would be a silent divergence.
-pub fn check_later(state: TxnState, late: &[usize]) -> bool {
+pub(crate) fn check_later(state: TxnState, late: &[usize]) -> bool {
     matches!(
         state,
         TxnState::RolledBack | TxnState::ToBeRetried | TxnState::Rejected
@@ -44,7 +44,7 @@ pub enum State {
 
 /// The node's answer to the write, as far as it is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// No answer recorded (dtc stopped while the write was in flight): no evidence at all.
     Unrecorded,
     /// The write was never sent to this node.
@@ -56,7 +56,7 @@ pub enum Answer {
 
 /// A pre-image of the node read before the write and journaled with the intent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PreImage {
+pub(crate) enum PreImage {
     /// None was read.
     None,
     /// Read, and the route's read-back classifies it: the node's prior state, exactly.
@@ -68,7 +68,7 @@ pub enum PreImage {
 
 /// A read of the resource on the node, taken after the write's answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReadBack {
+pub(crate) enum ReadBack {
     /// Not taken (the answers sufficed, or the route declares no read-back).
     NotTaken,
     /// The node is in this state now.
@@ -79,7 +79,7 @@ pub enum ReadBack {
 
 /// Everything known about one node of one write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NodeEvidence {
+pub(crate) struct NodeEvidence {
     pub answer: Answer,
     pub pre_image: PreImage,
     /// An undo already converged here (its answer showed the prior state).
@@ -91,7 +91,7 @@ pub struct NodeEvidence {
 
 impl NodeEvidence {
     /// Evidence from a node's answer alone.
-    pub fn answered(class: Class, ambiguous: bool, undo_known: bool) -> NodeEvidence {
+    pub(crate) fn answered(class: Class, ambiguous: bool, undo_known: bool) -> NodeEvidence {
         NodeEvidence {
             answer: Answer::Answered { class, ambiguous },
             pre_image: PreImage::None,
@@ -102,7 +102,7 @@ impl NodeEvidence {
     }
 
     /// The state the node is in now, where something observed it.
-    pub fn now(&self) -> Option<State> {
+    pub(crate) fn now(&self) -> Option<State> {
         match (self.read_back, self.undone, self.answer) {
             (ReadBack::Is(s), _, _) => Some(s),
             (_, true, _) => Some(State::Prior),
@@ -159,7 +159,7 @@ impl NodeEvidence {
 
     /// Whether a read of the resource would tell something the answer does not: nothing
     /// observed the node's state, and the write may have changed it.
-    pub fn needs_read_back(&self) -> bool {
+    pub(crate) fn needs_read_back(&self) -> bool {
         self.read_back == ReadBack::NotTaken && self.now().is_none() && !self.not_applied()
     }
 }
@@ -255,14 +255,14 @@ fn priors(own: &[Option<State>], history: Option<State>) -> Vec<Option<State>> {
 }
 
 /// The one decision: per node undo / leave / unknown, and the end state.
-pub fn judge(ev: &[NodeEvidence]) -> Judgement {
+pub(crate) fn judge(ev: &[NodeEvidence]) -> Judgement {
     judge_with(ev, None)
 }
 
 /// [`judge`], knowing the state the key's last acknowledged write left (`history`, in the terms
 /// of this write: [`State::Prior`] or [`State::Target`]). A node is never undone into a state
 /// other than that one: a node already in it is left alone, whatever its answer said.
-pub fn judge_with(ev: &[NodeEvidence], history: Option<State>) -> Judgement {
+pub(crate) fn judge_with(ev: &[NodeEvidence], history: Option<State>) -> Judgement {
     let own: Vec<Option<State>> = ev.iter().map(NodeEvidence::own_prior).collect();
     let diverged: Vec<usize> = match history {
         Some(h) => (0..ev.len())

@@ -6,9 +6,9 @@
 //! This module imports nothing else of dtc (a test in `tests/layers.rs` keeps it so): the saga
 //! produces these values, the journal stores them, the admin API and `dtc status` show them.
 
-pub mod evidence;
-pub mod outcome;
-pub mod plan;
+pub(crate) mod evidence;
+pub(crate) mod outcome;
+pub(crate) mod plan;
 pub mod view;
 
 pub use outcome::{

@@ -28,15 +28,15 @@ impl UndoPlan {
 }
 
 /// Methods in the journal: as their text (`"DELETE"`), the form journals have always held.
-pub mod method_text {
+pub(crate) mod method_text {
     use http::Method;
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
 
-    pub fn serialize<S: Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(m.as_str())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Method, D::Error> {
         let text = std::borrow::Cow::<str>::deserialize(d)?;
         Method::from_bytes(text.as_bytes())
             .map_err(|_| D::Error::custom(format!("`{text}` is not an HTTP method")))
@@ -55,14 +55,14 @@ mod body_text {
         Raw(Vec<u8>),
     }
 
-    pub fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(b: &Bytes, s: S) -> Result<S::Ok, S::Error> {
         match std::str::from_utf8(b) {
             Ok(t) => Repr::Text(t.to_string()).serialize(s),
             Err(_) => Repr::Raw(b.to_vec()).serialize(s),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
         Ok(match Repr::deserialize(d)? {
             Repr::Text(t) => Bytes::from(t),
             Repr::Raw(v) => Bytes::from(v),

@@ -392,7 +392,7 @@ fn fail_trial(s: &mut Inner, why: &str, now: Instant, cfg: &HealthConfig) {
 
 /// The wait before the trial that follows `failed` failed trials: `trial_initial`, doubling up to
 /// `trial_max`, with the retry policy's jitter so sidecars do not probe in step.
-pub fn trial_delay(cfg: &HealthConfig, failed: u32) -> Duration {
+pub(crate) fn trial_delay(cfg: &HealthConfig, failed: u32) -> Duration {
     Backoff {
         attempts: u32::MAX,
         initial: cfg.trial_initial,

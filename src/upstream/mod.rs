@@ -1,14 +1,14 @@
 //! Upstream: the nodes, their pooled clients, how their host names resolve, health, and
 //! load-aware selection for reads.
 
-pub mod catchup;
-pub mod error;
-pub mod health;
+pub(crate) mod catchup;
+pub(crate) mod error;
+pub(crate) mod health;
 pub mod node;
-pub mod pool;
-pub mod probe;
+pub(crate) mod pool;
+pub(crate) mod probe;
 pub mod resolve;
-pub mod stats;
+pub(crate) mod stats;
 mod tls;
 
 pub use error::{SendError, source_text};

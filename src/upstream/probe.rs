@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 /// Probes the node until it is dropped. The config is re-read each round, so a reload applies
 /// to the next probe.
-pub async fn probe_loop(node: Weak<Node>) {
+pub(crate) async fn probe_loop(node: Weak<Node>) {
     loop {
         let Some(n) = node.upgrade() else { return };
         let cfg = n.health_config.load_full();

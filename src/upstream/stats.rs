@@ -13,7 +13,7 @@ use std::time::Duration;
 
 /// Upper bounds of the latency buckets, in microseconds: 0.25 ms doubling to about 16 s; the last
 /// bucket takes everything slower.
-pub const BUCKETS_US: [u64; 17] = [
+pub(crate) const BUCKETS_US: [u64; 17] = [
     250, 500, 1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 256_000, 512_000,
     1_024_000, 2_048_000, 4_096_000, 8_192_000, 16_384_000,
 ];
@@ -142,7 +142,7 @@ impl StatsReading {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

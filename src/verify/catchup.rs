@@ -14,7 +14,7 @@ const IDLE: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// Runs until `stop`.
-pub async fn run(verifier: Verifier, mut stop: Stop) {
+pub(crate) async fn run(verifier: Verifier, mut stop: Stop) {
     let mut generation = verifier.current.subscribe();
     let mut retry = IDLE;
     loop {

@@ -40,7 +40,7 @@ impl RecentKeys for Journal {
 }
 
 /// Groups `entries` (newest first) by key, keeping keys written since `since_ms`.
-pub fn group_by_key(entries: Vec<Entry>, since_ms: u64, limit: usize) -> Vec<KeyHistory> {
+pub(crate) fn group_by_key(entries: Vec<Entry>, since_ms: u64, limit: usize) -> Vec<KeyHistory> {
     let mut out: Vec<KeyHistory> = Vec::new();
     let mut index = std::collections::HashMap::<String, usize>::new();
     for e in entries {

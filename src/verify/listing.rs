@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// A resource a listing found: its key, its read, and the write that creates it.
 #[derive(Debug, Clone)]
-pub struct Listed {
+pub(super) struct Listed {
     pub key: String,
     pub read: ReadPlan,
     method: Method,
@@ -27,7 +27,7 @@ pub struct Listed {
 impl Listed {
     /// The route's own write that brings a node to `target` (only "present": the listing saw
     /// the resource on the nodes that serve reads).
-    pub fn write(&self, target: &Target) -> Result<RepairWrite, NoRepair> {
+    pub(super) fn write(&self, target: &Target) -> Result<RepairWrite, NoRepair> {
         let Target::Present { body, content_type } = target else {
             return Err(NoRepair::ListedAbsent);
         };
@@ -45,7 +45,7 @@ impl Listed {
 
 /// Lists every route's resources on `source`; the second value says what the backfill can and
 /// cannot see.
-pub async fn list(rt: &Runtime, source: &Arc<Node>) -> (Vec<Listed>, String) {
+pub(super) async fn list(rt: &Runtime, source: &Arc<Node>) -> (Vec<Listed>, String) {
     let routes: Vec<&Arc<Route>> = rt
         .settings
         .routes

@@ -23,16 +23,16 @@
 //! the same lease. So a repair never acts on a read taken while another sidecar's write was half
 //! done, nor against a write acknowledged meanwhile.
 
-pub mod backfill;
-pub mod catchup;
+pub(crate) mod backfill;
+pub(crate) mod catchup;
 pub mod cli;
 mod ids;
-pub mod keys;
+pub(crate) mod keys;
 mod listing;
 mod read;
 mod repair;
-pub mod report;
-pub mod task;
+pub(crate) mod report;
+pub(crate) mod task;
 
 pub use keys::{KeyHistory, RecentKeys};
 pub use repair::REPAIR_ROUTE;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 /// The read of a key on a node.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ReadPlan {
+pub(super) struct ReadPlan {
     pub method: Method,
     pub path: String,
     /// The end-to-end headers (authorization and the like) journaled with the transaction the
@@ -35,7 +35,7 @@ pub struct ReadPlan {
 
 /// What one node holds for the key.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Held {
+pub(super) enum Held {
     /// A 2xx answer: the representation and its content type.
     Present {
         status: u16,
@@ -50,7 +50,7 @@ pub enum Held {
 
 impl Held {
     /// `200 crc32=1a2b3c4d`, `404`, `error (...)`: the evidence shown per node.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Held::Present { status, body, .. } => {
                 format!(
@@ -65,7 +65,7 @@ impl Held {
     }
 
     /// Whether the node holds what `target` says.
-    pub fn matches(&self, target: &Target) -> bool {
+    pub(super) fn matches(&self, target: &Target) -> bool {
         match (self, target) {
             (Held::Absent { .. }, Target::Absent) => true,
             (Held::Present { body, .. }, Target::Present { body: want, .. }) => body == want,
@@ -93,7 +93,7 @@ impl Held {
 
 /// What the odd nodes should be brought to.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Target {
+pub(super) enum Target {
     Absent,
     Present {
         body: Bytes,
@@ -117,7 +117,7 @@ impl Target {
     }
 
     /// `absent`, or `present crc32=...`.
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         match self {
             Target::Absent => "absent".into(),
             Target::Present { body, .. } => format!("present crc32={:08x}", crc32fast::hash(body)),
@@ -127,7 +127,7 @@ impl Target {
 
 /// What the last transaction that changed the key left on every node, per the journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Journaled {
+pub(super) enum Journaled {
     /// A delete succeeded last.
     Absent,
     /// A create or replace succeeded last, with the hash of its body when journaled.
@@ -136,7 +136,7 @@ pub enum Journaled {
 
 /// The verdict on one key.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Judgment {
+pub(super) enum Judgment {
     /// Every node holds the same.
     Agree,
     /// Some node could not be read: nothing can be said.
@@ -154,7 +154,7 @@ pub enum Judgment {
 }
 
 /// Judges what the nodes hold against the last acknowledged write (see the module docs).
-pub fn judge(held: &[Held], journaled: Option<Journaled>) -> Judgment {
+pub(super) fn judge(held: &[Held], journaled: Option<Journaled>) -> Judgment {
     if held.iter().any(|h| matches!(h, Held::Unknown { .. })) {
         return Judgment::Unreadable;
     }
@@ -220,7 +220,7 @@ fn acknowledged_body(held: &[Held], hash: Option<u32>) -> Option<Target> {
 
 /// The outcome of the newest transaction on the key that changed every node (`succeeded`);
 /// those that changed nothing (rejected, to be retried, rolled back) are looked past.
-pub fn journaled(history: &KeyHistory) -> Option<Journaled> {
+pub(super) fn journaled(history: &KeyHistory) -> Option<Journaled> {
     let last = history
         .txns
         .iter()
@@ -236,7 +236,7 @@ pub fn journaled(history: &KeyHistory) -> Option<Journaled> {
 
 /// The read of the key: a journaled `verify` read-back, else the route's `snapshot` read
 /// rendered from the write's path. `None` when the key's routes define neither.
-pub fn plan(rt: &Runtime, history: &KeyHistory) -> Option<ReadPlan> {
+pub(super) fn plan(rt: &Runtime, history: &KeyHistory) -> Option<ReadPlan> {
     let from_verify = history.txns.iter().find_map(|e| {
         let v = e.begin.verify.as_ref()?;
         Some(ReadPlan {
@@ -277,7 +277,7 @@ pub fn plan(rt: &Runtime, history: &KeyHistory) -> Option<ReadPlan> {
 }
 
 /// Reads the key on `node`, retried under the config's policy.
-pub async fn read(rt: &Runtime, node: &Arc<Node>, plan: &ReadPlan) -> Held {
+pub(super) async fn read(rt: &Runtime, node: &Arc<Node>, plan: &ReadPlan) -> Held {
     let answer = fetch(rt, node, &plan.method, &plan.path, &plan.headers).await;
     match answer {
         Ok(resp) if resp.status.is_success() => Held::Present {

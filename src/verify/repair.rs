@@ -27,7 +27,7 @@ pub const REPAIR_ROUTE: &str = "dtc verify repair";
 
 /// One repair request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RepairWrite {
+pub(super) struct RepairWrite {
     pub method: Method,
     pub path: String,
     pub content_type: Option<String>,
@@ -38,7 +38,7 @@ pub struct RepairWrite {
 
 /// Why no repair write can be chosen for a key: the journal holds nothing to build it from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum NoRepair {
+pub(super) enum NoRepair {
     #[error("no journaled delete or undo of a create for this key")]
     NoDelete,
     #[error("no journaled create or undo of a delete for this key")]
@@ -48,7 +48,7 @@ pub enum NoRepair {
 }
 
 /// The write that brings a node holding `held` to `target`, or why there is none.
-pub fn choose(
+pub(super) fn choose(
     rt: &Runtime,
     history: &KeyHistory,
     target: &Target,

@@ -6,7 +6,7 @@ use crate::runtime::Stop;
 use std::time::Duration;
 
 /// Runs checks until `stop`. Waits while the interval is `0s`.
-pub async fn run(verifier: Verifier, mut stop: Stop) {
+pub(crate) async fn run(verifier: Verifier, mut stop: Stop) {
     let mut generation = verifier.current.subscribe();
     loop {
         let cfg = verifier.current.load().settings.config.verify.clone();

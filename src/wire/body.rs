@@ -7,10 +7,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// The error a response body can end with.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A body streamed from elsewhere (a node's answer to a read), with its own limits.
-pub type StreamBody = Box<dyn Body<Data = Bytes, Error = BodyError> + Send + Unpin>;
+pub(crate) type StreamBody = Box<dyn Body<Data = Bytes, Error = BodyError> + Send + Unpin>;
 
 /// A response body: buffered (problems, write answers, admin documents) or streamed (reads),
 /// without boxing the common buffered case.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Reads a request body into memory, bounded in size (`max` bytes) and time (`timeout`); the
 /// error is the problem answer to give the client (413, 400 or 408).
-pub async fn buffer_body(
+pub(crate) async fn buffer_body(
     body: Incoming,
     headers: &http::HeaderMap,
     max: usize,

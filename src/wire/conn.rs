@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 /// What a connection is doing: requests in flight, and since when it has been idle.
 #[derive(Debug)]
-pub struct Activity {
+pub(crate) struct Activity {
     open: AtomicUsize,
     /// `None` until the first request head arrives.
     idle_since: Mutex<Option<Instant>>,
@@ -33,7 +33,7 @@ pub struct Activity {
 
 /// Why [`supervise`] closed a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Closed {
+pub(crate) enum Closed {
     /// No complete request head within `timeouts.header_read` of the accept.
     NoRequest,
     /// No request in flight for `timeouts.idle`.
@@ -42,7 +42,7 @@ pub enum Closed {
 
 impl Activity {
     /// A connection just accepted.
-    pub fn new() -> Arc<Activity> {
+    pub(crate) fn new() -> Arc<Activity> {
         Arc::new(Activity {
             open: AtomicUsize::new(0),
             idle_since: Mutex::new(None),
@@ -52,7 +52,7 @@ impl Activity {
 
     /// A request head arrived; the request counts as open until the guard (moved into the
     /// response body) drops.
-    pub fn begin(self: &Arc<Self>) -> OpenRequest {
+    pub(crate) fn begin(self: &Arc<Self>) -> OpenRequest {
         self.open.fetch_add(1, Ordering::Relaxed);
         let mut since = self.idle_since.lock().unwrap_or_else(|p| p.into_inner());
         since.get_or_insert_with(Instant::now);
@@ -75,7 +75,7 @@ impl Activity {
 
 /// One request in flight on a connection.
 #[derive(Debug)]
-pub struct OpenRequest(Arc<Activity>);
+pub(crate) struct OpenRequest(Arc<Activity>);
 
 impl Drop for OpenRequest {
     fn drop(&mut self) {
@@ -89,11 +89,11 @@ impl Drop for OpenRequest {
 
 /// How long after `timeouts.header_read` a connection with no request is dropped: hyper's own
 /// header timer, which answers an HTTP/1 client 408, goes first.
-pub const GRACE: Duration = Duration::from_millis(250);
+pub(crate) const GRACE: Duration = Duration::from_millis(250);
 
 /// Runs `conn` until it ends, or closes it (by dropping it) when `activity` says it is silent:
 /// no request `header_read` + [`GRACE`] after the accept, or none in flight for `idle`.
-pub async fn supervise<F: Future>(
+pub(crate) async fn supervise<F: Future>(
     conn: F,
     activity: &Activity,
     header_read: Duration,
@@ -111,7 +111,7 @@ pub async fn supervise<F: Future>(
 }
 
 /// Logs a connection [`supervise`] closed for silence.
-pub fn on_silent(closed: Closed, peer: std::net::SocketAddr) {
+pub(crate) fn on_silent(closed: Closed, peer: std::net::SocketAddr) {
     match closed {
         Closed::NoRequest => {
             tracing::info!(%peer, "closed a connection that sent no complete request head within timeouts.header_read")
@@ -121,14 +121,14 @@ pub fn on_silent(closed: Closed, peer: std::net::SocketAddr) {
 }
 
 /// A response body that keeps its request counted as open until it is dropped.
-pub struct Tracked<B> {
+pub(crate) struct Tracked<B> {
     inner: B,
     _open: OpenRequest,
 }
 
 impl<B> Tracked<B> {
     /// `inner`, counted as open until it is dropped.
-    pub fn new(inner: B, open: OpenRequest) -> Tracked<B> {
+    pub(crate) fn new(inner: B, open: OpenRequest) -> Tracked<B> {
         Tracked { inner, _open: open }
     }
 }

@@ -3,13 +3,13 @@
 //! skeleton ([`serve()`]). It knows nothing of the data path: the proxy, the admin listener, the
 //! webhook and the reference node build on it.
 
-pub mod body;
-pub mod buffer;
-pub mod conn;
-pub mod path;
-pub mod problem;
-pub mod serve;
+pub(crate) mod body;
+pub(crate) mod buffer;
+pub(crate) mod conn;
+pub(crate) mod path;
+pub(crate) mod problem;
+pub(crate) mod serve;
 
-pub use body::{BodyError, ProxyBody, StreamBody};
-pub use buffer::buffer_body;
-pub use serve::{Connections, Drain, Ended, Options, Plain, serve};
+pub(crate) use body::{BodyError, ProxyBody};
+pub(crate) use buffer::buffer_body;
+pub(crate) use serve::{Connections, Drain, Ended, Options, Plain, serve};

@@ -20,7 +20,7 @@
 //! turn the write takes.
 
 /// The normal form of `path` (a query, if any, is dropped).
-pub fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     let path = path.split(['?', '#']).next().unwrap_or("");
     let decoded = normalize_escapes(path);
     let mut out: Vec<&str> = Vec::new();

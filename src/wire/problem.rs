@@ -11,7 +11,7 @@ use serde::Serialize;
 /// A problem document; `S` is a transaction's state and `N` a node's report, when the problem
 /// is about a transaction (`()` otherwise, never serialized).
 #[derive(Debug, Serialize)]
-pub struct Problem<'a, S = (), N = ()> {
+pub(crate) struct Problem<'a, S = (), N = ()> {
     #[serde(rename = "type")]
     pub kind: String,
     pub title: &'a str,
@@ -35,7 +35,7 @@ pub struct Problem<'a, S = (), N = ()> {
 impl Problem<'static> {
     /// A problem that is not about a transaction: its type is `urn:dtc:problem:{kind}`, its
     /// title the status's reason, and it is retryable for 408, 429, 502, 503 and 504.
-    pub fn plain(status: StatusCode, kind: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn plain(status: StatusCode, kind: &str, detail: impl Into<String>) -> Self {
         Problem {
             kind: format!("urn:dtc:problem:{kind}"),
             title: status.canonical_reason().unwrap_or("error"),
@@ -52,12 +52,16 @@ impl Problem<'static> {
 }
 
 /// A problem answer that is not about a transaction (413, 408, 503 no node, ...).
-pub fn plain(status: StatusCode, kind: &str, detail: impl Into<String>) -> Response<ProxyBody> {
+pub(crate) fn plain(
+    status: StatusCode,
+    kind: &str,
+    detail: impl Into<String>,
+) -> Response<ProxyBody> {
     respond(status, &Problem::plain(status, kind, detail))
 }
 
 /// The answer carrying `p`, with `status`.
-pub fn respond<S: Serialize, N: Serialize>(
+pub(crate) fn respond<S: Serialize, N: Serialize>(
     status: StatusCode,
     p: &Problem<'_, S, N>,
 ) -> Response<ProxyBody> {
@@ -74,7 +78,12 @@ pub fn respond<S: Serialize, N: Serialize>(
 /// [`plain`]'s answer as the bytes of an HTTP/1.1 response that closes the connection, with
 /// `Retry-After: retry_after` seconds if given: for a client turned away before hyper serves it,
 /// or after hyper gave up on it.
-pub fn raw(status: StatusCode, kind: &str, detail: &str, retry_after: Option<u64>) -> Vec<u8> {
+pub(crate) fn raw(
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+    retry_after: Option<u64>,
+) -> Vec<u8> {
     let p = Problem::plain(status, kind, detail);
     let body = serde_json::to_vec(&p).unwrap_or_default();
     let mut head = format!(

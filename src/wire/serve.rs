@@ -26,13 +26,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
 /// An error a connection or a service ends with.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long the loop waits after an accept error (out of file descriptors, ...) by default.
-pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+pub(crate) const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Where connections come from: a bound TCP listener (or a test's stand-in).
-pub trait Accept: Send {
+pub(crate) trait Accept: Send {
     /// The next connection.
     fn accept(&mut self) -> impl Future<Output = io::Result<(TcpStream, SocketAddr)>> + Send;
 }
@@ -44,7 +44,7 @@ impl Accept for TcpListener {
 }
 
 /// How a listener ends once its shutdown future resolves and it stops accepting.
-pub enum Drain {
+pub(crate) enum Drain {
     /// Ask open connections to finish their requests, wait for up to the deadline (read when
     /// the drain starts: a reload may have changed it), then leave what is left to end alone.
     Within(Box<dyn FnOnce() -> Duration + Send>),
@@ -53,19 +53,22 @@ pub enum Drain {
 }
 
 impl Drain {
-    /// [`Drain::Within`] a fixed deadline.
-    pub fn within(deadline: Duration) -> Drain {
+    /// [`Drain::Within`] a fixed deadline (the webhook's).
+    #[cfg(any(feature = "k8s", test))]
+    pub(crate) fn within(deadline: Duration) -> Drain {
         Drain::Within(Box::new(move || deadline))
     }
 
     /// [`Drain::Within`] the deadline `deadline()` gives when the drain starts.
-    pub fn within_at_shutdown(deadline: impl FnOnce() -> Duration + Send + 'static) -> Drain {
+    pub(crate) fn within_at_shutdown(
+        deadline: impl FnOnce() -> Duration + Send + 'static,
+    ) -> Drain {
         Drain::Within(Box::new(deadline))
     }
 }
 
 /// One listener's way of serving, besides its [`Connections`] hook.
-pub struct Options {
+pub(crate) struct Options {
     name: String,
     http: auto::Builder<TokioExecutor>,
     upgrades: bool,
@@ -77,7 +80,11 @@ pub struct Options {
 impl Options {
     /// A listener called `name` in logs, serving with `http` (its h1/h2 options and limits), and
     /// ending as `drain` says.
-    pub fn new(name: impl Into<String>, http: auto::Builder<TokioExecutor>, drain: Drain) -> Self {
+    pub(crate) fn new(
+        name: impl Into<String>,
+        http: auto::Builder<TokioExecutor>,
+        drain: Drain,
+    ) -> Self {
         Options {
             name: name.into(),
             http,
@@ -89,20 +96,20 @@ impl Options {
     }
 
     /// Serves connections with HTTP upgrades (`CONNECT`, `Upgrade:`) enabled.
-    pub fn with_upgrades(mut self) -> Self {
+    pub(crate) fn with_upgrades(mut self) -> Self {
         self.upgrades = true;
         self
     }
 
     /// Closes a connection that sends no request head within `header_read` (plus
     /// [`GRACE`](super::conn::GRACE)) of the accept, or has no request in flight for `idle`.
-    pub fn close_silent(mut self, header_read: Duration, idle: Duration) -> Self {
+    pub(crate) fn close_silent(mut self, header_read: Duration, idle: Duration) -> Self {
         self.silence = Some((header_read, idle));
         self
     }
 
     /// Waits `backoff` after an accept error instead of [`ACCEPT_BACKOFF`].
-    pub fn backoff(mut self, backoff: Duration) -> Self {
+    pub(crate) fn backoff(mut self, backoff: Duration) -> Self {
         self.backoff = backoff;
         self
     }
@@ -110,7 +117,7 @@ impl Options {
 
 /// How a connection ended.
 #[derive(Debug)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// The client or the drain closed it.
     Done,
     /// hyper ended it with an error (a malformed or slow request head, a reset, ...).
@@ -120,7 +127,7 @@ pub enum Ended {
 }
 
 /// What a listener does around the shared loop with each connection.
-pub trait Connections: Send + Sync + 'static {
+pub(crate) trait Connections: Send + Sync + 'static {
     /// What an admitted connection holds until it ends (a connection slot, ...).
     type Guard: Send + 'static;
     /// The stream HTTP runs on: the TCP stream, or TLS over it.
@@ -148,7 +155,7 @@ pub trait Connections: Send + Sync + 'static {
 }
 
 /// Plain TCP connections, all admitted, named for the log (e.g. `"admin"`).
-pub struct Plain(pub &'static str);
+pub(crate) struct Plain(pub &'static str);
 
 impl Connections for Plain {
     type Guard = ();
@@ -175,7 +182,7 @@ impl Connections for Plain {
 
 /// Serves `service` on the connections `listener` accepts until `shutdown` resolves, then stops
 /// accepting (the listener is closed) and drains as `opts` says.
-pub async fn serve<L, S, B, C>(
+pub(crate) async fn serve<L, S, B, C>(
     mut listener: L,
     service: S,
     shutdown: impl Future<Output = ()>,

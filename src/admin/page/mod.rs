@@ -15,9 +15,9 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 
 /// Transactions per page of the list.
-pub const PAGE_SIZE: usize = 50;
+pub(super) const PAGE_SIZE: usize = 50;
 /// Seconds between refreshes (`<meta http-equiv=refresh>` without JS, `fetch` with it).
-pub const REFRESH_SECS: u32 = 5;
+pub(super) const REFRESH_SECS: u32 = 5;
 
 /// `GET /?page=N`: the page, showing the `N`th [`PAGE_SIZE`] of the listed transactions.
 pub(super) fn page(state: &AdminState, query: &str) -> Response<ProxyBody> {

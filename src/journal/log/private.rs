@@ -13,9 +13,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Mode of the journal directory.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// Mode of the journal's files.
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` (0700) if needed and makes sure nobody but dtc's user can enter it.
 pub(super) fn prepare_dir(dir: &Path) -> Result<(), JournalError> {

@@ -32,7 +32,7 @@ use crate::journal::JournalError;
 pub(super) const SPARE_NAME: &str = "journal.log.next";
 
 /// The name of the sealed segment whose first record is number `first_seq`.
-pub fn sealed_name(first_seq: u64) -> String {
+pub(crate) fn sealed_name(first_seq: u64) -> String {
     format!("journal-{first_seq:016x}.log")
 }
 

@@ -132,7 +132,7 @@ pub(super) struct Writer {
 impl Writer {
     /// Runs until every `Log` clone is gone (the queue disconnects), after finishing what
     /// was already queued; probes a broken disk and checks the file between batches.
-    pub fn run(mut self, rx: mpsc::Receiver<Command>) {
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Command>) {
         loop {
             match rx.recv_timeout(self.idle_wait()) {
                 Ok(first) => {

@@ -92,7 +92,7 @@ impl StoreClock {
 
 /// The local deadline of a grant of `granted_ms` (by the store's clock) whose statement was sent
 /// at `sent`: the grant less `margin`, counted from `sent`.
-pub fn deadline(sent: Instant, granted_ms: i64, margin: Duration) -> Instant {
+pub(crate) fn deadline(sent: Instant, granted_ms: i64, margin: Duration) -> Instant {
     let granted = Duration::from_millis(granted_ms.max(0) as u64);
     sent + granted.saturating_sub(margin)
 }

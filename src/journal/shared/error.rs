@@ -66,7 +66,7 @@ impl StoreError {
 
 /// `e` and every error beneath it, joined: tokio-postgres says "error performing TLS handshake"
 /// and keeps why (an unknown issuer, a name mismatch) in its source.
-pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -193,7 +193,7 @@ tokio::task_local! {
 }
 
 /// Runs `f` with `hold` as the lease its node requests must respect.
-pub async fn under<F: std::future::Future>(hold: Option<Arc<Hold>>, f: F) -> F::Output {
+pub(crate) async fn under<F: std::future::Future>(hold: Option<Arc<Hold>>, f: F) -> F::Output {
     match hold {
         Some(h) => HELD.scope(h, f).await,
         None => f.await,
@@ -201,7 +201,7 @@ pub async fn under<F: std::future::Future>(hold: Option<Arc<Hold>>, f: F) -> F::
 }
 
 /// Ok when no lease governs this task, or when its lease outlives a request of `need`.
-pub async fn may_send(need: Duration) -> Result<(), LeaseTooShort> {
+pub(crate) async fn may_send(need: Duration) -> Result<(), LeaseTooShort> {
     let Ok(hold) = HELD.try_with(Arc::clone) else {
         return Ok(());
     };

@@ -10,14 +10,14 @@
 //! A write costs two round trips: lease + intent in one statement ([`Shared::begin`]), end +
 //! release in one ([`Shared::write`]). Node answers that add to the intent cost one each.
 
-pub mod clock;
-pub mod error;
-pub mod events;
-pub mod ids;
-pub mod lease;
-pub mod pool;
-pub mod schema;
-pub mod sql;
+pub(crate) mod clock;
+pub(crate) mod error;
+pub(crate) mod events;
+pub(crate) mod ids;
+pub(crate) mod lease;
+pub(crate) mod pool;
+pub(crate) mod schema;
+pub(crate) mod sql;
 pub mod tls;
 
 pub use error::StoreError;

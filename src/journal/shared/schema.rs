@@ -14,7 +14,7 @@ use super::sql;
 
 /// Creates the schema in an empty database, upgrades an older one of dtc's, or checks that the one
 /// there is dtc's and not newer.
-pub async fn migrate(pool: &Pool) -> Result<(), StoreError> {
+pub(crate) async fn migrate(pool: &Pool) -> Result<(), StoreError> {
     let mut client = pool.connect_raw().await?;
     let tx = pool.timed(client.transaction()).await?;
     pool.timed(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&sql::MIGRATION_LOCK]))

@@ -27,10 +27,10 @@
 //! time it granted, as the store counts it, and the store's clock (both in milliseconds).
 
 /// The schema version this dtc creates and understands.
-pub const VERSION: i32 = 4;
+pub(crate) const VERSION: i32 = 4;
 
 /// Key of the advisory lock that serialises migrations of sidecars starting together.
-pub const MIGRATION_LOCK: i64 = 0x6474_635f_7363_6831;
+pub(crate) const MIGRATION_LOCK: i64 = 0x6474_635f_7363_6831;
 
 /// The id map's table and indexes (version 4): created with the schema, or by [`UPGRADE_3`].
 macro_rules! ids_table {
@@ -52,7 +52,7 @@ CREATE INDEX dtc_ids_txn ON dtc_ids (txn);
 }
 
 /// Creates the schema (version 4) in an empty database.
-pub const CREATE: &str = concat!(
+pub(crate) const CREATE: &str = concat!(
     "
 CREATE TABLE dtc_schema (version integer NOT NULL);
 CREATE SEQUENCE dtc_epochs;
@@ -87,7 +87,7 @@ CREATE INDEX dtc_txns_idem ON dtc_txns (idem, begun_ms) WHERE idem IS NOT NULL;
 
 /// Upgrades schema version 1: epochs from a sequence that starts above every epoch granted so
 /// far, the rows of free and unfenced keys dropped, the index a key's history is read by.
-pub const UPGRADE_1: &str = "
+pub(crate) const UPGRADE_1: &str = "
 CREATE SEQUENCE dtc_epochs;
 SELECT setval('dtc_epochs', greatest(1, (SELECT max(epoch) FROM dtc_leases)));
 DELETE FROM dtc_leases WHERE txn IS NULL AND fence IS NULL;
@@ -98,7 +98,7 @@ UPDATE dtc_schema SET version = 2;
 /// Upgrades schema version 2: the client's idempotency key of each transaction and the answer
 /// a retry with it gets. Sidecars of version 2 that run on meanwhile write neither (their
 /// transactions are simply not found by key).
-pub const UPGRADE_2: &str = "
+pub(crate) const UPGRADE_2: &str = "
 ALTER TABLE dtc_txns ADD COLUMN idem text, ADD COLUMN answer text, ADD COLUMN changed bigint;
 CREATE INDEX dtc_txns_idem ON dtc_txns (idem, begun_ms) WHERE idem IS NOT NULL;
 UPDATE dtc_schema SET version = 3;
@@ -106,14 +106,14 @@ UPDATE dtc_schema SET version = 3;
 
 /// Upgrades schema version 3: the id map. Sidecars of version 3 that run on meanwhile keep no
 /// id map (their config check refuses `id` with `[cluster]`).
-pub const UPGRADE_3: &str = concat!(ids_table!(), "UPDATE dtc_schema SET version = 4;");
+pub(crate) const UPGRADE_3: &str = concat!(ids_table!(), "UPDATE dtc_schema SET version = 4;");
 
 /// Whether dtc's tables exist.
-pub const TABLES: &str = "SELECT to_regclass('dtc_schema') IS NOT NULL, \
+pub(crate) const TABLES: &str = "SELECT to_regclass('dtc_schema') IS NOT NULL, \
      to_regclass('dtc_leases') IS NOT NULL, to_regclass('dtc_txns') IS NOT NULL";
 
 /// The columns dtc reads, to tell its own tables from foreign ones of the same names.
-pub const SHAPE: &str = "SELECT (SELECT max(version) FROM dtc_schema), \
+pub(crate) const SHAPE: &str = "SELECT (SELECT max(version) FROM dtc_schema), \
      (SELECT count(*) FROM (SELECT key, epoch, owner, txn, expires, fence FROM dtc_leases LIMIT 0) l), \
      (SELECT count(*) FROM (SELECT txn, key, state, open, begun_ms, entry FROM dtc_txns LIMIT 0) t)";
 
@@ -162,7 +162,7 @@ macro_rules! taken {
 /// Takes a free, unfenced key's lease and records the intent, in one statement. Returns the
 /// new epoch (NULL when the key is not free) and [`taken!`]'s columns. Params: key, holder, txn,
 /// lease ms, begun ms, entry, state, idempotency key.
-pub const BEGIN: &str = concat!(
+pub(crate) const BEGIN: &str = concat!(
     "WITH l AS (",
     take!(),
     "), t AS (
@@ -175,7 +175,7 @@ SELECT (SELECT epoch FROM l WHERE EXISTS (SELECT 1 FROM t)),",
 
 /// Takes the lease alone (for a write that reads pre-images first, or a repair that reads the
 /// nodes under it). Same params (first four) and answer as [`BEGIN`].
-pub const ACQUIRE: &str = concat!(
+pub(crate) const ACQUIRE: &str = concat!(
     "WITH l AS (",
     take!(),
     ")
@@ -185,7 +185,7 @@ SELECT (SELECT epoch FROM l),",
 
 /// Records the intent under a lease taken with [`ACQUIRE`]. Params: key, epoch, txn, begun ms,
 /// entry, state, holder, idempotency key. One row when the lease is still held.
-pub const INTENT: &str = "
+pub(crate) const INTENT: &str = "
 WITH l AS (SELECT key FROM dtc_leases
            WHERE key = $1::text AND epoch = $2::int8 AND txn = $3::text AND owner = $7::text
            FOR UPDATE)
@@ -198,7 +198,7 @@ RETURNING 1";
 /// left; keeps the answer a retry with the client's idempotency key gets, when given; withdraws
 /// the ids a create mapped when its entry ends without the write. One row when done. Params:
 /// txn, epoch, state, open, entry, key, fences, release, holder, answer.
-pub const WRITE: &str = "
+pub(crate) const WRITE: &str = "
 WITH w AS (
     DELETE FROM dtc_ids
     WHERE txn = $1::text AND $3::text IN ('rolled_back', 'rejected', 'to_be_retried')
@@ -225,7 +225,7 @@ RETURNING 1";
 
 /// Frees a lease whose transaction has no entry (it ended before its intent): deletes the row,
 /// or clears the lease when a fence stays. Params: key, epoch, holder, txn.
-pub const FREE: &str = "
+pub(crate) const FREE: &str = "
 WITH d AS (
     DELETE FROM dtc_leases
     WHERE key = $1::text AND epoch = $2::int8 AND owner = $3::text AND txn = $4::text
@@ -237,7 +237,7 @@ WHERE key = $1::text AND epoch = $2::int8 AND owner = $3::text AND txn = $4::tex
 
 /// Extends a held lease. Params: key, epoch, lease ms, holder, txn. Returns the time granted
 /// and the store's clock; no row when the lease is not this holder's any more.
-pub const RENEW: &str = concat!(
+pub(crate) const RENEW: &str = concat!(
     "
 UPDATE dtc_leases SET expires = now() + $3::int8 * interval '1 millisecond'
 WHERE key = $1::text AND epoch = $2::int8 AND owner = $4::text AND txn = $5::text
@@ -250,7 +250,7 @@ RETURNING ",
 /// Takes a free key's lease for work on the transaction that fences it, or on one that no
 /// longer does (re-drive, check, resolve). Params: key, holder, txn, lease ms. Returns the new
 /// epoch, the time granted and the store's clock.
-pub const CLAIM: &str = concat!(
+pub(crate) const CLAIM: &str = concat!(
     "
 INSERT INTO dtc_leases AS l (key, epoch, owner, txn, expires)
 VALUES ($1::text, nextval('dtc_epochs'), $2::text, $3::text,
@@ -268,7 +268,7 @@ RETURNING epoch, ",
 /// Takes over expired leases, each by exactly one sidecar (rows another sidecar is claiming
 /// are skipped). Params: holder, lease ms, limit. Returns key, txn, new epoch, the time granted
 /// and the store's clock.
-pub const TAKE_OVER: &str = concat!(
+pub(crate) const TAKE_OVER: &str = concat!(
     "
 UPDATE dtc_leases l SET epoch = nextval('dtc_epochs'), owner = $1::text,
     expires = now() + $2::int8 * interval '1 millisecond'
@@ -282,43 +282,43 @@ RETURNING l.key, l.txn, l.epoch, ",
 );
 
 /// One transaction's entry. Params: txn.
-pub const LOAD: &str = "SELECT entry FROM dtc_txns WHERE txn = $1::text";
+pub(crate) const LOAD: &str = "SELECT entry FROM dtc_txns WHERE txn = $1::text";
 
 /// The newest transaction bound to a client's idempotency key since a time, with its kept
 /// answer. Params: idempotency key, since ms.
-pub const IDEM: &str = "
+pub(crate) const IDEM: &str = "
 SELECT entry, answer FROM dtc_txns WHERE idem = $1::text AND begun_ms >= $2::int8
 ORDER BY begun_ms DESC LIMIT 1";
 
 /// A key's finished transactions but one, the last changed first (a row an older dtc wrote,
 /// without `changed`, comes first: its place is not known): what its last acknowledged write
 /// left is read from them. Params: key, the transaction to leave out.
-pub const FINISHED_OF_KEY: &str = "
+pub(crate) const FINISHED_OF_KEY: &str = "
 SELECT entry, changed FROM dtc_txns WHERE key = $1::text AND NOT open AND txn <> $2::text
 ORDER BY changed DESC NULLS FIRST LIMIT 16";
 
 /// Every key the store holds a transaction for (a joining node's backfill goes through them).
-pub const KEYS: &str = "SELECT DISTINCT key FROM dtc_txns ORDER BY key";
+pub(crate) const KEYS: &str = "SELECT DISTINCT key FROM dtc_txns ORDER BY key";
 
 /// Every transaction the store holds for a key, newest first. Params: key.
-pub const HISTORY: &str =
+pub(crate) const HISTORY: &str =
     "SELECT entry FROM dtc_txns WHERE key = $1::text ORDER BY begun_ms DESC, txn";
 
 /// Records a transaction that touched no node (no lease). Params: txn, key, state, begun ms,
 /// entry.
-pub const NOTE: &str = "
+pub(crate) const NOTE: &str = "
 INSERT INTO dtc_txns (txn, key, state, open, begun_ms, entry, changed)
 VALUES ($1::text, $2::text, $3::text, false, $4::int8, $5::text, nextval('dtc_epochs'))
 ON CONFLICT (txn) DO NOTHING";
 
 /// How many finished transactions one [`PRUNE`] deletes at most.
-pub const PRUNE_BATCH: i64 = 5000;
+pub(crate) const PRUNE_BATCH: i64 = 5000;
 
 /// Deletes up to [`PRUNE_BATCH`] finished transactions beyond the newest `keep` (the
 /// inspection window of `journal.keep_finished`, fleet-wide), but none bound to an idempotency
 /// key that began after `idem_since` (the `idempotency.window`). Params: keep, batch,
 /// idem_since ms.
-pub const PRUNE: &str = "
+pub(crate) const PRUNE: &str = "
 DELETE FROM dtc_txns WHERE txn IN (
     SELECT txn FROM (SELECT txn, idem, begun_ms FROM dtc_txns WHERE NOT open
                      ORDER BY begun_ms DESC OFFSET $1::int8) beyond
@@ -326,7 +326,7 @@ DELETE FROM dtc_txns WHERE txn IN (
     LIMIT $2::int8)";
 
 /// The fleet's open transactions and its latest finished ones. Params: how many finished.
-pub const FLEET: &str = "
+pub(crate) const FLEET: &str = "
 (SELECT entry FROM dtc_txns WHERE open)
 UNION ALL
 (SELECT entry FROM dtc_txns WHERE NOT open ORDER BY begun_ms DESC LIMIT $1::int8)";
@@ -343,7 +343,7 @@ macro_rules! held {
 /// Maps a resource under the create's lease, unless its canonical id is taken. Params: key,
 /// epoch, txn, holder, collection, canonical, nodes (JSON), node keys, at ms. Returns whether
 /// the lease is held and whether the row was written.
-pub const IDS_PUT: &str = concat!(
+pub(crate) const IDS_PUT: &str = concat!(
     "WITH l AS (",
     held!(),
     "), i AS (
@@ -357,7 +357,7 @@ SELECT EXISTS (SELECT 1 FROM l), EXISTS (SELECT 1 FROM i)"
 /// Sets a mapped resource's node ids (a repair recreated it on a node) under the repair's
 /// lease. Params: key, epoch, txn, holder, collection, canonical, nodes (JSON), node keys.
 /// Returns whether the lease is held and whether the row was there.
-pub const IDS_SET: &str = concat!(
+pub(crate) const IDS_SET: &str = concat!(
     "WITH l AS (",
     held!(),
     "), u AS (
@@ -369,7 +369,7 @@ SELECT EXISTS (SELECT 1 FROM l), EXISTS (SELECT 1 FROM u)"
 
 /// Unmaps a resource a delete left absent on every node, under the delete's lease. Params:
 /// key, epoch, txn, holder, collection, canonical. Returns whether the lease is held.
-pub const IDS_GONE: &str = concat!(
+pub(crate) const IDS_GONE: &str = concat!(
     "WITH l AS (",
     held!(),
     "), d AS (
@@ -379,18 +379,18 @@ SELECT EXISTS (SELECT 1 FROM l)"
 );
 
 /// One resource's ids. Params: collection, canonical.
-pub const IDS_GET: &str =
+pub(crate) const IDS_GET: &str =
     "SELECT nodes, txn, at_ms FROM dtc_ids WHERE collection = $1::text AND canonical = $2::text";
 
 /// The canonical id of a resource one of the given node keys names. Params: collection, node
 /// keys.
-pub const IDS_BY_NODE: &str = "
+pub(crate) const IDS_BY_NODE: &str = "
 SELECT canonical FROM dtc_ids WHERE collection = $1::text AND node_keys && $2::text[]
 ORDER BY at_ms DESC LIMIT 1";
 
 /// A collection's resources. Params: collection.
-pub const IDS_ALL: &str =
+pub(crate) const IDS_ALL: &str =
     "SELECT canonical, nodes, txn, at_ms FROM dtc_ids WHERE collection = $1::text";
 
 /// How many resources the map holds.
-pub const IDS_COUNT: &str = "SELECT count(*) FROM dtc_ids";
+pub(crate) const IDS_COUNT: &str = "SELECT count(*) FROM dtc_ids";

@@ -6,7 +6,7 @@
 //! `GET /healthz`. [`serve`] takes a bound listener and a shutdown future, so
 //! tests run the real server in-process on `127.0.0.1:0`.
 
-pub mod review;
+pub(crate) mod review;
 pub mod tls;
 
 use crate::k8s::sidecar::SidecarOptions;

@@ -14,7 +14,7 @@ const API_VERSION: &str = "admission.k8s.io/v1";
 
 /// Which pods a webhook path injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// `/mutate`: only pods annotated `dtc.io/inject: "enabled"`.
     Annotated,
     /// `/mutate-namespace`: every pod (its namespace opted in) unless annotated `disabled`.
@@ -23,7 +23,7 @@ pub enum Mode {
 
 /// A request body that is not an AdmissionReview v1 we can answer.
 #[derive(Debug, thiserror::Error)]
-pub enum ReviewError {
+pub(crate) enum ReviewError {
     /// Not JSON, or JSON of the wrong shape.
     #[error("the body is not an AdmissionReview: {0}")]
     Shape(#[from] serde_json::Error),
@@ -67,7 +67,7 @@ struct GroupVersionKind {
 
 /// Answers one review. An `Err` means the body itself is malformed (HTTP 400);
 /// a pod that cannot be injected gets a normal answer that denies it.
-pub fn answer(body: &[u8], mode: Mode, opts: &SidecarOptions) -> Result<Value, ReviewError> {
+pub(crate) fn answer(body: &[u8], mode: Mode, opts: &SidecarOptions) -> Result<Value, ReviewError> {
     let review: Review = serde_json::from_slice(body)?;
     if review.api_version != API_VERSION || review.kind != "AdmissionReview" {
         return Err(ReviewError::Version(review.api_version, review.kind));

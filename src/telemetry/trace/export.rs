@@ -32,17 +32,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// How long one export may take, retries included.
-pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest a span waits before its batch is sent.
-pub const BATCH_DELAY: Duration = Duration::from_secs(1);
+pub(crate) const BATCH_DELAY: Duration = Duration::from_secs(1);
 /// Spans per export request at most.
-pub const BATCH_SIZE: usize = 512;
+pub(crate) const BATCH_SIZE: usize = 512;
 /// Largest collector answer read.
 const MAX_ANSWER: usize = 64 * 1024;
 
 /// Why the exporter could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum ExportSetupError {
+pub(crate) enum ExportSetupError {
     /// Export sends from the Tokio runtime, and there was none.
     #[error("no Tokio runtime to send spans from")]
     NoRuntime,
@@ -62,7 +62,7 @@ struct Shared {
 
 /// The processor for a collector at `otlp` (`http://host:4318`): batched, bounded to
 /// `max_queue` spans, counted in `metrics`.
-pub fn processor(
+pub(crate) fn processor(
     otlp: &str,
     max_queue: usize,
     metrics: Arc<Metrics>,
@@ -99,7 +99,7 @@ pub fn processor(
 
 /// Refuses (and counts) a span while `max_queue` spans wait for export.
 #[derive(Debug)]
-pub struct Bounded {
+pub(crate) struct Bounded {
     inner: BatchSpanProcessor,
     shared: Arc<Shared>,
 }
@@ -188,7 +188,7 @@ impl SpanExporter for Counted {
 /// The exporter's HTTP client: hyper-util's pooled client, run on dtc's Tokio runtime (the
 /// exporter calls it from the SDK's own thread).
 #[derive(Debug, Clone)]
-pub struct OtlpClient {
+pub(crate) struct OtlpClient {
     client: Client<HttpConnector, Full<Bytes>>,
     runtime: tokio::runtime::Handle,
     timeout: Duration,
@@ -196,7 +196,7 @@ pub struct OtlpClient {
 
 impl OtlpClient {
     /// A client whose requests, answer included, end within `timeout`.
-    pub fn new(timeout: Duration) -> Result<OtlpClient, ExportSetupError> {
+    pub(crate) fn new(timeout: Duration) -> Result<OtlpClient, ExportSetupError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| ExportSetupError::NoRuntime)?;
         let mut connector = HttpConnector::new();
