@@ -49,15 +49,18 @@ pub(crate) async fn scan_once(
     n
 }
 
-/// Runs [`scan_once`] every `cluster.scan_every` until `stop`.
+/// Runs [`scan_once`] every `cluster.scan_every` until `stop`, the first time `scan_every` after
+/// the start (which made its own pass).
 pub(crate) async fn run(
     journal: Arc<Journal>,
     current: Arc<Current>,
     on_change: Option<OnChange>,
     mut stop: Stop,
 ) {
+    // The start made the first pass (`app.rs`, before serving): the next one is due after
+    // `scan_every`, not at once — a second pass racing the first writes refreshed the view at a
+    // moment nobody chose.
     loop {
-        scan_once(&journal, &current, on_change.as_ref()).await;
         let every = current
             .load()
             .settings
@@ -69,5 +72,6 @@ pub(crate) async fn run(
             () = tokio::time::sleep(every) => {}
             () = stop.stopped() => return,
         }
+        scan_once(&journal, &current, on_change.as_ref()).await;
     }
 }
