@@ -102,6 +102,18 @@ pub enum SubmitError {
     Journal(#[from] JournalError),
 }
 
+/// Why a recreating write's new node ids are not in the id map.
+#[derive(Debug, thiserror::Error)]
+enum RemapError {
+    #[error("{collection}/{canonical} left the id map meanwhile: the recreated copy is not mapped")]
+    Gone {
+        collection: String,
+        canonical: String,
+    },
+    #[error("the new node ids could not be recorded in the id map: {0}")]
+    Journal(#[from] JournalError),
+}
+
 /// Journals the intent of `s`, sends each node its request, looks at each node, journals the
 /// end: `succeeded` when every node holds the target, else `to_be_retried` with the reasons.
 pub(super) async fn submit(d: &Deps, s: Submitted<'_>) -> Result<Submission, SubmitError> {
@@ -170,6 +182,7 @@ pub(super) async fn submit(d: &Deps, s: Submitted<'_>) -> Result<Submission, Sub
     if let Some(m) = &s.remap
         && let Err(why) = remap(journal, s.txn, m, new_ids).await
     {
+        let why = why.to_string();
         all = false;
         for n in &mut nodes {
             n.error.get_or_insert_with(|| why.clone());
@@ -204,7 +217,7 @@ async fn remap(
     txn: &str,
     m: &Remap<'_>,
     new_ids: Vec<(String, String)>,
-) -> Result<(), String> {
+) -> Result<(), RemapError> {
     if new_ids.is_empty() {
         return Ok(());
     }
@@ -217,15 +230,13 @@ async fn remap(
             tracing::info!(txn, canonical = %entry.canonical, nodes = ?entry.nodes, "a recreated resource's new node ids are mapped");
             Ok(())
         }
-        Ok(false) => Err(format!(
-            "{}/{} left the id map meanwhile: the recreated copy is not mapped",
-            entry.collection, entry.canonical
-        )),
+        Ok(false) => Err(RemapError::Gone {
+            collection: entry.collection,
+            canonical: entry.canonical,
+        }),
         Err(e) => {
             tracing::error!(txn, error = %e, "cannot record a recreated resource's new node ids");
-            Err(format!(
-                "the new node ids could not be recorded in the id map: {e}"
-            ))
+            Err(e.into())
         }
     }
 }

@@ -155,6 +155,30 @@ impl Recreation {
     }
 }
 
+/// Why a mapped key is not repaired by recreating it (the text goes into the report).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum NoRecreation {
+    #[error(
+        "the others do not hold the resource: a mapped resource is not deleted on one node by a repair; repair it by hand, then resolve"
+    )]
+    NotHeld,
+    #[error(
+        "a node found differing holds another copy under its own id: the nodes name this resource by their own ids (the route's `id`) and only a lost copy is recreated; repair it by hand, then resolve"
+    )]
+    OtherCopy,
+    #[error("the key's read names no id")]
+    NoId,
+    #[error("the id map cannot be read: {0}")]
+    Map(#[from] crate::journal::JournalError),
+    #[error("{collection}/{canonical} is not in the id map")]
+    Unmapped {
+        collection: String,
+        canonical: String,
+    },
+    #[error("the representation is not a JSON object a create could carry")]
+    NotAnObject,
+}
+
 /// Whether the mapped key `plan` reads can be repaired by recreating it: every `odd` node lost
 /// the resource (`held` absent) while the others hold `target`, and the map holds it. `Err`
 /// says why not.
@@ -165,27 +189,27 @@ pub(super) async fn recreation(
     odd: &[usize],
     held: &[Held],
     target: &Target,
-) -> Result<Recreation, String> {
+) -> Result<Recreation, NoRecreation> {
     let Target::Present { body, content_type } = target else {
-        return Err("the others do not hold the resource: a mapped resource is not deleted on one node by a repair; repair it by hand, then resolve".into());
+        return Err(NoRecreation::NotHeld);
     };
     if odd
         .iter()
         .any(|&i| !matches!(held.get(i), Some(Held::Absent { .. })))
     {
-        return Err("a node found differing holds another copy under its own id: the nodes name this resource by their own ids (the route's `id`) and only a lost copy is recreated; repair it by hand, then resolve".into());
+        return Err(NoRecreation::OtherCopy);
     }
     let canonical = rule
         .id_in_path(&crate::wire::path::normalize(&plan.path))
-        .ok_or("the key's read names no id")?;
+        .ok_or(NoRecreation::NoId)?;
     let entry = journal
         .lookup_ids(&rule.collection, &canonical)
-        .await
-        .map_err(|e| format!("the id map cannot be read: {e}"))?
-        .ok_or_else(|| format!("{}/{canonical} is not in the id map", rule.collection))?;
-    let body = rule
-        .create_body(body)
-        .ok_or("the representation is not a JSON object a create could carry")?;
+        .await?
+        .ok_or_else(|| NoRecreation::Unmapped {
+            collection: rule.collection.clone(),
+            canonical: canonical.clone(),
+        })?;
+    let body = rule.create_body(body).ok_or(NoRecreation::NotAnObject)?;
     Ok(Recreation {
         rule,
         entry,

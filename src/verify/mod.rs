@@ -341,7 +341,7 @@ impl Verifier {
                         return RepairBrief {
                             txn: None,
                             state: "not_started".into(),
-                            detail: Some(why),
+                            detail: Some(why.to_string()),
                         };
                     }
                 }

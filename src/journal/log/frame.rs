@@ -91,28 +91,43 @@ pub(super) fn claimed_len(rest: &[u8]) -> Option<usize> {
     Some(u32::from_le_bytes([l0, l1, l2, l3]) as usize)
 }
 
+/// Why the bytes at an offset are not an intact frame (the text goes into the damage report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(super) enum NotAFrame {
+    #[error("torn header ({0} of {HEADER_LEN} bytes)")]
+    TornHeader(usize),
+    #[error("empty record (zeroed or garbage bytes)")]
+    Empty,
+    #[error("corrupt header claiming {0} bytes")]
+    TooLong(usize),
+    #[error("torn record ({have} of {len} bytes)")]
+    TornRecord { have: usize, len: usize },
+    #[error("checksum mismatch in a {0}-byte record")]
+    Checksum(usize),
+}
+
 /// One frame from the start of `rest`, or why it is not intact.
-pub(super) fn read_frame(rest: &[u8]) -> Result<&[u8], String> {
+pub(super) fn read_frame(rest: &[u8]) -> Result<&[u8], NotAFrame> {
     let Some((header, body)) = rest.split_first_chunk::<HEADER_LEN>() else {
-        return Err(format!(
-            "torn header ({} of {HEADER_LEN} bytes)",
-            rest.len()
-        ));
+        return Err(NotAFrame::TornHeader(rest.len()));
     };
     let [l0, l1, l2, l3, c0, c1, c2, c3] = *header;
     let len = u32::from_le_bytes([l0, l1, l2, l3]) as usize;
     let crc = u32::from_le_bytes([c0, c1, c2, c3]);
     if len == 0 {
-        return Err("empty record (zeroed or garbage bytes)".to_owned());
+        return Err(NotAFrame::Empty);
     }
     if len > MAX_RECORD {
-        return Err(format!("corrupt header claiming {len} bytes"));
+        return Err(NotAFrame::TooLong(len));
     }
     let Some(payload) = body.get(..len) else {
-        return Err(format!("torn record ({} of {len} bytes)", body.len()));
+        return Err(NotAFrame::TornRecord {
+            have: body.len(),
+            len,
+        });
     };
     if crc32fast::hash(payload) != crc {
-        return Err(format!("checksum mismatch in a {len}-byte record"));
+        return Err(NotAFrame::Checksum(len));
     }
     Ok(payload)
 }
