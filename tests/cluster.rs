@@ -46,6 +46,19 @@ fn cluster_config(nodes: &[RefNode], url: &str) -> Config {
     cfg
 }
 
+/// [`cluster_config`] for tests that hold a node's writes: a held write waits for its release,
+/// not for an attempt timeout, the retry deadline or a lost lease.
+fn patient_cluster_config(nodes: &[RefNode], url: &str) -> Config {
+    let mut cfg = cluster_config(nodes, url);
+    cfg.timeouts.attempt = Duration::from_secs(5);
+    cfg.retry.deadline = Duration::from_secs(20);
+    if let Some(c) = cfg.cluster.as_mut() {
+        c.lease = Duration::from_secs(8);
+        c.wait = Duration::from_secs(15);
+    }
+    cfg
+}
+
 fn groups(nodes: &[RefNode]) -> Vec<std::collections::BTreeSet<String>> {
     nodes.iter().map(|n| n.groups()).collect()
 }

@@ -170,15 +170,14 @@ fn against_history(
     state: TxnState,
     reason: Option<Reason>,
 ) -> (TxnState, Option<Reason>) {
+    let nodes = t.rt.nodes.all();
     let names = |which: Vec<usize>| -> String {
-        let nodes = t.rt.nodes.all();
         let n: Vec<String> = which
             .iter()
             .map(|&i| format!("node {}", nodes[i].name()))
             .collect();
         n.join(", ")
     };
-    let nodes = t.rt.nodes.all();
     let (behind, still): (Vec<usize>, Vec<usize>) = j
         .still_diverged()
         .into_iter()

@@ -4,13 +4,12 @@
 //! should (a delete of a key the node never had is "already absent" there), and the backfill
 //! never brings that key back.
 
-use super::cluster_config;
+use super::patient_cluster_config;
 use super::support::pg;
 use super::support::reload::{apply, joining};
 use super::support::*;
 use http::Method;
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 /// The group id in a create's body, e.g. `{"groupId":"b1"}`.
 fn group_of(body: &[u8]) -> String {
@@ -22,14 +21,8 @@ fn group_of(body: &[u8]) -> String {
 async fn a_joining_node_gets_every_key_of_the_store_and_a_write_that_overtakes_its_backfill() {
     let url = pg::database("backfill").await;
     let nodes = three_nodes().await;
-    let mut cfg = cluster_config(&nodes, &url);
     // The held copy waits for its release, not for a timeout or a lost lease.
-    cfg.timeouts.attempt = Duration::from_secs(5);
-    cfg.retry.deadline = Duration::from_secs(20);
-    if let Some(c) = cfg.cluster.as_mut() {
-        c.lease = Duration::from_secs(8);
-        c.wait = Duration::from_secs(15);
-    }
+    let cfg = patient_cluster_config(&nodes, &url);
     let a = start_proxy(cfg.clone()).await;
     let b = start_proxy(cfg.clone()).await;
     // b1..b3 only through sidecar B: A's own journal never saw them.
@@ -44,11 +37,7 @@ async fn a_joining_node_gets_every_key_of_the_store_and_a_write_that_overtakes_i
     d.hold_next(1);
     let mut all = nodes.clone();
     all.push(d.clone());
-    let mut next = cluster_config(&all, &url);
-    next.timeouts = cfg.timeouts.clone();
-    next.retry = cfg.retry.clone();
-    next.cluster = cfg.cluster.clone();
-    apply(&a, next);
+    apply(&a, patient_cluster_config(&all, &url));
     assert!(joining(&a, "d"), "a node added by reload starts joining");
     wait_until("d holds the backfill's first copy", || d.held_count() == 1).await;
     let held = d

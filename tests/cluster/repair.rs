@@ -3,7 +3,7 @@
 //! and c hold it (a slow node double); sidecar A's verify reads `404, 200, 200` meanwhile, with
 //! a fleet view too old to know of B's delete.
 
-use super::cluster_config;
+use super::patient_cluster_config;
 use super::support::pg;
 use super::support::*;
 use dtc::verify::{Options, Verifier};
@@ -22,14 +22,8 @@ fn reads(node: &dtc::node::RefNode, path: &str) -> usize {
 async fn a_repair_never_resurrects_a_delete_another_sidecar_had_acknowledged() {
     let url = pg::database("repairrace").await;
     let nodes = three_nodes().await;
-    let mut cfg = cluster_config(&nodes, &url);
     // Held writes wait for their release, not for a timeout.
-    cfg.timeouts.attempt = Duration::from_secs(5);
-    cfg.retry.deadline = Duration::from_secs(20);
-    if let Some(c) = cfg.cluster.as_mut() {
-        c.lease = Duration::from_secs(8);
-        c.wait = Duration::from_secs(15);
-    }
+    let mut cfg = patient_cluster_config(&nodes, &url);
     let b = start_proxy(cfg.clone()).await;
     // A's view of the fleet is refreshed once, at its start: it knows its own create only.
     if let Some(c) = cfg.cluster.as_mut() {
