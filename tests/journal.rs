@@ -53,42 +53,96 @@ fn journal_config(nodes: &[dtc::node::RefNode], dir: &std::path::Path) -> Config
     cfg
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_mid_write_is_undone_at_the_next_start() {
-    let nodes = three_nodes().await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = journal_config(&nodes, dir.path());
-    let mut first = spawn_dtc(&cfg, dir.path());
-    let client = half_done_create(&nodes, first.url.as_str(), "g1").await;
+/// Starts the real binary on `cfg`, lets a and b apply a create of g1 while c holds it, and
+/// SIGKILLs dtc: the client never gets an answer.
+async fn crashed_mid_create(nodes: &[dtc::node::RefNode], cfg: &Config, dir: &std::path::Path) {
+    let mut first = spawn_dtc(cfg, dir);
+    let client = half_done_create(nodes, first.url.as_str(), "g1").await;
     first.child.kill().unwrap(); // SIGKILL: no chance to clean up
     first.child.wait().unwrap();
     assert!(
         client.await.unwrap().is_err(),
         "the client never got an answer"
     );
-    let holder = nodes.c();
-    holder.release_held();
-    let second = spawn_dtc(&cfg, dir.path());
-    // Recovery runs before the listener opens: by now the nodes have converged.
+}
+
+/// Makes `node` drop the write it holds, unapplied.
+async fn cut_held(node: &dtc::node::RefNode) {
+    node.drop_held();
+    wait_until("the held write dropped", || node.held_count() == 0).await;
+}
+
+/// Starts dtc again (recovery runs before the listener opens), stops it, and returns the one
+/// transaction its journal holds.
+fn recovered(cfg: &Config, dir: &std::path::Path) -> dtc::journal::record::Entry {
+    spawn_dtc(cfg, dir).crash();
+    let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
+    let txns = journal.list(None, 10);
+    assert_eq!(txns.len(), 1, "none lost");
+    let txn = txns.into_iter().next().unwrap();
+    assert_eq!(
+        journal.counts(),
+        (0, 0),
+        "nothing left in doubt or failed: {:?} {:?} {:?}",
+        txn.state,
+        txn.reason,
+        txn.nodes
+    );
+    txn
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_write_is_undone_at_the_next_start() {
+    let nodes = three_nodes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = journal_config(&nodes, dir.path());
+    crashed_mid_create(&nodes, &cfg, dir.path()).await;
+    // c's held request dies with its connection, unapplied. Whether a server still runs a
+    // request whose client is gone is up to the server (the reference node's hyper drops it
+    // once it notices the closed connection; once in CI it had not yet when c was released, c
+    // applied, and recovery rightly completed the write): the test decides it.
+    cut_held(nodes.c()).await;
+    let txn = recovered(&cfg, dir.path());
     assert!(
         nodes.iter().all(|n| !n.groups().contains("g1")),
         "undone everywhere: {:?}",
         nodes.iter().map(|n| n.groups()).collect::<Vec<_>>()
     );
-    let mut second = second;
-    second.child.kill().unwrap();
-    second.child.wait().unwrap();
-    let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
-    let txns = journal.list(None, 10);
-    assert_eq!(txns.len(), 1, "none lost");
     assert_eq!(
-        txns[0].state,
+        txn.state,
         TxnState::RolledBack,
         "{:?} {:?}",
-        txns[0].reason,
-        txns[0].nodes
+        txn.reason,
+        txn.nodes
     );
-    assert_eq!(journal.counts(), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_every_node_applied_completes_the_write_at_the_next_start() {
+    let nodes = three_nodes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = journal_config(&nodes, dir.path());
+    crashed_mid_create(&nodes, &cfg, dir.path()).await;
+    // c's server ran the held request although its client was gone (the reference node's
+    // hyper drops it once it notices the closed connection, which it may not do in time): every
+    // node now holds g1.
+    let holder = nodes.c();
+    cut_held(holder).await;
+    holder.insert_group("g1");
+    let txn = recovered(&cfg, dir.path());
+    assert!(
+        nodes.iter().all(|n| n.groups().contains("g1")),
+        "kept everywhere: {:?}",
+        nodes.iter().map(|n| n.groups()).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        txn.state,
+        TxnState::Succeeded,
+        "{:?} {:?}",
+        txn.reason,
+        txn.nodes
+    );
+    assert_eq!(txn.reason, Some(dtc::txn::Reason::CompletedUnanswered));
 }
 
 #[tokio::test]

@@ -226,6 +226,13 @@ impl RefNode {
         info!(node = %self.name(), held = self.held_count(), "fault: release held writes");
     }
 
+    /// Ends every held write unapplied, its connection cut (a server giving up on requests
+    /// whose client is gone); so do requests waiting out a delay. The node stays up.
+    pub fn drop_held(&self) {
+        info!(node = %self.name(), held = self.held_count(), "fault: drop held writes");
+        self.shared.cut.send_modify(|generation| *generation += 1);
+    }
+
     /// How many requests are held right now.
     pub fn held_count(&self) -> usize {
         self.shared.held.load(Ordering::SeqCst)
