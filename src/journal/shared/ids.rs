@@ -47,11 +47,10 @@ impl Shared {
             &keys,
             &at,
         ];
-        let (held, written) = self.held_and(|c| c.st.ids_put.clone(), &params).await?;
-        match held {
-            true => Ok(written),
-            false => Err(self.lost(hold)),
-        }
+        let row = self
+            .held_and(hold, |c| c.st.ids_put.clone(), &params)
+            .await?;
+        Ok(row.get(1))
     }
 
     /// Sets the node ids of the resource `e` names, under `hold` (a repair's lease): `Ok(false)`
@@ -69,11 +68,10 @@ impl Shared {
             &nodes,
             &keys,
         ];
-        let (held, there) = self.held_and(|c| c.st.ids_set.clone(), &params).await?;
-        match held {
-            true => Ok(there),
-            false => Err(self.lost(hold)),
-        }
+        let row = self
+            .held_and(hold, |c| c.st.ids_set.clone(), &params)
+            .await?;
+        Ok(row.get(1))
     }
 
     /// Unmaps `canonical` of `collection` under `hold` (the delete's lease).
@@ -83,7 +81,6 @@ impl Shared {
         collection: &str,
         canonical: &str,
     ) -> Result<(), StoreError> {
-        let c = self.pool.get().await?;
         let params: [&(dyn ToSql + Sync); 6] = [
             &hold.key,
             &hold.epoch,
@@ -92,25 +89,25 @@ impl Shared {
             &collection,
             &canonical,
         ];
-        let row = self
-            .pool
-            .timed(c.client.query_one(&c.st.ids_gone, &params))
+        self.held_and(hold, |c| c.st.ids_gone.clone(), &params)
             .await?;
-        match row.get::<_, bool>(0) {
-            true => Ok(()),
-            false => Err(self.lost(hold)),
-        }
+        Ok(())
     }
 
-    /// Runs a statement answering (lease held, done).
+    /// Runs a statement whose first column says whether `hold`'s lease is still held: its row
+    /// when it is (the rest of the row is what the statement did), the lease lost when not.
     async fn held_and(
         &self,
+        hold: &Hold,
         st: impl Fn(&super::pool::Conn) -> tokio_postgres::Statement,
         params: &[&(dyn ToSql + Sync)],
-    ) -> Result<(bool, bool), StoreError> {
+    ) -> Result<Row, StoreError> {
         let c = self.pool.get().await?;
         let row = self.pool.timed(c.client.query_one(&st(&c), params)).await?;
-        Ok((row.get(0), row.get(1)))
+        match row.get::<_, bool>(0) {
+            true => Ok(row),
+            false => Err(self.lost(hold)),
+        }
     }
 
     /// The ids of `canonical` of `collection`, if the map holds it.
