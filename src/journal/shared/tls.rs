@@ -1,14 +1,15 @@
 //! TLS to the store with rustls, as the URL's libpq parameters ask
 //! ([`crate::config::store_tls`]): the CA file, the client certificate, and how much of the
 //! store's certificate is checked. tokio-postgres-rustls makes the connections (and gives
-//! SCRAM its channel binding).
+//! SCRAM its channel binding). The files are read by [`crate::config::pem`], like the node
+//! clients' ([`crate::upstream`]).
 
+use crate::config::pem;
 use crate::config::store_tls::{SslMode, StoreTls};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -19,27 +20,18 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// Why the store's TLS files cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TlsFileError {
-    /// A certificate file that cannot be read or parsed (`what` names its URL parameter).
-    #[error("{what} `{file}`: {why}")]
-    Unreadable {
-        what: &'static str,
-        file: String,
-        why: String,
-    },
-    #[error("{what} `{file}` holds no PEM certificate")]
-    NoCertificate { what: &'static str, file: String },
-    #[error("sslkey `{file}`: no usable private key ({why})")]
-    Key { file: String, why: String },
+    /// A file that cannot be used (`what` names its URL parameter; `why` names the file).
+    #[error("{what} {why}")]
+    File { what: &'static str, why: String },
     #[error("sslcert and sslkey do not work together: {0}")]
     Pair(String),
     #[error("{0}")]
     Rustls(String),
 }
 
-fn unreadable(what: &'static str, file: &Path, why: impl std::fmt::Display) -> TlsFileError {
-    TlsFileError::Unreadable {
+fn unusable(what: &'static str, why: impl std::fmt::Display) -> TlsFileError {
+    TlsFileError::File {
         what,
-        file: file.display().to_string(),
         why: why.to_string(),
     }
 }
@@ -54,7 +46,7 @@ pub fn connector(tls: &StoreTls) -> Result<MakeRustlsConnect, TlsFileError> {
                 provider.clone(),
             )
             .build()
-            .map_err(|e| unreadable("sslrootcert", file, e))?;
+            .map_err(|e| unusable("sslrootcert", format!("`{}`: {e}", file.display())))?;
             match mode {
                 SslMode::VerifyCa => Arc::new(AnyName(webpki)),
                 _ => webpki,
@@ -69,11 +61,8 @@ pub fn connector(tls: &StoreTls) -> Result<MakeRustlsConnect, TlsFileError> {
         .with_custom_certificate_verifier(verifier);
     let config = match (&tls.cert, &tls.key) {
         (Some(cert), Some(key)) => {
-            let chain = certificates(cert, "sslcert")?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsFileError::Key {
-                file: key.display().to_string(),
-                why: e.to_string(),
-            })?;
+            let chain = pem::read_certs(cert).map_err(|e| unusable("sslcert", e))?;
+            let key = pem::read_key(key).map_err(|e| unusable("sslkey", e))?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| TlsFileError::Pair(e.to_string()))?
@@ -83,28 +72,12 @@ pub fn connector(tls: &StoreTls) -> Result<MakeRustlsConnect, TlsFileError> {
     Ok(MakeRustlsConnect::new(config))
 }
 
-fn certificates(
-    file: &Path,
-    what: &'static str,
-) -> Result<Vec<CertificateDer<'static>>, TlsFileError> {
-    let certs = CertificateDer::pem_file_iter(file)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| unreadable(what, file, e))?;
-    if certs.is_empty() {
-        return Err(TlsFileError::NoCertificate {
-            what,
-            file: file.display().to_string(),
-        });
-    }
-    Ok(certs)
-}
-
 fn roots(file: &Path) -> Result<RootCertStore, TlsFileError> {
     let mut roots = RootCertStore::empty();
-    for cert in certificates(file, "sslrootcert")? {
+    for cert in pem::read_certs(file).map_err(|e| unusable("sslrootcert", e))? {
         roots
             .add(cert)
-            .map_err(|e| unreadable("sslrootcert", file, e))?;
+            .map_err(|e| unusable("sslrootcert", format!("`{}`: {e}", file.display())))?;
     }
     Ok(roots)
 }
@@ -221,5 +194,42 @@ impl ServerCertVerifier for Unchecked {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls(dir: &Path, root: &str, cert: Option<&str>, key: Option<&str>) -> StoreTls {
+        StoreTls {
+            mode: SslMode::VerifyFull,
+            root_cert: Some(dir.join(root)),
+            cert: cert.map(|c| dir.join(c)),
+            key: key.map(|k| dir.join(k)),
+        }
+    }
+
+    #[test]
+    fn an_unusable_file_is_named_with_its_url_parameter() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = rcgen::generate_simple_self_signed(vec!["db".into()]).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), ca.signing_key.serialize_pem()).unwrap();
+        std::fs::write(dir.path().join("junk.pem"), "not pem").unwrap();
+        let err = |t: StoreTls| connector(&t).err().expect("an error").to_string();
+
+        let missing = err(tls(dir.path(), "gone.pem", None, None));
+        assert!(
+            missing.starts_with("sslrootcert `") && missing.contains("gone.pem"),
+            "{missing}"
+        );
+        let junk = err(tls(dir.path(), "junk.pem", None, None));
+        assert!(junk.starts_with("sslrootcert `"), "{junk}");
+        let no_key = err(tls(dir.path(), "ca.pem", Some("ca.pem"), Some("ca.pem")));
+        assert!(no_key.starts_with("sslkey `"), "{no_key}");
+        let no_cert = err(tls(dir.path(), "ca.pem", Some("key.pem"), Some("key.pem")));
+        assert!(no_cert.starts_with("sslcert `"), "{no_cert}");
+        assert!(connector(&tls(dir.path(), "ca.pem", Some("ca.pem"), Some("key.pem"))).is_ok());
     }
 }
