@@ -32,13 +32,7 @@ async fn a_write_lands_on_every_node_with_the_nodes_answer() {
 #[tokio::test]
 async fn nodes_get_a_key_of_the_transaction_never_the_clients() {
     let (nodes, dtc) = cluster().await;
-    let a = send(
-        Method::POST,
-        &dtc.at("/v1/group/"),
-        Some(&group("g1")),
-        &[("idempotency-key", "client-key-7")],
-    )
-    .await;
+    let a = create_group_keyed(&dtc, "g1", "client-key-7").await;
     assert_eq!(a.status(), 201);
     // dtc keeps the client's key (see tests/truth.rs); every node gets the same key of this
     // transaction's own, which no later transaction reuses.

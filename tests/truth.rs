@@ -13,16 +13,6 @@ use support::*;
 
 const KEY: &str = "client-retry-7f3a";
 
-async fn post_keyed(dtc: &Dtc, id: &str, key: &str) -> Answer {
-    send(
-        Method::POST,
-        &dtc.at("/v1/group/"),
-        Some(&group(id)),
-        &[("idempotency-key", key)],
-    )
-    .await
-}
-
 fn holders(nodes: &[dtc::node::RefNode], id: &str) -> Vec<bool> {
     nodes.iter().map(|n| n.groups().contains(id)).collect()
 }
@@ -33,13 +23,13 @@ fn holders(nodes: &[dtc::node::RefNode], id: &str) -> Vec<bool> {
 async fn a_retry_with_the_same_key_after_a_rollback_applies_on_every_node() {
     let (nodes, dtc) = cluster_with(|c| c.writes.fail_fast = false).await;
     nodes.c().set_down(true).await;
-    let first = post_keyed(&dtc, "g1", KEY).await;
+    let first = create_group_keyed(&dtc, "g1", KEY).await;
     assert_eq!(first.state(), "rolled_back", "{}", first.text());
     assert_eq!(holders(&nodes, "g1"), [false, false, false]);
 
     nodes.c().set_down(false).await;
     wait_until("c seen up", || dtc.sees_up(nodes.c())).await;
-    let retry = post_keyed(&dtc, "g1", KEY).await;
+    let retry = create_group_keyed(&dtc, "g1", KEY).await;
     // The nodes that undid the first attempt must apply the retry for real, not answer it from
     // their idempotency cache: the client is told 201 only when every node holds g1.
     assert_eq!(
@@ -55,11 +45,11 @@ async fn a_retry_with_the_same_key_after_a_rollback_applies_on_every_node() {
 #[tokio::test]
 async fn a_retry_after_success_gets_the_first_answer_and_touches_no_node() {
     let (nodes, dtc) = cluster().await;
-    let first = post_keyed(&dtc, "g1", KEY).await;
+    let first = create_group_keyed(&dtc, "g1", KEY).await;
     assert_eq!(first.status(), StatusCode::CREATED);
     let writes: Vec<usize> = nodes.iter().map(|n| n.write_count()).collect();
 
-    let again = post_keyed(&dtc, "g1", KEY).await;
+    let again = create_group_keyed(&dtc, "g1", KEY).await;
     assert_eq!(again.status(), StatusCode::CREATED, "not the nodes' 400");
     assert_eq!(again.body(), first.body());
     assert_eq!(again.txn(), first.txn(), "the first transaction's answer");
@@ -116,9 +106,9 @@ async fn requests_with_one_key_at_once_run_one_transaction() {
 #[tokio::test]
 async fn a_key_reused_with_another_request_is_refused_with_422() {
     let (nodes, dtc) = cluster().await;
-    let first = post_keyed(&dtc, "g1", KEY).await;
+    let first = create_group_keyed(&dtc, "g1", KEY).await;
     assert_eq!(first.status(), StatusCode::CREATED);
-    let other = post_keyed(&dtc, "g2", KEY).await;
+    let other = create_group_keyed(&dtc, "g2", KEY).await;
     assert_eq!(
         other.status(),
         StatusCode::UNPROCESSABLE_ENTITY,

@@ -11,16 +11,6 @@ use super::support::*;
 use http::{Method, StatusCode};
 use std::time::Duration;
 
-async fn post_keyed(dtc: &Dtc, id: &str, key: &str) -> Answer {
-    send(
-        Method::POST,
-        &dtc.at("/v1/group/"),
-        Some(&group(id)),
-        &[("idempotency-key", key)],
-    )
-    .await
-}
-
 fn write_counts(nodes: &[dtc::node::RefNode]) -> Vec<usize> {
     nodes.iter().map(|n| n.write_count()).collect()
 }
@@ -34,10 +24,10 @@ async fn a_retry_through_another_sidecar_gets_the_first_answer_from_the_store() 
     let a = start_proxy(cfg.clone()).await;
     let b = start_proxy(cfg).await;
 
-    let first = post_keyed(&a, "g1", "k-fleet-1").await;
+    let first = create_group_keyed(&a, "g1", "k-fleet-1").await;
     assert_eq!(first.status(), StatusCode::CREATED, "{}", first.text());
     let writes = write_counts(&nodes);
-    let again = post_keyed(&b, "g1", "k-fleet-1").await;
+    let again = create_group_keyed(&b, "g1", "k-fleet-1").await;
     assert_eq!(
         again.status(),
         StatusCode::CREATED,
@@ -67,11 +57,11 @@ async fn a_retry_through_another_sidecar_gets_the_first_answer_from_the_store() 
 
     // Rolled back through a: the retry through b runs anew and lands on every node.
     nodes.c().set_down(true).await;
-    let rolled = post_keyed(&a, "g2", "k-fleet-2").await;
+    let rolled = create_group_keyed(&a, "g2", "k-fleet-2").await;
     assert_eq!(rolled.state(), "rolled_back", "{}", rolled.text());
     nodes.c().set_down(false).await;
     wait_until("c seen up", || b.sees_up(nodes.c())).await;
-    let retry = post_keyed(&b, "g2", "k-fleet-2").await;
+    let retry = create_group_keyed(&b, "g2", "k-fleet-2").await;
     assert_eq!(
         (retry.status(), retry.state()),
         (StatusCode::CREATED, "succeeded"),
@@ -84,7 +74,7 @@ async fn a_retry_through_another_sidecar_gets_the_first_answer_from_the_store() 
     // A sidecar started after all this (a restarted pod) answers alike.
     drop(a);
     let c = start_proxy(cluster_config(&nodes, &url)).await;
-    let late = post_keyed(&c, "g1", "k-fleet-1").await;
+    let late = create_group_keyed(&c, "g1", "k-fleet-1").await;
     assert_eq!(late.status(), StatusCode::CREATED, "{}", late.text());
     assert_eq!(late.txn(), first.txn());
 }
@@ -160,7 +150,7 @@ async fn a_version_2_store_is_upgraded_and_the_prune_keeps_keys_within_their_win
         4,
         "upgraded in place (on to the id map's version 4)"
     );
-    let first = post_keyed(&dtc, "k0", "k-window-0").await;
+    let first = create_group_keyed(&dtc, "k0", "k-window-0").await;
     assert_eq!(first.status(), StatusCode::CREATED, "{}", first.text());
     for i in 1..6 {
         let a = create_group(&dtc, &format!("u{i}")).await;
@@ -176,7 +166,7 @@ async fn a_version_2_store_is_upgraded_and_the_prune_keeps_keys_within_their_win
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let again = post_keyed(&dtc, "k0", "k-window-0").await;
+    let again = create_group_keyed(&dtc, "k0", "k-window-0").await;
     assert_eq!(again.status(), StatusCode::CREATED, "{}", again.text());
     assert_eq!(again.txn(), first.txn(), "still remembered after the prune");
 }

@@ -192,6 +192,18 @@ pub async fn create_group(at: &(impl At + ?Sized), id: &str) -> Answer {
     send(Method::POST, &at.at("/v1/group/"), Some(&group(id)), &[]).await
 }
 
+/// `POST /v1/group/` with `{"groupId": id}` and the client's `Idempotency-Key: key`.
+pub async fn create_group_keyed(at: &(impl At + ?Sized), id: &str, key: &str) -> Answer {
+    let body = group(id);
+    send(
+        Method::POST,
+        &at.at("/v1/group/"),
+        Some(&body),
+        &[("idempotency-key", key)],
+    )
+    .await
+}
+
 /// `DELETE /v1/group/` with `{"groupId": id}`.
 pub async fn delete_group(at: &(impl At + ?Sized), id: &str) -> Answer {
     send(Method::DELETE, &at.at("/v1/group/"), Some(&group(id)), &[]).await
