@@ -14,38 +14,14 @@ use dtc::node::RefNode;
 use http::{Method, StatusCode};
 use serde_json::json;
 use support::double::{Behaviour, Double};
+use support::items::*;
 use support::*;
-
-/// Reference nodes `node-1`, `node-2`, `node-3` assigning item ids from 1, 1001 and 2001.
-async fn id_bases() -> Vec<RefNode> {
-    vec![
-        start_node("node-1", 1).await,
-        start_node("node-2", 1001).await,
-        start_node("node-3", 2001).await,
-    ]
-}
 
 /// The test config with the routes of the shipped `config/items.toml`.
 fn items_config(nodes: &[RefNode]) -> Config {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/items.toml")).unwrap();
-    let shipped: Config = toml::from_str(&text).unwrap();
     let mut cfg = test_config(nodes);
-    cfg.routes = shipped.routes;
+    cfg.routes = shipped_routes();
     cfg
-}
-
-/// Each node's item ids, in node order.
-fn ids(nodes: &[RefNode]) -> Vec<Vec<u64>> {
-    nodes
-        .iter()
-        .map(|n| n.items().keys().copied().collect())
-        .collect()
-}
-
-async fn create(base: &str, name: &str) -> Answer {
-    let body = format!(r#"{{"name":"{name}"}}"#);
-    send(Method::POST, &format!("{base}/items"), Some(&body), &[]).await
 }
 
 #[tokio::test]
@@ -53,7 +29,7 @@ async fn one_canonical_id_reaches_the_resource_on_every_node_through_create_read
     let nodes = id_bases().await;
     let dtc = start_proxy(items_config(&nodes)).await;
 
-    let a = create(&dtc.url, "A").await;
+    let a = create_item(&dtc.url, "A").await;
     assert_eq!(
         (a.status(), a.state()),
         (StatusCode::CREATED, "succeeded"),
@@ -72,11 +48,7 @@ async fn one_canonical_id_reaches_the_resource_on_every_node_through_create_read
         "each node's own id"
     );
 
-    for i in 0..10 {
-        let r = send(Method::GET, &dtc.at("/items/1"), None, &[]).await;
-        assert_eq!(r.status(), StatusCode::OK, "read {i}: {}", r.text());
-        assert_eq!(r.json(), json!({"name": "A", "id": 1}), "read {i}");
-    }
+    reads_alike(&dtc, "/items/1", 10, &json!({"name": "A", "id": 1})).await;
 
     let b = send(
         Method::PUT,
@@ -99,14 +71,7 @@ async fn one_canonical_id_reaches_the_resource_on_every_node_through_create_read
     );
     assert_eq!(nodes[2].items()[&2001], json!({"id": 2001, "name": "B"}));
 
-    for i in 0..6 {
-        let all = send(Method::GET, &dtc.at("/items"), None, &[]).await;
-        assert_eq!(
-            all.json(),
-            json!([{"id": 1, "name": "B"}]),
-            "collection read {i}"
-        );
-    }
+    reads_alike(&dtc, "/items", 6, &json!([{"id": 1, "name": "B"}])).await;
 
     let d = send(Method::DELETE, &dtc.at("/items/1"), None, &[]).await;
     assert_eq!(
@@ -137,7 +102,7 @@ async fn a_create_undone_deletes_each_nodes_own_id_and_maps_nothing() {
     let nodes = id_bases().await;
     let dtc = start_proxy(items_config(&nodes)).await;
     nodes[2].reject_next(1, 422);
-    let a = create(&dtc.url, "A").await;
+    let a = create_item(&dtc.url, "A").await;
     assert_eq!(a.state(), "rolled_back", "{}", a.text());
     let undone: Vec<String> = nodes[..2]
         .iter()
@@ -151,21 +116,19 @@ async fn a_create_undone_deletes_each_nodes_own_id_and_maps_nothing() {
     assert_eq!(all.json(), json!([]));
 
     // The sequences drifted (node-3 assigned nothing): the next create still reads alike.
-    let b = create(&dtc.url, "B").await;
+    let b = create_item(&dtc.url, "B").await;
     assert_eq!(b.state(), "succeeded", "{}", b.text());
     let id = b.json()["id"].as_u64().unwrap();
     assert_eq!(ids(&nodes), [vec![2], vec![1002], vec![2001]]);
-    for _ in 0..6 {
-        let r = send(Method::GET, &dtc.at(&format!("/items/{id}")), None, &[]).await;
-        assert_eq!(r.json(), json!({"name": "B", "id": id}));
-    }
+    let b_at = format!("/items/{id}");
+    reads_alike(&dtc, &b_at, 6, &json!({"name": "B", "id": id})).await;
 }
 
 #[tokio::test]
 async fn a_nodes_own_id_is_not_a_canonical_one() {
     let nodes = id_bases().await;
     let dtc = start_proxy(items_config(&nodes)).await;
-    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    assert_eq!(create_item(&dtc.url, "A").await.state(), "succeeded");
     let r = send(Method::GET, &dtc.at("/items/1001"), None, &[]).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "{}", r.text());
     assert_eq!(r.json()["type"], "urn:dtc:problem:unknown-id");
@@ -191,7 +154,7 @@ async fn a_nodes_own_id_is_not_a_canonical_one() {
 async fn a_delete_that_a_node_answers_404_for_its_mapped_id_is_listed_not_already_absent() {
     let nodes = id_bases().await;
     let dtc = start_proxy(items_config(&nodes)).await;
-    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    assert_eq!(create_item(&dtc.url, "A").await.state(), "succeeded");
     // node-2 loses the item behind dtc's back.
     let lost = send(
         Method::DELETE,
@@ -225,7 +188,7 @@ async fn nodes_that_name_the_new_resource_only_in_location_are_mapped_too() {
     let mut cfg = double::config_for(&urls);
     cfg.routes = items_config(&[]).routes;
     let dtc = start_proxy(cfg).await;
-    let a = create(&dtc.url, "A").await;
+    let a = create_item(&dtc.url, "A").await;
     assert_eq!(
         (a.status(), a.state()),
         (StatusCode::CREATED, "succeeded"),
@@ -238,10 +201,7 @@ async fn nodes_that_name_the_new_resource_only_in_location_are_mapped_too() {
         .map(|d| d.items().into_keys().collect())
         .collect();
     assert_eq!(held, [vec![1], vec![1001], vec![2001]]);
-    for _ in 0..6 {
-        let r = send(Method::GET, &dtc.at("/items/1"), None, &[]).await;
-        assert_eq!(r.json(), json!({"name": "A", "id": 1}));
-    }
+    reads_alike(&dtc, "/items/1", 6, &json!({"name": "A", "id": 1})).await;
     let d = send(Method::DELETE, &dtc.at("/items/1"), None, &[]).await;
     assert_eq!(d.state(), "succeeded", "{}", d.text());
     assert!(doubles.iter().all(|d| d.items().is_empty()));
@@ -257,7 +217,7 @@ async fn a_create_whose_answers_carry_no_id_is_listed_and_blocks_no_other() {
     id.location = false;
     id.list = None;
     let dtc = start_proxy(cfg).await;
-    let a = create(&dtc.url, "A").await;
+    let a = create_item(&dtc.url, "A").await;
     assert_eq!(
         (a.status(), a.state()),
         (StatusCode::BAD_GATEWAY, "failed"),
@@ -274,7 +234,7 @@ async fn a_create_whose_answers_carry_no_id_is_listed_and_blocks_no_other() {
         [vec![1], vec![1001], vec![2001]],
         "not guessed away"
     );
-    let b = create(&dtc.url, "B").await;
+    let b = create_item(&dtc.url, "B").await;
     assert_eq!(
         b.state(),
         "failed",
@@ -303,15 +263,8 @@ async fn verify_compares_each_nodes_copy_under_its_own_id() {
     use dtc::verify::{Finding, Options, Verifier};
     let nodes = id_bases().await;
     let dtc = start_proxy(items_config(&nodes)).await;
-    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
-    let put = send(
-        Method::PUT,
-        &dtc.at("/items/1"),
-        Some(r#"{"id":1,"name":"B"}"#),
-        &[],
-    )
-    .await;
-    assert_eq!(put.state(), "succeeded", "{}", put.text());
+    assert_eq!(create_item(&dtc.url, "A").await.state(), "succeeded");
+    replace_item(&dtc, 1, "B").await;
     let verifier = Verifier::new(&dtc.app.proxy.coordinator).unwrap();
     let opts = Options {
         since: std::time::Duration::from_secs(600),
@@ -452,17 +405,11 @@ async fn the_map_survives_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = process_config(&nodes, dir.path());
     let dtc = process::spawn_dtc(&cfg, dir.path());
-    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    assert_eq!(create_item(&dtc.url, "A").await.state(), "succeeded");
     dtc.crash();
     let dtc = process::spawn_dtc(&cfg, dir.path());
-    for i in 0..6 {
-        let r = send(Method::GET, &format!("{}/items/1", dtc.url), None, &[]).await;
-        assert_eq!(
-            r.json(),
-            json!({"name": "A", "id": 1}),
-            "read {i} after the restart"
-        );
-    }
+    // After the restart.
+    reads_alike(&dtc.url, "/items/1", 6, &json!({"name": "A", "id": 1})).await;
     let d = send(Method::DELETE, &format!("{}/items/1", dtc.url), None, &[]).await;
     assert_eq!(d.state(), "succeeded", "{}", d.text());
     assert_eq!(ids(&nodes), [Vec::<u64>::new(), vec![], vec![]]);
@@ -508,13 +455,11 @@ async fn a_create_cut_by_a_sigkill_is_listed_with_the_node_ids_it_learned_never_
     let all = send(Method::GET, &format!("{}/items", dtc.url), None, &[]).await;
     assert_eq!(all.json(), json!([]));
     // The cut create blocks no other.
-    let b = create(&dtc.url, "B").await;
+    let b = create_item(&dtc.url, "B").await;
     assert_eq!(b.state(), "succeeded", "{}", b.text());
     let id = b.json()["id"].as_u64().unwrap();
-    for _ in 0..6 {
-        let r = send(Method::GET, &format!("{}/items/{id}", dtc.url), None, &[]).await;
-        assert_eq!(r.json(), json!({"name": "B", "id": id}));
-    }
+    let b_at = format!("/items/{id}");
+    reads_alike(&dtc.url, &b_at, 6, &json!({"name": "B", "id": id})).await;
     dtc.crash();
 
     let journal_cfg = dtc::config::JournalConfig {
@@ -574,7 +519,7 @@ async fn a_delete_cut_by_a_sigkill_where_a_node_had_lost_the_item_is_recovered_a
     let dir = tempfile::tempdir().unwrap();
     let cfg = process_config(&nodes, dir.path());
     let dtc = process::spawn_dtc(&cfg, dir.path());
-    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    assert_eq!(create_item(&dtc.url, "A").await.state(), "succeeded");
     // node-2 loses the item behind dtc's back.
     let lost = send(
         Method::DELETE,
@@ -661,15 +606,8 @@ async fn verify_repair_recreates_a_lost_mapped_resource_and_maps_the_nodes_new_i
     use dtc::verify::{Finding, Options, Verifier};
     let nodes = id_bases().await;
     let dtc = start_proxy(items_config(&nodes)).await;
-    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
-    let put = send(
-        Method::PUT,
-        &dtc.at("/items/1"),
-        Some(r#"{"id":1,"name":"B"}"#),
-        &[],
-    )
-    .await;
-    assert_eq!(put.state(), "succeeded", "{}", put.text());
+    assert_eq!(create_item(&dtc.url, "A").await.state(), "succeeded");
+    replace_item(&dtc, 1, "B").await;
     // node-2 loses the item behind dtc's back.
     let url = format!("{}/items/1001", nodes[1].url());
     assert_eq!(send(Method::DELETE, &url, None, &[]).await.status(), 200);
@@ -722,15 +660,8 @@ async fn a_joining_nodes_backfill_creates_a_mapped_resource_and_maps_its_id() {
     use std::sync::Arc;
     let nodes = id_bases().await;
     let dtc = start_proxy(items_config(&nodes)).await;
-    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
-    let put = send(
-        Method::PUT,
-        &dtc.at("/items/1"),
-        Some(r#"{"id":1,"name":"B"}"#),
-        &[],
-    )
-    .await;
-    assert_eq!(put.state(), "succeeded", "{}", put.text());
+    assert_eq!(create_item(&dtc.url, "A").await.state(), "succeeded");
+    replace_item(&dtc, 1, "B").await;
 
     // node-4 joins, assigning ids from 3001.
     let mut all = nodes.clone();
@@ -763,7 +694,7 @@ async fn a_delete_recovery_finds_done_on_every_node_takes_the_resource_out_of_th
     let dir = tempfile::tempdir().unwrap();
     let cfg = process_config(&nodes, dir.path());
     let dtc = process::spawn_dtc(&cfg, dir.path());
-    assert_eq!(create(&dtc.url, "A").await.state(), "succeeded");
+    assert_eq!(create_item(&dtc.url, "A").await.state(), "succeeded");
     nodes[2].hold_next(1);
     let url = format!("{}/items/1", dtc.url);
     let client = tokio::spawn(async move { try_send(Method::DELETE, &url, None, &[]).await });

@@ -3,6 +3,7 @@
 //! store of version 3 is upgraded in place to keep the map.
 
 use super::cluster_config;
+use super::support::items::*;
 use super::support::pg;
 use super::support::*;
 use dtc::config::Config;
@@ -10,31 +11,11 @@ use dtc::node::RefNode;
 use http::{Method, StatusCode};
 use serde_json::json;
 
-/// Reference nodes `node-1`, `node-2`, `node-3` assigning item ids from 1, 1001 and 2001.
-async fn id_bases() -> Vec<RefNode> {
-    vec![
-        start_node("node-1", 1).await,
-        start_node("node-2", 1001).await,
-        start_node("node-3", 2001).await,
-    ]
-}
-
 /// The cluster test config on `url` with the routes of the shipped `config/items.toml`.
 fn items_config(nodes: &[RefNode], url: &str) -> Config {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/items.toml")).unwrap();
-    let shipped: Config = toml::from_str(&text).unwrap();
     let mut cfg = cluster_config(nodes, url);
-    cfg.routes = shipped.routes;
+    cfg.routes = shipped_routes();
     cfg
-}
-
-/// Each node's item ids, in node order.
-fn ids(nodes: &[RefNode]) -> Vec<Vec<u64>> {
-    nodes
-        .iter()
-        .map(|n| n.items().keys().copied().collect())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,7 +26,7 @@ async fn a_resource_created_through_one_sidecar_is_read_replaced_and_deleted_thr
     let a = start_proxy(items_config(&nodes, &url)).await;
     let b = start_proxy(items_config(&nodes, &url)).await;
 
-    let created = send(Method::POST, &a.at("/items"), Some(r#"{"name":"A"}"#), &[]).await;
+    let created = create_item(&a, "A").await;
     assert_eq!(
         (created.status(), created.state()),
         (StatusCode::CREATED, "succeeded"),
@@ -58,20 +39,7 @@ async fn a_resource_created_through_one_sidecar_is_read_replaced_and_deleted_thr
     let rows = "SELECT count(*) FROM dtc_ids";
     assert_eq!(pg::shared().count(db, rows).await, 1, "mapped in the store");
 
-    for i in 0..10 {
-        let r = send(Method::GET, &b.at("/items/1"), None, &[]).await;
-        assert_eq!(
-            r.status(),
-            StatusCode::OK,
-            "read {i} through B: {}",
-            r.text()
-        );
-        assert_eq!(
-            r.json(),
-            json!({"name": "A", "id": 1}),
-            "read {i} through B"
-        );
-    }
+    reads_alike(&b, "/items/1", 10, &json!({"name": "A", "id": 1})).await;
     let all = send(Method::GET, &b.at("/items"), None, &[]).await;
     assert_eq!(
         all.json(),
@@ -82,31 +50,13 @@ async fn a_resource_created_through_one_sidecar_is_read_replaced_and_deleted_thr
     assert_eq!(own.status(), StatusCode::NOT_FOUND, "{}", own.text());
     assert_eq!(own.problem()["type"], "urn:dtc:problem:unknown-id");
 
-    let replaced = send(
-        Method::PUT,
-        &b.at("/items/1"),
-        Some(r#"{"id": 1, "name": "B"}"#),
-        &[],
-    )
-    .await;
-    assert_eq!(
-        (replaced.status(), replaced.state()),
-        (StatusCode::OK, "succeeded"),
-        "{}",
-        replaced.text()
-    );
+    let replaced = replace_item(&b, 1, "B").await;
+    assert_eq!(replaced.status(), StatusCode::OK, "{}", replaced.text());
     assert_eq!(replaced.json(), json!({"id": 1, "name": "B"}));
     assert_eq!(nodes[0].items()[&1], json!({"id": 1, "name": "B"}));
     assert_eq!(nodes[1].items()[&1001], json!({"id": 1001, "name": "B"}));
     assert_eq!(nodes[2].items()[&2001], json!({"id": 2001, "name": "B"}));
-    for i in 0..4 {
-        let r = send(Method::GET, &a.at("/items/1"), None, &[]).await;
-        assert_eq!(
-            r.json(),
-            json!({"id": 1, "name": "B"}),
-            "read {i} through A"
-        );
-    }
+    reads_alike(&a, "/items/1", 4, &json!({"id": 1, "name": "B"})).await;
 
     let deleted = send(Method::DELETE, &a.at("/items/1"), None, &[]).await;
     assert_eq!(
@@ -132,15 +82,14 @@ async fn a_resource_created_through_one_sidecar_is_read_replaced_and_deleted_thr
         );
     }
     // The next create through B is mapped alike, and A reads it.
-    let next = send(Method::POST, &b.at("/items"), Some(r#"{"name":"C"}"#), &[]).await;
+    let next = create_item(&b, "C").await;
     assert_eq!(
         next.json(),
         json!({"name": "C", "id": 2}),
         "{}",
         next.text()
     );
-    let r = send(Method::GET, &a.at("/items/2"), None, &[]).await;
-    assert_eq!(r.json(), json!({"name": "C", "id": 2}));
+    reads_alike(&a, "/items/2", 1, &json!({"name": "C", "id": 2})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,18 +110,11 @@ async fn a_version_3_store_is_upgraded_to_keep_the_id_map() {
         4,
         "upgraded in place"
     );
-    let created = send(
-        Method::POST,
-        &dtc.at("/items"),
-        Some(r#"{"name":"A"}"#),
-        &[],
-    )
-    .await;
+    let created = create_item(&dtc, "A").await;
     assert_eq!(created.state(), "succeeded", "{}", created.text());
     let rows = "SELECT count(*) FROM dtc_ids";
     assert_eq!(pg::shared().count(db, rows).await, 1);
-    let r = send(Method::GET, &dtc.at("/items/1"), None, &[]).await;
-    assert_eq!(r.json(), json!({"name": "A", "id": 1}));
+    reads_alike(&dtc, "/items/1", 1, &json!({"name": "A", "id": 1})).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,16 +198,9 @@ async fn a_repair_through_one_sidecar_maps_the_new_id_for_every_sidecar() {
     let nodes = id_bases().await;
     let a = start_proxy(items_config(&nodes, &url)).await;
     let b = start_proxy(items_config(&nodes, &url)).await;
-    let created = send(Method::POST, &a.at("/items"), Some(r#"{"name":"A"}"#), &[]).await;
+    let created = create_item(&a, "A").await;
     assert_eq!(created.state(), "succeeded", "{}", created.text());
-    let put = send(
-        Method::PUT,
-        &b.at("/items/1"),
-        Some(r#"{"id":1,"name":"B"}"#),
-        &[],
-    )
-    .await;
-    assert_eq!(put.state(), "succeeded", "{}", put.text());
+    replace_item(&b, 1, "B").await;
     // node-2 loses the item behind dtc's back.
     let lost = format!("{}/items/1001", nodes[1].url());
     assert_eq!(send(Method::DELETE, &lost, None, &[]).await.status(), 200);
@@ -294,14 +229,7 @@ async fn a_repair_through_one_sidecar_maps_the_new_id_for_every_sidecar() {
         Some(new_id.as_str()),
         "A sees the new id"
     );
-    for i in 0..10 {
-        let r = send(Method::GET, &a.at("/items/1"), None, &[]).await;
-        assert_eq!(
-            r.json(),
-            json!({"id": 1, "name": "B"}),
-            "read {i} through A"
-        );
-    }
+    reads_alike(&a, "/items/1", 10, &json!({"id": 1, "name": "B"})).await;
     let deleted = send(Method::DELETE, &a.at("/items/1"), None, &[]).await;
     assert_eq!(deleted.state(), "succeeded", "{}", deleted.text());
     assert_eq!(ids(&nodes), [Vec::<u64>::new(), vec![], vec![]]);

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod answer;
 pub mod double;
+pub mod items;
 pub mod model;
 pub mod pg;
 pub mod process;
