@@ -25,6 +25,7 @@ fn hostile(id: &str) -> dtc::admin::TxnView {
         error: Some("<iframe src=//evil>".into()),
         attempts: 4,
         maybe_applied: true,
+        in_flight: Some(false),
         compensation: Some(CompReport {
             outcome: CompOutcome::Failed,
             status: None,

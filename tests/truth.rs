@@ -378,3 +378,54 @@ async fn a_node_that_lost_an_acknowledged_write_is_listed_and_the_others_keep_it
         "the divergence is listed"
     );
 }
+
+// ---- a node's own 500 against a gateway's 504 ----
+
+/// c answers every attempt of the next create `status`, unapplied; a and b apply it, so the
+/// create is rolled back. Returns the answer.
+async fn rolled_back_over(nodes: &[dtc::node::RefNode], dtc: &Dtc, status: u16) -> Answer {
+    nodes.c().reject_next(10, status);
+    let a = create_group(dtc, "g1").await;
+    assert_eq!(a.state(), "rolled_back", "{}", a.text());
+    assert_eq!(holders(nodes, "g1"), [false, false, false]);
+    nodes.c().clear_faults();
+    a
+}
+
+#[tokio::test]
+async fn a_rollback_over_a_nodes_own_500s_leaves_the_resource_open() {
+    let (nodes, dtc) = cluster().await;
+    rolled_back_over(&nodes, &dtc, 500).await;
+    // The 500s were finished requests: maybe applied (the rollback read and undid), but none is
+    // left to land later, so the key waits for no check.
+    let again = create_group(&dtc, "g1").await;
+    assert_eq!(again.state(), "succeeded", "{}", again.text());
+    assert_eq!(holders(&nodes, "g1"), [true, true, true]);
+}
+
+#[tokio::test]
+async fn a_rollback_over_a_gateways_504s_waits_for_its_check() {
+    let (nodes, dtc) = cluster_with(|c| c.journal.verify_after = Duration::from_millis(300)).await;
+    rolled_back_over(&nodes, &dtc, 504).await;
+    // A gateway's 504 speaks for a request it lost track of: it may still land on c.
+    let writes_before: usize = nodes.iter().map(|n| n.write_count()).sum();
+    let fenced = create_group(&dtc, "g1").await;
+    assert_eq!(fenced.state(), "to_be_retried", "{}", fenced.text());
+    assert!(
+        !fenced.header("retry-after").is_empty(),
+        "says when to retry"
+    );
+    let writes_after: usize = nodes.iter().map(|n| n.write_count()).sum();
+    assert_eq!(writes_before, writes_after, "no node touched");
+    eventually(
+        "the check ran and the key is open again",
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let dtc = &dtc;
+            async move { create_group(dtc, "g1").await.state() == "succeeded" }
+        },
+    )
+    .await;
+    assert_eq!(holders(&nodes, "g1"), [true, true, true]);
+}

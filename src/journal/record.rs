@@ -465,6 +465,7 @@ impl Entry {
                     ),
                     attempts: 0,
                     maybe_applied: true,
+                    in_flight: Some(true),
                     compensation: None,
                     read_back: None,
                 })

@@ -37,6 +37,10 @@ pub struct CallResult {
     pub attempts: u32,
     /// Some attempt may have been applied without saying so (a 5xx, or no answer).
     pub ambiguous: bool,
+    /// Some attempt may still be under way at the node, to land later: no answer came (a
+    /// timeout, a cut connection), or a gateway's 502/504 answered for it. Implies `ambiguous`;
+    /// a node's own 5xx is a finished request, which may have applied but will not land later.
+    pub in_flight: bool,
     /// Stopped after an ambiguous attempt, with attempts left, because the request may not be
     /// sent again blindly (a read of the resource decides whether it may).
     pub halted: bool,
@@ -82,6 +86,9 @@ pub(crate) async fn call_with_retries(
     // Whether some attempt so far may have applied the write without saying so.
     let ambiguous = AtomicBool::new(false);
     let ambiguous = &ambiguous;
+    // Whether some attempt so far may still land later.
+    let in_flight = AtomicBool::new(false);
+    let in_flight = &in_flight;
     let attempt = |n: u32, remaining: Duration| async move {
         let timeout = limits
             .attempt_timeout
@@ -93,6 +100,7 @@ pub(crate) async fn call_with_retries(
                 answer: Err(SendError::NotSent(why.to_string())),
                 attempts: n - 1,
                 ambiguous: ambiguous.load(Relaxed),
+                in_flight: in_flight.load(Relaxed),
                 halted: false,
             });
         }
@@ -116,22 +124,22 @@ pub(crate) async fn call_with_retries(
                 answer,
                 attempts: n,
                 ambiguous: ambiguous.load(Relaxed),
+                in_flight: in_flight.load(Relaxed),
                 halted: false,
             });
         }
-        let maybe_applied = match &answer {
-            // 503 says "not processed"; any other 5xx may come after the node applied it.
-            Ok(r) => {
-                r.status.is_server_error() && r.status != http::StatusCode::SERVICE_UNAVAILABLE
-            }
-            Err(e) => e.maybe_applied(),
+        let (maybe_applied, late) = match &answer {
+            Ok(r) => (may_have_applied(r.status), may_be_under_way(r.status)),
+            Err(e) => (e.maybe_applied(), e.maybe_applied() && e.under_way()),
         };
         ambiguous.fetch_or(maybe_applied, Relaxed);
+        in_flight.fetch_or(late, Relaxed);
         let result = CallResult {
             class,
             answer,
             attempts: n,
             ambiguous: ambiguous.load(Relaxed),
+            in_flight: in_flight.load(Relaxed),
             halted: maybe_applied && !call.resend,
         };
         // No blind re-send: the node may hold this write; sending it again could apply it twice.
@@ -141,6 +149,23 @@ pub(crate) async fn call_with_retries(
         }
     };
     retry(policy, attempt, |_, _, _| {}).await.0
+}
+
+/// Whether a transient answer may come after the node applied the write: 503 says "not
+/// processed"; any other 5xx may come after it applied it.
+fn may_have_applied(status: http::StatusCode) -> bool {
+    status.is_server_error() && status != http::StatusCode::SERVICE_UNAVAILABLE
+}
+
+/// Whether a transient answer leaves the request possibly still under way behind it, to land
+/// later: a gateway's 502 (its upstream broke off) or 504 (its upstream did not answer in
+/// time) speaks for a request it lost track of. A node's own 500 (or 501, 505…) ends the
+/// request: it may have applied, and a read tells, but nothing of it is left to land.
+fn may_be_under_way(status: http::StatusCode) -> bool {
+    matches!(
+        status,
+        http::StatusCode::BAD_GATEWAY | http::StatusCode::GATEWAY_TIMEOUT
+    )
 }
 
 /// One attempt: the whole response, body included, within `timeout`.

@@ -92,6 +92,7 @@ mod tests {
             answer: Ok(resp),
             attempts: 1,
             ambiguous,
+            in_flight: ambiguous,
             halted: false,
         }
     }
@@ -102,6 +103,7 @@ mod tests {
             answer: Err(SendError::Connect("refused".into())),
             attempts: 4,
             ambiguous: false,
+            in_flight: false,
             halted: false,
         }
     }

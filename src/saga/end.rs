@@ -44,9 +44,10 @@ pub(super) fn report(node: &Node, r: &CallResult) -> NodeReport {
         status: r.status(),
         error: r.error(),
         attempts: r.attempts,
-        // Any attempt whose outcome was unknown, whatever the last one said: the write may
-        // still land here ([`crate::txn::evidence::may_land_later`]).
         maybe_applied: r.ambiguous,
+        // Any attempt that may still be under way, whatever the last one said: the write may
+        // still land here ([`crate::txn::evidence::may_land_later`]).
+        in_flight: Some(r.in_flight),
         compensation: None,
         read_back: None,
     }
@@ -62,6 +63,7 @@ pub(super) fn not_sent(nodes: &[Arc<Node>]) -> Vec<NodeReport> {
             error: None,
             attempts: 0,
             maybe_applied: false,
+            in_flight: Some(false),
             compensation: None,
             read_back: None,
         })

@@ -113,6 +113,7 @@ pub(super) async fn send_write(
         r = CallResult {
             attempts: r.attempts + next.attempts,
             ambiguous: r.ambiguous || next.ambiguous,
+            in_flight: r.in_flight || next.in_flight,
             ..next
         };
     }

@@ -162,6 +162,7 @@ pub(super) async fn submit(d: &Deps, s: Submitted<'_>) -> Result<Submission, Sub
                 }),
                 attempts: r.attempts,
                 maybe_applied: false,
+                in_flight: None,
                 compensation: None,
                 read_back: None,
             };

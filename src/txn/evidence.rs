@@ -15,12 +15,16 @@
 use super::outcome::{Class, NodeReport, TxnState};
 
 /// Whether a write may still land on a node after the transaction decided: no answer was
-/// recorded for it, or *any* attempt's outcome was unknown (a timeout, a cut connection, a 5xx
-/// other than 503) — whatever later attempts said. A node that timed out and then answered 503
-/// may hold the first request in a queue and apply it later. The one rule behind the read-back,
-/// the fence and the late-write check in the live path, recovery, the re-drive and takeover.
+/// recorded for it, or *any* attempt may still be under way there (a timeout, a connection cut
+/// after the request went out, a gateway's 502 or 504) — whatever later attempts said. A node
+/// that timed out and then answered 503 may hold the first request in a queue and apply it
+/// later. A node's own 500 is a finished request: it may have applied (the read-back and the
+/// undo deal with that), but it will not land later, so it neither fences the key nor needs a
+/// check. A record from before the distinction counts every unknown outcome. The one rule
+/// behind the fence and the late-write check in the live path, recovery, the re-drive and
+/// takeover.
 pub(crate) fn may_land_later(report: Option<&NodeReport>) -> bool {
-    report.is_none_or(|r| r.maybe_applied)
+    report.is_none_or(|r| r.in_flight.unwrap_or(r.maybe_applied))
 }
 
 /// Whether a transaction that ended in `state` must be checked again later for writes landing

@@ -109,6 +109,11 @@ pub struct NodeReport {
     /// Whether an attempt may have been applied here without saying so (an answer never came,
     /// or a 5xx): not evidence that it was.
     pub maybe_applied: bool,
+    /// Whether an attempt may still be under way at the node, to land later (no answer came, or
+    /// a gateway's 502/504); `None` in records written before dtc told the two apart, read as
+    /// `maybe_applied` ([`crate::txn::evidence::may_land_later`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<bool>,
     /// The undo on this node, if one was needed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compensation: Option<CompReport>,

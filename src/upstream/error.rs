@@ -41,6 +41,13 @@ impl SendError {
     pub fn maybe_applied(&self) -> bool {
         !matches!(self, SendError::Connect(_) | SendError::NotSent(_))
     }
+
+    /// Whether the request may still be under way at the node, to be applied later: no answer
+    /// came (a timeout, a connection cut after it went out). An oversized answer is an answer:
+    /// the node finished the request.
+    pub fn under_way(&self) -> bool {
+        matches!(self, SendError::Timeout(_) | SendError::Broken(_))
+    }
 }
 
 /// The innermost useful message of an error chain.

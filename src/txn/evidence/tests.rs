@@ -234,22 +234,32 @@ fn a_write_that_brings_a_diverged_node_back_in_line_is_kept() {
 }
 
 #[test]
-fn any_ambiguous_attempt_means_the_write_may_land_later() {
-    let report = |status: Option<u16>, maybe_applied: bool| NodeReport {
+fn an_attempt_that_may_be_under_way_means_the_write_may_land_later() {
+    let report = |status: Option<u16>, maybe_applied: bool, in_flight: Option<bool>| NodeReport {
         node: "c".into(),
         outcome: Transient,
         status,
         error: None,
         attempts: 4,
         maybe_applied,
+        in_flight,
         compensation: None,
         read_back: None,
     };
     // Timed out first, then 503 to every retry: its last answer had a status, yet the first
     // request may sit in its queue.
-    assert!(may_land_later(Some(&report(Some(503), true))));
+    assert!(may_land_later(Some(&report(Some(503), true, Some(true)))));
     assert!(may_land_later(None));
-    assert!(!may_land_later(Some(&report(Some(503), false))));
+    assert!(!may_land_later(Some(&report(
+        Some(503),
+        false,
+        Some(false)
+    ))));
+    // The node's own 500s: maybe applied (a read tells), but finished — nothing left to land.
+    assert!(!may_land_later(Some(&report(Some(500), true, Some(false)))));
+    // A record written before the two were told apart counts every unknown outcome.
+    assert!(may_land_later(Some(&report(Some(500), true, None))));
+    assert!(!may_land_later(Some(&report(Some(503), false, None))));
     assert!(check_later(TxnState::RolledBack, &[2]));
     assert!(check_later(TxnState::Rejected, &[2]));
     assert!(!check_later(TxnState::Succeeded, &[2]));
