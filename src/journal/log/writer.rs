@@ -145,6 +145,11 @@ impl Writer {
             }
             self.tick();
         }
+        // A spare still being zero-filled would otherwise outlive the writer (and, in one
+        // process, could create its file after a successor's open removed leftovers).
+        if let Some(Spare(thread)) = self.spare.take() {
+            let _ = thread.join();
+        }
         debug!(path = %self.path.display(), "journal writer stopped");
     }
 
