@@ -7,9 +7,8 @@
 //! that fails (e.g. a new certificate next to the old key, mid-rotation) keeps
 //! the last good certificate and is tried again on the next connection.
 
+use crate::config::pem;
 use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -90,20 +89,15 @@ fn fingerprint(cert: &Path, key: &Path) -> Option<Fingerprint> {
 }
 
 fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
-    let file_error = |what, path: &Path, message: String| TlsError::File {
-        what,
-        path: path.to_path_buf(),
-        message,
+    let file_error = |what| {
+        move |e: pem::FileError| TlsError::File {
+            what,
+            path: e.path,
+            message: e.message,
+        }
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect())
-        .map_err(|e| file_error("the certificate", cert, e.to_string()))?;
-    if chain.is_empty() {
-        let message = "no `BEGIN CERTIFICATE` block in the file".to_string();
-        return Err(file_error("the certificate", cert, message));
-    }
-    let private = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| file_error("the private key", key, e.to_string()))?;
+    let chain = pem::read_certs(cert).map_err(file_error("the certificate"))?;
+    let private = pem::read_key(key).map_err(file_error("the private key"))?;
     let pair_error = |source| TlsError::Pair {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
