@@ -38,6 +38,7 @@ fn begin(txn: &str) -> Begin {
         pre_restores: false,
         body_hash: None,
         idem: None,
+        early: None,
     }
 }
 

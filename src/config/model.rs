@@ -298,6 +298,11 @@ pub struct Writes {
     /// `Retry-After` sent with 503 answers. Default `1s`.
     #[serde(with = "super::duration")]
     pub retry_after: Duration,
+    /// Writes that match no route (with `unmatched = "replicate"`) share journal syncs while
+    /// they queue on one resource, as a route's `pipeline` does (see `docs/writes.md`).
+    /// Refused under `[cluster]`. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pipeline_unmatched: bool,
 }
 
 impl Default for Writes {
@@ -308,6 +313,7 @@ impl Default for Writes {
             fail_fast: true,
             wait_for_down_node: Duration::from_secs(1),
             retry_after: Duration::from_secs(1),
+            pipeline_unmatched: false,
         }
     }
 }
@@ -537,6 +543,12 @@ pub struct RouteConfig {
     /// id the client sees to each node's own (see `docs/ids.md`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<super::ids::IdConfig>,
+    /// Writes queued on one resource share journal syncs: a queued write journals its intent
+    /// before its turn and goes to the nodes while up to three writes before it on the resource
+    /// still wait for their end to be durable (see `docs/writes.md`). Refused with `snapshot`,
+    /// `verify`, `compensation`, `id`, and under `[cluster]`. Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pipeline: bool,
 }
 
 /// Why sending a write again is safe (see [`RouteConfig::idempotent`]).

@@ -26,6 +26,10 @@ pub struct Route {
     pub list: Option<ListRule>,
     /// A create whose nodes assign the id: the id map's rule ([`super::ids`]).
     pub id: Option<Arc<IdRule>>,
+    /// Writes queued on the route's resource share journal syncs ([`RouteConfig::pipeline`]).
+    ///
+    /// [`RouteConfig::pipeline`]: super::RouteConfig::pipeline
+    pub pipeline: bool,
 }
 
 /// A compiled listing hook: where to list, and the route's own write path (no captures).
@@ -191,6 +195,7 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
                 .ok()
                 .map(Arc::new)
         });
+        check_pipeline(c, &at, r);
         if let (Some(method), Some(pattern)) = (method, pattern) {
             let resend = resend(r, &method);
             out.push(Arc::new(Route {
@@ -205,10 +210,34 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
                 verify,
                 list,
                 id,
+                pipeline: r.pipeline,
             }));
         }
     }
     out
+}
+
+/// `pipeline` only where recovery can judge each of a key's possibly-sent writes from its own
+/// node records: a read-back, a pre-image or an undo would see (or destroy) the effects of the
+/// writes queued behind it, and a mapped id may come from the create before it.
+fn check_pipeline(c: &mut Checker, at: &str, r: &super::RouteConfig) {
+    if !r.pipeline {
+        return;
+    }
+    let clashes = [
+        ("snapshot", r.snapshot.is_some()),
+        ("verify", r.verify.is_some()),
+        ("compensation", r.compensation.is_some()),
+        ("id", r.id.is_some()),
+    ];
+    for (field, set) in clashes {
+        if set {
+            c.problem(
+                format!("{at}.pipeline"),
+                format!("a pipelined route cannot have `{field}` (recovery would judge a write by reads that later writes changed): remove `pipeline` or `{field}`"),
+            );
+        }
+    }
 }
 
 /// Whether the route's write may be sent again after an ambiguous attempt: its declaration, or

@@ -54,6 +54,12 @@ impl Settings {
                 false => super::Unmatched::Refuse,
             })
     }
+
+    /// Whether writes of `route` (`None`: a write no route matches) queued on one resource share
+    /// journal syncs (`pipeline`, `writes.pipeline_unmatched`).
+    pub fn pipelined(&self, route: Option<&Route>) -> bool {
+        route.map_or(self.config.writes.pipeline_unmatched, |r| r.pipeline)
+    }
 }
 
 /// A node's identity: nodes with the same name and URL across reloads are the same node.
@@ -100,6 +106,7 @@ pub fn validate_with(config: Config, text: &str, offline: bool) -> Result<Settin
     check_token(&mut c, &config.listen);
     let write_methods = check_write_methods(&mut c, &config);
     let routes = check_routes(&mut c, &config, &write_methods);
+    check_pipeline_cluster(&mut c, &config);
     if let Some(url) = &config.alerts.webhook
         && let Err(e) = parse_http_url(url)
     {
@@ -214,6 +221,28 @@ fn check_token(c: &mut Checker, listen: &super::Listen) {
         .is_some_and(|p| p.trim().is_empty())
     {
         c.problem("listen.admin_token_file", "must name a file");
+    }
+}
+
+/// Pipelined writes need one process's own journal: under `[cluster]` every intent takes the
+/// store's lease, and the fleet's order of a key's writes would need the store's own sequence.
+fn check_pipeline_cluster(c: &mut Checker, config: &Config) {
+    if config.cluster.is_none() {
+        return;
+    }
+    if config.writes.pipeline_unmatched {
+        c.problem(
+            "writes.pipeline_unmatched",
+            "pipelined writes are not supported with `[cluster]`: remove it",
+        );
+    }
+    for (i, r) in config.routes.iter().enumerate() {
+        if r.pipeline {
+            c.problem(
+                format!("routes[{i}].pipeline"),
+                "pipelined writes are not supported with `[cluster]`: remove it",
+            );
+        }
     }
 }
 

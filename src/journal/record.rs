@@ -231,6 +231,11 @@ pub struct Begin {
     /// The client's idempotency key, if it sent one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idem: Option<IdemKey>,
+    /// A pipelined write's intent, journaled before the key's turn: the window `k` in force
+    /// (the write went to the nodes only once at most `k - 1` writes before it on the key
+    /// lacked a durable end). `None`: journaled at the turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early: Option<u8>,
 }
 
 /// CRC-32 of a body in a canonical form: JSON re-serialized compactly (keys in their order),
@@ -320,6 +325,14 @@ pub struct Entry {
     /// waits for a read-back check.
     #[serde(default)]
     pub verify_pending: bool,
+    /// The entry's position in the journal (the order its intent was appended in; kept across
+    /// compaction): recovery judges a key's in-doubt writes in this order.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seq: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One node's part of a transaction.
@@ -354,6 +367,7 @@ impl Entry {
             resolved_by: None,
             resolved_ms: None,
             verify_pending: false,
+            seq: 0,
         }
     }
 

@@ -88,6 +88,10 @@ pub(super) struct State {
     /// The id map ([`super::idmap`]).
     pub(super) ids: super::idmap::Ids,
     since_compact: usize,
+    /// The last journal position given to an entry ([`Entry::seq`]).
+    next_seq: u64,
+    /// Positions of intents enqueued but not yet durable (folded once they are).
+    pending_seq: HashMap<String, u64>,
     /// The log's repair generation the entries were last rebuilt from.
     generation: u64,
 }
@@ -241,13 +245,32 @@ impl Journal {
     pub(super) fn fold(&self, st: &mut State, rec: &Record) {
         match rec {
             Record::Begin(b) => {
-                st.entries.insert(b.txn.clone(), Entry::new(b.clone()));
+                let mut e = Entry::new(b.clone());
+                e.seq = match st.pending_seq.remove(&b.txn) {
+                    Some(seq) => seq,
+                    None => st.take_seq(),
+                };
+                st.entries.insert(b.txn.clone(), e);
             }
             Record::Entry(e) => {
                 let finished = !e.is_open() && e.state != TxnState::InDoubt;
-                st.entries.insert(e.begin.txn.clone(), e.clone());
+                let mut e = e.clone();
+                // A whole entry (a compaction's, or a note replacing an intent) keeps its place.
+                e.seq = match (e.seq, st.entries.get(&e.begin.txn)) {
+                    (0, Some(old)) => old.seq,
+                    (0, None) => match st.pending_seq.remove(&e.begin.txn) {
+                        Some(seq) => seq,
+                        None => st.take_seq(),
+                    },
+                    (seq, _) => {
+                        st.next_seq = st.next_seq.max(seq);
+                        seq
+                    }
+                };
+                let txn = e.begin.txn.clone();
+                st.entries.insert(txn.clone(), e);
                 if finished {
-                    st.finished.push_back(e.begin.txn.clone());
+                    st.finished.push_back(txn);
                 }
             }
             Record::Idem(_) | Record::Known(_) | Record::Ids(_) | Record::IdsGone { .. } => {}
@@ -307,7 +330,11 @@ impl Journal {
         if let Some((cause, _)) = log.problem() {
             return Either::Left(std::future::ready(Err(JournalError::Unavailable { cause })));
         }
-        if !matches!(rec, Record::Begin(_)) {
+        if let Record::Begin(b) = &rec {
+            // Its place in the log, for when it is folded (once durable).
+            let seq = st.take_seq();
+            st.pending_seq.insert(b.txn.clone(), seq);
+        } else {
             self.fold(&mut st, &rec);
             refence(&mut st, rec.txn());
             self.trim(&mut st);
@@ -407,7 +434,10 @@ impl Journal {
         let journal = self.clone();
         let done = self.append(Record::Begin(b.clone()));
         Either::Left(async move {
-            done.await?;
+            if let Err(e) = done.await {
+                journal.lock().pending_seq.remove(&b.txn);
+                return Err(e);
+            }
             journal.fold_durable_begin(b);
             Ok(())
         })
@@ -671,6 +701,14 @@ impl Journal {
             problem: problem.map(|(cause, _)| cause),
             failures: log.failures(),
         })
+    }
+}
+
+impl State {
+    /// The next journal position.
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
     }
 }
 

@@ -24,8 +24,9 @@ pub(super) struct Prepared {
     pub(super) pre: Vec<Option<UndoPlan>>,
 }
 
-/// Reads the pre-images and journals the intent. `Err` is the answer: nothing was sent.
-pub(super) async fn prepare(d: &Deps, t: &Txn<'_>) -> Result<Prepared, Outcome> {
+/// Reads the pre-images and journals the intent (unless `journaled`: a pipelined write's,
+/// journaled with its ticket). `Err` is the answer: nothing was sent.
+pub(super) async fn prepare(d: &Deps, t: &Txn<'_>, journaled: bool) -> Result<Prepared, Outcome> {
     let snapshots = pre_images(d, t).await?;
     let planner = Planner {
         t,
@@ -37,7 +38,7 @@ pub(super) async fn prepare(d: &Deps, t: &Txn<'_>) -> Result<Prepared, Outcome> 
             .collect(),
         None => Vec::new(),
     };
-    if let Some(j) = &d.journal
+    if let Some(j) = d.journal.as_ref().filter(|_| !journaled)
         && let Err(e) = j
             .begin(t.intent(pre.clone(), pre_statuses(&snapshots)))
             .await

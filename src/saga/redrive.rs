@@ -15,7 +15,9 @@ use crate::journal::shared::lease::under;
 use crate::retry::Backoff;
 use crate::runtime::{Current, Runtime, Stop};
 use crate::txn::evidence::{State, Verdict};
+use crate::txn::outcome::{Class, NodeReport, Reason};
 use crate::txn::{CompOutcome, TxnState};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,9 +50,21 @@ pub(crate) async fn recover_at_start(
     on_change: Option<&OnChange>,
 ) -> Recovered {
     let mut out = Recovered::default();
-    for entry in journal.in_doubt_to_recover() {
+    let mut in_doubt = journal.in_doubt_to_recover();
+    // Journal order: a key's in-doubt writes are its last turns, in turn order.
+    in_doubt.sort_by_key(|e| e.seq);
+    let mut first: HashMap<String, (String, usize)> = HashMap::new();
+    for entry in in_doubt {
+        let (ahead, place) = first
+            .entry(entry.begin.key.clone())
+            .or_insert_with(|| (entry.begin.txn.clone(), 0));
+        *place += 1;
         let _turn = locks.lock(&entry.begin.key).await;
-        match recover_taken_over(journal, current, &entry, on_change).await {
+        let state = match never_sent(&entry, *place) {
+            true => end_never_sent(journal, &entry, ahead, on_change).await,
+            false => recover_taken_over(journal, current, &entry, on_change).await,
+        };
+        match state {
             TxnState::RolledBack => out.rolled_back += 1,
             TxnState::Succeeded => out.completed += 1,
             TxnState::ToBeRetried => out.unchanged += 1,
@@ -58,6 +72,65 @@ pub(crate) async fn recover_at_start(
         }
     }
     out
+}
+
+/// Whether a pipelined write, in doubt at the `place`-th place (from 1) of its key's in-doubt
+/// writes in journal order, was never sent: it went to the nodes only once every write `k`
+/// tickets before it had a durable end, and the first in-doubt write of its key, at least `k`
+/// before it, has none. Its own node records must agree (none): if one is there the rule does
+/// not hold and the write is judged from its evidence like any other.
+fn never_sent(entry: &Entry, place: usize) -> bool {
+    let Some(k) = entry.begin.early else {
+        return false;
+    };
+    if place <= usize::from(k) {
+        return false;
+    }
+    let recorded = entry.nodes.iter().any(|n| n.report.is_some());
+    if recorded {
+        tracing::error!(txn = %entry.begin.txn, key = %entry.begin.key, place, window = k, "a pipelined write beyond its window has node records: judged from its evidence instead");
+    }
+    !recorded
+}
+
+/// Ends a pipelined write that was never sent as `to_be_retried`: nothing is read, nothing undone.
+async fn end_never_sent(
+    journal: &Arc<Journal>,
+    entry: &Entry,
+    ahead: &str,
+    on_change: Option<&OnChange>,
+) -> TxnState {
+    let txn = &entry.begin.txn;
+    let k = entry.begin.early.unwrap_or_default();
+    let why = format!(
+        "queued behind transaction {ahead} and more than {k} writes in doubt at a crash (pipelined window {k})"
+    );
+    let reason = Reason::NeverSent(why);
+    let nodes = entry
+        .begin
+        .nodes
+        .iter()
+        .map(|(name, _)| NodeReport {
+            node: name.clone(),
+            outcome: Class::NotSent,
+            status: None,
+            error: None,
+            attempts: 0,
+            maybe_applied: false,
+            in_flight: Some(false),
+            compensation: None,
+            read_back: None,
+        })
+        .collect();
+    let state = TxnState::ToBeRetried;
+    tracing::warn!(txn = %txn, key = %entry.begin.key, state = %state, reason = reason.describe(), "in-doubt transaction recovered");
+    if let Err(e) = journal.redrive(txn, state, Some(reason), nodes).await {
+        tracing::error!(txn = %txn, error = %e, "cannot journal the decision");
+    }
+    if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
+        cb(TxnState::InDoubt, &e);
+    }
+    state
 }
 
 /// Decides an in-doubt transaction no write is running any more (local journal only): one

@@ -38,7 +38,8 @@ pub(super) async fn run(d: &Deps, t: &Txn<'_>) -> Outcome {
     if let Some(refused) = ids::map_request(d, t).await {
         return refused;
     }
-    let Prepared { snapshots, pre } = match prepare(d, t).await {
+    let journaled = key_turn.window().is_some();
+    let Prepared { snapshots, pre } = match prepare(d, t, journaled).await {
         Ok(prepared) => prepared,
         Err(refused) => return refused,
     };

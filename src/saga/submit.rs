@@ -265,5 +265,6 @@ fn intent(s: &Submitted<'_>, first: &NodeWrite) -> Begin {
         pre: Vec::new(),
         pre_restores: false,
         body_hash: s.target_body.map(|b| body_hash(b)),
+        early: None,
     }
 }

@@ -140,6 +140,16 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// Whether the write is pipelined (`pipeline`, `writes.pipeline_unmatched`): a write that
+    /// names a mapped id is not (its turn maps the id first).
+    pub(crate) fn pipelined(&self) -> bool {
+        let settings = &self.rt.settings;
+        settings.pipelined(self.route.map(|r| &**r))
+            && settings
+                .mapped_id(&crate::wire::path::normalize(self.req.path()))
+                .is_none()
+    }
+
     /// The route's name, or the method of a write no route matches.
     pub(crate) fn name(&self) -> &str {
         self.route
@@ -206,6 +216,7 @@ impl<'a> Txn<'a> {
             pre,
             body_hash: (self.req.method != Method::DELETE).then(|| body_hash(&self.req.body)),
             idem: self.idem.clone(),
+            early: None,
         }
     }
 }

@@ -200,6 +200,9 @@ pub enum Reason {
     /// A create applied on every node, but these nodes' answers carry no id: the map cannot
     /// address the resource there; listed, not guessed.
     IdsUnknown(String),
+    /// A pipelined write that never reached a node: why dtc knows (given up before its turn,
+    /// or queued behind writes in doubt at a crash, beyond the window).
+    NeverSent(String),
 }
 
 impl Reason {
@@ -229,6 +232,7 @@ impl Reason {
             Reason::UnknownId(r) => format!("{r} is not a canonical id in dtc's id map (it is a node's own id of another resource): no resource was created with this id through dtc, or it was deleted; no node was touched"),
             Reason::NodeIdUnknown(r) => format!("dtc's id map does not know the id of {r} (a node added after the resource was created?): the write cannot address it there; no node was touched"),
             Reason::IdsUnknown(n) => format!("the create applied on every node, but the answers of {n} carry no id (see the route's `id`): dtc cannot address the new resource there; nothing was undone, the client got no id; repair or resolve it"),
+            Reason::NeverSent(why) => format!("{why}: the write was never sent to any node; nothing changed, retry later"),
         }
     }
 }

@@ -34,6 +34,8 @@ pub struct Faults {
     syncs: AtomicI32,
     /// Writes longer than this fail with `ENOSPC` (0: no limit).
     room: AtomicU64,
+    /// Every sync takes at least this many microseconds (0: as long as the disk takes).
+    slow_sync_us: AtomicU64,
 }
 
 impl Faults {
@@ -55,11 +57,19 @@ impl Faults {
         self.room.store(bytes, Ordering::Release);
     }
 
+    /// Every sync takes `d` longer, as on a slow or busy disk (records wait in the writer's
+    /// queue meanwhile, unwritten), until [`Faults::clear`].
+    pub fn slow_syncs(&self, d: std::time::Duration) {
+        self.slow_sync_us
+            .store(d.as_micros() as u64, Ordering::Release);
+    }
+
     /// The disk works again.
     pub fn clear(&self) {
         self.writes.store(0, Ordering::Release);
         self.syncs.store(0, Ordering::Release);
         self.room.store(0, Ordering::Release);
+        self.slow_sync_us.store(0, Ordering::Release);
     }
 
     /// Before a write of `len` bytes.
@@ -73,6 +83,10 @@ impl Faults {
     }
 
     pub(super) fn sync(&self) -> io::Result<()> {
+        match self.slow_sync_us.load(Ordering::Acquire) {
+            0 => {}
+            us => std::thread::sleep(std::time::Duration::from_micros(us)),
+        }
         check(&self.syncs)
     }
 }

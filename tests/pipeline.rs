@@ -1,0 +1,316 @@
+//! Pipelined writes (`pipeline`): several writers queue on one resource, so a write goes to the
+//! nodes while the ends of up to three writes before it are not yet durable.
+//!
+//! - The real binary is SIGKILLed while they do, several times; a last dtc recovers the journal.
+//!   Then every acknowledged write is on every node, no write is left in doubt, every write
+//!   recovery calls never sent is on no node, and the nodes agree on every write that is not
+//!   listed `failed`.
+//! - A SIGKILL keeps what the log wrote and loses what still waited in its writer's queue, and
+//!   on a fast disk little waits there. So the journal's files are also copied while writes run
+//!   on a slow disk (syncs stalled): each copy is what a SIGKILL at that moment leaves, with
+//!   many ends still queued. Recovery of each copy must find every write answered before the
+//!   copy succeeded, and call never sent only writes no node held when the copy began.
+
+mod support;
+
+use dtc::config::Config;
+use dtc::journal::record::Entry;
+use dtc::saga::TxnState;
+use dtc::txn::Reason;
+use http::Method;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use support::process;
+use support::*;
+
+const SEEDS: [u64; 2] = [21, 22];
+const WRITERS: u64 = 8;
+const CRASHES: usize = 3;
+/// Writes between two crashes, over all writers.
+const WRITES_PER_CRASH: usize = 80;
+
+/// Creates keyed by a batch, not by the group: every writer queues on the batch's one key.
+const ROUTES: &str = r#"
+[[routes]]
+method = "POST"
+path = "/v1/group/"
+key = "batch/{body:/batch}"
+pipeline = true
+"#;
+
+/// What a client saw of one create.
+#[derive(Debug)]
+enum Seen {
+    /// The answer's status and `x-dtc-state`.
+    Answered(u16, String),
+    /// The connection failed before dtc took the request.
+    NotSent,
+    /// dtc died with the request in flight.
+    NoAnswer,
+}
+
+/// One writer: creates of fresh groups, one send each, on the key of the running dtc's batch
+/// (its port: each restart starts a new batch, so a crash's `failed` writes fence only theirs).
+async fn writer(w: u64, seed: u64, writer: process::Writer) -> Vec<(String, Seen)> {
+    let process::Writer {
+        mut url,
+        done,
+        stop,
+    } = writer;
+    let mut seen = Vec::new();
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) {
+        n += 1;
+        let id = format!("s{seed}w{w}n{n}");
+        let base = url.borrow_and_update().clone();
+        let batch = base.rsplit(':').next().unwrap_or_default().to_string();
+        let body = format!(r#"{{"groupId": "{id}", "batch": "{batch}"}}"#);
+        let r = try_send(
+            Method::POST,
+            &format!("{base}/v1/group/"),
+            Some(&body),
+            &[("idempotency-key", &id)],
+        )
+        .await;
+        let s = match &r {
+            Ok(a) => Seen::Answered(a.status().as_u16(), a.state().to_string()),
+            Err(e) if e.is_connect() => Seen::NotSent,
+            Err(_) => Seen::NoAnswer,
+        };
+        seen.push((id, s));
+        done.fetch_add(1, Ordering::SeqCst);
+        if r.is_err() && !stop.load(Ordering::SeqCst) {
+            // dtc is down: wait for the next one (or the end of the run).
+            let _ = tokio::time::timeout(DEADLINE, url.changed()).await;
+        }
+    }
+    seen
+}
+
+/// The config of these runs: pipelined creates on `nodes`, journal in `dir`, every finished
+/// transaction kept for the checks.
+fn pipelined_config(nodes: &[dtc::node::RefNode], dir: &std::path::Path) -> Config {
+    let mut cfg = test_config(nodes);
+    cfg.routes = toml::from_str::<Config>(ROUTES).unwrap().routes;
+    cfg.health.unhealthy_threshold = 1000;
+    cfg.journal.dir = dir.display().to_string();
+    cfg.journal.keep_finished = 100_000;
+    cfg
+}
+
+/// Each transaction of a journal by the client's idempotency key (the group it creates).
+fn by_group(journal: &dtc::journal::Journal) -> BTreeMap<String, Entry> {
+    journal
+        .list(None, 1_000_000)
+        .into_iter()
+        .filter_map(|e| Some((e.begin.idem.as_ref()?.key.clone(), e)))
+        .collect()
+}
+
+async fn crash_run(seed: u64) -> (String, usize) {
+    let nodes = three_nodes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = pipelined_config(&nodes, &dir.path().join("journal"));
+    let crashes = process::Crashes {
+        count: CRASHES,
+        every: WRITES_PER_CRASH,
+        at_once: false,
+    };
+    let (seen, writes) = process::crash_loop(&cfg, dir.path(), crashes, WRITERS, |w, wr| {
+        writer(w, seed, wr)
+    })
+    .await;
+    let seen: BTreeMap<String, Seen> = seen.into_iter().flatten().collect();
+    // A last dtc on the same journal recovers what the last crash left in doubt.
+    let last = start_proxy(cfg).await;
+    let journal = last.app.journal().unwrap().clone();
+    wait_until("no write is left in doubt", || journal.counts().0 == 0).await;
+    let entries = by_group(&journal);
+    let held = |id: &str| -> Vec<bool> { nodes.iter().map(|n| n.groups().contains(id)).collect() };
+    let mut never_sent = 0;
+    let mut failed = 0;
+    for (id, s) in &seen {
+        let h = held(id);
+        let entry = entries.get(id);
+        let state = entry.map(|e| e.state);
+        if let Seen::Answered(status, st) = s
+            && (200..300).contains(status)
+        {
+            assert_eq!(
+                h, [true; 3],
+                "seed {seed}: {id} was acknowledged ({st}) but the nodes hold {h:?}"
+            );
+            assert_eq!(state, Some(TxnState::Succeeded), "seed {seed}: {id}");
+        }
+        let Some(e) = entry else {
+            // dtc never took it: on no node.
+            assert_eq!(
+                h, [false; 3],
+                "seed {seed}: {id} has no transaction ({s:?})"
+            );
+            continue;
+        };
+        assert_ne!(
+            e.state,
+            TxnState::InDoubt,
+            "seed {seed}: {id} left in doubt"
+        );
+        if matches!(e.reason, Some(Reason::NeverSent(_))) {
+            never_sent += 1;
+            assert_eq!(
+                h, [false; 3],
+                "seed {seed}: {id} was called never sent ({:?}) but the nodes hold {h:?} ({s:?})",
+                e.reason
+            );
+        }
+        match e.state {
+            TxnState::Succeeded => assert_eq!(h, [true; 3], "seed {seed}: {id} {e:?}"),
+            TxnState::ToBeRetried | TxnState::Rejected | TxnState::RolledBack => {
+                assert_eq!(h, [false; 3], "seed {seed}: {id} {e:?}")
+            }
+            // Listed for an operator, with the nodes it could not tell: not silent.
+            TxnState::Failed => failed += 1,
+            TxnState::InDoubt => unreachable!(),
+        }
+    }
+    let unanswered = seen
+        .values()
+        .filter(|s| matches!(s, Seen::NoAnswer))
+        .count();
+    assert!(
+        unanswered > 0,
+        "seed {seed}: a crash caught no write in flight"
+    );
+    (
+        format!(
+            "seed {seed}: {writes} writes, {unanswered} unanswered at {CRASHES} SIGKILLs, {never_sent} recovered as never sent, {failed} listed failed"
+        ),
+        never_sent,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_with_writers_queued_on_one_key_loses_no_acknowledged_write_and_decides_every_one_in_doubt()
+ {
+    let mut never_sent = 0;
+    for seed in SEEDS {
+        let (line, n) = crash_run(seed).await;
+        eprintln!("pipelined writes with crashes: {line}");
+        never_sent += n;
+    }
+    assert!(
+        never_sent > 0,
+        "no crash left a queued write beyond the window: the never-sent rule was not exercised"
+    );
+}
+
+/// What the copy test's writers share: the groups acknowledged so far, the writes done, stop.
+#[derive(Default)]
+struct Shared {
+    acked: Mutex<BTreeSet<String>>,
+    done: AtomicUsize,
+    stop: AtomicBool,
+}
+
+async fn copy_writer(w: u64, url: String, shared: Arc<Shared>) {
+    let mut n = 0;
+    while !shared.stop.load(Ordering::SeqCst) {
+        n += 1;
+        let id = format!("w{w}n{n}");
+        let body = format!(r#"{{"groupId": "{id}", "batch": "1"}}"#);
+        let a = send(Method::POST, &url, Some(&body), &[("idempotency-key", &id)]).await;
+        if a.status().is_success() {
+            shared.acked.lock().unwrap().insert(id);
+        }
+        shared.done.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Copies the journal directory's files as they are now (a torn last record is what a crash
+/// mid-write leaves too).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(from).unwrap() {
+        let f = f.unwrap();
+        if f.file_type().unwrap().is_file() {
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journals_copied_mid_run_on_a_slow_disk_recover_with_never_sent_writes_on_no_node() {
+    const COPIES: usize = 6;
+    // Enough that writes queue behind the window while the disk syncs.
+    const COPY_WRITERS: u64 = 24;
+    let nodes = three_nodes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("journal");
+    let dtc = start_proxy(pipelined_config(&nodes, &live)).await;
+    let faults = dtc.app.journal().unwrap().log().unwrap().faults().clone();
+    // A busy disk: ends queue, unwritten, while pipelined writes go to the nodes.
+    faults.slow_syncs(std::time::Duration::from_millis(20));
+    let shared = Arc::new(Shared::default());
+    let tasks: Vec<_> = (0..COPY_WRITERS)
+        .map(|w| tokio::spawn(copy_writer(w, dtc.at("/v1/group/"), shared.clone())))
+        .collect();
+    let mut copies = Vec::new();
+    for c in 1..=COPIES {
+        let target = c * 40;
+        wait_until("writes go on", || {
+            shared.done.load(Ordering::SeqCst) >= target
+        })
+        .await;
+        // Answers come as a sync ends: copy at a different moment of the next sync each time
+        // (a moment to sample, not something waited for).
+        tokio::time::sleep(std::time::Duration::from_millis(3 * c as u64)).await;
+        // What the nodes held and the clients heard before the copy began.
+        let acked = shared.acked.lock().unwrap().clone();
+        let held: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
+        let to = dir.path().join(format!("copy{c}"));
+        copy_dir(&live, &to);
+        copies.push((to, acked, held));
+    }
+    shared.stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    faults.clear();
+    drop(dtc);
+    let mut never_sent = 0;
+    for (to, acked, held) in copies {
+        let copy = start_proxy(pipelined_config(&nodes, &to)).await;
+        let journal = copy.app.journal().unwrap().clone();
+        wait_until("no write is left in doubt", || journal.counts().0 == 0).await;
+        let entries = by_group(&journal);
+        for id in &acked {
+            let state = entries.get(id).map(|e| e.state);
+            assert_eq!(
+                state,
+                Some(TxnState::Succeeded),
+                "{}: {id} was acknowledged",
+                to.display()
+            );
+        }
+        for (id, e) in &entries {
+            if !matches!(e.reason, Some(Reason::NeverSent(_))) {
+                continue;
+            }
+            never_sent += 1;
+            let on: Vec<bool> = held.iter().map(|h| h.contains(id)).collect();
+            assert_eq!(
+                on,
+                [false; 3],
+                "{}: recovery called {id} never sent ({:?}), yet the nodes held it before the copy",
+                to.display(),
+                e.reason
+            );
+        }
+    }
+    eprintln!("{COPIES} copies of a running journal: {never_sent} writes recovered as never sent");
+    assert!(
+        never_sent > 0,
+        "no copy caught a queued write beyond the window: the never-sent rule was not exercised"
+    );
+}
