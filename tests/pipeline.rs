@@ -314,3 +314,90 @@ async fn journals_copied_mid_run_on_a_slow_disk_recover_with_never_sent_writes_o
         "no copy caught a queued write beyond the window: the never-sent rule was not exercised"
     );
 }
+
+/// The fields of each problem `text` has.
+fn problems(text: &str) -> Vec<String> {
+    let cfg: Config = toml::from_str(text).unwrap();
+    match dtc::config::validate::validate(cfg, text) {
+        Ok(_) => Vec::new(),
+        Err(p) => p
+            .into_iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect(),
+    }
+}
+
+const NODE: &str = "[[nodes]]\nname = \"a\"\nurl = \"http://127.0.0.1:5000\"\n";
+
+#[test]
+fn pipeline_is_refused_where_recovery_would_judge_a_write_by_what_later_writes_changed() {
+    assert!(problems(&format!("{NODE}{ROUTES}")).is_empty());
+    let route = |extra: &str| {
+        format!(
+            "{NODE}[[routes]]\nmethod = \"PUT\"\npath = \"/items/{{id}}\"\npipeline = true\n{extra}"
+        )
+    };
+    for (extra, field) in [
+        ("snapshot = { method = \"GET\" }\n", "snapshot"),
+        (
+            "verify = { path = \"/items/{id}\", prior = [404] }\n",
+            "verify",
+        ),
+        (
+            "compensation = { method = \"DELETE\", path = \"/items/{id}\" }\n",
+            "compensation",
+        ),
+    ] {
+        let p = problems(&route(extra));
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("routes[0].pipeline") && p.contains(&format!("`{field}`"))),
+            "{field}: {p:?}"
+        );
+    }
+    let cluster = "[cluster]\ndatabase_url = \"postgresql://dtc@db/dtc\"\nlease = \"10s\"\n";
+    let p = problems(&format!(
+        "{NODE}[writes]\npipeline_unmatched = true\n{cluster}{ROUTES}"
+    ));
+    assert!(
+        p.iter().any(|p| p.starts_with("writes.pipeline_unmatched")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter().any(|p| p.starts_with("routes[0].pipeline")),
+        "{p:?}"
+    );
+}
+
+#[tokio::test]
+async fn entries_keep_their_journal_order_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default().journal;
+    cfg.dir = dir.path().display().to_string();
+    let begin = |txn: &str| dtc::journal::record::Begin {
+        txn: txn.into(),
+        key: "k".into(),
+        method: Method::POST,
+        path: "/v1/group/".into(),
+        early: Some(4),
+        ..Default::default()
+    };
+    // Names in another order than the log's, so neither name nor a map's order can pass for it.
+    let order = ["t3", "t1", "t4", "t2"];
+    {
+        let (journal, _) = dtc::journal::Journal::open(&cfg).unwrap();
+        for t in order {
+            journal.begin(begin(t)).await.unwrap();
+        }
+        journal
+            .end("t1", TxnState::Succeeded, None, vec![], None)
+            .await
+            .unwrap();
+    }
+    let (journal, _) = dtc::journal::Journal::open(&cfg).unwrap();
+    let mut open = journal.in_doubt_to_recover();
+    open.sort_by_key(|e| e.seq);
+    let txns: Vec<&str> = open.iter().map(|e| e.begin.txn.as_str()).collect();
+    assert_eq!(txns, ["t3", "t4", "t2"]);
+    assert!(open.iter().all(|e| e.begin.early == Some(4)));
+}

@@ -278,3 +278,174 @@ impl Drop for KeyGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tokio::sync::oneshot;
+
+    /// An early ticket's hooks with window `k`: its end is durable (or not) when the test says
+    /// so on the sender; `abandoned` counts never-sent ends.
+    fn early(
+        k: u8,
+        abandoned: &Arc<AtomicUsize>,
+    ) -> (impl FnOnce() -> Early, oneshot::Sender<bool>) {
+        let (tx, rx) = oneshot::channel::<bool>();
+        let rx = Mutex::new(Some(rx));
+        let abandoned = abandoned.clone();
+        let hooks = move || Early {
+            window: k,
+            intent: Some(Box::pin(async { Ok(()) })),
+            abandon: Box::new(move || {
+                abandoned.fetch_add(1, Ordering::SeqCst);
+            }),
+            flush: Box::new(move || -> Durable {
+                let rx = rx.lock().unwrap().take();
+                Box::pin(async move {
+                    let ok = match rx {
+                        Some(rx) => rx.await == Ok(true),
+                        None => false,
+                    };
+                    match ok {
+                        true => Ok(()),
+                        false => Err(JournalError::Unavailable {
+                            cause: "test".into(),
+                        }),
+                    }
+                })
+            }),
+        };
+        (hooks, tx)
+    }
+
+    /// Whether `f` is still pending once everything else has run (time is paused: the timeout
+    /// fires only when nothing else can).
+    async fn blocked(f: impl Future) -> bool {
+        tokio::time::timeout(Duration::from_secs(1), f)
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn same_key_waits_other_key_does_not_and_entries_are_cleaned() {
+        let locks = Arc::new(KeyLocks::default());
+        let a = locks.lock("a").await;
+        let _b = locks.lock("b").await;
+        let waiter = tokio::spawn({
+            let locks = locks.clone();
+            async move {
+                let _g = locks.lock("a").await;
+            }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        drop(a);
+        waiter.await.unwrap();
+        assert_eq!(locks.len(), 1, "only b is still held");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_window_lets_a_write_go_only_once_the_write_k_before_it_has_a_durable_end() {
+        let locks = Arc::new(KeyLocks::default());
+        let abandoned = Arc::new(AtomicUsize::new(0));
+        let (e0, done0) = early(2, &abandoned);
+        let (e1, done1) = early(2, &abandoned);
+        let (e2, done2) = early(2, &abandoned);
+        let mut t0 = locks.ticket("k", Some(e0));
+        let mut t1 = locks.ticket("k", Some(e1));
+        let mut t2 = locks.ticket("k", Some(e2));
+        assert_eq!(t2.window(), Some(2));
+        t0.turn().await;
+        t0.window_open().await.unwrap();
+        drop(t0);
+        t1.turn().await;
+        // One write before it lacks a durable end: within the window of 2.
+        t1.window_open().await.unwrap();
+        drop(t1);
+        t2.turn().await;
+        assert!(
+            blocked(t2.window_open()).await,
+            "t0 and t1 lack durable ends"
+        );
+        done1.send(true).unwrap();
+        assert!(blocked(t2.window_open()).await, "t0 still lacks one");
+        done0.send(true).unwrap();
+        t2.window_open().await.unwrap();
+        drop(t2);
+        done2.send(true).unwrap();
+        tokio::task::yield_now().await;
+        assert!(blocked(std::future::pending::<()>()).await);
+        assert_eq!(abandoned.load(Ordering::SeqCst), 0);
+        assert!(
+            locks.is_empty(),
+            "every end is durable: the key's entry is gone"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ticket_given_up_before_its_turn_is_ended_as_never_sent_at_once_and_skipped() {
+        let locks = Arc::new(KeyLocks::default());
+        let abandoned = Arc::new(AtomicUsize::new(0));
+        let (e0, done0) = early(2, &abandoned);
+        let (e1, done1) = early(2, &abandoned);
+        // Window 1: it goes only once every write before it has a durable end.
+        let (e2, _done2) = early(1, &abandoned);
+        let mut t0 = locks.ticket("k", Some(e0));
+        let t1 = locks.ticket("k", Some(e1));
+        let mut t2 = locks.ticket("k", Some(e2));
+        t0.turn().await;
+        drop(t1);
+        assert_eq!(abandoned.load(Ordering::SeqCst), 1, "ended before t0 ends");
+        assert_eq!(locks.queued("k"), 2);
+        assert!(t2.turn().now_or_never().is_none(), "t0 holds the turn");
+        drop(t0);
+        t2.turn().await;
+        // t1's never-sent end counts like any other: the window waits for it too.
+        done0.send(true).unwrap();
+        assert!(
+            blocked(t2.window_open()).await,
+            "t1's end is not durable yet"
+        );
+        done1.send(true).unwrap();
+        t2.window_open().await.unwrap();
+        assert_eq!(
+            abandoned.load(Ordering::SeqCst),
+            1,
+            "a served ticket is not abandoned"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_behind_one_journaled_at_its_turn_journals_at_its_turn_too() {
+        let locks = Arc::new(KeyLocks::default());
+        let abandoned = Arc::new(AtomicUsize::new(0));
+        let first = locks.lock("k").await;
+        let (e, _done) = early(4, &abandoned);
+        let mut second = locks.ticket("k", Some(e));
+        assert_eq!(second.window(), None, "its early hook was not called");
+        drop(first);
+        second.turn().await;
+        second.window_open().await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_end_that_cannot_be_made_durable_stops_the_writes_behind_it() {
+        let locks = Arc::new(KeyLocks::default());
+        let abandoned = Arc::new(AtomicUsize::new(0));
+        let (e0, done0) = early(1, &abandoned);
+        let (e1, _done1) = early(1, &abandoned);
+        let mut t0 = locks.ticket("k", Some(e0));
+        let mut t1 = locks.ticket("k", Some(e1));
+        t0.turn().await;
+        drop(t0);
+        t1.turn().await;
+        done0.send(false).unwrap();
+        assert!(t1.window_open().await.is_err());
+        let (e2, _done2) = early(1, &abandoned);
+        let t2 = locks.ticket("k", Some(e2));
+        assert_eq!(t2.window(), None, "no early intent on a broken key");
+    }
+}
