@@ -6,6 +6,7 @@
 #
 #   bench/ab.sh /tmp/dtc-before target/release/dtc
 #   bench/ab.sh target/release/dtc@off target/release/dtc   # BIN@MODE: that build with journal MODE
+#   bench/ab.sh target/release/dtc target/release/dtc+pipeline   # BIN+pipeline: writes.pipeline_unmatched
 #   W="get:32 postkeys:32 post:1" ROUNDS=3 DURABILITY=off bench/ab.sh A B
 #
 # Workloads (W): get, post, delete (the kit's scripts) and postkeys (a new key per write) at
@@ -41,10 +42,13 @@ done
 port=18110
 for b in "${BINS[@]}"; do
     # BIN@MODE runs that build with its own journal durability (off, none, group, fsync).
+    # BIN+pipeline (also BIN@MODE+pipeline) pipelines its unrouted writes.
+    spec=$b pipe=
+    [[ $spec == *+pipeline ]] && spec=${spec%+pipeline} pipe=1
     mode=$DURABILITY
-    [[ $b == *@* ]] && mode=${b##*@}
-    write_config "$WORK/c$port.toml" "$WORK/j$port" "$mode" "127.0.0.1:$port"
-    RUST_LOG=${RUST_LOG:-warn} setsid "${b%@*}" run --config "$WORK/c$port.toml" --workers "$WORKERS" \
+    [[ $spec == *@* ]] && mode=${spec##*@}
+    PIPELINE=$pipe write_config "$WORK/c$port.toml" "$WORK/j$port" "$mode" "127.0.0.1:$port"
+    RUST_LOG=${RUST_LOG:-warn} setsid "${spec%@*}" run --config "$WORK/c$port.toml" --workers "$WORKERS" \
         >"$WORK/log$port" 2>&1 &
     PIDS+=($!)
     wait_ready "$port"

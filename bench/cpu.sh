@@ -8,6 +8,7 @@
 #
 #   bench/cpu.sh target/release/dtc                 # GET at 32 connections, 3 rounds
 #   SCRIPT=bench/post-keys.lua bench/cpu.sh /tmp/dtc-before target/release/dtc
+#   SCRIPT=../shared/bench/post.lua bench/cpu.sh target/release/dtc target/release/dtc+pipeline  # one key
 #   SCRIPT=bench/post-keys.lua DURABILITY=off bench/cpu.sh target/release/dtc   # without the journal
 #   SCRIPT=bench/post-keys.lua NGINX=0 bench/cpu.sh target/release/dtc@bench/routes/kv-undo.toml \
 #       target/release/dtc@bench/routes/kv-undo-preimage.toml     # a route's pre-image cost
@@ -46,10 +47,13 @@ for r in $(seq "$ROUNDS"); do
         stop_server
     fi
     for arg in "$@"; do
-        # BINARY@ROUTES: that binary with bench/routes/ROUTES appended to its config.
-        b=${arg%%@*}; routes=; [[ "$arg" == *@* ]] && routes=${arg#*@}
+        # BINARY@ROUTES: that binary with bench/routes/ROUTES appended to its config;
+        # BINARY+pipeline (also BINARY@ROUTES+pipeline): writes.pipeline_unmatched.
+        spec=$arg pipe=
+        [[ $spec == *+pipeline ]] && spec=${spec%+pipeline} pipe=1
+        b=${spec%%@*}; routes=; [[ "$spec" == *@* ]] && routes=${spec#*@}
         rm -rf "$WORK/journal"
-        ROUTES=$routes write_config "$WORK/dtc.toml" "$WORK/journal" "${DURABILITY:-group}" 127.0.0.1:18130
+        PIPELINE=$pipe ROUTES=$routes write_config "$WORK/dtc.toml" "$WORK/journal" "${DURABILITY:-group}" 127.0.0.1:18130
         RUST_LOG=${RUST_LOG:-warn} setsid "$b" run --config "$WORK/dtc.toml" --workers 1 >/dev/null 2>&1 &
         PID=$!
         wait_ready 18130

@@ -21,7 +21,8 @@ build_dtc() {
     [[ -x "$DTC" ]] || { echo "no dtc binary at $DTC" >&2; exit 1; }
 }
 
-# write_config FILE JOURNAL_DIR DURABILITY [LISTEN] [NODE PORTS...]  (ROUTES=FILE adds routes)
+# write_config FILE JOURNAL_DIR DURABILITY [LISTEN] [NODE PORTS...]  (ROUTES=FILE adds routes;
+# PIPELINE=1 pipelines the unrouted writes: writes.pipeline_unmatched)
 # A dtc config for the kit's backends: nodes 127.0.0.1:18001-18003 unless ports are given,
 # admin off, health probing on (the kit's nginx answers GET /healthz with 200). A ROUTES file
 # with [[nodes]] of its own (bench/routes/tls-nodes.toml) replaces the node list.
@@ -49,6 +50,7 @@ write_config() {
         echo
         echo "[writes]"
         echo "unmatched = \"replicate\""
+        [[ -z "${PIPELINE:-}" ]] || echo "pipeline_unmatched = true"
         echo
         echo "[journal]"
         echo "dir = \"$dir\""

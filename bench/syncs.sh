@@ -7,9 +7,10 @@
 #   bench/syncs.sh                                   # one key (the kit's post.lua), 32 connections
 #   SCRIPT=bench/post-keys.lua bench/syncs.sh        # a key per write
 #   DTC=/tmp/dtc-before CONNS=1 bench/syncs.sh
+#   PIPELINE=1 bench/syncs.sh                        # writes.pipeline_unmatched: queued writes pipelined
 #   SEGMENT=1048576 bench/syncs.sh                   # 1 MiB journal segments: cuts during the run
 #
-# Knobs: SCRIPT (the kit's post.lua), CONNS (32), D (4s), DURABILITY (group or fsync), DTC,
+# Knobs: SCRIPT (the kit's post.lua), CONNS (32), D (4s), DURABILITY (group or fsync), DTC, PIPELINE,
 # SEGMENT (journal.segment_bytes; unset: the default; a dtc without segments refuses it).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -90,8 +90,9 @@ pub(super) struct State {
     since_compact: usize,
     /// The last journal position given to an entry ([`Entry::seq`]).
     next_seq: u64,
-    /// Positions of intents enqueued but not yet durable (folded once they are).
-    pending_seq: HashMap<String, u64>,
+    /// Intents enqueued but not yet folded (once durable), with their positions: a
+    /// pipelined write's waits in its key's queue meanwhile, and compaction keeps it.
+    pending: HashMap<String, (u64, Begin)>,
     /// The log's repair generation the entries were last rebuilt from.
     generation: u64,
 }
@@ -246,8 +247,8 @@ impl Journal {
         match rec {
             Record::Begin(b) => {
                 let mut e = Entry::new(b.clone());
-                e.seq = match st.pending_seq.remove(&b.txn) {
-                    Some(seq) => seq,
+                e.seq = match st.pending.remove(&b.txn) {
+                    Some((seq, _)) => seq,
                     None => st.take_seq(),
                 };
                 st.entries.insert(b.txn.clone(), e);
@@ -258,8 +259,8 @@ impl Journal {
                 // A whole entry (a compaction's, or a note replacing an intent) keeps its place.
                 e.seq = match (e.seq, st.entries.get(&e.begin.txn)) {
                     (0, Some(old)) => old.seq,
-                    (0, None) => match st.pending_seq.remove(&e.begin.txn) {
-                        Some(seq) => seq,
+                    (0, None) => match st.pending.remove(&e.begin.txn) {
+                        Some((seq, _)) => seq,
                         None => st.take_seq(),
                     },
                     (seq, _) => {
@@ -333,7 +334,7 @@ impl Journal {
         if let Record::Begin(b) = &rec {
             // Its place in the log, for when it is folded (once durable).
             let seq = st.take_seq();
-            st.pending_seq.insert(b.txn.clone(), seq);
+            st.pending.insert(b.txn.clone(), (seq, b.clone()));
         } else {
             self.fold(&mut st, &rec);
             refence(&mut st, rec.txn());
@@ -376,10 +377,14 @@ impl Journal {
     }
 
     fn compact(&self, log: &Log, st: &mut State) {
+        // Intents not folded yet, after every entry and in log order: a key's are its last.
+        let mut pending: Vec<&(u64, Begin)> = st.pending.values().collect();
+        pending.sort_by_key(|(seq, _)| *seq);
         let records: Vec<Vec<u8>> = st
             .entries
             .values()
             .map(|e| Record::Entry(e.clone()))
+            .chain(pending.into_iter().map(|(_, b)| Record::Begin(b.clone())))
             .chain(super::idem::records(&st.idem))
             .chain(super::history::records(&st.known))
             .chain(super::idmap::records(&st.ids))
@@ -435,7 +440,7 @@ impl Journal {
         let done = self.append(Record::Begin(b.clone()));
         Either::Left(async move {
             if let Err(e) = done.await {
-                journal.lock().pending_seq.remove(&b.txn);
+                journal.lock().pending.remove(&b.txn);
                 return Err(e);
             }
             journal.fold_durable_begin(b);
