@@ -27,7 +27,8 @@
 //!   retries ([`saga::attempt`], on [`retry`]), read-backs where answers are ambiguous
 //!   ([`saga::readback`]), the judgement ([`txn::evidence`]), undos ([`saga::undo`]), the end;
 //!   a create whose nodes assign the id journals each node's id with the canonical one, and
-//!   every later request to the resource speaks each node's ids.
+//!   every later request to the resource speaks each node's ids. A pipelined write (`pipeline`)
+//!   journals its intent with its ticket and goes within the key's window ([`saga::locks`]).
 //!   A repair is a write too: [`verify`] chooses it and hands it to
 //!   [`saga::Coordinator::submit`].
 //!   The same saga runs again at start ([`saga::redrive::recover_at_start`]), in the background

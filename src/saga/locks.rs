@@ -246,8 +246,9 @@ impl Drop for KeyGuard {
                 None
             }
             Some(Early { abandon, flush, .. }) => {
-                if !self.served {
-                    // Never sent: say so before the turn can pass it (ends in ticket order).
+                // Never sent: say so before the turn can pass it. Without a runtime the process
+                // is ending and nothing can be journaled: recovery decides it.
+                if !self.served && tokio::runtime::Handle::try_current().is_ok() {
                     abandon();
                 }
                 Some(flush)
