@@ -355,6 +355,15 @@ fn pipeline_is_refused_where_recovery_would_judge_a_write_by_what_later_writes_c
             "{field}: {p:?}"
         );
     }
+    let ids = format!(
+        "{NODE}[[routes]]\nmethod = \"POST\"\npath = \"/items\"\npipeline = true\nid = {{ path = \"/items/{{id}}\", body = \"/id\" }}\n"
+    );
+    let p = problems(&ids);
+    assert!(
+        p.iter()
+            .any(|p| p.starts_with("routes[0].pipeline") && p.contains("`id`")),
+        "id: {p:?}"
+    );
     let cluster = "[cluster]\ndatabase_url = \"postgresql://dtc@db/dtc\"\nlease = \"10s\"\n";
     let p = problems(&format!(
         "{NODE}[writes]\npipeline_unmatched = true\n{cluster}{ROUTES}"
@@ -400,4 +409,45 @@ async fn entries_keep_their_journal_order_across_a_reopen() {
     let txns: Vec<&str> = open.iter().map(|e| e.begin.txn.as_str()).collect();
     assert_eq!(txns, ["t3", "t4", "t2"]);
     assert!(open.iter().all(|e| e.begin.early == Some(4)));
+}
+
+#[tokio::test]
+async fn a_compaction_keeps_an_intent_still_waiting_for_its_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config::default().journal;
+    cfg.dir = dir.path().display().to_string();
+    cfg.durability = dtc::config::DurabilityMode::None;
+    cfg.keep_finished = 10;
+    let begin = |txn: &str, key: &str| dtc::journal::record::Begin {
+        txn: txn.into(),
+        key: key.into(),
+        method: Method::POST,
+        path: "/v1/group/".into(),
+        ..Default::default()
+    };
+    {
+        let (journal, _) = dtc::journal::Journal::open(&cfg).unwrap();
+        // A pipelined write's intent: enqueued, then not looked at until its turn.
+        let waiting = dtc::journal::record::Begin {
+            early: Some(4),
+            ..begin("queued", "k")
+        };
+        let _unpolled = journal.begin(waiting);
+        // Enough other records for a compaction (one runs every 8192 appends).
+        for i in 0..4200 {
+            let txn = format!("t{i}");
+            journal.begin(begin(&txn, &txn)).await.unwrap();
+            journal
+                .end(&txn, TxnState::Succeeded, None, vec![], None)
+                .await
+                .unwrap();
+        }
+        journal.flush().await.unwrap();
+    }
+    let (journal, _) = dtc::journal::Journal::open(&cfg).unwrap();
+    assert!(journal.size_bytes() < 1_000_000, "the log was compacted");
+    let open = journal.in_doubt_to_recover();
+    assert_eq!(open.len(), 1, "{open:?}");
+    assert_eq!(open[0].begin.txn, "queued");
+    assert_eq!(open[0].begin.early, Some(4));
 }
