@@ -28,6 +28,22 @@ struct Model {
 }
 
 impl Model {
+    /// Records a grant the caller has just seen; false when a later epoch was already seen: the
+    /// store granted this one earlier, but its answer reached the caller after the lease had
+    /// expired and another sidecar took the key (a loaded scheduler can delay a task past the
+    /// lease). Such a hold must be lost, which the caller checks.
+    fn seen(&mut self, key: &str, epoch: i64, stalled: bool) -> bool {
+        let late = self
+            .granted
+            .get(key)
+            .and_then(|g| g.last())
+            .is_some_and(|&last| epoch < last);
+        if !late {
+            self.grant(key, epoch, stalled);
+        }
+        !late
+    }
+
     fn grant(&mut self, key: &str, epoch: i64, stalled: bool) {
         if let Some((holder, was_stalled)) = self.current.get(key) {
             assert!(
@@ -70,7 +86,20 @@ async fn one_use(shared: Arc<Shared>, model: Arc<Mutex<Model>>, u: Use, lease: D
         .begin(&e, None)
         .await
         .expect("the lease is granted within the wait");
-    model.lock().unwrap().grant(&key, hold.epoch, u.stall);
+    let on_time = model.lock().unwrap().seen(&key, hold.epoch, u.stall);
+    if !on_time {
+        assert!(
+            hold.ensure(Duration::ZERO).await.is_err(),
+            "{key}: epoch {} seen after a later one is no longer held",
+            hold.epoch
+        );
+        let late = shared.write(&hold, &e, true, None).await;
+        assert!(
+            matches!(late, Err(StoreError::LeaseLost { .. })),
+            "a stale epoch must be refused: {late:?}"
+        );
+        return;
+    }
     if u.stall {
         // Paused past its lease (renewal stops too, as in a paused process): by now another
         // sidecar took the key over.
@@ -103,7 +132,14 @@ async fn one_use(shared: Arc<Shared>, model: Arc<Mutex<Model>>, u: Use, lease: D
 async fn take_overs(shared: Arc<Shared>, model: Arc<Mutex<Model>>, stop: Arc<tokio::sync::Notify>) {
     loop {
         for (hold, e) in shared.take_over(16).await.expect("takeover scan") {
-            model.lock().unwrap().grant(&hold.key, hold.epoch, false);
+            if !model.lock().unwrap().seen(&hold.key, hold.epoch, false) {
+                let late = shared.write(&hold, &e, true, None).await;
+                assert!(
+                    matches!(late, Err(StoreError::LeaseLost { .. })),
+                    "a stale takeover epoch must be refused: {late:?}"
+                );
+                continue;
+            }
             model.lock().unwrap().current.remove(&hold.key);
             shared
                 .write(&hold, &e, true, None)
