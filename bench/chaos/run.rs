@@ -298,7 +298,7 @@ async fn client(
             match state.as_str() {
                 "to_be_retried" if text.contains("is down") => "node_down".to_string(),
                 "rolled_back" => "rolled_back".to_string(),
-                other => format!("{other} {status}"),
+                other => format!("{other} {status} ({})", detail_head(&text)),
             }
         });
         out.push(Op {
@@ -349,4 +349,18 @@ fn divergent(nodes: &[dtc::node::RefNode], seed: u64) -> usize {
         eprintln!("chaos bench: seed {seed}: keys differ across nodes: {differing:?}");
     }
     differing.len()
+}
+
+/// The first words of a problem answer's `detail`, to tell refusals of one state apart.
+fn detail_head(body: &str) -> String {
+    let detail = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["detail"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let words: Vec<&str> = detail
+        .split_whitespace()
+        .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+        .take(7)
+        .collect();
+    words.join(" ")
 }
