@@ -46,8 +46,10 @@ async fn the_store_killed_while_leases_are_held_loses_nothing_acknowledged() {
         acked.load(Ordering::SeqCst) >= 12
     })
     .await;
-    server.stop();
+    // Counted before the stop: once the store is gone refusals take no time, and every writer
+    // may be through all its writes before `stop` returns.
     let refused_before = refused.load(Ordering::SeqCst);
+    server.stop();
     wait_until("writes are refused while the store is down", || {
         refused.load(Ordering::SeqCst) >= refused_before + 4
     })
