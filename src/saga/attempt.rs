@@ -130,7 +130,7 @@ pub(crate) async fn call_with_retries(
         }
         let (maybe_applied, late) = match &answer {
             Ok(r) => (may_have_applied(r.status), may_be_under_way(r.status)),
-            Err(e) => (e.maybe_applied(), e.maybe_applied() && e.under_way()),
+            Err(e) => (e.maybe_applied(), e.under_way()),
         };
         ambiguous.fetch_or(maybe_applied, Relaxed);
         in_flight.fetch_or(late, Relaxed);

@@ -12,9 +12,7 @@ use crate::journal::record::now_ms;
 use crate::journal::shared::StoreError;
 use crate::telemetry::{AlertEvent, AlertKind};
 use crate::txn::evidence::Verdict;
-use crate::txn::outcome::{
-    Class, CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState,
-};
+use crate::txn::outcome::{CompOutcome, NodeReport, NodeResponse, Outcome, Reason, TxnState};
 use crate::upstream::Node;
 use std::sync::Arc;
 
@@ -56,17 +54,7 @@ pub(super) fn report(node: &Node, r: &CallResult) -> NodeReport {
 pub(super) fn not_sent(nodes: &[Arc<Node>]) -> Vec<NodeReport> {
     nodes
         .iter()
-        .map(|n| NodeReport {
-            node: n.name().to_string(),
-            outcome: Class::NotSent,
-            status: None,
-            error: None,
-            attempts: 0,
-            maybe_applied: false,
-            in_flight: Some(false),
-            compensation: None,
-            read_back: None,
-        })
+        .map(|n| NodeReport::not_sent(n.name()))
         .collect()
 }
 

@@ -15,7 +15,7 @@ use crate::journal::shared::lease::under;
 use crate::retry::Backoff;
 use crate::runtime::{Current, Runtime, Stop};
 use crate::txn::evidence::{State, Verdict};
-use crate::txn::outcome::{Class, NodeReport, Reason};
+use crate::txn::outcome::{NodeReport, Reason};
 use crate::txn::{CompOutcome, TxnState};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,17 +110,7 @@ async fn end_never_sent(
         .begin
         .nodes
         .iter()
-        .map(|(name, _)| NodeReport {
-            node: name.clone(),
-            outcome: Class::NotSent,
-            status: None,
-            error: None,
-            attempts: 0,
-            maybe_applied: false,
-            in_flight: Some(false),
-            compensation: None,
-            read_back: None,
-        })
+        .map(|(name, _)| NodeReport::not_sent(name))
         .collect();
     let state = TxnState::ToBeRetried;
     tracing::warn!(txn = %txn, key = %entry.begin.key, state = %state, reason = reason.describe(), "in-doubt transaction recovered");

@@ -123,6 +123,23 @@ pub struct NodeReport {
     pub read_back: Option<String>,
 }
 
+impl NodeReport {
+    /// A node the write was never sent to.
+    pub(crate) fn not_sent(node: &str) -> NodeReport {
+        NodeReport {
+            node: node.to_string(),
+            outcome: Class::NotSent,
+            status: None,
+            error: None,
+            attempts: 0,
+            maybe_applied: false,
+            in_flight: Some(false),
+            compensation: None,
+            read_back: None,
+        }
+    }
+}
+
 /// The undo on one node.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CompReport {

@@ -43,8 +43,8 @@ impl SendError {
     }
 
     /// Whether the request may still be under way at the node, to be applied later: no answer
-    /// came (a timeout, a connection cut after it went out). An oversized answer is an answer:
-    /// the node finished the request.
+    /// came (a timeout, a connection cut after it went out); implies [`Self::maybe_applied`].
+    /// An oversized answer is an answer: the node finished the request.
     pub fn under_way(&self) -> bool {
         matches!(self, SendError::Timeout(_) | SendError::Broken(_))
     }
