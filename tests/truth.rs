@@ -404,21 +404,56 @@ async fn a_rollback_over_a_nodes_own_500s_leaves_the_resource_open() {
 }
 
 #[tokio::test]
-async fn a_rollback_over_a_gateways_504s_waits_for_its_check() {
-    let (nodes, dtc) = cluster_with(|c| c.journal.verify_after = Duration::from_millis(300)).await;
-    rolled_back_over(&nodes, &dtc, 504).await;
-    // A gateway's 504 speaks for a request it lost track of: it may still land on c.
-    let writes_before: usize = nodes.iter().map(|n| n.write_count()).sum();
+async fn a_gateways_504_whose_backend_applies_late_fences_the_resource_until_its_check_undoes_it() {
+    let refs = vec![start_node("a", 1).await, start_node("b", 101).await];
+    let c = Double::start("c", Behaviour::default()).await;
+    // Every attempt: 504 at once from the gateway, applied 300 ms later by its backend.
+    c.script(&[Write::GatewayTimeout(Duration::from_millis(300)); 4]);
+    let mut cfg = test_config(&refs);
+    cfg.nodes.push(dtc::config::NodeConfig {
+        name: "c".into(),
+        url: c.url(),
+        tls: None,
+    });
+    cfg.journal.verify_after = Duration::from_millis(800);
+    let dtc = start_proxy(cfg).await;
+    let a = create_group(&dtc, "g1").await;
+    assert_eq!(a.state(), "rolled_back", "{}", a.text());
+    // The 504s speak for requests still under way behind the gateway: the key waits.
+    let writes = || refs.iter().map(|n| n.write_count()).sum::<usize>() + c.received().len();
+    let before = writes();
     let fenced = create_group(&dtc, "g1").await;
     assert_eq!(fenced.state(), "to_be_retried", "{}", fenced.text());
     assert!(
         !fenced.header("retry-after").is_empty(),
         "says when to retry"
     );
-    let writes_after: usize = nodes.iter().map(|n| n.write_count()).sum();
-    assert_eq!(writes_before, writes_after, "no node touched");
+    assert_eq!(writes(), before, "no node touched");
+    wait_until("the backend applied the late writes", || {
+        c.pending_late() == 0
+    })
+    .await;
+    assert!(c.has("g1"), "a late write landed on c");
+    let undone = || {
+        let deleted = c
+            .received()
+            .iter()
+            .any(|r| r.method == Method::DELETE && r.group == "g1");
+        deleted && !c.has("g1")
+    };
     eventually(
-        "the check ran and the key is open again",
+        "the late-write check undid it on c",
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+        || {
+            let done = undone();
+            async move { done }
+        },
+    )
+    .await;
+    assert!(refs.iter().all(|n| !n.groups().contains("g1")));
+    eventually(
+        "the key is open again",
         Duration::from_secs(10),
         Duration::from_millis(50),
         || {
@@ -427,5 +462,5 @@ async fn a_rollback_over_a_gateways_504s_waits_for_its_check() {
         },
     )
     .await;
-    assert_eq!(holders(&nodes, "g1"), [true, true, true]);
+    assert!(c.has("g1") && refs.iter().all(|n| n.groups().contains("g1")));
 }

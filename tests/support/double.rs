@@ -30,6 +30,9 @@ pub enum Write {
     ApplyThenFail(u16),
     /// Take it, never answer, and apply it after this long whatever became of the client.
     Late(Duration),
+    /// Answer 504 at once, as a gateway that gave up on its backend does, and apply it after
+    /// this long: the backend kept going.
+    GatewayTimeout(Duration),
     /// Take it and never answer or apply it.
     Hang,
     /// Hold it until [`Double::release`], then apply it and answer normally.
@@ -348,18 +351,28 @@ impl Shared {
                 answer(status, r#"{"error":"failed after applying"}"#)
             }
             Write::Late(after) => {
-                self.state.lock().unwrap().pending_late += 1;
-                let me = self.clone();
-                let method = parts.method.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(after).await;
-                    me.apply(&method, &group);
-                    me.state.lock().unwrap().pending_late -= 1;
-                });
+                self.apply_later(after, &parts.method, group);
                 std::future::pending().await
+            }
+            Write::GatewayTimeout(after) => {
+                self.apply_later(after, &parts.method, group);
+                answer(504, r#"{"error":"gateway timeout"}"#)
             }
             Write::Hang => std::future::pending().await,
         }
+    }
+
+    /// Applies a write `after` this long, whatever became of its client (counted in
+    /// [`Double::pending_late`] until then).
+    fn apply_later(&self, after: Duration, method: &Method, group: String) {
+        self.state.lock().unwrap().pending_late += 1;
+        let me = self.clone();
+        let method = method.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            me.apply(&method, &group);
+            me.state.lock().unwrap().pending_late -= 1;
+        });
     }
 
     /// `/items`: never honours `Idempotency-Key` (like most APIs): a create sent twice is two
@@ -435,7 +448,9 @@ impl Shared {
                 apply();
                 answer(status, r#"{"error":"failed after applying"}"#)
             }
-            Write::Late(_) | Write::Hang | Write::Held => std::future::pending().await,
+            Write::Late(_) | Write::GatewayTimeout(_) | Write::Hang | Write::Held => {
+                std::future::pending().await
+            }
         }
     }
 
