@@ -31,7 +31,8 @@
 //!   journals its intent with its ticket and goes within the key's window ([`saga::locks`]).
 //!   A repair is a write too: [`verify`] chooses it and hands it to
 //!   [`saga::Coordinator::submit`].
-//!   The same saga runs again at start ([`saga::redrive::recover_at_start`]), in the background
+//!   The same saga runs again at start ([`saga::redrive::recover_at_start`]: a key's writes in
+//!   doubt one at a time, in journal order; keys at once), in the background
 //!   ([`saga::redrive`]: failed transactions, the late-write check of rollbacks) and, with
 //!   `[cluster]`, for a lost sidecar's transactions ([`saga::takeover`]) — all deciding with
 //!   [`saga::recover::resolve`], the live path's judgement. [`saga::txns`] is the admin's view of

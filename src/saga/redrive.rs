@@ -17,7 +17,8 @@ use crate::runtime::{Current, Runtime, Stop};
 use crate::txn::evidence::{State, Verdict};
 use crate::txn::outcome::{NodeReport, Reason};
 use crate::txn::{CompOutcome, TxnState};
-use std::collections::HashMap;
+use futures_util::{StreamExt, stream};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,32 +39,42 @@ pub(crate) struct Recovered {
     pub failed: usize,
 }
 
+/// How many keys recovery decides at once (a key's own writes are decided one at a time).
+const KEYS_AT_ONCE: usize = 32;
+
 /// Decides every in-doubt transaction (the client never got an answer) from the evidence, each
-/// under its key's turn. Runs before dtc serves, so no new write can race it. With `[cluster]`
-/// the store's in-doubt transactions may be other sidecars' writes in flight
-/// ([`Journal::in_doubt_to_recover`] gives none): recovery there is [`super::takeover`], which
-/// claims expired leases and calls [`recover_taken_over`] on each.
+/// under its key's turn. Runs before dtc serves, so no new write can race it. A key's in-doubt
+/// writes are decided one after another in journal order ([`recover_key`]); different keys at
+/// once. With `[cluster]` the store's in-doubt transactions may be other sidecars' writes in
+/// flight ([`Journal::in_doubt_to_recover`] gives none): recovery there is [`super::takeover`],
+/// which claims expired leases and calls [`recover_taken_over`] on each.
 pub(crate) async fn recover_at_start(
     journal: &Arc<Journal>,
     current: &Current,
     locks: &Arc<KeyLocks>,
     on_change: Option<&OnChange>,
 ) -> Recovered {
-    let mut out = Recovered::default();
     let mut in_doubt = journal.in_doubt_to_recover();
     // Journal order: a key's in-doubt writes are its last turns, in turn order.
     in_doubt.sort_by_key(|e| e.seq);
-    let mut first: HashMap<String, (String, usize)> = HashMap::new();
+    let mut keys: Vec<Vec<Entry>> = Vec::new();
+    let mut place: HashMap<String, usize> = HashMap::new();
     for entry in in_doubt {
-        let (ahead, place) = first
-            .entry(entry.begin.key.clone())
-            .or_insert_with(|| (entry.begin.txn.clone(), 0));
-        *place += 1;
-        let _turn = locks.lock(&entry.begin.key).await;
-        let state = match never_sent(&entry, *place) {
-            true => end_never_sent(journal, &entry, ahead, on_change).await,
-            false => recover_taken_over(journal, current, &entry, on_change).await,
-        };
+        let i = *place.entry(entry.begin.key.clone()).or_insert_with(|| {
+            keys.push(Vec::new());
+            keys.len() - 1
+        });
+        keys[i].push(entry);
+    }
+    let states: Vec<Vec<TxnState>> = stream::iter(
+        keys.into_iter()
+            .map(|entries| recover_key(journal, current, locks, entries, on_change)),
+    )
+    .buffer_unordered(KEYS_AT_ONCE)
+    .collect()
+    .await;
+    let mut out = Recovered::default();
+    for state in states.into_iter().flatten() {
         match state {
             TxnState::RolledBack => out.rolled_back += 1,
             TxnState::Succeeded => out.completed += 1,
@@ -72,6 +83,75 @@ pub(crate) async fn recover_at_start(
         }
     }
     out
+}
+
+/// Decides one key's in-doubt writes, given in journal order, one at a time: each judgement
+/// (read-back, completion or undo) ends before the next write is read. A key's writes go to the
+/// nodes one after another, so those in doubt are some that finished, at most one partly
+/// applied, then some never sent: judged in this order, the first one that finds the nodes
+/// apart brings them alike and every later one finds them alike. Judged in another order, a
+/// later write's undo could take back what an earlier one, not yet judged, left (a create undone
+/// on the nodes where the delete before it had not run).
+///
+/// Once one of them cannot be decided (`failed`: the nodes may differ), the key's later writes
+/// within the window are not judged: what the nodes held before each of them is not known (the
+/// nodes were not brought alike), so they end `failed` too, nothing read or undone, and the
+/// re-drive takes them up in the same order ([`run_worker`]). Those beyond the window with no
+/// node record were never sent ([`never_sent`]), whatever the writes before them came to.
+async fn recover_key(
+    journal: &Arc<Journal>,
+    current: &Current,
+    locks: &Arc<KeyLocks>,
+    entries: Vec<Entry>,
+    on_change: Option<&OnChange>,
+) -> Vec<TxnState> {
+    let mut states = Vec::with_capacity(entries.len());
+    let Some(ahead) = entries.first().map(|e| e.begin.txn.clone()) else {
+        return states;
+    };
+    let mut undecided: Option<String> = None;
+    for (i, entry) in entries.iter().enumerate() {
+        let _turn = locks.lock(&entry.begin.key).await;
+        let state = if never_sent(entry, i + 1) {
+            end_never_sent(journal, entry, &ahead, on_change).await
+        } else if let Some(before) = &undecided {
+            end_behind(journal, entry, before, on_change).await
+        } else {
+            recover_taken_over(journal, current, entry, on_change).await
+        };
+        if state == TxnState::Failed && undecided.is_none() {
+            undecided = Some(entry.begin.txn.clone());
+        }
+        states.push(state);
+    }
+    states
+}
+
+/// Ends a write in doubt behind `before`, an in-doubt write of the same key that recovery could
+/// not decide, as `failed` (listed, fenced): nothing is read, nothing undone.
+async fn end_behind(
+    journal: &Arc<Journal>,
+    entry: &Entry,
+    before: &str,
+    on_change: Option<&OnChange>,
+) -> TxnState {
+    let txn = &entry.begin.txn;
+    let why = format!(
+        "any node (in doubt behind transaction {before} on the same resource, which could not be decided: judged after it)"
+    );
+    let reason = Reason::OutcomeUnknown(why);
+    let state = TxnState::Failed;
+    tracing::warn!(txn = %txn, key = %entry.begin.key, state = %state, reason = reason.describe(), "in-doubt transaction recovered");
+    if let Err(e) = journal
+        .redrive(txn, state, Some(reason), entry.reports())
+        .await
+    {
+        tracing::error!(txn = %txn, error = %e, "cannot journal the decision");
+    }
+    if let (Some(cb), Some(e)) = (on_change, journal.get(txn)) {
+        cb(TxnState::InDoubt, &e);
+    }
+    state
 }
 
 /// Whether a pipelined write, in doubt at the `place`-th place (from 1) of its key's in-doubt
@@ -409,23 +489,45 @@ pub(crate) async fn run_worker(
         };
         let now = now_ms();
         let mut next_in = Duration::from_secs(5);
-        for e in journal.open_entries() {
+        let mut open = journal.open_entries();
+        // Journal order: a key's failed and in-doubt writes are decided oldest first, and none
+        // while one before it on the key is still undecided (see `recover_key`).
+        open.sort_by_key(|e| (e.seq, e.begin.at_ms));
+        let mut undecided: HashSet<String> = HashSet::new();
+        for e in open {
             let finished = e.finished_ms.unwrap_or(now);
-            let (due, verify) = if e.state == TxnState::Failed && e.resolution.is_none() {
+            let failed = e.state == TxnState::Failed && e.resolution.is_none();
+            let in_doubt = e.state == TxnState::InDoubt;
+            if (failed || in_doubt) && undecided.contains(&e.begin.key) {
+                continue;
+            }
+            let (due, verify) = if failed {
                 (
                     finished + backoff.delay(e.redrives + 1).as_millis() as u64,
                     false,
                 )
             } else if e.verify_pending {
                 (finished + cfg.verify_after.as_millis() as u64, true)
-            } else if e.state == TxnState::InDoubt && locks.queued(&e.begin.key) == 0 {
-                recover_orphan(&journal, &current, &locks, &e.begin.txn, on_change.as_ref()).await;
+            } else if in_doubt && locks.queued(&e.begin.key) == 0 {
+                let txn = &e.begin.txn;
+                let state = recover_orphan(&journal, &current, &locks, txn, on_change.as_ref())
+                    .await
+                    .or_else(|| journal.get(txn).map(|e| e.state));
+                if matches!(state, Some(TxnState::Failed | TxnState::InDoubt)) {
+                    undecided.insert(e.begin.key.clone());
+                }
                 continue;
             } else {
+                if in_doubt {
+                    undecided.insert(e.begin.key.clone());
+                }
                 continue;
             };
             if due > now {
                 next_in = next_in.min(Duration::from_millis(due - now));
+                if failed {
+                    undecided.insert(e.begin.key.clone());
+                }
                 continue;
             }
             if verify {
@@ -433,7 +535,11 @@ pub(crate) async fn run_worker(
                     next_in = next_in.min(cfg.verify_after);
                 }
             } else {
-                redrive_one(&journal, &current, &locks, &e.begin.txn, on_change.as_ref()).await;
+                let state =
+                    redrive_one(&journal, &current, &locks, &e.begin.txn, on_change.as_ref()).await;
+                if state == Some(TxnState::Failed) {
+                    undecided.insert(e.begin.key.clone());
+                }
                 // Its next attempt is due after a new backoff: look again at once.
                 next_in = Duration::ZERO;
             }
