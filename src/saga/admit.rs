@@ -6,7 +6,7 @@
 use super::deps::Deps;
 use super::end::{not_sent, refused, untouched};
 use super::locks::{Durable, Early, KeyGuard};
-use super::write::Txn;
+use super::write::{Planner, Txn};
 use crate::txn::outcome::{Outcome, Reason, TxnState};
 
 /// `k` of a pipelined write: it goes to the nodes while at most `k - 1` writes before it on its
@@ -76,7 +76,17 @@ fn early<'a>(d: &'a Deps, t: &'a Txn<'_>) -> Option<impl FnOnce() -> Early + 'a>
         return None;
     }
     Some(move || {
-        let mut intent = t.intent(vec![None; t.rt.nodes.all().len()], Vec::new());
+        // Each node's undo as far as the request alone tells it (a pipelined route takes no
+        // pre-image): what the intent at the turn would carry, so recovery can run the undo
+        // its judgement allows without the node's answer, lost in a crash.
+        let planner = Planner {
+            t,
+            snapshots: &None,
+        };
+        let undo = (0..t.rt.nodes.all().len())
+            .map(|i| planner.plan(i, None).and_then(Result::ok))
+            .collect();
+        let mut intent = t.intent(undo, Vec::new());
         intent.early = Some(WINDOW);
         let durable: Durable = Box::pin(journal.begin(intent.clone()));
         let nodes = not_sent(t.rt.nodes.all());
