@@ -6,7 +6,7 @@
 #
 #   bench/ab.sh /tmp/dtc-before target/release/dtc
 #   bench/ab.sh target/release/dtc@off target/release/dtc   # BIN@MODE: that build with journal MODE
-#   bench/ab.sh target/release/dtc target/release/dtc+pipeline   # BIN+pipeline: writes.pipeline_unmatched
+#   bench/ab.sh target/release/dtc target/release/dtc+pipeline   # BIN+pipeline: writes.pipeline_unmatched and every route's pipeline
 #   W="get:32 postkeys:32 post:1" ROUNDS=3 DURABILITY=off bench/ab.sh A B
 #
 # Workloads (W): get, post, delete (the kit's scripts) and postkeys (a new key per write) at
@@ -42,7 +42,7 @@ done
 port=18110
 for b in "${BINS[@]}"; do
     # BIN@MODE runs that build with its own journal durability (off, none, group, fsync).
-    # BIN+pipeline (also BIN@MODE+pipeline) pipelines its unrouted writes.
+    # BIN+pipeline (also BIN@MODE+pipeline) pipelines its unrouted writes and its routes.
     spec=$b pipe=
     [[ $spec == *+pipeline ]] && spec=${spec%+pipeline} pipe=1
     mode=$DURABILITY

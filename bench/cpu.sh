@@ -48,7 +48,8 @@ for r in $(seq "$ROUNDS"); do
     fi
     for arg in "$@"; do
         # BINARY@ROUTES: that binary with bench/routes/ROUTES appended to its config;
-        # BINARY+pipeline (also BINARY@ROUTES+pipeline): writes.pipeline_unmatched.
+        # BINARY+pipeline (also BINARY@ROUTES+pipeline): writes.pipeline_unmatched, and
+        # `pipeline = true` on each of the ROUTES.
         spec=$arg pipe=
         [[ $spec == *+pipeline ]] && spec=${spec%+pipeline} pipe=1
         b=${spec%%@*}; routes=; [[ "$spec" == *@* ]] && routes=${spec#*@}

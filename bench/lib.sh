@@ -22,7 +22,7 @@ build_dtc() {
 }
 
 # write_config FILE JOURNAL_DIR DURABILITY [LISTEN] [NODE PORTS...]  (ROUTES=FILE adds routes;
-# PIPELINE=1 pipelines the unrouted writes: writes.pipeline_unmatched)
+# PIPELINE=1 pipelines the unrouted writes, writes.pipeline_unmatched, and every route's)
 # A dtc config for the kit's backends: nodes 127.0.0.1:18001-18003 unless ports are given,
 # admin off, health probing on (the kit's nginx answers GET /healthz with 200). A ROUTES file
 # with [[nodes]] of its own (bench/routes/tls-nodes.toml) replaces the node list.
@@ -56,7 +56,9 @@ write_config() {
         echo "dir = \"$dir\""
         echo "durability = \"$durability\""
         # ROUTES=FILE appends a file of [[routes]] (bench/routes/).
-        if [[ -n "${ROUTES:-}" ]]; then echo; cat "$ROUTES"; fi
+        if [[ -n "${ROUTES:-}" && -n "${PIPELINE:-}" ]]; then
+            echo; sed '/^\[\[routes\]\]/a pipeline = true' "$ROUTES"
+        elif [[ -n "${ROUTES:-}" ]]; then echo; cat "$ROUTES"; fi
     } > "$file.tmp"
     mv "$file.tmp" "$file"
 }

@@ -546,7 +546,7 @@ pub struct RouteConfig {
     /// Writes queued on one resource share journal syncs: a queued write journals its intent
     /// before its turn and goes to the nodes while up to three writes before it on the resource
     /// still wait for their end to be durable (see `docs/writes.md`). Refused with `snapshot`,
-    /// `verify`, `compensation`, `id`, and under `[cluster]`. Default false.
+    /// `id`, and under `[cluster]`. Default false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pipeline: bool,
 }

@@ -217,24 +217,33 @@ pub(super) fn check_routes(c: &mut Checker, config: &Config, writes: &[Method]) 
     out
 }
 
-/// `pipeline` only where recovery can judge each of a key's possibly-sent writes from its own
-/// node records: a read-back, a pre-image or an undo would see (or destroy) the effects of the
-/// writes queued behind it, and a mapped id may come from the create before it.
+/// `pipeline` only where recovery can judge a key's possibly-sent writes one after another, in
+/// journal order, from their node records and read-backs. A read-back (`verify`) and an undo
+/// (`compensation`) are judged in that order (each write's judgement leaves the nodes alike
+/// before the next is read). Refused: a `snapshot`, whose pre-image read before its turn could
+/// be stale and whose undo puts it back whatever the writes before it did, and an `id`, whose
+/// mapped id may come from the create before it.
 fn check_pipeline(c: &mut Checker, at: &str, r: &super::RouteConfig) {
     if !r.pipeline {
         return;
     }
     let clashes = [
-        ("snapshot", r.snapshot.is_some()),
-        ("verify", r.verify.is_some()),
-        ("compensation", r.compensation.is_some()),
-        ("id", r.id.is_some()),
+        (
+            "snapshot",
+            r.snapshot.is_some(),
+            "its pre-image would be read before the writes ahead of it end, and its undo would put that stale image back",
+        ),
+        (
+            "id",
+            r.id.is_some(),
+            "a mapped id may come from the create queued before it",
+        ),
     ];
-    for (field, set) in clashes {
+    for (field, set, why) in clashes {
         if set {
             c.problem(
                 format!("{at}.pipeline"),
-                format!("a pipelined route cannot have `{field}` (recovery would judge a write by reads that later writes changed): remove `pipeline` or `{field}`"),
+                format!("a pipelined route cannot have `{field}` ({why}): remove `pipeline` or `{field}`"),
             );
         }
     }
