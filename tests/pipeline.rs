@@ -999,3 +999,76 @@ async fn sigkill_on_the_shipped_routes_pipelined_with_creates_and_deletes_of_one
     }
     assert!(recovered > 0, "no crash caught a write in doubt");
 }
+
+/// A pipelined create in doubt behind a create of the same group that had failed before the
+/// crash (applied on node a only; its outcome elsewhere unknown): the write behind it was
+/// refused at its turn, and that refusal was lost. Judged by itself, the read-backs (a holds
+/// the group, b and c do not) would say it landed on a, and its undo would delete the older
+/// write's group there; recovery ends it `failed` behind the older one instead, touching no
+/// node.
+#[tokio::test]
+async fn a_write_in_doubt_behind_a_failed_one_of_its_key_is_listed_not_undone() {
+    let nodes = three_nodes().await;
+    nodes[0].insert_group("g");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = shipped_pipelined_config(&nodes, &dir.path().join("journal"));
+    // No background re-drive during the test: only startup recovery decides.
+    cfg.journal.redrive_initial = std::time::Duration::from_secs(600);
+    cfg.journal.redrive_max = std::time::Duration::from_secs(600);
+    let body = r#"{"groupId": "g"}"#;
+    let create = |txn: &str, early: Option<u8>| dtc::journal::record::Begin {
+        txn: txn.into(),
+        at_ms: dtc::journal::record::now_ms(),
+        key: "group/g".into(),
+        method: Method::POST,
+        path: "/v1/group/".into(),
+        nodes: nodes.iter().map(|n| (n.name().into(), n.url())).collect(),
+        undo: vec![
+            Some(dtc::txn::UndoPlan {
+                method: Method::DELETE,
+                path: "/v1/group/".into(),
+                content_type: Some("application/json".into()),
+                body: body.into(),
+                already: vec![404],
+            });
+            3
+        ],
+        verify: Some(dtc::journal::record::VerifyPlan {
+            method: Method::GET,
+            path: "/v1/group/g/".into(),
+            prior: vec![404],
+            target: vec![200],
+            node_paths: Vec::new(),
+        }),
+        early,
+        ..Default::default()
+    };
+    {
+        let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
+        journal.begin(create("older", Some(4))).await.unwrap();
+        journal
+            .end("older", TxnState::Failed, None, vec![], None)
+            .await
+            .unwrap();
+        journal.begin(create("behind", Some(4))).await.unwrap();
+    }
+    let from: Vec<usize> = nodes.iter().map(|n| n.requests().len()).collect();
+    let dtc = start_proxy(cfg).await;
+    let journal = dtc.app.journal().unwrap().clone();
+    wait_until("no write is left in doubt", || journal.counts().0 == 0).await;
+    let e = journal.get("behind").unwrap();
+    assert_eq!(e.state, TxnState::Failed, "{:?}", e.reason);
+    assert!(
+        e.reason
+            .as_ref()
+            .is_some_and(|r| r.describe().contains("older")),
+        "{:?}",
+        e.reason
+    );
+    assert!(
+        nodes[0].groups().contains("g"),
+        "the older write's group was deleted"
+    );
+    let writes = writes_received(&nodes, &from);
+    assert!(writes.iter().all(|w| w.is_empty()), "{writes:?}");
+}

@@ -57,6 +57,18 @@ pub(crate) async fn recover_at_start(
     let mut in_doubt = journal.in_doubt_to_recover();
     // Journal order: a key's in-doubt writes are its last turns, in turn order.
     in_doubt.sort_by_key(|e| e.seq);
+    // A key whose older write is `failed` and unresolved: its nodes may differ already.
+    let mut failed: HashMap<String, (u64, String)> = HashMap::new();
+    for e in journal.open_entries() {
+        if e.state == TxnState::Failed && e.resolution.is_none() {
+            let oldest = failed
+                .entry(e.begin.key.clone())
+                .or_insert_with(|| (e.seq, e.begin.txn.clone()));
+            if e.seq < oldest.0 {
+                *oldest = (e.seq, e.begin.txn.clone());
+            }
+        }
+    }
     let mut keys: Vec<Vec<Entry>> = Vec::new();
     let mut place: HashMap<String, usize> = HashMap::new();
     for entry in in_doubt {
@@ -66,10 +78,13 @@ pub(crate) async fn recover_at_start(
         });
         keys[i].push(entry);
     }
-    let states: Vec<Vec<TxnState>> = stream::iter(
-        keys.into_iter()
-            .map(|entries| recover_key(journal, current, locks, entries, on_change)),
-    )
+    let states: Vec<Vec<TxnState>> = stream::iter(keys.into_iter().map(|entries| {
+        let behind = entries
+            .first()
+            .and_then(|first| failed.get(&first.begin.key).filter(|f| f.0 < first.seq))
+            .map(|f| f.1.clone());
+        recover_key(journal, current, locks, entries, behind, on_change)
+    }))
     .buffer_unordered(KEYS_AT_ONCE)
     .collect()
     .await;
@@ -96,20 +111,23 @@ pub(crate) async fn recover_at_start(
 /// Once one of them cannot be decided (`failed`: the nodes may differ), the key's later writes
 /// within the window are not judged: what the nodes held before each of them is not known (the
 /// nodes were not brought alike), so they end `failed` too, nothing read or undone, and the
-/// re-drive takes them up in the same order ([`run_worker`]). Those beyond the window with no
-/// node record were never sent ([`never_sent`]), whatever the writes before them came to.
+/// re-drive takes them up in the same order ([`run_worker`]). So do all of them when an older
+/// write of the key was `failed` already (`behind`: a pipelined write queued behind it, refused
+/// at its turn, whose refusal was lost). Those beyond the window with no node record were never
+/// sent ([`never_sent`]), whatever the writes before them came to.
 async fn recover_key(
     journal: &Arc<Journal>,
     current: &Current,
     locks: &Arc<KeyLocks>,
     entries: Vec<Entry>,
+    behind: Option<String>,
     on_change: Option<&OnChange>,
 ) -> Vec<TxnState> {
     let mut states = Vec::with_capacity(entries.len());
     let Some(ahead) = entries.first().map(|e| e.begin.txn.clone()) else {
         return states;
     };
-    let mut undecided: Option<String> = None;
+    let mut undecided: Option<String> = behind;
     for (i, entry) in entries.iter().enumerate() {
         let _turn = locks.lock(&entry.begin.key).await;
         let state = if never_sent(entry, i + 1) {
