@@ -59,6 +59,87 @@ async fn a_client_that_is_slow_with_its_headers_gets_408() {
     assert_eq!(a.status(), 201);
 }
 
+/// Reads one HTTP/1 response (head and a `content-length` body) from a kept-alive connection;
+/// what arrived if the connection closed first or 5 s passed.
+async fn read_response(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&out).into_owned();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_string)
+                    })
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if out.len() >= end + 4 + length {
+                    return;
+                }
+            }
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A kept-alive connection waiting for its client's next request is idle, not slow: it stays
+/// open for `timeouts.idle`, not `timeouts.header_read`. hyper's header timer closed it after
+/// `header_read` with a 408, so a client that came back after a pause of about that length — one
+/// that waited out a `Retry-After`, say — read that 408 as its write's answer.
+#[tokio::test]
+async fn a_kept_alive_connection_idle_past_header_read_serves_the_next_request() {
+    let (_nodes, dtc) = cluster_with(|c| {
+        c.timeouts.header_read = Duration::from_millis(200);
+        c.timeouts.idle = Duration::from_secs(30);
+    })
+    .await;
+    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
+    let get = b"GET /v1/group/g1/ HTTP/1.1\r\nhost: x\r\n\r\n";
+    s.write_all(get).await.unwrap();
+    let first = read_response(&mut s).await;
+    assert!(first.starts_with("HTTP/1.1 404"), "{first:?}");
+    // The client's pause is the scenario, not a wait for dtc: three times header_read.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.write_all(get).await.unwrap();
+    let second = read_response(&mut s).await;
+    assert!(
+        second.starts_with("HTTP/1.1 404"),
+        "the node's answer on the same connection, not a 408 or a close: {second:?}"
+    );
+}
+
+/// The other side of it: a head begun on a kept-alive connection and never finished still gets
+/// 408 within `header_read` of its first byte.
+#[tokio::test]
+async fn a_slow_second_head_on_a_kept_alive_connection_gets_408() {
+    let (nodes, dtc) = cluster_with(|c| {
+        c.timeouts.header_read = Duration::from_millis(200);
+        c.timeouts.idle = Duration::from_secs(30);
+    })
+    .await;
+    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
+    s.write_all(b"GET /v1/group/g1/ HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_response(&mut s).await;
+    assert!(first.starts_with("HTTP/1.1 404"), "{first:?}");
+    s.write_all(b"POST /v1/group/ HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let answer = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    assert!(nodes.iter().all(|n| n.write_count() == 0));
+}
+
 #[tokio::test]
 async fn a_client_that_is_slow_with_its_body_gets_408() {
     let (nodes, dtc) = cluster_with(|c| c.timeouts.header_read = Duration::from_millis(200)).await;

@@ -7,6 +7,7 @@
 
 use super::Proxy;
 use crate::saga::Coordinator;
+use crate::wire::conn::Closed;
 use crate::wire::{self, Connections, Drain, Ended, Options, problem};
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
@@ -48,7 +49,10 @@ fn server_builder(cfg: &crate::config::Config) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.timeouts.header_read)
+        // Not hyper's header timer: it also runs while a kept-alive connection waits for its
+        // next request, closing it after header_read instead of timeouts.idle
+        // (wire::conn bounds every head from its first byte instead).
+        .header_read_timeout(None)
         .max_buf_size(cfg.limits.max_header_bytes)
         .max_headers(cfg.limits.max_headers)
         .keep_alive(true);
@@ -101,8 +105,10 @@ impl Connections for Clients {
 
     fn ended(&self, guard: Admitted, peer: SocketAddr, how: Ended) {
         let Admitted { _slot: slot, spare } = guard;
-        if let Ended::Failed(e) = how {
-            on_connection_error(&*e, peer, spare);
+        match how {
+            Ended::Failed(e) => on_connection_error(&*e, peer),
+            Ended::Silent(Closed::SlowHead) => answer_408(spare),
+            Ended::Done | Ended::Silent(_) => {}
         }
         drop(slot);
         self.coordinator.metrics().connection_closed();
@@ -122,28 +128,23 @@ async fn refuse(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-fn on_connection_error(
-    e: &(dyn std::error::Error + 'static),
-    peer: SocketAddr,
-    spare: Option<std::net::TcpStream>,
-) {
-    let timed_out = e
-        .downcast_ref::<hyper::Error>()
-        .is_some_and(hyper::Error::is_timeout);
-    if timed_out {
-        tracing::warn!(%peer, "client did not send its request headers in time (timeouts.header_read): answered 408");
-        if let Some(mut s) = spare {
-            let resp = problem::raw(
-                StatusCode::REQUEST_TIMEOUT,
-                "header-timeout",
-                "the request headers did not arrive in time",
-                None,
-            );
-            let _ = s.write_all(&resp);
-            let _ = s.shutdown(std::net::Shutdown::Both);
-        }
-    } else if e
-        .downcast_ref::<hyper::Error>()
+/// Answers 408 on the socket of a connection closed because its request head was too slow
+/// (already logged by the listener).
+fn answer_408(spare: Option<std::net::TcpStream>) {
+    if let Some(mut s) = spare {
+        let resp = problem::raw(
+            StatusCode::REQUEST_TIMEOUT,
+            "header-timeout",
+            "the request headers did not arrive in time",
+            None,
+        );
+        let _ = s.write_all(&resp);
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn on_connection_error(e: &(dyn std::error::Error + 'static), peer: SocketAddr) {
+    if e.downcast_ref::<hyper::Error>()
         .is_some_and(hyper::Error::is_parse)
     {
         // hyper has answered 400, 414 or 431 and closed: say why, once per connection.

@@ -7,7 +7,7 @@
 //! [`Connections`] hook (admission, e.g. connection slots; a handshake, e.g. TLS; what to do when
 //! a connection ends).
 
-use super::conn::{Activity, Closed, Tracked, on_silent, supervise};
+use super::conn::{Activity, Closed, Tracked, Watched, on_silent, supervise};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
@@ -102,7 +102,8 @@ impl Options {
     }
 
     /// Closes a connection that sends no request head within `header_read` (plus
-    /// [`GRACE`](super::conn::GRACE)) of the accept, or has no request in flight for `idle`.
+    /// [`GRACE`](super::conn::GRACE)) of the accept, whose later HTTP/1 head is not complete
+    /// `header_read` after its first byte, or that has no request in flight for `idle`.
     pub(crate) fn close_silent(mut self, header_read: Duration, idle: Duration) -> Self {
         self.silence = Some((header_read, idle));
         self
@@ -285,7 +286,7 @@ impl<C: Connections> Conn<C> {
             let answer = service.call(req);
             async move { Ok::<_, S::Error>(answer.await?.map(|b| Tracked::new(b, open))) }
         });
-        let io = TokioIo::new(io);
+        let io = TokioIo::new(Watched::new(io, activity.clone()));
         let how = if self.upgrades {
             let conn = self.http.serve_connection_with_upgrades(io, service);
             self.watch(watcher.watch(conn.into_owned()), &activity)
