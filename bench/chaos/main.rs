@@ -18,7 +18,7 @@
 //!
 //! ```text
 //! cargo build --release && cargo bench --bench chaos -- [--seeds 1,2,3] [--breaker on|off|both]
-//!     [--ops 2000] [--clients 8] [--dtc target/release/dtc] [--config config/dtc.toml]
+//!     [--ops 2000] [--clients 8] [--reps 1] [--dtc target/release/dtc] [--config config/dtc.toml]
 //! ```
 //! (`bench/chaos.sh` does both and saves the table in `bench/results/`.)
 
@@ -37,6 +37,8 @@ pub struct Args {
     pub dtc: String,
     pub config: String,
     pub down_for: Duration,
+    /// Runs per seed and setting, interleaved (on, off, on, off, …).
+    pub reps: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -48,6 +50,7 @@ fn parse() -> Result<Args, String> {
         dtc: "target/release/dtc".into(),
         config: "config/dtc.toml".into(),
         down_for: Duration::from_secs(3),
+        reps: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -73,6 +76,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "--ops" => a.ops = value.parse().map_err(|e| bad(&e))?,
+            "--reps" => a.reps = value.parse().map_err(|e| bad(&e))?,
             "--clients" => a.clients = value.parse().map_err(|e| bad(&e))?,
             "--dtc" => a.dtc = value,
             "--config" => a.config = value,
@@ -81,6 +85,40 @@ fn parse() -> Result<Args, String> {
         }
     }
     Ok(a)
+}
+
+/// Per seed and setting over the repetitions: the mean share of writes completed, its range,
+/// and the fence refusals — the one refusal that comes in bursts (a rollback whose node answer
+/// was unknown fences its key until its late-write check, `journal.verify_after`), which is
+/// what makes two runs of one seed differ.
+fn summary(args: &Args, all: &[(u64, run::Outcome)]) {
+    println!();
+    println!(
+        "| seed | breaker | runs | completed, mean | min - max | refused by fences, mean (fences) |"
+    );
+    println!("|---:|---|---:|---:|---|---|");
+    for &seed in &args.seeds {
+        for &breaker in &args.breaker {
+            let runs: Vec<_> = all
+                .iter()
+                .filter(|(s, r)| *s == seed && r.breaker() == breaker)
+                .map(|(_, r)| r)
+                .collect();
+            let pcts: Vec<f64> = runs.iter().map(|r| r.completed_pct()).collect();
+            let mean = pcts.iter().sum::<f64>() / pcts.len().max(1) as f64;
+            let min = pcts.iter().cloned().fold(f64::INFINITY, f64::min);
+            let max = pcts.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let fenced =
+                runs.iter().map(|r| r.fenced().0).sum::<usize>() as f64 / runs.len().max(1) as f64;
+            let fences: Vec<String> = runs.iter().map(|r| r.fenced().1.to_string()).collect();
+            println!(
+                "| {seed} | {} | {} | {mean:.2} % | {min:.1} - {max:.1} % | {fenced:.1} ({}) |",
+                if breaker { "on (shipped)" } else { "off" },
+                runs.len(),
+                fences.join(", "),
+            );
+        }
+    }
 }
 
 fn main() {
@@ -108,12 +146,19 @@ fn main() {
     );
     println!("|---:|---|---:|---:|---|---:|---:|---:|");
     let mut ok = true;
+    let mut all = Vec::new();
     for &seed in &args.seeds {
-        for &breaker in &args.breaker {
-            let r = rt.block_on(run::run(&args, seed, breaker));
-            ok &= r.divergent == 0;
-            println!("{}", r.row());
+        for _ in 0..args.reps.max(1) {
+            for &breaker in &args.breaker {
+                let r = rt.block_on(run::run(&args, seed, breaker));
+                ok &= r.divergent == 0;
+                println!("{}", r.row());
+                all.push((seed, r));
+            }
         }
+    }
+    if args.reps > 1 {
+        summary(&args, &all);
     }
     if !ok {
         std::process::exit(1);

@@ -27,6 +27,9 @@ pub struct Outcome {
     refused_down: usize,
     refused_rolled_back: usize,
     refused_other: usize,
+    /// Rollbacks whose check fenced their key, and the writes those fences refused.
+    fences: usize,
+    fenced: usize,
     /// From the node's return to the end of the first write completed after it.
     back_to_first_write: Option<Duration>,
     /// From the node's return to dtc's "node is up again" log line.
@@ -42,7 +45,7 @@ impl Outcome {
         let pct = |n: usize| 100.0 * n as f64 / self.writes.max(1) as f64;
         let ms = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{} ms", d.as_millis()));
         format!(
-            "| {} | {} | {} | {:.1} % | {:.1} % ({} / {} / {}) | {} ({} down; dtc saw it up after {}) | {} | {:.0} s |",
+            "| {} | {} | {} | {:.1} % | {:.1} % ({} / {} / {}; {} fenced by {} rollbacks) | {} ({} down; dtc saw it up after {}) | {} | {:.0} s |",
             self.seed,
             if self.breaker { "on (shipped)" } else { "off" },
             self.writes,
@@ -51,12 +54,28 @@ impl Outcome {
             self.refused_down,
             self.refused_rolled_back,
             self.refused_other,
+            self.fenced,
+            self.fences,
             ms(self.back_to_first_write),
             self.outage,
             ms(self.back_to_up),
             self.divergent,
             self.elapsed.as_secs_f64(),
         )
+    }
+
+    /// The share of writes completed, in percent.
+    pub fn completed_pct(&self) -> f64 {
+        100.0 * self.completed as f64 / self.writes.max(1) as f64
+    }
+
+    pub fn breaker(&self) -> bool {
+        self.breaker
+    }
+
+    /// Writes refused by a rollback's late-write fence, and by how many distinct fences.
+    pub fn fenced(&self) -> (usize, usize) {
+        (self.fenced, self.fences)
     }
 }
 
@@ -68,6 +87,8 @@ struct Op {
     /// `node_down`, `rolled_back`, or another state and the status (`failed 502`,
     /// `no_answer 0`), for refusals.
     refusal: Option<String>,
+    /// The rolled-back transaction whose late-write check fenced the key, for such refusals.
+    fence: Option<String>,
 }
 
 /// The dtc child process and what its log told.
@@ -149,6 +170,9 @@ pub async fn run(args: &Args, seed: u64, breaker: bool) -> Outcome {
     if !other.is_empty() {
         eprintln!("chaos bench: seed {seed}, breaker {breaker}: other refusals {other:?}");
     }
+    let fence_ids: std::collections::BTreeSet<&str> =
+        ops.iter().filter_map(|o| o.fence.as_deref()).collect();
+    let fenced = ops.iter().filter(|o| o.fence.is_some()).count();
     drop(dtc);
     for n in nodes {
         n.shutdown().await;
@@ -161,6 +185,8 @@ pub async fn run(args: &Args, seed: u64, breaker: bool) -> Outcome {
         refused_down: down,
         refused_rolled_back: rolled,
         refused_other: ops.len() - completed - down - rolled,
+        fences: fence_ids.len(),
+        fenced,
         back_to_first_write: first,
         back_to_up: up,
         outage,
@@ -301,11 +327,15 @@ async fn client(
                 other => format!("{other} {status} ({})", detail_head(&text)),
             }
         });
+        let fence = (!completed)
+            .then(|| fencing_transaction(&String::from_utf8_lossy(&body)))
+            .flatten();
         out.push(Op {
             start,
             end,
             completed,
             refusal,
+            fence,
         });
         done.fetch_add(1, Ordering::Relaxed);
         if !completed {
@@ -363,4 +393,17 @@ fn detail_head(body: &str) -> String {
         .take(7)
         .collect();
     words.join(" ")
+}
+
+/// The transaction named by a "rolled back while a node's answer was unknown … wait for its
+/// check" refusal (`Reason::Checking`), if the answer is one.
+fn fencing_transaction(body: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let detail = v["detail"].as_str()?;
+    if !detail.contains("on the same resource was rolled back while") {
+        return None;
+    }
+    let mut words = detail.split_whitespace();
+    (words.next() == Some("transaction")).then_some(())?;
+    words.next().map(str::to_string)
 }
