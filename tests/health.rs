@@ -7,6 +7,7 @@ mod support;
 
 use dtc::config::NodeConfig;
 use http::Method;
+use std::time::Duration;
 use support::*;
 
 /// Whether `a` is a fail-fast refusal naming `node`.
@@ -98,6 +99,37 @@ async fn a_node_refusing_connections_is_down_after_one_write_and_refused_for_whi
     let a = create_group(&dtc, "g2").await;
     assert_eq!(a.status(), 201, "{}", a.text());
     assert!(nodes.iter().all(|n| n.groups().contains("g2")));
+}
+
+/// A node restarting — gone for 2 s, longer than `writes.wait_for_down_node` (1 s) but within
+/// a write's own retry budget (`retry.deadline`, 3 s here) — costs a write its wait, not a
+/// refusal: its retries would have outlasted the outage, so the breaker must not refuse it.
+#[tokio::test]
+async fn a_write_in_a_short_outage_waits_it_out_instead_of_being_refused() {
+    let (nodes, dtc) = cluster().await;
+    let gone = nodes.c().clone();
+    gone.set_down(true).await;
+    let first = create_group(&dtc, "g1").await;
+    assert_eq!(first.state(), "rolled_back", "{}", first.text());
+    assert!(!dtc.sees_up(&gone), "c is down");
+    // The outage's length is the scenario: c comes back 2 s after it went.
+    let restart = tokio::spawn({
+        let gone = gone.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            gone.set_down(false).await;
+        }
+    });
+    let started = tokio::time::Instant::now();
+    let a = create_group(&dtc, "g2").await;
+    assert_eq!(a.status(), 201, "{}", a.text());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "it waited for c: {:?}",
+        started.elapsed()
+    );
+    assert!(nodes.iter().all(|n| n.groups().contains("g2")));
+    restart.await.unwrap();
 }
 
 #[tokio::test]

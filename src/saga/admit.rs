@@ -56,8 +56,9 @@ pub(super) async fn admit(d: &Deps, t: &Txn<'_>) -> Result<KeyGuard, Outcome> {
     // Last, so a write that is a down node's half-open trial is not refused after claiming it.
     let undoable = t.route.is_some_and(|r| r.compensation.is_some());
     let wait = settings.config.writes.wait_for_down_node;
+    let newly = settings.config.retry.deadline;
     if settings.config.writes.fail_fast
-        && let Err(down) = t.rt.nodes.admit_write_within(undoable, wait).await
+        && let Err(down) = t.rt.nodes.admit_write_within(undoable, wait, newly).await
     {
         let reason = Reason::NodeDown(down.node);
         let nodes = not_sent(t.rt.nodes.all());

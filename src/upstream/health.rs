@@ -167,6 +167,11 @@ impl Health {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// When the node went down, while it is down (half-open included).
+    pub fn down_at(&self) -> Option<Instant> {
+        self.lock().down_at.map(|(at, _)| at)
+    }
+
     /// Folds in the outcome of a call sent at `sent`. Returns the flip it caused, if any.
     pub fn record(&self, reach: &Reach, sent: Instant, cfg: &HealthConfig) -> Option<Flip> {
         let now = Instant::now();

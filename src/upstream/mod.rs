@@ -29,6 +29,8 @@ pub struct Refusal {
     pub node: String,
     /// When its next half-open trial is due (the latest, if several nodes are down).
     pub retry_in: Duration,
+    /// When the first of the refusing nodes went down.
+    pub down_since: Instant,
 }
 
 /// The nodes of one config generation, in file order.
@@ -136,25 +138,40 @@ impl NodeSet {
         for n in std::iter::once(first).chain(down) {
             match n.health.admit_write(trial, &n.health_config.load()) {
                 Admission::Up | Admission::Trial => {}
-                Admission::Refused(retry_in) => match &mut refusal {
-                    Some(r) => r.retry_in = r.retry_in.max(retry_in),
-                    None => {
-                        refusal = Some(Refusal {
-                            node: n.name().to_string(),
-                            retry_in,
-                        })
+                Admission::Refused(retry_in) => {
+                    let down_since = n.health.down_at().unwrap_or_else(Instant::now);
+                    match &mut refusal {
+                        Some(r) => {
+                            r.retry_in = r.retry_in.max(retry_in);
+                            r.down_since = r.down_since.min(down_since);
+                        }
+                        None => {
+                            refusal = Some(Refusal {
+                                node: n.name().to_string(),
+                                retry_in,
+                                down_since,
+                            })
+                        }
                     }
-                },
+                }
             }
         }
         refusal.map_or(Ok(()), Err)
     }
 
-    /// [`NodeSet::admit_write`], waiting up to `wait` for the down nodes to come back: woken
-    /// when one does, and when a refused node's next trial is due (this write may be that trial).
-    /// The refusal when the wait is over and a node it needs is still down.
-    pub async fn admit_write_within(&self, undoable: bool, wait: Duration) -> Result<(), Refusal> {
-        let deadline = Instant::now() + wait;
+    /// [`NodeSet::admit_write`], waiting for the down nodes to come back: woken when one does,
+    /// and when a refused node's next trial is due (this write may be that trial). It waits up
+    /// to `wait`, and longer while the nodes it needs have been down for less than `newly` (the
+    /// write's own retry budget: a node gone for less is what the retries would have waited
+    /// out, so waiting costs the write nothing the breaker did not save). The refusal when the
+    /// wait is over and a node it needs is still down.
+    pub async fn admit_write_within(
+        &self,
+        undoable: bool,
+        wait: Duration,
+        newly: Duration,
+    ) -> Result<(), Refusal> {
+        let waited_from = Instant::now();
         loop {
             let mut comebacks: Vec<_> = self
                 .nodes
@@ -170,6 +187,7 @@ impl NodeSet {
                 Err(r) => r,
             };
             let now = Instant::now();
+            let deadline = (waited_from + wait).max(refusal.down_since + newly);
             if now >= deadline {
                 return Err(refusal);
             }

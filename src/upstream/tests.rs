@@ -79,7 +79,10 @@ async fn a_write_waits_for_a_down_node_that_comes_back_within_the_wait() {
     let waiting = tokio::spawn({
         let s = s.clone();
         // Not undoable: it cannot be the trial, only wait for the probe's.
-        async move { s.admit_write_within(false, Duration::from_secs(1)).await }
+        async move {
+            s.admit_write_within(false, Duration::from_secs(1), Duration::ZERO)
+                .await
+        }
     });
     tokio::time::advance(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "still waiting while c is down");
@@ -106,12 +109,14 @@ async fn a_write_for_a_node_that_stays_down_is_refused_when_the_wait_is_over() {
     take_down(&s.all()[2]);
     let start = Instant::now();
     let refusal = s
-        .admit_write_within(false, Duration::from_secs(1))
+        .admit_write_within(false, Duration::from_secs(1), Duration::ZERO)
         .await
         .unwrap_err();
     assert_eq!(refusal.node, "c");
     assert_eq!(start.elapsed(), Duration::from_secs(1));
-    let at_once = s.admit_write_within(false, Duration::ZERO).await;
+    let at_once = s
+        .admit_write_within(false, Duration::ZERO, Duration::ZERO)
+        .await;
     assert_eq!(
         start.elapsed(),
         Duration::from_secs(1),
@@ -125,7 +130,9 @@ async fn a_waiting_undoable_write_becomes_the_trial_when_it_is_due() {
     let s = set(&["a", "b", "c"]);
     take_down(&s.all()[2]);
     let start = Instant::now();
-    let admitted = s.admit_write_within(true, Duration::from_secs(1)).await;
+    let admitted = s
+        .admit_write_within(true, Duration::from_secs(1), Duration::ZERO)
+        .await;
     assert_eq!(admitted, Ok(()));
     let waited = start.elapsed();
     assert!(
@@ -137,4 +144,56 @@ async fn a_waiting_undoable_write_becomes_the_trial_when_it_is_due() {
         "half_open",
         "the write is the trial"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_waits_out_a_node_down_for_less_than_its_retry_budget() {
+    let s = Arc::new(set(&["a", "b", "c"]));
+    take_down(&s.all()[2]);
+    let start = Instant::now();
+    let waiting = tokio::spawn({
+        let s = s.clone();
+        async move {
+            s.admit_write_within(false, Duration::from_secs(1), Duration::from_secs(5))
+                .await
+        }
+    });
+    tokio::time::advance(Duration::from_secs(3)).await;
+    assert!(
+        !waiting.is_finished(),
+        "past the 1 s wait, but c has been down for less than the 5 s retry budget"
+    );
+    let cfg = HealthConfig::default();
+    let c = &s.all()[2];
+    assert_eq!(c.health.poll(&cfg), health::Step::Probe);
+    c.health.record(&Reach::Reached, Instant::now(), &cfg);
+    assert_eq!(waiting.await.unwrap(), Ok(()));
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(3),
+        "admitted when c came back"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_down_longer_than_the_retry_budget_is_gone_and_its_writes_wait_only_the_wait() {
+    let s = set(&["a", "b", "c"]);
+    take_down(&s.all()[2]);
+    let down = Instant::now();
+    // A write arriving 2 s into the outage waits until the budget from the outage's start.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let refusal = s
+        .admit_write_within(false, Duration::from_secs(1), Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal.node, "c");
+    assert_eq!(down.elapsed(), Duration::from_secs(5));
+    // Down for longer than the budget: really gone, refused once the 1 s wait is over.
+    let start = Instant::now();
+    let refusal = s
+        .admit_write_within(false, Duration::from_secs(1), Duration::from_secs(5))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal.node, "c");
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
 }
