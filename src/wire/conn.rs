@@ -38,6 +38,8 @@ pub(crate) struct Activity {
     /// The connection speaks HTTP/2 (its first bytes were the preface): frames between
     /// requests (PING, SETTINGS) are not the start of a head.
     h2: AtomicBool,
+    /// A request head has arrived (the first bytes of a later one cannot be the preface).
+    served: AtomicBool,
     /// Wakes the supervisor when the connection falls idle, to set its idle deadline.
     idled: Notify,
 }
@@ -62,12 +64,15 @@ impl Activity {
             idle_since: Mutex::new(None),
             head_since: Mutex::new(None),
             h2: AtomicBool::new(false),
+            served: AtomicBool::new(false),
             idled: Notify::new(),
         })
     }
 
     /// `bytes` were read from the client. With no request in flight they begin a request head
-    /// (unless the connection is HTTP/2), whose clock starts now.
+    /// (unless the connection is HTTP/2), whose clock starts now. No wake-up: an idle
+    /// connection's supervisor looks every `header_read` (see [`Activity::check`]), which keeps
+    /// the hot path of a kept-alive connection free of one.
     fn arrived(&self, bytes: &[u8]) {
         const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         if bytes.is_empty()
@@ -76,36 +81,31 @@ impl Activity {
         {
             return;
         }
-        let first = self
-            .idle_since
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_none();
         let mut head = self.head_since.lock().unwrap_or_else(|p| p.into_inner());
         if head.is_some() {
             return;
         }
         let n = bytes.len().min(PREFACE.len());
-        if first && bytes[..n] == PREFACE[..n] {
+        if !self.served.load(Ordering::Relaxed) && bytes[..n] == PREFACE[..n] {
             self.h2.store(true, Ordering::Relaxed);
             return;
         }
         *head = Some(Instant::now());
-        drop(head);
-        self.idled.notify_one();
     }
 
     /// A request head arrived; the request counts as open until the guard (moved into the
     /// response body) drops.
     pub(crate) fn begin(self: &Arc<Self>) -> OpenRequest {
         self.open.fetch_add(1, Ordering::Relaxed);
+        self.served.store(true, Ordering::Relaxed);
         *self.head_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let mut since = self.idle_since.lock().unwrap_or_else(|p| p.into_inner());
         since.get_or_insert_with(Instant::now);
         OpenRequest(self.clone())
     }
 
-    /// When to look again, or why to close now: `first` is the first head's deadline.
+    /// When to look again, or why to close now: `first` is the first head's deadline. While the
+    /// connection is idle it looks again every `header_read`.
     fn check(
         &self,
         now: Instant,
@@ -125,7 +125,9 @@ impl Activity {
             (Some(_), Some(h)) if now >= h + header_read => Err(Closed::SlowHead),
             (Some(_), Some(h)) => Ok(h + header_read),
             (Some(t), None) if now >= t + idle => Err(Closed::Idle),
-            (Some(t), None) => Ok(t + idle),
+            // Idle: look again within header_read, so a head begun meanwhile (whose arrival
+            // wakes no one) still ends header_read after its first byte.
+            (Some(t), None) => Ok((t + idle).min(now + header_read)),
         }
     }
 }
