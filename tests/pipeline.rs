@@ -1072,3 +1072,83 @@ async fn a_write_in_doubt_behind_a_failed_one_of_its_key_is_listed_not_undone() 
     let writes = writes_received(&nodes, &from);
     assert!(writes.iter().all(|w| w.is_empty()), "{writes:?}");
 }
+
+/// The intent of a create of `group` on `nodes`, with its read-back and its undo on each node.
+fn group_create(
+    nodes: &[dtc::node::RefNode],
+    txn: &str,
+    group: &str,
+) -> dtc::journal::record::Begin {
+    let body = format!(r#"{{"groupId": "{group}"}}"#);
+    dtc::journal::record::Begin {
+        txn: txn.into(),
+        at_ms: dtc::journal::record::now_ms(),
+        key: format!("group/{group}"),
+        method: Method::POST,
+        path: "/v1/group/".into(),
+        nodes: nodes.iter().map(|n| (n.name().into(), n.url())).collect(),
+        undo: vec![
+            Some(dtc::txn::UndoPlan {
+                method: Method::DELETE,
+                path: "/v1/group/".into(),
+                content_type: Some("application/json".into()),
+                body: body.into(),
+                already: vec![404],
+            });
+            3
+        ],
+        verify: Some(dtc::journal::record::VerifyPlan {
+            method: Method::GET,
+            path: format!("/v1/group/{group}/"),
+            prior: vec![404],
+            target: vec![200],
+            node_paths: Vec::new(),
+        }),
+        early: Some(4),
+        ..Default::default()
+    }
+}
+
+/// A rollback's late-write check waits while an older write of its key is `failed`: node a
+/// holds the group the older create left there, which the check would take for a late copy of
+/// the rolled-back create and delete. A rollback of another key is checked meanwhile.
+#[tokio::test]
+async fn a_rollbacks_check_waits_behind_an_older_failed_write_of_its_key() {
+    let nodes = three_nodes().await;
+    nodes[0].insert_group("g");
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = shipped_pipelined_config(&nodes, &dir.path().join("journal"));
+    cfg.journal.redrive_initial = std::time::Duration::from_secs(600);
+    cfg.journal.redrive_max = std::time::Duration::from_secs(600);
+    cfg.journal.verify_after = std::time::Duration::from_millis(20);
+    {
+        let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
+        for (txn, group, state) in [
+            ("older", "g", TxnState::Failed),
+            ("newer", "g", TxnState::RolledBack),
+            ("other", "h", TxnState::RolledBack),
+        ] {
+            journal
+                .begin(group_create(&nodes, txn, group))
+                .await
+                .unwrap();
+            // No node answer recorded: every node may still receive it, so a check is due.
+            journal.end(txn, state, None, vec![], None).await.unwrap();
+        }
+    }
+    let from: Vec<usize> = nodes.iter().map(|n| n.requests().len()).collect();
+    let dtc = start_proxy(cfg).await;
+    let journal = dtc.app.journal().unwrap().clone();
+    assert!(journal.get("newer").unwrap().verify_pending);
+    wait_until("the other key's rollback was checked", || {
+        journal.get("other").is_some_and(|e| !e.verify_pending)
+    })
+    .await;
+    assert!(
+        nodes[0].groups().contains("g"),
+        "the older write's group was deleted"
+    );
+    assert!(journal.get("newer").unwrap().verify_pending);
+    let writes = writes_received(&nodes, &from);
+    assert!(writes.iter().all(|w| w.is_empty()), "{writes:?}");
+}

@@ -508,15 +508,18 @@ pub(crate) async fn run_worker(
         let now = now_ms();
         let mut next_in = Duration::from_secs(5);
         let mut open = journal.open_entries();
-        // Journal order: a key's failed and in-doubt writes are decided oldest first, and none
-        // while one before it on the key is still undecided (see `recover_key`).
+        // Journal order: a key's failed and in-doubt writes are decided (and its rollbacks
+        // checked) oldest first, none while one before it on the key is still undecided (see
+        // `recover_key`).
         open.sort_by_key(|e| (e.seq, e.begin.at_ms));
         let mut undecided: HashSet<String> = HashSet::new();
         for e in open {
             let finished = e.finished_ms.unwrap_or(now);
             let failed = e.state == TxnState::Failed && e.resolution.is_none();
             let in_doubt = e.state == TxnState::InDoubt;
-            if (failed || in_doubt) && undecided.contains(&e.begin.key) {
+            // A rollback's late-write check waits too: its read would see what the older,
+            // undecided write left, and could undo it as a late copy of this one.
+            if (failed || in_doubt || e.verify_pending) && undecided.contains(&e.begin.key) {
                 continue;
             }
             let (due, verify) = if failed {
