@@ -13,6 +13,9 @@
 //!   on a slow disk (syncs stalled): each copy is what a SIGKILL at that moment leaves, with
 //!   many ends still queued. Recovery of each copy must find every write answered before the
 //!   copy succeeded, and call never sent only writes no node held when the copy began.
+//! - A second crash, during the recovery of such a copy (at its first undos, or just after one
+//!   applied): the recovery of what that crash left keeps the same promises and undoes nothing
+//!   twice.
 
 mod support;
 
@@ -567,6 +570,210 @@ fn target(e: &Entry) -> bool {
     e.begin.method == Method::POST
 }
 
+/// A journal copied mid-run: where, the writes acknowledged before it, the nodes at it.
+struct Copied {
+    dir: std::path::PathBuf,
+    acked: BTreeSet<String>,
+    at: NodesAt,
+}
+
+/// The shipped routes pipelined (read-back and undo), writers alternating create and delete of
+/// the same groups, on nodes of different speeds and a slow disk: the journal is copied
+/// `copies` times mid-run, each time with the nodes frozen and their state recorded. Returns
+/// once the run ended (the live dtc dropped, the nodes' delays and faults cleared).
+async fn run_and_copy(
+    nodes: &[dtc::node::RefNode],
+    dir: &std::path::Path,
+    copies: usize,
+) -> Vec<Copied> {
+    let live = dir.join("journal");
+    let dtc = start_proxy(shipped_pipelined_config(nodes, &live)).await;
+    let faults = dtc.app.journal().unwrap().log().unwrap().faults().clone();
+    // A busy disk: ends queue, unwritten, while pipelined writes go to the nodes.
+    faults.slow_syncs(std::time::Duration::from_millis(20));
+    // Nodes of different speeds: a copy catches a write applied on some nodes and not others.
+    for (n, ms) in nodes.iter().zip([0, 1, 30]) {
+        n.set_delay(std::time::Duration::from_millis(ms));
+    }
+    let shared = Arc::new(Shared::default());
+    let tasks: Vec<_> = (0..GROUPS * PER_GROUP)
+        .map(|w| tokio::spawn(alternating_writer(w, dtc.at("/v1/group/"), shared.clone())))
+        .collect();
+    let mut out = Vec::new();
+    for c in 1..=copies {
+        let target = c * 40;
+        wait_until("writes go on", || {
+            shared.done.load(Ordering::SeqCst) >= target
+        })
+        .await;
+        // A moment to sample, not something waited for (see the test above).
+        tokio::time::sleep(std::time::Duration::from_millis(3 * c as u64)).await;
+        // The nodes stop applying writes while the copy is taken (later writes wait unapplied,
+        // as a crash's would be lost), so their state matches what the copy's records say.
+        for n in nodes {
+            n.hold_next(1_000_000);
+        }
+        let mut groups: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
+        wait_until("no write is applying", || {
+            let again: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
+            std::mem::replace(&mut groups, again) == groups
+        })
+        .await;
+        let lens: Vec<usize> = nodes.iter().map(|_| 0).collect();
+        let received = writes_received(nodes, &lens)
+            .into_iter()
+            .map(|w| w.into_iter().map(|(t, _)| t).collect())
+            .collect();
+        let acked = shared.acked.lock().unwrap().clone();
+        let to = dir.join(format!("copy{c}"));
+        copy_dir(&live, &to);
+        for n in nodes {
+            n.clear_faults();
+            n.release_held();
+        }
+        out.push(Copied {
+            dir: to,
+            acked,
+            at: NodesAt { groups, received },
+        });
+    }
+    shared.stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    faults.clear();
+    drop(dtc);
+    for n in nodes {
+        n.set_delay(std::time::Duration::ZERO);
+    }
+    out
+}
+
+/// How many writes the journal in `dir` has in doubt (read without recovering them).
+fn in_doubt_in(dir: &std::path::Path) -> usize {
+    let (journal, _) = dtc::journal::Journal::open(&{
+        let mut j = Config::default().journal;
+        j.dir = dir.display().to_string();
+        j.durability = dtc::config::DurabilityMode::None;
+        j
+    })
+    .unwrap();
+    journal.counts().0
+}
+
+/// What the recoveries of copies came to, over all copies.
+#[derive(Default)]
+struct Tally {
+    in_doubt: usize,
+    never_sent: usize,
+    undos: usize,
+    failed: usize,
+}
+
+/// The checks on a copy recovered against the nodes put back as `at` says (the nodes' request
+/// logs from `from` on are what recovery sent): every write in `acked` is `succeeded`; none is
+/// left in doubt; no write called never sent had reached a node; every request recovery sent
+/// is an undo, to a node that had received the write it undoes; and per group, unless a write
+/// is listed `failed`, the three nodes agree and hold what the decided writes, replayed in
+/// journal order, leave.
+async fn check_recovered(
+    name: &str,
+    nodes: &[dtc::node::RefNode],
+    journal: &dtc::journal::Journal,
+    acked: &BTreeSet<String>,
+    at: &NodesAt,
+    from: &[usize],
+    tally: &mut Tally,
+) {
+    wait_until("no write is left in doubt", || journal.counts().0 == 0).await;
+    let entries = by_group(journal);
+    for id in acked {
+        let state = entries.get(id).map(|e| e.state);
+        assert_eq!(
+            state,
+            Some(TxnState::Succeeded),
+            "{name}: {id} was acknowledged"
+        );
+    }
+    let txns: BTreeMap<&str, &Entry> = entries
+        .values()
+        .map(|e| (e.begin.txn.as_str(), e))
+        .collect();
+    for e in entries.values() {
+        if !matches!(e.reason, Some(Reason::NeverSent(_))) {
+            continue;
+        }
+        tally.never_sent += 1;
+        let on: Vec<bool> = at
+            .received
+            .iter()
+            .map(|r| r.contains(&e.begin.txn))
+            .collect();
+        assert_eq!(
+            on, [false; 3],
+            "{name}: recovery called {} never sent ({:?}), yet the nodes had received it before the copy",
+            e.begin.txn, e.reason
+        );
+    }
+    // An undo only where the node had received the write it undoes.
+    for (i, writes) in writes_received(nodes, from).into_iter().enumerate() {
+        for (txn, method) in writes {
+            tally.undos += 1;
+            let e = txns.get(txn.as_str()).unwrap_or_else(|| {
+                panic!("{name}: node {i} got {method} {txn} during recovery, of no transaction")
+            });
+            assert_ne!(e.begin.method, method, "{name}: recovery re-sent {txn}");
+            assert!(
+                at.received[i].contains(&txn),
+                "{name}: recovery undid {txn} ({} {}, now {:?}: {:?}) on node {i}, which never received it",
+                e.begin.method,
+                e.begin.key,
+                e.state,
+                e.reason
+            );
+        }
+    }
+    // Per group: the nodes agree, and hold what the decided writes, replayed in journal
+    // order, leave.
+    let mut by_key: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
+    for e in entries.values() {
+        by_key.entry(e.begin.key.as_str()).or_default().push(e);
+    }
+    for (key, mut list) in by_key {
+        list.sort_by_key(|e| e.seq);
+        let group = key.trim_start_matches("group/");
+        let held: Vec<bool> = nodes.iter().map(|n| n.groups().contains(group)).collect();
+        if list.iter().any(|e| e.state == TxnState::Failed) {
+            // Listed for an operator and fenced: not silent.
+            tally.failed += list.iter().filter(|e| e.state == TxnState::Failed).count();
+            continue;
+        }
+        assert!(
+            held.iter().all(|&h| h == held[0]),
+            "{name}: the nodes disagree on {group}: {held:?}"
+        );
+        let mut replay = false;
+        for e in &list {
+            let took = matches!(
+                (e.state, &e.reason),
+                (TxnState::Succeeded, _) | (TxnState::Rejected, Some(Reason::TargetStateHolds))
+            );
+            if took {
+                replay = target(e);
+            }
+        }
+        let story: Vec<String> = list
+            .iter()
+            .map(|e| format!("{} {} {:?}", e.begin.txn, e.begin.method, e.state))
+            .collect();
+        assert_eq!(
+            held[0], replay,
+            "{name}: {group} is {} on the nodes, but its writes' ends say {}: {story:?}",
+            held[0], replay
+        );
+    }
+}
+
 /// The shipped routes pipelined (read-back and undo), writers alternating create and delete
 /// of the same groups, on nodes of different speeds and a slow disk; the journal copied six
 /// times mid-run with the nodes' state at that moment. Each copy is recovered by a fresh dtc
@@ -580,168 +787,24 @@ async fn shipped_group_routes_pipelined_recover_in_journal_order_from_journals_c
     const COPIES: usize = 6;
     let nodes = three_nodes().await;
     let dir = tempfile::tempdir().unwrap();
-    let live = dir.path().join("journal");
-    let dtc = start_proxy(shipped_pipelined_config(&nodes, &live)).await;
-    let faults = dtc.app.journal().unwrap().log().unwrap().faults().clone();
-    // A busy disk: ends queue, unwritten, while pipelined writes go to the nodes.
-    faults.slow_syncs(std::time::Duration::from_millis(20));
-    // Nodes of different speeds: a copy catches a write applied on some nodes and not others.
-    for (n, ms) in nodes.iter().zip([0, 1, 30]) {
-        n.set_delay(std::time::Duration::from_millis(ms));
-    }
-    let shared = Arc::new(Shared::default());
-    let tasks: Vec<_> = (0..GROUPS * PER_GROUP)
-        .map(|w| tokio::spawn(alternating_writer(w, dtc.at("/v1/group/"), shared.clone())))
-        .collect();
-    let mut copies = Vec::new();
-    for c in 1..=COPIES {
-        let target = c * 40;
-        wait_until("writes go on", || {
-            shared.done.load(Ordering::SeqCst) >= target
-        })
-        .await;
-        // A moment to sample, not something waited for (see the test above).
-        tokio::time::sleep(std::time::Duration::from_millis(3 * c as u64)).await;
-        // The nodes stop applying writes while the copy is taken (later writes wait unapplied,
-        // as a crash's would be lost), so their state matches what the copy's records say.
-        for n in &nodes {
-            n.hold_next(1_000_000);
-        }
-        let mut groups: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
-        wait_until("no write is applying", || {
-            let again: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
-            std::mem::replace(&mut groups, again) == groups
-        })
-        .await;
-        let lens: Vec<usize> = nodes.iter().map(|_| 0).collect();
-        let received = writes_received(&nodes, &lens)
-            .into_iter()
-            .map(|w| w.into_iter().map(|(t, _)| t).collect())
-            .collect();
-        let acked = shared.acked.lock().unwrap().clone();
-        let to = dir.path().join(format!("copy{c}"));
-        copy_dir(&live, &to);
-        for n in &nodes {
-            n.clear_faults();
-            n.release_held();
-        }
-        copies.push((to, acked, NodesAt { groups, received }));
-    }
-    shared.stop.store(true, Ordering::SeqCst);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    faults.clear();
-    drop(dtc);
-    for n in &nodes {
-        n.set_delay(std::time::Duration::ZERO);
-    }
-    let (mut never_sent, mut in_doubt, mut failed, mut undos) = (0, 0, 0, 0);
-    for (to, acked, at) in copies {
+    let copies = run_and_copy(&nodes, dir.path(), COPIES).await;
+    let mut tally = Tally::default();
+    for Copied { dir: to, acked, at } in copies {
         let name = to.display().to_string();
         // Each copy is recovered against the nodes as they were when it was taken.
         restore(&nodes, &at).await;
         let from: Vec<usize> = nodes.iter().map(|n| n.requests().len()).collect();
-        {
-            let (journal, _) = dtc::journal::Journal::open(&{
-                let mut j = Config::default().journal;
-                j.dir = to.display().to_string();
-                j.durability = dtc::config::DurabilityMode::None;
-                j
-            })
-            .unwrap();
-            in_doubt += journal.counts().0;
-        }
+        tally.in_doubt += in_doubt_in(&to);
         let copy = start_proxy(shipped_pipelined_config(&nodes, &to)).await;
         let journal = copy.app.journal().unwrap().clone();
-        wait_until("no write is left in doubt", || journal.counts().0 == 0).await;
-        let entries = by_group(&journal);
-        for id in &acked {
-            let state = entries.get(id).map(|e| e.state);
-            assert_eq!(
-                state,
-                Some(TxnState::Succeeded),
-                "{name}: {id} was acknowledged"
-            );
-        }
-        let txns: BTreeMap<&str, &Entry> = entries
-            .values()
-            .map(|e| (e.begin.txn.as_str(), e))
-            .collect();
-        for e in entries.values() {
-            if !matches!(e.reason, Some(Reason::NeverSent(_))) {
-                continue;
-            }
-            never_sent += 1;
-            let on: Vec<bool> = at
-                .received
-                .iter()
-                .map(|r| r.contains(&e.begin.txn))
-                .collect();
-            assert_eq!(
-                on, [false; 3],
-                "{name}: recovery called {} never sent ({:?}), yet the nodes had received it before the copy",
-                e.begin.txn, e.reason
-            );
-        }
-        // An undo only where the node had received the write it undoes.
-        for (i, writes) in writes_received(&nodes, &from).into_iter().enumerate() {
-            for (txn, method) in writes {
-                undos += 1;
-                let e = txns.get(txn.as_str()).unwrap_or_else(|| {
-                    panic!("{name}: node {i} got {method} {txn} during recovery, of no transaction")
-                });
-                assert_ne!(e.begin.method, method, "{name}: recovery re-sent {txn}");
-                assert!(
-                    at.received[i].contains(&txn),
-                    "{name}: recovery undid {txn} ({} {}, now {:?}: {:?}) on node {i}, which never received it",
-                    e.begin.method,
-                    e.begin.key,
-                    e.state,
-                    e.reason
-                );
-            }
-        }
-        // Per group: the nodes agree, and hold what the decided writes, replayed in journal
-        // order, leave.
-        let mut by_key: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
-        for e in entries.values() {
-            by_key.entry(e.begin.key.as_str()).or_default().push(e);
-        }
-        for (key, mut list) in by_key {
-            list.sort_by_key(|e| e.seq);
-            let group = key.trim_start_matches("group/");
-            let held: Vec<bool> = nodes.iter().map(|n| n.groups().contains(group)).collect();
-            if list.iter().any(|e| e.state == TxnState::Failed) {
-                // Listed for an operator and fenced: not silent.
-                failed += list.iter().filter(|e| e.state == TxnState::Failed).count();
-                continue;
-            }
-            assert!(
-                held.iter().all(|&h| h == held[0]),
-                "{name}: the nodes disagree on {group}: {held:?}"
-            );
-            let mut replay = false;
-            for e in &list {
-                let took = matches!(
-                    (e.state, &e.reason),
-                    (TxnState::Succeeded, _) | (TxnState::Rejected, Some(Reason::TargetStateHolds))
-                );
-                if took {
-                    replay = target(e);
-                }
-            }
-            let story: Vec<String> = list
-                .iter()
-                .map(|e| format!("{} {} {:?}", e.begin.txn, e.begin.method, e.state))
-                .collect();
-            assert_eq!(
-                held[0], replay,
-                "{name}: {group} is {} on the nodes, but its writes' ends say {}: {story:?}",
-                held[0], replay
-            );
-        }
+        check_recovered(&name, &nodes, &journal, &acked, &at, &from, &mut tally).await;
     }
+    let Tally {
+        in_doubt,
+        never_sent,
+        undos,
+        failed,
+    } = tally;
     eprintln!(
         "{COPIES} copies with alternating create/delete on {GROUPS} groups: {in_doubt} in doubt, {never_sent} recovered as never sent, {undos} undos, {failed} listed failed"
     );
@@ -753,6 +816,171 @@ async fn shipped_group_routes_pipelined_recover_in_journal_order_from_journals_c
     assert!(
         undos > 0,
         "no copy caught a write applied on some nodes only: no undo was judged"
+    );
+}
+
+/// The groups each node holds once the writes it received from `from` on (undos, held) are
+/// applied to `groups`: a delete takes its group away, a create adds it.
+fn with_applied(
+    nodes: &[dtc::node::RefNode],
+    groups: &[BTreeSet<String>],
+    from: &[usize],
+) -> Vec<BTreeSet<String>> {
+    nodes
+        .iter()
+        .zip(groups)
+        .zip(from)
+        .map(|((n, groups), &from)| {
+            let mut groups = groups.clone();
+            for r in n.requests().into_iter().skip(from) {
+                let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+                let Some(g) = body.get("groupId").and_then(|g| g.as_str()) else {
+                    continue;
+                };
+                if r.method == Method::DELETE {
+                    groups.remove(g);
+                } else if r.method == Method::POST {
+                    groups.insert(g.to_string());
+                }
+            }
+            groups
+        })
+        .collect()
+}
+
+/// A second crash, during recovery. Each journal copied mid-run (as in the test above) is
+/// recovered by a fresh dtc with the nodes' writes held: the first undos recovery sends wait,
+/// unanswered, on their nodes. There that dtc dies (its recovery dropped), and its journal is
+/// copied again. In turn, the held undos are then dropped unapplied; or put on their nodes (the
+/// crash came after they reached them, before their answers); or released first, and the crash
+/// comes as soon as one applied (its answer and decision racing to the journal). A fresh dtc
+/// recovers the second copy against the nodes in that state. Then the checks of one crash hold
+/// (the writes acknowledged before the first copy `succeeded`, none left in doubt, undos only
+/// where the write went, the nodes agree and hold what the decided writes replayed in journal
+/// order leave), and no undo that reached its node before the crash is sent there again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_crash_during_recovery_of_pipelined_writes_loses_nothing_and_undoes_nothing_twice()
+{
+    const COPIES: usize = 12;
+    let nodes = three_nodes().await;
+    let dir = tempfile::tempdir().unwrap();
+    let copies = run_and_copy(&nodes, dir.path(), COPIES).await;
+    let mut tally = Tally::default();
+    let (mut interrupted, mut applied, mut decided) = (0, 0, 0);
+    for (c, Copied { dir: to, acked, at }) in copies.into_iter().enumerate() {
+        restore(&nodes, &at).await;
+        let in_doubt = in_doubt_in(&to);
+        tally.in_doubt += in_doubt;
+        // The first recovery: every write it sends (an undo) waits on its node.
+        for n in &nodes {
+            n.hold_next(1_000_000);
+        }
+        let from: Vec<usize> = nodes.iter().map(|n| n.requests().len()).collect();
+        let first = tokio::spawn(start_proxy(shipped_pipelined_config(&nodes, &to)));
+        wait_until("recovery sends an undo, or ends", || {
+            first.is_finished() || nodes.iter().any(|n| n.held_count() > 0)
+        })
+        .await;
+        if first.is_finished() && nodes.iter().all(|n| n.held_count() == 0) {
+            // Recovery ended with nothing to undo: no crash to take during it.
+            drop(first.await.unwrap());
+            for n in &nodes {
+                n.clear_faults();
+            }
+            continue;
+        }
+        // Where the crash comes, in turn: at the first undos, which are then lost; at the
+        // first undos, which reached their nodes (the answers lost); as soon as the first undo
+        // is applied once released (its answer and decision on their way to the journal).
+        let mode = interrupted % 3;
+        interrupted += 1;
+        let apply = mode == 1;
+        if mode == 2 {
+            for n in &nodes {
+                n.release_held();
+            }
+            wait_until("an undo applies, or recovery ends", || {
+                first.is_finished()
+                    || nodes
+                        .iter()
+                        .map(|n| n.groups())
+                        .ne(at.groups.iter().cloned())
+            })
+            .await;
+        }
+        // The crash: recovery stops where it is, its undos held unanswered. Then what its
+        // journal holds is copied (with whatever its writer was still writing: a torn end).
+        first.abort();
+        if let Err(e) = first.await {
+            assert!(e.is_cancelled(), "{e}");
+        }
+        let second = dir.path().join(format!("second{c}"));
+        copy_dir(&to, &second);
+        let name = second.display().to_string();
+        decided += in_doubt - in_doubt_in(&second);
+        // What recovery sent before the crash; the writes still held are dropped unapplied.
+        let sent = writes_received(&nodes, &from);
+        for n in &nodes {
+            n.clear_faults();
+            n.drop_held();
+        }
+        wait_until("the held undos are dropped", || {
+            nodes.iter().all(|n| n.held_count() == 0)
+        })
+        .await;
+        let mut now: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
+        if mode == 2 {
+            // The undos released before the crash applied as they were answered.
+            wait_until("no undo is applying", || {
+                let again: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
+                std::mem::replace(&mut now, again) == now
+            })
+            .await;
+        } else {
+            assert_eq!(now, at.groups, "{name}: a held undo applied");
+        }
+        let at2 = NodesAt {
+            // With `apply`, the crash came after the undos reached their nodes, before their
+            // answers: the nodes hold what the undos left.
+            groups: match apply {
+                true => with_applied(&nodes, &at.groups, &from),
+                false => now,
+            },
+            received: at.received.clone(),
+        };
+        if apply {
+            applied += sent.iter().map(Vec::len).sum::<usize>();
+            restore(&nodes, &at2).await;
+        }
+        let from2: Vec<usize> = nodes.iter().map(|n| n.requests().len()).collect();
+        let copy = start_proxy(shipped_pipelined_config(&nodes, &second)).await;
+        let journal = copy.app.journal().unwrap().clone();
+        check_recovered(&name, &nodes, &journal, &acked, &at2, &from2, &mut tally).await;
+        // An undo that reached its node is not sent there again.
+        if apply {
+            let again = writes_received(&nodes, &from2);
+            for (i, (sent, again)) in sent.iter().zip(&again).enumerate() {
+                for (txn, method) in again {
+                    assert!(
+                        !sent.contains(&(txn.clone(), method.clone())),
+                        "{name}: {txn} was undone ({method}) on node {i} twice, across the crash"
+                    );
+                }
+            }
+        }
+    }
+    let Tally {
+        in_doubt,
+        never_sent,
+        undos,
+        failed,
+    } = tally;
+    eprintln!(
+        "{COPIES} copies, {interrupted} recoveries interrupted at their first undo ({decided} writes decided and {applied} undos applied before the second crash): {in_doubt} in doubt, {never_sent} recovered as never sent, {undos} undos after the second crash, {failed} listed failed"
+    );
+    assert!(
+        interrupted >= 3,
+        "fewer than three copies had a write to undo: the crash during recovery was not exercised every way"
     );
 }
 
