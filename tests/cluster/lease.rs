@@ -28,20 +28,18 @@ struct Model {
 }
 
 impl Model {
-    /// Records a grant the caller has just seen; false when a later epoch was already seen: the
-    /// store granted this one earlier, but its answer reached the caller after the lease had
-    /// expired and another sidecar took the key (a loaded scheduler can delay a task past the
-    /// lease). Such a hold must be lost, which the caller checks.
-    fn seen(&mut self, key: &str, epoch: i64, stalled: bool) -> bool {
-        let late = self
-            .granted
+    /// Whether a later epoch of `key` was already seen. Epochs are unique but not ordered by
+    /// grant time: `nextval` is drawn when the statement starts, and a statement that waited
+    /// (a loaded store, a conflicting insert) may grant its epoch after a later one was granted
+    /// and released. So a late epoch is one of two things, which the caller tells apart with
+    /// the hold itself: granted earlier and lost before its answer arrived (the hold is no
+    /// longer valid and the store refuses its write), or granted after the later one ended (a
+    /// valid hold, counted like any other: no one else may hold the key meanwhile).
+    fn late(&self, key: &str, epoch: i64) -> bool {
+        self.granted
             .get(key)
-            .and_then(|g| g.last())
-            .is_some_and(|&last| epoch < last);
-        if !late {
-            self.grant(key, epoch, stalled);
-        }
-        !late
+            .and_then(|g| g.iter().max())
+            .is_some_and(|&last| epoch < last)
     }
 
     fn grant(&mut self, key: &str, epoch: i64, stalled: bool) {
@@ -53,12 +51,28 @@ impl Model {
         }
         let granted = self.granted.entry(key.to_string()).or_default();
         assert!(
-            granted.last().is_none_or(|&last| epoch > last),
-            "{key}: epoch {epoch} after {granted:?}"
+            !granted.contains(&epoch),
+            "{key}: epoch {epoch} granted twice: {granted:?}"
         );
         granted.push(epoch);
         self.current.insert(key.to_string(), (epoch, stalled));
     }
+}
+
+/// A hold whose epoch came after a later one: true (and its write checked refused) when the
+/// hold is no longer valid; false when it is valid, to be counted as a grant.
+async fn lost_late(shared: &Shared, hold: &dtc::journal::shared::Hold, e: &Entry) -> bool {
+    if hold.ensure(Duration::ZERO).await.is_ok() {
+        return false;
+    }
+    let late = shared.write(hold, e, true, None).await;
+    assert!(
+        matches!(late, Err(StoreError::LeaseLost { .. })),
+        "{}: a stale epoch {} must be refused: {late:?}",
+        hold.key,
+        hold.epoch
+    );
+    true
 }
 
 pub(super) fn entry(key: &str) -> Entry {
@@ -86,20 +100,11 @@ async fn one_use(shared: Arc<Shared>, model: Arc<Mutex<Model>>, u: Use, lease: D
         .begin(&e, None)
         .await
         .expect("the lease is granted within the wait");
-    let on_time = model.lock().unwrap().seen(&key, hold.epoch, u.stall);
-    if !on_time {
-        assert!(
-            hold.ensure(Duration::ZERO).await.is_err(),
-            "{key}: epoch {} seen after a later one is no longer held",
-            hold.epoch
-        );
-        let late = shared.write(&hold, &e, true, None).await;
-        assert!(
-            matches!(late, Err(StoreError::LeaseLost { .. })),
-            "a stale epoch must be refused: {late:?}"
-        );
+    let late = model.lock().unwrap().late(&key, hold.epoch);
+    if late && lost_late(&shared, &hold, &e).await {
         return;
     }
+    model.lock().unwrap().grant(&key, hold.epoch, u.stall);
     if u.stall {
         // Paused past its lease (renewal stops too, as in a paused process): by now another
         // sidecar took the key over.
@@ -132,14 +137,11 @@ async fn one_use(shared: Arc<Shared>, model: Arc<Mutex<Model>>, u: Use, lease: D
 async fn take_overs(shared: Arc<Shared>, model: Arc<Mutex<Model>>, stop: Arc<tokio::sync::Notify>) {
     loop {
         for (hold, e) in shared.take_over(16).await.expect("takeover scan") {
-            if !model.lock().unwrap().seen(&hold.key, hold.epoch, false) {
-                let late = shared.write(&hold, &e, true, None).await;
-                assert!(
-                    matches!(late, Err(StoreError::LeaseLost { .. })),
-                    "a stale takeover epoch must be refused: {late:?}"
-                );
+            let late = model.lock().unwrap().late(&hold.key, hold.epoch);
+            if late && lost_late(&shared, &hold, &e).await {
                 continue;
             }
+            model.lock().unwrap().grant(&hold.key, hold.epoch, false);
             model.lock().unwrap().current.remove(&hold.key);
             shared
                 .write(&hold, &e, true, None)
