@@ -170,6 +170,7 @@ pub async fn run(args: &Args, seed: u64, breaker: bool) -> Outcome {
     if !other.is_empty() {
         eprintln!("chaos bench: seed {seed}, breaker {breaker}: other refusals {other:?}");
     }
+    report_fences(seed, breaker, &ops, down_at, back);
     let fence_ids: std::collections::BTreeSet<&str> =
         ops.iter().filter_map(|o| o.fence.as_deref()).collect();
     let fenced = ops.iter().filter(|o| o.fence.is_some()).count();
@@ -406,4 +407,36 @@ fn fencing_transaction(body: &str) -> Option<String> {
     let mut words = detail.split_whitespace();
     (words.next() == Some("transaction")).then_some(())?;
     words.next().map(str::to_string)
+}
+
+/// Prints where the writes refused by late-write fences fall against the outage (before it,
+/// during it, within 10 s of the node's return, later) and how many each fence refused: a
+/// fence lasts `journal.verify_after` (10 s) from its rollback, so this tells the fences the
+/// outage made from the others.
+fn report_fences(seed: u64, breaker: bool, ops: &[Op], down_at: Instant, back: Instant) {
+    let mut when = [0usize; 4];
+    let mut per = std::collections::BTreeMap::<&str, usize>::new();
+    for o in ops {
+        let Some(fence) = o.fence.as_deref() else {
+            continue;
+        };
+        let i = if o.start < down_at {
+            0
+        } else if o.start < back {
+            1
+        } else if o.start < back + Duration::from_secs(10) {
+            2
+        } else {
+            3
+        };
+        when[i] += 1;
+        *per.entry(fence).or_default() += 1;
+    }
+    if per.is_empty() {
+        return;
+    }
+    eprintln!(
+        "chaos bench: seed {seed}, breaker {breaker}: fenced writes before / during / within 10 s after / later than the outage {when:?}; per fence {:?}",
+        per.values().collect::<Vec<_>>()
+    );
 }
