@@ -38,8 +38,6 @@ pub(crate) struct Activity {
     /// The connection speaks HTTP/2 (its first bytes were the preface): frames between
     /// requests (PING, SETTINGS) are not the start of a head.
     h2: AtomicBool,
-    /// A request head has arrived (the first bytes of a later one cannot be the preface).
-    served: AtomicBool,
     /// Wakes the supervisor when the connection falls idle, to set its idle deadline.
     idled: Notify,
 }
@@ -64,7 +62,6 @@ impl Activity {
             idle_since: Mutex::new(None),
             head_since: Mutex::new(None),
             h2: AtomicBool::new(false),
-            served: AtomicBool::new(false),
             idled: Notify::new(),
         })
     }
@@ -85,8 +82,15 @@ impl Activity {
         if head.is_some() {
             return;
         }
+        // Only a connection's first bytes can be the preface: before its first request head.
+        let first = || {
+            self.idle_since
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_none()
+        };
         let n = bytes.len().min(PREFACE.len());
-        if !self.served.load(Ordering::Relaxed) && bytes[..n] == PREFACE[..n] {
+        if bytes[..n] == PREFACE[..n] && first() {
             self.h2.store(true, Ordering::Relaxed);
             return;
         }
@@ -97,7 +101,6 @@ impl Activity {
     /// response body) drops.
     pub(crate) fn begin(self: &Arc<Self>) -> OpenRequest {
         self.open.fetch_add(1, Ordering::Relaxed);
-        self.served.store(true, Ordering::Relaxed);
         *self.head_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
         let mut since = self.idle_since.lock().unwrap_or_else(|p| p.into_inner());
         since.get_or_insert_with(Instant::now);
@@ -280,17 +283,22 @@ impl<B: Body<Data = Bytes> + Unpin> Body for Tracked<B> {
 mod tests {
     use super::*;
 
+    /// A connection that never ends by itself, watched with a 2 s `header_read`.
+    async fn watched(a: &Activity, idle: Duration) -> Result<(), Closed> {
+        supervise(
+            std::future::pending::<()>(),
+            a,
+            Duration::from_secs(2),
+            idle,
+        )
+        .await
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_connection_without_a_request_closes_at_the_header_deadline() {
         let a = Activity::new();
         let started = Instant::now();
-        let out = supervise(
-            std::future::pending::<()>(),
-            &a,
-            Duration::from_secs(2),
-            Duration::from_secs(60),
-        )
-        .await;
+        let out = watched(&a, Duration::from_secs(60)).await;
         assert_eq!(out, Err(Closed::NoRequest));
         assert_eq!(started.elapsed(), Duration::from_secs(2) + GRACE);
     }
@@ -304,12 +312,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(30)).await;
             drop(open);
         };
-        let watched = supervise(
-            std::future::pending::<()>(),
-            &a,
-            Duration::from_secs(2),
-            Duration::from_secs(5),
-        );
+        let watched = watched(&a, Duration::from_secs(5));
         let (out, ()) = tokio::join!(watched, release);
         assert_eq!(out, Err(Closed::Idle));
         assert_eq!(started.elapsed(), Duration::from_secs(35));
@@ -320,13 +323,7 @@ mod tests {
         let a = Activity::new();
         drop(a.begin());
         let started = Instant::now();
-        let out = supervise(
-            std::future::pending::<()>(),
-            &a,
-            Duration::from_secs(2),
-            Duration::from_secs(60),
-        )
-        .await;
+        let out = watched(&a, Duration::from_secs(60)).await;
         assert_eq!(out, Err(Closed::Idle));
         assert_eq!(started.elapsed(), Duration::from_secs(60));
     }
@@ -343,12 +340,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(1)).await;
             a.arrived(b"oup/ HTTP/1.1");
         };
-        let watched = supervise(
-            std::future::pending::<()>(),
-            &a,
-            Duration::from_secs(2),
-            Duration::from_secs(60),
-        );
+        let watched = watched(&a, Duration::from_secs(60));
         let (out, ()) = tokio::join!(watched, later);
         assert_eq!(out, Err(Closed::SlowHead));
         assert_eq!(started.elapsed(), Duration::from_secs(32));
@@ -359,13 +351,7 @@ mod tests {
         let a = Activity::new();
         a.arrived(b"GET / HTTP/1.1\r\n");
         let started = Instant::now();
-        let out = supervise(
-            std::future::pending::<()>(),
-            &a,
-            Duration::from_secs(2),
-            Duration::from_secs(60),
-        )
-        .await;
+        let out = watched(&a, Duration::from_secs(60)).await;
         assert_eq!(out, Err(Closed::SlowHead));
         assert_eq!(started.elapsed(), Duration::from_secs(2) + GRACE);
     }
@@ -380,12 +366,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(5)).await;
             a.arrived(&[0, 0, 8, 6, 0, 0, 0, 0, 0]); // a PING
         };
-        let watched = supervise(
-            std::future::pending::<()>(),
-            &a,
-            Duration::from_secs(2),
-            Duration::from_secs(60),
-        );
+        let watched = watched(&a, Duration::from_secs(60));
         let (out, ()) = tokio::join!(watched, later);
         assert_eq!(out, Err(Closed::Idle));
         assert_eq!(started.elapsed(), Duration::from_secs(60));
