@@ -91,25 +91,33 @@ async fn read_response(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+const GET_G1: &[u8] = b"GET /v1/group/g1/ HTTP/1.1\r\nhost: x\r\n\r\n";
+
+/// A proxy with `header_read` 200 ms and `idle` 30 s, and a raw connection to it that has had
+/// one GET answered (the node's 404) and stays open.
+async fn kept_alive_after_one_get() -> (Vec<dtc::node::RefNode>, Dtc, TcpStream) {
+    let (nodes, dtc) = cluster_with(|c| {
+        c.timeouts.header_read = Duration::from_millis(200);
+        c.timeouts.idle = Duration::from_secs(30);
+    })
+    .await;
+    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
+    s.write_all(GET_G1).await.unwrap();
+    let first = read_response(&mut s).await;
+    assert!(first.starts_with("HTTP/1.1 404"), "{first:?}");
+    (nodes, dtc, s)
+}
+
 /// A kept-alive connection waiting for its client's next request is idle, not slow: it stays
 /// open for `timeouts.idle`, not `timeouts.header_read`. hyper's header timer closed it after
 /// `header_read` with a 408, so a client that came back after a pause of about that length — one
 /// that waited out a `Retry-After`, say — read that 408 as its write's answer.
 #[tokio::test]
 async fn a_kept_alive_connection_idle_past_header_read_serves_the_next_request() {
-    let (_nodes, dtc) = cluster_with(|c| {
-        c.timeouts.header_read = Duration::from_millis(200);
-        c.timeouts.idle = Duration::from_secs(30);
-    })
-    .await;
-    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
-    let get = b"GET /v1/group/g1/ HTTP/1.1\r\nhost: x\r\n\r\n";
-    s.write_all(get).await.unwrap();
-    let first = read_response(&mut s).await;
-    assert!(first.starts_with("HTTP/1.1 404"), "{first:?}");
+    let (_nodes, _dtc, mut s) = kept_alive_after_one_get().await;
     // The client's pause is the scenario, not a wait for dtc: three times header_read.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    s.write_all(get).await.unwrap();
+    s.write_all(GET_G1).await.unwrap();
     let second = read_response(&mut s).await;
     assert!(
         second.starts_with("HTTP/1.1 404"),
@@ -121,17 +129,7 @@ async fn a_kept_alive_connection_idle_past_header_read_serves_the_next_request()
 /// 408 within `header_read` of its first byte.
 #[tokio::test]
 async fn a_slow_second_head_on_a_kept_alive_connection_gets_408() {
-    let (nodes, dtc) = cluster_with(|c| {
-        c.timeouts.header_read = Duration::from_millis(200);
-        c.timeouts.idle = Duration::from_secs(30);
-    })
-    .await;
-    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
-    s.write_all(b"GET /v1/group/g1/ HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let first = read_response(&mut s).await;
-    assert!(first.starts_with("HTTP/1.1 404"), "{first:?}");
+    let (nodes, _dtc, mut s) = kept_alive_after_one_get().await;
     s.write_all(b"POST /v1/group/ HTTP/1.1\r\nhost: x\r\n")
         .await
         .unwrap();

@@ -1243,42 +1243,20 @@ async fn a_write_in_doubt_behind_a_failed_one_of_its_key_is_listed_not_undone() 
     // No background re-drive during the test: only startup recovery decides.
     cfg.journal.redrive_initial = std::time::Duration::from_secs(600);
     cfg.journal.redrive_max = std::time::Duration::from_secs(600);
-    let body = r#"{"groupId": "g"}"#;
-    let create = |txn: &str, early: Option<u8>| dtc::journal::record::Begin {
-        txn: txn.into(),
-        at_ms: dtc::journal::record::now_ms(),
-        key: "group/g".into(),
-        method: Method::POST,
-        path: "/v1/group/".into(),
-        nodes: nodes.iter().map(|n| (n.name().into(), n.url())).collect(),
-        undo: vec![
-            Some(dtc::txn::UndoPlan {
-                method: Method::DELETE,
-                path: "/v1/group/".into(),
-                content_type: Some("application/json".into()),
-                body: body.into(),
-                already: vec![404],
-            });
-            3
-        ],
-        verify: Some(dtc::journal::record::VerifyPlan {
-            method: Method::GET,
-            path: "/v1/group/g/".into(),
-            prior: vec![404],
-            target: vec![200],
-            node_paths: Vec::new(),
-        }),
-        early,
-        ..Default::default()
-    };
     {
         let (journal, _) = dtc::journal::Journal::open(&cfg.journal).unwrap();
-        journal.begin(create("older", Some(4))).await.unwrap();
+        journal
+            .begin(group_create(&nodes, "older", "g"))
+            .await
+            .unwrap();
         journal
             .end("older", TxnState::Failed, None, vec![], None)
             .await
             .unwrap();
-        journal.begin(create("behind", Some(4))).await.unwrap();
+        journal
+            .begin(group_create(&nodes, "behind", "g"))
+            .await
+            .unwrap();
     }
     let from: Vec<usize> = nodes.iter().map(|n| n.requests().len()).collect();
     let dtc = start_proxy(cfg).await;

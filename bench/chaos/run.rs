@@ -170,10 +170,7 @@ pub async fn run(args: &Args, seed: u64, breaker: bool) -> Outcome {
     if !other.is_empty() {
         eprintln!("chaos bench: seed {seed}, breaker {breaker}: other refusals {other:?}");
     }
-    report_fences(seed, breaker, &ops, down_at, back);
-    let fence_ids: std::collections::BTreeSet<&str> =
-        ops.iter().filter_map(|o| o.fence.as_deref()).collect();
-    let fenced = ops.iter().filter(|o| o.fence.is_some()).count();
+    let (fenced, fences) = report_fences(seed, breaker, &ops, down_at, back);
     drop(dtc);
     for n in nodes {
         n.shutdown().await;
@@ -186,7 +183,7 @@ pub async fn run(args: &Args, seed: u64, breaker: bool) -> Outcome {
         refused_down: down,
         refused_rolled_back: rolled,
         refused_other: ops.len() - completed - down - rolled,
-        fences: fence_ids.len(),
+        fences,
         fenced,
         back_to_first_write: first,
         back_to_up: up,
@@ -412,8 +409,14 @@ fn fencing_transaction(body: &str) -> Option<String> {
 /// Prints where the writes refused by late-write fences fall against the outage (before it,
 /// during it, within 10 s of the node's return, later) and how many each fence refused: a
 /// fence lasts `journal.verify_after` (10 s) from its rollback, so this tells the fences the
-/// outage made from the others.
-fn report_fences(seed: u64, breaker: bool, ops: &[Op], down_at: Instant, back: Instant) {
+/// outage made from the others. Returns the writes fences refused and how many fences.
+fn report_fences(
+    seed: u64,
+    breaker: bool,
+    ops: &[Op],
+    down_at: Instant,
+    back: Instant,
+) -> (usize, usize) {
     let mut when = [0usize; 4];
     let mut per = std::collections::BTreeMap::<&str, usize>::new();
     for o in ops {
@@ -433,10 +436,11 @@ fn report_fences(seed: u64, breaker: bool, ops: &[Op], down_at: Instant, back: I
         *per.entry(fence).or_default() += 1;
     }
     if per.is_empty() {
-        return;
+        return (0, 0);
     }
     eprintln!(
         "chaos bench: seed {seed}, breaker {breaker}: fenced writes before / during / within 10 s after / later than the outage {when:?}; per fence {:?}",
         per.values().collect::<Vec<_>>()
     );
+    (per.values().sum(), per.len())
 }

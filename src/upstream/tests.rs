@@ -32,6 +32,18 @@ fn take_down(n: &Node) {
     assert!(!n.health.is_up());
 }
 
+/// The probe's trial reaches `n`, which is up again.
+fn bring_up(n: &Node) {
+    let cfg = HealthConfig::default();
+    assert_eq!(
+        n.health.poll(&cfg),
+        health::Step::Probe,
+        "the probe's trial"
+    );
+    n.health.record(&Reach::Reached, Instant::now(), &cfg);
+    assert!(n.health.is_up());
+}
+
 #[tokio::test(start_paused = true)]
 async fn every_node_up_admits_every_write() {
     let s = set(&["a", "b"]);
@@ -86,15 +98,7 @@ async fn a_write_waits_for_a_down_node_that_comes_back_within_the_wait() {
     });
     tokio::time::advance(Duration::from_millis(300)).await;
     assert!(!waiting.is_finished(), "still waiting while c is down");
-    let cfg = HealthConfig::default();
-    let c = &s.all()[2];
-    assert_eq!(
-        c.health.poll(&cfg),
-        health::Step::Probe,
-        "the probe's trial"
-    );
-    c.health.record(&Reach::Reached, Instant::now(), &cfg);
-    assert!(c.health.is_up());
+    bring_up(&s.all()[2]);
     assert_eq!(waiting.await.unwrap(), Ok(()));
     assert_eq!(
         start.elapsed(),
@@ -163,10 +167,7 @@ async fn a_write_waits_out_a_node_down_for_less_than_its_retry_budget() {
         !waiting.is_finished(),
         "past the 1 s wait, but c has been down for less than the 5 s retry budget"
     );
-    let cfg = HealthConfig::default();
-    let c = &s.all()[2];
-    assert_eq!(c.health.poll(&cfg), health::Step::Probe);
-    c.health.record(&Reach::Reached, Instant::now(), &cfg);
+    bring_up(&s.all()[2]);
     assert_eq!(waiting.await.unwrap(), Ok(()));
     assert_eq!(
         start.elapsed(),
