@@ -76,6 +76,7 @@ async fn random_faults_never_leave_acknowledged_writes_missing_or_nodes_divergen
     ];
     let mut cfg = test_config(&nodes);
     cfg.health.unhealthy_threshold = 1000;
+    cfg.health.consecutive_unreachable = 1000;
     // Three attempts, not the tests' four: a write then exhausts its retries on a node about
     // once in 125 (0.2³) instead of once in 625, so every run exercises rollbacks (with four,
     // runs saw 2-5 in 2,000 writes, and one CI run none).
@@ -294,6 +295,7 @@ async fn crash_run(seed: u64) -> String {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = double::config_for(&nodes.urls());
     cfg.health.unhealthy_threshold = 1000;
+    cfg.health.consecutive_unreachable = 1000;
     cfg.timeouts.attempt = std::time::Duration::from_millis(200);
     cfg.journal.dir = dir.path().join("journal").display().to_string();
     cfg.journal.redrive_initial = std::time::Duration::from_millis(50);

@@ -53,6 +53,7 @@ fn items_config(nodes: &[RefNode], dir: &std::path::Path) -> Config {
     let mut cfg = test_config(nodes);
     cfg.routes = shipped.routes;
     cfg.health.unhealthy_threshold = 1000;
+    cfg.health.consecutive_unreachable = 1000;
     cfg.journal.dir = dir.join("journal").display().to_string();
     cfg.journal.redrive_initial = std::time::Duration::from_millis(50);
     cfg.journal.redrive_max = std::time::Duration::from_millis(100);

@@ -78,7 +78,8 @@ async fn a_node_refusing_connections_is_down_after_one_write_and_refused_for_whi
     let (nodes, dtc) = cluster().await;
     let gone = nodes.c();
     gone.set_down(true).await;
-    // The first write tries c four times; every attempt is refused: down within the window.
+    // The first write's attempts at c are refused: down within the window; the write then
+    // waits for c as long as its retries would have lasted (`retry.deadline`), and is rolled back.
     let first = create_group(&dtc, "g1").await;
     assert_eq!(first.state(), "rolled_back", "{}", first.text());
     assert!(!dtc.sees_up(gone), "four refusals in a row mark it down");
@@ -109,9 +110,7 @@ async fn a_write_in_a_short_outage_waits_it_out_instead_of_being_refused() {
     let (nodes, dtc) = cluster().await;
     let gone = nodes.c().clone();
     gone.set_down(true).await;
-    let first = create_group(&dtc, "g1").await;
-    assert_eq!(first.state(), "rolled_back", "{}", first.text());
-    assert!(!dtc.sees_up(&gone), "c is down");
+    wait_until("the probes find c gone", || !dtc.sees_up(&gone)).await;
     // The outage's length is the scenario: c comes back 2 s after it went.
     let restart = tokio::spawn({
         let gone = gone.clone();
@@ -130,6 +129,48 @@ async fn a_write_in_a_short_outage_waits_it_out_instead_of_being_refused() {
     );
     assert!(nodes.iter().all(|n| n.groups().contains("g2")));
     restart.await.unwrap();
+}
+
+/// The write in flight when its node goes away (a restart): its attempt is cut, the next ones
+/// are refused. With the breaker on, once the node is held down its refused attempts are not
+/// spent: the write waits for the node's return (within `retry.deadline`, 3 s here) and lands
+/// there, instead of being rolled back — and fenced for its late-write check, since the cut
+/// attempt may still land. Without the breaker the same write spends its attempts in
+/// milliseconds and is rolled back.
+async fn write_in_flight_when_its_node_restarts(
+    fail_fast: bool,
+) -> (Answer, Vec<dtc::node::RefNode>) {
+    let (nodes, dtc) = cluster_with(|c| c.writes.fail_fast = fail_fast).await;
+    let c = nodes.c();
+    c.hold_next(1);
+    let outage = async {
+        wait_until("node c holds the write", || c.held_count() == 1).await;
+        c.set_down(true).await;
+        // The outage's length is the scenario: c is back 500 ms after it went.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        c.set_down(false).await;
+    };
+    let (a, ()) = tokio::join!(create_group(&dtc, "g1"), outage);
+    (a, nodes)
+}
+
+#[tokio::test]
+async fn with_the_breaker_a_write_cut_by_its_nodes_restart_waits_for_it_and_lands() {
+    let (a, nodes) = write_in_flight_when_its_node_restarts(true).await;
+    assert_eq!(a.status(), 201, "{}", a.text());
+    assert_eq!(a.state(), "succeeded", "{}", a.text());
+    assert!(nodes.iter().all(|n| n.groups().contains("g1")));
+}
+
+#[tokio::test]
+async fn without_the_breaker_the_same_write_spends_its_attempts_and_is_rolled_back() {
+    let (a, _) = write_in_flight_when_its_node_restarts(false).await;
+    // Rolled back, or `failed` when c's undo too found it gone (re-driven in the background).
+    assert!(
+        matches!(a.state(), "rolled_back" | "failed") && a.status().is_server_error(),
+        "{}",
+        a.text()
+    );
 }
 
 #[tokio::test]

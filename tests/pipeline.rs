@@ -100,6 +100,7 @@ fn pipelined_config(nodes: &[dtc::node::RefNode], dir: &std::path::Path) -> Conf
     let mut cfg = test_config(nodes);
     cfg.routes = toml::from_str::<Config>(ROUTES).unwrap().routes;
     cfg.health.unhealthy_threshold = 1000;
+    cfg.health.consecutive_unreachable = 1000;
     cfg.journal.dir = dir.display().to_string();
     cfg.journal.keep_finished = 100_000;
     cfg

@@ -21,6 +21,11 @@
 //!     [--ops 2000] [--clients 8] [--reps 1] [--dtc target/release/dtc] [--config config/dtc.toml]
 //! ```
 //! (`bench/chaos.sh` does both and saves the table in `bench/results/`.)
+//!
+//! Diagnostics, on stderr: `CHAOS_FENCE_DETAIL=1` prints, for each late-write fence, when its
+//! transaction started and ended against the outage and its nodes' outcomes (from the admin's
+//! `/transactions/{id}`); `CHAOS_DTC_LOG=1` echoes dtc's node-health log lines and the writes
+//! each node received.
 
 mod plan;
 mod run;

@@ -171,6 +171,15 @@ pub async fn run(args: &Args, seed: u64, breaker: bool) -> Outcome {
         eprintln!("chaos bench: seed {seed}, breaker {breaker}: other refusals {other:?}");
     }
     let (fenced, fences) = report_fences(seed, breaker, &ops, down_at, back);
+    if std::env::var_os("CHAOS_DTC_LOG").is_some() {
+        let counts: Vec<usize> = nodes.iter().map(|n| n.write_count()).collect();
+        eprintln!(
+            "chaos bench: seed {seed}, breaker {breaker}: writes each node received {counts:?}"
+        );
+    }
+    if std::env::var_os("CHAOS_FENCE_DETAIL").is_some() {
+        fence_detail(&dtc.admin, &ops, down_at, back).await;
+    }
     drop(dtc);
     for n in nodes {
         n.shutdown().await;
@@ -258,7 +267,11 @@ fn spawn(args: &Args, nodes: &[dtc::node::RefNode], dir: &std::path::Path, break
     let seen = ups.clone();
     // Keep draining the log, so dtc never blocks on a full pipe; note when a node came back.
     std::thread::spawn(move || {
+        let show = std::env::var_os("CHAOS_DTC_LOG").is_some();
         for line in lines.map_while(Result::ok) {
+            if show && line.contains("dtc::upstream") {
+                eprintln!("dtc: {line}");
+            }
             if line.contains("node is up again") {
                 seen.lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -443,4 +456,50 @@ fn report_fences(
         per.values().collect::<Vec<_>>()
     );
     (per.values().sum(), per.len())
+}
+
+/// For each fence: when its transaction started and ended against the outage (ms from the
+/// node going down), and its nodes' outcomes, from the admin's `/transactions/{id}`.
+async fn fence_detail(admin: &str, ops: &[Op], down_at: Instant, back: Instant) {
+    let http: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let wall_down = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+        - down_at.elapsed().as_millis() as i64;
+    let back_ms = (back - down_at).as_millis();
+    let mut seen = std::collections::BTreeSet::new();
+    for o in ops {
+        let Some(id) = o.fence.as_deref() else {
+            continue;
+        };
+        if !seen.insert(id) {
+            continue;
+        }
+        let refused: Vec<i64> = ops
+            .iter()
+            .filter(|x| x.fence.as_deref() == Some(id))
+            .map(|x| (x.start - down_at).as_millis() as i64)
+            .collect();
+        let req = Request::get(format!("{admin}/transactions/{id}"))
+            .body(Full::new(Bytes::new()))
+            .expect("a request");
+        let mut v = serde_json::Value::Null;
+        if let Ok(resp) = http.request(req).await
+            && let Ok(body) = resp.into_body().collect().await
+        {
+            v = serde_json::from_slice(&body.to_bytes()).unwrap_or_default();
+        }
+        let at = |f: &str| v[f].as_i64().map(|t| t - wall_down);
+        eprintln!(
+            "chaos fence: back at {back_ms} ms; txn {id} started {:?} ended {:?} ms; refused at {refused:?}; {}",
+            at("started_ms"),
+            at("finished_ms"),
+            serde_json::to_string(&v["nodes"]).unwrap_or_default()
+        );
+        if std::env::var_os("CHAOS_FENCE_FULL").is_some() {
+            eprintln!("{v}");
+        }
+    }
 }

@@ -19,7 +19,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 const MIB: u64 = 1024 * 1024;
 
 /// Every whole-number setting with its valid range (inclusive).
-pub(crate) fn counts(c: &Config) -> [Count; 17] {
+pub(crate) fn counts(c: &Config) -> [Count; 18] {
     let n = |v: usize| v as u64;
     [
         ("listen.workers", n(c.listen.workers), 0, 1024),
@@ -48,6 +48,12 @@ pub(crate) fn counts(c: &Config) -> [Count; 17] {
         (
             "health.unhealthy_threshold",
             c.health.unhealthy_threshold.into(),
+            1,
+            1_000_000,
+        ),
+        (
+            "health.consecutive_unreachable",
+            c.health.consecutive_unreachable.into(),
             1,
             1_000_000,
         ),

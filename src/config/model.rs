@@ -209,7 +209,8 @@ impl Default for Limits {
 /// Down means unreachable: a node is marked down when, within the last `window`, at least
 /// `unhealthy_threshold` of its calls (writes, undos, reads, probes) found it unreachable —
 /// connection refused or failed, connect timeout, no answer within the attempt timeout — and they
-/// are at least `failure_rate` of all its calls. Any HTTP answer, 5xx included, means the node is
+/// are at least `failure_rate` of all its calls — or when its last `consecutive_unreachable` calls
+/// in a row did. Any HTTP answer, 5xx included, means the node is
 /// talking: that is the retry loop's business, not a reason to stop sending. A down node gets
 /// half-open trials (a probe of `path`, or a write whose route can be undone) after
 /// `trial_initial`, doubling up to `trial_max`; `healthy_threshold` trials that reach it bring
@@ -231,6 +232,9 @@ pub struct HealthConfig {
     pub healthy_threshold: u32,
     /// The fewest unreachable calls within `window` that can mark a node down. Default 3.
     pub unhealthy_threshold: u32,
+    /// Calls in a row that found the node unreachable, with no answer between them, that mark
+    /// it down whatever the window holds (a busy node that just went away). Default 5.
+    pub consecutive_unreachable: u32,
     /// The sliding window over which a node's calls are counted. Default `2s`.
     #[serde(with = "super::duration")]
     pub window: Duration,
@@ -255,6 +259,7 @@ impl Default for HealthConfig {
             timeout: Duration::from_secs(1),
             healthy_threshold: 1,
             unhealthy_threshold: 3,
+            consecutive_unreachable: 5,
             window: Duration::from_secs(2),
             failure_rate: 0.5,
             trial_initial: Duration::from_millis(100),

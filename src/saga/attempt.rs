@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// A request to send to one node.
 pub(crate) struct Call<'a> {
@@ -27,6 +28,12 @@ pub(crate) struct Call<'a> {
     /// Whether the request may be sent again after an attempt whose outcome is unknown (the
     /// route's `idempotent`); when not, such an attempt ends the call ([`CallResult::halted`]).
     pub resend: bool,
+    /// With `writes.fail_fast` (the breaker), `retry.deadline`: an attempt that could not
+    /// connect while the breaker holds the node down, and has for less than this, waits for the
+    /// node to come back (within the call's own deadline) and is sent again, uncounted — the
+    /// node never saw it. A node restarting costs the write its wait, not its attempts and a
+    /// rollback. `None` (the breaker off, and undos and reads): every attempt counts.
+    pub wait_down: Option<Duration>,
 }
 
 /// What the retries of one call came to.
@@ -90,34 +97,46 @@ pub(crate) async fn call_with_retries(
     let in_flight = AtomicBool::new(false);
     let in_flight = &in_flight;
     let attempt = |n: u32, remaining: Duration| async move {
-        let timeout = limits
-            .attempt_timeout
-            .min(remaining.max(Duration::from_millis(1)));
-        // With `[cluster]`, a request is started only while the key's lease outlives it.
-        if let Err(why) = crate::journal::shared::lease::may_send(timeout).await {
-            return Attempt::Done(CallResult {
-                class: Class::Transient,
-                answer: Err(SendError::NotSent(why.to_string())),
-                attempts: n - 1,
-                ambiguous: ambiguous.load(Relaxed),
-                in_flight: in_flight.load(Relaxed),
-                halted: false,
-            });
-        }
-        let span = trace::NodeSpan::start(call.node.name(), &call.method, n);
-        let answer = send_once(call, timeout, limits.max_body)
-            .with_context(span.context())
-            .await;
-        let class = match &answer {
-            Ok(r) => classify(r.status.as_u16(), call.already),
-            Err(_) => Class::Transient,
+        let until = Instant::now() + remaining;
+        let (answer, class) = loop {
+            let remaining = until.saturating_duration_since(Instant::now());
+            let timeout = limits
+                .attempt_timeout
+                .min(remaining.max(Duration::from_millis(1)));
+            // With `[cluster]`, a request is started only while the key's lease outlives it.
+            if let Err(why) = crate::journal::shared::lease::may_send(timeout).await {
+                return Attempt::Done(CallResult {
+                    class: Class::Transient,
+                    answer: Err(SendError::NotSent(why.to_string())),
+                    attempts: n - 1,
+                    ambiguous: ambiguous.load(Relaxed),
+                    in_flight: in_flight.load(Relaxed),
+                    halted: false,
+                });
+            }
+            let span = trace::NodeSpan::start(call.node.name(), &call.method, n);
+            let answer = send_once(call, timeout, limits.max_body)
+                .with_context(span.context())
+                .await;
+            let class = match &answer {
+                Ok(r) => classify(r.status.as_u16(), call.already),
+                Err(_) => Class::Transient,
+            };
+            let error = answer.as_ref().err().map(ToString::to_string);
+            span.end(
+                answer.as_ref().ok().map(|r| r.status.as_u16()),
+                error.as_deref(),
+                class.as_str(),
+            );
+            if matches!(answer, Err(SendError::Connect(_)))
+                && let Some(newly) = call.wait_down
+                && call.node.health.back_within(newly, until).await
+            {
+                tracing::debug!(node = %call.node.name(), "node back after a refused connection: sending the write again");
+                continue;
+            }
+            break (answer, class);
         };
-        let error = answer.as_ref().err().map(ToString::to_string);
-        span.end(
-            answer.as_ref().ok().map(|r| r.status.as_u16()),
-            error.as_deref(),
-            class.as_str(),
-        );
         if class != Class::Transient {
             return Attempt::Done(CallResult {
                 class,
@@ -182,7 +201,7 @@ pub(crate) async fn send_once(
     );
     trace::inject(req.headers_mut());
     let _in_flight = call.node.track();
-    let sent = tokio::time::Instant::now();
+    let sent = Instant::now();
     let exchange = async {
         let resp = call.node.send(req).await?;
         let (parts, body) = resp.into_parts();

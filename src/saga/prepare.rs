@@ -136,6 +136,7 @@ async fn snapshots(t: &Txn<'_>) -> Result<Snapshots, SnapshotError> {
                 body: Bytes::new(),
                 already: &[404, 410],
                 resend: true,
+                wait_down: None,
             })
             .collect();
     let results = join_all(calls.iter().map(|c| call_with_retries(c, &policy, limits))).await;

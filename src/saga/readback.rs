@@ -46,6 +46,7 @@ pub(crate) async fn read_state(
         body: Default::default(),
         already: &[],
         resend: true,
+        wait_down: None,
     };
     let limits = CallLimits::of(rt);
     let step = trace::step("dtc.read_back", node.name());
@@ -87,6 +88,7 @@ pub(crate) async fn fetch(
         body: Default::default(),
         already: &[404, 410],
         resend: true,
+        wait_down: None,
     };
     let policy = Backoff::from(&rt.settings.config.retry);
     call_with_retries(&call, &policy, CallLimits::of(rt))

@@ -44,6 +44,7 @@ pub(super) async fn send_all(
     let limits = CallLimits::of(t.rt);
     let already = t.route.map(|r| r.already.as_slice()).unwrap_or(&[]);
     let resend = t.route.is_some_and(|r| r.resend);
+    let wait_down = wait_down(t.rt);
     let check = t.verify_plan();
     let per_node = t.rt.nodes.all().iter().enumerate().map(|(i, node)| {
         let (policy, check) = (&policy, check.as_ref().map(|c| c.for_node(i)));
@@ -57,6 +58,7 @@ pub(super) async fn send_all(
                 body,
                 already,
                 resend,
+                wait_down,
             };
             let check = check.as_deref();
             let r = send_write(t.rt, &call, policy, limits, check, &t.node_headers).await;
@@ -118,6 +120,14 @@ pub(super) async fn send_write(
         };
     }
     r
+}
+
+/// How long a node the breaker holds down is waited for after a refused connection
+/// ([`Call::wait_down`]): `retry.deadline` with `writes.fail_fast`, as the admission waits out a
+/// newly down node; not at all without the breaker.
+pub(super) fn wait_down(rt: &Runtime) -> Option<std::time::Duration> {
+    let c = &rt.settings.config;
+    c.writes.fail_fast.then_some(c.retry.deadline)
 }
 
 /// What is left of `policy` after `used` attempts and `elapsed` time; `None` when nothing is.

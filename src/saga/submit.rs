@@ -140,6 +140,7 @@ pub(super) async fn submit(d: &Deps, s: Submitted<'_>) -> Result<Submission, Sub
                 body: w.body.clone(),
                 already: &w.already,
                 resend: true,
+                wait_down: super::send::wait_down(s.rt),
             };
             // Re-sent freely (`resend`): no read-back is needed before a second copy.
             let r = send_write(s.rt, &call, policy, limits, None, &call.headers).await;

@@ -141,6 +141,7 @@ pub(crate) async fn run_undo(
         body: plan.body.clone(),
         already: &plan.already,
         resend: true,
+        wait_down: None,
     };
     let step = trace::step("dtc.undo", node.name());
     let r = call_with_retries(

@@ -10,7 +10,11 @@
 //!   This is the failure-percentage ejection of Envoy's outlier detection
 //!   (`failure_percentage_threshold` with a `failure_percentage_request_volume`), counting only
 //!   what Envoy calls locally originated errors, and the time-bucketed window of linkerd2-proxy's
-//!   success-rate breaker (ten buckets, a minimum of samples). Unlike both, an HTTP 5xx is never
+//!   success-rate breaker (ten buckets, a minimum of samples). Or: the last
+//!   `health.consecutive_unreachable` calls in a row found it unreachable, Envoy's
+//!   `consecutive_local_origin_failure` — a busy node that just went away still has its last
+//!   answers in the window, and the rate alone would take half the window to see it gone.
+//!   Unlike both anchors, an HTTP 5xx is never
 //!   a failure here and neither is a reset: a node that answers, however badly, still applies
 //!   writes, and the retry loop mends the rest. A count of consecutive failures (the previous
 //!   rule) tripped on three 500s that the next retry would have fixed. The window is short (2 s)
@@ -132,6 +136,8 @@ struct Inner {
     /// The latest failed trial's error.
     last_trial: Option<String>,
     failed_trials: u32,
+    /// While up: the calls in a row, latest last, that found it unreachable.
+    in_a_row: u32,
     /// Calls that reached it since its last failed trial (towards `healthy_threshold`).
     reached: u32,
     /// While up: when the next periodic probe is due, and the probes in a row that missed.
@@ -151,6 +157,7 @@ impl Default for Health {
                 reason: String::new(),
                 last_trial: None,
                 failed_trials: 0,
+                in_a_row: 0,
                 reached: 0,
                 next_probe: now,
                 probe_misses: 0,
@@ -182,22 +189,33 @@ impl Health {
                 let unreachable = matches!(reach, Reach::Unreachable(_));
                 if *reach != Reach::Unclear {
                     s.window.record(unreachable, now);
+                    s.in_a_row = if unreachable { s.in_a_row + 1 } else { 0 };
                 }
                 let Reach::Unreachable(why) = reach else {
                     return None;
                 };
                 let (calls, failed) = s.window.counts();
-                let trips = !cfg.path.is_empty()
-                    && failed >= cfg.unhealthy_threshold
+                let by_rate = failed >= cfg.unhealthy_threshold
                     && f64::from(failed) >= cfg.failure_rate * f64::from(calls);
-                if !trips {
+                // A busy node that just went away: its answers of the last moments still fill
+                // the window, so the rate would take about half the window to trip.
+                let in_a_row = s.in_a_row >= cfg.consecutive_unreachable;
+                if cfg.path.is_empty() || !(by_rate || in_a_row) {
                     return None;
                 }
                 s.down_at = Some((now, SystemTime::now()));
-                s.reason = format!(
-                    "{failed} of {calls} calls within {} found it unreachable (last: {why})",
-                    Human(cfg.window)
-                );
+                s.reason = if by_rate {
+                    format!(
+                        "{failed} of {calls} calls within {} found it unreachable (last: {why})",
+                        Human(cfg.window)
+                    )
+                } else {
+                    format!(
+                        "{} calls in a row found it unreachable (last: {why})",
+                        s.in_a_row
+                    )
+                };
+                s.in_a_row = 0;
                 s.last_trial = None;
                 s.failed_trials = 0;
                 s.reached = 0;
@@ -337,6 +355,23 @@ impl Health {
         self.changed.notified().await;
     }
 
+    /// Waits for a node the breaker holds down to come back, while it has been down for less
+    /// than `newly`, and not past `until`. True when it came back; false at once when it is not
+    /// held down (never marked, or already back).
+    pub async fn back_within(&self, newly: Duration, until: Instant) -> bool {
+        let came_up = self.came_up();
+        tokio::pin!(came_up);
+        came_up.as_mut().enable();
+        let Some(down_at) = self.down_at() else {
+            return false;
+        };
+        let stop = until.min(down_at + newly);
+        tokio::select! {
+            _ = came_up => true,
+            _ = tokio::time::sleep_until(stop) => false,
+        }
+    }
+
     /// Resolves when the node comes back up (register it before looking at [`Health::is_up`]:
     /// `notified` registers when first polled or enabled).
     pub fn came_up(&self) -> tokio::sync::futures::Notified<'_> {
@@ -373,6 +408,7 @@ impl Health {
         s.down_at = None;
         s.failed_trials = 0;
         s.reached = 0;
+        s.in_a_row = 0;
         s.probe_misses = 0;
         s.window.clear(now);
         self.up.store(true, Ordering::Relaxed);

@@ -52,6 +52,8 @@ async fn refused_connections_mark_it_down_once_they_are_the_share_of_the_window(
         h.is_up(),
         "a few refusals among many answers are not an outage"
     );
+    // An answer between them: not in a row (that rule has its own test).
+    calls(&h, 1, &Reach::Reached);
     // The answers age out of the window; refusals keep coming.
     tokio::time::advance(cfg().window).await;
     h.record(&refused(), Instant::now(), &cfg());
@@ -222,5 +224,45 @@ async fn an_idle_node_that_died_is_found_by_probes_within_a_second() {
         Instant::now() - died < Duration::from_secs(1),
         "{:?}",
         Instant::now() - died
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_node_that_goes_away_is_down_after_refusals_in_a_row_though_its_answers_fill_the_window()
+ {
+    let h = Health::default();
+    // A second of traffic answered, then the node goes: its answers are still in the window.
+    for _ in 0..100 {
+        h.record(&Reach::Reached, Instant::now(), &cfg());
+        tokio::time::advance(Duration::from_millis(10)).await;
+    }
+    calls(&h, 4, &refused());
+    assert!(
+        h.is_up(),
+        "four refusals in a row, below consecutive_unreachable"
+    );
+    calls(&h, 1, &refused());
+    assert!(
+        !h.is_up(),
+        "five in a row: gone, with 100 answers in the window"
+    );
+    let reason = h.view().reason.unwrap();
+    assert!(reason.contains("5 calls in a row"), "{reason}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn refusals_between_answers_are_not_in_a_row() {
+    let h = Health::default();
+    calls(&h, 100, &Reach::Reached);
+    // A blip: refusals, each followed by an answer (resets say nothing either way).
+    for _ in 0..30 {
+        calls(&h, 4, &refused());
+        calls(&h, 1, &Reach::Unclear);
+        calls(&h, 1, &Reach::Reached);
+        calls(&h, 3, &Reach::Reached);
+    }
+    assert!(
+        h.is_up(),
+        "never five refusals without an answer between them, and 120 of 340 calls is below the rate"
     );
 }
