@@ -138,6 +138,38 @@ async fn a_slow_second_head_on_a_kept_alive_connection_gets_408() {
     assert!(nodes.iter().all(|n| n.write_count() == 0));
 }
 
+/// The admin listener, the same way: a kept-alive connection (a scraper's, between scrapes)
+/// idle past `header_read` serves its next request; a head begun and never finished gets 408.
+/// hyper's header timer closed the idle one after `header_read`.
+#[tokio::test]
+async fn the_admin_listener_keeps_an_idle_connection_and_answers_a_slow_head_408() {
+    let (_nodes, dtc) = cluster_with(|c| {
+        c.timeouts.header_read = Duration::from_millis(200);
+        c.timeouts.idle = Duration::from_secs(30);
+    })
+    .await;
+    let admin = dtc.serve_admin().await;
+    let addr = admin.trim_start_matches("http://").to_string();
+    const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(HEALTHZ).await.unwrap();
+    let first = read_response(&mut s).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first:?}");
+    // The client's pause is the scenario, not a wait for dtc: three times header_read.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.write_all(HEALTHZ).await.unwrap();
+    let second = read_response(&mut s).await;
+    assert!(
+        second.starts_with("HTTP/1.1 200"),
+        "an answer on the same connection, not a close: {second:?}"
+    );
+    s.write_all(b"GET /status HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    let answer = read_all(&mut s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}
+
 #[tokio::test]
 async fn a_client_that_is_slow_with_its_body_gets_408() {
     let (nodes, dtc) = cluster_with(|c| c.timeouts.header_read = Duration::from_millis(200)).await;

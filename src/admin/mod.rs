@@ -117,10 +117,13 @@ impl AdminState {
 pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()>) {
     let cfg = state.current.load().settings.config.clone();
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // A request head is bounded by the listener (`close_silent` below), from its first byte: hyper's
+    // header timer would also close a kept-alive connection merely idle for `header_read` (a
+    // scraper's, between two scrapes).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.timeouts.header_read);
+        .header_read_timeout(None);
     if let Ok(addr) = listener.local_addr() {
         let token = cfg.listen.admin_token.is_some() || cfg.listen.admin_token_file.is_some();
         tracing::info!(%addr, token, "admin listening");

@@ -16,7 +16,6 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::convert::Infallible;
 use std::future::Future;
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +90,7 @@ impl Connections for Clients {
         };
         self.coordinator.metrics().connection_opened();
         let _ = stream.set_nodelay(true);
-        let spare = stream.try_clone_std();
+        let spare = wire::spare(&stream);
         Some((stream, Admitted { _slot: slot, spare }))
     }
 
@@ -107,7 +106,7 @@ impl Connections for Clients {
         let Admitted { _slot: slot, spare } = guard;
         match how {
             Ended::Failed(e) => on_connection_error(&*e, peer),
-            Ended::Silent(Closed::SlowHead) => answer_408(spare),
+            Ended::Silent(Closed::SlowHead) => wire::answer_408(spare),
             Ended::Done | Ended::Silent(_) => {}
         }
         drop(slot);
@@ -128,21 +127,6 @@ async fn refuse(mut stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
-/// Answers 408 on the socket of a connection closed because its request head was too slow
-/// (already logged by the listener).
-fn answer_408(spare: Option<std::net::TcpStream>) {
-    if let Some(mut s) = spare {
-        let resp = problem::raw(
-            StatusCode::REQUEST_TIMEOUT,
-            "header-timeout",
-            "the request headers did not arrive in time",
-            None,
-        );
-        let _ = s.write_all(&resp);
-        let _ = s.shutdown(std::net::Shutdown::Both);
-    }
-}
-
 fn on_connection_error(e: &(dyn std::error::Error + 'static), peer: SocketAddr) {
     if e.downcast_ref::<hyper::Error>()
         .is_some_and(hyper::Error::is_parse)
@@ -151,17 +135,5 @@ fn on_connection_error(e: &(dyn std::error::Error + 'static), peer: SocketAddr) 
         tracing::info!(%peer, error = %crate::upstream::source_text(e), "client request refused: malformed or oversized request head");
     } else {
         tracing::debug!(%peer, error = %crate::upstream::source_text(e), "client connection ended with an error");
-    }
-}
-
-/// Duplicates a socket handle (no unsafe): `TcpStream` → std → clone.
-trait TryCloneStd {
-    fn try_clone_std(&self) -> Option<std::net::TcpStream>;
-}
-
-impl TryCloneStd for TcpStream {
-    fn try_clone_std(&self) -> Option<std::net::TcpStream> {
-        let sock = socket2::SockRef::from(self);
-        sock.try_clone().ok().map(std::net::TcpStream::from)
     }
 }

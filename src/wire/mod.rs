@@ -12,4 +12,4 @@ pub(crate) mod serve;
 
 pub(crate) use body::{BodyError, ProxyBody};
 pub(crate) use buffer::buffer_body;
-pub(crate) use serve::{Connections, Drain, Ended, Options, Plain, serve};
+pub(crate) use serve::{Connections, Drain, Ended, Options, Plain, answer_408, serve, spare};

@@ -159,11 +159,13 @@ pub(crate) trait Connections: Send + Sync + 'static {
 pub(crate) struct Plain(pub &'static str);
 
 impl Connections for Plain {
-    type Guard = ();
+    /// The socket's second handle, to answer 408 to a slow request head ([`answer_408`]).
+    type Guard = Option<std::net::TcpStream>;
     type Io = TcpStream;
 
-    fn admit(&self, stream: TcpStream, _: SocketAddr) -> Option<(TcpStream, ())> {
-        Some((stream, ()))
+    fn admit(&self, stream: TcpStream, _: SocketAddr) -> Option<(TcpStream, Self::Guard)> {
+        let spare = spare(&stream);
+        Some((stream, spare))
     }
 
     fn handshake(
@@ -174,10 +176,39 @@ impl Connections for Plain {
         std::future::ready(Some(stream))
     }
 
-    fn ended(&self, (): (), peer: SocketAddr, how: Ended) {
-        if let Ended::Failed(e) = how {
-            tracing::debug!(%peer, error = %e, "{} connection ended with an error", self.0);
+    fn ended(&self, spare: Self::Guard, peer: SocketAddr, how: Ended) {
+        match how {
+            Ended::Failed(e) => {
+                tracing::debug!(%peer, error = %e, "{} connection ended with an error", self.0);
+            }
+            Ended::Silent(Closed::SlowHead) => answer_408(spare),
+            Ended::Done | Ended::Silent(_) => {}
         }
+    }
+}
+
+/// A second handle on a client socket (no unsafe: tokio → socket2 → std), kept so that a
+/// connection closed because its request head was too slow can still be answered 408: the
+/// listeners bound a head themselves ([`super::conn`]) rather than with hyper's header timer,
+/// which also closes a kept-alive connection that is merely idle.
+pub(crate) fn spare(stream: &TcpStream) -> Option<std::net::TcpStream> {
+    let sock = socket2::SockRef::from(stream);
+    sock.try_clone().ok().map(std::net::TcpStream::from)
+}
+
+/// Answers 408 on the socket of a connection closed because its request head was too slow
+/// (already logged by the listener).
+pub(crate) fn answer_408(spare: Option<std::net::TcpStream>) {
+    use std::io::Write as _;
+    if let Some(mut s) = spare {
+        let resp = super::problem::raw(
+            http::StatusCode::REQUEST_TIMEOUT,
+            "header-timeout",
+            "the request headers did not arrive in time",
+            None,
+        );
+        let _ = s.write_all(&resp);
+        let _ = s.shutdown(std::net::Shutdown::Both);
     }
 }
 
