@@ -246,6 +246,48 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// A pipelined dtc on `config`, on a busy disk (syncs stalled 20 ms: ends queue, unwritten,
+/// while pipelined writes go to the nodes), with `writers` tasks running `writer`; `copies`
+/// times, once 40 more writes are done, `copy(c, shared)` takes a copy. Answers come as a sync
+/// ends, so each copy is taken at a different moment of the next sync (a moment to sample, not
+/// something waited for). Stops the writers, clears the faults and drops the dtc before it
+/// returns the copies.
+async fn copies_on_a_slow_disk<W, T>(
+    config: Config,
+    writers: u64,
+    writer: impl Fn(u64, String, Arc<Shared>) -> W,
+    copies: usize,
+    mut copy: impl AsyncFnMut(usize, &Shared) -> T,
+) -> Vec<T>
+where
+    W: std::future::Future<Output = ()> + Send + 'static,
+{
+    let dtc = start_proxy(config).await;
+    let faults = dtc.app.journal().unwrap().log().unwrap().faults().clone();
+    faults.slow_syncs(std::time::Duration::from_millis(20));
+    let shared = Arc::new(Shared::default());
+    let tasks: Vec<_> = (0..writers)
+        .map(|w| tokio::spawn(writer(w, dtc.at("/v1/group/"), shared.clone())))
+        .collect();
+    let mut out = Vec::new();
+    for c in 1..=copies {
+        let target = c * 40;
+        wait_until("writes go on", || {
+            shared.done.load(Ordering::SeqCst) >= target
+        })
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(3 * c as u64)).await;
+        out.push(copy(c, &shared).await);
+    }
+    shared.stop.store(true, Ordering::SeqCst);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    faults.clear();
+    drop(dtc);
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journals_copied_mid_run_on_a_slow_disk_recover_with_never_sent_writes_on_no_node() {
     const COPIES: usize = 6;
@@ -254,37 +296,22 @@ async fn journals_copied_mid_run_on_a_slow_disk_recover_with_never_sent_writes_o
     let nodes = three_nodes().await;
     let dir = tempfile::tempdir().unwrap();
     let live = dir.path().join("journal");
-    let dtc = start_proxy(pipelined_config(&nodes, &live)).await;
-    let faults = dtc.app.journal().unwrap().log().unwrap().faults().clone();
-    // A busy disk: ends queue, unwritten, while pipelined writes go to the nodes.
-    faults.slow_syncs(std::time::Duration::from_millis(20));
-    let shared = Arc::new(Shared::default());
-    let tasks: Vec<_> = (0..COPY_WRITERS)
-        .map(|w| tokio::spawn(copy_writer(w, dtc.at("/v1/group/"), shared.clone())))
-        .collect();
-    let mut copies = Vec::new();
-    for c in 1..=COPIES {
-        let target = c * 40;
-        wait_until("writes go on", || {
-            shared.done.load(Ordering::SeqCst) >= target
-        })
-        .await;
-        // Answers come as a sync ends: copy at a different moment of the next sync each time
-        // (a moment to sample, not something waited for).
-        tokio::time::sleep(std::time::Duration::from_millis(3 * c as u64)).await;
-        // What the nodes held and the clients heard before the copy began.
-        let acked = shared.acked.lock().unwrap().clone();
-        let held: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
-        let to = dir.path().join(format!("copy{c}"));
-        copy_dir(&live, &to);
-        copies.push((to, acked, held));
-    }
-    shared.stop.store(true, Ordering::SeqCst);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    faults.clear();
-    drop(dtc);
+    let config = pipelined_config(&nodes, &live);
+    let copies = copies_on_a_slow_disk(
+        config,
+        COPY_WRITERS,
+        copy_writer,
+        COPIES,
+        async |c, shared| {
+            // What the nodes held and the clients heard before the copy began.
+            let acked = shared.acked.lock().unwrap().clone();
+            let held: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
+            let to = dir.path().join(format!("copy{c}"));
+            copy_dir(&live, &to);
+            (to, acked, held)
+        },
+    )
+    .await;
     let mut never_sent = 0;
     for (to, acked, held) in copies {
         let copy = start_proxy(pipelined_config(&nodes, &to)).await;
@@ -588,62 +615,49 @@ async fn run_and_copy(
     copies: usize,
 ) -> Vec<Copied> {
     let live = dir.join("journal");
-    let dtc = start_proxy(shipped_pipelined_config(nodes, &live)).await;
-    let faults = dtc.app.journal().unwrap().log().unwrap().faults().clone();
-    // A busy disk: ends queue, unwritten, while pipelined writes go to the nodes.
-    faults.slow_syncs(std::time::Duration::from_millis(20));
+    let config = shipped_pipelined_config(nodes, &live);
     // Nodes of different speeds: a copy catches a write applied on some nodes and not others.
     for (n, ms) in nodes.iter().zip([0, 1, 30]) {
         n.set_delay(std::time::Duration::from_millis(ms));
     }
-    let shared = Arc::new(Shared::default());
-    let tasks: Vec<_> = (0..GROUPS * PER_GROUP)
-        .map(|w| tokio::spawn(alternating_writer(w, dtc.at("/v1/group/"), shared.clone())))
-        .collect();
-    let mut out = Vec::new();
-    for c in 1..=copies {
-        let target = c * 40;
-        wait_until("writes go on", || {
-            shared.done.load(Ordering::SeqCst) >= target
-        })
-        .await;
-        // A moment to sample, not something waited for (see the test above).
-        tokio::time::sleep(std::time::Duration::from_millis(3 * c as u64)).await;
-        // The nodes stop applying writes while the copy is taken (later writes wait unapplied,
-        // as a crash's would be lost), so their state matches what the copy's records say.
-        for n in nodes {
-            n.hold_next(1_000_000);
-        }
-        let mut groups: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
-        wait_until("no write is applying", || {
-            let again: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
-            std::mem::replace(&mut groups, again) == groups
-        })
-        .await;
-        let lens: Vec<usize> = nodes.iter().map(|_| 0).collect();
-        let received = writes_received(nodes, &lens)
-            .into_iter()
-            .map(|w| w.into_iter().map(|(t, _)| t).collect())
-            .collect();
-        let acked = shared.acked.lock().unwrap().clone();
-        let to = dir.join(format!("copy{c}"));
-        copy_dir(&live, &to);
-        for n in nodes {
-            n.clear_faults();
-            n.release_held();
-        }
-        out.push(Copied {
-            dir: to,
-            acked,
-            at: NodesAt { groups, received },
-        });
-    }
-    shared.stop.store(true, Ordering::SeqCst);
-    for t in tasks {
-        t.await.unwrap();
-    }
-    faults.clear();
-    drop(dtc);
+    let writers = GROUPS * PER_GROUP;
+    let out = copies_on_a_slow_disk(
+        config,
+        writers,
+        alternating_writer,
+        copies,
+        async |c, shared| {
+            // The nodes stop applying writes while the copy is taken (later writes wait unapplied,
+            // as a crash's would be lost), so their state matches what the copy's records say.
+            for n in nodes {
+                n.hold_next(1_000_000);
+            }
+            let mut groups: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
+            wait_until("no write is applying", || {
+                let again: Vec<BTreeSet<String>> = nodes.iter().map(|n| n.groups()).collect();
+                std::mem::replace(&mut groups, again) == groups
+            })
+            .await;
+            let lens: Vec<usize> = nodes.iter().map(|_| 0).collect();
+            let received = writes_received(nodes, &lens)
+                .into_iter()
+                .map(|w| w.into_iter().map(|(t, _)| t).collect())
+                .collect();
+            let acked = shared.acked.lock().unwrap().clone();
+            let to = dir.join(format!("copy{c}"));
+            copy_dir(&live, &to);
+            for n in nodes {
+                n.clear_faults();
+                n.release_held();
+            }
+            Copied {
+                dir: to,
+                acked,
+                at: NodesAt { groups, received },
+            }
+        },
+    )
+    .await;
     for n in nodes {
         n.set_delay(std::time::Duration::ZERO);
     }
