@@ -83,28 +83,38 @@ async fn with_two_nodes_down_no_write_is_a_trial_and_the_wait_is_the_longer_one(
     assert_eq!(s.all()[1].health_view().state, "down", "not claimed");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_write_waits_for_a_down_node_that_comes_back_within_the_wait() {
+/// Node c of three goes down; a write that needs it, not undoable (it cannot be the trial, only
+/// wait for the probe's), waits under `wait` and `newly`; c comes back `back_after` later. The
+/// write must still be waiting then (`why`), and be admitted as c comes back.
+async fn admitted_when_c_comes_back(
+    wait: Duration,
+    newly: Duration,
+    back_after: Duration,
+    why: &str,
+) {
     let s = Arc::new(set(&["a", "b", "c"]));
     take_down(&s.all()[2]);
     let start = Instant::now();
     let waiting = tokio::spawn({
         let s = s.clone();
-        // Not undoable: it cannot be the trial, only wait for the probe's.
-        async move {
-            s.admit_write_within(false, Duration::from_secs(1), Duration::ZERO)
-                .await
-        }
+        async move { s.admit_write_within(false, wait, newly).await }
     });
-    tokio::time::advance(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "still waiting while c is down");
+    tokio::time::advance(back_after).await;
+    assert!(!waiting.is_finished(), "{why}");
     bring_up(&s.all()[2]);
     assert_eq!(waiting.await.unwrap(), Ok(()));
-    assert_eq!(
-        start.elapsed(),
+    assert_eq!(start.elapsed(), back_after, "admitted when c came back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_waits_for_a_down_node_that_comes_back_within_the_wait() {
+    admitted_when_c_comes_back(
+        Duration::from_secs(1),
+        Duration::ZERO,
         Duration::from_millis(300),
-        "admitted when c came back"
-    );
+        "still waiting while c is down",
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -152,28 +162,13 @@ async fn a_waiting_undoable_write_becomes_the_trial_when_it_is_due() {
 
 #[tokio::test(start_paused = true)]
 async fn a_write_waits_out_a_node_down_for_less_than_its_retry_budget() {
-    let s = Arc::new(set(&["a", "b", "c"]));
-    take_down(&s.all()[2]);
-    let start = Instant::now();
-    let waiting = tokio::spawn({
-        let s = s.clone();
-        async move {
-            s.admit_write_within(false, Duration::from_secs(1), Duration::from_secs(5))
-                .await
-        }
-    });
-    tokio::time::advance(Duration::from_secs(3)).await;
-    assert!(
-        !waiting.is_finished(),
-        "past the 1 s wait, but c has been down for less than the 5 s retry budget"
-    );
-    bring_up(&s.all()[2]);
-    assert_eq!(waiting.await.unwrap(), Ok(()));
-    assert_eq!(
-        start.elapsed(),
+    admitted_when_c_comes_back(
+        Duration::from_secs(1),
+        Duration::from_secs(5),
         Duration::from_secs(3),
-        "admitted when c came back"
-    );
+        "past the 1 s wait, but c has been down for less than the 5 s retry budget",
+    )
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
