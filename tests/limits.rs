@@ -93,18 +93,55 @@ async fn read_response(stream: &mut TcpStream) -> String {
 
 const GET_G1: &[u8] = b"GET /v1/group/g1/ HTTP/1.1\r\nhost: x\r\n\r\n";
 
-/// A proxy with `header_read` 200 ms and `idle` 30 s, and a raw connection to it that has had
-/// one GET answered (the node's 404) and stays open.
-async fn kept_alive_after_one_get() -> (Vec<dtc::node::RefNode>, Dtc, TcpStream) {
-    let (nodes, dtc) = cluster_with(|c| {
+/// A proxy with `header_read` 200 ms and `idle` 30 s.
+async fn short_header_read() -> (Vec<dtc::node::RefNode>, Dtc) {
+    cluster_with(|c| {
         c.timeouts.header_read = Duration::from_millis(200);
         c.timeouts.idle = Duration::from_secs(30);
     })
-    .await;
-    let mut s = TcpStream::connect(dtc.addr).await.unwrap();
-    s.write_all(GET_G1).await.unwrap();
+    .await
+}
+
+/// A raw connection to `addr` that has had `request` answered with `status` and stays open.
+async fn kept_alive(
+    addr: impl tokio::net::ToSocketAddrs,
+    request: &[u8],
+    status: &str,
+) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(request).await.unwrap();
     let first = read_response(&mut s).await;
-    assert!(first.starts_with("HTTP/1.1 404"), "{first:?}");
+    assert!(
+        first.starts_with(&format!("HTTP/1.1 {status}")),
+        "{first:?}"
+    );
+    s
+}
+
+/// The client pauses three times `header_read` (the scenario, not a wait for dtc), then sends
+/// `request` on the same connection: answered with `status`, not a 408 or a close.
+async fn after_a_pause_answers(s: &mut TcpStream, request: &[u8], status: &str) {
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    s.write_all(request).await.unwrap();
+    let second = read_response(s).await;
+    assert!(
+        second.starts_with(&format!("HTTP/1.1 {status}")),
+        "an answer on the same connection, not a 408 or a close: {second:?}"
+    );
+}
+
+/// A head begun on `s` and never finished gets 408 within `header_read` of its first byte.
+async fn an_unfinished_head_gets_408(s: &mut TcpStream, head: &[u8]) {
+    s.write_all(head).await.unwrap();
+    let answer = read_all(s, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+}
+
+/// A proxy with a short `header_read`, and a raw connection to it that has had one GET answered
+/// (the node's 404) and stays open.
+async fn kept_alive_after_one_get() -> (Vec<dtc::node::RefNode>, Dtc, TcpStream) {
+    let (nodes, dtc) = short_header_read().await;
+    let s = kept_alive(dtc.addr, GET_G1, "404").await;
     (nodes, dtc, s)
 }
 
@@ -115,14 +152,7 @@ async fn kept_alive_after_one_get() -> (Vec<dtc::node::RefNode>, Dtc, TcpStream)
 #[tokio::test]
 async fn a_kept_alive_connection_idle_past_header_read_serves_the_next_request() {
     let (_nodes, _dtc, mut s) = kept_alive_after_one_get().await;
-    // The client's pause is the scenario, not a wait for dtc: three times header_read.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    s.write_all(GET_G1).await.unwrap();
-    let second = read_response(&mut s).await;
-    assert!(
-        second.starts_with("HTTP/1.1 404"),
-        "the node's answer on the same connection, not a 408 or a close: {second:?}"
-    );
+    after_a_pause_answers(&mut s, GET_G1, "404").await;
 }
 
 /// The other side of it: a head begun on a kept-alive connection and never finished still gets
@@ -130,11 +160,7 @@ async fn a_kept_alive_connection_idle_past_header_read_serves_the_next_request()
 #[tokio::test]
 async fn a_slow_second_head_on_a_kept_alive_connection_gets_408() {
     let (nodes, _dtc, mut s) = kept_alive_after_one_get().await;
-    s.write_all(b"POST /v1/group/ HTTP/1.1\r\nhost: x\r\n")
-        .await
-        .unwrap();
-    let answer = read_all(&mut s, Duration::from_secs(5)).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    an_unfinished_head_gets_408(&mut s, b"POST /v1/group/ HTTP/1.1\r\nhost: x\r\n").await;
     assert!(nodes.iter().all(|n| n.write_count() == 0));
 }
 
@@ -143,31 +169,12 @@ async fn a_slow_second_head_on_a_kept_alive_connection_gets_408() {
 /// hyper's header timer closed the idle one after `header_read`.
 #[tokio::test]
 async fn the_admin_listener_keeps_an_idle_connection_and_answers_a_slow_head_408() {
-    let (_nodes, dtc) = cluster_with(|c| {
-        c.timeouts.header_read = Duration::from_millis(200);
-        c.timeouts.idle = Duration::from_secs(30);
-    })
-    .await;
+    let (_nodes, dtc) = short_header_read().await;
     let admin = dtc.serve_admin().await;
-    let addr = admin.trim_start_matches("http://").to_string();
     const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n";
-    let mut s = TcpStream::connect(&addr).await.unwrap();
-    s.write_all(HEALTHZ).await.unwrap();
-    let first = read_response(&mut s).await;
-    assert!(first.starts_with("HTTP/1.1 200"), "{first:?}");
-    // The client's pause is the scenario, not a wait for dtc: three times header_read.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    s.write_all(HEALTHZ).await.unwrap();
-    let second = read_response(&mut s).await;
-    assert!(
-        second.starts_with("HTTP/1.1 200"),
-        "an answer on the same connection, not a close: {second:?}"
-    );
-    s.write_all(b"GET /status HTTP/1.1\r\nhost: x\r\n")
-        .await
-        .unwrap();
-    let answer = read_all(&mut s, Duration::from_secs(5)).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    let mut s = kept_alive(admin.trim_start_matches("http://"), HEALTHZ, "200").await;
+    after_a_pause_answers(&mut s, HEALTHZ, "200").await;
+    an_unfinished_head_gets_408(&mut s, b"GET /status HTTP/1.1\r\nhost: x\r\n").await;
 }
 
 #[tokio::test]
