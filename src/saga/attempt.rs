@@ -97,9 +97,11 @@ pub(crate) async fn call_with_retries(
     let in_flight = AtomicBool::new(false);
     let in_flight = &in_flight;
     let attempt = |n: u32, remaining: Duration| async move {
-        let until = Instant::now() + remaining;
+        // `remaining` is `Duration::MAX` under a policy with no deadline: no instant then.
+        let until = Instant::now().checked_add(remaining);
         let (answer, class) = loop {
-            let remaining = until.saturating_duration_since(Instant::now());
+            let remaining =
+                until.map_or(remaining, |u| u.saturating_duration_since(Instant::now()));
             let timeout = limits
                 .attempt_timeout
                 .min(remaining.max(Duration::from_millis(1)));

@@ -356,16 +356,17 @@ impl Health {
     }
 
     /// Waits for a node the breaker holds down to come back, while it has been down for less
-    /// than `newly`, and not past `until`. True when it came back; false at once when it is not
-    /// held down (never marked, or already back).
-    pub async fn back_within(&self, newly: Duration, until: Instant) -> bool {
+    /// than `newly`, and not past `until` (if any). True when it came back; false at once when it
+    /// is not held down (never marked, or already back).
+    pub async fn back_within(&self, newly: Duration, until: Option<Instant>) -> bool {
         let came_up = self.came_up();
         tokio::pin!(came_up);
         came_up.as_mut().enable();
         let Some(down_at) = self.down_at() else {
             return false;
         };
-        let stop = until.min(down_at + newly);
+        let gone = down_at + newly;
+        let stop = until.map_or(gone, |u| u.min(gone));
         tokio::select! {
             _ = came_up => true,
             _ = tokio::time::sleep_until(stop) => false,
