@@ -73,6 +73,35 @@ async fn a_node_answering_500_to_everything_probes_included_is_talking_not_down(
     );
 }
 
+/// A node shedding load answers 503 to every write: dozens of failures in a row, but each is an
+/// answer. Only unreachable calls make a row (`health.consecutive_unreachable`), so the node is
+/// never marked down and no write is refused for it; the retries and undos handle the 503s.
+#[tokio::test]
+async fn a_node_shedding_load_with_503s_in_a_row_is_talking_not_down() {
+    use support::double::{Behaviour, Double, Write};
+    let (nodes, _) = cluster().await;
+    let shedding = Double::start("c", Behaviour::default()).await;
+    shedding.script(&[Write::Refuse(503); 40]);
+    let mut cfg = test_config(&nodes[..2]);
+    cfg.nodes.push(NodeConfig {
+        name: "c".into(),
+        url: shedding.url(),
+        tls: None,
+    });
+    let dtc = start_proxy(cfg).await;
+    for i in 0..10 {
+        let a = create_group(&dtc, &format!("g{i}")).await;
+        assert!(!refused_for(&a, "c"), "write {i}: {}", a.text());
+        assert_eq!(a.state(), "rolled_back", "write {i}: {}", a.text());
+        assert!(dtc.node_up(2), "write {i} left c marked down");
+    }
+    let received = shedding.received().len();
+    assert!(
+        received >= 40,
+        "c answered 503 to {received} writes in a row"
+    );
+}
+
 #[tokio::test]
 async fn a_node_refusing_connections_is_down_after_one_write_and_refused_for_while_it_is_gone() {
     let (nodes, dtc) = cluster().await;
